@@ -1,0 +1,293 @@
+//! The spool: tsubame's durable message store.
+//!
+//! A message is acknowledged to its sender only after [`Spool::insert`] returns, and that
+//! happens only after its record is written **and fdatasynced** (directory too, when a new
+//! segment file was created). The log is a series of append-only segment files of CRC-framed
+//! records; one writer thread batches concurrent appends into one write and one fsync (group
+//! commit). The in-memory index holds only positions and recipient bits; envelopes and
+//! content are read back from disk when needed.
+//!
+//! # Layout
+//! - [`id`]: time-ordered message ids.
+//! - `record`: record framing and codec; [`envelope`]: the stored envelope.
+//! - `segment`: segment files; `writer`: the group-commit thread; `recovery`: start-up scan.
+//! - `index`: positions, recipient state, segment reclamation.
+//!
+//! # Failure model
+//! - A failed fsync or write poisons the spool ([`SpoolError::Poisoned`]): nothing is
+//!   acknowledged again until a restart recovers from what the disk really holds.
+//! - A full disk ([`SpoolError::NoSpace`]) rolls the batch back and keeps the spool usable.
+
+pub mod envelope;
+mod error;
+pub mod id;
+mod index;
+mod record;
+mod recovery;
+mod segment;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+pub use envelope::{Envelope, Recipient};
+pub use error::SpoolError;
+pub use id::{IdGenerator, MessageId};
+pub use index::Totals;
+pub use recovery::RecoveryReport;
+
+use record::Record;
+use writer::{Append, IndexOp, ReaderCache, Writer};
+
+/// Spool settings, validated by the caller.
+#[derive(Debug, Clone)]
+pub struct SpoolConfig {
+    /// Directory holding the segment files (created if missing).
+    pub dir: PathBuf,
+    /// A segment is closed and a new one started once it reaches this size.
+    pub segment_bytes_max: u64,
+    /// Most bytes gathered into one write + fsync.
+    pub batch_bytes_max: usize,
+}
+
+/// A fault to inject in tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DurabilityFault {
+    #[cfg_attr(not(test), allow(dead_code))]
+    FsyncFails,
+}
+
+pub(crate) struct Inner {
+    index: Mutex<index::Index>,
+    poisoned: AtomicBool,
+    /// fdatasync calls so far; with group commit this grows slower than the appends.
+    fsyncs: std::sync::atomic::AtomicU64,
+    readers: ReaderCache,
+    dir: PathBuf,
+    #[cfg(test)]
+    fault: Mutex<Option<DurabilityFault>>,
+}
+
+impl Inner {
+    pub(crate) fn lock_index(&self) -> MutexGuard<'_, index::Index> {
+        // A panic while holding the lock is a bug elsewhere; the index itself stays usable.
+        self.index.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn forget_reader(&self, segment: u64) {
+        self.readers.lock().unwrap_or_else(|p| p.into_inner()).remove(&segment);
+    }
+
+    fn reader(&self, segment: u64) -> Result<Arc<File>, SpoolError> {
+        let mut readers = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(file) = readers.get(&segment) {
+            return Ok(file.clone());
+        }
+        let file = Arc::new(File::open(segment::path(&self.dir, segment))?);
+        readers.insert(segment, file.clone());
+        Ok(file)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn fault(&self) -> Option<DurabilityFault> {
+        *self.fault.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    #[cfg(not(test))]
+    pub(crate) fn fault(&self) -> Option<DurabilityFault> {
+        None
+    }
+}
+
+/// A queued message as the index knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageInfo {
+    /// The message id (its timestamp is the arrival time).
+    pub id: MessageId,
+    /// Content size in bytes.
+    pub content_bytes: u32,
+    /// Recipients in the envelope.
+    pub recipients: u32,
+    /// Recipients not yet final.
+    pub recipients_pending: u32,
+}
+
+/// Handle to an open spool; cheap to clone.
+#[derive(Clone)]
+pub struct Spool {
+    inner: Arc<Inner>,
+    ids: Arc<IdGenerator>,
+    sender: Arc<Mutex<Option<Sender<Append>>>>,
+    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl Spool {
+    /// Opens (creating if needed) and recovers the spool, then starts the writer thread.
+    pub fn open(config: &SpoolConfig) -> Result<(Spool, RecoveryReport), SpoolError> {
+        create_dir_durably(&config.dir)?;
+        let recovered = recovery::recover(&config.dir)?;
+        // Always start a fresh segment: old ones are never appended to after a restart, so a
+        // torn tail can never have good records written after it.
+        let number = recovered.last_segment + 1;
+        let file = segment::create(&config.dir, number)?;
+        let mut index = recovered.index;
+        index.add_segment(number);
+        let inner = Arc::new(Inner {
+            index: Mutex::new(index),
+            poisoned: AtomicBool::new(false),
+            fsyncs: Default::default(),
+            readers: Mutex::new(Default::default()),
+            dir: config.dir.clone(),
+            #[cfg(test)]
+            fault: Mutex::new(None),
+        });
+        let mut writer = Writer {
+            dir: config.dir.clone(),
+            file,
+            segment: number,
+            offset: segment::MAGIC.len() as u64,
+            segment_bytes_max: config.segment_bytes_max,
+            batch_bytes_max: config.batch_bytes_max,
+            inner: inner.clone(),
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("spool-writer".into())
+            .spawn(move || {
+                writer.reclaim_at_start();
+                writer.run(rx)
+            })?;
+        let spool = Spool {
+            inner,
+            ids: Arc::new(IdGenerator::new(recovered.max_id)),
+            sender: Arc::new(Mutex::new(Some(tx))),
+            thread: Arc::new(Mutex::new(Some(thread))),
+        };
+        Ok((spool, recovered.report))
+    }
+
+    /// A fresh message id, to be used in headers before [`Spool::insert`].
+    pub fn next_id(&self) -> MessageId {
+        self.ids.next()
+    }
+
+    /// True once a failed fsync has poisoned the spool.
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.poisoned.load(Ordering::Acquire)
+    }
+
+    async fn append(&self, record: &Record, op: IndexOp, capacity: usize) -> Result<(), SpoolError> {
+        if self.is_poisoned() {
+            return Err(SpoolError::Poisoned);
+        }
+        let mut bytes = Vec::with_capacity(capacity);
+        record::encode(record, &mut bytes);
+        let (reply, wait) = tokio::sync::oneshot::channel();
+        {
+            let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
+            let sender = sender.as_ref().ok_or(SpoolError::ShutDown)?;
+            sender.send(Append { bytes, op, reply }).map_err(|_| SpoolError::ShutDown)?;
+        }
+        wait.await.map_err(|_| SpoolError::ShutDown)?
+    }
+
+    /// Stores a message durably. Returns only once it is fsynced.
+    pub async fn insert(&self, id: MessageId, envelope: Envelope, content: Vec<u8>) -> Result<(), SpoolError> {
+        let op = IndexOp::Insert {
+            id,
+            content_bytes: content.len() as u32,
+            rcpt_total: envelope.recipients.len() as u32,
+        };
+        let capacity = content.len() + 256 + envelope.recipients.len() * 64;
+        self.append(&Record::Message { id, envelope, content }, op, capacity).await
+    }
+
+    /// Durably records that these recipients reached a final state.
+    pub async fn recipients_done(&self, id: MessageId, indices: Vec<u32>) -> Result<(), SpoolError> {
+        let op = IndexOp::RecipientsDone { id, indices: indices.clone() };
+        self.append(&Record::RecipientsDone { id, indices }, op, 64).await
+    }
+
+    /// Durably removes a finished message.
+    pub async fn remove(&self, id: MessageId) -> Result<(), SpoolError> {
+        self.append(&Record::Removed { id }, IndexOp::Remove { id }, 32).await
+    }
+
+    /// fdatasync calls made since the spool was opened.
+    pub fn fsync_count(&self) -> u64 {
+        self.inner.fsyncs.load(Ordering::Relaxed)
+    }
+
+    /// Counts for the queue view.
+    pub fn totals(&self) -> Totals {
+        self.inner.lock_index().totals()
+    }
+
+    /// Up to `limit` messages with ids greater than `after`, oldest first.
+    pub fn list(&self, after: Option<MessageId>, limit: usize) -> Vec<MessageInfo> {
+        let index = self.inner.lock_index();
+        let range = match after {
+            Some(after) => index.messages.range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
+            None => index.messages.range(..),
+        };
+        range
+            .take(limit)
+            .map(|(&id, e)| MessageInfo {
+                id,
+                content_bytes: e.content_bytes,
+                recipients: e.rcpt_total,
+                recipients_pending: e.rcpt_pending(),
+            })
+            .collect()
+    }
+
+    /// Reads a message back: envelope, content, and which recipients are done.
+    pub fn read(&self, id: MessageId) -> Result<(Envelope, Vec<u8>, Vec<bool>), SpoolError> {
+        let (segment, offset, len, done) = {
+            let index = self.inner.lock_index();
+            let e = index.messages.get(&id).ok_or(SpoolError::NotFound)?;
+            let done: Vec<bool> = (0..e.rcpt_total).map(|i| e.is_done(i)).collect();
+            (e.segment, e.offset, e.len as usize, done)
+        };
+        let file = self.inner.reader(segment)?;
+        let bytes = segment::read_at(&file, offset, len)?;
+        let record::Framed::Ok { kind, payload, .. } = record::frame(&bytes) else {
+            return Err(SpoolError::Corrupt("checksum mismatch on read"));
+        };
+        match record::decode(kind, payload, true)? {
+            Record::Message { id: found, envelope, content } if found == id => Ok((envelope, content, done)),
+            _ => Err(SpoolError::Corrupt("index points at the wrong record")),
+        }
+    }
+
+    /// Stops the writer after it has answered every queued append.
+    pub fn shutdown(&self) {
+        self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = thread.join();
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn inject(&self, fault: Option<DurabilityFault>) {
+        *self.inner.fault.lock().unwrap_or_else(|p| p.into_inner()) = fault;
+    }
+}
+
+fn create_dir_durably(dir: &Path) -> Result<(), SpoolError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        segment::sync_dir(parent)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,286 @@
+//! Spool behaviour tests: durability contract, recovery, tails, reclamation, faults.
+
+use std::path::Path;
+
+use proptest::prelude::*;
+
+use crate::record::{self, Framed, Record};
+use crate::*;
+
+fn config(dir: &Path, segment_bytes_max: u64) -> SpoolConfig {
+    SpoolConfig { dir: dir.to_path_buf(), segment_bytes_max, batch_bytes_max: 4 << 20 }
+}
+
+fn envelope(rcpts: usize) -> Envelope {
+    Envelope {
+        sender: "s@example.com".into(),
+        recipients: (0..rcpts)
+            .map(|i| Recipient { address: format!("r{i}@example.net"), notify: 2, orcpt: None })
+            .collect(),
+        dsn_ret: 1,
+        dsn_envid: Some("env".into()),
+        flags: Envelope::FLAG_8BITMIME,
+        received_ms: 1,
+        client_ip: "127.0.0.1".into(),
+        helo: "client".into(),
+        auth_user: None,
+    }
+}
+
+fn body(n: usize) -> Vec<u8> {
+    format!("Subject: {n}\r\n\r\n{}\r\n", "x".repeat(n % 500)).into_bytes()
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+}
+
+#[test]
+fn insert_read_remove_and_recover() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = rt();
+    let (spool, report) = Spool::open(&config(dir.path(), 1 << 20)).expect("open");
+    assert_eq!(report.messages, 0);
+    let ids: Vec<MessageId> = (0..50).map(|_| spool.next_id()).collect();
+    rt.block_on(async {
+        for (n, id) in ids.iter().enumerate() {
+            spool.insert(*id, envelope(3), body(n)).await.expect("insert");
+        }
+        spool.recipients_done(ids[1], vec![0, 2]).await.expect("done");
+        spool.remove(ids[0]).await.expect("remove");
+    });
+    let (env, content, done) = spool.read(ids[1]).expect("read");
+    assert_eq!(env, envelope(3));
+    assert_eq!(content, body(1));
+    assert_eq!(done, vec![true, false, true]);
+    spool.shutdown();
+
+    let (spool, report) = Spool::open(&config(dir.path(), 1 << 20)).expect("reopen");
+    assert_eq!(report.messages, 49);
+    assert!(matches!(spool.read(ids[0]), Err(SpoolError::NotFound)));
+    assert_eq!(spool.read(ids[1]).expect("read").2, vec![true, false, true]);
+    for (n, id) in ids.iter().enumerate().skip(1) {
+        assert_eq!(spool.read(*id).expect("read").1, body(n));
+    }
+    assert_eq!(spool.totals().recipients_pending, 49 * 3 - 2);
+    assert!(spool.next_id() > ids[49], "ids stay ordered across restarts");
+    let listed = spool.list(None, 10);
+    assert_eq!(listed.len(), 10);
+    assert_eq!(listed[0].id, ids[1]);
+    assert_eq!(spool.list(Some(ids[10]), 100).len(), 39);
+}
+
+fn segment_files(dir: &Path) -> Vec<u64> {
+    segment::list(dir).expect("list")
+}
+
+#[test]
+fn torn_and_corrupt_tails_are_dropped_without_losing_earlier_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = rt();
+    let (spool, _) = Spool::open(&config(dir.path(), 1 << 30)).expect("open");
+    let ids: Vec<MessageId> = (0..10).map(|_| spool.next_id()).collect();
+    rt.block_on(async {
+        for (n, id) in ids.iter().enumerate() {
+            spool.insert(*id, envelope(1), body(n)).await.expect("insert");
+        }
+    });
+    spool.shutdown();
+    let last = *segment_files(dir.path()).last().expect("segment");
+    let path = segment::path(dir.path(), last);
+    let full = std::fs::read(&path).expect("read");
+    // Tear the last record in half, as a crash mid-write would.
+    let torn_len = full.len() - 40;
+    std::fs::write(&path, &full[..torn_len]).expect("write");
+    let (spool, report) = Spool::open(&config(dir.path(), 1 << 30)).expect("reopen");
+    assert_eq!(report.messages, 9);
+    assert!(report.dropped_bytes > 0);
+    for (n, id) in ids.iter().enumerate().take(9) {
+        assert_eq!(spool.read(*id).expect("kept").1, body(n));
+    }
+    spool.shutdown();
+
+    // Flip a byte inside the (now last-but-one) segment's final record: checksum catches it.
+    let path = segment::path(dir.path(), last);
+    let mut data = std::fs::read(&path).expect("read");
+    let n = data.len();
+    data[n - 5] ^= 0xff;
+    std::fs::write(&path, &data).expect("write");
+    let (spool, report) = Spool::open(&config(dir.path(), 1 << 30)).expect("reopen");
+    assert_eq!(report.messages, 8);
+    assert!(spool.read(ids[7]).is_ok());
+    spool.shutdown();
+}
+
+#[test]
+fn finished_segments_are_deleted_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = rt();
+    // Tiny segments so that every batch rotates.
+    let (spool, _) = Spool::open(&config(dir.path(), 64)).expect("open");
+    let ids: Vec<MessageId> = (0..6).map(|_| spool.next_id()).collect();
+    rt.block_on(async {
+        for (n, id) in ids.iter().enumerate() {
+            spool.insert(*id, envelope(1), body(n)).await.expect("insert");
+        }
+        // Remove all but the first: its segment pins every later tombstone segment.
+        for id in &ids[1..] {
+            spool.remove(*id).await.expect("remove");
+        }
+    });
+    let before = segment_files(dir.path()).len();
+    rt.block_on(async { spool.remove(ids[0]).await.expect("remove") });
+    // Force one more rotation so that the segment holding the last tombstone is sealed.
+    rt.block_on(async { spool.insert(spool.next_id(), envelope(1), body(1)).await.expect("insert") });
+    let after = segment_files(dir.path()).len();
+    assert!(after < before && after <= 2, "segments before {before}, after {after}");
+    spool.shutdown();
+    let (_, report) = Spool::open(&config(dir.path(), 64)).expect("reopen");
+    assert_eq!(report.messages, 1, "removed messages must not come back");
+}
+
+#[test]
+fn fsync_failure_poisons_and_never_acknowledges() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = rt();
+    let (spool, _) = Spool::open(&config(dir.path(), 1 << 20)).expect("open");
+    let ok = spool.next_id();
+    rt.block_on(async { spool.insert(ok, envelope(1), body(1)).await.expect("insert") });
+    spool.inject(Some(DurabilityFault::FsyncFails));
+    let failed = spool.next_id();
+    let result = rt.block_on(spool.insert(failed, envelope(1), body(2)));
+    assert!(matches!(result, Err(SpoolError::Poisoned)), "{result:?}");
+    spool.inject(None);
+    // Even with the disk healthy again, nothing is acknowledged until a restart.
+    let later = rt.block_on(spool.insert(spool.next_id(), envelope(1), body(3)));
+    assert!(matches!(later, Err(SpoolError::Poisoned)));
+    assert!(spool.is_poisoned());
+    spool.shutdown();
+    let (spool, _) = Spool::open(&config(dir.path(), 1 << 20)).expect("reopen");
+    assert!(spool.read(ok).is_ok());
+    assert!(!spool.is_poisoned());
+}
+
+#[test]
+fn concurrent_inserts_share_fsyncs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    let (spool, _) = Spool::open(&config(dir.path(), 64 << 20)).expect("open");
+    let count = 2000;
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..count)
+            .map(|n| {
+                let spool = spool.clone();
+                tokio::spawn(async move { spool.insert(spool.next_id(), envelope(1), body(n)).await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("join").expect("insert");
+        }
+    });
+    let fsyncs = spool.fsync_count();
+    assert!(fsyncs < count as u64 / 2, "{fsyncs} fsyncs for {count} concurrent inserts");
+    assert_eq!(spool.totals().messages, count as u64);
+}
+
+/// ENOSPC from a real, size-limited tmpfs. Needs mount rights (root); CI runs as root.
+#[test]
+fn disk_full_rejects_then_recovers_when_space_returns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mount = dir.path();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(mount)
+        .status()
+        .expect("run mount");
+    assert!(status.success(), "mounting a tmpfs needs root: run the suite as CI does");
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(mount);
+    let ballast = mount.join("ballast");
+    std::fs::write(&ballast, vec![0u8; 400 << 10]).expect("ballast");
+    let spool_dir = mount.join("spool");
+    let rt = rt();
+    let (spool, _) = Spool::open(&config(&spool_dir, 256 << 10)).expect("open");
+    let mut acked = Vec::new();
+    let mut full = false;
+    for n in 0..1000 {
+        let id = spool.next_id();
+        match rt.block_on(spool.insert(id, envelope(1), vec![b'x'; 8 << 10])) {
+            Ok(()) => acked.push(id),
+            Err(SpoolError::NoSpace) => {
+                full = true;
+                break;
+            }
+            Err(other) => panic!("unexpected error after {n} inserts: {other}"),
+        }
+    }
+    assert!(full, "the tmpfs never filled up");
+    assert!(!spool.is_poisoned(), "ENOSPC must not poison the spool");
+    std::fs::remove_file(&ballast).expect("free space");
+    let id = spool.next_id();
+    rt.block_on(spool.insert(id, envelope(1), vec![b'y'; 8 << 10])).expect("accepts again once space is free");
+    acked.push(id);
+    spool.shutdown();
+    let (spool, report) = Spool::open(&config(&spool_dir, 256 << 10)).expect("reopen");
+    assert_eq!(report.messages as usize, acked.len());
+    for id in acked {
+        assert!(spool.read(id).is_ok());
+    }
+    spool.shutdown();
+}
+
+fn any_envelope() -> impl Strategy<Value = Envelope> {
+    let rcpt = ("[a-z@.]{1,20}", any::<u8>(), proptest::option::of("[ -~]{0,20}"))
+        .prop_map(|(address, notify, orcpt)| Recipient { address, notify, orcpt });
+    (
+        "[ -~]{0,30}",
+        proptest::collection::vec(rcpt, 0..5),
+        any::<u8>(),
+        proptest::option::of("[ -~]{0,10}"),
+        any::<u8>(),
+        any::<u64>(),
+        proptest::option::of("\\PC{0,10}"),
+    )
+        .prop_map(|(sender, recipients, dsn_ret, dsn_envid, flags, received_ms, auth_user)| Envelope {
+            sender,
+            recipients,
+            dsn_ret,
+            dsn_envid,
+            flags,
+            received_ms,
+            client_ip: "::1".into(),
+            helo: "h".into(),
+            auth_user,
+        })
+}
+
+proptest! {
+    #[test]
+    fn record_codec_roundtrips(envelope in any_envelope(), content in proptest::collection::vec(any::<u8>(), 0..300),
+                               id in any::<u128>(), indices in proptest::collection::vec(any::<u32>(), 0..10)) {
+        for rec in [
+            Record::Message { id: MessageId(id), envelope: envelope.clone(), content: content.clone() },
+            Record::RecipientsDone { id: MessageId(id), indices: indices.clone() },
+            Record::Removed { id: MessageId(id) },
+        ] {
+            let mut bytes = Vec::new();
+            record::encode(&rec, &mut bytes);
+            let Framed::Ok { kind, payload, len } = record::frame(&bytes) else { panic!("frame") };
+            prop_assert_eq!(len, bytes.len());
+            prop_assert_eq!(record::decode(kind, payload, true).expect("decode"), rec);
+        }
+    }
+
+    #[test]
+    fn decoding_garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        if let Framed::Ok { kind, payload, .. } = record::frame(&bytes) {
+            let _ = record::decode(kind, payload, true);
+        }
+        let _ = Envelope::decode(&bytes);
+    }
+}

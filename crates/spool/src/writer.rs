@@ -1,0 +1,215 @@
+//! The group-commit writer: one thread owns the active segment. It takes every append that is
+//! waiting, writes them with one write, makes them durable with one fdatasync, applies them to
+//! the index, and only then answers the callers. Concurrent sessions therefore share fsyncs;
+//! a lone session pays one fsync per message.
+
+use std::fs::File;
+use std::io::{Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+
+use crate::error::SpoolError;
+use crate::id::MessageId;
+use crate::index::Entry;
+use crate::segment;
+use crate::{DurabilityFault, Inner};
+
+/// How the index changes once an append is durable.
+#[derive(Debug)]
+pub(crate) enum IndexOp {
+    Insert { id: MessageId, content_bytes: u32, rcpt_total: u32 },
+    RecipientsDone { id: MessageId, indices: Vec<u32> },
+    Remove { id: MessageId },
+}
+
+/// One framed record waiting to be written.
+pub(crate) struct Append {
+    pub bytes: Vec<u8>,
+    pub op: IndexOp,
+    pub reply: oneshot::Sender<Result<(), SpoolError>>,
+}
+
+pub(crate) struct Writer {
+    pub dir: PathBuf,
+    pub file: File,
+    pub segment: u64,
+    pub offset: u64,
+    pub segment_bytes_max: u64,
+    pub batch_bytes_max: usize,
+    pub inner: Arc<Inner>,
+}
+
+impl Writer {
+    pub fn run(mut self, rx: Receiver<Append>) {
+        let mut batch: Vec<Append> = Vec::new();
+        let mut buffer: Vec<u8> = Vec::with_capacity(1 << 20);
+        while let Ok(first) = rx.recv() {
+            batch.push(first);
+            let mut bytes = batch[0].bytes.len();
+            while bytes < self.batch_bytes_max {
+                match rx.try_recv() {
+                    Ok(next) => {
+                        bytes += next.bytes.len();
+                        batch.push(next);
+                    }
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                }
+            }
+            let result = self.commit(&mut batch, &mut buffer);
+            for append in batch.drain(..) {
+                let reply = match &result {
+                    Ok(()) => Ok(()),
+                    Err(Fault::NoSpace) => Err(SpoolError::NoSpace),
+                    Err(Fault::Poisoned) => Err(SpoolError::Poisoned),
+                };
+                // A caller that went away (connection dropped) simply misses its answer; the
+                // record is durable either way.
+                let _ = append.reply.send(reply);
+            }
+            if buffer.capacity() > 64 << 20 {
+                buffer = Vec::with_capacity(1 << 20);
+            }
+        }
+    }
+
+    fn commit(&mut self, batch: &mut [Append], buffer: &mut Vec<u8>) -> Result<(), Fault> {
+        if self.inner.poisoned.load(Ordering::Acquire) {
+            return Err(Fault::Poisoned);
+        }
+        if self.offset >= self.segment_bytes_max {
+            self.rotate()?;
+        }
+        buffer.clear();
+        let start = self.offset;
+        let mut positions = Vec::with_capacity(batch.len());
+        for append in batch.iter() {
+            positions.push((start + buffer.len() as u64, append.bytes.len() as u32));
+            buffer.extend_from_slice(&append.bytes);
+        }
+        if let Err(err) = self.file.write_all(buffer) {
+            return Err(self.rollback(start, &err));
+        }
+        let started = Instant::now();
+        let synced = match self.inner.fault() {
+            Some(DurabilityFault::FsyncFails) => Err(std::io::Error::from_raw_os_error(libc::EIO)),
+            None => self.file.sync_data(),
+        };
+        metrics::histogram!("tsubame_spool_fsync_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("tsubame_spool_batch_records").record(batch.len() as f64);
+        self.inner.fsyncs.fetch_add(1, Ordering::Relaxed);
+        if let Err(err) = synced {
+            // Never acknowledge after a failed fsync: the kernel may have dropped the dirty
+            // pages, so a retry could "succeed" without the data being on disk.
+            tracing::error!(error = %err, segment = self.segment, "spool fsync failed; spool poisoned");
+            self.inner.poisoned.store(true, Ordering::Release);
+            return Err(Fault::Poisoned);
+        }
+        self.offset = start + buffer.len() as u64;
+        self.apply(batch, &positions);
+        Ok(())
+    }
+
+    /// Undoes a failed write so that the segment ends at a record boundary again.
+    fn rollback(&mut self, start: u64, err: &std::io::Error) -> Fault {
+        let no_space = SpoolError::is_no_space(err);
+        let undone = self.file.set_len(start).and_then(|()| self.file.seek(SeekFrom::Start(start)).map(drop));
+        match (no_space, undone) {
+            (true, Ok(())) => {
+                tracing::warn!(segment = self.segment, "spool disk full; write rolled back");
+                Fault::NoSpace
+            }
+            (_, undone) => {
+                tracing::error!(error = %err, rollback = ?undone.err(), "spool write failed; spool poisoned");
+                self.inner.poisoned.store(true, Ordering::Release);
+                Fault::Poisoned
+            }
+        }
+    }
+
+    fn rotate(&mut self) -> Result<(), Fault> {
+        let next = self.segment + 1;
+        let file = match segment::create(&self.dir, next) {
+            Ok(file) => file,
+            Err(err) if SpoolError::is_no_space(&err) => return Err(Fault::NoSpace),
+            Err(err) => {
+                tracing::error!(error = %err, "creating spool segment failed; spool poisoned");
+                self.inner.poisoned.store(true, Ordering::Release);
+                return Err(Fault::Poisoned);
+            }
+        };
+        self.file = file;
+        self.segment = next;
+        self.offset = segment::MAGIC.len() as u64;
+        self.inner.lock_index().add_segment(next);
+        self.reclaim();
+        Ok(())
+    }
+
+    fn apply(&mut self, batch: &[Append], positions: &[(u64, u32)]) {
+        let mut index = self.inner.lock_index();
+        let mut any_removal = false;
+        for (append, &(offset, len)) in batch.iter().zip(positions) {
+            match &append.op {
+                IndexOp::Insert { id, content_bytes, rcpt_total } => {
+                    let entry = Entry {
+                        segment: self.segment,
+                        offset,
+                        len,
+                        content_bytes: *content_bytes,
+                        rcpt_total: *rcpt_total,
+                        done: None,
+                    };
+                    index.insert(*id, entry);
+                }
+                IndexOp::RecipientsDone { id, indices } => index.recipients_done(*id, indices, self.segment),
+                IndexOp::Remove { id } => {
+                    index.remove(*id, self.segment);
+                    any_removal = true;
+                }
+            }
+        }
+        drop(index);
+        if any_removal {
+            self.reclaim();
+        }
+    }
+
+    /// Deletes segments that hold nothing live, oldest first, making each unlink durable before
+    /// the next so that a crash can never keep a segment whose tombstones were deleted.
+    fn reclaim(&mut self) {
+        let candidates = self.inner.lock_index().reclaimable(self.segment);
+        for number in candidates {
+            let path = segment::path(&self.dir, number);
+            self.inner.forget_reader(number);
+            let removed = std::fs::remove_file(&path).and_then(|()| segment::sync_dir(&self.dir));
+            match removed {
+                Ok(()) => self.inner.lock_index().drop_segment(number),
+                Err(err) => {
+                    tracing::warn!(error = %err, segment = number, "could not delete finished segment");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Why a batch failed, as told to every caller in it.
+enum Fault {
+    NoSpace,
+    Poisoned,
+}
+
+/// Shared read handles, opened lazily per segment.
+pub(crate) type ReaderCache = Mutex<std::collections::HashMap<u64, Arc<File>>>;
+
+impl Writer {
+    /// Deletes segments that recovery found fully finished.
+    pub fn reclaim_at_start(&mut self) {
+        self.reclaim();
+    }
+}
