@@ -27,4 +27,4 @@ pub mod session;
 pub use config::{PeerContext, SessionConfig};
 pub use envelope::{DsnRet, Notify, Recipient, Sender, Transaction};
 pub use reply::Reply;
-pub use session::{Event, ReadPhase, Session};
+pub use session::{Event, ReadPhase, Rejected, Session};

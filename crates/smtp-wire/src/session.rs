@@ -29,6 +29,21 @@ pub enum Event {
     Close,
 }
 
+/// A message the session itself refused at the end of its content, for the driver's log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// The envelope sender.
+    pub sender: String,
+    /// How many recipients had been accepted.
+    pub recipients: usize,
+    /// Content bytes received.
+    pub size_bytes: usize,
+    /// The reply sent.
+    pub reply: Reply,
+    /// A short, stable reason label for metrics.
+    pub reason: &'static str,
+}
+
 /// Which kind of wait the driver should apply while reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadPhase {
@@ -85,6 +100,8 @@ pub struct Session {
     pub(crate) skipping_line: bool,
     /// Bytes of plaintext discarded at STARTTLS (injection attempts), for the driver to log.
     pub(crate) discarded_at_starttls: usize,
+    /// Content rejections not yet collected by the driver.
+    pub(crate) rejected: Vec<Rejected>,
 }
 
 impl Session {
@@ -107,6 +124,7 @@ impl Session {
             closing: false,
             skipping_line: false,
             discarded_at_starttls: 0,
+            rejected: Vec::new(),
             config,
         };
         let greeting = format!("{} ESMTP tsubame", session.config.hostname);
@@ -140,6 +158,21 @@ impl Session {
     /// True while a mail transaction (MAIL given, not yet finished) is open.
     pub fn in_transaction(&self) -> bool {
         self.sender.is_some()
+    }
+
+    /// Messages refused at the end of their content since the last call.
+    pub fn take_rejected(&mut self) -> Vec<Rejected> {
+        std::mem::take(&mut self.rejected)
+    }
+
+    /// Bytes received but not yet processed (a partial command line).
+    pub fn input_pending(&self) -> usize {
+        self.input.len()
+    }
+
+    /// The client sent content slower than the minimum data rate.
+    pub fn too_slow(&mut self) {
+        self.close_with(Reply::new(421, (4, 4, 2), "Minimum data rate not met, closing connection"));
     }
 
     /// Bytes of pipelined plaintext thrown away at STARTTLS.
@@ -302,7 +335,7 @@ impl Session {
         let Phase::Data(rx) = std::mem::replace(&mut self.phase, Phase::Command) else {
             return None;
         };
-        self.finish_content(rx.flaws())
+        self.finish_content(rx.flaws(), rx.received_bytes())
     }
 
     fn finish_bdat_chunk(&mut self) -> Option<Event> {
@@ -315,8 +348,10 @@ impl Session {
             state.failure = Some(content_rejection(state.rx.flaws(), &self.config));
         }
         if let Some(failure) = state.failure.clone() {
-            self.reply(failure);
+            self.reply(failure.clone());
             if state.last {
+                let reason = flaw_reason(state.rx.flaws());
+                self.record_rejection(failure, state.rx.received_bytes(), reason);
                 self.reset_transaction();
             } else {
                 self.bdat = Some(state);
@@ -324,7 +359,8 @@ impl Session {
             return None;
         }
         if state.last {
-            return self.finish_content(ContentFlaws::default());
+            let size = state.rx.received_bytes();
+            return self.finish_content(ContentFlaws::default(), size);
         }
         let text = format!("{} octets received", state.chunk_size);
         self.reply(Reply::new(250, (2, 0, 0), text));
@@ -332,9 +368,22 @@ impl Session {
         None
     }
 
-    fn finish_content(&mut self, flaws: ContentFlaws) -> Option<Event> {
+    fn record_rejection(&mut self, reply: Reply, size_bytes: usize, reason: &'static str) {
+        if let Some(sender) = &self.sender {
+            self.rejected.push(Rejected {
+                sender: sender.address.clone(),
+                recipients: self.recipients.len(),
+                size_bytes,
+                reply,
+                reason,
+            });
+        }
+    }
+
+    fn finish_content(&mut self, flaws: ContentFlaws, size_bytes: usize) -> Option<Event> {
         if flaws != ContentFlaws::default() {
             let reply = content_rejection(flaws, &self.config);
+            self.record_rejection(reply.clone(), size_bytes, flaw_reason(flaws));
             self.reset_transaction();
             self.reply(reply);
             return None;
@@ -382,6 +431,16 @@ enum Step {
     Data(Progress),
     Bdat(usize, bool),
     Line(Frame),
+}
+
+fn flaw_reason(flaws: ContentFlaws) -> &'static str {
+    if flaws.bare_line_ending {
+        "bare_line_ending"
+    } else if flaws.too_big {
+        "too_big"
+    } else {
+        "no_valid_transaction"
+    }
 }
 
 fn content_rejection(flaws: ContentFlaws, config: &SessionConfig) -> Reply {

@@ -1,0 +1,70 @@
+//! The operators' HTTP API: `/health`, `/metrics`, and `/admin/v1/queue/...`.
+//!
+//! This crate is the only one that knows JSON for the admin surface. Queue endpoints require
+//! `Authorization: Bearer <token>`, where the token is the one the server wrote into its data
+//! directory (mode 0600), so only someone who can read that directory can use them.
+
+mod auth;
+mod queue;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use spool::Spool;
+
+/// Renders the Prometheus exposition text; supplied by the binary, which owns the recorder.
+pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// What the handlers need.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The spool to report on.
+    pub spool: Spool,
+    /// The bearer token, compared in constant time.
+    pub token: Arc<str>,
+    /// Produces the /metrics body.
+    pub metrics: MetricsRender,
+}
+
+/// The complete router.
+pub fn router(state: AdminState) -> Router {
+    let admin = Router::new()
+        .route("/admin/v1/queue/summary", get(queue::summary))
+        .route("/admin/v1/queue/messages", get(queue::list))
+        .route("/admin/v1/queue/messages/{id}", get(queue::show))
+        .route("/admin/v1/queue/messages/{id}/content", get(queue::content))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics_text))
+        .merge(admin)
+        .with_state(state)
+}
+
+async fn health(State(state): State<AdminState>) -> Response {
+    if state.spool.is_poisoned() {
+        let body = serde_json::json!({"status": "failing", "spool": "poisoned: restart to recover"});
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    }
+    axum::Json(serde_json::json!({"status": "ok", "spool": "ok"})).into_response()
+}
+
+async fn metrics_text(State(state): State<AdminState>) -> Response {
+    let totals = state.spool.totals();
+    metrics::gauge!("tsubame_queue_messages").set(totals.messages as f64);
+    metrics::gauge!("tsubame_queue_recipients_pending").set(totals.recipients_pending as f64);
+    metrics::gauge!("tsubame_queue_bytes").set(totals.content_bytes as f64);
+    metrics::gauge!("tsubame_spool_segments").set(totals.segments as f64);
+    metrics::gauge!("tsubame_spool_poisoned").set(if state.spool.is_poisoned() { 1.0 } else { 0.0 });
+    let body = (state.metrics)();
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// A JSON error body `{"error": "..."}` with a status code.
+pub(crate) fn error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+}

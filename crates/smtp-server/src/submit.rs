@@ -1,0 +1,115 @@
+//! From a finished transaction to a durable spool record and the reply that says so.
+
+use std::net::IpAddr;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use smtp_wire::{DsnRet, Reply, Transaction};
+use spool::{Envelope, Recipient, Spool, SpoolError};
+
+use crate::headers;
+
+/// Turns transactions into spooled messages.
+#[derive(Clone)]
+pub struct Ingress {
+    spool: Spool,
+    hostname: String,
+}
+
+impl Ingress {
+    /// An ingress writing to `spool`, naming itself `hostname` in trace headers.
+    pub fn new(spool: Spool, hostname: String) -> Self {
+        Ingress { spool, hostname }
+    }
+
+    /// Spools the message and returns the end-of-data reply. The 250 is produced only after
+    /// the spool reports the record fsynced.
+    pub async fn submit(&self, txn: Transaction, client_ip: IpAddr) -> Reply {
+        let started = Instant::now();
+        let id = self.spool.next_id();
+        let queue_id = id.to_string();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let single = match txn.recipients.as_slice() {
+            [only] => Some(only.address.as_str()),
+            _ => None,
+        };
+        let trace = headers::received(&headers::TraceInfo {
+            helo: &txn.helo,
+            client_ip,
+            hostname: &self.hostname,
+            protocol: txn.protocol(),
+            queue_id: &queue_id,
+            single_recipient: single,
+            unix_seconds: now.as_secs() as i64,
+        });
+        let mut content = Vec::with_capacity(trace.len() + 64 + txn.content.len());
+        content.extend_from_slice(trace.as_bytes());
+        if !headers::has_message_id(&txn.content) {
+            content.extend_from_slice(headers::message_id(&queue_id, &self.hostname).as_bytes());
+        }
+        content.extend_from_slice(&txn.content);
+        let size = content.len();
+        let recipients = txn.recipients.len();
+        let sender = txn.sender.address.clone();
+        let envelope = envelope(txn, client_ip, now.as_millis() as u64);
+        let result = self.spool.insert(id, envelope, content).await;
+        let (reply, reason) = match result {
+            Ok(()) => (Reply::new(250, (2, 0, 0), format!("Ok: queued as {queue_id}")), None),
+            Err(SpoolError::NoSpace) => {
+                (Reply::new(452, (4, 3, 1), "Insufficient system storage, try again later"), Some("disk_full"))
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "spool refused a message");
+                (Reply::new(451, (4, 3, 0), "Temporary local problem, try again later"), Some("spool_error"))
+            }
+        };
+        let elapsed = started.elapsed();
+        metrics::histogram!("tsubame_smtp_accept_latency_seconds").record(elapsed.as_secs_f64());
+        match reason {
+            None => {
+                metrics::counter!("tsubame_smtp_messages_accepted_total").increment(1);
+                metrics::counter!("tsubame_smtp_accepted_bytes_total").increment(size as u64);
+                tracing::info!(
+                    id = %queue_id, client = %client_ip, sender = %sender, recipients, size,
+                    reply = %reply.summary(), "message accepted"
+                );
+            }
+            Some(reason) => {
+                metrics::counter!("tsubame_smtp_messages_rejected_total", "reason" => reason).increment(1);
+                tracing::warn!(
+                    client = %client_ip, sender = %sender, recipients, size,
+                    reply = %reply.summary(), reason, "message rejected"
+                );
+            }
+        }
+        reply
+    }
+}
+
+fn envelope(txn: Transaction, client_ip: IpAddr, received_ms: u64) -> Envelope {
+    let mut flags = 0;
+    if txn.sender.body_8bit {
+        flags |= Envelope::FLAG_8BITMIME;
+    }
+    if txn.sender.smtputf8 {
+        flags |= Envelope::FLAG_SMTPUTF8;
+    }
+    Envelope {
+        sender: txn.sender.address,
+        recipients: txn
+            .recipients
+            .into_iter()
+            .map(|r| Recipient { address: r.address, notify: r.notify.0, orcpt: r.orcpt })
+            .collect(),
+        dsn_ret: match txn.sender.ret {
+            None => 0,
+            Some(DsnRet::Full) => 1,
+            Some(DsnRet::Headers) => 2,
+        },
+        dsn_envid: txn.sender.envid,
+        flags,
+        received_ms,
+        client_ip: client_ip.to_string(),
+        helo: txn.helo,
+        auth_user: txn.auth_user,
+    }
+}
