@@ -1,0 +1,164 @@
+//! The `tsubame` binary: command line and wiring only. Each subcommand lives in its own
+//! module; the libraries under `crates/` hold the behaviour.
+
+mod admin_client;
+mod bench;
+mod config;
+mod datadir;
+mod queue_cmd;
+mod serve;
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::{LogFormat, Overrides};
+use crate::datadir::DataDir;
+
+#[derive(Parser)]
+#[command(name = "tsubame", version, about = "High-volume email delivery platform")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: SMTP ingress, durable spool, admin HTTP API.
+    Serve {
+        /// Data directory (spool, TLS certificate, users, admin token).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// SMTP listen address (repeatable; replaces smtp.listen).
+        #[arg(long)]
+        smtp_listen: Vec<String>,
+        /// HTTP listen address for health, metrics and the admin API.
+        #[arg(long)]
+        http_listen: Option<String>,
+        /// TOML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Log format: human or json.
+        #[arg(long)]
+        log_format: Option<String>,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Manage SMTP AUTH users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+        /// Data directory of the server.
+        #[arg(long, global = true, default_value = "./tsubame-data")]
+        data_dir: PathBuf,
+    },
+    /// Inspect the queue of a running server.
+    Queue {
+        #[command(subcommand)]
+        command: queue_cmd::QueueCommand,
+        /// Data directory of the running server (holds its admin URL and token).
+        #[arg(long, global = true, default_value = "./tsubame-data")]
+        data_dir: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Load generator for capacity tests.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file and print the effective settings.
+    Check { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add or replace a user. The password is read from stdin (first line).
+    Add { name: String },
+    /// List users.
+    Ls,
+    /// Remove a user.
+    Rm { name: String },
+}
+
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { data_dir, smtp_listen, http_listen, config, log_format } => {
+            let raw = match &config {
+                Some(path) => config::read(path)?,
+                None => config::RawConfig::default(),
+            };
+            let overrides = Overrides {
+                data_dir,
+                smtp_listen: (!smtp_listen.is_empty()).then_some(smtp_listen),
+                http_listen,
+                log_format,
+            };
+            let config = config::validate(raw, &overrides)?;
+            init_logging(config.log_format, &config.log_level);
+            serve::run(config)
+        }
+        Command::Config { command: ConfigCommand::Check { file } } => {
+            let config = config::validate(config::read(&file)?, &Overrides::default())?;
+            println!("{}: OK", file.display());
+            println!("{config:#?}");
+            Ok(())
+        }
+        Command::User { command, data_dir } => user(command, &DataDir::new(data_dir)),
+        Command::Queue { command, data_dir, json } => queue_cmd::run(command, &DataDir::new(data_dir), json),
+        Command::Bench(args) => bench::run(args),
+    }
+}
+
+fn user(command: UserCommand, data: &DataDir) -> anyhow::Result<()> {
+    let path = data.users();
+    match command {
+        UserCommand::Add { name } => {
+            std::fs::create_dir_all(&data.root)?;
+            let mut password = String::new();
+            std::io::stdin().lock().read_line(&mut password).context("reading password from stdin")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            smtp_server::users::add(&path, &name, password)?;
+            println!("user {name} saved");
+        }
+        UserCommand::Ls => {
+            for name in smtp_server::users::load(&path)?.keys() {
+                println!("{name}");
+            }
+        }
+        UserCommand::Rm { name } => {
+            if !smtp_server::users::remove(&path, &name)? {
+                anyhow::bail!("no user named {name}");
+            }
+            println!("user {name} removed");
+        }
+    }
+    Ok(())
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TSUBAME_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}

@@ -1,0 +1,109 @@
+//! `tsubame serve`: wires the spool, SMTP ingress and admin HTTP together and runs until
+//! SIGTERM or SIGINT.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use smtp_server::tls::{TlsSource, server_config};
+use spool::{Spool, SpoolConfig};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::config::Config;
+use crate::datadir::DataDir;
+
+/// Explicit buckets: summaries cannot be aggregated across nodes, histograms can.
+const LATENCY_BUCKETS_SECONDS: &[f64] =
+    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 7.0, 10.0];
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0];
+
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let data = DataDir::new(config.data_dir.clone());
+    let _lock = data.lock()?;
+    let recorder = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS_SECONDS)?
+        .set_buckets_for_metric(Matcher::Full("tsubame_spool_batch_records".into()), BATCH_BUCKETS)?
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    let upkeep = recorder.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+
+    let spool_config = SpoolConfig {
+        dir: data.spool(),
+        segment_bytes_max: config.segment_bytes_max,
+        batch_bytes_max: config.batch_bytes_max,
+    };
+    let (spool, report) = tokio::task::spawn_blocking(move || Spool::open(&spool_config)).await??;
+    tracing::info!(
+        messages = report.messages, segments = report.segments, records = report.records,
+        dropped_bytes = report.dropped_bytes, duration_ms = report.duration.as_millis() as u64,
+        "spool recovered"
+    );
+
+    let tls_source = match &config.tls {
+        Some((cert, key)) => TlsSource::Files { cert: cert.clone(), key: key.clone() },
+        None => TlsSource::SelfSigned { dir: data.tls() },
+    };
+    let tls = server_config(&tls_source, &config.smtp.hostname).context("setting up TLS")?;
+    let token = data.ensure_token()?;
+
+    let smtp = smtp_server::Server::bind(config.smtp.clone(), spool.clone(), Some(tls), data.users())
+        .context("binding SMTP listeners")?;
+    let http = tokio::net::TcpListener::bind(config.http_listen)
+        .await
+        .with_context(|| format!("binding HTTP on {}", config.http_listen))?;
+    let http_addr = http.local_addr()?;
+    let router = admin_api::router(admin_api::AdminState {
+        spool: spool.clone(),
+        token: Arc::from(token.as_str()),
+        metrics: Arc::new(move || recorder.render()),
+    });
+    std::fs::write(data.admin_url(), format!("http://{http_addr}\n"))?;
+    tracing::info!(smtp = ?smtp.local_addrs(), http = %http_addr, data_dir = %data.root.display(), "tsubame serving");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut http_stop = stop_rx.clone();
+    let http_task = tokio::spawn(async move {
+        let graceful = async move {
+            let _ = http_stop.wait_for(|stopped| *stopped).await;
+        };
+        if let Err(err) = axum::serve(http, router).with_graceful_shutdown(graceful).await {
+            tracing::error!(error = %err, "HTTP server failed");
+        }
+    });
+    let mut smtp_stop = stop_rx.clone();
+    let smtp_task = tokio::spawn(smtp.run(async move {
+        let _ = smtp_stop.wait_for(|stopped| *stopped).await;
+    }));
+
+    wait_for_signal().await?;
+    tracing::info!("shutting down: no new connections, finishing transactions in flight");
+    let _ = stop_tx.send(true);
+    let _ = smtp_task.await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), http_task).await;
+    tokio::task::spawn_blocking(move || spool.shutdown()).await?;
+    let _ = std::fs::remove_file(data.admin_url());
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
