@@ -1,0 +1,320 @@
+//! Runs the real `tsubame` binary for a test: its own data directory, free ports, a config
+//! file, and helpers to stop it politely (SIGTERM) or not (SIGKILL).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tsubame");
+
+/// A free loopback port (bound and released; good enough for tests that start at once).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+pub struct TestServer {
+    pub smtp: SocketAddr,
+    pub smtps: SocketAddr,
+    pub http: SocketAddr,
+    pub data_dir: PathBuf,
+    pub config_path: PathBuf,
+    child: Option<Child>,
+    /// Everything the server wrote to stderr (its log), shared with a reader thread.
+    pub log: Arc<Mutex<String>>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    /// Starts a server with default settings plus `extra` TOML (merged into [smtp] etc. by the
+    /// caller writing whole sections).
+    pub fn start(extra: &str) -> TestServer {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data_dir = tmp.path().join("data");
+        let mut server = TestServer::configure(tmp.path(), &data_dir, extra);
+        server._tmp = Some(tmp);
+        server.spawn(&[]);
+        server
+    }
+
+    /// Like [`TestServer::start`] but with the data directory at `data_dir` (e.g. on a tmpfs).
+    pub fn configure(dir: &Path, data_dir: &Path, extra: &str) -> TestServer {
+        let smtp: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let smtps: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let config_path = dir.join("tsubame.toml");
+        let (smtp_extra, rest) = split_smtp_section(extra);
+        let config = format!(
+            "data_dir = {:?}\n[smtp]\nlisten = [\"{smtp}\"]\nlisten_tls = [\"{smtps}\"]\nhostname = \"mx.test\"\n\
+             shutdown_grace = \"5s\"\n{smtp_extra}\n[http]\nlisten = \"{http}\"\n{rest}\n",
+            data_dir.display().to_string()
+        );
+        std::fs::write(&config_path, config).expect("write config");
+        TestServer {
+            smtp,
+            smtps,
+            http,
+            data_dir: data_dir.to_path_buf(),
+            config_path,
+            child: None,
+            log: Arc::default(),
+            _tmp: None,
+        }
+    }
+
+    /// Starts (or restarts) the process and waits until /health answers.
+    pub fn spawn(&mut self, wrapper: &[&str]) {
+        let mut command = if wrapper.is_empty() {
+            Command::new(BIN)
+        } else {
+            let mut c = Command::new(wrapper[0]);
+            c.args(&wrapper[1..]).arg(BIN);
+            c
+        };
+        // Its own process group, so that SIGKILL reaches the server even under a wrapper
+        // (strace): killing only the tracer would leave the traced server running.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        command
+            .args(["serve", "--config"])
+            .arg(&self.config_path)
+            .env("TSUBAME_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawn tsubame");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = log.lock().expect("log");
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        self.child = Some(child);
+        self.wait_healthy();
+    }
+
+    fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("tsubame exited early with {status}; log:\n{}", self.log.lock().expect("log"));
+            }
+            if TcpStream::connect(self.smtp).is_ok() && http_get(self.http, "/health", None).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("tsubame did not become healthy; log:\n{}", self.log.lock().expect("log"));
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGKILL to the whole process group, then reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: signalling the process group we created for our child.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            let _ = child.kill();
+            let _ = child.wait();
+            // A traced server may outlive the tracer by a moment; wait for its lock to go.
+            let lock = self.data_dir.join("lock");
+            for _ in 0..100 {
+                if !locked(&lock) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// SIGTERM, then wait up to `limit` for the exit status.
+    pub fn terminate(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("tsubame did not exit within {limit:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("admin.token")).expect("token").trim().to_string()
+    }
+
+    /// GET an admin path with the token; returns (status, body).
+    pub fn admin(&self, path: &str) -> (u16, Vec<u8>) {
+        http_get(self.http, path, Some(&self.token())).expect("admin request")
+    }
+
+    pub fn admin_json(&self, path: &str) -> serde_json::Value {
+        let (status, body) = self.admin(path);
+        assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).expect("json")
+    }
+
+    /// Stored content of a queued message.
+    pub fn stored_content(&self, id: &str) -> Option<Vec<u8>> {
+        let (status, body) = self.admin(&format!("/admin/v1/queue/messages/{id}/content"));
+        (status == 200).then_some(body)
+    }
+
+    /// Every queued message id, paging through the admin API.
+    pub fn queued_ids(&self) -> Vec<String> {
+        let mut ids = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut path = "/admin/v1/queue/messages?limit=1000".to_string();
+            if let Some(a) = &after {
+                path.push_str(&format!("&after={a}"));
+            }
+            let page = self.admin_json(&path);
+            for m in page["messages"].as_array().expect("messages") {
+                ids.push(m["id"].as_str().expect("id").to_string());
+            }
+            match page["next"].as_str() {
+                Some(next) => after = Some(next.to_string()),
+                None => return ids,
+            }
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().expect("log").clone()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// True while some process holds the data directory's flock.
+fn locked(path: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(file) = std::fs::File::open(path) else { return false };
+    // SAFETY: flock on a descriptor we own.
+    let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    !taken
+}
+
+/// True if the peer has sent something (or closed) that we have not read yet.
+pub fn readable(stream: &TcpStream) -> bool {
+    let mut peek = [0u8; 1];
+    stream.set_nonblocking(true).expect("nonblocking");
+    let ready = !matches!(stream.peek(&mut peek), Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    stream.set_nonblocking(false).expect("blocking");
+    ready
+}
+
+fn split_smtp_section(extra: &str) -> (String, String) {
+    // Lines before the first [section] header belong to [smtp].
+    match extra.find("\n[").or_else(|| extra.starts_with('[').then_some(0)) {
+        Some(pos) => (extra[..pos].to_string(), extra[pos..].to_string()),
+        None => (extra.to_string(), String::new()),
+    }
+}
+
+/// A tiny HTTP GET over loopback; returns (status, body).
+pub fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n\r\n")?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").ok_or(std::io::ErrorKind::InvalidData)?;
+    let head = String::from_utf8_lossy(&response[..split]).to_string();
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or(std::io::ErrorKind::InvalidData)?;
+    let mut body = response[split + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    Ok((status, body))
+}
+
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = body.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(std::str::from_utf8(&body[..end]).unwrap_or("0").trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&body[end + 2..end + 2 + size]);
+        body = &body[end + 2 + size + 2..];
+    }
+    out
+}
+
+/// A raw SMTP line client for tests that need exact bytes on the wire.
+pub struct RawClient {
+    pub stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl RawClient {
+    pub fn connect(addr: SocketAddr) -> RawClient {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        let reader = BufReader::new(stream.try_clone().expect("clone"));
+        RawClient { stream, reader }
+    }
+
+    /// Connects from a chosen loopback source address (127.x), so that per-IP limits can be
+    /// tested with several "clients" on one machine.
+    pub fn connect_from(source: std::net::IpAddr, addr: SocketAddr) -> RawClient {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let stream = runtime.block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+            socket.bind(SocketAddr::new(source, 0)).expect("bind source");
+            socket.connect(addr).await.expect("connect")
+        });
+        let stream = stream.into_std().expect("std stream");
+        stream.set_nonblocking(false).expect("blocking");
+        stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        let reader = BufReader::new(stream.try_clone().expect("clone"));
+        RawClient { stream, reader }
+    }
+
+    /// Reads one complete (possibly multi-line) reply; "" on EOF.
+    pub fn reply(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return all,
+                Ok(_) => {}
+            }
+            all.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return all;
+            }
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Sends a command and returns its reply.
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes());
+        self.reply()
+    }
+}

@@ -1,0 +1,13 @@
+//! Integration tests: the real `tsubame` binary against real clients (Python smtplib, swaks)
+//! and real faults (SIGKILL, fsync EIO via strace, ENOSPC on a tmpfs).
+
+mod harness;
+
+mod admin;
+mod clients;
+mod config_cli;
+mod crash;
+mod faults;
+mod limits;
+mod shutdown;
+mod smuggling;
