@@ -30,6 +30,23 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
+/// Entry points for the fuzz targets (feature `fuzzing`).
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    use crate::record::{self, Framed};
+
+    /// Frames and decodes `bytes` as a record; a decoded record must re-encode identically.
+    pub fn check_record_bytes(bytes: &[u8]) {
+        if let Framed::Ok { kind, payload, len } = record::frame(bytes)
+            && let Ok(decoded) = record::decode(kind, payload, true)
+        {
+            let mut again = Vec::new();
+            record::encode(&decoded, &mut again);
+            assert_eq!(&again[..], &bytes[..len], "re-encoding changed the record");
+        }
+    }
+}
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
