@@ -53,6 +53,8 @@ fn queue_api_requires_the_token_and_cli_reads_it() {
     assert!(text.contains("rcpt      <b@two.example> pending") && text.contains("Received: from c"), "{text}");
     let text = cli(&["queue", "show", &second, "--content"]);
     assert!(text.ends_with("Subject: hi\r\n\r\nhello\r\n"), "{text}");
+    // The submission had no Message-ID, so one was added, built from the queue id.
+    assert!(text.contains(&format!("\r\nMessage-ID: <{second}@mx.test>\r\n")), "{text}");
 }
 
 #[test]
