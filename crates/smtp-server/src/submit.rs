@@ -41,17 +41,15 @@ impl Ingress {
             single_recipient: single,
             unix_seconds: now.as_secs() as i64,
         });
-        let mut content = Vec::with_capacity(trace.len() + 64 + txn.content.len());
-        content.extend_from_slice(trace.as_bytes());
+        let mut prefix = trace;
         if !headers::has_message_id(&txn.content) {
-            content.extend_from_slice(headers::message_id(&queue_id, &self.hostname).as_bytes());
+            prefix.push_str(&headers::message_id(&queue_id, &self.hostname));
         }
-        content.extend_from_slice(&txn.content);
-        let size = content.len();
+        let size = prefix.len() + txn.content.len();
         let recipients = txn.recipients.len();
         let sender = txn.sender.address.clone();
-        let envelope = envelope(txn, client_ip, now.as_millis() as u64);
-        let result = self.spool.insert(id, envelope, content).await;
+        let (envelope, content) = envelope(txn, client_ip, now.as_millis() as u64);
+        let result = self.spool.insert_with_prefix(id, envelope, prefix.as_bytes(), content).await;
         let (reply, reason) = match result {
             Ok(()) => (Reply::new(250, (2, 0, 0), format!("Ok: queued as {queue_id}")), None),
             Err(SpoolError::NoSpace) => {
@@ -85,7 +83,8 @@ impl Ingress {
     }
 }
 
-fn envelope(txn: Transaction, client_ip: IpAddr, received_ms: u64) -> Envelope {
+/// Splits a transaction into the stored envelope and its content.
+fn envelope(txn: Transaction, client_ip: IpAddr, received_ms: u64) -> (Envelope, Vec<u8>) {
     let mut flags = 0;
     if txn.sender.body_8bit {
         flags |= Envelope::FLAG_8BITMIME;
@@ -93,7 +92,7 @@ fn envelope(txn: Transaction, client_ip: IpAddr, received_ms: u64) -> Envelope {
     if txn.sender.smtputf8 {
         flags |= Envelope::FLAG_SMTPUTF8;
     }
-    Envelope {
+    let envelope = Envelope {
         sender: txn.sender.address,
         recipients: txn
             .recipients
@@ -111,5 +110,6 @@ fn envelope(txn: Transaction, client_ip: IpAddr, received_ms: u64) -> Envelope {
         client_ip: client_ip.to_string(),
         helo: txn.helo,
         auth_user: txn.auth_user,
-    }
+    };
+    (envelope, txn.content)
 }

@@ -311,12 +311,17 @@ impl Session {
                 self.bad_command(Reply::new(500, (5, 5, 2), "Bare CR or LF in command line"));
             }
             Frame::Line(len) => {
-                let line = self.input[*consumed..*consumed + len].to_vec();
+                let start = *consumed;
                 *consumed += len;
                 if std::mem::take(&mut self.skipping_line) {
                     return None;
                 }
-                return self.handle_line(&line);
+                // Lend the input buffer out while the line is handled: handlers take `&mut self`
+                // and the line lives in the buffer. Handlers never touch `input`.
+                let input = std::mem::take(&mut self.input);
+                let event = self.handle_line(&input[start..start + len]);
+                self.input = input;
+                return event;
             }
         }
         None

@@ -200,12 +200,12 @@ impl Spool {
         self.inner.poisoned.load(Ordering::Acquire)
     }
 
-    async fn append(&self, record: &Record, op: IndexOp, capacity: usize) -> Result<(), SpoolError> {
+    async fn append(&self, record: &Record, prefix: &[u8], op: IndexOp, capacity: usize) -> Result<(), SpoolError> {
         if self.is_poisoned() {
             return Err(SpoolError::Poisoned);
         }
         let mut bytes = Vec::with_capacity(capacity);
-        record::encode(record, &mut bytes);
+        record::encode_with_prefix(record, prefix, &mut bytes);
         let (reply, wait) = tokio::sync::oneshot::channel();
         {
             let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
@@ -217,24 +217,33 @@ impl Spool {
 
     /// Stores a message durably. Returns only once it is fsynced.
     pub async fn insert(&self, id: MessageId, envelope: Envelope, content: Vec<u8>) -> Result<(), SpoolError> {
-        let op = IndexOp::Insert {
-            id,
-            content_bytes: content.len() as u32,
-            rcpt_total: envelope.recipients.len() as u32,
-        };
-        let capacity = content.len() + 256 + envelope.recipients.len() * 64;
-        self.append(&Record::Message { id, envelope, content }, op, capacity).await
+        self.insert_with_prefix(id, envelope, &[], content).await
+    }
+
+    /// Stores `prefix` followed by `content` as the message content, durably, without first
+    /// copying the two together (the ingress prepends its trace headers this way).
+    pub async fn insert_with_prefix(
+        &self,
+        id: MessageId,
+        envelope: Envelope,
+        prefix: &[u8],
+        content: Vec<u8>,
+    ) -> Result<(), SpoolError> {
+        let content_bytes = prefix.len() + content.len();
+        let op = IndexOp::Insert { id, content_bytes: content_bytes as u32, rcpt_total: envelope.recipients.len() as u32 };
+        let capacity = content_bytes + 256 + envelope.recipients.len() * 64;
+        self.append(&Record::Message { id, envelope, content }, prefix, op, capacity).await
     }
 
     /// Durably records that these recipients reached a final state.
     pub async fn recipients_done(&self, id: MessageId, indices: Vec<u32>) -> Result<(), SpoolError> {
         let op = IndexOp::RecipientsDone { id, indices: indices.clone() };
-        self.append(&Record::RecipientsDone { id, indices }, op, 64).await
+        self.append(&Record::RecipientsDone { id, indices }, &[], op, 64).await
     }
 
     /// Durably removes a finished message.
     pub async fn remove(&self, id: MessageId) -> Result<(), SpoolError> {
-        self.append(&Record::Removed { id }, IndexOp::Remove { id }, 32).await
+        self.append(&Record::Removed { id }, &[], IndexOp::Remove { id }, 32).await
     }
 
     /// fdatasync calls made since the spool was opened.

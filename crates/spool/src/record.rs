@@ -32,8 +32,15 @@ const KIND_MESSAGE: u8 = 1;
 const KIND_RECIPIENTS_DONE: u8 = 2;
 const KIND_REMOVED: u8 = 3;
 
-/// Appends the framed record to `out`. Message content is copied once, into the batch.
+/// Appends the framed record to `out`.
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn encode(record: &Record, out: &mut Vec<u8>) {
+    encode_with_prefix(record, &[], out);
+}
+
+/// Like [`encode`], with `prefix` stored in front of a message's content (the ingress's trace
+/// headers), so the caller need not build a combined copy of the content first.
+pub fn encode_with_prefix(record: &Record, prefix: &[u8], out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[0u8; FRAME_HEADER_BYTES]);
     match record {
@@ -45,6 +52,7 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
             envelope.encode(out);
             let env_len = (out.len() - env_start - 4) as u32;
             out[env_start..env_start + 4].copy_from_slice(&env_len.to_le_bytes());
+            out.extend_from_slice(prefix);
             out.extend_from_slice(content);
         }
         Record::RecipientsDone { id, indices } => {

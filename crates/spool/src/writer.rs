@@ -47,7 +47,6 @@ pub(crate) struct Writer {
 impl Writer {
     pub fn run(mut self, rx: Receiver<Append>) {
         let mut batch: Vec<Append> = Vec::new();
-        let mut buffer: Vec<u8> = Vec::with_capacity(1 << 20);
         while let Ok(first) = rx.recv() {
             batch.push(first);
             let mut bytes = batch[0].bytes.len();
@@ -60,7 +59,7 @@ impl Writer {
                     Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                 }
             }
-            let result = self.commit(&mut batch, &mut buffer);
+            let result = self.commit(&mut batch);
             for append in batch.drain(..) {
                 let reply = match &result {
                     Ok(()) => Ok(()),
@@ -71,27 +70,24 @@ impl Writer {
                 // record is durable either way.
                 let _ = append.reply.send(reply);
             }
-            if buffer.capacity() > 64 << 20 {
-                buffer = Vec::with_capacity(1 << 20);
-            }
         }
     }
 
-    fn commit(&mut self, batch: &mut [Append], buffer: &mut Vec<u8>) -> Result<(), Fault> {
+    fn commit(&mut self, batch: &mut [Append]) -> Result<(), Fault> {
         if self.inner.poisoned.load(Ordering::Acquire) {
             return Err(Fault::Poisoned);
         }
         if self.offset >= self.segment_bytes_max {
             self.rotate()?;
         }
-        buffer.clear();
         let start = self.offset;
         let mut positions = Vec::with_capacity(batch.len());
+        let mut end = start;
         for append in batch.iter() {
-            positions.push((start + buffer.len() as u64, append.bytes.len() as u32));
-            buffer.extend_from_slice(&append.bytes);
+            positions.push((end, append.bytes.len() as u32));
+            end += append.bytes.len() as u64;
         }
-        if let Err(err) = self.file.write_all(buffer) {
+        if let Err(err) = write_all_vectored(&mut self.file, batch) {
             return Err(self.rollback(start, &err));
         }
         let started = Instant::now();
@@ -109,7 +105,7 @@ impl Writer {
             self.inner.poisoned.store(true, Ordering::Release);
             return Err(Fault::Poisoned);
         }
-        self.offset = start + buffer.len() as u64;
+        self.offset = end;
         self.apply(batch, &positions);
         Ok(())
     }
@@ -196,6 +192,24 @@ impl Writer {
             }
         }
     }
+}
+
+/// Writes every record of the batch with as few `writev` calls as the kernel allows.
+fn write_all_vectored(file: &mut File, batch: &[Append]) -> std::io::Result<()> {
+    // IOV_MAX on Linux; larger batches go in several calls.
+    const IOVECS_MAX: usize = 1024;
+    for group in batch.chunks(IOVECS_MAX) {
+        let mut slices: Vec<std::io::IoSlice<'_>> = group.iter().map(|a| std::io::IoSlice::new(&a.bytes)).collect();
+        let mut slices = &mut slices[..];
+        while !slices.is_empty() {
+            let written = file.write_vectored(slices)?;
+            if written == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            std::io::IoSlice::advance_slices(&mut slices, written);
+        }
+    }
+    Ok(())
 }
 
 /// Why a batch failed, as told to every caller in it.
