@@ -169,14 +169,17 @@ struct MessageView {
     headers: String,
 }
 
-fn read(state: &AdminState, id: &str) -> Result<(MessageId, spool::Envelope, Vec<u8>, Vec<bool>), Response> {
-    let id = MessageId::parse(id).ok_or_else(|| error(StatusCode::BAD_REQUEST, "id: not a message id"))?;
+/// A queued message as read back: id, envelope, content, recipient done-flags.
+type Found = (MessageId, spool::Envelope, Vec<u8>, Vec<bool>);
+
+fn read(state: &AdminState, id: &str) -> Result<Found, Box<Response>> {
+    let id = MessageId::parse(id).ok_or_else(|| Box::new(error(StatusCode::BAD_REQUEST, "id: not a message id")))?;
     match state.spool.read(id) {
         Ok((envelope, content, done)) => Ok((id, envelope, content, done)),
-        Err(SpoolError::NotFound) => Err(error(StatusCode::NOT_FOUND, "no such message")),
+        Err(SpoolError::NotFound) => Err(Box::new(error(StatusCode::NOT_FOUND, "no such message"))),
         Err(err) => {
             tracing::error!(error = %err, "reading a queued message failed");
-            Err(error(StatusCode::INTERNAL_SERVER_ERROR, "could not read message"))
+            Err(Box::new(error(StatusCode::INTERNAL_SERVER_ERROR, "could not read message")))
         }
     }
 }
@@ -192,7 +195,7 @@ fn notify_names(bits: u8) -> Vec<&'static str> {
 pub(crate) async fn show(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
     let (id, envelope, content, done) = match read(&state, &id) {
         Ok(found) => found,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let header_end = content.windows(4).position(|w| w == b"\r\n\r\n").map_or(content.len(), |p| p + 2);
     let view = MessageView {
@@ -230,6 +233,6 @@ pub(crate) async fn show(State(state): State<AdminState>, Path(id): Path<String>
 pub(crate) async fn content(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
     match read(&state, &id) {
         Ok((_, _, content, _)) => ([(axum::http::header::CONTENT_TYPE, "message/rfc822")], content).into_response(),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }

@@ -122,18 +122,8 @@ impl Session {
             return;
         }
         let address = from.address.into_owned();
-        if !address.is_empty() {
-            match check_mailbox(&address, smtputf8) {
-                Ok(()) => {}
-                Err(AddressError::NeedsSmtpUtf8) => {
-                    self.reply(Reply::new(553, (5, 6, 7), "Non-ASCII address requires SMTPUTF8"));
-                    return;
-                }
-                Err(AddressError::Syntax) => {
-                    self.bad_command(Reply::new(501, (5, 1, 7), "Bad sender address syntax"));
-                    return;
-                }
-            }
+        if !address.is_empty() && !self.address_ok(&address, smtputf8, (5, 1, 7), "Bad sender address syntax") {
+            return;
         }
         let ret = if from.flags & smtp_proto::MAIL_RET_FULL != 0 {
             Some(DsnRet::Full)
@@ -167,16 +157,8 @@ impl Session {
             return;
         }
         let address = to.address.into_owned();
-        match check_mailbox(&address, smtputf8) {
-            Ok(()) => {}
-            Err(AddressError::NeedsSmtpUtf8) => {
-                self.reply(Reply::new(553, (5, 6, 7), "Non-ASCII address requires SMTPUTF8"));
-                return;
-            }
-            Err(AddressError::Syntax) => {
-                self.bad_command(Reply::new(501, (5, 1, 3), "Bad recipient address syntax"));
-                return;
-            }
+        if !self.address_ok(&address, smtputf8, (5, 1, 3), "Bad recipient address syntax") {
+            return;
         }
         if !self.relay_trusted && self.auth_user.is_none() {
             // Never an open relay: unauthenticated clients outside trusted networks may not
@@ -191,6 +173,22 @@ impl Session {
             orcpt: to.orcpt.map(|o| format!("rfc822;{o}")),
         });
         self.reply(Reply::new(250, (2, 1, 5), "Recipient OK"));
+    }
+
+    /// Checks an envelope address; on failure queues the reply (553 5.6.7 for UTF-8 without
+    /// SMTPUTF8, else a 501 with `syntax_status`, counted as an error) and returns false.
+    fn address_ok(&mut self, address: &str, smtputf8: bool, syntax_status: (u8, u16, u16), syntax_text: &str) -> bool {
+        match check_mailbox(address, smtputf8) {
+            Ok(()) => true,
+            Err(AddressError::NeedsSmtpUtf8) => {
+                self.reply(Reply::new(553, (5, 6, 7), "Non-ASCII address requires SMTPUTF8"));
+                false
+            }
+            Err(AddressError::Syntax) => {
+                self.bad_command(Reply::new(501, syntax_status, syntax_text));
+                false
+            }
+        }
     }
 
     fn data(&mut self) -> Option<Event> {

@@ -167,16 +167,24 @@ async fn smtp(args: SmtpArgs) -> anyhow::Result<Report> {
     let body = Arc::new(content(args.size));
     let started = Instant::now();
     let pacer = Arc::new(Pacer { start: started, issued: AtomicU64::new(0), rate: args.rate });
+    let histogram = Histogram::new_with_bounds(1, 60_000_000, 3)?;
     let mut tasks = Vec::new();
     for worker in 0..args.connections {
-        let (args, remaining, body, pacer) = (args.clone(), remaining.clone(), body.clone(), pacer.clone());
-        tasks.push(tokio::spawn(async move { connection_loop(worker, &args, &remaining, deadline, &body, &pacer).await }));
+        let load = Load {
+            args: args.clone(),
+            remaining: remaining.clone(),
+            deadline,
+            body: body.clone(),
+            pacer: pacer.clone(),
+        };
+        let histogram = histogram.clone();
+        tasks.push(tokio::spawn(async move { connection_loop(worker, &load, histogram).await }));
     }
     let mut report = Report {
         accepted: 0,
         failed: 0,
         elapsed: Duration::ZERO,
-        latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+        latency_us: histogram,
         first_error: None,
     };
     for task in tasks {
@@ -199,24 +207,28 @@ struct Outcome {
     error: Option<String>,
 }
 
-async fn connection_loop(
-    worker: usize,
-    args: &SmtpArgs,
-    remaining: &AtomicU64,
+/// What every connection of one run shares.
+struct Load {
+    args: SmtpArgs,
+    /// Messages not yet started, across all connections.
+    remaining: Arc<AtomicU64>,
     deadline: Option<Instant>,
-    body: &[u8],
-    pacer: &Pacer,
-) -> Outcome {
-    let mut outcome = Outcome {
-        accepted: 0,
-        failed: 0,
-        latency_us: Histogram::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!())),
-        error: None,
-    };
+    body: Arc<Vec<u8>>,
+    pacer: Arc<Pacer>,
+}
+
+impl Load {
+    fn running(&self) -> bool {
+        self.remaining.load(Ordering::Relaxed) > 0 && self.deadline.is_none_or(|d| Instant::now() < d)
+    }
+}
+
+async fn connection_loop(worker: usize, load: &Load, latency_us: Histogram<u64>) -> Outcome {
+    let mut outcome = Outcome { accepted: 0, failed: 0, latency_us, error: None };
     let mut consecutive_failures = 0;
-    while remaining.load(Ordering::Relaxed) > 0 && deadline.is_none_or(|d| Instant::now() < d) {
+    while load.running() {
         let accepted_before = outcome.accepted;
-        if let Err(err) = session(worker, args, remaining, deadline, body, pacer, &mut outcome).await {
+        if let Err(err) = session(worker, load, &mut outcome).await {
             outcome.failed += 1;
             if outcome.error.is_none() {
                 outcome.error = Some(format!("{err:#}"));
@@ -241,15 +253,9 @@ fn take_one(remaining: &AtomicU64) -> bool {
     remaining.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
 }
 
-async fn session(
-    worker: usize,
-    args: &SmtpArgs,
-    remaining: &AtomicU64,
-    deadline: Option<Instant>,
-    body: &[u8],
-    pacer: &Pacer,
-    outcome: &mut Outcome,
-) -> anyhow::Result<()> {
+async fn session(worker: usize, load: &Load, outcome: &mut Outcome) -> anyhow::Result<()> {
+    let Load { args, remaining, deadline, body, pacer } = load;
+    let deadline = *deadline;
     let stream = TcpStream::connect(args.server).await.context("connect")?;
     stream.set_nodelay(true)?;
     let (read, mut write) = stream.into_split();

@@ -62,12 +62,7 @@ fn metrics_and_json_log_lines() {
     let server = TestServer::start("[log]\nformat = \"json\"");
     let id = send(&server, &["a@example.com", "b@example.com"]);
     let mut bad = RawClient::connect(server.smtp);
-    bad.reply();
-    bad.cmd("EHLO c");
-    bad.send(b"MAIL FROM:<x@example.org>\r\nRCPT TO:<y@example.com>\r\nDATA\r\n");
-    for _ in 0..3 {
-        bad.reply();
-    }
+    bad.start_data("x@example.org", "y@example.com");
     bad.send(b"bare\nlf\r\n.\r\n");
     assert!(bad.reply().starts_with("550"));
 

@@ -9,12 +9,7 @@ use crate::harness::{RawClient, TestServer, http_get};
 
 fn send(server: &TestServer, body_bytes: usize) -> String {
     let mut client = RawClient::connect(server.smtp);
-    client.reply();
-    client.cmd("EHLO c");
-    client.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
-    for _ in 0..3 {
-        client.reply();
-    }
+    client.start_data("a@example.org", "b@example.com");
     let mut data = b"Subject: fault\r\n\r\n".to_vec();
     for line in vec![b'z'; body_bytes].chunks(76) {
         data.extend_from_slice(line);

@@ -312,6 +312,18 @@ impl RawClient {
         self.stream.write_all(bytes).expect("write");
     }
 
+    /// Reads the greeting, says EHLO, and pipelines MAIL, RCPT and DATA up to the 354, so the
+    /// caller can send content. Panics if any step is refused.
+    pub fn start_data(&mut self, sender: &str, recipient: &str) {
+        assert!(self.reply().starts_with("220 "));
+        assert!(self.cmd("EHLO test.client").starts_with("250"));
+        self.send(format!("MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n").as_bytes());
+        for expected in ["250", "250", "354"] {
+            let reply = self.reply();
+            assert!(reply.starts_with(expected), "expected {expected}, got {reply}");
+        }
+    }
+
     /// Sends a command and returns its reply.
     pub fn cmd(&mut self, line: &str) -> String {
         self.send(format!("{line}\r\n").as_bytes());

@@ -11,12 +11,7 @@ fn sigterm_finishes_transactions_in_flight() {
     idle.reply();
     idle.cmd("EHLO idle");
     let mut busy = RawClient::connect(server.smtp);
-    busy.reply();
-    busy.cmd("EHLO busy");
-    busy.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
-    for _ in 0..3 {
-        busy.reply();
-    }
+    busy.start_data("a@example.org", "b@example.com");
     busy.send(b"Subject: in flight\r\n\r\nfirst half\r\n");
 
     let pid = server.pid();

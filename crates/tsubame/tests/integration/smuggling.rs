@@ -19,12 +19,7 @@ fn known_smuggling_sequences_never_split_a_message() {
     let server = TestServer::start("");
     for attack in ATTACKS {
         let mut client = RawClient::connect(server.smtp);
-        client.reply();
-        client.cmd("EHLO attacker.example");
-        client.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
-        for _ in 0..3 {
-            client.reply();
-        }
+        client.start_data("a@example.org", "b@example.com");
         let mut payload = b"Subject: first\r\n\r\nfirst message".to_vec();
         payload.extend_from_slice(attack);
         payload.extend_from_slice(
