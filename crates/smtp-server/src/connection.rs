@@ -175,22 +175,33 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             continue;
         }
         let now = Instant::now();
-        let (deadline, rate_deadline) = match session.read_phase() {
+        // The rate clock runs from the start of the content (DATA or the first BDAT chunk)
+        // to the end of the transaction, so many small BDAT chunks cannot reset it.
+        if !session.content_started() {
+            content = None;
+        }
+        let rate_deadline = session.content_started().then(|| {
+            let clock = content.get_or_insert(ContentClock { started: now, bytes: 0 });
+            let min_rate = timeouts.data_rate_bytes_per_sec_min.max(1) as f64;
+            clock.started + timeouts.data_grace + Duration::from_secs_f64(clock.bytes as f64 / min_rate)
+        });
+        // Checked before reading: data already waiting in the socket would otherwise always
+        // win against an expired deadline.
+        if rate_deadline.is_some_and(|r| r <= now) {
+            metrics::counter!("tsubame_smtp_timeouts_total", "kind" => "data_rate").increment(1);
+            session.too_slow();
+            continue;
+        }
+        let phase_deadline = match session.read_phase() {
             ReadPhase::Command => {
-                content = None;
                 if session.input_pending() == 0 {
                     command_deadline = now + timeouts.command;
                 }
-                (command_deadline, None)
+                command_deadline
             }
-            ReadPhase::Content => {
-                let clock = content.get_or_insert(ContentClock { started: now, bytes: 0 });
-                let min_rate = timeouts.data_rate_bytes_per_sec_min.max(1) as f64;
-                let earned = Duration::from_secs_f64(clock.bytes as f64 / min_rate);
-                let rate_deadline = clock.started + timeouts.data_grace + earned;
-                ((now + timeouts.data_idle).min(rate_deadline), Some(rate_deadline))
-            }
+            ReadPhase::Content => now + timeouts.data_idle,
         };
+        let deadline = rate_deadline.map_or(phase_deadline, |r| phase_deadline.min(r));
         tokio::select! {
             read = timeout_at(deadline, io.read(&mut buf)) => match read {
                 Err(_) => {

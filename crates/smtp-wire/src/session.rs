@@ -155,6 +155,12 @@ impl Session {
         }
     }
 
+    /// True from the start of DATA or the first BDAT chunk until the transaction ends: the
+    /// span over which the driver enforces the minimum data rate.
+    pub fn content_started(&self) -> bool {
+        matches!(self.phase, Phase::Data(_) | Phase::Bdat) || self.bdat.is_some()
+    }
+
     /// True while a mail transaction (MAIL given, not yet finished) is open.
     pub fn in_transaction(&self) -> bool {
         self.sender.is_some()

@@ -87,6 +87,8 @@ pub(crate) struct Inner {
     /// fdatasync calls so far; with group commit this grows slower than the appends.
     fsyncs: std::sync::atomic::AtomicU64,
     readers: ReaderCache,
+    /// Where ids of newly durable messages go, once a consumer (the delivery engine) asks.
+    arrivals: Mutex<Option<tokio::sync::mpsc::UnboundedSender<MessageId>>>,
     dir: PathBuf,
     #[cfg(test)]
     fault: Mutex<Option<DurabilityFault>>,
@@ -96,6 +98,17 @@ impl Inner {
     pub(crate) fn lock_index(&self) -> MutexGuard<'_, index::Index> {
         // A panic while holding the lock is a bug elsewhere; the index itself stays usable.
         self.index.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Tells the arrivals consumer, if any, about a message that just became durable.
+    pub(crate) fn announce(&self, id: MessageId) {
+        let mut arrivals = self.arrivals.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = arrivals.as_ref()
+            && tx.send(id).is_err()
+        {
+            // The consumer went away; stop queueing ids nobody will read.
+            *arrivals = None;
+        }
     }
 
     pub(crate) fn forget_reader(&self, segment: u64) {
@@ -161,6 +174,7 @@ impl Spool {
             poisoned: AtomicBool::new(false),
             fsyncs: Default::default(),
             readers: Mutex::new(Default::default()),
+            arrivals: Mutex::new(None),
             dir: config.dir.clone(),
             #[cfg(test)]
             fault: Mutex::new(None),
@@ -244,6 +258,16 @@ impl Spool {
     /// Durably removes a finished message.
     pub async fn remove(&self, id: MessageId) -> Result<(), SpoolError> {
         self.append(&Record::Removed { id }, &[], IndexOp::Remove { id }, 32).await
+    }
+
+    /// Subscribes to newly durable messages: every message inserted from now on is announced
+    /// once, after its fsync, in commit order. Together with [`Spool::list`] at start-up this
+    /// is how a consumer (the delivery engine) learns of every queued message. A new
+    /// subscription replaces the previous one.
+    pub fn subscribe_arrivals(&self) -> tokio::sync::mpsc::UnboundedReceiver<MessageId> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        *self.inner.arrivals.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+        rx
     }
 
     /// fdatasync calls made since the spool was opened.

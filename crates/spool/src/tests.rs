@@ -70,6 +70,28 @@ fn insert_read_remove_and_recover() {
     assert_eq!(spool.list(Some(ids[10]), 100).len(), 39);
 }
 
+#[test]
+fn arrivals_are_announced_after_they_are_durable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = rt();
+    let (spool, _) = Spool::open(&config(dir.path(), 1 << 20)).expect("open");
+    let before = spool.next_id();
+    rt.block_on(async { spool.insert(before, envelope(1), body(0)).await.expect("insert") });
+    let mut arrivals = spool.subscribe_arrivals();
+    let ids: Vec<MessageId> = (0..5).map(|_| spool.next_id()).collect();
+    rt.block_on(async {
+        for (n, id) in ids.iter().enumerate() {
+            spool.insert(*id, envelope(1), body(n)).await.expect("insert");
+        }
+        for id in &ids {
+            assert_eq!(arrivals.recv().await, Some(*id), "announced once, in commit order");
+        }
+    });
+    assert!(arrivals.try_recv().is_err(), "messages from before the subscription are not announced");
+    // At start-up a consumer lists what is already queued, then follows arrivals.
+    assert_eq!(spool.list(None, usize::MAX).len(), 6);
+}
+
 fn segment_files(dir: &Path) -> Vec<u64> {
     segment::list(dir).expect("list")
 }

@@ -149,6 +149,7 @@ impl Writer {
     fn apply(&mut self, batch: &[Append], positions: &[(u64, u32)]) {
         let mut index = self.inner.lock_index();
         let mut any_removal = false;
+        let mut inserted = Vec::new();
         for (append, &(offset, len)) in batch.iter().zip(positions) {
             match &append.op {
                 IndexOp::Insert { id, content_bytes, rcpt_total } => {
@@ -161,6 +162,7 @@ impl Writer {
                         done: None,
                     };
                     index.insert(*id, entry);
+                    inserted.push(*id);
                 }
                 IndexOp::RecipientsDone { id, indices } => index.recipients_done(*id, indices, self.segment),
                 IndexOp::Remove { id } => {
@@ -170,6 +172,9 @@ impl Writer {
             }
         }
         drop(index);
+        for id in inserted {
+            self.inner.announce(id);
+        }
         if any_removal {
             self.reclaim();
         }

@@ -157,3 +157,29 @@ fn early_talker_is_refused_and_polite_client_is_served() {
     assert!(started.elapsed() >= Duration::from_millis(450));
     assert!(polite.cmd("EHLO polite").starts_with("250"));
 }
+
+#[test]
+fn minimum_data_rate_spans_bdat_chunks() {
+    let server = TestServer::start("data_rate_grace = \"1s\"\ndata_rate_min_bytes_per_sec = 1000");
+    let mut client = greeted(&server);
+    client.cmd("EHLO c");
+    client.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n");
+    client.reply();
+    client.reply();
+    let started = Instant::now();
+    let mut last = String::new();
+    // Small chunks, each answered quickly: about 33 B/s over the transaction.
+    while started.elapsed() < Duration::from_secs(6) {
+        if client.stream.write_all_ok(b"BDAT 10\r\n01234567\r\n").is_err() {
+            break;
+        }
+        last = client.reply();
+        if !last.starts_with("250") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(last.starts_with("421 4.4.2 Minimum data rate"), "{last:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "held for {:?}", started.elapsed());
+    assert!(server.queued_ids().is_empty());
+}
