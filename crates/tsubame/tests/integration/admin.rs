@@ -103,3 +103,24 @@ fn metrics_and_json_log_lines() {
     assert_eq!(rejected["reason"], "bare_line_ending");
     assert!(rejected["reply"].as_str().expect("reply").starts_with("550 5.6.0"));
 }
+
+#[test]
+fn dsn_parameters_are_kept_with_the_message() {
+    let server = TestServer::start("");
+    let mut client = RawClient::connect(server.smtp);
+    client.reply();
+    client.cmd("EHLO c");
+    assert!(client.cmd("MAIL FROM:<s@example.org> RET=HDRS ENVID=QQ+2B314").starts_with("250"));
+    assert!(client.cmd("RCPT TO:<a@example.com> NOTIFY=FAILURE,DELAY ORCPT=rfc822;a@example.com").starts_with("250"));
+    assert!(client.cmd("RCPT TO:<b@example.com> NOTIFY=NEVER").starts_with("250"));
+    client.cmd("DATA");
+    let reply = client.cmd("Subject: dsn\r\n\r\nbody\r\n.");
+    let id = reply.trim().rsplit(' ').next().expect("id").to_string();
+    let shown = server.admin_json(&format!("/admin/v1/queue/messages/{id}"));
+    assert_eq!(shown["dsn_ret"], "HDRS");
+    assert_eq!(shown["dsn_envid"], "QQ+314", "ENVID is stored xtext-decoded");
+    assert_eq!(shown["recipients"][0]["notify"], serde_json::json!(["FAILURE", "DELAY"]));
+    assert_eq!(shown["recipients"][0]["orcpt"], "rfc822;a@example.com");
+    assert_eq!(shown["recipients"][1]["notify"], serde_json::json!(["NEVER"]));
+    assert_eq!(shown["recipients"][1]["orcpt"], serde_json::Value::Null);
+}
