@@ -13,9 +13,11 @@
 //! - [`address`]: envelope address checks.
 //! - [`envelope`]: the [`Transaction`] handed to the spool.
 //! - [`reply`]: replies with enhanced status codes.
+//! - [`client`]: the SMTP client state machine used for delivery.
 
 pub mod address;
 pub mod auth;
+pub mod client;
 mod commands;
 pub mod config;
 pub mod data;
