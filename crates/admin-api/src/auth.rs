@@ -8,7 +8,11 @@ use subtle::ConstantTimeEq;
 
 use crate::AdminState;
 
-pub(crate) async fn require_token(State(state): State<AdminState>, request: Request, next: Next) -> Response {
+pub(crate) async fn require_token(
+    State(state): State<AdminState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let presented = request
         .headers()
         .get(axum::http::header::AUTHORIZATION)

@@ -37,7 +37,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/v1/queue/messages", get(queue::list))
         .route("/admin/v1/queue/messages/{id}", get(queue::show))
         .route("/admin/v1/queue/messages/{id}/content", get(queue::content))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
@@ -47,7 +50,8 @@ pub fn router(state: AdminState) -> Router {
 
 async fn health(State(state): State<AdminState>) -> Response {
     if state.spool.is_poisoned() {
-        let body = serde_json::json!({"status": "failing", "spool": "poisoned: restart to recover"});
+        let body =
+            serde_json::json!({"status": "failing", "spool": "poisoned: restart to recover"});
         return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
     }
     axum::Json(serde_json::json!({"status": "ok", "spool": "ok"})).into_response()
@@ -59,9 +63,20 @@ async fn metrics_text(State(state): State<AdminState>) -> Response {
     metrics::gauge!("tsubame_queue_recipients_pending").set(totals.recipients_pending as f64);
     metrics::gauge!("tsubame_queue_bytes").set(totals.content_bytes as f64);
     metrics::gauge!("tsubame_spool_segments").set(totals.segments as f64);
-    metrics::gauge!("tsubame_spool_poisoned").set(if state.spool.is_poisoned() { 1.0 } else { 0.0 });
+    metrics::gauge!("tsubame_spool_poisoned").set(if state.spool.is_poisoned() {
+        1.0
+    } else {
+        0.0
+    });
     let body = (state.metrics)();
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// A JSON error body `{"error": "..."}` with a status code.

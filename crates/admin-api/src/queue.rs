@@ -18,7 +18,9 @@ const SUMMARY_SCAN_MAX: usize = 100_000;
 const LIST_LIMIT_MAX: usize = 1000;
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[derive(Serialize)]
@@ -48,13 +50,19 @@ pub(crate) async fn summary(State(state): State<AdminState>) -> Response {
         let listed = spool.list(None, SUMMARY_SCAN_MAX);
         let mut domains: HashMap<String, (u64, u64)> = HashMap::new();
         for info in &listed {
-            let Ok((envelope, _, done)) = spool.read(info.id) else { continue };
+            let Ok((envelope, _, done)) = spool.read(info.id) else {
+                continue;
+            };
             let mut seen = std::collections::HashSet::new();
             for (rcpt, done) in envelope.recipients.iter().zip(done) {
                 if done {
                     continue;
                 }
-                let domain = rcpt.address.rsplit_once('@').map_or("", |(_, d)| d).to_ascii_lowercase();
+                let domain = rcpt
+                    .address
+                    .rsplit_once('@')
+                    .map_or("", |(_, d)| d)
+                    .to_ascii_lowercase();
                 let entry = domains.entry(domain.clone()).or_default();
                 entry.0 += 1;
                 if seen.insert(domain) {
@@ -64,9 +72,17 @@ pub(crate) async fn summary(State(state): State<AdminState>) -> Response {
         }
         let mut domains: Vec<DomainCount> = domains
             .into_iter()
-            .map(|(domain, (recipients, messages))| DomainCount { domain, recipients, messages })
+            .map(|(domain, (recipients, messages))| DomainCount {
+                domain,
+                recipients,
+                messages,
+            })
             .collect();
-        domains.sort_by(|a, b| b.recipients.cmp(&a.recipients).then(a.domain.cmp(&b.domain)));
+        domains.sort_by(|a, b| {
+            b.recipients
+                .cmp(&a.recipients)
+                .then(a.domain.cmp(&b.domain))
+        });
         let oldest = listed.first().map(|i| i.id);
         Summary {
             messages: totals.messages,
@@ -109,7 +125,10 @@ struct ListPage {
     next: Option<String>,
 }
 
-pub(crate) async fn list(State(state): State<AdminState>, Query(query): Query<ListQuery>) -> Response {
+pub(crate) async fn list(
+    State(state): State<AdminState>,
+    Query(query): Query<ListQuery>,
+) -> Response {
     let after = match query.after.as_deref().map(MessageId::parse) {
         Some(None) => return error(StatusCode::BAD_REQUEST, "after: not a message id"),
         Some(Some(id)) => Some(id),
@@ -122,13 +141,18 @@ pub(crate) async fn list(State(state): State<AdminState>, Query(query): Query<Li
     let spool = state.spool.clone();
     let page = tokio::task::spawn_blocking(move || {
         let infos = spool.list(after, limit);
-        let next = (infos.len() == limit).then(|| infos.last().map(|i| i.id.to_string())).flatten();
+        let next = (infos.len() == limit)
+            .then(|| infos.last().map(|i| i.id.to_string()))
+            .flatten();
         let messages = infos
             .into_iter()
             .map(|info| Listed {
                 id: info.id.to_string(),
                 received_at_ms: info.id.timestamp_ms(),
-                sender: spool.read(info.id).map(|(e, _, _)| e.sender).unwrap_or_default(),
+                sender: spool
+                    .read(info.id)
+                    .map(|(e, _, _)| e.sender)
+                    .unwrap_or_default(),
                 size: info.content_bytes,
                 recipients: info.recipients,
                 recipients_pending: info.recipients_pending,
@@ -173,13 +197,17 @@ struct MessageView {
 type Found = (MessageId, spool::Envelope, Vec<u8>, Vec<bool>);
 
 fn read(state: &AdminState, id: &str) -> Result<Found, Box<Response>> {
-    let id = MessageId::parse(id).ok_or_else(|| Box::new(error(StatusCode::BAD_REQUEST, "id: not a message id")))?;
+    let id = MessageId::parse(id)
+        .ok_or_else(|| Box::new(error(StatusCode::BAD_REQUEST, "id: not a message id")))?;
     match state.spool.read(id) {
         Ok((envelope, content, done)) => Ok((id, envelope, content, done)),
         Err(SpoolError::NotFound) => Err(Box::new(error(StatusCode::NOT_FOUND, "no such message"))),
         Err(err) => {
             tracing::error!(error = %err, "reading a queued message failed");
-            Err(Box::new(error(StatusCode::INTERNAL_SERVER_ERROR, "could not read message")))
+            Err(Box::new(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "could not read message",
+            )))
         }
     }
 }
@@ -197,7 +225,10 @@ pub(crate) async fn show(State(state): State<AdminState>, Path(id): Path<String>
         Ok(found) => found,
         Err(response) => return *response,
     };
-    let header_end = content.windows(4).position(|w| w == b"\r\n\r\n").map_or(content.len(), |p| p + 2);
+    let header_end = content
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(content.len(), |p| p + 2);
     let view = MessageView {
         id: id.to_string(),
         received_at_ms: envelope.received_ms,
@@ -232,7 +263,11 @@ pub(crate) async fn show(State(state): State<AdminState>, Path(id): Path<String>
 
 pub(crate) async fn content(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
     match read(&state, &id) {
-        Ok((_, _, content, _)) => ([(axum::http::header::CONTENT_TYPE, "message/rfc822")], content).into_response(),
+        Ok((_, _, content, _)) => (
+            [(axum::http::header::CONTENT_TYPE, "message/rfc822")],
+            content,
+        )
+            .into_response(),
         Err(response) => *response,
     }
 }

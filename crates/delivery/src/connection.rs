@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use smtp_wire::Reply;
-use smtp_wire::client::{ClientEvent, ClientFailure, ClientSession, Outbound, Stage, TransactionOutcome};
+use smtp_wire::client::{
+    ClientEvent, ClientFailure, ClientSession, Outbound, Stage, TransactionOutcome,
+};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -62,7 +64,9 @@ impl ClientTimeouts {
             Stage::RcptTo => self.rcpt,
             Stage::Data => self.data,
             Stage::DataDot => self.data_dot,
-            Stage::Hello | Stage::StartTls | Stage::Reset | Stage::Quit | Stage::Idle => self.command,
+            Stage::Hello | Stage::StartTls | Stage::Reset | Stage::Quit | Stage::Idle => {
+                self.command
+            }
         }
     }
 }
@@ -83,7 +87,10 @@ pub struct Destination {
 pub enum ConnectionError {
     /// TCP connect failed or timed out.
     #[error("connect to {addr} failed: {source}")]
-    Connect { addr: SocketAddr, source: std::io::Error },
+    Connect {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     /// The server refused us at greeting or EHLO/HELO (e.g. 421, 554).
     #[error("refused by server: {}", .0.summary())]
     Refused(Reply),
@@ -157,7 +164,11 @@ impl Connection {
         }
     }
 
-    async fn negotiate_tls(&mut self, destination: &Destination, tls: &TlsClients) -> Result<(), ConnectionError> {
+    async fn negotiate_tls(
+        &mut self,
+        destination: &Destination,
+        tls: &TlsClients,
+    ) -> Result<(), ConnectionError> {
         let must = matches!(destination.tls, TlsPolicy::Required | TlsPolicy::Verify);
         if !self.session.capabilities().starttls {
             if must {
@@ -175,29 +186,42 @@ impl Connection {
             }
             ClientEvent::StartTlsRefused(reply) => {
                 self.quit().await;
-                return Err(ConnectionError::Tls(format!("STARTTLS refused: {}", reply.summary())));
+                return Err(ConnectionError::Tls(format!(
+                    "STARTTLS refused: {}",
+                    reply.summary()
+                )));
             }
             other => return Err(unexpected(other)),
         }
         let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Detached) else {
             return Err(ConnectionError::Tls("TLS already active".into()));
         };
-        let name = rustls::pki_types::ServerName::try_from(destination.host_name.clone())
-            .map_err(|_| ConnectionError::Tls(format!("invalid host name {:?}", destination.host_name)))?;
+        let name = rustls::pki_types::ServerName::try_from(destination.host_name.clone()).map_err(
+            |_| ConnectionError::Tls(format!("invalid host name {:?}", destination.host_name)),
+        )?;
         let connector = TlsConnector::from(tls.for_policy(destination.tls));
-        let stream = match timeout(self.timeouts.tls_handshake, connector.connect(name, tcp)).await {
+        let stream = match timeout(self.timeouts.tls_handshake, connector.connect(name, tcp)).await
+        {
             Ok(Ok(stream)) => stream,
             Ok(Err(err)) => return Err(ConnectionError::Tls(format!("handshake failed: {err}"))),
             Err(_) => return Err(ConnectionError::Tls("handshake timed out".into())),
         };
-        self.tls_version = stream.get_ref().1.protocol_version().map(|v| format!("{v:?}"));
+        self.tls_version = stream
+            .get_ref()
+            .1
+            .protocol_version()
+            .map(|v| format!("{v:?}"));
         self.stream = Stream::Tls(Box::new(stream));
         self.session.tls_established();
         self.expect_ready().await
     }
 
     /// Delivers one message; the outcome holds one final reply per recipient.
-    pub async fn deliver(&mut self, message: &Outbound, content: Vec<u8>) -> Result<TransactionOutcome, ConnectionError> {
+    pub async fn deliver(
+        &mut self,
+        message: &Outbound,
+        content: Vec<u8>,
+    ) -> Result<TransactionOutcome, ConnectionError> {
         self.session.send(message, content);
         self.messages_sent += 1;
         match self.next_event().await? {
@@ -257,7 +281,11 @@ impl Connection {
     }
 }
 
-async fn write_all<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8], limit: Duration) -> Result<(), ConnectionError> {
+async fn write_all<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    bytes: &[u8],
+    limit: Duration,
+) -> Result<(), ConnectionError> {
     match timeout(limit, async {
         stream.write_all(bytes).await?;
         stream.flush().await
@@ -272,11 +300,14 @@ async fn write_all<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8], limit: D
 
 fn unexpected(event: ClientEvent) -> ConnectionError {
     match event {
-        ClientEvent::Failed(ClientFailure::Greeting(reply) | ClientFailure::Hello(reply)) => ConnectionError::Refused(reply),
-        ClientEvent::Failed(ClientFailure::ConnectionLost(stage)) => ConnectionError::Lost(format!("closed by server in {stage:?}")),
+        ClientEvent::Failed(ClientFailure::Greeting(reply) | ClientFailure::Hello(reply)) => {
+            ConnectionError::Refused(reply)
+        }
+        ClientEvent::Failed(ClientFailure::ConnectionLost(stage)) => {
+            ConnectionError::Lost(format!("closed by server in {stage:?}"))
+        }
         ClientEvent::Failed(other) => ConnectionError::Lost(format!("{other:?}")),
         ClientEvent::Closed => ConnectionError::Lost("closed".into()),
         other => ConnectionError::Lost(format!("unexpected {other:?}")),
     }
 }
-

@@ -44,9 +44,16 @@ impl TlsClients {
                 algorithms: provider.signature_verification_algorithms,
             }))
             .with_no_client_auth();
-        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-        let verified = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-        TlsClients { unverified: Arc::new(unverified), verified: Arc::new(verified) }
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let verified = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        TlsClients {
+            unverified: Arc::new(unverified),
+            verified: Arc::new(verified),
+        }
     }
 
     /// The configuration for `policy`.

@@ -21,8 +21,12 @@ struct Receiver {
 /// Our own SMTP server as the receiving MX, on a free port.
 async fn receiver(tls: bool, recipients_max: usize, relay: &str) -> Receiver {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (spool, _) = Spool::open(&SpoolConfig { dir: dir.path().join("spool"), segment_bytes_max: 1 << 20, batch_bytes_max: 1 << 20 })
-        .expect("spool");
+    let (spool, _) = Spool::open(&SpoolConfig {
+        dir: dir.path().join("spool"),
+        segment_bytes_max: 1 << 20,
+        batch_bytes_max: 1 << 20,
+    })
+    .expect("spool");
     let config = ServerConfig {
         listen: vec!["127.0.0.1:0".parse().expect("addr")],
         listen_tls: vec![],
@@ -50,23 +54,44 @@ async fn receiver(tls: bool, recipients_max: usize, relay: &str) -> Receiver {
         },
     };
     let tls = tls.then(|| {
-        smtp_server::tls::server_config(&smtp_server::tls::TlsSource::SelfSigned { dir: dir.path().join("tls") }, "mx.receiver.test")
-            .expect("tls")
+        smtp_server::tls::server_config(
+            &smtp_server::tls::TlsSource::SelfSigned {
+                dir: dir.path().join("tls"),
+            },
+            "mx.receiver.test",
+        )
+        .expect("tls")
     });
-    let server = smtp_server::Server::bind(config, spool.clone(), tls, dir.path().join("users")).expect("bind");
+    let server = smtp_server::Server::bind(config, spool.clone(), tls, dir.path().join("users"))
+        .expect("bind");
     let addr = server.local_addrs()[0];
     tokio::spawn(server.run(std::future::pending()));
-    Receiver { addr, spool, _dir: dir }
+    Receiver {
+        addr,
+        spool,
+        _dir: dir,
+    }
 }
 
 fn destination(addr: SocketAddr, tls: TlsPolicy) -> Destination {
-    Destination { addr, host_name: "mx.receiver.test".into(), tls }
+    Destination {
+        addr,
+        host_name: "mx.receiver.test".into(),
+        tls,
+    }
 }
 
 fn message(rcpts: &[&str]) -> Outbound {
     Outbound {
         sender: "bounce@sender.test".into(),
-        recipients: rcpts.iter().map(|a| OutboundRecipient { address: a.to_string(), notify: None, orcpt: None }).collect(),
+        recipients: rcpts
+            .iter()
+            .map(|a| OutboundRecipient {
+                address: a.to_string(),
+                notify: None,
+                orcpt: None,
+            })
+            .collect(),
         dsn_ret: None,
         dsn_envid: None,
         body_8bit: false,
@@ -76,22 +101,45 @@ fn message(rcpts: &[&str]) -> Outbound {
 
 fn quick() -> ClientTimeouts {
     let s = Duration::from_millis(700);
-    ClientTimeouts { connect: s, banner: s, command: s, tls_handshake: s, mail: s, rcpt: s, data: s, data_block: s, data_dot: s }
+    ClientTimeouts {
+        connect: s,
+        banner: s,
+        command: s,
+        tls_handshake: s,
+        mail: s,
+        rcpt: s,
+        data: s,
+        data_block: s,
+        data_dot: s,
+    }
 }
 
 #[tokio::test]
 async fn opportunistic_tls_and_connection_reuse() {
     let rx = receiver(true, 100, "127.0.0.0/8").await;
     let tls = TlsClients::new();
-    let mut conn = Connection::open(&destination(rx.addr, TlsPolicy::Opportunistic), "out.test", ClientTimeouts::default(), &tls)
-        .await
-        .expect("connect");
+    let mut conn = Connection::open(
+        &destination(rx.addr, TlsPolicy::Opportunistic),
+        "out.test",
+        ClientTimeouts::default(),
+        &tls,
+    )
+    .await
+    .expect("connect");
     assert_eq!(conn.tls_version.as_deref(), Some("TLSv1_3"));
     for n in 0..3 {
-        let content = format!("Subject: {n}\r\nMessage-ID: <{n}@t>\r\n\r\n.leading dot\nbare lf line\r\n").into_bytes();
-        let outcome = conn.deliver(&message(&["a@example.com", "b@example.net"]), content).await.expect("deliver");
+        let content =
+            format!("Subject: {n}\r\nMessage-ID: <{n}@t>\r\n\r\n.leading dot\nbare lf line\r\n")
+                .into_bytes();
+        let outcome = conn
+            .deliver(&message(&["a@example.com", "b@example.net"]), content)
+            .await
+            .expect("deliver");
         assert!(outcome.any_delivered);
-        assert!(outcome.recipients.iter().all(|r| r.code == 250), "{outcome:?}");
+        assert!(
+            outcome.recipients.iter().all(|r| r.code == 250),
+            "{outcome:?}"
+        );
     }
     assert_eq!(conn.messages_sent, 3);
     conn.quit().await;
@@ -99,53 +147,108 @@ async fn opportunistic_tls_and_connection_reuse() {
     assert_eq!(queued.len(), 3);
     let (envelope, content, _) = rx.spool.read(queued[0].id).expect("read");
     assert_eq!(envelope.recipients.len(), 2);
-    assert!(content.ends_with(b"\r\n\r\n.leading dot\r\nbare lf line\r\n"), "{}", String::from_utf8_lossy(&content));
+    assert!(
+        content.ends_with(b"\r\n\r\n.leading dot\r\nbare lf line\r\n"),
+        "{}",
+        String::from_utf8_lossy(&content)
+    );
     let stored = String::from_utf8_lossy(&content).into_owned();
-    assert!(stored.contains("with ESMTPS"), "delivered over TLS: {stored}");
+    assert!(
+        stored.contains("with ESMTPS"),
+        "delivered over TLS: {stored}"
+    );
 }
 
 #[tokio::test]
 async fn per_recipient_outcomes_from_a_real_server() {
     // The receiver takes at most 2 recipients per transaction: the third gets 452 4.5.3.
     let rx = receiver(false, 2, "127.0.0.0/8").await;
-    let mut conn = Connection::open(&destination(rx.addr, TlsPolicy::Opportunistic), "out.test", quick(), &TlsClients::new())
+    let mut conn = Connection::open(
+        &destination(rx.addr, TlsPolicy::Opportunistic),
+        "out.test",
+        quick(),
+        &TlsClients::new(),
+    )
+    .await
+    .expect("connect");
+    let outcome = conn
+        .deliver(
+            &message(&["a@x.test", "b@x.test", "c@x.test"]),
+            b"hi\r\n".to_vec(),
+        )
         .await
-        .expect("connect");
-    let outcome = conn.deliver(&message(&["a@x.test", "b@x.test", "c@x.test"]), b"hi\r\n".to_vec()).await.expect("deliver");
+        .expect("deliver");
     let codes: Vec<u16> = outcome.recipients.iter().map(|r| r.code).collect();
     assert_eq!(codes, vec![250, 250, 452]);
     assert_eq!(outcome.recipients[2].status, Some((4, 5, 3)));
 
     // Refused relaying: every RCPT 550 5.7.1, the transaction is reset, the connection reusable.
     let rx = receiver(false, 100, "10.0.0.0/8").await;
-    let mut conn = Connection::open(&destination(rx.addr, TlsPolicy::Disabled), "out.test", quick(), &TlsClients::new())
+    let mut conn = Connection::open(
+        &destination(rx.addr, TlsPolicy::Disabled),
+        "out.test",
+        quick(),
+        &TlsClients::new(),
+    )
+    .await
+    .expect("connect");
+    let outcome = conn
+        .deliver(&message(&["a@x.test", "b@x.test"]), b"hi\r\n".to_vec())
         .await
-        .expect("connect");
-    let outcome = conn.deliver(&message(&["a@x.test", "b@x.test"]), b"hi\r\n".to_vec()).await.expect("deliver");
+        .expect("deliver");
     assert!(!outcome.any_delivered);
-    assert!(outcome.recipients.iter().all(|r| r.code == 550 && r.status == Some((5, 7, 1))));
-    let again = conn.deliver(&message(&["a@x.test"]), b"hi\r\n".to_vec()).await.expect("connection still usable");
+    assert!(
+        outcome
+            .recipients
+            .iter()
+            .all(|r| r.code == 550 && r.status == Some((5, 7, 1)))
+    );
+    let again = conn
+        .deliver(&message(&["a@x.test"]), b"hi\r\n".to_vec())
+        .await
+        .expect("connection still usable");
     assert_eq!(again.recipients[0].code, 550);
 }
 
 #[tokio::test]
 async fn tls_policies_required_and_verify() {
     let plain = receiver(false, 100, "127.0.0.0/8").await;
-    let err = Connection::open(&destination(plain.addr, TlsPolicy::Required), "out.test", quick(), &TlsClients::new())
-        .await
-        .err()
-        .expect("must fail");
-    assert!(matches!(&err, ConnectionError::Tls(m) if m.contains("not offered")), "{err}");
+    let err = Connection::open(
+        &destination(plain.addr, TlsPolicy::Required),
+        "out.test",
+        quick(),
+        &TlsClients::new(),
+    )
+    .await
+    .err()
+    .expect("must fail");
+    assert!(
+        matches!(&err, ConnectionError::Tls(m) if m.contains("not offered")),
+        "{err}"
+    );
 
     let self_signed = receiver(true, 100, "127.0.0.0/8").await;
-    let err = Connection::open(&destination(self_signed.addr, TlsPolicy::Verify), "out.test", quick(), &TlsClients::new())
-        .await
-        .err()
-        .expect("self-signed certificate must not verify");
-    assert!(matches!(&err, ConnectionError::Tls(m) if m.contains("handshake failed")), "{err}");
-    let conn = Connection::open(&destination(self_signed.addr, TlsPolicy::Required), "out.test", quick(), &TlsClients::new())
-        .await
-        .expect("required without verification accepts a self-signed certificate");
+    let err = Connection::open(
+        &destination(self_signed.addr, TlsPolicy::Verify),
+        "out.test",
+        quick(),
+        &TlsClients::new(),
+    )
+    .await
+    .err()
+    .expect("self-signed certificate must not verify");
+    assert!(
+        matches!(&err, ConnectionError::Tls(m) if m.contains("handshake failed")),
+        "{err}"
+    );
+    let conn = Connection::open(
+        &destination(self_signed.addr, TlsPolicy::Required),
+        "out.test",
+        quick(),
+        &TlsClients::new(),
+    )
+    .await
+    .expect("required without verification accepts a self-signed certificate");
     assert!(conn.tls_version.is_some());
 }
 
@@ -154,7 +257,9 @@ async fn scripted(greeting: Option<&'static str>, replies: &'static [&'static st
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
-        let Ok((stream, _)) = listener.accept().await else { return };
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
         let (read, mut write) = stream.into_split();
         if let Some(greeting) = greeting {
             let _ = write.write_all(greeting.as_bytes()).await;
@@ -178,25 +283,78 @@ async fn scripted(greeting: Option<&'static str>, replies: &'static [&'static st
 #[tokio::test]
 async fn refusal_at_connect_and_stage_timeouts() {
     let busy = scripted(Some("421 4.7.0 Too busy, try later\r\n"), &[]).await;
-    let err = Connection::open(&destination(busy, TlsPolicy::Opportunistic), "out.test", quick(), &TlsClients::new()).await.err();
-    assert!(matches!(&err, Some(ConnectionError::Refused(r)) if r.code == 421), "{err:?}");
+    let err = Connection::open(
+        &destination(busy, TlsPolicy::Opportunistic),
+        "out.test",
+        quick(),
+        &TlsClients::new(),
+    )
+    .await
+    .err();
+    assert!(
+        matches!(&err, Some(ConnectionError::Refused(r)) if r.code == 421),
+        "{err:?}"
+    );
 
     let silent = scripted(None, &[]).await;
-    let err = Connection::open(&destination(silent, TlsPolicy::Opportunistic), "out.test", quick(), &TlsClients::new()).await.err();
-    assert!(matches!(err, Some(ConnectionError::Timeout(Stage::Banner))), "{err:?}");
+    let err = Connection::open(
+        &destination(silent, TlsPolicy::Opportunistic),
+        "out.test",
+        quick(),
+        &TlsClients::new(),
+    )
+    .await
+    .err();
+    assert!(
+        matches!(err, Some(ConnectionError::Timeout(Stage::Banner))),
+        "{err:?}"
+    );
 
     // Accepts everything, then never answers the final dot: lines are EHLO, MAIL, RCPT, DATA,
     // then the content line and the dot (no replies).
-    let stalls = scripted(Some("220 ok\r\n"), &["250 ok\r\n", "250 ok\r\n", "250 ok\r\n", "354 go\r\n", "", "", ""]).await;
-    let mut conn = Connection::open(&destination(stalls, TlsPolicy::Opportunistic), "out.test", quick(), &TlsClients::new())
+    let stalls = scripted(
+        Some("220 ok\r\n"),
+        &[
+            "250 ok\r\n",
+            "250 ok\r\n",
+            "250 ok\r\n",
+            "354 go\r\n",
+            "",
+            "",
+            "",
+        ],
+    )
+    .await;
+    let mut conn = Connection::open(
+        &destination(stalls, TlsPolicy::Opportunistic),
+        "out.test",
+        quick(),
+        &TlsClients::new(),
+    )
+    .await
+    .expect("connect");
+    let err = conn
+        .deliver(&message(&["a@x.test"]), b"x\r\n".to_vec())
         .await
-        .expect("connect");
-    let err = conn.deliver(&message(&["a@x.test"]), b"x\r\n".to_vec()).await.err();
-    assert!(matches!(err, Some(ConnectionError::Timeout(Stage::DataDot))), "{err:?}");
+        .err();
+    assert!(
+        matches!(err, Some(ConnectionError::Timeout(Stage::DataDot))),
+        "{err:?}"
+    );
 
     let refused = "127.0.0.1:1".parse().expect("addr");
-    let err = Connection::open(&destination(refused, TlsPolicy::Opportunistic), "out.test", quick(), &TlsClients::new()).await.err();
-    assert!(matches!(err, Some(ConnectionError::Connect { .. })), "{err:?}");
+    let err = Connection::open(
+        &destination(refused, TlsPolicy::Opportunistic),
+        "out.test",
+        quick(),
+        &TlsClients::new(),
+    )
+    .await
+    .err();
+    assert!(
+        matches!(err, Some(ConnectionError::Connect { .. })),
+        "{err:?}"
+    );
 }
 
 /// Postfix's smtp-sink (Debian package postfix) as the receiving server.
@@ -236,13 +394,34 @@ async fn pipelined_delivery_to_postfix_smtp_sink() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let mut conn = Connection::open(&destination(addr, TlsPolicy::Opportunistic), "out.test", quick(), &TlsClients::new())
-        .await
-        .expect("connect to smtp-sink");
-    assert!(conn.capabilities().pipelining, "smtp-sink offers PIPELINING");
+    let mut conn = Connection::open(
+        &destination(addr, TlsPolicy::Opportunistic),
+        "out.test",
+        quick(),
+        &TlsClients::new(),
+    )
+    .await
+    .expect("connect to smtp-sink");
+    assert!(
+        conn.capabilities().pipelining,
+        "smtp-sink offers PIPELINING"
+    );
     for _ in 0..5 {
-        let outcome = conn.deliver(&message(&["a@x.test", "b@y.test"]), b"Subject: sink\r\n\r\nbody\r\n".to_vec()).await.expect("deliver");
-        assert_eq!(outcome.recipients.iter().map(|r| r.code).collect::<Vec<_>>(), vec![250, 250]);
+        let outcome = conn
+            .deliver(
+                &message(&["a@x.test", "b@y.test"]),
+                b"Subject: sink\r\n\r\nbody\r\n".to_vec(),
+            )
+            .await
+            .expect("deliver");
+        assert_eq!(
+            outcome
+                .recipients
+                .iter()
+                .map(|r| r.code)
+                .collect::<Vec<_>>(),
+            vec![250, 250]
+        );
     }
     conn.quit().await;
 }

@@ -35,7 +35,13 @@ enum Exit {
 /// Bytes read per call; also the most a client can make us buffer beyond the session's limits.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
 
-pub(crate) async fn handle(shared: Arc<Shared>, mut tcp: TcpStream, peer: SocketAddr, implicit_tls: bool, permit: Permit) {
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    mut tcp: TcpStream,
+    peer: SocketAddr,
+    implicit_tls: bool,
+    permit: Permit,
+) {
     metrics::gauge!("tsubame_smtp_connections").increment(1.0);
     metrics::counter!("tsubame_smtp_connections_total").increment(1);
     let _ = tcp.set_nodelay(true);
@@ -47,18 +53,33 @@ pub(crate) async fn handle(shared: Arc<Shared>, mut tcp: TcpStream, peer: Socket
     metrics::gauge!("tsubame_smtp_connections").decrement(1.0);
 }
 
-async fn run(shared: &Shared, tcp: &mut TcpStream, peer: SocketAddr, implicit_tls: bool) -> std::io::Result<()> {
-    let trusted = shared.config.relay_networks.iter().any(|n| n.contains(peer.ip()));
-    let context = PeerContext { relay_trusted: trusted, tls_active: implicit_tls };
+async fn run(
+    shared: &Shared,
+    tcp: &mut TcpStream,
+    peer: SocketAddr,
+    implicit_tls: bool,
+) -> std::io::Result<()> {
+    let trusted = shared
+        .config
+        .relay_networks
+        .iter()
+        .any(|n| n.contains(peer.ip()));
+    let context = PeerContext {
+        relay_trusted: trusted,
+        tls_active: implicit_tls,
+    };
     if implicit_tls {
-        let Some(acceptor) = &shared.tls else { return Ok(()) };
+        let Some(acceptor) = &shared.tls else {
+            return Ok(());
+        };
         let mut tls = handshake(acceptor, tcp, shared.config.timeouts.tls_handshake).await?;
         let mut session = Session::new(shared.session_config.clone(), context);
         drive(shared, &mut tls, &mut session, peer).await?;
         return Ok(());
     }
     if talks_first(tcp, shared.config.timeouts.greeting_delay).await {
-        metrics::counter!("tsubame_smtp_connections_refused_total", "reason" => "early_talker").increment(1);
+        metrics::counter!("tsubame_smtp_connections_refused_total", "reason" => "early_talker")
+            .increment(1);
         tracing::info!(client = %peer, "refused early talker");
         let reply = b"554 5.5.0 Protocol error: data sent before the greeting\r\n";
         let _ = timeout(Duration::from_secs(5), tcp.write_all(reply)).await;
@@ -66,7 +87,9 @@ async fn run(shared: &Shared, tcp: &mut TcpStream, peer: SocketAddr, implicit_tl
     }
     let mut session = Session::new(shared.session_config.clone(), context);
     if let Exit::StartTls = drive(shared, tcp, &mut session, peer).await? {
-        let Some(acceptor) = &shared.tls else { return Ok(()) };
+        let Some(acceptor) = &shared.tls else {
+            return Ok(());
+        };
         let mut tls = handshake(acceptor, tcp, shared.config.timeouts.tls_handshake).await?;
         drive(shared, &mut tls, &mut session, peer).await?;
     }
@@ -80,7 +103,10 @@ async fn handshake<'a>(
 ) -> std::io::Result<tokio_rustls::server::TlsStream<&'a mut TcpStream>> {
     match timeout(limit, acceptor.accept(tcp)).await {
         Ok(result) => result,
-        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")),
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "TLS handshake timed out",
+        )),
     }
 }
 
@@ -103,9 +129,18 @@ impl TryPeek for TcpStream {
         // SAFETY: recv with MSG_PEEK|MSG_DONTWAIT on our own socket into a valid buffer; it
         // neither blocks nor consumes data.
         let n = unsafe {
-            libc::recv(self.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_PEEK | libc::MSG_DONTWAIT)
+            libc::recv(
+                self.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
         };
-        if n < 0 { Err(std::io::Error::last_os_error()) } else { Ok(n as usize) }
+        if n < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
     }
 }
 
@@ -129,7 +164,8 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
     loop {
         let event = session.advance();
         for rejected in session.take_rejected() {
-            metrics::counter!("tsubame_smtp_messages_rejected_total", "reason" => rejected.reason).increment(1);
+            metrics::counter!("tsubame_smtp_messages_rejected_total", "reason" => rejected.reason)
+                .increment(1);
             tracing::warn!(
                 client = %peer.ip(), sender = %rejected.sender, recipients = rejected.recipients,
                 size = rejected.size_bytes, reply = %rejected.reply.summary(), reason = rejected.reason,
@@ -169,7 +205,9 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
         flush(io, session, timeouts.command).await?;
-        let idle = session.read_phase() == ReadPhase::Command && !session.in_transaction() && session.input_pending() == 0;
+        let idle = session.read_phase() == ReadPhase::Command
+            && !session.in_transaction()
+            && session.input_pending() == 0;
         if *shutdown.borrow() && idle {
             session.shutting_down();
             continue;
@@ -181,9 +219,14 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             content = None;
         }
         let rate_deadline = session.content_started().then(|| {
-            let clock = content.get_or_insert(ContentClock { started: now, bytes: 0 });
+            let clock = content.get_or_insert(ContentClock {
+                started: now,
+                bytes: 0,
+            });
             let min_rate = timeouts.data_rate_bytes_per_sec_min.max(1) as f64;
-            clock.started + timeouts.data_grace + Duration::from_secs_f64(clock.bytes as f64 / min_rate)
+            clock.started
+                + timeouts.data_grace
+                + Duration::from_secs_f64(clock.bytes as f64 / min_rate)
         });
         // Checked before reading: data already waiting in the socket would otherwise always
         // win against an expired deadline.
@@ -227,7 +270,11 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-async fn flush<S: AsyncWrite + Unpin>(io: &mut S, session: &mut Session, limit: Duration) -> std::io::Result<()> {
+async fn flush<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    session: &mut Session,
+    limit: Duration,
+) -> std::io::Result<()> {
     if session.output().is_empty() {
         return Ok(());
     }
@@ -237,7 +284,12 @@ async fn flush<S: AsyncWrite + Unpin>(io: &mut S, session: &mut Session, limit: 
     };
     match timeout(limit, write).await {
         Ok(result) => result?,
-        Err(_) => return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "client not reading replies")),
+        Err(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "client not reading replies",
+            ));
+        }
     }
     session.clear_output();
     Ok(())

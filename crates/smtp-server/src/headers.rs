@@ -60,7 +60,9 @@ pub fn has_message_id(content: &[u8]) -> bool {
 /// Replaces anything outside printable ASCII so that client-chosen text cannot break the
 /// header (it is already CR/LF-free, but NUL or escapes should not reach other systems).
 fn printable(text: &str) -> String {
-    text.chars().map(|c| if c.is_ascii_graphic() { c } else { '?' }).collect()
+    text.chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect()
 }
 
 /// `Sun, 22 Nov 2026 05:08:55 +0000`.
@@ -69,7 +71,9 @@ pub fn rfc5322_date(unix_seconds: i64) -> String {
     let secs = unix_seconds.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
     const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     format!(
         "{}, {:02} {} {} {:02}:{:02}:{:02} +0000",
         WEEKDAYS[days.rem_euclid(7) as usize],
@@ -103,14 +107,21 @@ mod tests {
     #[test]
     fn dates() {
         assert_eq!(rfc5322_date(0), "Thu, 01 Jan 1970 00:00:00 +0000");
-        assert_eq!(rfc5322_date(1_795_324_135), "Sun, 22 Nov 2026 05:08:55 +0000");
+        assert_eq!(
+            rfc5322_date(1_795_324_135),
+            "Sun, 22 Nov 2026 05:08:55 +0000"
+        );
         assert_eq!(rfc5322_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
     }
 
     #[test]
     fn message_id_detection_stops_at_body() {
-        assert!(has_message_id(b"Subject: x\r\nMESSAGE-ID: <a@b>\r\n\r\nbody"));
-        assert!(!has_message_id(b"Subject: x\r\n\r\nMessage-ID: <in body>\r\n"));
+        assert!(has_message_id(
+            b"Subject: x\r\nMESSAGE-ID: <a@b>\r\n\r\nbody"
+        ));
+        assert!(!has_message_id(
+            b"Subject: x\r\n\r\nMessage-ID: <in body>\r\n"
+        ));
         assert!(!has_message_id(b""));
     }
 

@@ -82,12 +82,20 @@ impl Server {
             users_path,
             shutdown,
         });
-        Ok(Server { shared, listeners, limiter, shutdown_tx })
+        Ok(Server {
+            shared,
+            listeners,
+            limiter,
+            shutdown_tx,
+        })
     }
 
     /// Addresses actually bound, plain listeners first (useful with port 0).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().filter_map(|(l, _)| l.local_addr().ok()).collect()
+        self.listeners
+            .iter()
+            .filter_map(|(l, _)| l.local_addr().ok())
+            .collect()
     }
 
     /// Accepts connections until `stop` resolves, then stops accepting, tells idle sessions
@@ -100,7 +108,13 @@ impl Server {
             let shared = self.shared.clone();
             let limiter = self.limiter.clone();
             let done = done_tx.clone();
-            accept_tasks.push(tokio::spawn(accept_loop(listener, implicit_tls, shared, limiter, done)));
+            accept_tasks.push(tokio::spawn(accept_loop(
+                listener,
+                implicit_tls,
+                shared,
+                limiter,
+                done,
+            )));
         }
         drop(done_tx);
         stop.await;
@@ -114,13 +128,20 @@ impl Server {
             let _ = task.await;
         }
         if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
-            tracing::warn!(open = self.limiter.open(), "shutdown grace over; abandoning sessions");
+            tracing::warn!(
+                open = self.limiter.open(),
+                "shutdown grace over; abandoning sessions"
+            );
         }
     }
 }
 
 fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)

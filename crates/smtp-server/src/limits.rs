@@ -81,7 +81,10 @@ impl Drop for Permit {
 impl Limiter {
     /// A limiter enforcing `limits`.
     pub fn new(limits: ConnectionLimits) -> Self {
-        Limiter { limits, state: Arc::default() }
+        Limiter {
+            limits,
+            state: Arc::default(),
+        }
     }
 
     /// Admits a connection from `ip` at `now`, or says why not.
@@ -94,7 +97,11 @@ impl Limiter {
         if state.admitted_since_sweep >= 4096 {
             self.sweep(&mut state, now);
         }
-        let entry = state.per_ip.entry(ip).or_insert(PerIp { open: 0, window_start: now, window_count: 0 });
+        let entry = state.per_ip.entry(ip).or_insert(PerIp {
+            open: 0,
+            window_start: now,
+            window_count: 0,
+        });
         if now.duration_since(entry.window_start) >= self.limits.rate_interval {
             entry.window_start = now;
             entry.window_count = 0;
@@ -108,13 +115,18 @@ impl Limiter {
         }
         entry.open += 1;
         state.open += 1;
-        Ok(Permit { ip, state: self.state.clone() })
+        Ok(Permit {
+            ip,
+            state: self.state.clone(),
+        })
     }
 
     /// Forgets addresses with nothing open and an expired window, bounding the map's size.
     fn sweep(&self, state: &mut State, now: Instant) {
         let interval = self.limits.rate_interval;
-        state.per_ip.retain(|_, e| e.open > 0 || now.duration_since(e.window_start) < interval);
+        state
+            .per_ip
+            .retain(|_, e| e.open > 0 || now.duration_since(e.window_start) < interval);
         state.admitted_since_sweep = 0;
     }
 

@@ -27,7 +27,9 @@ impl Ingress {
         let started = Instant::now();
         let id = self.spool.next_id();
         let queue_id = id.to_string();
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         let single = match txn.recipients.as_slice() {
             [only] => Some(only.address.as_str()),
             _ => None,
@@ -49,15 +51,29 @@ impl Ingress {
         let recipients = txn.recipients.len();
         let sender = txn.sender.address.clone();
         let (envelope, content) = envelope(txn, client_ip, now.as_millis() as u64);
-        let result = self.spool.insert_with_prefix(id, envelope, prefix.as_bytes(), content).await;
+        let result = self
+            .spool
+            .insert_with_prefix(id, envelope, prefix.as_bytes(), content)
+            .await;
         let (reply, reason) = match result {
-            Ok(()) => (Reply::new(250, (2, 0, 0), format!("Ok: queued as {queue_id}")), None),
-            Err(SpoolError::NoSpace) => {
-                (Reply::new(452, (4, 3, 1), "Insufficient system storage, try again later"), Some("disk_full"))
-            }
+            Ok(()) => (
+                Reply::new(250, (2, 0, 0), format!("Ok: queued as {queue_id}")),
+                None,
+            ),
+            Err(SpoolError::NoSpace) => (
+                Reply::new(
+                    452,
+                    (4, 3, 1),
+                    "Insufficient system storage, try again later",
+                ),
+                Some("disk_full"),
+            ),
             Err(err) => {
                 tracing::error!(error = %err, "spool refused a message");
-                (Reply::new(451, (4, 3, 0), "Temporary local problem, try again later"), Some("spool_error"))
+                (
+                    Reply::new(451, (4, 3, 0), "Temporary local problem, try again later"),
+                    Some("spool_error"),
+                )
             }
         };
         let elapsed = started.elapsed();
@@ -72,7 +88,8 @@ impl Ingress {
                 );
             }
             Some(reason) => {
-                metrics::counter!("tsubame_smtp_messages_rejected_total", "reason" => reason).increment(1);
+                metrics::counter!("tsubame_smtp_messages_rejected_total", "reason" => reason)
+                    .increment(1);
                 tracing::warn!(
                     client = %client_ip, sender = %sender, recipients, size,
                     reply = %reply.summary(), reason, "message rejected"
@@ -97,7 +114,11 @@ fn envelope(txn: Transaction, client_ip: IpAddr, received_ms: u64) -> (Envelope,
         recipients: txn
             .recipients
             .into_iter()
-            .map(|r| Recipient { address: r.address, notify: r.notify.0, orcpt: r.orcpt })
+            .map(|r| Recipient {
+                address: r.address,
+                notify: r.notify.0,
+                orcpt: r.orcpt,
+            })
             .collect(),
         dsn_ret: match txn.sender.ret {
             None => 0,

@@ -51,7 +51,10 @@ fn store(path: &Path, users: &BTreeMap<String, String>) -> Result<(), UserError>
 }
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 128 && !name.contains(':') && !name.chars().any(char::is_whitespace)
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.contains(':')
+        && !name.chars().any(char::is_whitespace)
 }
 
 /// Adds or replaces a user.
@@ -62,7 +65,9 @@ pub fn add(path: &Path, name: &str, password: &str) -> Result<(), UserError> {
     if password.is_empty() {
         return Err(UserError::EmptyPassword);
     }
-    let hash = Argon2::default().hash_password(password.as_bytes()).map_err(|e| UserError::Hash(e.to_string()))?;
+    let hash = Argon2::default()
+        .hash_password(password.as_bytes())
+        .map_err(|e| UserError::Hash(e.to_string()))?;
     let mut users = load(path)?;
     users.insert(name.to_string(), hash.to_string());
     store(path, &users)
@@ -88,7 +93,9 @@ pub fn verify(path: &Path, name: &str, password: &str) -> Result<bool, UserError
     let stored = users.get(name);
     let hash_text = stored.map_or(DECOY_HASH, String::as_str);
     let ok = match PasswordHash::new(hash_text) {
-        Ok(hash) => Argon2::default().verify_password(password.as_bytes(), &hash).is_ok(),
+        Ok(hash) => Argon2::default()
+            .verify_password(password.as_bytes(), &hash)
+            .is_ok(),
         Err(_) => false,
     };
     Ok(ok && stored.is_some())
@@ -110,6 +117,9 @@ mod tests {
         assert!(text.starts_with("alice:$argon2id$") && !text.contains("correct horse"));
         assert!(remove(&path, "alice").expect("remove"));
         assert!(!verify(&path, "alice", "correct horse").expect("verify"));
-        assert!(matches!(add(&path, "a:b", "x"), Err(UserError::InvalidName(_))));
+        assert!(matches!(
+            add(&path, "a:b", "x"),
+            Err(UserError::InvalidName(_))
+        ));
     }
 }

@@ -31,7 +31,11 @@ pub fn check_mailbox(address: &str, smtputf8: bool) -> Result<(), AddressError> 
         return Err(AddressError::NeedsSmtpUtf8);
     }
     if domain.starts_with('[') {
-        return if domain.ends_with(']') { Ok(()) } else { Err(AddressError::Syntax) };
+        return if domain.ends_with(']') {
+            Ok(())
+        } else {
+            Err(AddressError::Syntax)
+        };
     }
     let labels_ok = domain.split('.').all(|label| {
         !label.is_empty()
@@ -40,12 +44,19 @@ pub fn check_mailbox(address: &str, smtputf8: bool) -> Result<(), AddressError> 
             && !label.ends_with('-')
             && label.chars().all(|c| c.is_alphanumeric() || c == '-')
     });
-    if labels_ok { Ok(()) } else { Err(AddressError::Syntax) }
+    if labels_ok {
+        Ok(())
+    } else {
+        Err(AddressError::Syntax)
+    }
 }
 
 /// The domain part of an address, lower-cased ASCII (as given otherwise).
 pub fn domain_of(address: &str) -> String {
-    address.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default()
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -62,7 +73,11 @@ mod tests {
     #[test]
     fn refuses_malformed() {
         for bad in ["a", "@x.com", "a@", "a@-x.com", "a@x..com", "a@x .com"] {
-            assert_eq!(check_mailbox(bad, false), Err(AddressError::Syntax), "{bad}");
+            assert_eq!(
+                check_mailbox(bad, false),
+                Err(AddressError::Syntax),
+                "{bad}"
+            );
         }
         let long_local = format!("{}@x.com", "a".repeat(65));
         assert_eq!(check_mailbox(&long_local, false), Err(AddressError::Syntax));
@@ -70,7 +85,10 @@ mod tests {
 
     #[test]
     fn utf8_needs_smtputf8() {
-        assert_eq!(check_mailbox("用户@例子.中国", false), Err(AddressError::NeedsSmtpUtf8));
+        assert_eq!(
+            check_mailbox("用户@例子.中国", false),
+            Err(AddressError::NeedsSmtpUtf8)
+        );
         assert_eq!(check_mailbox("用户@例子.中国", true), Ok(()));
     }
 }

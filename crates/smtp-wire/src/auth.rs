@@ -16,7 +16,9 @@ pub struct Credentials {
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Passwords must never reach a log line through a derived Debug.
-        f.debug_struct("Credentials").field("username", &self.username).finish_non_exhaustive()
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
     }
 }
 
@@ -80,7 +82,10 @@ mod tests {
 
     #[test]
     fn debug_hides_password() {
-        let creds = Credentials { username: "u".into(), password: "hunter2".into() };
+        let creds = Credentials {
+            username: "u".into(),
+            password: "hunter2".into(),
+        };
         assert!(!format!("{creds:?}").contains("hunter2"));
     }
 }

@@ -25,7 +25,10 @@ impl Session {
             Request::Mail { from } => self.mail(from),
             Request::Rcpt { to } => self.rcpt(to),
             Request::Data => return self.data(),
-            Request::Bdat { chunk_size, is_last } => return self.bdat(chunk_size, is_last),
+            Request::Bdat {
+                chunk_size,
+                is_last,
+            } => return self.bdat(chunk_size, is_last),
             Request::Rset => {
                 self.reset_transaction();
                 self.reply(Reply::new(250, (2, 0, 0), "OK"));
@@ -46,7 +49,10 @@ impl Session {
                 "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH",
             )),
             Request::StartTls => return self.starttls(),
-            Request::Auth { mechanism, initial_response } => {
+            Request::Auth {
+                mechanism,
+                initial_response,
+            } => {
                 return self.auth(mechanism, initial_response.into_owned());
             }
             Request::Expn { .. }
@@ -90,7 +96,11 @@ impl Session {
             lines.push("AUTH PLAIN LOGIN".to_string());
         }
         lines.push("HELP".to_string());
-        self.reply(Reply { code: 250, status: None, lines });
+        self.reply(Reply {
+            code: 250,
+            status: None,
+            lines,
+        });
     }
 
     fn auth_offered(&self) -> bool {
@@ -117,12 +127,17 @@ impl Session {
             return;
         }
         if from.size > self.config.message_bytes_max {
-            let text = format!("Message size exceeds limit of {} bytes", self.config.message_bytes_max);
+            let text = format!(
+                "Message size exceeds limit of {} bytes",
+                self.config.message_bytes_max
+            );
             self.reply(Reply::new(552, (5, 3, 4), text));
             return;
         }
         let address = from.address.into_owned();
-        if !address.is_empty() && !self.address_ok(&address, smtputf8, (5, 1, 7), "Bad sender address syntax") {
+        if !address.is_empty()
+            && !self.address_ok(&address, smtputf8, (5, 1, 7), "Bad sender address syntax")
+        {
             return;
         }
         let ret = if from.flags & smtp_proto::MAIL_RET_FULL != 0 {
@@ -157,13 +172,22 @@ impl Session {
             return;
         }
         let address = to.address.into_owned();
-        if !self.address_ok(&address, smtputf8, (5, 1, 3), "Bad recipient address syntax") {
+        if !self.address_ok(
+            &address,
+            smtputf8,
+            (5, 1, 3),
+            "Bad recipient address syntax",
+        ) {
             return;
         }
         if !self.relay_trusted && self.auth_user.is_none() {
             // Never an open relay: unauthenticated clients outside trusted networks may not
             // send anywhere. Counted as an error so that probing ends the session.
-            self.bad_command(Reply::new(550, (5, 7, 1), "Relaying denied: authentication required"));
+            self.bad_command(Reply::new(
+                550,
+                (5, 7, 1),
+                "Relaying denied: authentication required",
+            ));
             return;
         }
         self.recipients.push(Recipient {
@@ -177,11 +201,21 @@ impl Session {
 
     /// Checks an envelope address; on failure queues the reply (553 5.6.7 for UTF-8 without
     /// SMTPUTF8, else a 501 with `syntax_status`, counted as an error) and returns false.
-    fn address_ok(&mut self, address: &str, smtputf8: bool, syntax_status: (u8, u16, u16), syntax_text: &str) -> bool {
+    fn address_ok(
+        &mut self,
+        address: &str,
+        smtputf8: bool,
+        syntax_status: (u8, u16, u16),
+        syntax_text: &str,
+    ) -> bool {
         match check_mailbox(address, smtputf8) {
             Ok(()) => true,
             Err(AddressError::NeedsSmtpUtf8) => {
-                self.reply(Reply::new(553, (5, 6, 7), "Non-ASCII address requires SMTPUTF8"));
+                self.reply(Reply::new(
+                    553,
+                    (5, 6, 7),
+                    "Non-ASCII address requires SMTPUTF8",
+                ));
                 false
             }
             Err(AddressError::Syntax) => {
@@ -259,12 +293,16 @@ impl Session {
 
 fn parse_error_reply(err: ParseError) -> Reply {
     match err {
-        ParseError::UnknownCommand => Reply::new(500, (5, 5, 2), "Syntax error, command unrecognized"),
+        ParseError::UnknownCommand => {
+            Reply::new(500, (5, 5, 2), "Syntax error, command unrecognized")
+        }
         ParseError::InvalidSenderAddress => Reply::new(501, (5, 1, 7), "Bad sender address syntax"),
         ParseError::InvalidRecipientAddress => {
             Reply::new(501, (5, 1, 3), "Bad recipient address syntax")
         }
-        ParseError::SyntaxError { syntax } => Reply::new(501, (5, 5, 2), format!("Syntax: {syntax}")),
+        ParseError::SyntaxError { syntax } => {
+            Reply::new(501, (5, 5, 2), format!("Syntax: {syntax}"))
+        }
         ParseError::InvalidParameter { param } => {
             Reply::new(501, (5, 5, 4), format!("Invalid parameter {param}"))
         }
@@ -324,11 +362,19 @@ impl Session {
             return None;
         }
         if self.sender.is_some() {
-            self.bad_command(Reply::new(503, (5, 5, 1), "AUTH not allowed during a transaction"));
+            self.bad_command(Reply::new(
+                503,
+                (5, 5, 1),
+                "AUTH not allowed during a transaction",
+            ));
             return None;
         }
         if !self.tls && !self.config.auth_plaintext_allowed {
-            self.bad_command(Reply::new(538, (5, 7, 11), "Encryption required for authentication"));
+            self.bad_command(Reply::new(
+                538,
+                (5, 7, 11),
+                "Encryption required for authentication",
+            ));
             return None;
         }
         match mechanism {
@@ -345,7 +391,11 @@ impl Session {
             }
             smtp_proto::AUTH_LOGIN => self.auth_login_user(initial.as_bytes()),
             _ => {
-                self.bad_command(Reply::new(504, (5, 5, 4), "Unrecognized authentication type"));
+                self.bad_command(Reply::new(
+                    504,
+                    (5, 5, 4),
+                    "Unrecognized authentication type",
+                ));
                 None
             }
         }
@@ -361,7 +411,11 @@ impl Session {
         match auth::decode_response(text) {
             Ok(bytes) => Some(bytes),
             Err(_) => {
-                self.bad_command(Reply::new(501, (5, 5, 2), "Invalid base64 in SASL response"));
+                self.bad_command(Reply::new(
+                    501,
+                    (5, 5, 2),
+                    "Invalid base64 in SASL response",
+                ));
                 None
             }
         }
@@ -401,7 +455,10 @@ impl Session {
         match auth::parse_login_field(decoded) {
             Ok(password) => {
                 self.phase = Phase::Waiting;
-                Some(Event::Authenticate(auth::Credentials { username, password }))
+                Some(Event::Authenticate(auth::Credentials {
+                    username,
+                    password,
+                }))
             }
             Err(_) => {
                 self.bad_command(Reply::new(501, (5, 5, 2), "Malformed LOGIN response"));

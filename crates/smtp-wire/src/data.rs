@@ -166,7 +166,12 @@ pub struct BdatReceiver {
 impl BdatReceiver {
     /// A receiver that keeps at most `max_bytes` of content across all chunks.
     pub fn new(max_bytes: usize) -> Self {
-        BdatReceiver { max_bytes, received_bytes: 0, last_was_cr: false, flaws: ContentFlaws::default() }
+        BdatReceiver {
+            max_bytes,
+            received_bytes: 0,
+            last_was_cr: false,
+            flaws: ContentFlaws::default(),
+        }
     }
 
     /// What was wrong with the content so far; call [`BdatReceiver::finish`] at LAST first.
@@ -245,7 +250,14 @@ mod tests {
 
     #[test]
     fn smuggling_sequences_never_terminate() {
-        for attack in [&b"a\n.\r\n"[..], b"a\r.\r\n", b"a\n.\n", b"a\r\n.\n", b"a\r\n.\r", b"a\r\n.\rx"] {
+        for attack in [
+            &b"a\n.\r\n"[..],
+            b"a\r.\r\n",
+            b"a\n.\n",
+            b"a\r\n.\n",
+            b"a\r\n.\r",
+            b"a\r\n.\rx",
+        ] {
             let (p, _, flaws) = run(attack);
             assert_eq!(p, Progress::NeedMore, "{attack:?} must not end DATA");
             let (p2, _, _) = run(&[attack, b"\r\n.\r\n"].concat());
@@ -253,7 +265,10 @@ mod tests {
             let mut rx = DataReceiver::new(1 << 20);
             let mut out = Vec::new();
             rx.feed(&[attack, b"\r\n.\r\n"].concat(), &mut out);
-            assert!(rx.flaws().bare_line_ending || flaws.bare_line_ending, "{attack:?}");
+            assert!(
+                rx.flaws().bare_line_ending || flaws.bare_line_ending,
+                "{attack:?}"
+            );
         }
     }
 

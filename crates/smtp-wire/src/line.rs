@@ -21,13 +21,19 @@ pub enum Frame {
 pub fn frame(buf: &[u8], max_bytes: usize) -> Frame {
     let Some(lf) = memchr::memchr(b'\n', buf) else {
         if buf.len() > max_bytes {
-            return Frame::TooLong { skip: buf.len(), complete: false };
+            return Frame::TooLong {
+                skip: buf.len(),
+                complete: false,
+            };
         }
         return Frame::Incomplete;
     };
     let len = lf + 1;
     if len > max_bytes {
-        return Frame::TooLong { skip: len, complete: true };
+        return Frame::TooLong {
+            skip: len,
+            complete: true,
+        };
     }
     let body = &buf[..lf];
     let Some((&last, rest)) = body.split_last() else {
@@ -59,7 +65,19 @@ mod tests {
     #[test]
     fn limit_counts_the_terminator() {
         assert_eq!(frame(b"ABCD\r\n", 6), Frame::Line(6));
-        assert_eq!(frame(b"ABCDE\r\n", 6), Frame::TooLong { skip: 7, complete: true });
-        assert_eq!(frame(b"ABCDEFG", 6), Frame::TooLong { skip: 7, complete: false });
+        assert_eq!(
+            frame(b"ABCDE\r\n", 6),
+            Frame::TooLong {
+                skip: 7,
+                complete: true
+            }
+        );
+        assert_eq!(
+            frame(b"ABCDEFG", 6),
+            Frame::TooLong {
+                skip: 7,
+                complete: false
+            }
+        );
     }
 }

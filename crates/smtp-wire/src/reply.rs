@@ -20,12 +20,20 @@ pub struct Reply {
 impl Reply {
     /// A single-line reply with an enhanced status code.
     pub fn new(code: u16, status: (u8, u16, u16), text: impl Into<String>) -> Self {
-        Reply { code, status: Some(status), lines: vec![text.into()] }
+        Reply {
+            code,
+            status: Some(status),
+            lines: vec![text.into()],
+        }
     }
 
     /// A reply without an enhanced status code (greeting, SASL challenges).
     pub fn bare(code: u16, text: impl Into<String>) -> Self {
-        Reply { code, status: None, lines: vec![text.into()] }
+        Reply {
+            code,
+            status: None,
+            lines: vec![text.into()],
+        }
     }
 
     /// True for 2xx and 3xx replies.
@@ -50,7 +58,10 @@ impl Reply {
             }
             // Defence in depth: reply text is built from our own strings, but a stray control
             // character must never let a peer inject a reply line.
-            text.extend(line.chars().map(|ch| if ch.is_control() { ' ' } else { ch }));
+            text.extend(
+                line.chars()
+                    .map(|ch| if ch.is_control() { ' ' } else { ch }),
+            );
             text.push_str("\r\n");
         }
         out.extend_from_slice(text.as_bytes());
@@ -81,7 +92,10 @@ mod tests {
             status: None,
             lines: vec!["mx.example".into(), "PIPELINING".into(), "SIZE 10".into()],
         };
-        assert_eq!(reply.to_wire_string(), "250-mx.example\r\n250-PIPELINING\r\n250 SIZE 10\r\n");
+        assert_eq!(
+            reply.to_wire_string(),
+            "250-mx.example\r\n250-PIPELINING\r\n250 SIZE 10\r\n"
+        );
     }
 
     #[test]

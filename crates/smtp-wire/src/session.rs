@@ -178,7 +178,11 @@ impl Session {
 
     /// The client sent content slower than the minimum data rate.
     pub fn too_slow(&mut self) {
-        self.close_with(Reply::new(421, (4, 4, 2), "Minimum data rate not met, closing connection"));
+        self.close_with(Reply::new(
+            421,
+            (4, 4, 2),
+            "Minimum data rate not met, closing connection",
+        ));
     }
 
     /// Bytes of pipelined plaintext thrown away at STARTTLS.
@@ -209,7 +213,10 @@ impl Session {
 
     /// The server is shutting down; tell the client and close.
     pub fn shutting_down(&mut self) {
-        let text = format!("{} Service shutting down, try again later", self.config.hostname);
+        let text = format!(
+            "{} Service shutting down, try again later",
+            self.config.hostname
+        );
         self.close_with(Reply::new(421, (4, 3, 2), text));
     }
 
@@ -218,7 +225,11 @@ impl Session {
         self.reply(reply);
         self.bad_commands += 1;
         if self.bad_commands >= self.config.bad_commands_max {
-            self.close_with(Reply::new(421, (4, 7, 0), "Too many errors, closing connection"));
+            self.close_with(Reply::new(
+                421,
+                (4, 7, 0),
+                "Too many errors, closing connection",
+            ));
         }
     }
 
@@ -432,7 +443,11 @@ impl Session {
                 self.reply(Reply::new(235, (2, 7, 0), "Authentication successful"));
             }
             None => {
-                self.bad_command(Reply::new(535, (5, 7, 8), "Authentication credentials invalid"));
+                self.bad_command(Reply::new(
+                    535,
+                    (5, 7, 8),
+                    "Authentication credentials invalid",
+                ));
             }
         }
     }
@@ -456,9 +471,16 @@ fn flaw_reason(flaws: ContentFlaws) -> &'static str {
 
 fn content_rejection(flaws: ContentFlaws, config: &SessionConfig) -> Reply {
     if flaws.bare_line_ending {
-        Reply::new(550, (5, 6, 0), "Message contains bare CR or LF; only CRLF line endings are accepted")
+        Reply::new(
+            550,
+            (5, 6, 0),
+            "Message contains bare CR or LF; only CRLF line endings are accepted",
+        )
     } else {
-        let text = format!("Message exceeds the size limit of {} bytes", config.message_bytes_max);
+        let text = format!(
+            "Message exceeds the size limit of {} bytes",
+            config.message_bytes_max
+        );
         Reply::new(552, (5, 3, 4), text)
     }
 }

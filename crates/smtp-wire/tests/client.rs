@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use smtp_wire::client::{ClientEvent, ClientFailure, ClientSession, Outbound, OutboundRecipient, Stage};
+use smtp_wire::client::{
+    ClientEvent, ClientFailure, ClientSession, Outbound, OutboundRecipient, Stage,
+};
 use smtp_wire::{Event, PeerContext, Reply, Session, SessionConfig};
 
 /// Feeds one chunk of server output; returns the events up to the next NeedInput.
@@ -45,7 +47,11 @@ fn message(rcpts: &[&str]) -> Outbound {
         sender: "s@tsubame.test".into(),
         recipients: rcpts
             .iter()
-            .map(|a| OutboundRecipient { address: a.to_string(), notify: Some("FAILURE".into()), orcpt: None })
+            .map(|a| OutboundRecipient {
+                address: a.to_string(),
+                notify: Some("FAILURE".into()),
+                orcpt: None,
+            })
             .collect(),
         dsn_ret: Some("HDRS"),
         dsn_envid: None,
@@ -64,23 +70,35 @@ fn codes(event: &ClientEvent) -> Vec<u16> {
 #[test]
 fn pipelined_transaction_keeps_per_recipient_outcomes() {
     let mut client = ready(EHLO_FULL);
-    client.send(&message(&["a@x.test", "b@x.test", "c@x.test"]), b"Subject: t\r\n\r\n.hi\r\n".to_vec());
+    client.send(
+        &message(&["a@x.test", "b@x.test", "c@x.test"]),
+        b"Subject: t\r\n\r\n.hi\r\n".to_vec(),
+    );
     assert_eq!(
         written(&mut client),
         "MAIL FROM:<s@tsubame.test> SIZE=19 RET=HDRS\r\nRCPT TO:<a@x.test> NOTIFY=FAILURE\r\n\
          RCPT TO:<b@x.test> NOTIFY=FAILURE\r\nRCPT TO:<c@x.test> NOTIFY=FAILURE\r\nDATA\r\n",
         "one write for the whole envelope"
     );
-    let events = server_says(&mut client, "250 2.1.0 ok\r\n250 2.1.5 ok\r\n550 5.1.1 no such user\r\n250 2.1.5 ok\r\n354 go\r\n");
+    let events = server_says(
+        &mut client,
+        "250 2.1.0 ok\r\n250 2.1.5 ok\r\n550 5.1.1 no such user\r\n250 2.1.5 ok\r\n354 go\r\n",
+    );
     assert!(events.is_empty());
     assert_eq!(written(&mut client), "Subject: t\r\n\r\n..hi\r\n.\r\n");
     assert_eq!(client.stage(), Stage::DataDot);
     let events = server_says(&mut client, "250 2.0.0 queued as X\r\n");
     assert_eq!(codes(&events[0]), vec![250, 550, 250]);
-    let ClientEvent::Transaction(outcome) = &events[0] else { unreachable!() };
+    let ClientEvent::Transaction(outcome) = &events[0] else {
+        unreachable!()
+    };
     assert!(outcome.any_delivered);
     assert_eq!(outcome.recipients[1].status, Some((5, 1, 1)));
-    assert_eq!(written(&mut client), "", "no RSET after a completed transaction");
+    assert_eq!(
+        written(&mut client),
+        "",
+        "no RSET after a completed transaction"
+    );
     // The connection is reused for the next message.
     client.send(&message(&["d@x.test"]), b"x\r\n".to_vec());
     assert!(written(&mut client).starts_with("MAIL FROM:"));
@@ -90,7 +108,11 @@ fn pipelined_transaction_keeps_per_recipient_outcomes() {
 fn without_pipelining_commands_wait_for_replies() {
     let mut client = ready("250-mx.test\r\n250 8BITMIME\r\n");
     client.send(&message(&["a@x.test", "b@x.test"]), b"x\r\n".to_vec());
-    assert_eq!(written(&mut client), "MAIL FROM:<s@tsubame.test>\r\n", "no DSN or SIZE unless offered");
+    assert_eq!(
+        written(&mut client),
+        "MAIL FROM:<s@tsubame.test>\r\n",
+        "no DSN or SIZE unless offered"
+    );
     server_says(&mut client, "250 ok\r\n");
     assert_eq!(written(&mut client), "RCPT TO:<a@x.test>\r\n");
     server_says(&mut client, "550 no\r\n");
@@ -108,7 +130,10 @@ fn every_recipient_refused_resets_before_reporting() {
     let mut client = ready(EHLO_FULL);
     client.send(&message(&["a@x.test", "b@x.test"]), b"x\r\n".to_vec());
     written(&mut client);
-    let events = server_says(&mut client, "250 ok\r\n550 5.1.1 a\r\n452 4.2.2 full\r\n554 5.5.1 no valid recipients\r\n");
+    let events = server_says(
+        &mut client,
+        "250 ok\r\n550 5.1.1 a\r\n452 4.2.2 full\r\n554 5.5.1 no valid recipients\r\n",
+    );
     assert!(events.is_empty(), "outcome waits for the RSET reply");
     assert_eq!(written(&mut client), "RSET\r\n");
     let events = server_says(&mut client, "250 2.0.0 ok\r\n");
@@ -120,7 +145,10 @@ fn refused_sender_fails_every_recipient() {
     let mut client = ready(EHLO_FULL);
     client.send(&message(&["a@x.test", "b@x.test"]), b"x\r\n".to_vec());
     written(&mut client);
-    server_says(&mut client, "553 5.7.1 sender rejected\r\n503 5.5.1 need MAIL\r\n503 5.5.1 need MAIL\r\n503 5.5.1 need MAIL\r\n");
+    server_says(
+        &mut client,
+        "553 5.7.1 sender rejected\r\n503 5.5.1 need MAIL\r\n503 5.5.1 need MAIL\r\n503 5.5.1 need MAIL\r\n",
+    );
     assert_eq!(written(&mut client), "RSET\r\n");
     let events = server_says(&mut client, "250 ok\r\n");
     assert_eq!(codes(&events[0]), vec![553, 553]);
@@ -132,7 +160,11 @@ fn data_accepted_without_recipients_is_ended_empty() {
     client.send(&message(&["a@x.test"]), b"secret\r\n".to_vec());
     written(&mut client);
     server_says(&mut client, "250 ok\r\n550 no\r\n354 go ahead anyway\r\n");
-    assert_eq!(written(&mut client), ".\r\n", "the content is never sent when nobody was accepted");
+    assert_eq!(
+        written(&mut client),
+        ".\r\n",
+        "the content is never sent when nobody was accepted"
+    );
     server_says(&mut client, "554 no recipients\r\n");
     assert_eq!(written(&mut client), "RSET\r\n");
     let events = server_says(&mut client, "250 ok\r\n");
@@ -148,7 +180,11 @@ fn content_rejected_at_end_of_data() {
     written(&mut client);
     let events = server_says(&mut client, "554 5.7.1 spam\r\n");
     assert_eq!(codes(&events[0]), vec![554, 554]);
-    assert_eq!(written(&mut client), "", "the server ended the transaction itself");
+    assert_eq!(
+        written(&mut client),
+        "",
+        "the server ended the transaction itself"
+    );
 }
 
 #[test]
@@ -162,7 +198,10 @@ fn greeting_refused_and_helo_fallback() {
     written(&mut client);
     server_says(&mut client, "502 what\r\n");
     assert_eq!(written(&mut client), "HELO me\r\n");
-    assert_eq!(server_says(&mut client, "250 hi\r\n"), vec![ClientEvent::Ready]);
+    assert_eq!(
+        server_says(&mut client, "250 hi\r\n"),
+        vec![ClientEvent::Ready]
+    );
     assert!(!client.capabilities().pipelining);
 }
 
@@ -172,11 +211,19 @@ fn starttls_then_ehlo_again() {
     assert!(client.capabilities().starttls);
     client.start_tls();
     assert_eq!(written(&mut client), "STARTTLS\r\n");
-    assert_eq!(server_says(&mut client, "220 2.0.0 ready\r\n"), vec![ClientEvent::TlsReady]);
+    assert_eq!(
+        server_says(&mut client, "220 2.0.0 ready\r\n"),
+        vec![ClientEvent::TlsReady]
+    );
     client.tls_established();
     assert_eq!(written(&mut client), "EHLO out.tsubame.test\r\n");
-    assert_eq!(server_says(&mut client, "250-mx.test\r\n250 PIPELINING\r\n"), vec![ClientEvent::Ready]);
-    assert!(client.tls_active() && client.capabilities().pipelining && !client.capabilities().starttls);
+    assert_eq!(
+        server_says(&mut client, "250-mx.test\r\n250 PIPELINING\r\n"),
+        vec![ClientEvent::Ready]
+    );
+    assert!(
+        client.tls_active() && client.capabilities().pipelining && !client.capabilities().starttls
+    );
 
     let mut client = ready(EHLO_FULL);
     client.start_tls();
@@ -192,12 +239,20 @@ fn smtputf8_and_size_are_checked_before_sending() {
     client.send(&utf8, b"x\r\n".to_vec());
     let event = client.poll();
     assert_eq!(codes(&event), vec![550]);
-    let ClientEvent::Transaction(outcome) = event else { unreachable!() };
+    let ClientEvent::Transaction(outcome) = event else {
+        unreachable!()
+    };
     assert_eq!(outcome.recipients[0].status, Some((5, 6, 7)));
     client.send(&message(&["a@x.test"]), vec![b'x'; 200]);
-    let ClientEvent::Transaction(outcome) = client.poll() else { panic!("outcome") };
+    let ClientEvent::Transaction(outcome) = client.poll() else {
+        panic!("outcome")
+    };
     assert_eq!(outcome.recipients[0].status, Some((5, 3, 4)));
-    assert_eq!(written(&mut client), "", "nothing is sent for a message the server cannot take");
+    assert_eq!(
+        written(&mut client),
+        "",
+        "nothing is sent for a message the server cannot take"
+    );
 }
 
 #[test]
@@ -206,16 +261,25 @@ fn connection_lost_mid_transaction_and_quit() {
     client.send(&message(&["a@x.test"]), b"x\r\n".to_vec());
     server_says(&mut client, "250 ok\r\n");
     client.eof();
-    assert_eq!(client.poll(), ClientEvent::Failed(ClientFailure::ConnectionLost(Stage::RcptTo)));
+    assert_eq!(
+        client.poll(),
+        ClientEvent::Failed(ClientFailure::ConnectionLost(Stage::RcptTo))
+    );
 
     let mut client = ready(EHLO_FULL);
     client.quit();
     assert_eq!(written(&mut client), "QUIT\r\n");
-    assert_eq!(server_says(&mut client, "221 bye\r\n"), vec![ClientEvent::Closed]);
+    assert_eq!(
+        server_says(&mut client, "221 bye\r\n"),
+        vec![ClientEvent::Closed]
+    );
 
     let mut client = ClientSession::new("me");
     let events = server_says(&mut client, "garbage\r\n");
-    assert!(matches!(events[0], ClientEvent::Failed(ClientFailure::Protocol(_))));
+    assert!(matches!(
+        events[0],
+        ClientEvent::Failed(ClientFailure::Protocol(_))
+    ));
 }
 
 /// Our client delivering to our own server, both sans-IO, bytes shuttled in memory.
@@ -229,7 +293,13 @@ fn deliver_in_memory(content: &[u8], rcpts: &[&str]) -> (Vec<smtp_wire::Transact
         starttls_available: false,
         auth_plaintext_allowed: false,
     });
-    let mut server = Session::new(config, PeerContext { relay_trusted: true, tls_active: false });
+    let mut server = Session::new(
+        config,
+        PeerContext {
+            relay_trusted: true,
+            tls_active: false,
+        },
+    );
     let mut client = ClientSession::new("client.test");
     let mut received = Vec::new();
     let mut outcome = Vec::new();
@@ -271,10 +341,16 @@ fn deliver_in_memory(content: &[u8], rcpts: &[&str]) -> (Vec<smtp_wire::Transact
 
 #[test]
 fn our_client_delivers_to_our_server() {
-    let (received, outcome) = deliver_in_memory(b"Subject: hi\r\n\r\n.dot line\r\nlast", &["a@x.test", "b@y.test"]);
+    let (received, outcome) = deliver_in_memory(
+        b"Subject: hi\r\n\r\n.dot line\r\nlast",
+        &["a@x.test", "b@y.test"],
+    );
     assert_eq!(outcome, vec![250, 250]);
     assert_eq!(received.len(), 1);
-    assert_eq!(received[0].content, b"Subject: hi\r\n\r\n.dot line\r\nlast\r\n");
+    assert_eq!(
+        received[0].content,
+        b"Subject: hi\r\n\r\n.dot line\r\nlast\r\n"
+    );
     assert_eq!(received[0].recipients.len(), 2);
 }
 

@@ -17,8 +17,14 @@ fn config() -> Arc<SessionConfig> {
     })
 }
 
-const TRUSTED: PeerContext = PeerContext { relay_trusted: true, tls_active: false };
-const UNTRUSTED: PeerContext = PeerContext { relay_trusted: false, tls_active: false };
+const TRUSTED: PeerContext = PeerContext {
+    relay_trusted: true,
+    tls_active: false,
+};
+const UNTRUSTED: PeerContext = PeerContext {
+    relay_trusted: false,
+    tls_active: false,
+};
 
 /// Drives a session: feeds `input`, answers every Submit with a 250 carrying a counter,
 /// returns (all output, transactions, closed?).
@@ -35,8 +41,14 @@ impl Driver {
         let mut session = Session::new(config(), peer);
         let out = String::from_utf8(session.output().to_vec()).expect("utf8");
         session.clear_output();
-        Driver { session, out: String::new(), spooled: Vec::new(), closed: false, tls_started: false }
-            .with_greeting(out)
+        Driver {
+            session,
+            out: String::new(),
+            spooled: Vec::new(),
+            closed: false,
+            tls_started: false,
+        }
+        .with_greeting(out)
     }
 
     fn with_greeting(mut self, greeting: String) -> Self {
@@ -54,11 +66,16 @@ impl Driver {
                 Event::Submit(txn) => {
                     self.spooled.push(txn);
                     let id = self.spooled.len();
-                    self.session.complete_submission(Reply::new(250, (2, 0, 0), format!("queued as {id}")));
+                    self.session.complete_submission(Reply::new(
+                        250,
+                        (2, 0, 0),
+                        format!("queued as {id}"),
+                    ));
                 }
                 Event::Authenticate(creds) => {
                     let ok = creds.username == "alice" && creds.password == "pw";
-                    self.session.complete_auth(ok.then(|| creds.username.clone()));
+                    self.session
+                        .complete_auth(ok.then(|| creds.username.clone()));
                 }
                 Event::StartTls => {
                     self.tls_started = true;
@@ -78,14 +95,18 @@ impl Driver {
 }
 
 fn codes(out: &str) -> Vec<String> {
-    out.lines().filter(|l| l.as_bytes().get(3) == Some(&b' ')).map(|l| l[..3].to_string()).collect()
+    out.lines()
+        .filter(|l| l.as_bytes().get(3) == Some(&b' '))
+        .map(|l| l[..3].to_string())
+        .collect()
 }
 
 #[test]
 fn pipelined_transaction_in_one_packet() {
     let mut d = Driver::new(TRUSTED);
     d.send(b"EHLO client\r\n");
-    let out = d.send(b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nRCPT TO:<c@y.test>\r\nDATA\r\n");
+    let out =
+        d.send(b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nRCPT TO:<c@y.test>\r\nDATA\r\n");
     assert_eq!(codes(&out), ["250", "250", "250", "354"]);
     let out = d.send(b"Subject: hi\r\n\r\nbody\r\n.\r\nMAIL FROM:<>\r\nRCPT TO:<d@z.test>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n");
     assert_eq!(codes(&out), ["250", "250", "250", "354", "250", "221"]);
@@ -101,10 +122,25 @@ fn pipelined_transaction_in_one_packet() {
 fn ehlo_advertises_extensions() {
     let mut d = Driver::new(TRUSTED);
     let out = d.send(b"EHLO client\r\n");
-    for ext in ["PIPELINING", "SIZE 1000", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "CHUNKING", "DSN", "STARTTLS"] {
-        assert!(out.contains(&format!("250-{ext}\r\n")), "{ext} missing in {out}");
+    for ext in [
+        "PIPELINING",
+        "SIZE 1000",
+        "8BITMIME",
+        "SMTPUTF8",
+        "ENHANCEDSTATUSCODES",
+        "CHUNKING",
+        "DSN",
+        "STARTTLS",
+    ] {
+        assert!(
+            out.contains(&format!("250-{ext}\r\n")),
+            "{ext} missing in {out}"
+        );
     }
-    assert!(!out.contains("AUTH"), "AUTH must not be offered before TLS: {out}");
+    assert!(
+        !out.contains("AUTH"),
+        "AUTH must not be offered before TLS: {out}"
+    );
 }
 
 #[test]
@@ -112,7 +148,10 @@ fn untrusted_client_cannot_relay() {
     let mut d = Driver::new(UNTRUSTED);
     d.send(b"EHLO client\r\nMAIL FROM:<a@x.test>\r\n");
     let out = d.send(b"RCPT TO:<b@y.test>\r\n");
-    assert_eq!(out, "550 5.7.1 Relaying denied: authentication required\r\n");
+    assert_eq!(
+        out,
+        "550 5.7.1 Relaying denied: authentication required\r\n"
+    );
     let out = d.send(b"DATA\r\n");
     assert!(out.starts_with("554 5.5.1"));
     assert!(d.spooled.is_empty());
@@ -122,15 +161,24 @@ fn untrusted_client_cannot_relay() {
 fn auth_requires_tls_then_allows_relay() {
     let mut d = Driver::new(UNTRUSTED);
     d.send(b"EHLO client\r\n");
-    assert!(d.send(b"AUTH PLAIN AGFsaWNlAHB3\r\n").starts_with("538 5.7.11"));
+    assert!(
+        d.send(b"AUTH PLAIN AGFsaWNlAHB3\r\n")
+            .starts_with("538 5.7.11")
+    );
     d.send(b"STARTTLS\r\n");
     assert!(d.tls_started);
     let out = d.send(b"EHLO client\r\n");
     assert!(out.contains("250-AUTH PLAIN LOGIN\r\n"));
     assert!(!out.contains("STARTTLS"));
     // "\0alice\0wrong"
-    assert!(d.send(b"AUTH PLAIN AGFsaWNlAHdyb25n\r\n").starts_with("535 5.7.8"));
-    assert!(d.send(b"AUTH PLAIN AGFsaWNlAHB3\r\n").starts_with("235 2.7.0"));
+    assert!(
+        d.send(b"AUTH PLAIN AGFsaWNlAHdyb25n\r\n")
+            .starts_with("535 5.7.8")
+    );
+    assert!(
+        d.send(b"AUTH PLAIN AGFsaWNlAHB3\r\n")
+            .starts_with("235 2.7.0")
+    );
     d.send(b"MAIL FROM:<alice@x.test>\r\n");
     assert!(d.send(b"RCPT TO:<b@y.test>\r\n").starts_with("250 2.1.5"));
     d.send(b"DATA\r\nhello\r\n.\r\n");
@@ -141,7 +189,10 @@ fn auth_requires_tls_then_allows_relay() {
 
 #[test]
 fn auth_login_two_steps() {
-    let mut d = Driver::new(PeerContext { relay_trusted: false, tls_active: true });
+    let mut d = Driver::new(PeerContext {
+        relay_trusted: false,
+        tls_active: true,
+    });
     d.send(b"EHLO c\r\n");
     assert_eq!(d.send(b"AUTH LOGIN\r\n"), "334 VXNlcm5hbWU6\r\n");
     assert_eq!(d.send(b"YWxpY2U=\r\n"), "334 UGFzc3dvcmQ6\r\n");
@@ -155,20 +206,30 @@ fn plaintext_pipelined_after_starttls_is_discarded() {
     let out = d.send(b"STARTTLS\r\nMAIL FROM:<evil@x.test>\r\nRCPT TO:<v@y.test>\r\n");
     assert_eq!(out, "220 2.0.0 Ready to start TLS\r\n");
     assert!(d.tls_started);
-    assert_eq!(d.session.discarded_at_starttls(), "MAIL FROM:<evil@x.test>\r\nRCPT TO:<v@y.test>\r\n".len());
+    assert_eq!(
+        d.session.discarded_at_starttls(),
+        "MAIL FROM:<evil@x.test>\r\nRCPT TO:<v@y.test>\r\n".len()
+    );
     // After the handshake the injected MAIL is gone: RCPT needs a MAIL first.
-    assert!(d.send(b"EHLO c\r\nRCPT TO:<v@y.test>\r\n").contains("503 5.5.1"));
+    assert!(
+        d.send(b"EHLO c\r\nRCPT TO:<v@y.test>\r\n")
+            .contains("503 5.5.1")
+    );
 }
 
 #[test]
 fn smuggling_attacks_never_split_a_message() {
-    let attacks: [&[u8]; 6] = [b"\n.\r\n", b"\r.\r\n", b"\n.\n", b"\r\n.\n", b"\n.\r", b"\r\n.\r"];
+    let attacks: [&[u8]; 6] = [
+        b"\n.\r\n", b"\r.\r\n", b"\n.\n", b"\r\n.\n", b"\n.\r", b"\r\n.\r",
+    ];
     for attack in attacks {
         let mut d = Driver::new(TRUSTED);
         d.send(b"EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n");
         let mut payload = b"first part".to_vec();
         payload.extend_from_slice(attack);
-        payload.extend_from_slice(b"MAIL FROM:<smuggled@x.test>\r\nRCPT TO:<victim@y.test>\r\nDATA\r\nsmuggled\r\n.\r\n");
+        payload.extend_from_slice(
+            b"MAIL FROM:<smuggled@x.test>\r\nRCPT TO:<victim@y.test>\r\nDATA\r\nsmuggled\r\n.\r\n",
+        );
         let out = d.send(&payload);
         assert_eq!(codes(&out), ["550"], "attack {attack:?}: {out}");
         assert!(d.spooled.is_empty(), "attack {attack:?} produced a message");
@@ -188,7 +249,9 @@ fn mixed_bare_endings_in_body_rejected() {
 fn recipient_limit() {
     let mut d = Driver::new(TRUSTED);
     d.send(b"EHLO c\r\nMAIL FROM:<a@x.test>\r\n");
-    let out = d.send(b"RCPT TO:<1@y.test>\r\nRCPT TO:<2@y.test>\r\nRCPT TO:<3@y.test>\r\nRCPT TO:<4@y.test>\r\n");
+    let out = d.send(
+        b"RCPT TO:<1@y.test>\r\nRCPT TO:<2@y.test>\r\nRCPT TO:<3@y.test>\r\nRCPT TO:<4@y.test>\r\n",
+    );
     assert_eq!(codes(&out), ["250", "250", "250", "452"]);
     assert!(out.contains("452 4.5.3 Too many recipients"));
 }
@@ -197,7 +260,10 @@ fn recipient_limit() {
 fn size_declared_and_actual() {
     let mut d = Driver::new(TRUSTED);
     d.send(b"EHLO c\r\n");
-    assert!(d.send(b"MAIL FROM:<a@x.test> SIZE=1001\r\n").starts_with("552 5.3.4"));
+    assert!(
+        d.send(b"MAIL FROM:<a@x.test> SIZE=1001\r\n")
+            .starts_with("552 5.3.4")
+    );
     d.send(b"MAIL FROM:<a@x.test> SIZE=10\r\nRCPT TO:<b@y.test>\r\nDATA\r\n");
     let big = format!("{}\r\n.\r\n", "x".repeat(1200));
     assert!(d.send(big.as_bytes()).starts_with("552 5.3.4"));
@@ -222,8 +288,16 @@ fn too_many_bad_commands_closes() {
     let mut d = Driver::new(TRUSTED);
     d.send(b"FOO\r\nBAR\r\nBAZ\r\nQUX\r\nQUUX\r\nNOOP\r\n");
     assert!(d.closed);
-    assert!(d.out.ends_with("421 4.7.0 Too many errors, closing connection\r\n"), "{}", d.out);
-    assert!(!d.out.contains("250 2.0.0 OK"), "commands after the limit must not run");
+    assert!(
+        d.out
+            .ends_with("421 4.7.0 Too many errors, closing connection\r\n"),
+        "{}",
+        d.out
+    );
+    assert!(
+        !d.out.contains("250 2.0.0 OK"),
+        "commands after the limit must not run"
+    );
 }
 
 #[test]
@@ -247,7 +321,10 @@ fn dsn_parameters_kept() {
     let txn = &d.spooled[0];
     assert_eq!(txn.sender.ret, Some(smtp_wire::DsnRet::Headers));
     assert_eq!(txn.sender.envid.as_deref(), Some("abc+1"));
-    assert_eq!(txn.recipients[0].notify.0, smtp_wire::Notify::FAILURE | smtp_wire::Notify::DELAY);
+    assert_eq!(
+        txn.recipients[0].notify.0,
+        smtp_wire::Notify::FAILURE | smtp_wire::Notify::DELAY
+    );
     assert_eq!(txn.recipients[0].orcpt.as_deref(), Some("rfc822;b@y.test"));
 }
 
@@ -255,9 +332,18 @@ fn dsn_parameters_kept() {
 fn smtputf8_addresses() {
     let mut d = Driver::new(TRUSTED);
     d.send(b"EHLO c\r\n");
-    assert!(d.send("MAIL FROM:<送信@例え.jp>\r\n".as_bytes()).starts_with("553 5.6.7"));
-    assert!(d.send("MAIL FROM:<送信@例え.jp> SMTPUTF8\r\n".as_bytes()).starts_with("250"));
-    assert!(d.send("RCPT TO:<受信@例え.jp>\r\n".as_bytes()).starts_with("250"));
+    assert!(
+        d.send("MAIL FROM:<送信@例え.jp>\r\n".as_bytes())
+            .starts_with("553 5.6.7")
+    );
+    assert!(
+        d.send("MAIL FROM:<送信@例え.jp> SMTPUTF8\r\n".as_bytes())
+            .starts_with("250")
+    );
+    assert!(
+        d.send("RCPT TO:<受信@例え.jp>\r\n".as_bytes())
+            .starts_with("250")
+    );
 }
 
 #[test]
@@ -266,7 +352,10 @@ fn sequence_errors_and_misc() {
     assert!(d.send(b"MAIL FROM:<a@x.test>\r\n").starts_with("503 5.5.1"));
     assert!(d.send(b"VRFY bob\r\n").starts_with("252 2.5.0"));
     assert!(d.send(b"HELP\r\n").starts_with("214"));
-    assert!(d.send(b"HELO c\r\n").starts_with("250 2.0.0 mx.test Hello c"));
+    assert!(
+        d.send(b"HELO c\r\n")
+            .starts_with("250 2.0.0 mx.test Hello c")
+    );
     assert!(d.send(b"NOOP\r\n").starts_with("250"));
     assert!(d.send(b"RSET\r\n").starts_with("250"));
 }

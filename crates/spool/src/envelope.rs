@@ -80,12 +80,26 @@ impl Envelope {
             let address = r.string()?;
             let notify = r.u8()?;
             let orcpt = r.opt()?;
-            recipients.push(Recipient { address, notify, orcpt });
+            recipients.push(Recipient {
+                address,
+                notify,
+                orcpt,
+            });
         }
         if !r.bytes.is_empty() {
             return Err(SpoolError::Corrupt("trailing envelope bytes"));
         }
-        Ok(Envelope { sender, recipients, dsn_ret, dsn_envid, flags, received_ms, client_ip, helo, auth_user })
+        Ok(Envelope {
+            sender,
+            recipients,
+            dsn_ret,
+            dsn_envid,
+            flags,
+            received_ms,
+            client_ip,
+            helo,
+            auth_user,
+        })
     }
 }
 
@@ -133,7 +147,8 @@ impl Reader<'_> {
     fn string(&mut self) -> Result<String, SpoolError> {
         let len = self.u32()? as usize;
         let bytes = self.take(len)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| SpoolError::Corrupt("non-UTF-8 envelope field"))
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| SpoolError::Corrupt("non-UTF-8 envelope field"))
     }
     fn opt(&mut self) -> Result<Option<String>, SpoolError> {
         match self.u8()? {

@@ -28,7 +28,9 @@ impl MessageId {
         }
         let mut value: u128 = 0;
         for (i, ch) in text.bytes().enumerate() {
-            let digit = ALPHABET.iter().position(|&a| a == ch.to_ascii_uppercase())? as u128;
+            let digit = ALPHABET
+                .iter()
+                .position(|&a| a == ch.to_ascii_uppercase())? as u128;
             // The first character carries only 3 bits (26 * 5 = 130 > 128).
             if i == 0 && digit > 7 {
                 return None;
@@ -61,16 +63,27 @@ pub struct IdGenerator {
 impl IdGenerator {
     /// A generator whose ids are all greater than `floor` (the largest id on disk).
     pub fn new(floor: Option<MessageId>) -> Self {
-        IdGenerator { last: Mutex::new(floor.map_or(0, |id| id.0)) }
+        IdGenerator {
+            last: Mutex::new(floor.map_or(0, |id| id.0)),
+        }
     }
 
     /// The next id.
     pub fn next(&self) -> MessageId {
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
         let random: u128 = rand::random::<u128>() & ((1u128 << 79) - 1);
         let candidate = ((now_ms & ((1 << 48) - 1)) << 80) | random;
-        let mut last = self.last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let id = if candidate > *last { candidate } else { *last + 1 };
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let id = if candidate > *last {
+            candidate
+        } else {
+            *last + 1
+        };
         *last = id;
         MessageId(id)
     }
@@ -86,7 +99,10 @@ mod tests {
         let ids: Vec<MessageId> = (0..1000).map(|_| generator.next()).collect();
         for pair in ids.windows(2) {
             assert!(pair[0] < pair[1]);
-            assert!(pair[0].to_string() < pair[1].to_string(), "text form must sort like ids");
+            assert!(
+                pair[0].to_string() < pair[1].to_string(),
+                "text form must sort like ids"
+            );
         }
         for id in &ids {
             assert_eq!(MessageId::parse(&id.to_string()), Some(*id));

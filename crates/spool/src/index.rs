@@ -25,12 +25,17 @@ pub(crate) struct Entry {
 
 impl Entry {
     pub fn rcpt_pending(&self) -> u32 {
-        let done: u32 = self.done.as_ref().map_or(0, |bits| bits.iter().map(|w| w.count_ones()).sum());
+        let done: u32 = self
+            .done
+            .as_ref()
+            .map_or(0, |bits| bits.iter().map(|w| w.count_ones()).sum());
         self.rcpt_total - done
     }
 
     pub fn is_done(&self, index: u32) -> bool {
-        self.done.as_ref().is_some_and(|bits| bits[(index / 64) as usize] & (1 << (index % 64)) != 0)
+        self.done
+            .as_ref()
+            .is_some_and(|bits| bits[(index / 64) as usize] & (1 << (index % 64)) != 0)
     }
 }
 
@@ -88,15 +93,23 @@ impl Index {
 
     fn note_ref(&mut self, record_segment: u64, message_segment: u64) {
         if record_segment != message_segment {
-            self.segments.entry(record_segment).or_default().refs.insert(message_segment);
+            self.segments
+                .entry(record_segment)
+                .or_default()
+                .refs
+                .insert(message_segment);
         }
     }
 
     /// Applies a RecipientsDone record written in `record_segment`.
     pub fn recipients_done(&mut self, id: MessageId, indices: &[u32], record_segment: u64) {
-        let Some(entry) = self.messages.get_mut(&id) else { return };
+        let Some(entry) = self.messages.get_mut(&id) else {
+            return;
+        };
         let words = entry.rcpt_total.div_ceil(64) as usize;
-        let bits = entry.done.get_or_insert_with(|| vec![0u64; words].into_boxed_slice());
+        let bits = entry
+            .done
+            .get_or_insert_with(|| vec![0u64; words].into_boxed_slice());
         let mut newly = 0u64;
         for &i in indices.iter().filter(|&&i| i < entry.rcpt_total) {
             let (word, bit) = ((i / 64) as usize, 1u64 << (i % 64));
@@ -112,7 +125,9 @@ impl Index {
 
     /// Applies a Removed record written in `record_segment`.
     pub fn remove(&mut self, id: MessageId, record_segment: u64) {
-        let Some(entry) = self.messages.remove(&id) else { return };
+        let Some(entry) = self.messages.remove(&id) else {
+            return;
+        };
         self.forget(&entry);
         self.note_ref(record_segment, entry.segment);
     }
@@ -124,7 +139,10 @@ impl Index {
             if number == active || state.live > 0 {
                 continue;
             }
-            let refs_gone = state.refs.iter().all(|r| !self.segments.contains_key(r) || out.contains(r));
+            let refs_gone = state
+                .refs
+                .iter()
+                .all(|r| !self.segments.contains_key(r) || out.contains(r));
             if refs_gone {
                 out.push(number);
             }
@@ -151,7 +169,14 @@ mod tests {
     use super::*;
 
     fn entry(segment: u64, rcpts: u32) -> Entry {
-        Entry { segment, offset: 0, len: 10, content_bytes: 5, rcpt_total: rcpts, done: None }
+        Entry {
+            segment,
+            offset: 0,
+            len: 10,
+            content_bytes: 5,
+            rcpt_total: rcpts,
+            done: None,
+        }
     }
 
     #[test]

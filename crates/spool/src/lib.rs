@@ -97,7 +97,9 @@ pub(crate) struct Inner {
 impl Inner {
     pub(crate) fn lock_index(&self) -> MutexGuard<'_, index::Index> {
         // A panic while holding the lock is a bug elsewhere; the index itself stays usable.
-        self.index.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.index
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Tells the arrivals consumer, if any, about a message that just became durable.
@@ -112,7 +114,10 @@ impl Inner {
     }
 
     pub(crate) fn forget_reader(&self, segment: u64) {
-        self.readers.lock().unwrap_or_else(|p| p.into_inner()).remove(&segment);
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&segment);
     }
 
     fn reader(&self, segment: u64) -> Result<Arc<File>, SpoolError> {
@@ -214,7 +219,13 @@ impl Spool {
         self.inner.poisoned.load(Ordering::Acquire)
     }
 
-    async fn append(&self, record: &Record, prefix: &[u8], op: IndexOp, capacity: usize) -> Result<(), SpoolError> {
+    async fn append(
+        &self,
+        record: &Record,
+        prefix: &[u8],
+        op: IndexOp,
+        capacity: usize,
+    ) -> Result<(), SpoolError> {
         if self.is_poisoned() {
             return Err(SpoolError::Poisoned);
         }
@@ -224,13 +235,20 @@ impl Spool {
         {
             let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
             let sender = sender.as_ref().ok_or(SpoolError::ShutDown)?;
-            sender.send(Append { bytes, op, reply }).map_err(|_| SpoolError::ShutDown)?;
+            sender
+                .send(Append { bytes, op, reply })
+                .map_err(|_| SpoolError::ShutDown)?;
         }
         wait.await.map_err(|_| SpoolError::ShutDown)?
     }
 
     /// Stores a message durably. Returns only once it is fsynced.
-    pub async fn insert(&self, id: MessageId, envelope: Envelope, content: Vec<u8>) -> Result<(), SpoolError> {
+    pub async fn insert(
+        &self,
+        id: MessageId,
+        envelope: Envelope,
+        content: Vec<u8>,
+    ) -> Result<(), SpoolError> {
         self.insert_with_prefix(id, envelope, &[], content).await
     }
 
@@ -244,20 +262,43 @@ impl Spool {
         content: Vec<u8>,
     ) -> Result<(), SpoolError> {
         let content_bytes = prefix.len() + content.len();
-        let op = IndexOp::Insert { id, content_bytes: content_bytes as u32, rcpt_total: envelope.recipients.len() as u32 };
+        let op = IndexOp::Insert {
+            id,
+            content_bytes: content_bytes as u32,
+            rcpt_total: envelope.recipients.len() as u32,
+        };
         let capacity = content_bytes + 256 + envelope.recipients.len() * 64;
-        self.append(&Record::Message { id, envelope, content }, prefix, op, capacity).await
+        self.append(
+            &Record::Message {
+                id,
+                envelope,
+                content,
+            },
+            prefix,
+            op,
+            capacity,
+        )
+        .await
     }
 
     /// Durably records that these recipients reached a final state.
-    pub async fn recipients_done(&self, id: MessageId, indices: Vec<u32>) -> Result<(), SpoolError> {
-        let op = IndexOp::RecipientsDone { id, indices: indices.clone() };
-        self.append(&Record::RecipientsDone { id, indices }, &[], op, 64).await
+    pub async fn recipients_done(
+        &self,
+        id: MessageId,
+        indices: Vec<u32>,
+    ) -> Result<(), SpoolError> {
+        let op = IndexOp::RecipientsDone {
+            id,
+            indices: indices.clone(),
+        };
+        self.append(&Record::RecipientsDone { id, indices }, &[], op, 64)
+            .await
     }
 
     /// Durably removes a finished message.
     pub async fn remove(&self, id: MessageId) -> Result<(), SpoolError> {
-        self.append(&Record::Removed { id }, &[], IndexOp::Remove { id }, 32).await
+        self.append(&Record::Removed { id }, &[], IndexOp::Remove { id }, 32)
+            .await
     }
 
     /// Subscribes to newly durable messages: every message inserted from now on is announced
@@ -266,7 +307,11 @@ impl Spool {
     /// subscription replaces the previous one.
     pub fn subscribe_arrivals(&self) -> tokio::sync::mpsc::UnboundedReceiver<MessageId> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        *self.inner.arrivals.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+        *self
+            .inner
+            .arrivals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(tx);
         rx
     }
 
@@ -284,7 +329,9 @@ impl Spool {
     pub fn list(&self, after: Option<MessageId>, limit: usize) -> Vec<MessageInfo> {
         let index = self.inner.lock_index();
         let range = match after {
-            Some(after) => index.messages.range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
+            Some(after) => index
+                .messages
+                .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
             None => index.messages.range(..),
         };
         range
@@ -312,7 +359,11 @@ impl Spool {
             return Err(SpoolError::Corrupt("checksum mismatch on read"));
         };
         match record::decode(kind, payload, true)? {
-            Record::Message { id: found, envelope, content } if found == id => Ok((envelope, content, done)),
+            Record::Message {
+                id: found,
+                envelope,
+                content,
+            } if found == id => Ok((envelope, content, done)),
             _ => Err(SpoolError::Corrupt("index points at the wrong record")),
         }
     }

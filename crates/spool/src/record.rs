@@ -21,7 +21,11 @@ pub const PAYLOAD_BYTES_MAX: u32 = 1 << 30;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
     /// A new message: envelope and content.
-    Message { id: MessageId, envelope: Envelope, content: Vec<u8> },
+    Message {
+        id: MessageId,
+        envelope: Envelope,
+        content: Vec<u8>,
+    },
     /// These recipients (indices into the envelope) reached a final state.
     RecipientsDone { id: MessageId, indices: Vec<u32> },
     /// The message is finished and may be forgotten.
@@ -44,7 +48,11 @@ pub fn encode_with_prefix(record: &Record, prefix: &[u8], out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[0u8; FRAME_HEADER_BYTES]);
     match record {
-        Record::Message { id, envelope, content } => {
+        Record::Message {
+            id,
+            envelope,
+            content,
+        } => {
             out[start + 8] = KIND_MESSAGE;
             out.extend_from_slice(&id.0.to_le_bytes());
             let env_start = out.len();
@@ -78,7 +86,11 @@ pub fn encode_with_prefix(record: &Record, prefix: &[u8], out: &mut Vec<u8>) {
 #[derive(Debug)]
 pub enum Framed<'a> {
     /// A whole record with a valid checksum: kind, payload and total framed length.
-    Ok { kind: u8, payload: &'a [u8], len: usize },
+    Ok {
+        kind: u8,
+        payload: &'a [u8],
+        len: usize,
+    },
     /// Not enough bytes for the record the header announces (torn write).
     Truncated,
     /// The checksum or length is wrong (corruption or a torn header).
@@ -102,31 +114,55 @@ pub fn frame(buf: &[u8]) -> Framed<'_> {
     if crc32fast::hash(&buf[8..len]) != crc {
         return Framed::Corrupt;
     }
-    Framed::Ok { kind: buf[8], payload: &buf[FRAME_HEADER_BYTES..len], len }
+    Framed::Ok {
+        kind: buf[8],
+        payload: &buf[FRAME_HEADER_BYTES..len],
+        len,
+    }
 }
 
 /// Decodes a checksummed payload. `with_content` false skips copying message content.
 pub fn decode(kind: u8, payload: &[u8], with_content: bool) -> Result<Record, SpoolError> {
-    let id_bytes: [u8; 16] = payload.get(..16).and_then(|b| b.try_into().ok()).ok_or(SpoolError::Corrupt("short id"))?;
+    let id_bytes: [u8; 16] = payload
+        .get(..16)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(SpoolError::Corrupt("short id"))?;
     let id = MessageId(u128::from_le_bytes(id_bytes));
     let rest = &payload[16..];
     match kind {
         KIND_MESSAGE => {
-            let env_len = rest.get(..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+            let env_len = rest
+                .get(..4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
             let env_len = env_len.ok_or(SpoolError::Corrupt("short envelope length"))?;
-            let env_bytes = rest.get(4..4 + env_len).ok_or(SpoolError::Corrupt("short envelope"))?;
+            let env_bytes = rest
+                .get(4..4 + env_len)
+                .ok_or(SpoolError::Corrupt("short envelope"))?;
             let envelope = Envelope::decode(env_bytes)?;
-            let content = if with_content { rest[4 + env_len..].to_vec() } else { Vec::new() };
-            Ok(Record::Message { id, envelope, content })
+            let content = if with_content {
+                rest[4 + env_len..].to_vec()
+            } else {
+                Vec::new()
+            };
+            Ok(Record::Message {
+                id,
+                envelope,
+                content,
+            })
         }
         KIND_RECIPIENTS_DONE => {
-            let count = rest.get(..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+            let count = rest
+                .get(..4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
             let count = count.ok_or(SpoolError::Corrupt("short index count"))?;
             let body = &rest[4..];
             if body.len() != count * 4 {
                 return Err(SpoolError::Corrupt("index count mismatch"));
             }
-            let indices = body.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            let indices = body
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
             Ok(Record::RecipientsDone { id, indices })
         }
         KIND_REMOVED => Ok(Record::Removed { id }),

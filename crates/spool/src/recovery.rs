@@ -51,7 +51,11 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, SpoolError> {
         if data.len() < segment::MAGIC.len() || &data[..segment::MAGIC.len()] != segment::MAGIC {
             // Only a crash during creation leaves a segment without its header, and no record
             // was ever acknowledged from it.
-            tracing::warn!(segment = number, bytes = data.len(), "discarding segment without header");
+            tracing::warn!(
+                segment = number,
+                bytes = data.len(),
+                "discarding segment without header"
+            );
             std::fs::remove_file(&path)?;
             report.discarded_segments += 1;
             continue;
@@ -62,7 +66,12 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, SpoolError> {
         if valid_end < data.len() {
             let dropped = data.len() - valid_end;
             report.dropped_bytes += dropped as u64;
-            tracing::warn!(segment = number, offset = valid_end, dropped, "dropping torn or corrupt spool tail");
+            tracing::warn!(
+                segment = number,
+                offset = valid_end,
+                dropped,
+                "dropping torn or corrupt spool tail"
+            );
             if Some(number) == newest {
                 let file = std::fs::OpenOptions::new().write(true).open(&path)?;
                 file.set_len(valid_end as u64)?;
@@ -72,7 +81,12 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, SpoolError> {
     }
     report.messages = index.totals().messages;
     report.duration = started.elapsed();
-    Ok(Recovered { index, max_id, last_segment: newest.unwrap_or(0), report })
+    Ok(Recovered {
+        index,
+        max_id,
+        last_segment: newest.unwrap_or(0),
+        report,
+    })
 }
 
 /// Replays one segment; returns the offset where valid records end.
@@ -95,7 +109,8 @@ fn replay(
         };
         match decoded {
             Record::Message { id, envelope, .. } => {
-                let content_offset = record::message_content_offset(payload).unwrap_or(payload.len());
+                let content_offset =
+                    record::message_content_offset(payload).unwrap_or(payload.len());
                 let entry = Entry {
                     segment: number,
                     offset: offset as u64,

@@ -44,8 +44,15 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 /// opened for appending. Fails if the file exists: segment numbers are never reused.
 pub fn create(dir: &Path, number: u64) -> std::io::Result<File> {
     let path = path(dir, number);
-    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
-    let result = file.write_all(MAGIC).and_then(|()| file.sync_all()).and_then(|()| sync_dir(dir));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    let result = file
+        .write_all(MAGIC)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| sync_dir(dir));
     if let Err(err) = result {
         // Leave no half-made segment behind; recovery would also drop it, but ENOSPC
         // handling wants the space back now.

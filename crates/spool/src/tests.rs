@@ -8,14 +8,22 @@ use crate::record::{self, Framed, Record};
 use crate::*;
 
 fn config(dir: &Path, segment_bytes_max: u64) -> SpoolConfig {
-    SpoolConfig { dir: dir.to_path_buf(), segment_bytes_max, batch_bytes_max: 4 << 20 }
+    SpoolConfig {
+        dir: dir.to_path_buf(),
+        segment_bytes_max,
+        batch_bytes_max: 4 << 20,
+    }
 }
 
 fn envelope(rcpts: usize) -> Envelope {
     Envelope {
         sender: "s@example.com".into(),
         recipients: (0..rcpts)
-            .map(|i| Recipient { address: format!("r{i}@example.net"), notify: 2, orcpt: None })
+            .map(|i| Recipient {
+                address: format!("r{i}@example.net"),
+                notify: 2,
+                orcpt: None,
+            })
             .collect(),
         dsn_ret: 1,
         dsn_envid: Some("env".into()),
@@ -32,7 +40,10 @@ fn body(n: usize) -> Vec<u8> {
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 #[test]
@@ -44,9 +55,15 @@ fn insert_read_remove_and_recover() {
     let ids: Vec<MessageId> = (0..50).map(|_| spool.next_id()).collect();
     rt.block_on(async {
         for (n, id) in ids.iter().enumerate() {
-            spool.insert(*id, envelope(3), body(n)).await.expect("insert");
+            spool
+                .insert(*id, envelope(3), body(n))
+                .await
+                .expect("insert");
         }
-        spool.recipients_done(ids[1], vec![0, 2]).await.expect("done");
+        spool
+            .recipients_done(ids[1], vec![0, 2])
+            .await
+            .expect("done");
         spool.remove(ids[0]).await.expect("remove");
     });
     let (env, content, done) = spool.read(ids[1]).expect("read");
@@ -63,7 +80,10 @@ fn insert_read_remove_and_recover() {
         assert_eq!(spool.read(*id).expect("read").1, body(n));
     }
     assert_eq!(spool.totals().recipients_pending, 49 * 3 - 2);
-    assert!(spool.next_id() > ids[49], "ids stay ordered across restarts");
+    assert!(
+        spool.next_id() > ids[49],
+        "ids stay ordered across restarts"
+    );
     let listed = spool.list(None, 10);
     assert_eq!(listed.len(), 10);
     assert_eq!(listed[0].id, ids[1]);
@@ -76,18 +96,33 @@ fn arrivals_are_announced_after_they_are_durable() {
     let rt = rt();
     let (spool, _) = Spool::open(&config(dir.path(), 1 << 20)).expect("open");
     let before = spool.next_id();
-    rt.block_on(async { spool.insert(before, envelope(1), body(0)).await.expect("insert") });
+    rt.block_on(async {
+        spool
+            .insert(before, envelope(1), body(0))
+            .await
+            .expect("insert")
+    });
     let mut arrivals = spool.subscribe_arrivals();
     let ids: Vec<MessageId> = (0..5).map(|_| spool.next_id()).collect();
     rt.block_on(async {
         for (n, id) in ids.iter().enumerate() {
-            spool.insert(*id, envelope(1), body(n)).await.expect("insert");
+            spool
+                .insert(*id, envelope(1), body(n))
+                .await
+                .expect("insert");
         }
         for id in &ids {
-            assert_eq!(arrivals.recv().await, Some(*id), "announced once, in commit order");
+            assert_eq!(
+                arrivals.recv().await,
+                Some(*id),
+                "announced once, in commit order"
+            );
         }
     });
-    assert!(arrivals.try_recv().is_err(), "messages from before the subscription are not announced");
+    assert!(
+        arrivals.try_recv().is_err(),
+        "messages from before the subscription are not announced"
+    );
     // At start-up a consumer lists what is already queued, then follows arrivals.
     assert_eq!(spool.list(None, usize::MAX).len(), 6);
 }
@@ -104,7 +139,10 @@ fn torn_and_corrupt_tails_are_dropped_without_losing_earlier_records() {
     let ids: Vec<MessageId> = (0..10).map(|_| spool.next_id()).collect();
     rt.block_on(async {
         for (n, id) in ids.iter().enumerate() {
-            spool.insert(*id, envelope(1), body(n)).await.expect("insert");
+            spool
+                .insert(*id, envelope(1), body(n))
+                .await
+                .expect("insert");
         }
     });
     spool.shutdown();
@@ -143,7 +181,10 @@ fn finished_segments_are_deleted_in_order() {
     let ids: Vec<MessageId> = (0..6).map(|_| spool.next_id()).collect();
     rt.block_on(async {
         for (n, id) in ids.iter().enumerate() {
-            spool.insert(*id, envelope(1), body(n)).await.expect("insert");
+            spool
+                .insert(*id, envelope(1), body(n))
+                .await
+                .expect("insert");
         }
         // Remove all but the first: its segment pins every later tombstone segment.
         for id in &ids[1..] {
@@ -153,9 +194,17 @@ fn finished_segments_are_deleted_in_order() {
     let before = segment_files(dir.path()).len();
     rt.block_on(async { spool.remove(ids[0]).await.expect("remove") });
     // Force one more rotation so that the segment holding the last tombstone is sealed.
-    rt.block_on(async { spool.insert(spool.next_id(), envelope(1), body(1)).await.expect("insert") });
+    rt.block_on(async {
+        spool
+            .insert(spool.next_id(), envelope(1), body(1))
+            .await
+            .expect("insert")
+    });
     let after = segment_files(dir.path()).len();
-    assert!(after < before && after <= 2, "segments before {before}, after {after}");
+    assert!(
+        after < before && after <= 2,
+        "segments before {before}, after {after}"
+    );
     spool.shutdown();
     let (_, report) = Spool::open(&config(dir.path(), 64)).expect("reopen");
     assert_eq!(report.messages, 1, "removed messages must not come back");
@@ -167,7 +216,12 @@ fn fsync_failure_poisons_and_never_acknowledges() {
     let rt = rt();
     let (spool, _) = Spool::open(&config(dir.path(), 1 << 20)).expect("open");
     let ok = spool.next_id();
-    rt.block_on(async { spool.insert(ok, envelope(1), body(1)).await.expect("insert") });
+    rt.block_on(async {
+        spool
+            .insert(ok, envelope(1), body(1))
+            .await
+            .expect("insert")
+    });
     spool.inject(Some(DurabilityFault::FsyncFails));
     let failed = spool.next_id();
     let result = rt.block_on(spool.insert(failed, envelope(1), body(2)));
@@ -186,14 +240,20 @@ fn fsync_failure_poisons_and_never_acknowledges() {
 #[test]
 fn concurrent_inserts_share_fsyncs() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("rt");
     let (spool, _) = Spool::open(&config(dir.path(), 64 << 20)).expect("open");
     let count = 2000;
     rt.block_on(async {
         let tasks: Vec<_> = (0..count)
             .map(|n| {
                 let spool = spool.clone();
-                tokio::spawn(async move { spool.insert(spool.next_id(), envelope(1), body(n)).await })
+                tokio::spawn(
+                    async move { spool.insert(spool.next_id(), envelope(1), body(n)).await },
+                )
             })
             .collect();
         for task in tasks {
@@ -201,7 +261,10 @@ fn concurrent_inserts_share_fsyncs() {
         }
     });
     let fsyncs = spool.fsync_count();
-    assert!(fsyncs < count as u64 / 2, "{fsyncs} fsyncs for {count} concurrent inserts");
+    assert!(
+        fsyncs < count as u64 / 2,
+        "{fsyncs} fsyncs for {count} concurrent inserts"
+    );
     assert_eq!(spool.totals().messages, count as u64);
 }
 
@@ -215,7 +278,10 @@ fn disk_full_rejects_then_recovers_when_space_returns() {
         .arg(mount)
         .status()
         .expect("run mount");
-    assert!(status.success(), "mounting a tmpfs needs root: run the suite as CI does");
+    assert!(
+        status.success(),
+        "mounting a tmpfs needs root: run the suite as CI does"
+    );
     struct Unmount<'a>(&'a Path);
     impl Drop for Unmount<'_> {
         fn drop(&mut self) {
@@ -245,7 +311,8 @@ fn disk_full_rejects_then_recovers_when_space_returns() {
     assert!(!spool.is_poisoned(), "ENOSPC must not poison the spool");
     std::fs::remove_file(&ballast).expect("free space");
     let id = spool.next_id();
-    rt.block_on(spool.insert(id, envelope(1), vec![b'y'; 8 << 10])).expect("accepts again once space is free");
+    rt.block_on(spool.insert(id, envelope(1), vec![b'y'; 8 << 10]))
+        .expect("accepts again once space is free");
     acked.push(id);
     spool.shutdown();
     let (spool, report) = Spool::open(&config(&spool_dir, 256 << 10)).expect("reopen");
@@ -257,8 +324,16 @@ fn disk_full_rejects_then_recovers_when_space_returns() {
 }
 
 fn any_envelope() -> impl Strategy<Value = Envelope> {
-    let rcpt = ("[a-z@.]{1,20}", any::<u8>(), proptest::option::of("[ -~]{0,20}"))
-        .prop_map(|(address, notify, orcpt)| Recipient { address, notify, orcpt });
+    let rcpt = (
+        "[a-z@.]{1,20}",
+        any::<u8>(),
+        proptest::option::of("[ -~]{0,20}"),
+    )
+        .prop_map(|(address, notify, orcpt)| Recipient {
+            address,
+            notify,
+            orcpt,
+        });
     (
         "[ -~]{0,30}",
         proptest::collection::vec(rcpt, 0..5),
@@ -268,17 +343,19 @@ fn any_envelope() -> impl Strategy<Value = Envelope> {
         any::<u64>(),
         proptest::option::of("\\PC{0,10}"),
     )
-        .prop_map(|(sender, recipients, dsn_ret, dsn_envid, flags, received_ms, auth_user)| Envelope {
-            sender,
-            recipients,
-            dsn_ret,
-            dsn_envid,
-            flags,
-            received_ms,
-            client_ip: "::1".into(),
-            helo: "h".into(),
-            auth_user,
-        })
+        .prop_map(
+            |(sender, recipients, dsn_ret, dsn_envid, flags, received_ms, auth_user)| Envelope {
+                sender,
+                recipients,
+                dsn_ret,
+                dsn_envid,
+                flags,
+                received_ms,
+                client_ip: "::1".into(),
+                helo: "h".into(),
+                auth_user,
+            },
+        )
 }
 
 proptest! {

@@ -22,9 +22,18 @@ use crate::{DurabilityFault, Inner};
 /// How the index changes once an append is durable.
 #[derive(Debug)]
 pub(crate) enum IndexOp {
-    Insert { id: MessageId, content_bytes: u32, rcpt_total: u32 },
-    RecipientsDone { id: MessageId, indices: Vec<u32> },
-    Remove { id: MessageId },
+    Insert {
+        id: MessageId,
+        content_bytes: u32,
+        rcpt_total: u32,
+    },
+    RecipientsDone {
+        id: MessageId,
+        indices: Vec<u32>,
+    },
+    Remove {
+        id: MessageId,
+    },
 }
 
 /// One framed record waiting to be written.
@@ -113,7 +122,10 @@ impl Writer {
     /// Undoes a failed write so that the segment ends at a record boundary again.
     fn rollback(&mut self, start: u64, err: &std::io::Error) -> Fault {
         let no_space = SpoolError::is_no_space(err);
-        let undone = self.file.set_len(start).and_then(|()| self.file.seek(SeekFrom::Start(start)).map(drop));
+        let undone = self
+            .file
+            .set_len(start)
+            .and_then(|()| self.file.seek(SeekFrom::Start(start)).map(drop));
         match (no_space, undone) {
             (true, Ok(())) => {
                 tracing::warn!(segment = self.segment, "spool disk full; write rolled back");
@@ -152,7 +164,11 @@ impl Writer {
         let mut inserted = Vec::new();
         for (append, &(offset, len)) in batch.iter().zip(positions) {
             match &append.op {
-                IndexOp::Insert { id, content_bytes, rcpt_total } => {
+                IndexOp::Insert {
+                    id,
+                    content_bytes,
+                    rcpt_total,
+                } => {
                     let entry = Entry {
                         segment: self.segment,
                         offset,
@@ -164,7 +180,9 @@ impl Writer {
                     index.insert(*id, entry);
                     inserted.push(*id);
                 }
-                IndexOp::RecipientsDone { id, indices } => index.recipients_done(*id, indices, self.segment),
+                IndexOp::RecipientsDone { id, indices } => {
+                    index.recipients_done(*id, indices, self.segment)
+                }
                 IndexOp::Remove { id } => {
                     index.remove(*id, self.segment);
                     any_removal = true;
@@ -204,7 +222,10 @@ fn write_all_vectored(file: &mut File, batch: &[Append]) -> std::io::Result<()> 
     // IOV_MAX on Linux; larger batches go in several calls.
     const IOVECS_MAX: usize = 1024;
     for group in batch.chunks(IOVECS_MAX) {
-        let mut slices: Vec<std::io::IoSlice<'_>> = group.iter().map(|a| std::io::IoSlice::new(&a.bytes)).collect();
+        let mut slices: Vec<std::io::IoSlice<'_>> = group
+            .iter()
+            .map(|a| std::io::IoSlice::new(&a.bytes))
+            .collect();
         let mut slices = &mut slices[..];
         while !slices.is_empty() {
             let written = file.write_vectored(slices)?;

@@ -93,7 +93,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.connections == 0 || args.size < 64 || args.recipients == 0 {
         bail!("--connections and --recipients must be at least 1, --size at least 64");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let report = runtime.block_on(smtp(args.clone()))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report.json(&args))?);
@@ -101,7 +103,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("{}", report.markdown(&args));
     }
     if report.failed > 0 && report.accepted == 0 {
-        bail!("no message was accepted; first error: {}", report.first_error.unwrap_or_default());
+        bail!(
+            "no message was accepted; first error: {}",
+            report.first_error.unwrap_or_default()
+        );
     }
     Ok(())
 }
@@ -140,16 +145,26 @@ impl Report {
             "| server | conns | size | accepted | failed | msg/s | p50 ms | p99 ms | p99.9 ms | p99.999 ms | max ms |\n\
              |---|---|---|---|---|---|---|---|---|---|---|\n\
              | {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
-            args.server, args.connections, args.size, self.accepted, self.failed, self.rate(),
-            self.percentile_ms(0.5), self.percentile_ms(0.99), self.percentile_ms(0.999),
-            self.percentile_ms(0.99999), self.latency_us.max() as f64 / 1000.0
+            args.server,
+            args.connections,
+            args.size,
+            self.accepted,
+            self.failed,
+            self.rate(),
+            self.percentile_ms(0.5),
+            self.percentile_ms(0.99),
+            self.percentile_ms(0.999),
+            self.percentile_ms(0.99999),
+            self.latency_us.max() as f64 / 1000.0
         )
     }
 }
 
 /// A message body of about `size` bytes with CRLF lines, ending in CRLF.
 fn content(size: usize) -> Vec<u8> {
-    let mut out = b"From: <bench@tsubame.test>\r\nTo: <rcpt@example.com>\r\nSubject: tsubame bench\r\n\r\n".to_vec();
+    let mut out =
+        b"From: <bench@tsubame.test>\r\nTo: <rcpt@example.com>\r\nSubject: tsubame bench\r\n\r\n"
+            .to_vec();
     let line = b"The quick brown fox jumps over the lazy dog. 0123456789 abcdefghijklmnop\r\n";
     while out.len() + line.len() <= size {
         out.extend_from_slice(line);
@@ -166,7 +181,11 @@ async fn smtp(args: SmtpArgs) -> anyhow::Result<Report> {
     let deadline = args.duration.map(|d| Instant::now() + Duration::from(d));
     let body = Arc::new(content(args.size));
     let started = Instant::now();
-    let pacer = Arc::new(Pacer { start: started, issued: AtomicU64::new(0), rate: args.rate });
+    let pacer = Arc::new(Pacer {
+        start: started,
+        issued: AtomicU64::new(0),
+        rate: args.rate,
+    });
     let histogram = Histogram::new_with_bounds(1, 60_000_000, 3)?;
     let mut tasks = Vec::new();
     for worker in 0..args.connections {
@@ -178,7 +197,9 @@ async fn smtp(args: SmtpArgs) -> anyhow::Result<Report> {
             pacer: pacer.clone(),
         };
         let histogram = histogram.clone();
-        tasks.push(tokio::spawn(async move { connection_loop(worker, &load, histogram).await }));
+        tasks.push(tokio::spawn(async move {
+            connection_loop(worker, &load, histogram).await
+        }));
     }
     let mut report = Report {
         accepted: 0,
@@ -219,12 +240,18 @@ struct Load {
 
 impl Load {
     fn running(&self) -> bool {
-        self.remaining.load(Ordering::Relaxed) > 0 && self.deadline.is_none_or(|d| Instant::now() < d)
+        self.remaining.load(Ordering::Relaxed) > 0
+            && self.deadline.is_none_or(|d| Instant::now() < d)
     }
 }
 
 async fn connection_loop(worker: usize, load: &Load, latency_us: Histogram<u64>) -> Outcome {
-    let mut outcome = Outcome { accepted: 0, failed: 0, latency_us, error: None };
+    let mut outcome = Outcome {
+        accepted: 0,
+        failed: 0,
+        latency_us,
+        error: None,
+    };
     let mut consecutive_failures = 0;
     while load.running() {
         let accepted_before = outcome.accepted;
@@ -233,7 +260,11 @@ async fn connection_loop(worker: usize, load: &Load, latency_us: Histogram<u64>)
             if outcome.error.is_none() {
                 outcome.error = Some(format!("{err:#}"));
             }
-            consecutive_failures = if outcome.accepted > accepted_before { 1 } else { consecutive_failures + 1 };
+            consecutive_failures = if outcome.accepted > accepted_before {
+                1
+            } else {
+                consecutive_failures + 1
+            };
             // A server that keeps refusing is down or misconfigured; stop instead of spinning.
             if consecutive_failures >= CONSECUTIVE_FAILURES_MAX {
                 break;
@@ -250,11 +281,19 @@ async fn connection_loop(worker: usize, load: &Load, latency_us: Histogram<u64>)
 const CONSECUTIVE_FAILURES_MAX: u32 = 20;
 
 fn take_one(remaining: &AtomicU64) -> bool {
-    remaining.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
+    remaining
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        .is_ok()
 }
 
 async fn session(worker: usize, load: &Load, outcome: &mut Outcome) -> anyhow::Result<()> {
-    let Load { args, remaining, deadline, body, pacer } = load;
+    let Load {
+        args,
+        remaining,
+        deadline,
+        body,
+        pacer,
+    } = load;
     let deadline = *deadline;
     let stream = TcpStream::connect(args.server).await.context("connect")?;
     stream.set_nodelay(true)?;
@@ -262,11 +301,17 @@ async fn session(worker: usize, load: &Load, outcome: &mut Outcome) -> anyhow::R
     let mut reader = BufReader::new(read);
     let mut line = String::new();
     expect(&mut reader, &mut line, "220").await?;
-    write.write_all(format!("EHLO bench{worker}.tsubame.test\r\n").as_bytes()).await?;
+    write
+        .write_all(format!("EHLO bench{worker}.tsubame.test\r\n").as_bytes())
+        .await?;
     expect(&mut reader, &mut line, "250").await?;
     let mut commands = format!("MAIL FROM:<bench{worker}@tsubame.test>\r\n");
     for r in 0..args.recipients {
-        commands.push_str(&format!("RCPT TO:<user{}@{}>\r\n", (worker + r) % 1000, args.domain));
+        commands.push_str(&format!(
+            "RCPT TO:<user{}@{}>\r\n",
+            (worker + r) % 1000,
+            args.domain
+        ));
     }
     commands.push_str("DATA\r\n");
     let replies_before_data = 1 + args.recipients;
@@ -279,7 +324,14 @@ async fn session(worker: usize, load: &Load, outcome: &mut Outcome) -> anyhow::R
     pacer.wait().await;
     loop {
         if pending_commands {
-            send_commands(&mut write, &mut reader, &mut line, &commands, args.pipelining).await?;
+            send_commands(
+                &mut write,
+                &mut reader,
+                &mut line,
+                &commands,
+                args.pipelining,
+            )
+            .await?;
         }
         if args.pipelining {
             // The replies to the commands sent together (now, or chained after the last dot).
@@ -288,7 +340,8 @@ async fn session(worker: usize, load: &Load, outcome: &mut Outcome) -> anyhow::R
             }
             expect(&mut reader, &mut line, "354").await?;
         }
-        let more = (args.messages_per_connection == 0 || sent_on_connection + 1 < args.messages_per_connection)
+        let more = (args.messages_per_connection == 0
+            || sent_on_connection + 1 < args.messages_per_connection)
             && deadline.is_none_or(|d| Instant::now() < d)
             && take_one(remaining);
         payload.clear();
@@ -302,7 +355,9 @@ async fn session(worker: usize, load: &Load, outcome: &mut Outcome) -> anyhow::R
         write.write_all(&payload).await?;
         let sent_at = Instant::now();
         expect(&mut reader, &mut line, "250").await?;
-        let _ = outcome.latency_us.record(sent_at.elapsed().as_micros().max(1) as u64);
+        let _ = outcome
+            .latency_us
+            .record(sent_at.elapsed().as_micros().max(1) as u64);
         outcome.accepted += 1;
         sent_on_connection += 1;
         if !more {
@@ -330,13 +385,21 @@ async fn send_commands(
     // Without pipelining every command waits for its reply: 250 for MAIL and RCPT, 354 for DATA.
     for command in commands.split_inclusive("\r\n") {
         write.write_all(command.as_bytes()).await?;
-        let code = if command.starts_with("DATA") { "354" } else { "250" };
+        let code = if command.starts_with("DATA") {
+            "354"
+        } else {
+            "250"
+        };
         expect(reader, line, code).await?;
     }
     Ok(())
 }
 
-async fn expect(reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>, line: &mut String, code: &str) -> anyhow::Result<()> {
+async fn expect(
+    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    line: &mut String,
+    code: &str,
+) -> anyhow::Result<()> {
     loop {
         line.clear();
         if reader.read_line(line).await? == 0 {

@@ -37,15 +37,25 @@ fn rss_bytes() -> u64 {
 }
 
 fn config(dir: &std::path::Path) -> SpoolConfig {
-    SpoolConfig { dir: dir.to_path_buf(), segment_bytes_max: 64 << 20, batch_bytes_max: 8 << 20 }
+    SpoolConfig {
+        dir: dir.to_path_buf(),
+        segment_bytes_max: 64 << 20,
+        batch_bytes_max: 8 << 20,
+    }
 }
 
 pub fn run(args: SpoolArgs) -> anyhow::Result<()> {
     if args.recover_only {
         return recover(&args, None);
     }
-    anyhow::ensure!(!args.dir.exists(), "{} exists; give a fresh directory", args.dir.display());
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    anyhow::ensure!(
+        !args.dir.exists(),
+        "{} exists; give a fresh directory",
+        args.dir.display()
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let (spool, _) = Spool::open(&config(&args.dir)).context("opening spool")?;
     let content = Arc::new(vec![b'x'; args.size]);
     let started = Instant::now();
@@ -60,7 +70,11 @@ pub fn run(args: SpoolArgs) -> anyhow::Result<()> {
                 for i in 0..count {
                     let envelope = Envelope {
                         sender: format!("sender{t}@bench.test"),
-                        recipients: vec![Recipient { address: format!("user{i}@example.com"), notify: 0, orcpt: None }],
+                        recipients: vec![Recipient {
+                            address: format!("user{i}@example.com"),
+                            notify: 0,
+                            orcpt: None,
+                        }],
                         dsn_ret: 0,
                         dsn_envid: None,
                         flags: 0,
@@ -69,7 +83,9 @@ pub fn run(args: SpoolArgs) -> anyhow::Result<()> {
                         helo: "bench".into(),
                         auth_user: None,
                     };
-                    spool.insert(spool.next_id(), envelope, content.to_vec()).await?;
+                    spool
+                        .insert(spool.next_id(), envelope, content.to_vec())
+                        .await?;
                 }
                 Ok::<(), spool::SpoolError>(())
             }));
@@ -87,14 +103,15 @@ pub fn run(args: SpoolArgs) -> anyhow::Result<()> {
 }
 
 fn recover(args: &SpoolArgs, inserted: Option<(f64, u64)>) -> anyhow::Result<()> {
-
     let rss_empty = rss_bytes();
     let started = Instant::now();
     let (spool, report) = Spool::open(&config(&args.dir)).context("reopening spool")?;
     let recovery = started.elapsed();
     let rss_loaded = rss_bytes();
     let per_message = rss_loaded.saturating_sub(rss_empty) as f64 / report.messages.max(1) as f64;
-    println!("| messages | size | insert msg/s | fsyncs | recovered | recovery s | recovery s per 1M | RSS before | RSS after | bytes per queued message |");
+    println!(
+        "| messages | size | insert msg/s | fsyncs | recovered | recovery s | recovery s per 1M | RSS before | RSS after | bytes per queued message |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     println!(
         "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {} MiB | {} MiB | {:.0} |",

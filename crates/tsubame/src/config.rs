@@ -111,17 +111,21 @@ pub struct Overrides {
 
 /// Reads and parses a config file (syntax and unknown keys only).
 pub fn read(path: &std::path::Path) -> anyhow::Result<RawConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))
 }
 
 fn duration(key: &str, value: Option<&str>, default: &str) -> anyhow::Result<Duration> {
     let text = value.unwrap_or(default);
-    humantime::parse_duration(text).map_err(|e| anyhow::anyhow!("{key}: invalid duration {text:?}: {e}"))
+    humantime::parse_duration(text)
+        .map_err(|e| anyhow::anyhow!("{key}: invalid duration {text:?}: {e}"))
 }
 
 fn addr(key: &str, text: &str) -> anyhow::Result<SocketAddr> {
-    text.parse().map_err(|_| anyhow::anyhow!("{key}: invalid address {text:?}, expected IP:PORT"))
+    text.parse()
+        .map_err(|_| anyhow::anyhow!("{key}: invalid address {text:?}, expected IP:PORT"))
 }
 
 fn in_range(key: &str, value: u64, min: u64, max: u64) -> anyhow::Result<u64> {
@@ -142,30 +146,68 @@ fn system_hostname() -> String {
 /// Validates `raw` with `overrides` applied. Defaults live here and in docs/configuration.md.
 pub fn validate(raw: RawConfig, overrides: &Overrides) -> anyhow::Result<Config> {
     let s = &raw.smtp;
-    let listen_texts = overrides.smtp_listen.clone().or_else(|| s.listen.clone()).unwrap_or_else(|| vec!["127.0.0.1:2525".into()]);
-    let listen = listen_texts.iter().map(|t| addr("smtp.listen", t)).collect::<anyhow::Result<Vec<_>>>()?;
-    let tls_texts = s.listen_tls.clone().unwrap_or_else(|| vec!["127.0.0.1:4650".into()]);
-    let listen_tls = tls_texts.iter().map(|t| addr("smtp.listen_tls", t)).collect::<anyhow::Result<Vec<_>>>()?;
+    let listen_texts = overrides
+        .smtp_listen
+        .clone()
+        .or_else(|| s.listen.clone())
+        .unwrap_or_else(|| vec!["127.0.0.1:2525".into()]);
+    let listen = listen_texts
+        .iter()
+        .map(|t| addr("smtp.listen", t))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let tls_texts = s
+        .listen_tls
+        .clone()
+        .unwrap_or_else(|| vec!["127.0.0.1:4650".into()]);
+    let listen_tls = tls_texts
+        .iter()
+        .map(|t| addr("smtp.listen_tls", t))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let hostname = s.hostname.clone().unwrap_or_else(system_hostname);
-    if hostname.is_empty() || hostname.len() > 253 || !hostname.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') {
+    if hostname.is_empty()
+        || hostname.len() > 253
+        || !hostname
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+    {
         bail!("smtp.hostname: {hostname:?} is not a valid host name");
     }
-    let networks = s.relay_networks.clone().unwrap_or_else(|| vec!["127.0.0.0/8".into(), "::1/128".into()]);
+    let networks = s
+        .relay_networks
+        .clone()
+        .unwrap_or_else(|| vec!["127.0.0.0/8".into(), "::1/128".into()]);
     let relay_networks = networks
         .iter()
         .enumerate()
-        .map(|(i, n)| n.parse::<Cidr>().map_err(|e| anyhow::anyhow!("smtp.relay_networks[{i}]: {e}")))
+        .map(|(i, n)| {
+            n.parse::<Cidr>()
+                .map_err(|e| anyhow::anyhow!("smtp.relay_networks[{i}]: {e}"))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let limits = ConnectionLimits {
-        connections_max: in_range("smtp.connections_max", s.connections_max.unwrap_or(10_000), 1, 10_000_000)? as usize,
-        connections_per_ip_max: in_range("smtp.connections_per_ip_max", u64::from(s.connections_per_ip_max.unwrap_or(50)), 1, 1_000_000)? as u32,
+        connections_max: in_range(
+            "smtp.connections_max",
+            s.connections_max.unwrap_or(10_000),
+            1,
+            10_000_000,
+        )? as usize,
+        connections_per_ip_max: in_range(
+            "smtp.connections_per_ip_max",
+            u64::from(s.connections_per_ip_max.unwrap_or(50)),
+            1,
+            1_000_000,
+        )? as u32,
         connection_rate_per_ip_max: in_range(
             "smtp.connection_rate_per_ip_max",
             u64::from(s.connection_rate_per_ip_max.unwrap_or(600)),
             1,
             u64::from(u32::MAX),
         )? as u32,
-        rate_interval: duration("smtp.connection_rate_interval", s.connection_rate_interval.as_deref(), "60s")?,
+        rate_interval: duration(
+            "smtp.connection_rate_interval",
+            s.connection_rate_interval.as_deref(),
+            "60s",
+        )?,
     };
     if limits.rate_interval.is_zero() {
         bail!("smtp.connection_rate_interval: must be greater than zero");
@@ -173,13 +215,29 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> anyhow::Result<Config>
     let timeouts = Timeouts {
         greeting_delay: duration("smtp.greeting_delay", s.greeting_delay.as_deref(), "0s")?,
         command: duration("smtp.command_timeout", s.command_timeout.as_deref(), "5m")?,
-        data_idle: duration("smtp.data_idle_timeout", s.data_idle_timeout.as_deref(), "3m")?,
-        data_rate_bytes_per_sec_min: in_range("smtp.data_rate_min_bytes_per_sec", s.data_rate_min_bytes_per_sec.unwrap_or(500), 1, 1 << 40)?,
+        data_idle: duration(
+            "smtp.data_idle_timeout",
+            s.data_idle_timeout.as_deref(),
+            "3m",
+        )?,
+        data_rate_bytes_per_sec_min: in_range(
+            "smtp.data_rate_min_bytes_per_sec",
+            s.data_rate_min_bytes_per_sec.unwrap_or(500),
+            1,
+            1 << 40,
+        )?,
         data_grace: duration("smtp.data_rate_grace", s.data_rate_grace.as_deref(), "30s")?,
-        tls_handshake: duration("smtp.tls_handshake_timeout", s.tls_handshake_timeout.as_deref(), "30s")?,
+        tls_handshake: duration(
+            "smtp.tls_handshake_timeout",
+            s.tls_handshake_timeout.as_deref(),
+            "30s",
+        )?,
         shutdown_grace: duration("smtp.shutdown_grace", s.shutdown_grace.as_deref(), "30s")?,
     };
-    for (key, value) in [("smtp.command_timeout", timeouts.command), ("smtp.data_idle_timeout", timeouts.data_idle)] {
+    for (key, value) in [
+        ("smtp.command_timeout", timeouts.command),
+        ("smtp.data_idle_timeout", timeouts.data_idle),
+    ] {
         if value.is_zero() {
             bail!("{key}: must be greater than zero");
         }
@@ -188,10 +246,30 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> anyhow::Result<Config>
         listen,
         listen_tls,
         hostname,
-        message_bytes_max: in_range("smtp.message_bytes_max", s.message_bytes_max.unwrap_or(25 << 20), 1024, 1 << 30)? as usize,
-        recipients_max: in_range("smtp.recipients_max", s.recipients_max.unwrap_or(1000), 1, 100_000)? as usize,
-        command_line_bytes_max: in_range("smtp.command_line_bytes_max", s.command_line_bytes_max.unwrap_or(4096), 512, 1 << 20)? as usize,
-        bad_commands_max: in_range("smtp.bad_commands_max", u64::from(s.bad_commands_max.unwrap_or(20)), 1, 10_000)? as u32,
+        message_bytes_max: in_range(
+            "smtp.message_bytes_max",
+            s.message_bytes_max.unwrap_or(25 << 20),
+            1024,
+            1 << 30,
+        )? as usize,
+        recipients_max: in_range(
+            "smtp.recipients_max",
+            s.recipients_max.unwrap_or(1000),
+            1,
+            100_000,
+        )? as usize,
+        command_line_bytes_max: in_range(
+            "smtp.command_line_bytes_max",
+            s.command_line_bytes_max.unwrap_or(4096),
+            512,
+            1 << 20,
+        )? as usize,
+        bad_commands_max: in_range(
+            "smtp.bad_commands_max",
+            u64::from(s.bad_commands_max.unwrap_or(20)),
+            1,
+            10_000,
+        )? as u32,
         auth_plaintext_allowed: s.auth_plaintext_allowed.unwrap_or(false),
         relay_networks,
         limits,
@@ -203,8 +281,17 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> anyhow::Result<Config>
         (Some(_), None) => bail!("tls.key: required when tls.cert is set"),
         (None, Some(_)) => bail!("tls.cert: required when tls.key is set"),
     };
-    let http_text = overrides.http_listen.clone().or(raw.http.listen.clone()).unwrap_or_else(|| "127.0.0.1:8025".into());
-    let log_format = match overrides.log_format.as_deref().or(raw.log.format.as_deref()).unwrap_or("human") {
+    let http_text = overrides
+        .http_listen
+        .clone()
+        .or(raw.http.listen.clone())
+        .unwrap_or_else(|| "127.0.0.1:8025".into());
+    let log_format = match overrides
+        .log_format
+        .as_deref()
+        .or(raw.log.format.as_deref())
+        .unwrap_or("human")
+    {
         "human" => LogFormat::Human,
         "json" => LogFormat::Json,
         other => bail!("log.format: {other:?} is not one of \"human\", \"json\""),
@@ -214,12 +301,26 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> anyhow::Result<Config>
         bail!("log.level: {log_level:?} is not a valid level or filter");
     }
     Ok(Config {
-        data_dir: overrides.data_dir.clone().or(raw.data_dir).unwrap_or_else(|| PathBuf::from("./tsubame-data")),
+        data_dir: overrides
+            .data_dir
+            .clone()
+            .or(raw.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./tsubame-data")),
         smtp,
         tls,
         http_listen: addr("http.listen", &http_text)?,
-        segment_bytes_max: in_range("spool.segment_bytes_max", raw.spool.segment_bytes_max.unwrap_or(64 << 20), 4096, 1 << 32)?,
-        batch_bytes_max: in_range("spool.batch_bytes_max", raw.spool.batch_bytes_max.unwrap_or(8 << 20), 4096, 1 << 30)? as usize,
+        segment_bytes_max: in_range(
+            "spool.segment_bytes_max",
+            raw.spool.segment_bytes_max.unwrap_or(64 << 20),
+            4096,
+            1 << 32,
+        )?,
+        batch_bytes_max: in_range(
+            "spool.batch_bytes_max",
+            raw.spool.batch_bytes_max.unwrap_or(8 << 20),
+            4096,
+            1 << 30,
+        )? as usize,
         log_format,
         log_level,
     })
@@ -237,8 +338,14 @@ mod tests {
     #[test]
     fn defaults() {
         let config = parse("").expect("empty config is valid");
-        assert_eq!(config.smtp.listen, vec!["127.0.0.1:2525".parse::<SocketAddr>().expect("addr")]);
-        assert_eq!(config.http_listen, "127.0.0.1:8025".parse::<SocketAddr>().expect("addr"));
+        assert_eq!(
+            config.smtp.listen,
+            vec!["127.0.0.1:2525".parse::<SocketAddr>().expect("addr")]
+        );
+        assert_eq!(
+            config.http_listen,
+            "127.0.0.1:8025".parse::<SocketAddr>().expect("addr")
+        );
         assert_eq!(config.data_dir, PathBuf::from("./tsubame-data"));
         assert_eq!(config.smtp.recipients_max, 1000);
     }
@@ -249,7 +356,8 @@ mod tests {
         assert!(unknown.to_string().contains("listen_port"), "{unknown}");
         let bad = parse("[smtp]\ncommand_timeout = \"soon\"\n").expect_err("bad duration");
         assert!(bad.to_string().contains("smtp.command_timeout"), "{bad}");
-        let bad = parse("[smtp]\nrelay_networks = [\"10.0.0.0/8\", \"x\"]\n").expect_err("bad network");
+        let bad =
+            parse("[smtp]\nrelay_networks = [\"10.0.0.0/8\", \"x\"]\n").expect_err("bad network");
         assert!(bad.to_string().contains("smtp.relay_networks[1]"), "{bad}");
         let bad = parse("[smtp]\nrecipients_max = 0\n").expect_err("range");
         assert!(bad.to_string().contains("smtp.recipients_max"), "{bad}");

@@ -35,14 +35,20 @@ impl DataDir {
     /// process lifetime, so two servers can never share one spool.
     pub fn lock(&self) -> anyhow::Result<File> {
         use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.root)
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)
             .with_context(|| format!("creating data directory {}", self.root.display()))?;
         let path = self.root.join("lock");
         let file = File::create(&path).with_context(|| format!("opening {}", path.display()))?;
         // SAFETY: flock on a file descriptor we own; no memory is involved.
         let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if locked != 0 {
-            bail!("data directory {} is in use by another tsubame process", self.root.display());
+            bail!(
+                "data directory {} is in use by another tsubame process",
+                self.root.display()
+            );
         }
         Ok(file)
     }
@@ -58,19 +64,27 @@ impl DataDir {
         }
         let bytes: [u8; 32] = rand::random();
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        smtp_server::tls::write_private(&path, token.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+        smtp_server::tls::write_private(&path, token.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
         Ok(token)
     }
 
     /// Reads what the CLI needs to reach the running server.
     pub fn admin_endpoint(&self) -> anyhow::Result<(String, String)> {
-        let url = read_trimmed(&self.admin_url())
-            .with_context(|| format!("is the server running with --data-dir {}?", self.root.display()))?;
+        let url = read_trimmed(&self.admin_url()).with_context(|| {
+            format!(
+                "is the server running with --data-dir {}?",
+                self.root.display()
+            )
+        })?;
         let token = read_trimmed(&self.token())?;
         Ok((url, token))
     }
 }
 
 fn read_trimmed(path: &Path) -> anyhow::Result<String> {
-    Ok(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?.trim().to_string())
+    Ok(std::fs::read_to_string(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .trim()
+        .to_string())
 }

@@ -19,7 +19,11 @@ use crate::config::{LogFormat, Overrides};
 use crate::datadir::DataDir;
 
 #[derive(Parser)]
-#[command(name = "tsubame", version, about = "High-volume email delivery platform")]
+#[command(
+    name = "tsubame",
+    version,
+    about = "High-volume email delivery platform"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -101,7 +105,13 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { data_dir, smtp_listen, http_listen, config, log_format } => {
+        Command::Serve {
+            data_dir,
+            smtp_listen,
+            http_listen,
+            config,
+            log_format,
+        } => {
             let raw = match &config {
                 Some(path) => config::read(path)?,
                 None => config::RawConfig::default(),
@@ -116,14 +126,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             init_logging(config.log_format, &config.log_level);
             serve::run(config)
         }
-        Command::Config { command: ConfigCommand::Check { file } } => {
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => {
             let config = config::validate(config::read(&file)?, &Overrides::default())?;
             println!("{}: OK", file.display());
             println!("{config:#?}");
             Ok(())
         }
         Command::User { command, data_dir } => user(command, &DataDir::new(data_dir)),
-        Command::Queue { command, data_dir, json } => queue_cmd::run(command, &DataDir::new(data_dir), json),
+        Command::Queue {
+            command,
+            data_dir,
+            json,
+        } => queue_cmd::run(command, &DataDir::new(data_dir), json),
         Command::Bench(args) => bench::run(args),
     }
 }
@@ -134,7 +150,10 @@ fn user(command: UserCommand, data: &DataDir) -> anyhow::Result<()> {
         UserCommand::Add { name } => {
             std::fs::create_dir_all(&data.root)?;
             let mut password = String::new();
-            std::io::stdin().lock().read_line(&mut password).context("reading password from stdin")?;
+            std::io::stdin()
+                .lock()
+                .read_line(&mut password)
+                .context("reading password from stdin")?;
             let password = password.trim_end_matches(['\r', '\n']);
             smtp_server::users::add(&path, &name, password)?;
             println!("user {name} saved");
@@ -157,7 +176,9 @@ fn user(command: UserCommand, data: &DataDir) -> anyhow::Result<()> {
 fn init_logging(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TSUBAME_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),

@@ -41,11 +41,20 @@ pub fn run(command: QueueCommand, data: &DataDir, json: bool) -> anyhow::Result<
             println!("messages            {}", v["messages"]);
             println!("recipients pending  {}", v["recipients_pending"]);
             println!("bytes               {}", v["bytes"]);
-            println!("oldest              {} ({}s)", v["oldest_id"].as_str().unwrap_or("-"), v["oldest_age_seconds"]);
+            println!(
+                "oldest              {} ({}s)",
+                v["oldest_id"].as_str().unwrap_or("-"),
+                v["oldest_age_seconds"]
+            );
             println!();
             println!("{:<40} {:>10} {:>10}", "DOMAIN", "RCPTS", "MESSAGES");
             for d in v["domains"].as_array().into_iter().flatten() {
-                println!("{:<40} {:>10} {:>10}", d["domain"].as_str().unwrap_or(""), d["recipients"].to_string(), d["messages"].to_string());
+                println!(
+                    "{:<40} {:>10} {:>10}",
+                    d["domain"].as_str().unwrap_or(""),
+                    d["recipients"].to_string(),
+                    d["messages"].to_string()
+                );
             }
         }
         QueueCommand::Ls { after, limit } => {
@@ -58,7 +67,10 @@ pub fn run(command: QueueCommand, data: &DataDir, json: bool) -> anyhow::Result<
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
             }
-            println!("{:<26} {:>8} {:>6} {:>7}  SENDER", "ID", "SIZE", "RCPTS", "PENDING");
+            println!(
+                "{:<26} {:>8} {:>6} {:>7}  SENDER",
+                "ID", "SIZE", "RCPTS", "PENDING"
+            );
             for m in v["messages"].as_array().into_iter().flatten() {
                 let sender = m["sender"].as_str().unwrap_or("");
                 let sender = if sender.is_empty() { "<>" } else { sender };
@@ -77,12 +89,20 @@ pub fn run(command: QueueCommand, data: &DataDir, json: bool) -> anyhow::Result<
         }
         QueueCommand::Show { id, content } => {
             if content {
-                let body = admin_client::get(&url, &token, &format!("/admin/v1/queue/messages/{id}/content"))?;
+                let body = admin_client::get(
+                    &url,
+                    &token,
+                    &format!("/admin/v1/queue/messages/{id}/content"),
+                )?;
                 use std::io::Write;
                 std::io::stdout().write_all(&body)?;
                 return Ok(());
             }
-            let v: Value = serde_json::from_slice(&admin_client::get(&url, &token, &format!("/admin/v1/queue/messages/{id}"))?)?;
+            let v: Value = serde_json::from_slice(&admin_client::get(
+                &url,
+                &token,
+                &format!("/admin/v1/queue/messages/{id}"),
+            )?)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
@@ -90,9 +110,17 @@ pub fn run(command: QueueCommand, data: &DataDir, json: bool) -> anyhow::Result<
             println!("id        {}", v["id"].as_str().unwrap_or(""));
             println!("sender    <{}>", v["sender"].as_str().unwrap_or(""));
             println!("size      {}", v["size"]);
-            println!("client    {} ({})", v["client_ip"].as_str().unwrap_or(""), v["helo"].as_str().unwrap_or(""));
+            println!(
+                "client    {} ({})",
+                v["client_ip"].as_str().unwrap_or(""),
+                v["helo"].as_str().unwrap_or("")
+            );
             for r in v["recipients"].as_array().into_iter().flatten() {
-                println!("rcpt      <{}> {}", r["address"].as_str().unwrap_or(""), r["state"].as_str().unwrap_or(""));
+                println!(
+                    "rcpt      <{}> {}",
+                    r["address"].as_str().unwrap_or(""),
+                    r["state"].as_str().unwrap_or("")
+                );
             }
             println!();
             print!("{}", v["headers"].as_str().unwrap_or(""));

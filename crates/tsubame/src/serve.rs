@@ -14,12 +14,18 @@ use crate::config::Config;
 use crate::datadir::DataDir;
 
 /// Explicit buckets: summaries cannot be aggregated across nodes, histograms can.
-const LATENCY_BUCKETS_SECONDS: &[f64] =
-    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 7.0, 10.0];
-const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0];
+const LATENCY_BUCKETS_SECONDS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 7.0, 10.0,
+];
+const BATCH_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0,
+];
 
 pub fn run(config: Config) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(serve(config))
 }
 
@@ -28,7 +34,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let _lock = data.lock()?;
     let recorder = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS_SECONDS)?
-        .set_buckets_for_metric(Matcher::Full("tsubame_spool_batch_records".into()), BATCH_BUCKETS)?
+        .set_buckets_for_metric(
+            Matcher::Full("tsubame_spool_batch_records".into()),
+            BATCH_BUCKETS,
+        )?
         .install_recorder()
         .context("installing the metrics recorder")?;
     let upkeep = recorder.clone();
@@ -46,20 +55,27 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let (spool, report) = tokio::task::spawn_blocking(move || Spool::open(&spool_config)).await??;
     tracing::info!(
-        messages = report.messages, segments = report.segments, records = report.records,
-        dropped_bytes = report.dropped_bytes, duration_ms = report.duration.as_millis() as u64,
+        messages = report.messages,
+        segments = report.segments,
+        records = report.records,
+        dropped_bytes = report.dropped_bytes,
+        duration_ms = report.duration.as_millis() as u64,
         "spool recovered"
     );
 
     let tls_source = match &config.tls {
-        Some((cert, key)) => TlsSource::Files { cert: cert.clone(), key: key.clone() },
+        Some((cert, key)) => TlsSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
         None => TlsSource::SelfSigned { dir: data.tls() },
     };
     let tls = server_config(&tls_source, &config.smtp.hostname).context("setting up TLS")?;
     let token = data.ensure_token()?;
 
-    let smtp = smtp_server::Server::bind(config.smtp.clone(), spool.clone(), Some(tls), data.users())
-        .context("binding SMTP listeners")?;
+    let smtp =
+        smtp_server::Server::bind(config.smtp.clone(), spool.clone(), Some(tls), data.users())
+            .context("binding SMTP listeners")?;
     let http = tokio::net::TcpListener::bind(config.http_listen)
         .await
         .with_context(|| format!("binding HTTP on {}", config.http_listen))?;
@@ -78,7 +94,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let graceful = async move {
             let _ = http_stop.wait_for(|stopped| *stopped).await;
         };
-        if let Err(err) = axum::serve(http, router).with_graceful_shutdown(graceful).await {
+        if let Err(err) = axum::serve(http, router)
+            .with_graceful_shutdown(graceful)
+            .await
+        {
             tracing::error!(error = %err, "HTTP server failed");
         }
     });

@@ -31,7 +31,9 @@ impl Capabilities {
         let mut caps = Capabilities::default();
         for line in reply.lines.iter().skip(1) {
             let mut words = line.split_ascii_whitespace();
-            let Some(keyword) = words.next() else { continue };
+            let Some(keyword) = words.next() else {
+                continue;
+            };
             match keyword.to_ascii_uppercase().as_str() {
                 "PIPELINING" => caps.pipelining = true,
                 "SIZE" => caps.size = Some(words.next().and_then(|n| n.parse().ok()).unwrap_or(0)),
@@ -58,12 +60,28 @@ mod tests {
         let reply = Reply {
             code: 250,
             status: None,
-            lines: ["mx.google.com at your service", "SIZE 157286400", "8BITMIME", "STARTTLS", "ENHANCEDSTATUSCODES", "PIPELINING", "CHUNKING", "SMTPUTF8", "auth login plain"]
-                .map(String::from)
-                .to_vec(),
+            lines: [
+                "mx.google.com at your service",
+                "SIZE 157286400",
+                "8BITMIME",
+                "STARTTLS",
+                "ENHANCEDSTATUSCODES",
+                "PIPELINING",
+                "CHUNKING",
+                "SMTPUTF8",
+                "auth login plain",
+            ]
+            .map(String::from)
+            .to_vec(),
         };
         let caps = Capabilities::from_ehlo(&reply);
-        assert!(caps.pipelining && caps.eight_bit_mime && caps.starttls && caps.chunking && caps.smtputf8);
+        assert!(
+            caps.pipelining
+                && caps.eight_bit_mime
+                && caps.starttls
+                && caps.chunking
+                && caps.smtputf8
+        );
         assert_eq!(caps.size, Some(157_286_400));
         assert!(!caps.dsn);
         assert_eq!(caps.auth, vec!["LOGIN", "PLAIN"]);

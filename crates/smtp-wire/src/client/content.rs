@@ -21,7 +21,11 @@ pub fn encode_data(content: &[u8], out: &mut Vec<u8>) {
                 out.extend_from_slice(b"\r\n");
                 let at = i + offset;
                 // CRLF counts once; a bare CR or bare LF each end a line of their own.
-                i = if content[at] == b'\r' && content.get(at + 1) == Some(&b'\n') { at + 2 } else { at + 1 };
+                i = if content[at] == b'\r' && content.get(at + 1) == Some(&b'\n') {
+                    at + 2
+                } else {
+                    at + 1
+                };
                 line_start = true;
             }
         }
@@ -48,6 +52,9 @@ mod tests {
         assert_eq!(encoded(b"a\nb\rc"), b"a\r\nb\r\nc\r\n.\r\n");
         assert_eq!(encoded(b".\r\n"), b"..\r\n.\r\n");
         assert_eq!(encoded(b""), b".\r\n");
-        assert_eq!(encoded(b"x\n.\r\nsmuggled"), b"x\r\n..\r\nsmuggled\r\n.\r\n");
+        assert_eq!(
+            encoded(b"x\n.\r\nsmuggled"),
+            b"x\r\n..\r\nsmuggled\r\n.\r\n"
+        );
     }
 }

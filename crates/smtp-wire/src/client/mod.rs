@@ -12,4 +12,7 @@ mod session;
 mod transaction;
 
 pub use capabilities::Capabilities;
-pub use session::{ClientEvent, ClientFailure, ClientSession, Outbound, OutboundRecipient, Stage, TransactionOutcome};
+pub use session::{
+    ClientEvent, ClientFailure, ClientSession, Outbound, OutboundRecipient, Stage,
+    TransactionOutcome,
+};

@@ -58,7 +58,9 @@ fn split_line(line: &[u8]) -> Result<(u16, bool, String), ReplyError> {
     if !digits.iter().all(u8::is_ascii_digit) || !(b'2'..=b'5').contains(&digits[0]) {
         return Err(ReplyError::Malformed);
     }
-    let code = digits.iter().fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
+    let code = digits
+        .iter()
+        .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
     let (last, text) = match line.get(3) {
         None => (true, &[][..]),
         Some(b' ') => (true, &line[4..]),
@@ -74,18 +76,26 @@ fn with_status(code: u16, mut lines: Vec<String>) -> Reply {
     let mut status = None;
     for (i, line) in lines.iter_mut().enumerate() {
         let (candidate, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
-        let Some(found) = parse_status(candidate).filter(|s| s.0 == class) else { break };
+        let Some(found) = parse_status(candidate).filter(|s| s.0 == class) else {
+            break;
+        };
         if i == 0 {
             status = Some(found);
         }
         *line = rest.to_string();
     }
-    Reply { code, status, lines }
+    Reply {
+        code,
+        status,
+        lines,
+    }
 }
 
 fn parse_status(text: &str) -> Option<(u8, u16, u16)> {
     let mut parts = text.split('.');
-    let (Some(a), Some(b), Some(c), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(a), Some(b), Some(c), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return None;
     };
     let class: u8 = a.parse().ok()?;
@@ -100,10 +110,14 @@ mod tests {
 
     #[test]
     fn single_and_multi_line() {
-        let (reply, n) = parse(b"250 2.1.0 Ok\r\nNEXT").expect("ok").expect("complete");
+        let (reply, n) = parse(b"250 2.1.0 Ok\r\nNEXT")
+            .expect("ok")
+            .expect("complete");
         assert_eq!((reply.code, reply.status, n), (250, Some((2, 1, 0)), 14));
         assert_eq!(reply.lines, vec!["Ok"]);
-        let (reply, _) = parse(b"250-mx.example\r\n250-PIPELINING\r\n250 SIZE 100\r\n").expect("ok").expect("complete");
+        let (reply, _) = parse(b"250-mx.example\r\n250-PIPELINING\r\n250 SIZE 100\r\n")
+            .expect("ok")
+            .expect("complete");
         assert_eq!(reply.lines, vec!["mx.example", "PIPELINING", "SIZE 100"]);
         assert_eq!(reply.status, None);
         assert_eq!(parse(b"250-partial\r\n250").expect("ok"), None);
@@ -114,7 +128,9 @@ mod tests {
         let (reply, _) = parse(b"550 4.1.1 odd\r\n").expect("ok").expect("complete");
         assert_eq!(reply.status, None);
         assert_eq!(reply.lines, vec!["4.1.1 odd"]);
-        let (reply, _) = parse(b"421-4.7.0 first\r\n421 4.7.0 second\r\n").expect("ok").expect("complete");
+        let (reply, _) = parse(b"421-4.7.0 first\r\n421 4.7.0 second\r\n")
+            .expect("ok")
+            .expect("complete");
         assert_eq!(reply.status, Some((4, 7, 0)));
         assert_eq!(reply.lines, vec!["first", "second"]);
     }
@@ -125,6 +141,9 @@ mod tests {
         assert_eq!(parse(b"250-a\r\n251 b\r\n"), Err(ReplyError::Malformed));
         assert_eq!(parse(b"150 x\r\n"), Err(ReplyError::Malformed));
         assert_eq!(parse(&vec![b'2'; 5000]), Err(ReplyError::TooLong));
-        assert!(parse(b"220\r\n").expect("ok").is_some(), "bare code is a valid reply");
+        assert!(
+            parse(b"220\r\n").expect("ok").is_some(),
+            "bare code is a valid reply"
+        );
     }
 }

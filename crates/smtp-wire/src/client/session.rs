@@ -218,7 +218,10 @@ impl ClientSession {
     }
 
     pub(crate) fn command(&mut self, awaiting: Awaiting, line: &str) {
-        debug_assert!(!line.contains(['\r', '\n']), "command lines never carry CR or LF");
+        debug_assert!(
+            !line.contains(['\r', '\n']),
+            "command lines never carry CR or LF"
+        );
         self.output.extend_from_slice(line.as_bytes());
         self.output.extend_from_slice(b"\r\n");
         self.awaiting.push_back(awaiting);
@@ -266,7 +269,10 @@ impl ClientSession {
         debug_assert!(self.awaiting.is_empty() && self.txn.is_none());
         let caps = &self.capabilities;
         if let Some(refusal) = precheck(message, content.len(), caps) {
-            let outcome = TransactionOutcome { recipients: vec![refusal; message.recipients.len()], any_delivered: false };
+            let outcome = TransactionOutcome {
+                recipients: vec![refusal; message.recipients.len()],
+                any_delivered: false,
+            };
             self.ready.push_back(ClientEvent::Transaction(outcome));
             return;
         }
@@ -277,7 +283,15 @@ impl ClientSession {
         }
         unsent.push_back((Awaiting::Data, "DATA".to_string()));
         let pipelined = caps.pipelining;
-        self.txn = Some(Txn { content, mail: None, rcpt: vec![None; message.recipients.len()], data: None, pipelined, unsent, dot_sent: false });
+        self.txn = Some(Txn {
+            content,
+            mail: None,
+            rcpt: vec![None; message.recipients.len()],
+            data: None,
+            pipelined,
+            unsent,
+            dot_sent: false,
+        });
         self.send_next_commands();
     }
 
@@ -302,7 +316,9 @@ impl ClientSession {
             if self.closed {
                 return ClientEvent::Closed;
             }
-            let Some(&awaiting) = self.awaiting.front() else { return ClientEvent::NeedInput };
+            let Some(&awaiting) = self.awaiting.front() else {
+                return ClientEvent::NeedInput;
+            };
             let (reply, used) = match reply::parse(&self.input) {
                 Ok(Some(parsed)) => parsed,
                 Ok(None) => return ClientEvent::NeedInput,
@@ -339,14 +355,18 @@ impl ClientSession {
                 let helo = format!("HELO {}", self.helo_name);
                 self.command(Awaiting::Helo, &helo);
             }
-            Awaiting::Ehlo | Awaiting::Helo if reply.code != 250 => self.fail(ClientFailure::Hello(reply)),
+            Awaiting::Ehlo | Awaiting::Helo if reply.code != 250 => {
+                self.fail(ClientFailure::Hello(reply))
+            }
             Awaiting::Helo => {
                 self.capabilities = Capabilities::default();
                 self.ready.push_back(ClientEvent::Ready);
             }
             Awaiting::StartTls if reply.code == 220 => self.ready.push_back(ClientEvent::TlsReady),
             Awaiting::StartTls => self.ready.push_back(ClientEvent::StartTlsRefused(reply)),
-            Awaiting::Mail | Awaiting::Rcpt(_) | Awaiting::Data | Awaiting::DataDot => self.on_transaction_reply(awaiting, reply),
+            Awaiting::Mail | Awaiting::Rcpt(_) | Awaiting::Data | Awaiting::DataDot => {
+                self.on_transaction_reply(awaiting, reply)
+            }
             Awaiting::EmptyDot => self.finish_transaction(),
             Awaiting::Reset if reply.code == 250 => {
                 if let Some(outcome) = self.pending_outcome.take() {
@@ -365,10 +385,18 @@ impl ClientSession {
 
 fn precheck(message: &Outbound, size: usize, caps: &Capabilities) -> Option<Reply> {
     if message.smtputf8 && !caps.smtputf8 {
-        return Some(Reply::new(550, (5, 6, 7), "Remote server does not support SMTPUTF8"));
+        return Some(Reply::new(
+            550,
+            (5, 6, 7),
+            "Remote server does not support SMTPUTF8",
+        ));
     }
     if let Some(limit) = caps.size.filter(|&l| l > 0 && size as u64 > l) {
-        return Some(Reply::new(552, (5, 3, 4), format!("Message size {size} exceeds remote limit {limit}")));
+        return Some(Reply::new(
+            552,
+            (5, 3, 4),
+            format!("Message size {size} exceeds remote limit {limit}"),
+        ));
     }
     None
 }

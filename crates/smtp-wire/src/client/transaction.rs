@@ -38,7 +38,8 @@ impl ClientSession {
                 }
             }
             Awaiting::Data if reply.code == 354 => {
-                let accepted = positive(txn.mail.as_ref()) && txn.rcpt.iter().any(|r| positive(r.as_ref()));
+                let accepted =
+                    positive(txn.mail.as_ref()) && txn.rcpt.iter().any(|r| positive(r.as_ref()));
                 if accepted {
                     let content = std::mem::take(&mut txn.content);
                     encode_data(&content, &mut self.output);
@@ -77,7 +78,10 @@ impl ClientSession {
             })
             .collect();
         let any_delivered = recipients.iter().any(|r| positive(Some(r)));
-        let outcome = TransactionOutcome { recipients, any_delivered };
+        let outcome = TransactionOutcome {
+            recipients,
+            any_delivered,
+        };
         // After an end-of-data reply (good or bad) the server has closed the transaction
         // itself; anything shorter needs an explicit RSET.
         if txn.dot_sent && txn.data.is_some() {

@@ -8,8 +8,16 @@ use crate::harness::TestServer;
 
 fn python(args: &[&str]) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/smtp_client.py");
-    let output = Command::new("python3").arg(script).args(args).output().expect("run python3");
-    assert!(output.status.success(), "python failed: {}", String::from_utf8_lossy(&output.stderr));
+    let output = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python3");
+    assert!(
+        output.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_slice(&output.stdout).expect("json from python")
 }
 
@@ -22,16 +30,30 @@ fn add_user(server: &TestServer, name: &str, password: &str) {
         .stdout(Stdio::null())
         .spawn()
         .expect("spawn user add");
-    child.stdin.take().expect("stdin").write_all(format!("{password}\n").as_bytes()).expect("password");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("password");
     assert!(child.wait().expect("wait").success());
 }
 
 /// Every message a client got a queue id for is in the spool, content intact after our
 /// Received header.
 fn assert_spooled(server: &TestServer, id: &str, expect_suffix: &[u8]) {
-    let stored = server.stored_content(id).unwrap_or_else(|| panic!("{id} not in spool"));
-    assert!(stored.starts_with(b"Received: from "), "missing Received header");
-    assert!(stored.ends_with(expect_suffix), "content changed: {}", String::from_utf8_lossy(&stored));
+    let stored = server
+        .stored_content(id)
+        .unwrap_or_else(|| panic!("{id} not in spool"));
+    assert!(
+        stored.starts_with(b"Received: from "),
+        "missing Received header"
+    );
+    assert!(
+        stored.ends_with(expect_suffix),
+        "content changed: {}",
+        String::from_utf8_lossy(&stored)
+    );
 }
 
 #[test]
@@ -41,7 +63,14 @@ fn smtplib_starttls_auth_plain_and_login_several_messages_per_connection() {
     add_user(&server, "alice", "correct horse battery");
     let port = server.smtp.port().to_string();
     for mechanism in ["PLAIN", "LOGIN"] {
-        let result = python(&["starttls_auth", "127.0.0.1", &port, "alice", "correct horse battery", mechanism]);
+        let result = python(&[
+            "starttls_auth",
+            "127.0.0.1",
+            &port,
+            "alice",
+            "correct horse battery",
+            mechanism,
+        ]);
         assert_eq!(result["auth_before_tls"], false, "AUTH offered before TLS");
         assert_eq!(result["auth_after_tls"], " PLAIN LOGIN");
         assert_eq!(result["starttls_after_tls"], false);
@@ -51,16 +80,31 @@ fn smtplib_starttls_auth_plain_and_login_several_messages_per_connection() {
             assert_eq!(s["code"], 250);
             let id = s["id"].as_str().expect("queue id");
             let n = s["n"].as_u64().expect("n");
-            assert_spooled(&server, id, format!("Body of message {n}.\r\n.leading dot line\r\n").as_bytes());
+            assert_spooled(
+                &server,
+                id,
+                format!("Body of message {n}.\r\n.leading dot line\r\n").as_bytes(),
+            );
             let shown = server.admin_json(&format!("/admin/v1/queue/messages/{id}"));
             assert_eq!(shown["auth_user"], "alice");
-            assert!(shown["headers"].as_str().expect("headers").contains("with ESMTPSA"));
+            assert!(
+                shown["headers"]
+                    .as_str()
+                    .expect("headers")
+                    .contains("with ESMTPSA")
+            );
         }
     }
     let injected = python(&["starttls_injection", "127.0.0.1", &port]);
     assert_eq!(injected["ready"], "220 2.0.0 Ready to start TLS");
     // The MAIL pipelined in clear text after STARTTLS was discarded: RCPT has no MAIL.
-    assert!(injected["rcpt_reply"].as_str().expect("reply").starts_with("503 5.5.1"), "{injected}");
+    assert!(
+        injected["rcpt_reply"]
+            .as_str()
+            .expect("reply")
+            .starts_with("503 5.5.1"),
+        "{injected}"
+    );
 
     let wrong = python(&["wrong_password", "127.0.0.1", &port, "alice"]);
     assert_eq!(wrong["error"], 535);
@@ -70,12 +114,20 @@ fn smtplib_starttls_auth_plain_and_login_several_messages_per_connection() {
 
     // The CLI lists and removes users; a removed user can no longer log in.
     let cli = |args: &[&str]| {
-        Command::new(crate::harness::BIN).args(args).arg("--data-dir").arg(&server.data_dir).output().expect("cli")
+        Command::new(crate::harness::BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&server.data_dir)
+            .output()
+            .expect("cli")
     };
     let listed = cli(&["user", "ls"]);
     assert_eq!(String::from_utf8_lossy(&listed.stdout), "alice\n");
     assert!(cli(&["user", "rm", "alice"]).status.success());
-    assert!(!cli(&["user", "rm", "alice"]).status.success(), "removing twice is an error");
+    assert!(
+        !cli(&["user", "rm", "alice"]).status.success(),
+        "removing twice is an error"
+    );
     let gone = python(&["wrong_password", "127.0.0.1", &port, "alice"]);
     assert_eq!(gone["error"], 535);
 }
@@ -83,20 +135,38 @@ fn smtplib_starttls_auth_plain_and_login_several_messages_per_connection() {
 #[test]
 fn smtplib_implicit_tls_smtputf8_and_pipelining() {
     let server = TestServer::start("");
-    let tls = python(&["implicit_tls", "127.0.0.1", &server.smtps.port().to_string()]);
+    let tls = python(&[
+        "implicit_tls",
+        "127.0.0.1",
+        &server.smtps.port().to_string(),
+    ]);
     let id = tls["sent"][0]["id"].as_str().expect("id");
-    assert!(server.admin_json(&format!("/admin/v1/queue/messages/{id}"))["headers"]
-        .as_str()
-        .expect("headers")
-        .contains("with ESMTPS"));
+    assert!(
+        server.admin_json(&format!("/admin/v1/queue/messages/{id}"))["headers"]
+            .as_str()
+            .expect("headers")
+            .contains("with ESMTPS")
+    );
 
     let port = server.smtp.port().to_string();
     let utf8 = python(&["smtputf8", "127.0.0.1", &port]);
     assert_eq!(utf8["refused_without"], 553, "{utf8}");
-    assert!(utf8["features"].as_array().expect("features").iter().any(|f| f == "smtputf8"));
+    assert!(
+        utf8["features"]
+            .as_array()
+            .expect("features")
+            .iter()
+            .any(|f| f == "smtputf8")
+    );
     let queued = server.admin_json("/admin/v1/queue/messages?limit=1000");
-    let utf8_msg = queued["messages"].as_array().expect("list").iter().find(|m| m["sender"] == "送信者@例え.jp");
-    let utf8_id = utf8_msg.expect("SMTPUTF8 message queued")["id"].as_str().expect("id");
+    let utf8_msg = queued["messages"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|m| m["sender"] == "送信者@例え.jp");
+    let utf8_id = utf8_msg.expect("SMTPUTF8 message queued")["id"]
+        .as_str()
+        .expect("id");
     let shown = server.admin_json(&format!("/admin/v1/queue/messages/{utf8_id}"));
     assert_eq!(shown["smtputf8"], true);
     assert_eq!(shown["recipients"][0]["address"], "受信者@例え.jp");
@@ -111,8 +181,13 @@ fn smtplib_implicit_tls_smtputf8_and_pipelining() {
 }
 
 fn swaks(args: &[&str]) -> (bool, String) {
-    let output = Command::new("swaks").args(args).arg("--hide-informational").output().expect("run swaks (apt install swaks)");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    let output = Command::new("swaks")
+        .args(args)
+        .arg("--hide-informational")
+        .output()
+        .expect("run swaks (apt install swaks)");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
     (output.status.success(), text)
 }
 
@@ -124,18 +199,48 @@ fn swaks_plain_starttls_auth_implicit_tls_and_pipelining() {
     let smtps_arg = format!("127.0.0.1:{}", server.smtps.port());
 
     // Unauthenticated from an untrusted address: refused.
-    let (ok, out) = swaks(&["--server", &server_arg, "--to", "x@example.com", "--from", "y@example.org"]);
+    let (ok, out) = swaks(&[
+        "--server",
+        &server_arg,
+        "--to",
+        "x@example.com",
+        "--from",
+        "y@example.org",
+    ]);
     assert!(!ok && out.contains("550 5.7.1"), "{out}");
 
     let (ok, out) = swaks(&[
-        "--server", &server_arg, "--to", "x@example.com", "--from", "y@example.org", "--tls", "--auth", "PLAIN",
-        "--auth-user", "bob", "--auth-password", "s3cret-pass",
+        "--server",
+        &server_arg,
+        "--to",
+        "x@example.com",
+        "--from",
+        "y@example.org",
+        "--tls",
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        "bob",
+        "--auth-password",
+        "s3cret-pass",
     ]);
     assert!(ok && out.contains("250 2.0.0 Ok: queued as"), "{out}");
 
     let (ok, out) = swaks(&[
-        "--server", &smtps_arg, "--tlsc", "--to", "x@example.com", "--from", "y@example.org", "--auth", "LOGIN",
-        "--auth-user", "bob", "--auth-password", "s3cret-pass", "--pipeline",
+        "--server",
+        &smtps_arg,
+        "--tlsc",
+        "--to",
+        "x@example.com",
+        "--from",
+        "y@example.org",
+        "--auth",
+        "LOGIN",
+        "--auth-user",
+        "bob",
+        "--auth-password",
+        "s3cret-pass",
+        "--pipeline",
     ]);
     assert!(ok && out.contains("250 2.0.0 Ok: queued as"), "{out}");
     assert_eq!(server.queued_ids().len(), 2);

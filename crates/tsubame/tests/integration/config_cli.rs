@@ -9,8 +9,15 @@ fn check(text: &str) -> (bool, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("c.toml");
     std::fs::write(&path, text).expect("write");
-    let out = Command::new(BIN).args(["config", "check"]).arg(&path).output().expect("run");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    let out = Command::new(BIN)
+        .args(["config", "check"])
+        .arg(&path)
+        .output()
+        .expect("run");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
 }
 
 #[test]
@@ -31,7 +38,11 @@ fn config_check_names_the_bad_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, "[spool]\nsegment_bytes_max = 1\n").expect("write");
-    let out = Command::new(BIN).args(["serve", "--config"]).arg(&path).output().expect("run");
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("spool.segment_bytes_max"));
 }
@@ -40,7 +51,12 @@ fn config_check_names_the_bad_key() {
 #[test]
 fn zero_configuration_start_and_sigterm_exit_zero() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(BIN).arg("serve").current_dir(dir.path()).stderr(std::process::Stdio::null()).spawn().expect("spawn");
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .current_dir(dir.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
     let addr = "127.0.0.1:2525".parse().expect("addr");
     let http = "127.0.0.1:8025".parse().expect("addr");
     let mut ready = false;
@@ -51,10 +67,16 @@ fn zero_configuration_start_and_sigterm_exit_zero() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(ready, "default ports did not come up (is something else on 2525/8025?)");
+    assert!(
+        ready,
+        "default ports did not come up (is something else on 2525/8025?)"
+    );
     let mut client = RawClient::connect(addr);
     assert!(client.reply().starts_with("220 "));
-    assert!(client.cmd("EHLO c").contains("STARTTLS"), "self-signed TLS is on by default");
+    assert!(
+        client.cmd("EHLO c").contains("STARTTLS"),
+        "self-signed TLS is on by default"
+    );
     client.cmd("QUIT");
     assert!(dir.path().join("tsubame-data/spool").is_dir());
     assert!(dir.path().join("tsubame-data/tls/cert.pem").is_file());

@@ -35,7 +35,9 @@ fn client_loop(addr: SocketAddr, client: usize, stop: Arc<AtomicBool>) -> Vec<(S
             continue;
         };
         let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-        let Ok(clone) = stream.try_clone() else { continue };
+        let Ok(clone) = stream.try_clone() else {
+            continue;
+        };
         let mut reader = BufReader::new(clone);
         let mut writer = stream;
         let mut line = String::new();
@@ -50,13 +52,18 @@ fn client_loop(addr: SocketAddr, client: usize, stop: Arc<AtomicBool>) -> Vec<(S
                 }
             }
         };
-        if reply(&mut reader).is_none() || writer.write_all(b"EHLO crash\r\n").is_err() || reply(&mut reader).is_none() {
+        if reply(&mut reader).is_none()
+            || writer.write_all(b"EHLO crash\r\n").is_err()
+            || reply(&mut reader).is_none()
+        {
             continue;
         }
         while !stop.load(Ordering::Relaxed) {
             let content = body(client, n);
             n += 1;
-            let mut wire = format!("MAIL FROM:<c{client}@crash.test>\r\nRCPT TO:<r@example.com>\r\nDATA\r\n").into_bytes();
+            let mut wire =
+                format!("MAIL FROM:<c{client}@crash.test>\r\nRCPT TO:<r@example.com>\r\nDATA\r\n")
+                    .into_bytes();
             if writer.write_all(&wire).is_err() {
                 break;
             }
@@ -83,7 +90,8 @@ fn client_loop(addr: SocketAddr, client: usize, stop: Arc<AtomicBool>) -> Vec<(S
 
 #[test]
 fn sigkill_under_load_loses_no_acknowledged_message() {
-    let mut server = TestServer::start("connections_per_ip_max = 1000\nconnection_rate_per_ip_max = 100000");
+    let mut server =
+        TestServer::start("connections_per_ip_max = 1000\nconnection_rate_per_ip_max = 100000");
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(Vec::new()));
     let threads: Vec<_> = (0..CLIENTS)
@@ -126,7 +134,10 @@ fn sigkill_under_load_loses_no_acknowledged_message() {
     for id in &queued {
         let stored = server.stored_content(id).expect("listed message readable");
         // Strip our Received header (4 folded lines) to recover what the client sent.
-        let start = stored.windows(9).position(|w| w == b"Subject: ").expect("subject");
+        let start = stored
+            .windows(9)
+            .position(|w| w == b"Subject: ")
+            .expect("subject");
         *by_body.entry(stored[start..].to_vec()).or_default() += 1;
     }
     let duplicated = by_body.values().filter(|&&c| c > 1).count();
@@ -136,7 +147,11 @@ fn sigkill_under_load_loses_no_acknowledged_message() {
         acked.len(),
         queued.len()
     );
-    assert!(acked.len() > 100, "too little traffic to mean anything: {}", acked.len());
+    assert!(
+        acked.len() > 100,
+        "too little traffic to mean anything: {}",
+        acked.len()
+    );
     assert_eq!(lost, 0, "acknowledged messages lost");
     assert_eq!(duplicated, 0, "a message was stored twice");
 }

@@ -12,7 +12,10 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_tsubame");
 
 /// A free loopback port (bound and released; good enough for tests that start at once).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 pub struct TestServer {
@@ -103,14 +106,21 @@ impl TestServer {
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                panic!("tsubame exited early with {status}; log:\n{}", self.log.lock().expect("log"));
+                panic!(
+                    "tsubame exited early with {status}; log:\n{}",
+                    self.log.lock().expect("log")
+                );
             }
-            if TcpStream::connect(self.smtp).is_ok() && http_get(self.http, "/health", None).is_ok() {
+            if TcpStream::connect(self.smtp).is_ok() && http_get(self.http, "/health", None).is_ok()
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("tsubame did not become healthy; log:\n{}", self.log.lock().expect("log"));
+        panic!(
+            "tsubame did not become healthy; log:\n{}",
+            self.log.lock().expect("log")
+        );
     }
 
     pub fn pid(&self) -> u32 {
@@ -154,7 +164,10 @@ impl TestServer {
     }
 
     pub fn token(&self) -> String {
-        std::fs::read_to_string(self.data_dir.join("admin.token")).expect("token").trim().to_string()
+        std::fs::read_to_string(self.data_dir.join("admin.token"))
+            .expect("token")
+            .trim()
+            .to_string()
     }
 
     /// GET an admin path with the token; returns (status, body).
@@ -208,7 +221,9 @@ impl Drop for TestServer {
 /// True while some process holds the data directory's flock.
 fn locked(path: &Path) -> bool {
     use std::os::fd::AsRawFd;
-    let Ok(file) = std::fs::File::open(path) else { return false };
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
     // SAFETY: flock on a descriptor we own.
     let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
     !taken
@@ -218,32 +233,55 @@ fn locked(path: &Path) -> bool {
 pub fn readable(stream: &TcpStream) -> bool {
     let mut peek = [0u8; 1];
     stream.set_nonblocking(true).expect("nonblocking");
-    let ready = !matches!(stream.peek(&mut peek), Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    let ready =
+        !matches!(stream.peek(&mut peek), Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock);
     stream.set_nonblocking(false).expect("blocking");
     ready
 }
 
 fn split_smtp_section(extra: &str) -> (String, String) {
     // Lines before the first [section] header belong to [smtp].
-    match extra.find("\n[").or_else(|| extra.starts_with('[').then_some(0)) {
+    match extra
+        .find("\n[")
+        .or_else(|| extra.starts_with('[').then_some(0))
+    {
         Some(pos) => (extra[..pos].to_string(), extra[pos..].to_string()),
         None => (extra.to_string(), String::new()),
     }
 }
 
 /// A tiny HTTP GET over loopback; returns (status, body).
-pub fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> std::io::Result<(u16, Vec<u8>)> {
+pub fn http_get(
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+) -> std::io::Result<(u16, Vec<u8>)> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n\r\n")?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n\r\n"
+    )?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response)?;
-    let split = response.windows(4).position(|w| w == b"\r\n\r\n").ok_or(std::io::ErrorKind::InvalidData)?;
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or(std::io::ErrorKind::InvalidData)?;
     let head = String::from_utf8_lossy(&response[..split]).to_string();
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or(std::io::ErrorKind::InvalidData)?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or(std::io::ErrorKind::InvalidData)?;
     let mut body = response[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         body = dechunk(&body);
     }
     Ok((status, body))
@@ -252,7 +290,9 @@ pub fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> std::io::R
 fn dechunk(mut body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(end) = body.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(std::str::from_utf8(&body[..end]).unwrap_or("0").trim(), 16).unwrap_or(0);
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&body[..end]).unwrap_or("0").trim(), 16)
+                .unwrap_or(0);
         if size == 0 {
             break;
         }
@@ -271,7 +311,9 @@ pub struct RawClient {
 impl RawClient {
     pub fn connect(addr: SocketAddr) -> RawClient {
         let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
         let reader = BufReader::new(stream.try_clone().expect("clone"));
         RawClient { stream, reader }
     }
@@ -279,15 +321,22 @@ impl RawClient {
     /// Connects from a chosen loopback source address (127.x), so that per-IP limits can be
     /// tested with several "clients" on one machine.
     pub fn connect_from(source: std::net::IpAddr, addr: SocketAddr) -> RawClient {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
         let stream = runtime.block_on(async {
             let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-            socket.bind(SocketAddr::new(source, 0)).expect("bind source");
+            socket
+                .bind(SocketAddr::new(source, 0))
+                .expect("bind source");
             socket.connect(addr).await.expect("connect")
         });
         let stream = stream.into_std().expect("std stream");
         stream.set_nonblocking(false).expect("blocking");
-        stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
         let reader = BufReader::new(stream.try_clone().expect("clone"));
         RawClient { stream, reader }
     }
@@ -320,7 +369,10 @@ impl RawClient {
         self.send(format!("MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n").as_bytes());
         for expected in ["250", "250", "354"] {
             let reply = self.reply();
-            assert!(reply.starts_with(expected), "expected {expected}, got {reply}");
+            assert!(
+                reply.starts_with(expected),
+                "expected {expected}, got {reply}"
+            );
         }
     }
 

@@ -14,28 +14,43 @@ fn greeted(server: &TestServer) -> RawClient {
 fn expect_closed(client: &mut RawClient) {
     let mut rest = Vec::new();
     let _ = client.stream.read_to_end(&mut rest);
-    assert!(rest.is_empty(), "expected EOF, got {:?}", String::from_utf8_lossy(&rest));
+    assert!(
+        rest.is_empty(),
+        "expected EOF, got {:?}",
+        String::from_utf8_lossy(&rest)
+    );
 }
 
 #[test]
 fn connection_limits_global_per_ip_and_rate() {
-    let server = TestServer::start("connections_per_ip_max = 2\nconnections_max = 100\nconnection_rate_per_ip_max = 1000");
+    let server = TestServer::start(
+        "connections_per_ip_max = 2\nconnections_max = 100\nconnection_rate_per_ip_max = 1000",
+    );
     let _a = greeted(&server);
     let _b = greeted(&server);
     let mut c = RawClient::connect(server.smtp);
-    assert_eq!(c.reply(), "421 4.7.0 Too many connections from your address\r\n");
+    assert_eq!(
+        c.reply(),
+        "421 4.7.0 Too many connections from your address\r\n"
+    );
     expect_closed(&mut c);
     drop(_a);
     std::thread::sleep(Duration::from_millis(200));
     let _d = greeted(&server);
 
-    let server = TestServer::start("connections_max = 2\nconnections_per_ip_max = 100\nconnection_rate_per_ip_max = 1000");
+    let server = TestServer::start(
+        "connections_max = 2\nconnections_per_ip_max = 100\nconnection_rate_per_ip_max = 1000",
+    );
     let _a = greeted(&server);
     let _b = greeted(&server);
     let mut c = RawClient::connect(server.smtp);
-    assert_eq!(c.reply(), "421 4.7.0 Too many connections, try again later\r\n");
+    assert_eq!(
+        c.reply(),
+        "421 4.7.0 Too many connections, try again later\r\n"
+    );
 
-    let server = TestServer::start("connection_rate_per_ip_max = 3\nconnection_rate_interval = \"60s\"");
+    let server =
+        TestServer::start("connection_rate_per_ip_max = 3\nconnection_rate_interval = \"60s\"");
     // A source address of its own, so the harness's readiness probes do not count.
     let source = "127.0.0.9".parse().expect("ip");
     for _ in 0..3 {
@@ -44,9 +59,15 @@ fn connection_limits_global_per_ip_and_rate() {
         ok.cmd("QUIT");
     }
     let mut limited = RawClient::connect_from(source, server.smtp);
-    assert_eq!(limited.reply(), "421 4.7.0 Connection rate limit exceeded, slow down\r\n");
+    assert_eq!(
+        limited.reply(),
+        "421 4.7.0 Connection rate limit exceeded, slow down\r\n"
+    );
     let mut other = RawClient::connect_from("127.0.0.10".parse().expect("ip"), server.smtp);
-    assert!(other.reply().starts_with("220 "), "another address is not limited");
+    assert!(
+        other.reply().starts_with("220 "),
+        "another address is not limited"
+    );
 }
 
 #[test]
@@ -59,12 +80,27 @@ fn protocol_limits_line_recipients_size_errors() {
     assert!(ehlo.contains("250-SIZE 2048\r\n"), "{ehlo}");
     let long = format!("NOOP {}", "x".repeat(600));
     assert_eq!(client.cmd(&long), "500 5.5.2 Line too long\r\n");
-    assert!(client.cmd("MAIL FROM:<a@example.org> SIZE=4096").starts_with("552 5.3.4"));
-    assert!(client.cmd("MAIL FROM:<a@example.org> SIZE=1000").starts_with("250"));
+    assert!(
+        client
+            .cmd("MAIL FROM:<a@example.org> SIZE=4096")
+            .starts_with("552 5.3.4")
+    );
+    assert!(
+        client
+            .cmd("MAIL FROM:<a@example.org> SIZE=1000")
+            .starts_with("250")
+    );
     for i in 0..3 {
-        assert!(client.cmd(&format!("RCPT TO:<r{i}@example.com>")).starts_with("250"));
+        assert!(
+            client
+                .cmd(&format!("RCPT TO:<r{i}@example.com>"))
+                .starts_with("250")
+        );
     }
-    assert_eq!(client.cmd("RCPT TO:<r4@example.com>"), "452 4.5.3 Too many recipients\r\n");
+    assert_eq!(
+        client.cmd("RCPT TO:<r4@example.com>"),
+        "452 4.5.3 Too many recipients\r\n"
+    );
     assert!(client.cmd("DATA").starts_with("354"));
     client.send(format!("Subject: big\r\n\r\n{}\r\n.\r\n", "y".repeat(3000)).as_bytes());
     assert!(client.reply().starts_with("552 5.3.4"));
@@ -99,7 +135,11 @@ fn command_timeout_and_slow_command_lines() {
     }
     let reply = slow.reply();
     assert!(reply.starts_with("421 4.4.2"), "{reply:?}");
-    assert!(started.elapsed() < Duration::from_millis(2500), "held for {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "held for {:?}",
+        started.elapsed()
+    );
 }
 
 trait WriteOk {
@@ -127,7 +167,11 @@ fn minimum_data_rate() {
     let started = Instant::now();
     // 20 bytes every 200 ms is 100 B/s, far below the 1000 B/s minimum.
     while started.elapsed() < Duration::from_secs(6) {
-        if client.stream.write_all_ok(b"slow slow slow slow\r").is_err() {
+        if client
+            .stream
+            .write_all_ok(b"slow slow slow slow\r")
+            .is_err()
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -140,8 +184,15 @@ fn minimum_data_rate() {
         }
     }
     let reply = client.reply();
-    assert!(reply.starts_with("421 4.4.2 Minimum data rate"), "{reply:?}");
-    assert!(started.elapsed() < Duration::from_secs(4), "slow client held the connection for {:?}", started.elapsed());
+    assert!(
+        reply.starts_with("421 4.4.2 Minimum data rate"),
+        "{reply:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "slow client held the connection for {:?}",
+        started.elapsed()
+    );
     assert!(server.queued_ids().is_empty());
 }
 
@@ -150,7 +201,10 @@ fn early_talker_is_refused_and_polite_client_is_served() {
     let server = TestServer::start("greeting_delay = \"500ms\"");
     let mut rude = RawClient::connect(server.smtp);
     rude.send(b"EHLO impatient\r\n");
-    assert_eq!(rude.reply(), "554 5.5.0 Protocol error: data sent before the greeting\r\n");
+    assert_eq!(
+        rude.reply(),
+        "554 5.5.0 Protocol error: data sent before the greeting\r\n"
+    );
     expect_closed(&mut rude);
     let started = Instant::now();
     let mut polite = greeted(&server);
@@ -170,7 +224,11 @@ fn minimum_data_rate_spans_bdat_chunks() {
     let mut last = String::new();
     // Small chunks, each answered quickly: about 33 B/s over the transaction.
     while started.elapsed() < Duration::from_secs(6) {
-        if client.stream.write_all_ok(b"BDAT 10\r\n01234567\r\n").is_err() {
+        if client
+            .stream
+            .write_all_ok(b"BDAT 10\r\n01234567\r\n")
+            .is_err()
+        {
             break;
         }
         last = client.reply();
@@ -180,6 +238,10 @@ fn minimum_data_rate_spans_bdat_chunks() {
         std::thread::sleep(Duration::from_millis(300));
     }
     assert!(last.starts_with("421 4.4.2 Minimum data rate"), "{last:?}");
-    assert!(started.elapsed() < Duration::from_secs(3), "held for {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "held for {:?}",
+        started.elapsed()
+    );
     assert!(server.queued_ids().is_empty());
 }

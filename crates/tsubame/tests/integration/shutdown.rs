@@ -18,8 +18,14 @@ fn sigterm_finishes_transactions_in_flight() {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     std::thread::sleep(Duration::from_millis(300));
-    assert!(idle.reply().starts_with("421 4.3.2"), "idle session is told to go");
-    assert!(std::net::TcpStream::connect(server.smtp).is_err(), "no new connections after SIGTERM");
+    assert!(
+        idle.reply().starts_with("421 4.3.2"),
+        "idle session is told to go"
+    );
+    assert!(
+        std::net::TcpStream::connect(server.smtp).is_err(),
+        "no new connections after SIGTERM"
+    );
 
     busy.send(b"second half\r\n.\r\n");
     let reply = busy.reply();
@@ -29,6 +35,8 @@ fn sigterm_finishes_transactions_in_flight() {
     assert!(status.success(), "exit status {status}");
 
     server.spawn(&[]);
-    let stored = server.stored_content(&id).expect("message survives the restart");
+    let stored = server
+        .stored_content(&id)
+        .expect("message survives the restart");
     assert!(stored.ends_with(b"first half\r\nsecond half\r\n"));
 }

@@ -29,12 +29,26 @@ fn known_smuggling_sequences_never_split_a_message() {
         let reply = client.reply();
         assert!(reply.starts_with("550 5.6.0"), "attack {attack:?}: {reply}");
         // The connection is still in sync: the next command gets its own reply.
-        assert!(client.cmd("NOOP").starts_with("250"), "attack {attack:?} desynchronised the session");
+        assert!(
+            client.cmd("NOOP").starts_with("250"),
+            "attack {attack:?} desynchronised the session"
+        );
         client.cmd("QUIT");
     }
-    assert!(server.queued_ids().is_empty(), "an attack produced a queued message");
-    let metrics = String::from_utf8(crate::harness::http_get(server.http, "/metrics", None).expect("metrics").1).expect("utf8");
-    assert!(metrics.contains("tsubame_smtp_messages_rejected_total{reason=\"bare_line_ending\"} 8"), "{metrics}");
+    assert!(
+        server.queued_ids().is_empty(),
+        "an attack produced a queued message"
+    );
+    let metrics = String::from_utf8(
+        crate::harness::http_get(server.http, "/metrics", None)
+            .expect("metrics")
+            .1,
+    )
+    .expect("utf8");
+    assert!(
+        metrics.contains("tsubame_smtp_messages_rejected_total{reason=\"bare_line_ending\"} 8"),
+        "{metrics}"
+    );
 }
 
 #[test]
