@@ -102,12 +102,15 @@ impl Inner {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Tells the arrivals consumer, if any, about a message that just became durable.
-    pub(crate) fn announce(&self, id: MessageId) {
+    /// Tells the arrivals consumer, if any, about messages that just became durable. Called
+    /// once per group commit, so the lock is taken once per batch, not once per message.
+    pub(crate) fn announce(&self, ids: &[MessageId]) {
+        if ids.is_empty() {
+            return;
+        }
         let mut arrivals = self.arrivals.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(tx) = arrivals.as_ref()
-            && tx.send(id).is_err()
-        {
+        let Some(tx) = arrivals.as_ref() else { return };
+        if ids.iter().any(|id| tx.send(*id).is_err()) {
             // The consumer went away; stop queueing ids nobody will read.
             *arrivals = None;
         }

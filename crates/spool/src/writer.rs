@@ -190,9 +190,7 @@ impl Writer {
             }
         }
         drop(index);
-        for id in inserted {
-            self.inner.announce(id);
-        }
+        self.inner.announce(&inserted);
         if any_removal {
             self.reclaim();
         }
