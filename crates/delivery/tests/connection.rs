@@ -114,6 +114,17 @@ fn quick() -> ClientTimeouts {
     }
 }
 
+/// Opens a connection with short timeouts, as every test but the first does.
+async fn open(addr: SocketAddr, policy: TlsPolicy) -> Result<Connection, ConnectionError> {
+    Connection::open(
+        &destination(addr, policy),
+        "out.test",
+        quick(),
+        &TlsClients::new(),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn opportunistic_tls_and_connection_reuse() {
     let rx = receiver(true, 100, "127.0.0.0/8").await;
@@ -163,14 +174,9 @@ async fn opportunistic_tls_and_connection_reuse() {
 async fn per_recipient_outcomes_from_a_real_server() {
     // The receiver takes at most 2 recipients per transaction: the third gets 452 4.5.3.
     let rx = receiver(false, 2, "127.0.0.0/8").await;
-    let mut conn = Connection::open(
-        &destination(rx.addr, TlsPolicy::Opportunistic),
-        "out.test",
-        quick(),
-        &TlsClients::new(),
-    )
-    .await
-    .expect("connect");
+    let mut conn = open(rx.addr, TlsPolicy::Opportunistic)
+        .await
+        .expect("connect");
     let outcome = conn
         .deliver(
             &message(&["a@x.test", "b@x.test", "c@x.test"]),
@@ -184,14 +190,7 @@ async fn per_recipient_outcomes_from_a_real_server() {
 
     // Refused relaying: every RCPT 550 5.7.1, the transaction is reset, the connection reusable.
     let rx = receiver(false, 100, "10.0.0.0/8").await;
-    let mut conn = Connection::open(
-        &destination(rx.addr, TlsPolicy::Disabled),
-        "out.test",
-        quick(),
-        &TlsClients::new(),
-    )
-    .await
-    .expect("connect");
+    let mut conn = open(rx.addr, TlsPolicy::Disabled).await.expect("connect");
     let outcome = conn
         .deliver(&message(&["a@x.test", "b@x.test"]), b"hi\r\n".to_vec())
         .await
@@ -213,42 +212,27 @@ async fn per_recipient_outcomes_from_a_real_server() {
 #[tokio::test]
 async fn tls_policies_required_and_verify() {
     let plain = receiver(false, 100, "127.0.0.0/8").await;
-    let err = Connection::open(
-        &destination(plain.addr, TlsPolicy::Required),
-        "out.test",
-        quick(),
-        &TlsClients::new(),
-    )
-    .await
-    .err()
-    .expect("must fail");
+    let err = open(plain.addr, TlsPolicy::Required)
+        .await
+        .err()
+        .expect("must fail");
     assert!(
         matches!(&err, ConnectionError::Tls(m) if m.contains("not offered")),
         "{err}"
     );
 
     let self_signed = receiver(true, 100, "127.0.0.0/8").await;
-    let err = Connection::open(
-        &destination(self_signed.addr, TlsPolicy::Verify),
-        "out.test",
-        quick(),
-        &TlsClients::new(),
-    )
-    .await
-    .err()
-    .expect("self-signed certificate must not verify");
+    let err = open(self_signed.addr, TlsPolicy::Verify)
+        .await
+        .err()
+        .expect("self-signed certificate must not verify");
     assert!(
         matches!(&err, ConnectionError::Tls(m) if m.contains("handshake failed")),
         "{err}"
     );
-    let conn = Connection::open(
-        &destination(self_signed.addr, TlsPolicy::Required),
-        "out.test",
-        quick(),
-        &TlsClients::new(),
-    )
-    .await
-    .expect("required without verification accepts a self-signed certificate");
+    let conn = open(self_signed.addr, TlsPolicy::Required)
+        .await
+        .expect("required without verification accepts a self-signed certificate");
     assert!(conn.tls_version.is_some());
 }
 
@@ -283,28 +267,14 @@ async fn scripted(greeting: Option<&'static str>, replies: &'static [&'static st
 #[tokio::test]
 async fn refusal_at_connect_and_stage_timeouts() {
     let busy = scripted(Some("421 4.7.0 Too busy, try later\r\n"), &[]).await;
-    let err = Connection::open(
-        &destination(busy, TlsPolicy::Opportunistic),
-        "out.test",
-        quick(),
-        &TlsClients::new(),
-    )
-    .await
-    .err();
+    let err = open(busy, TlsPolicy::Opportunistic).await.err();
     assert!(
         matches!(&err, Some(ConnectionError::Refused(r)) if r.code == 421),
         "{err:?}"
     );
 
     let silent = scripted(None, &[]).await;
-    let err = Connection::open(
-        &destination(silent, TlsPolicy::Opportunistic),
-        "out.test",
-        quick(),
-        &TlsClients::new(),
-    )
-    .await
-    .err();
+    let err = open(silent, TlsPolicy::Opportunistic).await.err();
     assert!(
         matches!(err, Some(ConnectionError::Timeout(Stage::Banner))),
         "{err:?}"
@@ -325,14 +295,9 @@ async fn refusal_at_connect_and_stage_timeouts() {
         ],
     )
     .await;
-    let mut conn = Connection::open(
-        &destination(stalls, TlsPolicy::Opportunistic),
-        "out.test",
-        quick(),
-        &TlsClients::new(),
-    )
-    .await
-    .expect("connect");
+    let mut conn = open(stalls, TlsPolicy::Opportunistic)
+        .await
+        .expect("connect");
     let err = conn
         .deliver(&message(&["a@x.test"]), b"x\r\n".to_vec())
         .await
@@ -343,14 +308,7 @@ async fn refusal_at_connect_and_stage_timeouts() {
     );
 
     let refused = "127.0.0.1:1".parse().expect("addr");
-    let err = Connection::open(
-        &destination(refused, TlsPolicy::Opportunistic),
-        "out.test",
-        quick(),
-        &TlsClients::new(),
-    )
-    .await
-    .err();
+    let err = open(refused, TlsPolicy::Opportunistic).await.err();
     assert!(
         matches!(err, Some(ConnectionError::Connect { .. })),
         "{err:?}"
@@ -394,14 +352,9 @@ async fn pipelined_delivery_to_postfix_smtp_sink() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let mut conn = Connection::open(
-        &destination(addr, TlsPolicy::Opportunistic),
-        "out.test",
-        quick(),
-        &TlsClients::new(),
-    )
-    .await
-    .expect("connect to smtp-sink");
+    let mut conn = open(addr, TlsPolicy::Opportunistic)
+        .await
+        .expect("connect to smtp-sink");
     assert!(
         conn.capabilities().pipelining,
         "smtp-sink offers PIPELINING"

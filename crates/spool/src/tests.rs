@@ -39,6 +39,18 @@ fn body(n: usize) -> Vec<u8> {
     format!("Subject: {n}\r\n\r\n{}\r\n", "x".repeat(n % 500)).into_bytes()
 }
 
+/// Inserts one message and waits for it to be durable.
+fn insert_now(
+    rt: &tokio::runtime::Runtime,
+    spool: &Spool,
+    id: MessageId,
+    envelope: Envelope,
+    content: Vec<u8>,
+) {
+    rt.block_on(spool.insert(id, envelope, content))
+        .expect("insert");
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -96,12 +108,7 @@ fn arrivals_are_announced_after_they_are_durable() {
     let rt = rt();
     let (spool, _) = Spool::open(&config(dir.path(), 1 << 20)).expect("open");
     let before = spool.next_id();
-    rt.block_on(async {
-        spool
-            .insert(before, envelope(1), body(0))
-            .await
-            .expect("insert")
-    });
+    insert_now(&rt, &spool, before, envelope(1), body(0));
     let mut arrivals = spool.subscribe_arrivals();
     let ids: Vec<MessageId> = (0..5).map(|_| spool.next_id()).collect();
     rt.block_on(async {
@@ -194,12 +201,7 @@ fn finished_segments_are_deleted_in_order() {
     let before = segment_files(dir.path()).len();
     rt.block_on(async { spool.remove(ids[0]).await.expect("remove") });
     // Force one more rotation so that the segment holding the last tombstone is sealed.
-    rt.block_on(async {
-        spool
-            .insert(spool.next_id(), envelope(1), body(1))
-            .await
-            .expect("insert")
-    });
+    insert_now(&rt, &spool, spool.next_id(), envelope(1), body(1));
     let after = segment_files(dir.path()).len();
     assert!(
         after < before && after <= 2,
@@ -216,12 +218,7 @@ fn fsync_failure_poisons_and_never_acknowledges() {
     let rt = rt();
     let (spool, _) = Spool::open(&config(dir.path(), 1 << 20)).expect("open");
     let ok = spool.next_id();
-    rt.block_on(async {
-        spool
-            .insert(ok, envelope(1), body(1))
-            .await
-            .expect("insert")
-    });
+    insert_now(&rt, &spool, ok, envelope(1), body(1));
     spool.inject(Some(DurabilityFault::FsyncFails));
     let failed = spool.next_id();
     let result = rt.block_on(spool.insert(failed, envelope(1), body(2)));

@@ -22,6 +22,18 @@ fn send(server: &TestServer, body_bytes: usize) -> String {
     reply
 }
 
+/// SIGKILLs the server, starts it again, and checks every acknowledged message survived.
+fn restart_and_check(server: &mut TestServer, acked: &[String]) {
+    server.kill9();
+    server.spawn(&[]);
+    for id in acked {
+        assert!(
+            server.stored_content(id).is_some(),
+            "acknowledged {id} lost"
+        );
+    }
+}
+
 fn queue_id(reply: &str) -> String {
     reply.trim().rsplit(' ').next().expect("id").to_string()
 }
@@ -56,14 +68,7 @@ fn fsync_eio_gives_451_and_poisons_until_restart() {
     assert!(send(&server, 500).starts_with("451 4.3.0"));
     let (status, body) = http_get(server.http, "/health", None).expect("health");
     assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
-    server.kill9();
-    server.spawn(&[]);
-    for id in &acked {
-        assert!(
-            server.stored_content(id).is_some(),
-            "acknowledged {id} lost"
-        );
-    }
+    restart_and_check(&mut server, &acked);
     assert!(send(&server, 500).starts_with("250 "), "a restart recovers");
 }
 
@@ -121,12 +126,5 @@ fn disk_full_gives_452_and_accepts_again_when_space_returns() {
     let reply = send(&server, 48 << 10);
     assert!(reply.starts_with("250 "), "{reply}");
     acked.push(queue_id(&reply));
-    server.kill9();
-    server.spawn(&[]);
-    for id in &acked {
-        assert!(
-            server.stored_content(id).is_some(),
-            "acknowledged {id} lost"
-        );
-    }
+    restart_and_check(&mut server, &acked);
 }
