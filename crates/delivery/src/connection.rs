@@ -256,9 +256,12 @@ impl Connection {
             // Whatever the session queued while handling replies goes out before we wait.
             if !self.session.output().is_empty() {
                 let limit = self.timeouts.data_block.max(self.timeouts.command);
+                let stage = self.session.stage();
                 let written = match &mut self.stream {
-                    Stream::Plain(s) => write_all(s, self.session.output(), limit).await,
-                    Stream::Tls(s) => write_all(s.as_mut(), self.session.output(), limit).await,
+                    Stream::Plain(s) => write_all(s, self.session.output(), limit, stage).await,
+                    Stream::Tls(s) => {
+                        write_all(s.as_mut(), self.session.output(), limit, stage).await
+                    }
                     Stream::Detached => Err(ConnectionError::Lost("no stream".into())),
                 };
                 written?;
@@ -281,10 +284,12 @@ impl Connection {
     }
 }
 
+/// Writes with a time limit; a timeout is reported for `stage`, the stage being written for.
 async fn write_all<S: AsyncWrite + Unpin>(
     stream: &mut S,
     bytes: &[u8],
     limit: Duration,
+    stage: Stage,
 ) -> Result<(), ConnectionError> {
     match timeout(limit, async {
         stream.write_all(bytes).await?;
@@ -294,7 +299,7 @@ async fn write_all<S: AsyncWrite + Unpin>(
     {
         Ok(Ok(())) => Ok(()),
         Ok(Err(err)) => Err(ConnectionError::Lost(err.to_string())),
-        Err(_) => Err(ConnectionError::Timeout(Stage::DataDot)),
+        Err(_) => Err(ConnectionError::Timeout(stage)),
     }
 }
 

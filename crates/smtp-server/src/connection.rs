@@ -114,33 +114,28 @@ async fn handshake<'a>(
 async fn talks_first(tcp: &TcpStream, delay: Duration) -> bool {
     let mut probe = [0u8; 1];
     if delay.is_zero() {
-        return matches!(tcp.try_peek(&mut probe), Ok(n) if n > 0);
+        return matches!(try_peek(tcp, &mut probe), Ok(n) if n > 0);
     }
     matches!(timeout(delay, tcp.peek(&mut probe)).await, Ok(Ok(n)) if n > 0)
 }
 
-trait TryPeek {
-    fn try_peek(&self, buf: &mut [u8]) -> std::io::Result<usize>;
-}
-
-impl TryPeek for TcpStream {
-    fn try_peek(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-        use std::os::fd::AsRawFd;
-        // SAFETY: recv with MSG_PEEK|MSG_DONTWAIT on our own socket into a valid buffer; it
-        // neither blocks nor consumes data.
-        let n = unsafe {
-            libc::recv(
-                self.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_PEEK | libc::MSG_DONTWAIT,
-            )
-        };
-        if n < 0 {
-            Err(std::io::Error::last_os_error())
-        } else {
-            Ok(n as usize)
-        }
+/// Peeks without blocking: bytes already waiting from the client, if any.
+fn try_peek(tcp: &TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: recv with MSG_PEEK|MSG_DONTWAIT on our own socket into a valid buffer; it
+    // neither blocks nor consumes data.
+    let n = unsafe {
+        libc::recv(
+            tcp.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
     }
 }
 
