@@ -1,0 +1,135 @@
+//! An authoritative DNS server on loopback (hickory-server, UDP and TCP on one port) serving
+//! the zone `test.`: MX, A and AAAA records for test domains that point at sinks on 127.0.0.x.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_server::Server;
+use hickory_server::proto::rr::rdata::{A, AAAA, MX, SOA};
+use hickory_server::proto::rr::{LowerName, Name, RData, Record};
+use hickory_server::store::in_memory::InMemoryZoneHandler;
+use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
+
+/// One record to serve; names are relative to nothing (write them in full, e.g.
+/// "mx1.example.test").
+#[derive(Debug, Clone)]
+pub enum Rr {
+    Mx {
+        name: String,
+        preference: u16,
+        exchange: String,
+    },
+    /// RFC 7505: "MX 0 ."
+    NullMx { name: String },
+    A { name: String, ip: Ipv4Addr },
+    Aaaa { name: String, ip: Ipv6Addr },
+}
+
+impl Rr {
+    pub fn mx(name: &str, preference: u16, exchange: &str) -> Rr {
+        Rr::Mx {
+            name: name.into(),
+            preference,
+            exchange: exchange.into(),
+        }
+    }
+    pub fn a(name: &str, ip: &str) -> Rr {
+        Rr::A {
+            name: name.into(),
+            ip: ip.parse().expect("IPv4 address"),
+        }
+    }
+}
+
+fn name(text: &str) -> Name {
+    let fqdn = if text.ends_with('.') {
+        text.to_string()
+    } else {
+        format!("{text}.")
+    };
+    Name::from_str(&fqdn).expect("valid DNS name")
+}
+
+/// A running server; stops when dropped.
+pub struct TestDns {
+    pub addr: SocketAddr,
+    zone: Arc<InMemoryZoneHandler>,
+    server: Server<Catalog>,
+    ttl: u32,
+    serial: u32,
+}
+
+impl TestDns {
+    /// Serves `records` (all under `test.`) with the given TTL, on 127.0.0.1, a free port.
+    pub async fn start(records: &[Rr], ttl: u32) -> TestDns {
+        let origin = name("test");
+        let mut zone = InMemoryZoneHandler::empty(origin.clone(), ZoneType::Primary, AxfrPolicy::Deny);
+        let soa = SOA::new(
+            name("ns.test"),
+            name("hostmaster.test"),
+            1,
+            3600,
+            600,
+            86400,
+            ttl,
+        );
+        zone.upsert_mut(Record::from_rdata(origin.clone(), ttl, RData::SOA(soa)), 1);
+        let zone = Arc::new(zone);
+        let mut catalog = Catalog::new();
+        catalog.upsert(
+            LowerName::new(&origin),
+            vec![zone.clone() as Arc<dyn ZoneHandler>],
+        );
+        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind DNS UDP");
+        let addr = udp.local_addr().expect("addr");
+        let tcp = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("bind DNS TCP on the same port");
+        let mut server = Server::new(catalog);
+        server.register_socket(udp);
+        server.register_listener(tcp, Duration::from_secs(5), 4096);
+        let mut dns = TestDns {
+            addr,
+            zone,
+            server,
+            ttl,
+            serial: 1,
+        };
+        for rr in records {
+            dns.add(rr).await;
+        }
+        dns
+    }
+
+    /// Adds a record (or replaces the set for its name and type when it exists).
+    pub async fn add(&mut self, rr: &Rr) {
+        self.serial += 1;
+        let ttl = self.ttl;
+        let record = match rr {
+            Rr::Mx {
+                name: n,
+                preference,
+                exchange,
+            } => Record::from_rdata(name(n), ttl, RData::MX(MX::new(*preference, name(exchange)))),
+            Rr::NullMx { name: n } => {
+                Record::from_rdata(name(n), ttl, RData::MX(MX::new(0, Name::root())))
+            }
+            Rr::A { name: n, ip } => Record::from_rdata(name(n), ttl, RData::A(A(*ip))),
+            Rr::Aaaa { name: n, ip } => Record::from_rdata(name(n), ttl, RData::AAAA(AAAA(*ip))),
+        };
+        assert!(
+            self.zone.upsert(record, self.serial).await,
+            "record {rr:?} not added"
+        );
+    }
+}
+
+impl Drop for TestDns {
+    fn drop(&mut self) {
+        self.server.shutdown_token().cancel();
+    }
+}

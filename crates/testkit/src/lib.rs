@@ -1,0 +1,3 @@
+//! Real peers for tests, started in-process. Only tests depend on this crate.
+
+pub mod dns;
