@@ -21,6 +21,7 @@ pub mod client;
 mod commands;
 pub mod config;
 pub mod data;
+pub mod date;
 pub mod envelope;
 pub mod line;
 pub mod reply;

@@ -348,8 +348,22 @@ impl Spool {
             .collect()
     }
 
+    /// Reads a message's envelope and which recipients are done, without copying content.
+    pub fn envelope(&self, id: MessageId) -> Result<(Envelope, Vec<bool>), SpoolError> {
+        self.read_record(id, false)
+            .map(|(envelope, _, done)| (envelope, done))
+    }
+
     /// Reads a message back: envelope, content, and which recipients are done.
     pub fn read(&self, id: MessageId) -> Result<(Envelope, Vec<u8>, Vec<bool>), SpoolError> {
+        self.read_record(id, true)
+    }
+
+    fn read_record(
+        &self,
+        id: MessageId,
+        with_content: bool,
+    ) -> Result<(Envelope, Vec<u8>, Vec<bool>), SpoolError> {
         let (segment, offset, len, done) = {
             let index = self.inner.lock_index();
             let e = index.messages.get(&id).ok_or(SpoolError::NotFound)?;
@@ -361,7 +375,7 @@ impl Spool {
         let record::Framed::Ok { kind, payload, .. } = record::frame(&bytes) else {
             return Err(SpoolError::Corrupt("checksum mismatch on read"));
         };
-        match record::decode(kind, payload, true)? {
+        match record::decode(kind, payload, with_content)? {
             Record::Message {
                 id: found,
                 envelope,

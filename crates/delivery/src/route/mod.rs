@@ -189,7 +189,8 @@ impl Router {
         Ok(route)
     }
 
-    fn cached(&self, domain: &str) -> Option<Arc<Route>> {
+    /// The cached route, if still fresh (no I/O).
+    pub fn cached(&self, domain: &str) -> Option<Arc<Route>> {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         cache
             .get(domain)

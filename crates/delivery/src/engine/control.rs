@@ -1,0 +1,317 @@
+//! Operators' view and commands: queue summary by site and domain, pause/resume, retry now,
+//! bounce or delete by filter, a message's attempts.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use smtp_wire::Reply;
+
+use super::settle::AttemptInfo;
+use super::{Engine, now_ms};
+use crate::events::{Event, Outcome};
+use crate::queue::{Filter, Hold, Part};
+use spool::MessageId;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteSummary {
+    pub site: String,
+    pub provider: Option<String>,
+    /// Recipients waiting for a connection.
+    pub ready_recipients: u64,
+    pub connections: u32,
+    pub connections_max: u32,
+    /// "paused", "suspended", "backing_off" or none.
+    pub hold: Option<&'static str>,
+    pub hold_reason: Option<String>,
+    /// Unix ms when a suspension or back-off ends.
+    pub hold_until_ms: Option<u64>,
+    pub throttle: Option<String>,
+    pub delivered: u64,
+    pub deferred: u64,
+    pub bounced: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct DomainSummary {
+    pub domain: String,
+    pub site: Option<String>,
+    pub ready_recipients: u64,
+    pub deferred_recipients: u64,
+    pub held_recipients: u64,
+    /// Acceptance time of the oldest queued message, Unix ms.
+    pub oldest_ms: Option<u64>,
+    /// The next retry, Unix ms.
+    pub next_attempt_ms: Option<u64>,
+    pub paused: bool,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueSummary {
+    pub ready_recipients: u64,
+    pub deferred_recipients: u64,
+    pub held_recipients: u64,
+    pub in_flight_parts: u64,
+    pub routing_parts: u64,
+    /// Acceptance time of the oldest queued message, Unix ms.
+    pub oldest_ms: Option<u64>,
+    pub sites: Vec<SiteSummary>,
+    pub domains: Vec<DomainSummary>,
+}
+
+fn to_unix_ms(at: Instant, now: Instant, now_ms: u64) -> u64 {
+    now_ms + at.saturating_duration_since(now).as_millis() as u64
+}
+
+fn note(entry: &mut DomainSummary, part: &Part) {
+    entry.oldest_ms = Some(entry.oldest_ms.map_or(part.received_ms, |o| o.min(part.received_ms)));
+    if let Some(err) = &part.last_error {
+        entry.last_error = Some(err.to_string());
+    }
+}
+
+impl Engine {
+    /// The queue by site and by domain.
+    pub fn summary(&self) -> QueueSummary {
+        let now = Instant::now();
+        let now_ms = now_ms();
+        let mut state = self.inner.lock();
+        let mut domains: BTreeMap<Arc<str>, DomainSummary> = BTreeMap::new();
+        let mut sites = Vec::new();
+        let routed = state.routed.clone();
+        for site in state.sites.values_mut() {
+            let hold = site.hold(now);
+            let (hold_name, hold_reason, hold_until) = match &hold {
+                None => (None, None, None),
+                Some(Hold::Paused) => (Some("paused"), None, None),
+                Some(Hold::Suspended { until, reason }) => (
+                    Some("suspended"),
+                    Some(reason.clone()),
+                    Some(to_unix_ms(*until, now, now_ms)),
+                ),
+                Some(Hold::BackingOff { until, reason }) => (
+                    Some("backing_off"),
+                    Some(reason.clone()),
+                    Some(to_unix_ms(*until, now, now_ms)),
+                ),
+            };
+            let mut ready = 0u64;
+            for part in &site.ready {
+                ready += part.rcpts.len() as u64;
+                let entry = domains.entry(part.domain.clone()).or_default();
+                entry.ready_recipients += part.rcpts.len() as u64;
+                note(entry, part);
+            }
+            sites.push(SiteSummary {
+                site: site.name.to_string(),
+                provider: site.provider.clone(),
+                ready_recipients: ready,
+                connections: site.connections,
+                connections_max: site.limits.connections_max,
+                hold: hold_name,
+                hold_reason,
+                hold_until_ms: hold_until,
+                throttle: site
+                    .throttle
+                    .as_ref()
+                    .filter(|(_, until, _)| *until > now)
+                    .map(|(_, _, why)| why.clone()),
+                delivered: site.delivered,
+                deferred: site.deferred,
+                bounced: site.bounced,
+            });
+        }
+        let mut deferred_total = 0;
+        for ((due, _), part) in &state.timers {
+            deferred_total += part.rcpts.len() as u64;
+            let entry = domains.entry(part.domain.clone()).or_default();
+            entry.deferred_recipients += part.rcpts.len() as u64;
+            let due_ms = to_unix_ms(*due, now, now_ms);
+            entry.next_attempt_ms = Some(entry.next_attempt_ms.map_or(due_ms, |n| n.min(due_ms)));
+            note(entry, part);
+        }
+        let mut held_total = 0;
+        for (domain, parts) in &state.held {
+            for part in parts {
+                held_total += part.rcpts.len() as u64;
+                let entry = domains.entry(domain.clone()).or_default();
+                entry.held_recipients += part.rcpts.len() as u64;
+                note(entry, part);
+            }
+        }
+        for domain in &state.paused_domains {
+            domains.entry(domain.clone()).or_default();
+        }
+        let domains: Vec<DomainSummary> = domains
+            .into_iter()
+            .map(|(domain, mut d)| {
+                d.site = routed.get(&domain).map(|s| s.to_string());
+                d.paused = state.paused_domains.contains(&domain);
+                d.domain = domain.to_string();
+                d
+            })
+            .collect();
+        sites.sort_by(|a, b| a.site.cmp(&b.site));
+        QueueSummary {
+            ready_recipients: sites.iter().map(|s| s.ready_recipients).sum(),
+            deferred_recipients: deferred_total,
+            held_recipients: held_total,
+            in_flight_parts: state.in_flight,
+            routing_parts: state.routing,
+            oldest_ms: domains.iter().filter_map(|d| d.oldest_ms).min(),
+            sites,
+            domains,
+        }
+    }
+
+    /// Pauses or resumes a site. False when no such site is known.
+    pub fn set_site_paused(&self, site: &str, paused: bool) -> bool {
+        let name = {
+            let mut state = self.inner.lock();
+            let Some(entry) = state.sites.iter_mut().find(|(name, _)| &***name == site) else {
+                return false;
+            };
+            entry.1.paused = paused;
+            if paused {
+                entry.1.notify.notify_waiters();
+            }
+            entry.0.clone()
+        };
+        tracing::info!(target: "tsubame::delivery", site, paused, "site pause changed by operator");
+        if !paused {
+            self.inner.kick(&name);
+        }
+        true
+    }
+
+    /// Pauses or resumes a recipient domain; resuming sends its held parts back to routing.
+    pub fn set_domain_paused(&self, domain: &str, paused: bool) {
+        let domain: Arc<str> = Arc::from(domain.to_ascii_lowercase().as_str());
+        tracing::info!(target: "tsubame::delivery", domain = %domain, paused, "domain pause changed by operator");
+        let released = {
+            let mut state = self.inner.lock();
+            if paused {
+                state.paused_domains.insert(domain);
+                return;
+            }
+            state.paused_domains.remove(&domain);
+            state.held.remove(&domain).unwrap_or_default()
+        };
+        for part in released {
+            self.inner.route_part(part);
+        }
+    }
+
+    /// Sends matching deferred and held parts to delivery now. Returns how many recipients.
+    pub fn retry_now(&self, filter: &Filter) -> u64 {
+        let parts = {
+            let mut state = self.inner.lock();
+            let keys: Vec<_> = state
+                .timers
+                .iter()
+                .filter(|(_, p)| filter.is_empty() || filter_matches(filter, p, &state.routed))
+                .map(|(k, _)| *k)
+                .collect();
+            keys.into_iter()
+                .filter_map(|k| state.timers.remove(&k))
+                .collect::<Vec<_>>()
+        };
+        let count = parts.iter().map(|p| p.rcpts.len() as u64).sum();
+        for part in parts {
+            self.inner.route_part(part);
+        }
+        count
+    }
+
+    /// Bounces matching queued recipients (a DSN goes to the sender as usual). Returns how
+    /// many recipients. Parts on a connection right now are not touched.
+    pub fn bounce(&self, filter: &Filter, reason: &str) -> u64 {
+        let parts = self.inner.lock().take_matching(filter);
+        let reply = Reply::new(
+            550,
+            (5, 0, 0),
+            format!("removed from the queue by an operator: {reason}"),
+        );
+        let mut count = 0;
+        for part in parts {
+            count += part.rcpts.len() as u64;
+            let results = part.rcpts.iter().map(|&i| (i, reply.clone())).collect();
+            let site: Arc<str> = Arc::from("operator");
+            self.inner
+                .settle(part, results, AttemptInfo::without_connection(site));
+        }
+        count
+    }
+
+    /// Deletes matching queued recipients without any notification. Returns how many.
+    pub fn delete(&self, filter: &Filter) -> u64 {
+        let parts = self.inner.lock().take_matching(filter);
+        let mut count = 0;
+        for part in parts {
+            count += part.rcpts.len() as u64;
+            self.inner.delete_part(part);
+        }
+        count
+    }
+
+    /// The attempts recorded for a queued message.
+    pub fn attempts(&self, id: MessageId) -> Vec<Event> {
+        self.inner.events.attempts(id)
+    }
+}
+
+fn filter_matches(
+    filter: &Filter,
+    part: &Part,
+    routed: &std::collections::HashMap<Arc<str>, Arc<str>>,
+) -> bool {
+    filter.matches(part, routed.get(&part.domain).map(|s| &**s))
+}
+
+impl super::Inner {
+    /// Finishes a part's recipients without delivery or notification.
+    fn delete_part(self: &Arc<Self>, part: Part) {
+        let finished = self.lock().part_finished(part.id);
+        let now = now_ms();
+        for &index in &part.rcpts {
+            self.events.record(
+                part.id,
+                Event {
+                    time_ms: now,
+                    outcome: Outcome::Deleted,
+                    message_id: part.id.to_string(),
+                    sender: part.sender.to_string(),
+                    recipient: format!("#{index}@{}", part.domain),
+                    site: "operator".into(),
+                    attempt: part.attempts,
+                    remote_host: None,
+                    remote_ip: None,
+                    response: "deleted by an operator".into(),
+                    category: None,
+                    tls: None,
+                    attempt_ms: 0,
+                    queued_ms: now.saturating_sub(part.received_ms),
+                },
+                !finished,
+            );
+        }
+        if finished {
+            self.events.forget(part.id);
+        }
+        let inner = self.clone();
+        let guard = self.guard();
+        tokio::spawn(async move {
+            let _guard = guard;
+            let written = if finished {
+                inner.spool.remove(part.id).await
+            } else {
+                inner.spool.recipients_done(part.id, part.rcpts).await
+            };
+            if let Err(err) = written {
+                tracing::error!(id = %part.id, error = %err, "recording a deletion failed");
+            }
+        });
+    }
+}

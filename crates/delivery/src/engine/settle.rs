@@ -1,0 +1,433 @@
+//! Settling an attempt: each recipient becomes delivered, deferred (back on the retry timer),
+//! bounced or expired; response rules adjust the site; the spool records what is final, after
+//! any bounce has itself been spooled; events and metrics are emitted.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use smtp_wire::Reply;
+use spool::{Envelope, MessageId, Recipient};
+
+use super::{Inner, now_ms};
+use crate::events::{Event, Outcome};
+use crate::outcome::dsn::{self, RecipientReport};
+use crate::queue::Part;
+use crate::shaping::Action;
+
+/// Where and how an attempt was made.
+pub(crate) struct AttemptInfo {
+    pub site: Arc<str>,
+    pub host: Option<String>,
+    pub ip: Option<IpAddr>,
+    pub tls: Option<String>,
+    pub started: Instant,
+    /// The server offered DSN (it will send success reports itself).
+    pub remote_dsn: bool,
+    /// The part came off a site queue through `next_part` (counted in `in_flight`).
+    pub on_connection: bool,
+}
+
+impl AttemptInfo {
+    pub fn without_connection(site: Arc<str>) -> AttemptInfo {
+        AttemptInfo {
+            site,
+            host: None,
+            ip: None,
+            tls: None,
+            started: Instant::now(),
+            remote_dsn: false,
+            on_connection: false,
+        }
+    }
+}
+
+fn reply_text(reply: &Reply) -> String {
+    let mut text = String::new();
+    for (i, line) in reply.lines.iter().enumerate() {
+        if i > 0 {
+            text.push(' ');
+        }
+        text.push_str(line);
+    }
+    match reply.status {
+        Some((a, b, c)) => format!("{} {a}.{b}.{c} {text}", reply.code),
+        None => format!("{} {text}", reply.code),
+    }
+}
+
+fn status_text(reply: &Reply) -> String {
+    match reply.status {
+        Some((a, b, c)) => format!("{a}.{b}.{c}"),
+        None if reply.code >= 500 => "5.0.0".into(),
+        None if reply.code >= 400 => "4.0.0".into(),
+        None => "2.0.0".into(),
+    }
+}
+
+struct Final {
+    index: u32,
+    reply: Reply,
+    outcome: Outcome,
+}
+
+impl Inner {
+    /// Settles the results of an attempt on a part.
+    pub(crate) fn settle(
+        self: &Arc<Self>,
+        part: Part,
+        results: Vec<(u32, Reply)>,
+        info: AttemptInfo,
+    ) {
+        let now = Instant::now();
+        let now_ms = now_ms();
+        let attempt = part.attempts + 1;
+        let max_age_ms = self.config.retry.max_age.as_millis() as u64;
+        let expired = now_ms >= part.received_ms.saturating_add(max_age_ms);
+        let mut finals = Vec::new();
+        let mut deferred: Vec<(u32, Reply)> = Vec::new();
+        for (index, reply) in results {
+            let outcome = match reply.code {
+                200..=399 => Outcome::Delivered,
+                500.. => Outcome::Bounced,
+                _ if expired => Outcome::Expired,
+                _ => {
+                    deferred.push((index, reply));
+                    continue;
+                }
+            };
+            finals.push(Final {
+                index,
+                reply,
+                outcome,
+            });
+        }
+        let rule = if info.host.is_some() {
+            deferred
+                .iter()
+                .map(|(_, r)| r)
+                .chain(finals.iter().map(|f| &f.reply))
+                .find_map(|r| self.rule_for(&info.site, r))
+        } else {
+            None
+        };
+        let last_error: Option<Arc<str>> = deferred
+            .first()
+            .map(|(_, r)| Arc::from(reply_text(r).as_str()));
+        let message_finished = {
+            let mut state = self.lock();
+            if info.on_connection {
+                state.in_flight = state.in_flight.saturating_sub(1);
+            }
+            if let Some(site) = state.sites.get_mut(&info.site) {
+                for f in &finals {
+                    match f.outcome {
+                        Outcome::Delivered => site.delivered += 1,
+                        _ => site.bounced += 1,
+                    }
+                }
+                site.deferred += deferred.len() as u64;
+                if let Some((name, action)) = &rule {
+                    apply_rule(site, name, action, now);
+                }
+            }
+            if let Some((_, Action::Suspend(d))) = &rule {
+                state.kicks.insert((now + *d, info.site.clone()));
+            }
+            if deferred.is_empty() {
+                state.part_finished(part.id)
+            } else {
+                let delay = self.config.retry.delay(attempt, rand::random::<f64>());
+                // A last attempt at the maximum age, rather than none after the last delay.
+                let latest = Duration::from_millis(
+                    (part.received_ms + max_age_ms).saturating_sub(now_ms),
+                );
+                let retry = Part {
+                    rcpts: deferred.iter().map(|(i, _)| *i).collect(),
+                    attempts: attempt,
+                    last_error: last_error.clone(),
+                    ..part.clone()
+                };
+                if state.schedule(retry, now + delay.min(latest)) {
+                    self.timer_wake.notify_one();
+                }
+                false
+            }
+        };
+        if rule.is_some() {
+            self.timer_wake.notify_one();
+        }
+        self.emit_events(&part, attempt, &info, &finals, &deferred, message_finished);
+        if finals.is_empty() && !message_finished {
+            return;
+        }
+        let inner = self.clone();
+        let guard = self.guard();
+        let remote_mta = info.host.clone();
+        let remote_dsn = info.remote_dsn;
+        tokio::spawn(async move {
+            let _guard = guard;
+            inner
+                .record_finals(part.id, finals, message_finished, remote_mta, remote_dsn)
+                .await;
+        });
+    }
+
+    fn rule_for(&self, site: &Arc<str>, reply: &Reply) -> Option<(String, Action)> {
+        if reply.code < 400 {
+            return None;
+        }
+        let state = self.lock();
+        let site = state.sites.get(site)?;
+        let text = reply.lines.join(" ");
+        site.rules
+            .iter()
+            .find(|r| r.matches(reply.code, reply.status, &text))
+            .map(|r| (r.name.clone(), r.action.clone()))
+    }
+
+    fn emit_events(
+        &self,
+        part: &Part,
+        attempt: u32,
+        info: &AttemptInfo,
+        finals: &[Final],
+        deferred: &[(u32, Reply)],
+        message_finished: bool,
+    ) {
+        let now_ms = now_ms();
+        let attempt_ms = info.started.elapsed().as_millis() as u64;
+        let queued_ms = now_ms.saturating_sub(part.received_ms);
+        let all = finals
+            .iter()
+            .map(|f| (f.index, &f.reply, f.outcome))
+            .chain(deferred.iter().map(|(i, r)| (*i, r, Outcome::Deferred)));
+        let mut recipients: Option<(Envelope, Vec<bool>)> = None;
+        for (index, reply, outcome) in all {
+            if outcome == Outcome::Delivered {
+                metrics::histogram!("tsubame_delivery_latency_seconds")
+                    .record(queued_ms as f64 / 1000.0);
+            }
+            if recipients.is_none() {
+                recipients = self.spool.envelope(part.id).ok();
+            }
+            let recipient = recipients
+                .as_ref()
+                .and_then(|(e, _)| e.recipients.get(index as usize))
+                .map_or_else(|| format!("#{index}@{}", part.domain), |r| r.address.clone());
+            let category = (outcome != Outcome::Delivered).then(|| {
+                self.config
+                    .classifier
+                    .classify(reply.code, reply.status, &reply.lines.join(" "))
+                    .as_str()
+            });
+            let event = Event {
+                time_ms: now_ms,
+                outcome,
+                message_id: part.id.to_string(),
+                sender: part.sender.to_string(),
+                recipient,
+                site: info.site.to_string(),
+                attempt,
+                remote_host: info.host.clone(),
+                remote_ip: info.ip,
+                response: reply_text(reply),
+                category,
+                tls: info.tls.clone(),
+                attempt_ms,
+                queued_ms,
+            };
+            tracing::debug!(target: "tsubame::delivery", id = %part.id, outcome = outcome.as_str(), recipient = %event.recipient, response = %event.response, "recipient settled");
+            self.events.record(part.id, event, !message_finished);
+        }
+        if message_finished {
+            self.events.forget(part.id);
+        }
+    }
+
+    /// Spools bounces first, then records the final recipients (or removes the message).
+    async fn record_finals(
+        &self,
+        id: MessageId,
+        finals: Vec<Final>,
+        message_finished: bool,
+        remote_mta: Option<String>,
+        remote_dsn: bool,
+    ) {
+        let reportable = finals
+            .iter()
+            .any(|f| f.outcome != Outcome::Delivered || !remote_dsn);
+        if reportable && let Err(err) = self.send_reports(id, &finals, remote_mta, remote_dsn).await {
+            // The recipients stay pending: after a restart they are tried again, and the
+            // bounce is not lost.
+            tracing::error!(%id, error = %err, "could not spool a delivery status notification");
+            return;
+        }
+        let written = if message_finished {
+            self.spool.remove(id).await
+        } else {
+            let indices = finals.iter().map(|f| f.index).collect();
+            self.spool.recipients_done(id, indices).await
+        };
+        if let Err(err) = written {
+            tracing::error!(%id, error = %err, "could not record final recipients; they will be retried after restart");
+        }
+    }
+
+    /// Spools one DSN for the recipients that asked for one (failures by default; successes
+    /// with NOTIFY=SUCCESS when the receiving server cannot report them itself).
+    async fn send_reports(
+        &self,
+        id: MessageId,
+        finals: &[Final],
+        remote_mta: Option<String>,
+        remote_dsn: bool,
+    ) -> Result<(), spool::SpoolError> {
+        let (envelope, content, _) = match self.spool.read(id) {
+            Ok(found) => found,
+            Err(spool::SpoolError::NotFound) => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        let now = (now_ms() / 1000) as i64;
+        let reports: Vec<RecipientReport> = finals
+            .iter()
+            .filter_map(|f| {
+                let notify = envelope.recipients.get(f.index as usize)?.notify;
+                let action = match f.outcome {
+                    Outcome::Delivered if !remote_dsn && dsn::wants_success_report(&envelope, notify) => {
+                        "relayed"
+                    }
+                    Outcome::Delivered => return None,
+                    _ if dsn::wants_failure_report(&envelope, notify) => "failed",
+                    _ => return None,
+                };
+                let (status, diagnostic) = if f.outcome == Outcome::Expired {
+                    (
+                        "4.4.7".to_string(),
+                        format!("delivery time expired; last error: {}", reply_text(&f.reply)),
+                    )
+                } else {
+                    (status_text(&f.reply), reply_text(&f.reply))
+                };
+                Some(RecipientReport {
+                    index: f.index,
+                    action,
+                    status,
+                    remote_mta: remote_mta.clone(),
+                    diagnostic,
+                    last_attempt: now,
+                })
+            })
+            .collect();
+        if reports.is_empty() {
+            return Ok(());
+        }
+        let dsn_id = self.spool.next_id();
+        let body = dsn::build(&dsn::Report {
+            hostname: &self.config.hostname,
+            original_id: id,
+            envelope: &envelope,
+            content: &content,
+            recipients: &reports,
+            now,
+            dsn_id,
+        });
+        let eight_bit = body.iter().any(|b| *b >= 0x80);
+        let dsn_envelope = Envelope {
+            sender: String::new(),
+            recipients: vec![Recipient {
+                address: envelope.sender.clone(),
+                notify: 0,
+                orcpt: None,
+            }],
+            dsn_ret: 0,
+            dsn_envid: None,
+            flags: if eight_bit { Envelope::FLAG_8BITMIME } else { 0 },
+            received_ms: now_ms(),
+            client_ip: "local".into(),
+            helo: self.config.hostname.clone(),
+            auth_user: None,
+        };
+        self.spool.insert(dsn_id, dsn_envelope, body).await?;
+        tracing::info!(target: "tsubame::delivery", %id, dsn = %dsn_id, to = %envelope.sender, recipients = reports.len(), "delivery status notification queued");
+        Ok(())
+    }
+
+    /// A part whose recipients were all finished elsewhere (operator action) or whose message
+    /// is gone.
+    pub(crate) fn part_vanished(self: &Arc<Self>, part: Part) {
+        let finished = self.lock().part_finished(part.id);
+        if finished {
+            self.events.forget(part.id);
+            let inner = self.clone();
+            let guard = self.guard();
+            tokio::spawn(async move {
+                let _guard = guard;
+                if let Ok(()) | Err(spool::SpoolError::NotFound) = inner.spool.remove(part.id).await {
+                }
+            });
+        }
+    }
+
+    /// No host of the site would talk to us. After `connect_failures_max` in a row the site
+    /// backs off; when no other connection is serving it, its waiting parts are deferred
+    /// with the error.
+    pub(crate) fn connect_failed(self: &Arc<Self>, site_name: &Arc<str>, reply: Reply) {
+        let now = Instant::now();
+        let rule = self.rule_for(site_name, &reply);
+        let waiting = {
+            let mut state = self.lock();
+            let Some(site) = state.sites.get_mut(site_name) else {
+                return;
+            };
+            site.connect_failures += 1;
+            if let Some((name, action)) = &rule {
+                apply_rule(site, name, action, now);
+            }
+            let over = site.connect_failures.saturating_sub(site.limits.connect_failures_max);
+            let dead = site.connect_failures >= site.limits.connect_failures_max;
+            if dead {
+                let backoff = site
+                    .limits
+                    .backoff
+                    .saturating_mul(1u32 << over.min(16))
+                    .min(site.limits.backoff_max);
+                let reason = reply_text(&reply);
+                tracing::warn!(target: "tsubame::delivery", site = %site_name, failures = site.connect_failures, backoff_s = backoff.as_secs(), %reason, "site backing off");
+                site.backoff = Some((now + backoff, reason));
+                state.kicks.insert((now + backoff, site_name.clone()));
+            }
+            let site = state.sites.get_mut(site_name);
+            match site {
+                // Others are still delivering: they will take the queue.
+                Some(site) if site.connections > 1 => Vec::new(),
+                Some(site) if dead || rule.is_some() => site.ready.drain(..).collect(),
+                _ => Vec::new(),
+            }
+        };
+        for part in waiting {
+            let results = part.rcpts.iter().map(|&i| (i, reply.clone())).collect();
+            self.settle(part, results, AttemptInfo::without_connection(site_name.clone()));
+        }
+        self.timer_wake.notify_one();
+    }
+
+    pub(crate) fn connect_succeeded(&self, site_name: &Arc<str>) {
+        if let Some(site) = self.lock().sites.get_mut(site_name) {
+            site.connect_failures = 0;
+        }
+    }
+}
+
+fn apply_rule(site: &mut crate::queue::Site, name: &str, action: &Action, now: Instant) {
+    match action {
+        Action::Suspend(duration) => {
+            tracing::warn!(target: "tsubame::delivery", site = %site.name, rule = name, seconds = duration.as_secs(), "site suspended by response rule");
+            site.suspended = Some((now + *duration, name.to_string()));
+        }
+        Action::Throttle { rate, duration } => {
+            tracing::warn!(target: "tsubame::delivery", site = %site.name, rule = name, per_second = rate.per_second, seconds = duration.as_secs(), "site throttled by response rule");
+            site.throttle(*rate, now + *duration, name.to_string(), now);
+        }
+    }
+}

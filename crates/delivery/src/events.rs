@@ -1,0 +1,179 @@
+//! Delivery events: one record per recipient state change (delivered, deferred, bounced,
+//! expired), with the remote host, its reply, TLS version and timings.
+//!
+//! Records go to a JSON-lines file written by a background thread (buffered, flushed every
+//! 100 ms), so the delivery path only pays for a channel send; and a short attempt history
+//! per queued message is kept for the queue view.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::time::Duration;
+
+use serde::Serialize;
+use spool::MessageId;
+
+/// What happened to a recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Delivered,
+    Deferred,
+    Bounced,
+    Expired,
+    /// Removed by an operator without a bounce.
+    Deleted,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Delivered => "delivered",
+            Outcome::Deferred => "deferred",
+            Outcome::Bounced => "bounced",
+            Outcome::Expired => "expired",
+            Outcome::Deleted => "deleted",
+        }
+    }
+}
+
+/// One event.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// Unix milliseconds.
+    pub time_ms: u64,
+    pub outcome: Outcome,
+    pub message_id: String,
+    pub sender: String,
+    pub recipient: String,
+    pub site: String,
+    /// Which attempt this was (1 = first).
+    pub attempt: u32,
+    pub remote_host: Option<String>,
+    pub remote_ip: Option<IpAddr>,
+    /// The reply, or our own diagnosis when there was none ("connection refused").
+    pub response: String,
+    /// Failure category for deferred, bounced and expired recipients.
+    pub category: Option<&'static str>,
+    pub tls: Option<String>,
+    /// Time on this attempt.
+    pub attempt_ms: u64,
+    /// From acceptance to this event.
+    pub queued_ms: u64,
+}
+
+/// Attempts kept per message for the queue view.
+const HISTORY_PER_MESSAGE: usize = 8;
+/// Events waiting for the writer; beyond this they are counted as dropped, never blocking
+/// delivery.
+const CHANNEL_BOUND: usize = 100_000;
+
+/// The event sink; cheap to share.
+pub struct EventLog {
+    tx: Mutex<Option<SyncSender<Event>>>,
+    history: Mutex<HashMap<MessageId, VecDeque<Event>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl EventLog {
+    /// Writes to `path` (appending) when given; keeps history either way.
+    pub fn new(path: Option<PathBuf>) -> std::io::Result<EventLog> {
+        let (tx, writer) = match path {
+            Some(path) => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)?;
+                let (tx, rx) = std::sync::mpsc::sync_channel(CHANNEL_BOUND);
+                let handle = std::thread::Builder::new()
+                    .name("event-log".into())
+                    .spawn(move || write_loop(rx, file))?;
+                (Some(tx), Some(handle))
+            }
+            None => (None, None),
+        };
+        Ok(EventLog {
+            tx: Mutex::new(tx),
+            history: Mutex::new(HashMap::new()),
+            writer: Mutex::new(writer),
+        })
+    }
+
+    /// Records an event: history for unfinished messages, the file, the counters.
+    pub fn record(&self, id: MessageId, event: Event, keep_history: bool) {
+        metrics::counter!(
+            "tsubame_delivery_recipients_total",
+            "site" => event.site.clone(),
+            "outcome" => event.outcome.as_str()
+        )
+        .increment(1);
+        if keep_history {
+            let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+            let entries = history.entry(id).or_default();
+            if entries.len() == HISTORY_PER_MESSAGE {
+                entries.pop_front();
+            }
+            entries.push_back(event.clone());
+        }
+        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = tx.as_ref() {
+            match tx.try_send(event) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    metrics::counter!("tsubame_events_dropped_total").increment(1)
+                }
+                Err(TrySendError::Disconnected(_)) => {}
+            }
+        }
+    }
+
+    /// The message is gone from the queue: forget its history.
+    pub fn forget(&self, id: MessageId) {
+        self.history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+
+    /// The attempts recorded for a queued message, oldest first.
+    pub fn attempts(&self, id: MessageId) -> Vec<Event> {
+        self.history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .map(|h| h.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Flushes and stops the writer.
+    pub fn close(&self) {
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn write_loop(rx: Receiver<Event>, file: std::fs::File) {
+    let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(event) => {
+                if serde_json::to_writer(&mut out, &event).is_ok() {
+                    let _ = out.write_all(b"\n");
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                let _ = out.flush();
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let _ = out.flush();
+}

@@ -1,0 +1,304 @@
+//! The scheduler's state, without I/O: site queues, the retry timer, held parts and
+//! per-message bookkeeping. The engine holds it under one mutex and keeps each critical
+//! section short.
+//!
+//! A *part* is one message's pending recipients for one domain (at most
+//! `recipients_per_transaction` of them). A part is in exactly one place: a site's ready
+//! queue, the retry timer, the held list of a paused domain, being routed, or in flight on a
+//! connection.
+
+pub mod site;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use spool::MessageId;
+
+pub use site::{Hold, Site};
+
+/// One message's recipients for one domain.
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub id: MessageId,
+    /// Lower-case recipient domain.
+    pub domain: Arc<str>,
+    pub sender: Arc<str>,
+    /// Indices into the envelope's recipients.
+    pub rcpts: Vec<u32>,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the message was accepted, Unix milliseconds.
+    pub received_ms: u64,
+    /// The last failure, for the queue view.
+    pub last_error: Option<Arc<str>>,
+}
+
+/// What a connection should do next.
+pub enum Next {
+    Deliver(Part),
+    /// The site's rate says wait this long.
+    Wait(Duration),
+    /// Nothing queued: wait on the site's notify, at most the idle timeout.
+    Empty(Arc<tokio::sync::Notify>, Duration),
+    /// Close: the site is held, or the engine is stopping.
+    Stop,
+}
+
+/// Which parts an operator's command applies to.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub id: Option<MessageId>,
+    pub domain: Option<String>,
+    pub sender: Option<String>,
+    pub site: Option<String>,
+}
+
+impl Filter {
+    pub fn is_empty(&self) -> bool {
+        self.id.is_none() && self.domain.is_none() && self.sender.is_none() && self.site.is_none()
+    }
+
+    /// True when the part matches every field given; `site` is where the part's domain goes.
+    pub fn matches(&self, part: &Part, site: Option<&str>) -> bool {
+        self.id.is_none_or(|id| id == part.id)
+            && self
+                .domain
+                .as_deref()
+                .is_none_or(|d| d.eq_ignore_ascii_case(&part.domain))
+            && self
+                .sender
+                .as_deref()
+                .is_none_or(|s| s.eq_ignore_ascii_case(&part.sender))
+            && self.site.as_deref().is_none_or(|s| site == Some(s))
+    }
+}
+
+#[derive(Default)]
+pub struct State {
+    pub sites: HashMap<Arc<str>, Site>,
+    /// Deferred parts by due time (the sequence number keeps equal times apart).
+    pub timers: BTreeMap<(Instant, u64), Part>,
+    seq: u64,
+    /// Parts outstanding per message; the message is finished when it reaches zero.
+    pub messages: HashMap<MessageId, u32>,
+    pub paused_domains: HashSet<Arc<str>>,
+    /// Parts of paused domains.
+    pub held: HashMap<Arc<str>, Vec<Part>>,
+    /// The site each domain was last routed to.
+    pub routed: HashMap<Arc<str>, Arc<str>>,
+    /// Sites to look at again at a given time (rate limits, suspensions, back-off).
+    pub kicks: BTreeSet<(Instant, Arc<str>)>,
+    /// Parts being routed (DNS in progress).
+    pub routing: u64,
+    /// Parts on connections right now.
+    pub in_flight: u64,
+    pub stopping: bool,
+}
+
+impl State {
+    /// Registers a message with this many parts.
+    pub fn add_message(&mut self, id: MessageId, parts: u32) {
+        *self.messages.entry(id).or_default() += parts;
+    }
+
+    /// A part reached its end (every recipient final). True when the whole message did.
+    pub fn part_finished(&mut self, id: MessageId) -> bool {
+        match self.messages.get_mut(&id) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            Some(_) => {
+                self.messages.remove(&id);
+                true
+            }
+            None => true,
+        }
+    }
+
+    /// Makes sure the route's site exists (built by `make` on first sight) and remembers
+    /// that `domain` goes there.
+    pub fn ensure_site(
+        &mut self,
+        domain: &Arc<str>,
+        route: &Arc<crate::route::Route>,
+        make: impl FnOnce() -> Site,
+    ) {
+        if self.routed.get(domain) != Some(&route.site) {
+            self.routed.insert(domain.clone(), route.site.clone());
+        }
+        match self.sites.get_mut(&route.site) {
+            Some(site) => {
+                if site.route != *route {
+                    site.route = route.clone();
+                }
+            }
+            None => {
+                self.sites.insert(route.site.clone(), make());
+            }
+        }
+    }
+
+    /// Puts a part on a site's ready queue (or holds it when its domain is paused).
+    pub fn push_ready(&mut self, part: Part, site_name: &Arc<str>) {
+        if self.paused_domains.contains(&part.domain) {
+            self.held.entry(part.domain.clone()).or_default().push(part);
+            return;
+        }
+        if let Some(site) = self.sites.get_mut(site_name) {
+            site.ready.push_back(part);
+            site.notify.notify_one();
+        }
+    }
+
+    /// Schedules a deferred part. True when it is now the earliest timer.
+    pub fn schedule(&mut self, part: Part, due: Instant) -> bool {
+        self.seq += 1;
+        let earliest = self.timers.keys().next().is_none_or(|(t, _)| due < *t);
+        self.timers.insert((due, self.seq), part);
+        earliest
+    }
+
+    /// Removes and returns every part due by `now`.
+    pub fn take_due(&mut self, now: Instant) -> Vec<Part> {
+        let mut due = Vec::new();
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            due.push(entry.remove());
+        }
+        due
+    }
+
+    /// Removes and returns the kicked sites due by `now`.
+    pub fn take_kicks(&mut self, now: Instant) -> Vec<Arc<str>> {
+        let mut sites = Vec::new();
+        while let Some(first) = self.kicks.first() {
+            if first.0 > now {
+                break;
+            }
+            if let Some((_, site)) = self.kicks.pop_first() {
+                sites.push(site);
+            }
+        }
+        sites
+    }
+
+    /// The next time the timer loop must wake.
+    pub fn next_wake(&self) -> Option<Instant> {
+        let timer = self.timers.keys().next().map(|(t, _)| *t);
+        let kick = self.kicks.first().map(|(t, _)| *t);
+        match (timer, kick) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Decides whether `site` gets one more connection now; if so counts it as open. When a
+    /// rate or hold is in the way, a kick is scheduled for when it ends.
+    pub fn open_connection(&mut self, site_name: &Arc<str>, now: Instant) -> bool {
+        if self.stopping {
+            return false;
+        }
+        let Some(site) = self.sites.get_mut(site_name) else {
+            return false;
+        };
+        if site.ready.len() <= site.idle as usize
+            || site.connections >= site.limits.connections_max
+        {
+            return false;
+        }
+        match site.hold(now) {
+            None => {}
+            Some(Hold::Paused) => return false,
+            Some(Hold::Suspended { until, .. } | Hold::BackingOff { until, .. }) => {
+                self.kicks.insert((until, site_name.clone()));
+                return false;
+            }
+        }
+        if let Some(bucket) = &mut site.connection_bucket
+            && let Err(wait) = bucket.take(now)
+        {
+            self.kicks.insert((now + wait, site_name.clone()));
+            return false;
+        }
+        site.connections += 1;
+        true
+    }
+
+    /// The next part for a connection to `site_name`.
+    pub fn next_part(&mut self, site_name: &Arc<str>, now: Instant) -> Next {
+        let stopping = self.stopping;
+        let Some(site) = self.sites.get_mut(site_name) else {
+            return Next::Stop;
+        };
+        if stopping || site.hold(now).is_some() {
+            return Next::Stop;
+        }
+        loop {
+            let Some(front) = site.ready.front() else {
+                return Next::Empty(site.notify.clone(), site.limits.idle_timeout);
+            };
+            if self.paused_domains.contains(&front.domain) {
+                if let Some(part) = site.ready.pop_front() {
+                    self.held.entry(part.domain.clone()).or_default().push(part);
+                }
+                continue;
+            }
+            if let Err(wait) = site.take_message_token(now) {
+                return Next::Wait(wait);
+            }
+            let Some(part) = site.ready.pop_front() else {
+                continue;
+            };
+            self.in_flight += 1;
+            return Next::Deliver(part);
+        }
+    }
+
+    /// A connection to the site closed.
+    pub fn connection_closed(&mut self, site_name: &Arc<str>) {
+        if let Some(site) = self.sites.get_mut(site_name) {
+            site.connections = site.connections.saturating_sub(1);
+        }
+    }
+
+    /// Removes queued (not in-flight) parts matching the filter from the ready queues, the
+    /// timer and the held lists.
+    pub fn take_matching(&mut self, filter: &Filter) -> Vec<Part> {
+        let mut taken = Vec::new();
+        for site in self.sites.values_mut() {
+            let name = site.name.clone();
+            let (keep, take): (Vec<Part>, Vec<Part>) = site
+                .ready
+                .drain(..)
+                .partition(|p| !filter.matches(p, Some(&name)));
+            site.ready = keep.into();
+            taken.extend(take);
+        }
+        let keys: Vec<(Instant, u64)> = self
+            .timers
+            .iter()
+            .filter(|(_, p)| {
+                let site = self.routed.get(&p.domain).map(|s| &**s);
+                filter.matches(p, site)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for key in keys {
+            if let Some(part) = self.timers.remove(&key) {
+                taken.push(part);
+            }
+        }
+        for parts in self.held.values_mut() {
+            let (keep, take): (Vec<Part>, Vec<Part>) =
+                parts.drain(..).partition(|p| !filter.matches(p, None));
+            *parts = keep;
+            taken.extend(take);
+        }
+        self.held.retain(|_, parts| !parts.is_empty());
+        taken
+    }
+}
