@@ -111,11 +111,17 @@ async fn answers_are_cached_for_their_ttl_then_refreshed() {
 
     server.add(&Rr::mx("ttl.test", 5, "new.ttl.test")).await;
     let cached = r.route("ttl.test").await.expect("route");
-    assert_eq!(cached.hosts[0].host, "old.ttl.test", "served from our cache");
+    assert_eq!(
+        cached.hosts[0].host, "old.ttl.test",
+        "served from our cache"
+    );
 
     tokio::time::sleep(Duration::from_millis(1300)).await;
     let fresh = r.route("ttl.test").await.expect("route");
-    assert_eq!(fresh.hosts[0].host, "new.ttl.test", "looked up again after the TTL");
+    assert_eq!(
+        fresh.hosts[0].host, "new.ttl.test",
+        "looked up again after the TTL"
+    );
 }
 
 #[tokio::test]

@@ -34,7 +34,11 @@ pub fn received(info: &TraceInfo<'_>) -> String {
     if let Some(rcpt) = info.single_recipient {
         let _ = write!(out, "\r\n\tfor <{}>", printable(rcpt));
     }
-    let _ = write!(out, ";\r\n\t{}\r\n", smtp_wire::date::rfc5322_date(info.unix_seconds));
+    let _ = write!(
+        out,
+        ";\r\n\t{}\r\n",
+        smtp_wire::date::rfc5322_date(info.unix_seconds)
+    );
     out
 }
 

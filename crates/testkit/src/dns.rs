@@ -22,9 +22,17 @@ pub enum Rr {
         exchange: String,
     },
     /// RFC 7505: "MX 0 ."
-    NullMx { name: String },
-    A { name: String, ip: Ipv4Addr },
-    Aaaa { name: String, ip: Ipv6Addr },
+    NullMx {
+        name: String,
+    },
+    A {
+        name: String,
+        ip: Ipv4Addr,
+    },
+    Aaaa {
+        name: String,
+        ip: Ipv6Addr,
+    },
 }
 
 impl Rr {
@@ -65,7 +73,8 @@ impl TestDns {
     /// Serves `records` (all under `test.`) with the given TTL, on 127.0.0.1, a free port.
     pub async fn start(records: &[Rr], ttl: u32) -> TestDns {
         let origin = name("test");
-        let mut zone = InMemoryZoneHandler::empty(origin.clone(), ZoneType::Primary, AxfrPolicy::Deny);
+        let mut zone =
+            InMemoryZoneHandler::empty(origin.clone(), ZoneType::Primary, AxfrPolicy::Deny);
         let soa = SOA::new(
             name("ns.test"),
             name("hostmaster.test"),
@@ -114,7 +123,11 @@ impl TestDns {
                 name: n,
                 preference,
                 exchange,
-            } => Record::from_rdata(name(n), ttl, RData::MX(MX::new(*preference, name(exchange)))),
+            } => Record::from_rdata(
+                name(n),
+                ttl,
+                RData::MX(MX::new(*preference, name(exchange))),
+            ),
             Rr::NullMx { name: n } => {
                 Record::from_rdata(name(n), ttl, RData::MX(MX::new(0, Name::root())))
             }

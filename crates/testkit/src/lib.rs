@@ -1,3 +1,4 @@
 //! Real peers for tests, started in-process. Only tests depend on this crate.
 
 pub mod dns;
+pub mod sink;

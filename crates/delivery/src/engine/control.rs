@@ -66,7 +66,11 @@ fn to_unix_ms(at: Instant, now: Instant, now_ms: u64) -> u64 {
 }
 
 fn note(entry: &mut DomainSummary, part: &Part) {
-    entry.oldest_ms = Some(entry.oldest_ms.map_or(part.received_ms, |o| o.min(part.received_ms)));
+    entry.oldest_ms = Some(
+        entry
+            .oldest_ms
+            .map_or(part.received_ms, |o| o.min(part.received_ms)),
+    );
     if let Some(err) = &part.last_error {
         entry.last_error = Some(err.to_string());
     }

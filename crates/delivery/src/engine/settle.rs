@@ -139,9 +139,8 @@ impl Inner {
             } else {
                 let delay = self.config.retry.delay(attempt, rand::random::<f64>());
                 // A last attempt at the maximum age, rather than none after the last delay.
-                let latest = Duration::from_millis(
-                    (part.received_ms + max_age_ms).saturating_sub(now_ms),
-                );
+                let latest =
+                    Duration::from_millis((part.received_ms + max_age_ms).saturating_sub(now_ms));
                 let retry = Part {
                     rcpts: deferred.iter().map(|(i, _)| *i).collect(),
                     attempts: attempt,
@@ -214,7 +213,10 @@ impl Inner {
             let recipient = recipients
                 .as_ref()
                 .and_then(|(e, _)| e.recipients.get(index as usize))
-                .map_or_else(|| format!("#{index}@{}", part.domain), |r| r.address.clone());
+                .map_or_else(
+                    || format!("#{index}@{}", part.domain),
+                    |r| r.address.clone(),
+                );
             let category = (outcome != Outcome::Delivered).then(|| {
                 self.config
                     .classifier
@@ -257,7 +259,8 @@ impl Inner {
         let reportable = finals
             .iter()
             .any(|f| f.outcome != Outcome::Delivered || !remote_dsn);
-        if reportable && let Err(err) = self.send_reports(id, &finals, remote_mta, remote_dsn).await {
+        if reportable && let Err(err) = self.send_reports(id, &finals, remote_mta, remote_dsn).await
+        {
             // The recipients stay pending: after a restart they are tried again, and the
             // bounce is not lost.
             tracing::error!(%id, error = %err, "could not spool a delivery status notification");
@@ -294,7 +297,9 @@ impl Inner {
             .filter_map(|f| {
                 let notify = envelope.recipients.get(f.index as usize)?.notify;
                 let action = match f.outcome {
-                    Outcome::Delivered if !remote_dsn && dsn::wants_success_report(&envelope, notify) => {
+                    Outcome::Delivered
+                        if !remote_dsn && dsn::wants_success_report(&envelope, notify) =>
+                    {
                         "relayed"
                     }
                     Outcome::Delivered => return None,
@@ -304,7 +309,10 @@ impl Inner {
                 let (status, diagnostic) = if f.outcome == Outcome::Expired {
                     (
                         "4.4.7".to_string(),
-                        format!("delivery time expired; last error: {}", reply_text(&f.reply)),
+                        format!(
+                            "delivery time expired; last error: {}",
+                            reply_text(&f.reply)
+                        ),
                     )
                 } else {
                     (status_text(&f.reply), reply_text(&f.reply))
@@ -342,7 +350,11 @@ impl Inner {
             }],
             dsn_ret: 0,
             dsn_envid: None,
-            flags: if eight_bit { Envelope::FLAG_8BITMIME } else { 0 },
+            flags: if eight_bit {
+                Envelope::FLAG_8BITMIME
+            } else {
+                0
+            },
             received_ms: now_ms(),
             client_ip: "local".into(),
             helo: self.config.hostname.clone(),
@@ -363,7 +375,8 @@ impl Inner {
             let guard = self.guard();
             tokio::spawn(async move {
                 let _guard = guard;
-                if let Ok(()) | Err(spool::SpoolError::NotFound) = inner.spool.remove(part.id).await {
+                if let Ok(()) | Err(spool::SpoolError::NotFound) = inner.spool.remove(part.id).await
+                {
                 }
             });
         }
@@ -384,7 +397,9 @@ impl Inner {
             if let Some((name, action)) = &rule {
                 apply_rule(site, name, action, now);
             }
-            let over = site.connect_failures.saturating_sub(site.limits.connect_failures_max);
+            let over = site
+                .connect_failures
+                .saturating_sub(site.limits.connect_failures_max);
             let dead = site.connect_failures >= site.limits.connect_failures_max;
             if dead {
                 let backoff = site
@@ -407,7 +422,11 @@ impl Inner {
         };
         for part in waiting {
             let results = part.rcpts.iter().map(|&i| (i, reply.clone())).collect();
-            self.settle(part, results, AttemptInfo::without_connection(site_name.clone()));
+            self.settle(
+                part,
+                results,
+                AttemptInfo::without_connection(site_name.clone()),
+            );
         }
         self.timer_wake.notify_one();
     }

@@ -81,7 +81,11 @@ async fn connect(inner: &Inner, route: &Route) -> Result<Open, Reply> {
     for host in &route.hosts {
         let addrs = match inner.router.dns().addresses(&host.host).await {
             Ok(addrs) if addrs.is_empty() => {
-                last = Reply::new(451, (4, 4, 3), format!("{} has no address records", host.host));
+                last = Reply::new(
+                    451,
+                    (4, 4, 3),
+                    format!("{} has no address records", host.host),
+                );
                 continue;
             }
             Ok(addrs) => addrs,

@@ -150,17 +150,67 @@ mod tests {
     fn codes_and_text_classify_as_documented() {
         let c = Classifier::default();
         let cases = [
-            (550, Some((5, 1, 1)), "No such user", Category::InvalidRecipient),
+            (
+                550,
+                Some((5, 1, 1)),
+                "No such user",
+                Category::InvalidRecipient,
+            ),
             (552, Some((5, 2, 2)), "Over quota", Category::MailboxFull),
-            (452, Some((4, 2, 2)), "The email account that you tried to reach is over quota", Category::MailboxFull),
-            (552, Some((5, 3, 4)), "Message size exceeds fixed limit", Category::MessageTooBig),
-            (554, Some((5, 7, 1)), "Service unavailable; Client host blocked using zen.spamhaus.org", Category::PolicyBlock),
-            (550, Some((5, 7, 1)), "Message rejected as spam by Content Filtering", Category::ContentRejected),
-            (421, Some((4, 7, 0)), "[TSS04] Messages temporarily deferred due to unexpected volume", Category::RateLimited),
-            (421, Some((4, 7, 28)), "Our system has detected an unusual rate of unsolicited mail", Category::RateLimited),
-            (550, Some((5, 1, 10)), "Recipient address has null MX", Category::InvalidRecipient),
-            (530, Some((5, 7, 10)), "Must issue a STARTTLS command first", Category::TlsFailure),
-            (451, Some((4, 4, 3)), "DNS lookup failed", Category::DnsFailure),
+            (
+                452,
+                Some((4, 2, 2)),
+                "The email account that you tried to reach is over quota",
+                Category::MailboxFull,
+            ),
+            (
+                552,
+                Some((5, 3, 4)),
+                "Message size exceeds fixed limit",
+                Category::MessageTooBig,
+            ),
+            (
+                554,
+                Some((5, 7, 1)),
+                "Service unavailable; Client host blocked using zen.spamhaus.org",
+                Category::PolicyBlock,
+            ),
+            (
+                550,
+                Some((5, 7, 1)),
+                "Message rejected as spam by Content Filtering",
+                Category::ContentRejected,
+            ),
+            (
+                421,
+                Some((4, 7, 0)),
+                "[TSS04] Messages temporarily deferred due to unexpected volume",
+                Category::RateLimited,
+            ),
+            (
+                421,
+                Some((4, 7, 28)),
+                "Our system has detected an unusual rate of unsolicited mail",
+                Category::RateLimited,
+            ),
+            (
+                550,
+                Some((5, 1, 10)),
+                "Recipient address has null MX",
+                Category::InvalidRecipient,
+            ),
+            (
+                530,
+                Some((5, 7, 10)),
+                "Must issue a STARTTLS command first",
+                Category::TlsFailure,
+            ),
+            (
+                451,
+                Some((4, 4, 3)),
+                "DNS lookup failed",
+                Category::DnsFailure,
+            ),
             (550, None, "User unknown", Category::InvalidRecipient),
             (451, None, "Local error in processing", Category::Other),
         ];
@@ -171,9 +221,16 @@ mod tests {
 
     #[test]
     fn operator_rules_come_first_and_bad_ones_are_named() {
-        let c = Classifier::from_files(&["[[rule]]\ncategory = \"policy_block\"\npattern = \"(?i)no such user\"\n"]).unwrap();
-        assert_eq!(c.classify(550, Some((5, 1, 1)), "No such user"), Category::PolicyBlock);
-        let err = Classifier::from_files(&["[[rule]]\ncategory = \"nope\"\npattern = \"x\"\n"]).unwrap_err();
+        let c = Classifier::from_files(&[
+            "[[rule]]\ncategory = \"policy_block\"\npattern = \"(?i)no such user\"\n",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.classify(550, Some((5, 1, 1)), "No such user"),
+            Category::PolicyBlock
+        );
+        let err = Classifier::from_files(&["[[rule]]\ncategory = \"nope\"\npattern = \"x\"\n"])
+            .unwrap_err();
         assert!(err.contains("category"), "{err}");
     }
 }

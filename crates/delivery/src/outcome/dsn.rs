@@ -184,7 +184,13 @@ fn recipient_address(envelope: &Envelope, index: u32) -> &str {
 /// A header field value must stay on one line; replies can be multi-line.
 fn one_line(text: &str) -> String {
     text.chars()
-        .map(|c| if c == '\r' || c == '\n' || c.is_control() { ' ' } else { c })
+        .map(|c| {
+            if c == '\r' || c == '\n' || c.is_control() {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect()
 }
 

@@ -205,8 +205,7 @@ impl State {
         let Some(site) = self.sites.get_mut(site_name) else {
             return false;
         };
-        if site.ready.len() <= site.idle as usize
-            || site.connections >= site.limits.connections_max
+        if site.ready.len() <= site.idle as usize || site.connections >= site.limits.connections_max
         {
             return false;
         }
