@@ -408,3 +408,283 @@ async fn next_mx_on_connect_failure_and_temporary_failure_then_success() {
     );
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusal_at_connect_defers_and_the_site_backs_off() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let greeting = "421 4.3.2 Service shutting down, try later";
+    let (sink, port) = sink_on(
+        &["127.0.0.1"],
+        SinkOptions {
+            greeting: Some(greeting.into()),
+            ..Default::default()
+        },
+        sink_dir.path(),
+    );
+    let rig = rig(start_dns(&[]).await, port, |c| {
+        c.retry.initial = Duration::from_secs(60)
+    })
+    .await;
+    let id = rig
+        .submit("sender@senders.test", &["ok@sink.test"], 0, 0)
+        .await;
+    let summary = wait_for(Duration::from_secs(5), || {
+        let s = rig.engine.summary();
+        (s.deferred_recipients == 1).then_some(s)
+    })
+    .await;
+    let site = summary
+        .sites
+        .iter()
+        .find(|s| s.site == "mx.sink.test")
+        .expect("site row");
+    assert_eq!(site.hold, Some("backing_off"), "{site:?}");
+    assert!(
+        site.hold_reason.as_deref().unwrap().contains("421 4.3.2"),
+        "{site:?}"
+    );
+    let domain = &summary.domains[0];
+    assert!(
+        domain
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("421 4.3.2 Service shutting down")
+    );
+    assert!(domain.next_attempt_ms.is_some());
+    assert_eq!(rig.pending(id), Some(1), "still queued, not bounced");
+    assert!(sink.connections() >= 1);
+    assert!(sink.messages().is_empty());
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_waiting_for_the_end_of_data_reply_defers() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let (_sink, port) = sink_on(&["127.0.0.1"], SinkOptions::default(), sink_dir.path());
+    let rig = rig(start_dns(&[]).await, port, |c| {
+        c.timeouts.data_dot = Duration::from_millis(800);
+        c.retry.initial = Duration::from_secs(60);
+    })
+    .await;
+    let started = Instant::now();
+    let id = rig
+        .submit("sender@senders.test", &["hang@sink.test"], 0, 0)
+        .await;
+    let error = wait_for(Duration::from_secs(5), || {
+        rig.engine
+            .summary()
+            .domains
+            .first()
+            .and_then(|d| d.last_error.clone())
+    })
+    .await;
+    assert!(
+        error.starts_with("451 4.4.2") && error.contains("DataDot"),
+        "{error}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(800));
+    assert_eq!(rig.pending(id), Some(1));
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_required_but_not_offered_defers_as_a_tls_failure() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let (sink, port) = sink_on(&["127.0.0.1"], SinkOptions::default(), sink_dir.path());
+    let rig = rig(start_dns(&[]).await, port, |c| {
+        c.routing.statics.push(StaticRoute {
+            pattern: DomainPattern::parse("secure.test").unwrap(),
+            hosts: vec![HostPort {
+                host: "127.0.0.1".into(),
+                port,
+            }],
+            tls: Some(TlsPolicy::Required),
+        });
+        c.retry.initial = Duration::from_secs(60);
+    })
+    .await;
+    let id = rig
+        .submit("sender@senders.test", &["ok@secure.test"], 0, 0)
+        .await;
+    let events = wait_for(Duration::from_secs(5), || {
+        let e = rig.events();
+        (!e.is_empty()).then_some(e)
+    })
+    .await;
+    assert_eq!(events[0]["outcome"], "deferred");
+    assert_eq!(events[0]["category"], "tls_failure");
+    assert!(
+        events[0]["response"]
+            .as_str()
+            .unwrap()
+            .contains("STARTTLS not offered"),
+        "{}",
+        events[0]
+    );
+    assert!(sink.messages().is_empty(), "nothing sent in clear text");
+    assert_eq!(rig.pending(id), Some(1));
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_bounces_with_4_4_7_and_the_full_message_when_asked() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let (sink, port) = sink_on(&["127.0.0.1"], SinkOptions::default(), sink_dir.path());
+    let rig = rig(start_dns(&[]).await, port, |c| {
+        c.retry.initial = Duration::from_millis(300);
+        c.retry.max_age = Duration::from_millis(1500);
+    })
+    .await;
+    // NOTIFY=FAILURE (2), RET=FULL (1).
+    let id = rig
+        .submit("sender@senders.test", &["defer@sink.test"], 2, 1)
+        .await;
+    rig.wait_gone(id, Duration::from_secs(10)).await;
+    let messages = sink.wait_messages(1, Duration::from_secs(5));
+    let dsn = messages
+        .iter()
+        .find(|m| m["sender"] == "<>")
+        .expect("expiry DSN");
+    let content = dsn["content"].as_str().unwrap();
+    let rcpts = dsn_recipient_fields(content);
+    assert_eq!(rcpts.len(), 1);
+    assert_eq!(field(&rcpts[0], "Action"), Some("failed"));
+    assert_eq!(field(&rcpts[0], "Status"), Some("4.4.7"));
+    let diagnostic = field(&rcpts[0], "Diagnostic-Code").unwrap();
+    assert!(
+        diagnostic.contains("expired") && diagnostic.contains("451 4.3.0 Try again later"),
+        "{diagnostic}"
+    );
+    assert!(
+        content.contains("Content-Type: message/rfc822"),
+        "RET=FULL returns the message"
+    );
+    assert!(content.contains("Hello.\r\n"));
+    let events = wait_for(Duration::from_secs(2), || {
+        let e = rig.events();
+        e.iter().any(|e| e["outcome"] == "expired").then_some(e)
+    })
+    .await;
+    let deferrals = events.iter().filter(|e| e["outcome"] == "deferred").count();
+    assert!(deferrals >= 2, "retried before expiring: {events:?}");
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn null_mx_bounces_at_once_and_never_bounces_a_bounce() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let (sink, port) = sink_on(&["127.0.0.1"], SinkOptions::default(), sink_dir.path());
+    let dns = start_dns(&[Rr::NullMx {
+        name: "nomail.test".into(),
+    }])
+    .await;
+    let rig = rig(dns, port, |_| {}).await;
+    let id = rig
+        .submit("sender@senders.test", &["someone@nomail.test"], 0, 0)
+        .await;
+    // From the null sender: must vanish without a DSN.
+    let bounce = rig.submit("", &["other@nomail.test"], 0, 0).await;
+    rig.wait_gone(id, Duration::from_secs(5)).await;
+    rig.wait_gone(bounce, Duration::from_secs(5)).await;
+    let messages = sink.wait_messages(1, Duration::from_secs(5));
+    assert_eq!(
+        messages.len(),
+        1,
+        "one DSN, for the message with a sender: {messages:?}"
+    );
+    let rcpts = dsn_recipient_fields(messages[0]["content"].as_str().unwrap());
+    assert_eq!(field(&rcpts[0], "Status"), Some("5.1.10"));
+    assert_eq!(
+        field(&rcpts[0], "Final-Recipient"),
+        Some("rfc822; someone@nomail.test")
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.messages().len(), 1);
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shaping_caps_concurrent_connections_and_messages_per_connection() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let (sink, port) = sink_on(
+        &["127.0.0.1"],
+        SinkOptions {
+            data_delay: 0.05,
+            ..Default::default()
+        },
+        sink_dir.path(),
+    );
+    let rig = rig(start_dns(&[]).await, port, |c| {
+        c.shaping = Shaping::from_files(&[
+            "[default]\nconnections_max = 3\nmessages_per_connection = 4\nidle_timeout = \"300ms\"\n",
+        ])
+        .unwrap();
+    })
+    .await;
+    let mut ids = Vec::new();
+    for n in 0..30 {
+        ids.push(
+            rig.submit("sender@senders.test", &[&format!("ok{n}@sink.test")], 0, 0)
+                .await,
+        );
+    }
+    for id in &ids {
+        rig.wait_gone(*id, Duration::from_secs(20)).await;
+    }
+    assert_eq!(sink.messages().len(), 30);
+    let max = sink.max_concurrent();
+    assert!(max <= 3, "at most 3 connections at once, saw {max}");
+    assert!(max >= 2, "the backlog used more than one connection");
+    let connections = sink.connections();
+    assert!(
+        connections >= 30 / 4,
+        "at most 4 messages per connection: {connections} connections"
+    );
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_rule_suspends_the_site_until_the_time_is_up() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let (sink, port) = sink_on(&["127.0.0.1"], SinkOptions::default(), sink_dir.path());
+    let rig = rig(start_dns(&[]).await, port, |c| {
+        c.shaping = Shaping::from_files(&[
+            "[default]\nidle_timeout = \"200ms\"\n[[rules]]\nname = \"volume deferral\"\ncode = \"421\"\npattern = \"TSS04\"\naction = \"suspend\"\nduration = \"1500ms\"\n",
+        ])
+        .unwrap();
+        c.retry.initial = Duration::from_secs(60);
+    })
+    .await;
+    rig.submit("sender@senders.test", &["tss04@sink.test"], 0, 0)
+        .await;
+    let summary = wait_for(Duration::from_secs(5), || {
+        let s = rig.engine.summary();
+        s.sites
+            .iter()
+            .any(|s| s.hold == Some("suspended"))
+            .then_some(s)
+    })
+    .await;
+    let suspended_at = Instant::now();
+    let site = &summary.sites[0];
+    assert_eq!(site.hold_reason.as_deref(), Some("volume deferral"));
+    // Mail for the suspended site waits until the suspension ends, then goes.
+    let id = rig
+        .submit("sender@senders.test", &["ok@sink.test"], 0, 0)
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(sink.messages().is_empty(), "nothing sent while suspended");
+    rig.wait_gone(id, Duration::from_secs(5)).await;
+    let waited = suspended_at.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1300),
+        "sent after {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_millis(3500),
+        "the suspension ended on time: {waited:?}"
+    );
+    assert_eq!(sink.messages().len(), 1);
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
