@@ -1,10 +1,12 @@
-//! The operators' HTTP API: `/health`, `/metrics`, and `/admin/v1/queue/...`.
+//! The operators' HTTP API: `/health`, `/metrics`, and `/admin/v1/queue/...` (view and
+//! delivery controls).
 //!
 //! This crate is the only one that knows JSON for the admin surface. Queue endpoints require
 //! `Authorization: Bearer <token>`, where the token is the one the server wrote into its data
 //! directory (mode 0600), so only someone who can read that directory can use them.
 
 mod auth;
+mod delivery;
 mod queue;
 
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use spool::Spool;
 
 /// Renders the Prometheus exposition text; supplied by the binary, which owns the recorder.
@@ -28,6 +30,8 @@ pub struct AdminState {
     pub token: Arc<str>,
     /// Produces the /metrics body.
     pub metrics: MetricsRender,
+    /// The delivery engine; `None` when delivery is disabled.
+    pub delivery: Option<::delivery::Engine>,
 }
 
 /// The complete router.
@@ -37,6 +41,25 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/v1/queue/messages", get(queue::list))
         .route("/admin/v1/queue/messages/{id}", get(queue::show))
         .route("/admin/v1/queue/messages/{id}/content", get(queue::content))
+        .route(
+            "/admin/v1/queue/sites/{site}/pause",
+            post(delivery::pause_site),
+        )
+        .route(
+            "/admin/v1/queue/sites/{site}/resume",
+            post(delivery::resume_site),
+        )
+        .route(
+            "/admin/v1/queue/domains/{domain}/pause",
+            post(delivery::pause_domain),
+        )
+        .route(
+            "/admin/v1/queue/domains/{domain}/resume",
+            post(delivery::resume_domain),
+        )
+        .route("/admin/v1/queue/retry", post(delivery::retry))
+        .route("/admin/v1/queue/bounce", post(delivery::bounce))
+        .route("/admin/v1/queue/delete", post(delivery::delete))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

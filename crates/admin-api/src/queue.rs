@@ -44,6 +44,9 @@ struct Summary {
 }
 
 pub(crate) async fn summary(State(state): State<AdminState>) -> Response {
+    if let Some(engine) = &state.delivery {
+        return delivery_summary(&state, engine);
+    }
     let spool = state.spool.clone();
     let result = tokio::task::spawn_blocking(move || {
         let totals = spool.totals();
@@ -100,6 +103,48 @@ pub(crate) async fn summary(State(state): State<AdminState>) -> Response {
         Ok(summary) => Json(summary).into_response(),
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "summary failed"),
     }
+}
+
+/// The summary from the delivery engine's own queues: no disk reads, every domain.
+fn delivery_summary(state: &AdminState, engine: &delivery::Engine) -> Response {
+    let totals = state.spool.totals();
+    let oldest = state.spool.list(None, 1).first().map(|i| i.id);
+    let queue = engine.summary();
+    let domains: Vec<serde_json::Value> = queue
+        .domains
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "domain": d.domain,
+                "recipients": d.ready_recipients + d.deferred_recipients + d.held_recipients,
+                "messages": d.messages,
+                "site": d.site,
+                "ready": d.ready_recipients,
+                "deferred": d.deferred_recipients,
+                "held": d.held_recipients,
+                "paused": d.paused,
+                "oldest_ms": d.oldest_ms,
+                "next_attempt_ms": d.next_attempt_ms,
+                "last_error": d.last_error,
+            })
+        })
+        .collect();
+    Json(serde_json::json!({
+        "messages": totals.messages,
+        "recipients_pending": totals.recipients_pending,
+        "bytes": totals.content_bytes,
+        "segments": totals.segments,
+        "oldest_id": oldest.map(|id| id.to_string()),
+        "oldest_age_seconds": oldest.map(|id| now_ms().saturating_sub(id.timestamp_ms()) / 1000),
+        "ready": queue.ready_recipients,
+        "deferred": queue.deferred_recipients,
+        "held": queue.held_recipients,
+        "in_flight_parts": queue.in_flight_parts,
+        "routing_parts": queue.routing_parts,
+        "domains": domains,
+        "sites": queue.sites,
+    }))
+    .into_response()
 }
 
 #[derive(Deserialize)]
@@ -191,6 +236,8 @@ struct MessageView {
     smtputf8: bool,
     /// The header section of the stored message.
     headers: String,
+    /// Recent delivery attempts, oldest first (empty when delivery is disabled).
+    attempts: Vec<delivery::events::Event>,
 }
 
 /// A queued message as read back: id, envelope, content, recipient done-flags.
@@ -257,6 +304,11 @@ pub(crate) async fn show(State(state): State<AdminState>, Path(id): Path<String>
         body_8bitmime: envelope.flags & spool::Envelope::FLAG_8BITMIME != 0,
         smtputf8: envelope.flags & spool::Envelope::FLAG_SMTPUTF8 != 0,
         headers: String::from_utf8_lossy(&content[..header_end]).into_owned(),
+        attempts: state
+            .delivery
+            .as_ref()
+            .map(|e| e.attempts(id))
+            .unwrap_or_default(),
     };
     Json(view).into_response()
 }

@@ -9,6 +9,26 @@ use anyhow::{Context, bail};
 
 /// GETs `path` from `base` (`http://host:port`) with the bearer token; returns the body.
 pub fn get(base: &str, token: &str, path: &str) -> anyhow::Result<Vec<u8>> {
+    request(base, token, "GET", path, None)
+}
+
+/// POSTs a JSON body to `path`; returns the response body.
+pub fn post(
+    base: &str,
+    token: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<Vec<u8>> {
+    request(base, token, "POST", path, Some(body))
+}
+
+fn request(
+    base: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    json: Option<&serde_json::Value>,
+) -> anyhow::Result<Vec<u8>> {
     let authority = base
         .strip_prefix("http://")
         .context("admin URL must start with http://")?
@@ -16,8 +36,17 @@ pub fn get(base: &str, token: &str, path: &str) -> anyhow::Result<Vec<u8>> {
     let mut stream =
         TcpStream::connect(authority).with_context(|| format!("connecting to {authority}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let payload = json.map(|v| v.to_string()).unwrap_or_default();
+    let content = if json.is_some() {
+        format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            payload.len()
+        )
+    } else {
+        String::new()
+    };
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\n{content}Connection: close\r\n\r\n{payload}"
     );
     stream.write_all(request.as_bytes())?;
     let mut response = Vec::new();

@@ -1,5 +1,5 @@
-//! `tsubame serve`: wires the spool, SMTP ingress and admin HTTP together and runs until
-//! SIGTERM or SIGINT.
+//! `tsubame serve`: wires the spool, SMTP ingress, delivery and admin HTTP together and runs
+//! until SIGTERM or SIGINT.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,6 +63,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "spool recovered"
     );
 
+    let engine = if config.delivery.enabled {
+        let engine = delivery::Engine::start(spool.clone(), config.delivery.engine.clone())
+            .map_err(|e| anyhow::anyhow!("starting delivery: {e}"))?;
+        Some(engine)
+    } else {
+        tracing::warn!("delivery is disabled: messages are accepted and kept, never sent");
+        None
+    };
+
     let tls_source = match &config.tls {
         Some((cert, key)) => TlsSource::Files {
             cert: cert.clone(),
@@ -84,6 +93,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         spool: spool.clone(),
         token: Arc::from(token.as_str()),
         metrics: Arc::new(move || recorder.render()),
+        delivery: engine.clone(),
     });
     std::fs::write(data.admin_url(), format!("http://{http_addr}\n"))?;
     tracing::info!(smtp = ?smtp.local_addrs(), http = %http_addr, data_dir = %data.root.display(), "tsubame serving");
@@ -110,6 +120,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down: no new connections, finishing transactions in flight");
     let _ = stop_tx.send(true);
     let _ = smtp_task.await;
+    if let Some(engine) = &engine {
+        engine.shutdown(config.delivery.shutdown_grace).await;
+    }
     let _ = tokio::time::timeout(Duration::from_secs(5), http_task).await;
     tokio::task::spawn_blocking(move || spool.shutdown()).await?;
     let _ = std::fs::remove_file(data.admin_url());

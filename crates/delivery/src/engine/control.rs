@@ -40,6 +40,8 @@ pub struct DomainSummary {
     pub ready_recipients: u64,
     pub deferred_recipients: u64,
     pub held_recipients: u64,
+    /// Queued messages with recipients at this domain (in-flight ones excluded).
+    pub messages: u64,
     /// Acceptance time of the oldest queued message, Unix ms.
     pub oldest_ms: Option<u64>,
     /// The next retry, Unix ms.
@@ -66,6 +68,7 @@ fn to_unix_ms(at: Instant, now: Instant, now_ms: u64) -> u64 {
 }
 
 fn note(entry: &mut DomainSummary, part: &Part) {
+    entry.messages += 1;
     entry.oldest_ms = Some(
         entry
             .oldest_ms

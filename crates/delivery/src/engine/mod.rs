@@ -32,6 +32,7 @@ use crate::shaping::{ResponseRule, Shaping};
 use crate::tls::TlsClients;
 
 /// Everything the engine runs with, validated by the caller.
+#[derive(Debug, Clone)]
 pub struct DeliveryConfig {
     /// Our name: EHLO, DSN From and Reporting-MTA.
     pub hostname: String,

@@ -31,6 +31,22 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// Runs the CLI against this server's data directory; panics unless it succeeds.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .output()
+            .expect("cli");
+        assert!(
+            out.status.success(),
+            "tsubame {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf8")
+    }
+
     /// Starts a server with default settings plus `extra` TOML (merged into [smtp] etc. by the
     /// caller writing whole sections).
     pub fn start(extra: &str) -> TestServer {
@@ -48,7 +64,11 @@ impl TestServer {
         let smtps: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let config_path = dir.join("tsubame.toml");
-        let (smtp_extra, rest) = split_smtp_section(extra);
+        let (smtp_extra, mut rest) = split_smtp_section(extra);
+        // Tests about ingress keep what they send; delivery tests configure [delivery].
+        if !rest.contains("[delivery]") {
+            rest.push_str("\n[delivery]\nenabled = false\n");
+        }
         let config = format!(
             "data_dir = {:?}\n[smtp]\nlisten = [\"{smtp}\"]\nlisten_tls = [\"{smtps}\"]\nhostname = \"mx.test\"\n\
              shutdown_grace = \"5s\"\n{smtp_extra}\n[http]\nlisten = \"{http}\"\n{rest}\n",

@@ -9,5 +9,6 @@ mod config_cli;
 mod crash;
 mod faults;
 mod limits;
+mod relay;
 mod shutdown;
 mod smuggling;

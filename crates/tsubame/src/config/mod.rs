@@ -2,6 +2,8 @@
 //! validated [`Config`] the server runs with. Every error names the key it is about.
 //! docs/configuration.md lists every option; keep the two in step.
 
+pub mod delivery;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,6 +28,8 @@ pub struct RawConfig {
     pub spool: RawSpool,
     #[serde(default)]
     pub log: RawLog,
+    #[serde(default)]
+    pub delivery: delivery::RawDelivery,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -98,6 +102,7 @@ pub struct Config {
     pub batch_bytes_max: usize,
     pub log_format: LogFormat,
     pub log_level: String,
+    pub delivery: delivery::Delivery,
 }
 
 /// Command-line values that override the file.
@@ -300,12 +305,15 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> anyhow::Result<Config>
     if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
         bail!("log.level: {log_level:?} is not a valid level or filter");
     }
+    let data_dir = overrides
+        .data_dir
+        .clone()
+        .or(raw.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("./tsubame-data"));
+    let delivery = delivery::validate(&raw.delivery, &smtp.hostname, &data_dir)?;
     Ok(Config {
-        data_dir: overrides
-            .data_dir
-            .clone()
-            .or(raw.data_dir)
-            .unwrap_or_else(|| PathBuf::from("./tsubame-data")),
+        data_dir,
+        delivery,
         smtp,
         tls,
         http_listen: addr("http.listen", &http_text)?,

@@ -1,0 +1,239 @@
+//! Delivery through the real binary: SMTP in (swaks) → spool → MX from a real DNS server on
+//! loopback → Postfix's smtp-sink or Python aiosmtpd; and the operator's queue controls.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use testkit::dns::{Rr, TestDns};
+use testkit::sink::{MxSink, SinkOptions, free_port, postfix_sink};
+
+use crate::harness::TestServer;
+
+/// A runtime for the in-process DNS server; it serves while the test runs synchronously.
+fn dns(records: &[Rr]) -> (tokio::runtime::Runtime, TestDns) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dns = rt.block_on(TestDns::start(records, 60));
+    (rt, dns)
+}
+
+fn delivery_config(dns: &TestDns, mx_port: u16) -> String {
+    format!(
+        "[delivery]\ndns_servers = [\"{}\"]\nmx_port = {mx_port}\nretry_initial = \"1h\"\nconnect_timeout = \"2s\"\n",
+        dns.addr
+    )
+}
+
+fn swaks(server: &TestServer, from: &str, to: &str, subject: &str) {
+    let output = Command::new("swaks")
+        .args([
+            "--server",
+            &server.smtp.to_string(),
+            "--from",
+            from,
+            "--to",
+            to,
+        ])
+        .args(["--header", &format!("Subject: {subject}"), "--hide-all"])
+        .output()
+        .expect("swaks");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn wait_until<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "condition not reached within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn events(server: &TestServer) -> Vec<serde_json::Value> {
+    let path = server.data_dir.join("events").join("delivery.jsonl");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn relays_from_swaks_to_postfix_smtp_sink_found_by_mx() {
+    let port = free_port("127.0.0.1");
+    let _sink = postfix_sink(format!("127.0.0.1:{port}").parse().unwrap(), &[]);
+    let (_rt, dns) = dns(&[
+        Rr::mx("dest.test", 10, "mx.dest.test"),
+        Rr::a("mx.dest.test", "127.0.0.1"),
+    ]);
+    let server = TestServer::start(&delivery_config(&dns, port));
+    for n in 0..3 {
+        swaks(
+            &server,
+            "sender@src.test",
+            &format!("user{n}@dest.test"),
+            &format!("relay {n}"),
+        );
+    }
+    wait_until(Duration::from_secs(15), || {
+        (server.admin_json("/admin/v1/queue/summary")["messages"] == 0).then_some(())
+    });
+    let delivered = wait_until(Duration::from_secs(5), || {
+        let e = events(&server);
+        (e.len() >= 3).then_some(e)
+    });
+    assert!(
+        delivered.iter().all(|e| e["outcome"] == "delivered"
+            && e["remote_host"] == "mx.dest.test"
+            && e["response"].as_str().unwrap().starts_with("250")),
+        "{delivered:?}"
+    );
+    let (_, metrics) = server.admin("/metrics");
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains(
+            "tsubame_delivery_recipients_total{site=\"mx.dest.test\",outcome=\"delivered\"} 3"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tsubame_delivery_latency_seconds_bucket{le=\"7\"} 3"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn operators_pause_retry_bounce_and_delete_from_the_cli() {
+    let port = free_port("127.0.0.1");
+    let sink_dir = tempfile::tempdir().unwrap();
+    let sink = MxSink::start(
+        &[format!("127.0.0.1:{port}").parse().unwrap()],
+        sink_dir.path(),
+        SinkOptions::default(),
+    );
+    let (_rt, dns) = dns(&[
+        Rr::mx("dest.test", 10, "mx.dest.test"),
+        Rr::mx("src.test", 10, "mx.dest.test"),
+        Rr::a("mx.dest.test", "127.0.0.1"),
+    ]);
+    let server = TestServer::start(&delivery_config(&dns, port));
+
+    swaks(&server, "sender@src.test", "defer@dest.test", "held back");
+    let summary = wait_until(Duration::from_secs(10), || {
+        let s = server.admin_json("/admin/v1/queue/summary");
+        (s["deferred"] == 1).then_some(s)
+    });
+    let domain = &summary["domains"][0];
+    assert_eq!(domain["domain"], "dest.test");
+    assert!(
+        domain["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("451 4.3.0 Try again later")
+    );
+    let text = server.cli(&["queue", "summary"]);
+    assert!(
+        text.contains("mx.dest.test") && text.contains("451 4.3.0"),
+        "{text}"
+    );
+    let id = server.admin_json("/admin/v1/queue/messages")["messages"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let shown = server.cli(&["queue", "show", &id]);
+    assert!(
+        shown.contains("attempts:")
+            && shown.contains("deferred")
+            && shown.contains("<defer@dest.test>"),
+        "{shown}"
+    );
+
+    // Paused: a retry-now puts it on hold instead of sending it.
+    server.cli(&["queue", "pause", "--domain", "dest.test"]);
+    assert!(server.cli(&["queue", "retry"]).contains("1 recipients"));
+    wait_until(Duration::from_secs(5), || {
+        (server.admin_json("/admin/v1/queue/summary")["held"] == 1).then_some(())
+    });
+    server.cli(&["queue", "resume", "--domain", "dest.test"]);
+    wait_until(Duration::from_secs(5), || {
+        (server.admin_json("/admin/v1/queue/summary")["deferred"] == 1).then_some(())
+    });
+
+    // Bounce by domain: the sender gets a DSN with the operator's reason.
+    let out = server.cli(&[
+        "queue",
+        "bounce",
+        "--domain",
+        "dest.test",
+        "--reason",
+        "cleanup after test",
+    ]);
+    assert!(out.contains("1 recipients bounced"), "{out}");
+    let messages = sink.wait_messages(1, Duration::from_secs(10));
+    let dsn = messages.iter().find(|m| m["sender"] == "<>").expect("DSN");
+    assert_eq!(dsn["recipients"], serde_json::json!(["sender@src.test"]));
+    assert!(
+        dsn["content"]
+            .as_str()
+            .unwrap()
+            .contains("cleanup after test")
+    );
+    assert!(
+        dsn["content"]
+            .as_str()
+            .unwrap()
+            .contains("Subject: held back")
+    );
+
+    // Delete by sender: gone without a DSN.
+    swaks(
+        &server,
+        "other@src.test",
+        "defer@dest.test",
+        "to be deleted",
+    );
+    wait_until(Duration::from_secs(10), || {
+        (server.admin_json("/admin/v1/queue/summary")["deferred"] == 1).then_some(())
+    });
+    let out = server.cli(&["queue", "delete", "--sender", "other@src.test"]);
+    assert!(out.contains("1 recipients deleted"), "{out}");
+    wait_until(Duration::from_secs(5), || {
+        (server.admin_json("/admin/v1/queue/summary")["messages"] == 0).then_some(())
+    });
+    // An empty filter is refused for destructive commands.
+    let refused = Command::new(crate::harness::BIN)
+        .args(["queue", "delete", "--data-dir"])
+        .arg(&server.data_dir)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("filter"));
+
+    // Pausing a site holds new mail for it until resumed.
+    server.cli(&["queue", "pause", "--site", "mx.dest.test"]);
+    swaks(&server, "sender@src.test", "ok@dest.test", "after resume");
+    std::thread::sleep(Duration::from_millis(500));
+    let s = server.admin_json("/admin/v1/queue/summary");
+    assert_eq!(s["messages"], 1, "{s}");
+    assert_eq!(s["sites"][0]["hold"], "paused");
+    assert_eq!(sink.messages().len(), 1, "only the DSN so far");
+    server.cli(&["queue", "resume", "--site", "mx.dest.test"]);
+    let messages = sink.wait_messages(2, Duration::from_secs(10));
+    assert!(
+        messages
+            .iter()
+            .any(|m| m["recipients"] == serde_json::json!(["ok@dest.test"]))
+    );
+}
