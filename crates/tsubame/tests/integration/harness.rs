@@ -24,6 +24,8 @@ pub struct TestServer {
     pub http: SocketAddr,
     pub data_dir: PathBuf,
     pub config_path: PathBuf,
+    /// The test's own TOML, kept to rewrite the config when ports change.
+    extra: String,
     child: Option<Child>,
     /// Everything the server wrote to stderr (its log), shared with a reader thread.
     pub log: Arc<Mutex<String>>,
@@ -60,35 +62,61 @@ impl TestServer {
 
     /// Like [`TestServer::start`] but with the data directory at `data_dir` (e.g. on a tmpfs).
     pub fn configure(dir: &Path, data_dir: &Path, extra: &str) -> TestServer {
-        let smtp: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let smtps: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let config_path = dir.join("tsubame.toml");
-        let (smtp_extra, mut rest) = split_smtp_section(extra);
+        let mut server = TestServer {
+            smtp: "127.0.0.1:1".parse().expect("addr"),
+            smtps: "127.0.0.1:1".parse().expect("addr"),
+            http: "127.0.0.1:1".parse().expect("addr"),
+            data_dir: data_dir.to_path_buf(),
+            config_path: dir.join("tsubame.toml"),
+            extra: extra.to_string(),
+            child: None,
+            log: Arc::default(),
+            _tmp: None,
+        };
+        server.pick_ports();
+        server
+    }
+
+    /// Chooses free ports and writes the config file with them.
+    fn pick_ports(&mut self) {
+        let port = || -> SocketAddr {
+            format!("127.0.0.1:{}", free_port()).parse().expect("addr")
+        };
+        (self.smtp, self.smtps, self.http) = (port(), port(), port());
+        let (smtp_extra, mut rest) = split_smtp_section(&self.extra);
         // Tests about ingress keep what they send; delivery tests configure [delivery].
         if !rest.contains("[delivery]") {
             rest.push_str("\n[delivery]\nenabled = false\n");
         }
         let config = format!(
-            "data_dir = {:?}\n[smtp]\nlisten = [\"{smtp}\"]\nlisten_tls = [\"{smtps}\"]\nhostname = \"mx.test\"\n\
-             shutdown_grace = \"5s\"\n{smtp_extra}\n[http]\nlisten = \"{http}\"\n{rest}\n",
-            data_dir.display().to_string()
+            "data_dir = {:?}\n[smtp]\nlisten = [\"{}\"]\nlisten_tls = [\"{}\"]\nhostname = \"mx.test\"\n\
+             shutdown_grace = \"5s\"\n{smtp_extra}\n[http]\nlisten = \"{}\"\n{rest}\n",
+            self.data_dir.display().to_string(),
+            self.smtp,
+            self.smtps,
+            self.http
         );
-        std::fs::write(&config_path, config).expect("write config");
-        TestServer {
-            smtp,
-            smtps,
-            http,
-            data_dir: data_dir.to_path_buf(),
-            config_path,
-            child: None,
-            log: Arc::default(),
-            _tmp: None,
-        }
+        std::fs::write(&self.config_path, config).expect("write config");
     }
 
-    /// Starts (or restarts) the process and waits until /health answers.
+    /// Starts (or restarts) the process and waits until /health answers. Free ports are
+    /// picked by binding and releasing them, so another test can take one in between: then
+    /// new ports are picked and the start repeated.
     pub fn spawn(&mut self, wrapper: &[&str]) {
+        for _ in 0..5 {
+            match self.spawn_once(wrapper) {
+                Ok(()) => return,
+                Err(log) if log.contains("Address already in use") => {
+                    self.log.lock().expect("log").clear();
+                    self.pick_ports();
+                }
+                Err(log) => panic!("tsubame did not start; log:\n{log}"),
+            }
+        }
+        panic!("tsubame found no free ports in 5 tries");
+    }
+
+    fn spawn_once(&mut self, wrapper: &[&str]) -> Result<(), String> {
         let mut command = if wrapper.is_empty() {
             Command::new(BIN)
         } else {
@@ -117,23 +145,26 @@ impl TestServer {
             }
         });
         self.child = Some(child);
-        self.wait_healthy();
+        self.wait_healthy()
     }
 
-    fn wait_healthy(&mut self) {
+    fn wait_healthy(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                panic!(
-                    "tsubame exited early with {status}; log:\n{}",
+                // The log reader thread may still be copying the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                self.child = None;
+                return Err(format!(
+                    "exited early with {status}: {}",
                     self.log.lock().expect("log")
-                );
+                ));
             }
             if TcpStream::connect(self.smtp).is_ok() && http_get(self.http, "/health", None).is_ok()
             {
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
