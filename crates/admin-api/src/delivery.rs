@@ -12,11 +12,16 @@ use spool::MessageId;
 
 use crate::{AdminState, error};
 
-fn engine(state: &AdminState) -> Result<&Engine, Response> {
-    state
-        .delivery
-        .as_ref()
-        .ok_or_else(|| error(StatusCode::CONFLICT, "delivery is disabled on this server"))
+/// A refusal, boxed: a `Response` is large and this is the rare path.
+type Refusal = Box<Response>;
+
+fn engine(state: &AdminState) -> Result<&Engine, Refusal> {
+    state.delivery.as_ref().ok_or_else(|| {
+        Box::new(error(
+            StatusCode::CONFLICT,
+            "delivery is disabled on this server",
+        ))
+    })
 }
 
 /// A filter as JSON: every field optional, all given fields must match.
@@ -32,14 +37,14 @@ pub(crate) struct FilterBody {
 }
 
 impl FilterBody {
-    fn filter(&self) -> Result<Filter, Response> {
-        let id = match self.id.as_deref() {
-            None => None,
-            Some(text) => Some(
-                MessageId::parse(text)
-                    .ok_or_else(|| error(StatusCode::BAD_REQUEST, "id: not a message id"))?,
-            ),
-        };
+    fn filter(&self) -> Result<Filter, Refusal> {
+        let id =
+            match self.id.as_deref() {
+                None => None,
+                Some(text) => Some(MessageId::parse(text).ok_or_else(|| {
+                    Box::new(error(StatusCode::BAD_REQUEST, "id: not a message id"))
+                })?),
+            };
         Ok(Filter {
             id,
             domain: self.domain.clone(),
@@ -52,7 +57,7 @@ impl FilterBody {
 async fn pause(state: &AdminState, kind: &str, name: &str, paused: bool) -> Response {
     let engine = match engine(state) {
         Ok(e) => e,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match kind {
         "sites" => {
@@ -90,12 +95,12 @@ pub(crate) async fn retry(
 ) -> Response {
     let engine = match engine(&state) {
         Ok(e) => e,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let body = body.map(|Json(b)| b).unwrap_or_default();
     let filter = match body.filter() {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let recipients = engine.retry_now(&filter);
     Json(serde_json::json!({ "recipients": recipients })).into_response()
@@ -103,13 +108,13 @@ pub(crate) async fn retry(
 
 /// Bounce and delete refuse an empty filter: emptying the whole queue takes an explicit
 /// domain, sender, site or id.
-fn non_empty(body: &FilterBody) -> Result<Filter, Response> {
+fn non_empty(body: &FilterBody) -> Result<Filter, Refusal> {
     let filter = body.filter()?;
     if filter.is_empty() {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             "filter: give at least one of id, domain, sender, site",
-        ));
+        )));
     }
     Ok(filter)
 }
@@ -120,11 +125,11 @@ pub(crate) async fn bounce(
 ) -> Response {
     let engine = match engine(&state) {
         Ok(e) => e,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let filter = match non_empty(&body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let reason = body.reason.as_deref().unwrap_or("no reason given");
     if reason.chars().any(|c| c.is_control()) {
@@ -143,11 +148,11 @@ pub(crate) async fn delete(
 ) -> Response {
     let engine = match engine(&state) {
         Ok(e) => e,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let filter = match non_empty(&body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let recipients = engine.delete(&filter);
     Json(serde_json::json!({ "recipients": recipients })).into_response()

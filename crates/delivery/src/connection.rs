@@ -121,6 +121,7 @@ pub struct Connection {
     pub messages_sent: u64,
     /// The negotiated TLS version, if any (for events and Received-like logs).
     pub tls_version: Option<String>,
+    failed_stage: Option<Stage>,
 }
 
 impl Connection {
@@ -144,12 +145,19 @@ impl Connection {
             timeouts,
             messages_sent: 0,
             tls_version: None,
+            failed_stage: None,
         };
         conn.expect_ready().await?;
         if destination.tls != TlsPolicy::Disabled {
             conn.negotiate_tls(destination, tls).await?;
         }
         Ok(conn)
+    }
+
+    /// The stage the last [`Connection::deliver`] failed in, if it failed on the connection
+    /// (`MailFrom`: before any reply of that transaction arrived).
+    pub fn failed_stage(&self) -> Option<Stage> {
+        self.failed_stage
     }
 
     /// What the server offered (after TLS, if negotiated).
@@ -224,9 +232,15 @@ impl Connection {
     ) -> Result<TransactionOutcome, ConnectionError> {
         self.session.send(message, content);
         self.messages_sent += 1;
+        self.failed_stage = None;
         match self.next_event().await? {
             ClientEvent::Transaction(outcome) => Ok(outcome),
-            other => Err(unexpected(other)),
+            other => {
+                if let ClientEvent::Failed(ClientFailure::ConnectionLost(stage)) = &other {
+                    self.failed_stage = Some(*stage);
+                }
+                Err(unexpected(other))
+            }
         }
     }
 
@@ -264,7 +278,10 @@ impl Connection {
                     }
                     Stream::Detached => Err(ConnectionError::Lost("no stream".into())),
                 };
-                written?;
+                if let Err(err) = written {
+                    self.failed_stage = Some(stage);
+                    return Err(err);
+                }
                 self.session.clear_output();
             }
             let stage = self.session.stage();
@@ -274,6 +291,9 @@ impl Connection {
                 Stream::Tls(s) => timeout(limit, s.read(&mut buf)).await,
                 Stream::Detached => return Err(ConnectionError::Lost("no stream".into())),
             };
+            if !matches!(read, Ok(Ok(_))) {
+                self.failed_stage = Some(stage);
+            }
             match read {
                 Err(_) => return Err(ConnectionError::Timeout(stage)),
                 Ok(Ok(0)) => self.session.eof(),

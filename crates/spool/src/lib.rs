@@ -63,6 +63,9 @@ pub use recovery::RecoveryReport;
 use record::Record;
 use writer::{Append, IndexOp, ReaderCache, Writer};
 
+/// Bytes read for an envelope-only read; most envelopes fit.
+const ENVELOPE_READ_BYTES: usize = 2048;
+
 /// Spool settings, validated by the caller.
 #[derive(Debug, Clone)]
 pub struct SpoolConfig {
@@ -348,10 +351,36 @@ impl Spool {
             .collect()
     }
 
-    /// Reads a message's envelope and which recipients are done, without copying content.
+    /// Reads a message's envelope and which recipients are done, without reading the
+    /// content: only the record's head comes from disk. The checksum covers the whole record,
+    /// so it is not verified here; recovery verified it, and [`Spool::read`] does on every
+    /// delivery.
     pub fn envelope(&self, id: MessageId) -> Result<(Envelope, Vec<bool>), SpoolError> {
+        let (segment, offset, len, done) = self.locate(id)?;
+        let file = self.inner.reader(segment)?;
+        let head_len = len.min(ENVELOPE_READ_BYTES);
+        let head = segment::read_at(&file, offset, head_len)?;
+        let payload = head
+            .get(record::FRAME_HEADER_BYTES..)
+            .ok_or(SpoolError::Corrupt("short record head"))?;
+        let env_end = record::message_content_offset(payload)
+            .ok_or(SpoolError::Corrupt("short record head"))?;
+        if env_end <= payload.len() {
+            return match record::decode_message_head(head[8], payload, env_end)? {
+                (found, envelope) if found == id => Ok((envelope, done)),
+                _ => Err(SpoolError::Corrupt("index points at the wrong record")),
+            };
+        }
+        // An envelope larger than the head (thousands of recipients): read it all.
         self.read_record(id, false)
             .map(|(envelope, _, done)| (envelope, done))
+    }
+
+    fn locate(&self, id: MessageId) -> Result<(u64, u64, usize, Vec<bool>), SpoolError> {
+        let index = self.inner.lock_index();
+        let e = index.messages.get(&id).ok_or(SpoolError::NotFound)?;
+        let done: Vec<bool> = (0..e.rcpt_total).map(|i| e.is_done(i)).collect();
+        Ok((e.segment, e.offset, e.len as usize, done))
     }
 
     /// Reads a message back: envelope, content, and which recipients are done.
@@ -364,12 +393,7 @@ impl Spool {
         id: MessageId,
         with_content: bool,
     ) -> Result<(Envelope, Vec<u8>, Vec<bool>), SpoolError> {
-        let (segment, offset, len, done) = {
-            let index = self.inner.lock_index();
-            let e = index.messages.get(&id).ok_or(SpoolError::NotFound)?;
-            let done: Vec<bool> = (0..e.rcpt_total).map(|i| e.is_done(i)).collect();
-            (e.segment, e.offset, e.len as usize, done)
-        };
+        let (segment, offset, len, done) = self.locate(id)?;
         let file = self.inner.reader(segment)?;
         let bytes = segment::read_at(&file, offset, len)?;
         let record::Framed::Ok { kind, payload, .. } = record::frame(&bytes) else {

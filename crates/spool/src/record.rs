@@ -170,6 +170,30 @@ pub fn decode(kind: u8, payload: &[u8], with_content: bool) -> Result<Record, Sp
     }
 }
 
+/// The id and envelope of a message record from the start of its payload; `env_end` is
+/// [`message_content_offset`] of that payload.
+pub fn decode_message_head(
+    kind: u8,
+    payload: &[u8],
+    env_end: usize,
+) -> Result<(MessageId, Envelope), SpoolError> {
+    if kind != KIND_MESSAGE {
+        return Err(SpoolError::Corrupt(
+            "index points at a record that is not a message",
+        ));
+    }
+    let id_bytes: [u8; 16] = payload
+        .get(..16)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(SpoolError::Corrupt("short id"))?;
+    let envelope = Envelope::decode(
+        payload
+            .get(20..env_end)
+            .ok_or(SpoolError::Corrupt("short envelope"))?,
+    )?;
+    Ok((MessageId(u128::from_le_bytes(id_bytes)), envelope))
+}
+
 /// Offset of the content inside a message record's payload, for reading the body alone.
 pub fn message_content_offset(payload_prefix: &[u8]) -> Option<usize> {
     let b = payload_prefix.get(16..20)?;

@@ -380,3 +380,28 @@ proptest! {
         let _ = Envelope::decode(&bytes);
     }
 }
+
+#[test]
+fn envelope_only_reads_match_full_reads_for_small_and_huge_envelopes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (spool, _) = Spool::open(&config(dir.path(), 1 << 20)).expect("open");
+    let rt = rt();
+    // 3 recipients fit in the head read; 500 do not and take the full read.
+    for rcpts in [3, 500] {
+        let id = spool.next_id();
+        insert_now(&rt, &spool, id, envelope(rcpts), body(700));
+        rt.block_on(spool.recipients_done(id, vec![1]))
+            .expect("done");
+        let (full, content, done) = spool.read(id).expect("read");
+        let (head, head_done) = spool.envelope(id).expect("envelope");
+        assert_eq!(head, full);
+        assert_eq!(head_done, done);
+        assert!(head_done[1] && !head_done[0]);
+        assert_eq!(content, body(700));
+    }
+    assert!(matches!(
+        spool.envelope(MessageId(42)),
+        Err(SpoolError::NotFound)
+    ));
+    spool.shutdown();
+}

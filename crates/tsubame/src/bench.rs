@@ -28,43 +28,45 @@ enum Mode {
     Smtp(SmtpArgs),
     /// Fill a spool directly, then measure recovery time and memory per queued message.
     Spool(crate::bench_spool::SpoolArgs),
+    /// Send through a relay to an in-process sink; measure relay rate and accept->delivered.
+    Relay(crate::bench_relay::RelayArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
-struct SmtpArgs {
+pub(crate) struct SmtpArgs {
     /// Server address.
     #[arg(long, default_value = "127.0.0.1:2525")]
-    server: SocketAddr,
+    pub(crate) server: SocketAddr,
     /// Concurrent connections.
     #[arg(long, default_value_t = 50)]
-    connections: usize,
+    pub(crate) connections: usize,
     /// Total messages to send.
     #[arg(long, default_value_t = 100_000)]
-    messages: u64,
+    pub(crate) messages: u64,
     /// Stop after this long even if messages remain (e.g. "30s").
     #[arg(long)]
-    duration: Option<humantime::Duration>,
+    pub(crate) duration: Option<humantime::Duration>,
     /// Message size in bytes (headers included).
     #[arg(long, default_value_t = 5120)]
-    size: usize,
+    pub(crate) size: usize,
     /// Recipients per message.
     #[arg(long, default_value_t = 1)]
-    recipients: usize,
+    pub(crate) recipients: usize,
     /// Recipient domain.
     #[arg(long, default_value = "example.com")]
-    domain: String,
+    pub(crate) domain: String,
     /// Pipeline commands (RFC 2920); off sends one command per round trip.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    pipelining: bool,
+    pub(crate) pipelining: bool,
     /// Messages per connection before reconnecting (0 = never).
     #[arg(long, default_value_t = 0)]
-    messages_per_connection: u64,
+    pub(crate) messages_per_connection: u64,
     /// Target rate in messages per second across all connections (0 = as fast as possible).
     #[arg(long, default_value_t = 0)]
-    rate: u64,
+    pub(crate) rate: u64,
     /// Print JSON instead of Markdown.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 /// Paces sends to a fixed overall rate: message k may start at `start + k / rate`.
@@ -89,6 +91,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let args = match args.mode {
         Mode::Smtp(args) => args,
         Mode::Spool(args) => return crate::bench_spool::run(args),
+        Mode::Relay(args) => return crate::bench_relay::run(args),
     };
     if args.connections == 0 || args.size < 64 || args.recipients == 0 {
         bail!("--connections and --recipients must be at least 1, --size at least 64");
@@ -96,7 +99,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let report = runtime.block_on(smtp(args.clone()))?;
+    let report = runtime.block_on(smtp(args.clone(), None))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report.json(&args))?);
     } else {
@@ -111,20 +114,62 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct Report {
-    accepted: u64,
-    failed: u64,
-    elapsed: Duration,
-    latency_us: Histogram<u64>,
-    first_error: Option<String>,
+pub(crate) struct Report {
+    pub accepted: u64,
+    pub failed: u64,
+    pub elapsed: Duration,
+    pub latency_us: Histogram<u64>,
+    pub first_error: Option<String>,
+}
+
+/// Per-message timestamps by sequence number (nanoseconds since `origin`, plus one; zero
+/// means not yet), shared by the load generator (acceptance) and the bench sink (arrival).
+pub(crate) struct Stamps {
+    pub origin: Instant,
+    slots: Vec<AtomicU64>,
+    next: AtomicU64,
+}
+
+impl Stamps {
+    pub fn new(origin: Instant, capacity: u64) -> Stamps {
+        Stamps {
+            origin,
+            slots: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
+            next: AtomicU64::new(0),
+        }
+    }
+
+    pub fn next_seq(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Records now for `seq`; false when it was already recorded (a duplicate).
+    pub fn stamp(&self, seq: u64) -> bool {
+        let Some(slot) = self.slots.get(seq as usize) else {
+            return true;
+        };
+        let nanos = self.origin.elapsed().as_nanos() as u64 + 1;
+        slot.compare_exchange(0, nanos, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// The recorded time for `seq`, if any.
+    pub fn get(&self, seq: u64) -> Option<Duration> {
+        let nanos = self.slots.get(seq as usize)?.load(Ordering::Relaxed);
+        (nanos > 0).then(|| Duration::from_nanos(nanos - 1))
+    }
+
+    pub fn len(&self) -> u64 {
+        self.slots.len() as u64
+    }
 }
 
 impl Report {
-    fn rate(&self) -> f64 {
+    pub fn rate(&self) -> f64 {
         self.accepted as f64 / self.elapsed.as_secs_f64()
     }
 
-    fn percentile_ms(&self, p: f64) -> f64 {
+    pub fn percentile_ms(&self, p: f64) -> f64 {
         self.latency_us.value_at_quantile(p) as f64 / 1000.0
     }
 
@@ -176,7 +221,9 @@ fn content(size: usize) -> Vec<u8> {
     out
 }
 
-async fn smtp(args: SmtpArgs) -> anyhow::Result<Report> {
+/// Runs the load. With `acks`, every message carries an `X-Bench-Seq` header and its
+/// acceptance time is stamped.
+pub(crate) async fn smtp(args: SmtpArgs, acks: Option<Arc<Stamps>>) -> anyhow::Result<Report> {
     let remaining = Arc::new(AtomicU64::new(args.messages));
     let deadline = args.duration.map(|d| Instant::now() + Duration::from(d));
     let body = Arc::new(content(args.size));
@@ -195,6 +242,7 @@ async fn smtp(args: SmtpArgs) -> anyhow::Result<Report> {
             deadline,
             body: body.clone(),
             pacer: pacer.clone(),
+            acks: acks.clone(),
         };
         let histogram = histogram.clone();
         tasks.push(tokio::spawn(async move {
@@ -236,6 +284,7 @@ struct Load {
     deadline: Option<Instant>,
     body: Arc<Vec<u8>>,
     pacer: Arc<Pacer>,
+    acks: Option<Arc<Stamps>>,
 }
 
 impl Load {
@@ -293,6 +342,7 @@ async fn session(worker: usize, load: &Load, outcome: &mut Outcome) -> anyhow::R
         deadline,
         body,
         pacer,
+        acks,
     } = load;
     let deadline = *deadline;
     let stream = TcpStream::connect(args.server).await.context("connect")?;
@@ -345,6 +395,10 @@ async fn session(worker: usize, load: &Load, outcome: &mut Outcome) -> anyhow::R
             && deadline.is_none_or(|d| Instant::now() < d)
             && take_one(remaining);
         payload.clear();
+        let seq = acks.as_ref().map(|a| a.next_seq());
+        if let Some(seq) = seq {
+            payload.extend_from_slice(format!("X-Bench-Seq: {seq}\r\n").as_bytes());
+        }
         payload.extend_from_slice(body);
         payload.extend_from_slice(b".\r\n");
         // At a fixed rate the next transaction starts when its slot comes, not right away.
@@ -355,6 +409,9 @@ async fn session(worker: usize, load: &Load, outcome: &mut Outcome) -> anyhow::R
         write.write_all(&payload).await?;
         let sent_at = Instant::now();
         expect(&mut reader, &mut line, "250").await?;
+        if let (Some(acks), Some(seq)) = (acks, seq) {
+            acks.stamp(seq);
+        }
         let _ = outcome
             .latency_us
             .record(sent_at.elapsed().as_micros().max(1) as u64);

@@ -26,6 +26,8 @@ pub(crate) struct AttemptInfo {
     pub remote_dsn: bool,
     /// The part came off a site queue through `next_part` (counted in `in_flight`).
     pub on_connection: bool,
+    /// The part's recipient addresses in `rcpts` order, when the caller has read them.
+    pub addresses: Option<Vec<String>>,
 }
 
 impl AttemptInfo {
@@ -38,6 +40,7 @@ impl AttemptInfo {
             started: Instant::now(),
             remote_dsn: false,
             on_connection: false,
+            addresses: None,
         }
     }
 }
@@ -201,22 +204,31 @@ impl Inner {
             .iter()
             .map(|f| (f.index, &f.reply, f.outcome))
             .chain(deferred.iter().map(|(i, r)| (*i, r, Outcome::Deferred)));
-        let mut recipients: Option<(Envelope, Vec<bool>)> = None;
+        let mut envelope: Option<Envelope> = None;
         for (index, reply, outcome) in all {
             if outcome == Outcome::Delivered {
                 metrics::histogram!("tsubame_delivery_latency_seconds")
                     .record(queued_ms as f64 / 1000.0);
             }
-            if recipients.is_none() {
-                recipients = self.spool.envelope(part.id).ok();
-            }
-            let recipient = recipients
-                .as_ref()
-                .and_then(|(e, _)| e.recipients.get(index as usize))
-                .map_or_else(
-                    || format!("#{index}@{}", part.domain),
-                    |r| r.address.clone(),
-                );
+            let known = info.addresses.as_ref().and_then(|a| {
+                let at = part.rcpts.iter().position(|&i| i == index)?;
+                a.get(at).cloned()
+            });
+            let recipient = match known {
+                Some(address) => address,
+                None => {
+                    if envelope.is_none() {
+                        envelope = self.spool.envelope(part.id).ok().map(|(e, _)| e);
+                    }
+                    envelope
+                        .as_ref()
+                        .and_then(|e| e.recipients.get(index as usize))
+                        .map_or_else(
+                            || format!("#{index}@{}", part.domain),
+                            |r| r.address.clone(),
+                        )
+                }
+            };
             let category = (outcome != Outcome::Delivered).then(|| {
                 self.config
                     .classifier
@@ -429,6 +441,19 @@ impl Inner {
             );
         }
         self.timer_wake.notify_one();
+    }
+
+    /// Puts a part that was never tried back at the front of its site's queue.
+    pub(crate) fn requeue_front(&self, site_name: &Arc<str>, part: Part) {
+        let mut state = self.lock();
+        state.in_flight = state.in_flight.saturating_sub(1);
+        match state.sites.get_mut(site_name) {
+            Some(site) => {
+                site.ready.push_front(part);
+                site.notify.notify_one();
+            }
+            None => state.push_ready(part, site_name),
+        }
     }
 
     pub(crate) fn connect_succeeded(&self, site_name: &Arc<str>) {

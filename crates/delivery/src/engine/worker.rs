@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use smtp_wire::Reply;
-use smtp_wire::client::{Outbound, OutboundRecipient};
+use smtp_wire::client::{Outbound, OutboundRecipient, Stage};
 use spool::Envelope;
 
 use super::settle::AttemptInfo;
@@ -212,6 +212,11 @@ async fn deliver(inner: &Arc<Inner>, site: &Arc<str>, open: &mut Open, mut part:
         return true;
     }
     let message = outbound(&envelope, &part.rcpts);
+    let addresses: Vec<String> = message
+        .recipients
+        .iter()
+        .map(|r| r.address.clone())
+        .collect();
     let started = Instant::now();
     let delivered = open.conn.deliver(&message, content).await;
     let mut info = AttemptInfo {
@@ -222,12 +227,25 @@ async fn deliver(inner: &Arc<Inner>, site: &Arc<str>, open: &mut Open, mut part:
         started,
         remote_dsn: open.conn.capabilities().dsn,
         on_connection: true,
+        addresses: Some(addresses),
     };
     match delivered {
         Ok(outcome) => {
             let results = part.rcpts.iter().copied().zip(outcome.recipients).collect();
             inner.settle(part, results, info);
             true
+        }
+        Err(err)
+            if open.conn.messages_sent > 1
+                && open.conn.failed_stage() == Some(Stage::MailFrom)
+                && !matches!(err, ConnectionError::Timeout(_)) =>
+        {
+            // A reused connection the server had already closed: nothing of this
+            // transaction was answered, so nothing can have been accepted. The part goes back
+            // to the front of the queue for a fresh connection, with no attempt counted.
+            tracing::debug!(site = %site, error = %err, "reused connection was closed by the server; requeueing");
+            inner.requeue_front(site, part);
+            false
         }
         Err(err) => {
             let reply = connection_error_reply(&err, &open.host);

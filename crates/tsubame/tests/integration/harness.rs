@@ -79,9 +79,7 @@ impl TestServer {
 
     /// Chooses free ports and writes the config file with them.
     fn pick_ports(&mut self) {
-        let port = || -> SocketAddr {
-            format!("127.0.0.1:{}", free_port()).parse().expect("addr")
-        };
+        let port = || -> SocketAddr { format!("127.0.0.1:{}", free_port()).parse().expect("addr") };
         (self.smtp, self.smtps, self.http) = (port(), port(), port());
         let (smtp_extra, mut rest) = split_smtp_section(&self.extra);
         // Tests about ingress keep what they send; delivery tests configure [delivery].
