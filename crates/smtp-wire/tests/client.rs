@@ -379,3 +379,43 @@ proptest! {
         prop_assert_eq!(&received[0].content, &expected);
     }
 }
+
+const EHLO_CHUNKING: &str = "250-mx.test\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 8BITMIME\r\n";
+
+#[test]
+fn chunking_sends_the_whole_message_in_one_write_with_bdat_last() {
+    let mut client = ready(EHLO_CHUNKING);
+    client.send(
+        &message(&["a@x.test", "b@x.test"]),
+        b"Subject: t\n\r\n.hi\r\n".to_vec(),
+    );
+    assert_eq!(
+        written(&mut client),
+        "MAIL FROM:<s@tsubame.test>\r\nRCPT TO:<a@x.test>\r\nRCPT TO:<b@x.test>\r\n\
+         BDAT 19 LAST\r\nSubject: t\r\n\r\n.hi\r\n",
+        "no dot-stuffing, bare LF normalised, length counts the CRLFs"
+    );
+    assert_eq!(client.stage(), Stage::MailFrom);
+    let events = server_says(
+        &mut client,
+        "250 2.1.0 ok\r\n550 5.1.1 no such user\r\n250 2.1.5 ok\r\n250 2.0.0 queued\r\n",
+    );
+    assert_eq!(codes(&events[0]), vec![550, 250]);
+    assert_eq!(
+        written(&mut client),
+        "",
+        "no RSET after an accepted LAST chunk"
+    );
+
+    // Every recipient refused: the server refuses the chunk too, and the client resets.
+    client.send(&message(&["c@x.test"]), b"x\r\n".to_vec());
+    let _ = written(&mut client);
+    let events = server_says(
+        &mut client,
+        "250 2.1.0 ok\r\n550 5.1.1 no such user\r\n554 5.5.1 no valid recipients\r\n",
+    );
+    assert!(events.is_empty(), "outcome held until RSET is answered");
+    assert_eq!(written(&mut client), "RSET\r\n");
+    let events = server_says(&mut client, "250 2.0.0 reset\r\n");
+    assert_eq!(codes(&events[0]), vec![550]);
+}

@@ -1,13 +1,26 @@
-//! Outbound content for DATA: every line ending becomes CRLF (a bare CR or LF is never
-//! emitted, whatever the stored content holds) and lines starting with "." are dot-stuffed.
+//! Outbound content: every line ending becomes CRLF (a bare CR or LF is never emitted,
+//! whatever the stored content holds). For DATA, lines starting with "." are dot-stuffed and
+//! the `.` line ends it; for BDAT the content goes as it is, length-delimited.
 
 /// Appends `content` to `out` ready for DATA, followed by the terminating `.` line.
 pub fn encode_data(content: &[u8], out: &mut Vec<u8>) {
+    encode(content, true, out);
+    out.extend_from_slice(b".\r\n");
+}
+
+/// Appends `content` to `out` for one `BDAT n LAST` chunk; returns the chunk's length.
+pub fn encode_bdat(content: &[u8], out: &mut Vec<u8>) -> usize {
+    let start = out.len();
+    encode(content, false, out);
+    out.len() - start
+}
+
+fn encode(content: &[u8], stuff_dots: bool, out: &mut Vec<u8>) {
     out.reserve(content.len() + content.len() / 64 + 5);
     let mut line_start = true;
     let mut i = 0;
     while i < content.len() {
-        if line_start && content[i] == b'.' {
+        if stuff_dots && line_start && content[i] == b'.' {
             out.push(b'.');
         }
         match memchr::memchr2(b'\r', b'\n', &content[i..]) {
@@ -33,7 +46,6 @@ pub fn encode_data(content: &[u8], out: &mut Vec<u8>) {
     if !line_start {
         out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(b".\r\n");
 }
 
 #[cfg(test)]
@@ -44,6 +56,14 @@ mod tests {
         let mut out = Vec::new();
         encode_data(content, &mut out);
         out
+    }
+
+    #[test]
+    fn bdat_content_is_normalised_but_not_stuffed() {
+        let mut out = Vec::new();
+        let n = encode_bdat(b"a\n.b\rc", &mut out);
+        assert_eq!(out, b"a\r\n.b\r\nc\r\n");
+        assert_eq!(n, out.len());
     }
 
     #[test]

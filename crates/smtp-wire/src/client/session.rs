@@ -122,6 +122,8 @@ pub(crate) enum Awaiting {
     DataDot,
     /// The dot sent after a DATA that should have been refused; its reply is ignored.
     EmptyDot,
+    /// `BDAT n LAST` with the whole content (RFC 3030): its reply ends the transaction.
+    Bdat,
     Reset,
     Quit,
 }
@@ -211,7 +213,7 @@ impl ClientSession {
             Some(Awaiting::Mail) => Stage::MailFrom,
             Some(Awaiting::Rcpt(_)) => Stage::RcptTo,
             Some(Awaiting::Data) => Stage::Data,
-            Some(Awaiting::DataDot | Awaiting::EmptyDot) => Stage::DataDot,
+            Some(Awaiting::DataDot | Awaiting::EmptyDot | Awaiting::Bdat) => Stage::DataDot,
             Some(Awaiting::Reset) => Stage::Reset,
             Some(Awaiting::Quit) => Stage::Quit,
         }
@@ -281,7 +283,12 @@ impl ClientSession {
         for (i, rcpt) in message.recipients.iter().enumerate() {
             unsent.push_back((Awaiting::Rcpt(i), rcpt_command(rcpt, caps)));
         }
-        unsent.push_back((Awaiting::Data, "DATA".to_string()));
+        // With PIPELINING and CHUNKING the whole message is one write and one round trip:
+        // MAIL, RCPTs and `BDAT n LAST` with the content (RFC 3030 §4.2).
+        let chunked = caps.pipelining && caps.chunking;
+        if !chunked {
+            unsent.push_back((Awaiting::Data, "DATA".to_string()));
+        }
         let pipelined = caps.pipelining;
         self.txn = Some(Txn {
             content,
@@ -293,6 +300,18 @@ impl ClientSession {
             dot_sent: false,
         });
         self.send_next_commands();
+        if chunked {
+            self.send_bdat();
+        }
+    }
+
+    fn send_bdat(&mut self) {
+        let Some(txn) = self.txn.as_mut() else { return };
+        let content = std::mem::take(&mut txn.content);
+        let mut chunk = Vec::with_capacity(content.len() + content.len() / 64 + 8);
+        let len = crate::client::content::encode_bdat(&content, &mut chunk);
+        self.command(Awaiting::Bdat, &format!("BDAT {len} LAST"));
+        self.output.extend_from_slice(&chunk);
     }
 
     pub(crate) fn send_next_commands(&mut self) {
@@ -364,9 +383,11 @@ impl ClientSession {
             }
             Awaiting::StartTls if reply.code == 220 => self.ready.push_back(ClientEvent::TlsReady),
             Awaiting::StartTls => self.ready.push_back(ClientEvent::StartTlsRefused(reply)),
-            Awaiting::Mail | Awaiting::Rcpt(_) | Awaiting::Data | Awaiting::DataDot => {
-                self.on_transaction_reply(awaiting, reply)
-            }
+            Awaiting::Mail
+            | Awaiting::Rcpt(_)
+            | Awaiting::Data
+            | Awaiting::DataDot
+            | Awaiting::Bdat => self.on_transaction_reply(awaiting, reply),
             Awaiting::EmptyDot => self.finish_transaction(),
             Awaiting::Reset if reply.code == 250 => {
                 if let Some(outcome) = self.pending_outcome.take() {

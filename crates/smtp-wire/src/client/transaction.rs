@@ -55,6 +55,13 @@ impl ClientSession {
                 txn.data = Some(reply);
                 self.finish_transaction();
             }
+            Awaiting::Bdat => {
+                // A refused LAST chunk (e.g. no valid recipients) leaves the server expecting
+                // RSET; an accepted one completes the transaction.
+                txn.dot_sent = positive(Some(&reply));
+                txn.data = Some(reply);
+                self.finish_transaction();
+            }
             _ => {}
         }
     }
