@@ -19,14 +19,27 @@ use crate::harness::TestServer;
 const CLIENTS: usize = 8;
 const KILLS: usize = 5;
 
-fn body(client: usize, n: usize) -> Vec<u8> {
-    let filler = "0123456789abcdef".repeat(40 + (client * 7 + n) % 60);
+pub(crate) fn body(client: usize, n: usize) -> Vec<u8> {
+    // Lines of 64 characters: RFC 5321 §4.5.3.1.6 limits them to 998, and real receivers
+    // (aiosmtpd in the delivery crash test) refuse longer ones.
+    let filler = "0123456789abcdef"
+        .repeat(40 + (client * 7 + n) % 60)
+        .as_bytes()
+        .chunks(64)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join("\r\n");
     format!("Subject: crash {client}/{n}\r\nMessage-ID: <c{client}n{n}@crash.test>\r\n\r\n{filler}\r\nend {client}/{n}\r\n")
         .into_bytes()
 }
 
 /// Sends messages until `stop`; returns (queue id, body) for every 250 received.
-fn client_loop(addr: SocketAddr, client: usize, stop: Arc<AtomicBool>) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn client_loop(
+    addr: SocketAddr,
+    client: usize,
+    stop: Arc<AtomicBool>,
+    rcpt: &str,
+) -> Vec<(String, Vec<u8>)> {
     let mut acked = Vec::new();
     let mut n = 0;
     while !stop.load(Ordering::Relaxed) {
@@ -62,7 +75,7 @@ fn client_loop(addr: SocketAddr, client: usize, stop: Arc<AtomicBool>) -> Vec<(S
             let content = body(client, n);
             n += 1;
             let mut wire =
-                format!("MAIL FROM:<c{client}@crash.test>\r\nRCPT TO:<r@example.com>\r\nDATA\r\n")
+                format!("MAIL FROM:<c{client}@crash.test>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n")
                     .into_bytes();
             if writer.write_all(&wire).is_err() {
                 break;
@@ -98,7 +111,7 @@ fn sigkill_under_load_loses_no_acknowledged_message() {
         .map(|c| {
             let (addr, stop, acked) = (server.smtp, stop.clone(), acked.clone());
             std::thread::spawn(move || {
-                let mine = client_loop(addr, c, stop);
+                let mine = client_loop(addr, c, stop, "r@example.com");
                 acked.lock().expect("acked").extend(mine);
             })
         })

@@ -10,5 +10,6 @@ mod crash;
 mod faults;
 mod limits;
 mod relay;
+mod relay_crash;
 mod shutdown;
 mod smuggling;
