@@ -91,6 +91,31 @@ async fn metrics_text(State(state): State<AdminState>) -> Response {
     } else {
         0.0
     });
+    if let Some(engine) = &state.delivery {
+        let g = engine.gauges();
+        for (name, value) in [
+            ("ready", g.ready),
+            ("deferred", g.deferred),
+            ("held", g.held),
+        ] {
+            metrics::gauge!("tsubame_delivery_queue_recipients", "state" => name).set(value as f64);
+        }
+        metrics::gauge!("tsubame_delivery_in_flight").set(g.in_flight_parts as f64);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let age = g.oldest_ms.map_or(0, |o| now_ms.saturating_sub(o)) as f64 / 1000.0;
+        metrics::gauge!("tsubame_delivery_oldest_age_seconds").set(age);
+        for (site, ready, _connections, held) in g.sites {
+            metrics::gauge!("tsubame_delivery_site_ready_recipients", "site" => site.clone())
+                .set(ready as f64);
+            metrics::gauge!("tsubame_delivery_site_held", "site" => site).set(if held {
+                1.0
+            } else {
+                0.0
+            });
+        }
+    }
     let body = (state.metrics)();
     (
         [(

@@ -79,7 +79,51 @@ fn note(entry: &mut DomainSummary, part: &Part) {
     }
 }
 
+/// Totals for the metrics endpoint, without the per-domain breakdown.
+#[derive(Debug, Clone, Default)]
+pub struct Gauges {
+    pub ready: u64,
+    pub deferred: u64,
+    pub held: u64,
+    pub in_flight_parts: u64,
+    /// Acceptance time of the oldest queued message, Unix ms.
+    pub oldest_ms: Option<u64>,
+    /// Per site: name, ready recipients, open connections, held (paused/suspended/backing off).
+    pub sites: Vec<(String, u64, u32, bool)>,
+}
+
 impl Engine {
+    /// Queue totals for /metrics: one pass, no per-domain maps.
+    pub fn gauges(&self) -> Gauges {
+        let now = Instant::now();
+        let mut state = self.inner.lock();
+        let mut g = Gauges {
+            in_flight_parts: state.in_flight,
+            ..Gauges::default()
+        };
+        let mut oldest = u64::MAX;
+        for site in state.sites.values_mut() {
+            let ready: u64 = site.ready.iter().map(|p| p.rcpts.len() as u64).sum();
+            if let Some(p) = site.ready.iter().map(|p| p.received_ms).min() {
+                oldest = oldest.min(p);
+            }
+            g.ready += ready;
+            let held = site.hold(now).is_some();
+            g.sites
+                .push((site.name.to_string(), ready, site.connections, held));
+        }
+        for part in state.timers.values() {
+            g.deferred += part.rcpts.len() as u64;
+            oldest = oldest.min(part.received_ms);
+        }
+        for part in state.held.values().flatten() {
+            g.held += part.rcpts.len() as u64;
+            oldest = oldest.min(part.received_ms);
+        }
+        g.oldest_ms = (oldest != u64::MAX).then_some(oldest);
+        g
+    }
+
     /// The queue by site and by domain.
     pub fn summary(&self) -> QueueSummary {
         let now = Instant::now();

@@ -19,7 +19,7 @@ use smtp_wire::Reply;
 use spool::{MessageId, Spool};
 use tokio::sync::Notify;
 
-pub use control::{DomainSummary, QueueSummary, SiteSummary};
+pub use control::{DomainSummary, Gauges, QueueSummary, SiteSummary};
 
 use crate::connection::ClientTimeouts;
 use crate::events::EventLog;
