@@ -64,9 +64,12 @@ impl ClientTimeouts {
             Stage::RcptTo => self.rcpt,
             Stage::Data => self.data,
             Stage::DataDot => self.data_dot,
-            Stage::Hello | Stage::StartTls | Stage::Reset | Stage::Quit | Stage::Idle => {
-                self.command
-            }
+            Stage::Hello
+            | Stage::StartTls
+            | Stage::Auth
+            | Stage::Reset
+            | Stage::Quit
+            | Stage::Idle => self.command,
         }
     }
 }
@@ -80,6 +83,26 @@ pub struct Destination {
     pub host_name: String,
     /// TLS handling.
     pub tls: TlsPolicy,
+    /// SMTP AUTH credentials (smarthosts); sent only under TLS.
+    pub auth: Option<Credentials>,
+}
+
+/// A user name and password for SMTP AUTH.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the password, whatever logs a route.
+        write!(
+            f,
+            "Credentials {{ user: {:?}, password: \"***\" }}",
+            self.user
+        )
+    }
 }
 
 /// Why a connection could not be used. Each maps to a deferral or bounce category.
@@ -97,6 +120,9 @@ pub enum ConnectionError {
     /// TLS was required but not offered, refused, or the handshake/verification failed.
     #[error("TLS required: {0}")]
     Tls(String),
+    /// AUTH was refused, or the server offers no mechanism we speak.
+    #[error("authentication failed: {}", .0.summary())]
+    Auth(Reply),
     /// No reply within the stage's timeout.
     #[error("timed out waiting in stage {0:?}")]
     Timeout(Stage),
@@ -151,6 +177,9 @@ impl Connection {
         if destination.tls != TlsPolicy::Disabled {
             conn.negotiate_tls(destination, tls).await?;
         }
+        if let Some(credentials) = &destination.auth {
+            conn.authenticate(credentials).await?;
+        }
         Ok(conn)
     }
 
@@ -163,6 +192,34 @@ impl Connection {
     /// What the server offered (after TLS, if negotiated).
     pub fn capabilities(&self) -> &smtp_wire::client::Capabilities {
         self.session.capabilities()
+    }
+
+    async fn authenticate(&mut self, credentials: &Credentials) -> Result<(), ConnectionError> {
+        if self.tls_version.is_none() {
+            self.quit().await;
+            return Err(ConnectionError::Tls(
+                "credentials are only sent under TLS, and TLS is not active".into(),
+            ));
+        }
+        if !self
+            .session
+            .authenticate(&credentials.user, &credentials.password)
+        {
+            self.quit().await;
+            return Err(ConnectionError::Auth(Reply::new(
+                530,
+                (5, 7, 0),
+                "server offers no AUTH mechanism we support (PLAIN, LOGIN)",
+            )));
+        }
+        match self.next_event().await? {
+            ClientEvent::Ready => Ok(()),
+            ClientEvent::Failed(ClientFailure::Auth(reply)) => {
+                self.quit().await;
+                Err(ConnectionError::Auth(reply))
+            }
+            other => Err(unexpected(other)),
+        }
     }
 
     async fn expect_ready(&mut self) -> Result<(), ConnectionError> {

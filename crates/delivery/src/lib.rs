@@ -16,6 +16,6 @@ pub mod route;
 pub mod shaping;
 mod tls;
 
-pub use connection::{ClientTimeouts, Connection, ConnectionError, Destination};
+pub use connection::{ClientTimeouts, Connection, ConnectionError, Credentials, Destination};
 pub use engine::{DeliveryConfig, Engine};
 pub use tls::{TlsClients, TlsPolicy};

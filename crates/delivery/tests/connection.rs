@@ -78,6 +78,7 @@ fn destination(addr: SocketAddr, tls: TlsPolicy) -> Destination {
         addr,
         host_name: "mx.receiver.test".into(),
         tls,
+        auth: None,
     }
 }
 
@@ -377,4 +378,79 @@ async fn pipelined_delivery_to_postfix_smtp_sink() {
         );
     }
     conn.quit().await;
+}
+
+/// A smarthost that wants AUTH: our own server with relaying only for authenticated users.
+#[tokio::test]
+async fn smarthost_auth_over_starttls_and_refusals() {
+    // 127.0.0.2/32 is trusted; we connect from 127.0.0.1, so relaying needs AUTH.
+    let smarthost = receiver(true, 100, "127.0.0.2/32").await;
+    let users = smarthost._dir.path().join("users");
+    tokio::task::spawn_blocking(move || {
+        smtp_server::users::add(&users, "relay-user", "s3cret pass")
+    })
+    .await
+    .expect("join")
+    .expect("add user");
+    // Password hashing (argon2) in a debug build takes longer than quick() allows.
+    let patient = ClientTimeouts {
+        command: Duration::from_secs(30),
+        ..quick()
+    };
+    let with_auth = |password: &str, tls: TlsPolicy| Destination {
+        auth: Some(delivery::Credentials {
+            user: "relay-user".into(),
+            password: password.into(),
+        }),
+        ..destination(smarthost.addr, tls)
+    };
+
+    let mut conn = Connection::open(
+        &with_auth("s3cret pass", TlsPolicy::Required),
+        "out.test",
+        patient,
+        &TlsClients::new(),
+    )
+    .await
+    .expect("authenticated");
+    let outcome = conn
+        .deliver(
+            &message(&["far@away.test"]),
+            b"Subject: relayed\r\n\r\nhi\r\n".to_vec(),
+        )
+        .await
+        .expect("deliver");
+    assert_eq!(outcome.recipients[0].code, 250);
+    conn.quit().await;
+    let queued = smarthost.spool.list(None, 10);
+    let (envelope, _, _) = smarthost.spool.read(queued[0].id).expect("read");
+    assert_eq!(envelope.auth_user.as_deref(), Some("relay-user"));
+
+    match Connection::open(
+        &with_auth("wrong", TlsPolicy::Required),
+        "out.test",
+        patient,
+        &TlsClients::new(),
+    )
+    .await
+    {
+        Err(ConnectionError::Auth(reply)) => assert_eq!(reply.code, 535, "{reply:?}"),
+        other => panic!("expected an AUTH refusal, got {:?}", other.err()),
+    }
+    // Credentials never go out in clear text.
+    match Connection::open(
+        &with_auth("s3cret pass", TlsPolicy::Disabled),
+        "out.test",
+        patient,
+        &TlsClients::new(),
+    )
+    .await
+    {
+        Err(ConnectionError::Tls(why)) => assert!(why.contains("only sent under TLS"), "{why}"),
+        other => panic!(
+            "expected a refusal to authenticate in clear, got {:?}",
+            other.err()
+        ),
+    }
+    assert!(!format!("{:?}", with_auth("s3cret pass", TlsPolicy::Required)).contains("s3cret"));
 }

@@ -499,6 +499,7 @@ async fn tls_required_but_not_offered_defers_as_a_tls_failure() {
                 port,
             }],
             tls: Some(TlsPolicy::Required),
+            auth: None,
         });
         c.retry.initial = Duration::from_secs(60);
     })

@@ -141,6 +141,7 @@ async fn unreachable_resolver_is_a_temporary_failure_and_static_routes_need_no_d
             port: 2600,
         }],
         tls: Some(TlsPolicy::Required),
+        auth: None,
     }];
     let r = router(dns, statics);
     match r.route("example.test").await {

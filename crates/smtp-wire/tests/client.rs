@@ -419,3 +419,32 @@ fn chunking_sends_the_whole_message_in_one_write_with_bdat_last() {
     let events = server_says(&mut client, "250 2.0.0 reset\r\n");
     assert_eq!(codes(&events[0]), vec![550]);
 }
+
+#[test]
+fn auth_login_when_plain_is_not_offered_and_refusal() {
+    let mut client = ready("250-mx.test\r\n250 AUTH LOGIN\r\n");
+    assert!(client.authenticate("user", "pa ss"));
+    assert_eq!(written(&mut client), "AUTH LOGIN\r\n");
+    assert_eq!(client.stage(), Stage::Auth);
+    assert!(server_says(&mut client, "334 VXNlcm5hbWU6\r\n").is_empty());
+    assert_eq!(written(&mut client), "dXNlcg==\r\n");
+    assert!(server_says(&mut client, "334 UGFzc3dvcmQ6\r\n").is_empty());
+    assert_eq!(written(&mut client), "cGEgc3M=\r\n");
+    assert_eq!(
+        server_says(&mut client, "235 2.7.0 Authentication successful\r\n"),
+        vec![ClientEvent::Ready]
+    );
+
+    let mut client = ready("250-mx.test\r\n250 AUTH PLAIN LOGIN\r\n");
+    assert!(client.authenticate("user", "bad"));
+    assert_eq!(written(&mut client), "AUTH PLAIN AHVzZXIAYmFk\r\n");
+    let events = server_says(
+        &mut client,
+        "535 5.7.8 Authentication credentials invalid\r\n",
+    );
+    assert!(matches!(&events[0], ClientEvent::Failed(ClientFailure::Auth(r)) if r.code == 535));
+
+    let mut client = ready("250-mx.test\r\n250 AUTH CRAM-MD5\r\n");
+    assert!(!client.authenticate("user", "x"), "no mechanism we speak");
+    assert_eq!(written(&mut client), "");
+}

@@ -99,6 +99,7 @@ async fn connect(inner: &Inner, route: &Route) -> Result<Open, Reply> {
                 addr: SocketAddr::new(ip, host.port),
                 host_name: host.host.clone(),
                 tls: route.tls,
+                auth: route.auth.clone(),
             };
             match Connection::open(
                 &destination,
@@ -135,6 +136,12 @@ pub(crate) fn connection_error_reply(err: &ConnectionError, host: &str) -> Reply
             format!("connect to {host}[{addr}] failed: {source}"),
         ),
         ConnectionError::Tls(why) => Reply::new(451, (4, 7, 10), format!("TLS with {host}: {why}")),
+        // A refused login is a configuration problem to fix, not a reason to bounce mail.
+        ConnectionError::Auth(reply) => Reply::new(
+            451,
+            (4, 7, 8),
+            format!("authentication to {host} failed: {}", reply.summary()),
+        ),
         ConnectionError::Timeout(stage) => Reply::new(
             451,
             (4, 4, 2),

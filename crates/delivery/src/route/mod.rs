@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::connection::Credentials;
 use crate::tls::TlsPolicy;
 use dns::{Dns, MxAnswer};
 
@@ -90,6 +91,8 @@ pub struct StaticRoute {
     pub hosts: Vec<HostPort>,
     /// TLS policy for this route; the default policy when `None`.
     pub tls: Option<TlsPolicy>,
+    /// SMTP AUTH towards these hosts (requires TLS).
+    pub auth: Option<Credentials>,
 }
 
 /// Where a domain's mail goes.
@@ -100,6 +103,7 @@ pub struct Route {
     /// Hosts in the order to try them.
     pub hosts: Vec<HostPort>,
     pub tls: TlsPolicy,
+    pub auth: Option<Credentials>,
 }
 
 /// Why a domain cannot be routed.
@@ -204,6 +208,7 @@ impl Router {
             site: Arc::from(format!("route:{}", hosts.join(",")).as_str()),
             hosts: route.hosts.clone(),
             tls: route.tls.unwrap_or(self.config.default_tls),
+            auth: route.auth.clone(),
         }
     }
 
@@ -224,6 +229,7 @@ impl Router {
                         })
                         .collect(),
                     tls: self.config.default_tls,
+                    auth: None,
                 };
                 Ok((route, until))
             }

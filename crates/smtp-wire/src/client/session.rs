@@ -83,6 +83,8 @@ pub enum ClientFailure {
     Protocol(ReplyError),
     /// The connection closed while a reply was awaited, in this stage.
     ConnectionLost(Stage),
+    /// AUTH was refused (e.g. 535 5.7.8).
+    Auth(Reply),
 }
 
 /// Where the session is waiting; the driver picks its timeout from this (RFC 5321 §4.5.3.2).
@@ -94,6 +96,8 @@ pub enum Stage {
     Hello,
     /// STARTTLS sent.
     StartTls,
+    /// AUTH in progress.
+    Auth,
     /// MAIL FROM sent.
     MailFrom,
     /// RCPT TO sent.
@@ -124,6 +128,12 @@ pub(crate) enum Awaiting {
     EmptyDot,
     /// `BDAT n LAST` with the whole content (RFC 3030): its reply ends the transaction.
     Bdat,
+    /// AUTH LOGIN sent; the 334 asks for the user name.
+    AuthLoginUser,
+    /// User name sent; the 334 asks for the password.
+    AuthLoginPassword,
+    /// The last AUTH step sent; 235 means authenticated.
+    AuthDone,
     Reset,
     Quit,
 }
@@ -146,6 +156,8 @@ pub struct ClientSession {
     /// Events ready to hand out before processing more input.
     pub(crate) ready: std::collections::VecDeque<ClientEvent>,
     closed: bool,
+    /// AUTH LOGIN's encoded user and password while the exchange runs.
+    pub(crate) auth_login: Option<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -175,6 +187,7 @@ impl ClientSession {
             pending_outcome: None,
             ready: Default::default(),
             closed: false,
+            auth_login: None,
         }
     }
 
@@ -210,6 +223,9 @@ impl ClientSession {
             Some(Awaiting::Banner) => Stage::Banner,
             Some(Awaiting::Ehlo | Awaiting::Helo) => Stage::Hello,
             Some(Awaiting::StartTls) => Stage::StartTls,
+            Some(Awaiting::AuthLoginUser | Awaiting::AuthLoginPassword | Awaiting::AuthDone) => {
+                Stage::Auth
+            }
             Some(Awaiting::Mail) => Stage::MailFrom,
             Some(Awaiting::Rcpt(_)) => Stage::RcptTo,
             Some(Awaiting::Data) => Stage::Data,
@@ -352,6 +368,10 @@ impl ClientSession {
         }
     }
 
+    pub(crate) fn fail_with(&mut self, failure: ClientFailure) {
+        self.fail(failure);
+    }
+
     fn fail(&mut self, failure: ClientFailure) {
         self.closed = true;
         self.awaiting.clear();
@@ -389,6 +409,9 @@ impl ClientSession {
             | Awaiting::DataDot
             | Awaiting::Bdat => self.on_transaction_reply(awaiting, reply),
             Awaiting::EmptyDot => self.finish_transaction(),
+            Awaiting::AuthLoginUser | Awaiting::AuthLoginPassword | Awaiting::AuthDone => {
+                self.on_auth_reply(awaiting, reply)
+            }
             Awaiting::Reset if reply.code == 250 => {
                 if let Some(outcome) = self.pending_outcome.take() {
                     self.ready.push_back(ClientEvent::Transaction(outcome));

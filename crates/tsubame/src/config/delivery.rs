@@ -10,7 +10,7 @@ use ::delivery::outcome::retry::RetryPolicy;
 use ::delivery::route::dns::{DnsConfig, NameServers};
 use ::delivery::route::{DomainPattern, HostPort, RoutingConfig, StaticRoute};
 use ::delivery::shaping::Shaping;
-use ::delivery::{ClientTimeouts, TlsPolicy};
+use ::delivery::{ClientTimeouts, Credentials, TlsPolicy};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
@@ -54,6 +54,9 @@ pub struct RawRoute {
     pub domains: Vec<String>,
     pub hosts: Vec<String>,
     pub tls: Option<String>,
+    pub auth_user: Option<String>,
+    pub auth_password: Option<String>,
+    pub auth_password_file: Option<PathBuf>,
 }
 
 /// Validated delivery settings.
@@ -102,6 +105,39 @@ fn host_port(key: &str, text: &str) -> anyhow::Result<HostPort> {
         host: host.to_ascii_lowercase(),
         port,
     })
+}
+
+/// SMTP AUTH for a route: a user and exactly one of password / password file; never over a
+/// route whose TLS is disabled.
+fn route_auth(route: &RawRoute, at: &str, tls: TlsPolicy) -> anyhow::Result<Option<Credentials>> {
+    let password = match (&route.auth_password, &route.auth_password_file) {
+        (None, None) => None,
+        (Some(p), None) => Some(p.clone()),
+        (None, Some(path)) => Some(
+            read_file(&format!("{at}.auth_password_file"), path)?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+        ),
+        (Some(_), Some(_)) => {
+            bail!("{at}: give auth_password or auth_password_file, not both")
+        }
+    };
+    match (&route.auth_user, password) {
+        (None, None) => Ok(None),
+        (Some(user), Some(password)) => {
+            if tls == TlsPolicy::Disabled {
+                bail!(
+                    "{at}.tls: AUTH credentials are only sent under TLS; use \"required\" or \"verify\""
+                );
+            }
+            Ok(Some(Credentials {
+                user: user.clone(),
+                password,
+            }))
+        }
+        (Some(_), None) => bail!("{at}: auth_user needs auth_password or auth_password_file"),
+        (None, Some(_)) => bail!("{at}: a password needs auth_user"),
+    }
 }
 
 fn read_file(key: &str, path: &Path) -> anyhow::Result<String> {
@@ -159,6 +195,7 @@ pub fn validate(
             .as_deref()
             .map(|t| tls_policy(&format!("{at}.tls"), t))
             .transpose()?;
+        let auth = route_auth(route, &at, tls.unwrap_or(default_tls))?;
         for (j, d) in route.domains.iter().enumerate() {
             let pattern =
                 DomainPattern::parse(d).map_err(|e| anyhow::anyhow!("{at}.domains[{j}]: {e}"))?;
@@ -166,6 +203,7 @@ pub fn validate(
                 pattern,
                 hosts: hosts.clone(),
                 tls,
+                auth: auth.clone(),
             });
         }
     }
@@ -245,4 +283,46 @@ pub fn validate(
                 .then(|| data_dir.join("events").join("delivery.jsonl")),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> anyhow::Result<Delivery> {
+        let raw: RawDelivery = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        validate(&raw, "mx.test", Path::new("/tmp/data"))
+    }
+
+    #[test]
+    fn routes_with_auth_need_tls_and_a_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "p4ss\n").unwrap();
+        let ok = parse(&format!(
+            "[[route]]\ndomains = [\"*\"]\nhosts = [\"smarthost.example:587\"]\ntls = \"verify\"\n\
+             auth_user = \"me\"\nauth_password_file = {:?}\n",
+            secret.display().to_string()
+        ))
+        .unwrap();
+        let route = &ok.engine.routing.statics[0];
+        assert_eq!(
+            route.auth.as_ref().map(|a| a.password.as_str()),
+            Some("p4ss")
+        );
+        assert_eq!(route.hosts[0].port, 587);
+
+        let clear = parse(
+            "[[route]]\ndomains = [\"*\"]\nhosts = [\"h:25\"]\ntls = \"disabled\"\nauth_user = \"me\"\nauth_password = \"x\"\n",
+        )
+        .unwrap_err();
+        assert!(clear.to_string().contains("route[0].tls"), "{clear}");
+        let half = parse("[[route]]\ndomains = [\"*\"]\nhosts = [\"h\"]\nauth_user = \"me\"\n")
+            .unwrap_err();
+        assert!(half.to_string().contains("auth_password"), "{half}");
+        let bad = parse("[[route]]\ndomains = [\"bad domain\"]\nhosts = [\"h\"]\n").unwrap_err();
+        assert!(bad.to_string().contains("route[0].domains[0]"), "{bad}");
+        let bad = parse("retry_factor = 50.0\n").unwrap_err();
+        assert!(bad.to_string().contains("delivery.retry_factor"), "{bad}");
+    }
 }
