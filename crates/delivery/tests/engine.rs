@@ -19,6 +19,7 @@ struct Rig {
     spool: Spool,
     engine: Engine,
     dir: tempfile::TempDir,
+    config: DeliveryConfig,
     _dns: TestDns,
 }
 
@@ -83,16 +84,34 @@ async fn rig(dns: TestDns, mx_port: u16, tweak: impl FnOnce(&mut DeliveryConfig)
         events_file: Some(dir.path().join("events.jsonl")),
     };
     tweak(&mut config);
-    let engine = Engine::start(spool.clone(), config).expect("engine");
+    let engine = Engine::start(spool.clone(), config.clone()).expect("engine");
     Rig {
         spool,
         engine,
         dir,
+        config,
         _dns: dns,
     }
 }
 
 impl Rig {
+    /// Stops the engine and the spool, then opens both again on the same directory.
+    async fn restart(&mut self) {
+        self.engine.shutdown(Duration::from_secs(5)).await;
+        let spool = self.spool.clone();
+        tokio::task::spawn_blocking(move || spool.shutdown())
+            .await
+            .expect("join");
+        let (spool, _) = Spool::open(&SpoolConfig {
+            dir: self.dir.path().join("spool"),
+            segment_bytes_max: 64 << 20,
+            batch_bytes_max: 4 << 20,
+        })
+        .expect("reopen spool");
+        self.engine = Engine::start(spool.clone(), self.config.clone()).expect("engine");
+        self.spool = spool;
+    }
+
     async fn submit(&self, sender: &str, rcpts: &[&str], notify: u8, ret: u8) -> MessageId {
         let id = self.spool.next_id();
         let envelope = Envelope {
@@ -724,6 +743,70 @@ async fn a_pooled_connection_closed_by_the_server_is_replaced_without_a_deferral
             .iter()
             .all(|e| e["outcome"] == "delivered" && e["attempt"] == 1),
         "no deferral, no attempt counted: {events:?}"
+    );
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_the_retry_schedule_and_attempt_count() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let (_sink, port) = sink_on(&["127.0.0.1"], SinkOptions::default(), sink_dir.path());
+    let mut rig = rig(start_dns(&[]).await, port, |c| {
+        c.retry.initial = Duration::from_secs(2);
+    })
+    .await;
+    let id = rig
+        .submit("sender@senders.test", &["flaky@sink.test"], 0, 0)
+        .await;
+    let first = wait_for(Duration::from_secs(5), || {
+        rig.engine
+            .summary()
+            .domains
+            .first()
+            .and_then(|d| d.next_attempt_ms)
+    })
+    .await;
+    // Wait until the schedule is on disk (it is written after the deferral is settled).
+    wait_for(Duration::from_secs(5), || {
+        rig.spool
+            .list(None, 10)
+            .first()
+            .filter(|m| m.attempts == 1)
+            .map(|_| ())
+    })
+    .await;
+    rig.restart().await;
+    // Still on the timer after the restart, for the same time, not retried at once.
+    let domain = wait_for(Duration::from_secs(2), || {
+        rig.engine
+            .summary()
+            .domains
+            .into_iter()
+            .find(|d| d.deferred_recipients == 1)
+    })
+    .await;
+    let next = domain.next_attempt_ms.expect("next attempt");
+    assert!(
+        next.abs_diff(first) < 50,
+        "schedule kept: {next} vs {first}"
+    );
+    assert_eq!(rig.pending(id), Some(1));
+    // flaky@ is accepted on the second try, which is attempt 2 after the restart.
+    rig.wait_gone(id, Duration::from_secs(10)).await;
+    let events = wait_for(Duration::from_secs(2), || {
+        let e = rig.events();
+        e.iter().any(|e| e["outcome"] == "delivered").then_some(e)
+    })
+    .await;
+    let delivered = events.iter().find(|e| e["outcome"] == "delivered").unwrap();
+    assert_eq!(
+        delivered["attempt"], 2,
+        "attempt count carried over the restart"
+    );
+    let delay = delivered["time_ms"].as_u64().unwrap().saturating_sub(first);
+    assert!(
+        delay < 1000,
+        "retried when scheduled, not later: {delay} ms"
     );
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }

@@ -21,6 +21,9 @@ pub(crate) struct Entry {
     pub rcpt_total: u32,
     /// Bit set of finished recipients; `None` until the first one finishes.
     pub done: Option<Box<[u64]>>,
+    /// Delivery attempts so far and the next one (Unix ms), from the last Deferred record.
+    pub attempts: u32,
+    pub next_attempt_ms: u64,
 }
 
 impl Entry {
@@ -123,6 +126,15 @@ impl Index {
         self.note_ref(record_segment, segment);
     }
 
+    /// Applies a Deferred record. It pins no segment: if its segment is reclaimed first the
+    /// message is merely retried sooner after a restart.
+    pub fn deferred(&mut self, id: MessageId, attempts: u32, next_attempt_ms: u64) {
+        if let Some(entry) = self.messages.get_mut(&id) {
+            entry.attempts = attempts;
+            entry.next_attempt_ms = next_attempt_ms;
+        }
+    }
+
     /// Applies a Removed record written in `record_segment`.
     pub fn remove(&mut self, id: MessageId, record_segment: u64) {
         let Some(entry) = self.messages.remove(&id) else {
@@ -176,6 +188,8 @@ mod tests {
             content_bytes: 5,
             rcpt_total: rcpts,
             done: None,
+            attempts: 0,
+            next_attempt_ms: 0,
         }
     }
 

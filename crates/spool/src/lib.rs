@@ -158,6 +158,10 @@ pub struct MessageInfo {
     pub recipients: u32,
     /// Recipients not yet final.
     pub recipients_pending: u32,
+    /// Delivery attempts recorded by [`Spool::deferred`] (0 when never deferred).
+    pub attempts: u32,
+    /// When delivery wants to try again, Unix ms (0 when never deferred).
+    pub next_attempt_ms: u64,
 }
 
 /// Handle to an open spool; cheap to clone.
@@ -301,6 +305,26 @@ impl Spool {
             .await
     }
 
+    /// Records that delivery deferred the message, so a restart keeps its retry schedule.
+    pub async fn deferred(
+        &self,
+        id: MessageId,
+        attempts: u32,
+        next_attempt_ms: u64,
+    ) -> Result<(), SpoolError> {
+        let op = IndexOp::Deferred {
+            id,
+            attempts,
+            next_attempt_ms,
+        };
+        let record = Record::Deferred {
+            id,
+            attempts,
+            next_attempt_ms,
+        };
+        self.append(&record, &[], op, 48).await
+    }
+
     /// Durably removes a finished message.
     pub async fn remove(&self, id: MessageId) -> Result<(), SpoolError> {
         self.append(&Record::Removed { id }, &[], IndexOp::Remove { id }, 32)
@@ -347,6 +371,8 @@ impl Spool {
                 content_bytes: e.content_bytes,
                 recipients: e.rcpt_total,
                 recipients_pending: e.rcpt_pending(),
+                attempts: e.attempts,
+                next_attempt_ms: e.next_attempt_ms,
             })
             .collect()
     }

@@ -30,11 +30,19 @@ pub enum Record {
     RecipientsDone { id: MessageId, indices: Vec<u32> },
     /// The message is finished and may be forgotten.
     Removed { id: MessageId },
+    /// Delivery deferred the message: attempts so far and when to try next (Unix ms). Only
+    /// a hint for scheduling after a restart; losing it means an earlier retry, nothing else.
+    Deferred {
+        id: MessageId,
+        attempts: u32,
+        next_attempt_ms: u64,
+    },
 }
 
 const KIND_MESSAGE: u8 = 1;
 const KIND_RECIPIENTS_DONE: u8 = 2;
 const KIND_REMOVED: u8 = 3;
+const KIND_DEFERRED: u8 = 4;
 
 /// Appends the framed record to `out`.
 #[cfg(any(test, feature = "fuzzing"))]
@@ -74,6 +82,16 @@ pub fn encode_with_prefix(record: &Record, prefix: &[u8], out: &mut Vec<u8>) {
         Record::Removed { id } => {
             out[start + 8] = KIND_REMOVED;
             out.extend_from_slice(&id.0.to_le_bytes());
+        }
+        Record::Deferred {
+            id,
+            attempts,
+            next_attempt_ms,
+        } => {
+            out[start + 8] = KIND_DEFERRED;
+            out.extend_from_slice(&id.0.to_le_bytes());
+            out.extend_from_slice(&attempts.to_le_bytes());
+            out.extend_from_slice(&next_attempt_ms.to_le_bytes());
         }
     }
     let payload_len = (out.len() - start - FRAME_HEADER_BYTES) as u32;
@@ -165,7 +183,22 @@ pub fn decode(kind: u8, payload: &[u8], with_content: bool) -> Result<Record, Sp
                 .collect();
             Ok(Record::RecipientsDone { id, indices })
         }
-        KIND_REMOVED => Ok(Record::Removed { id }),
+        KIND_REMOVED if rest.is_empty() => Ok(Record::Removed { id }),
+        KIND_REMOVED => Err(SpoolError::Corrupt("trailing bytes in a removal")),
+        KIND_DEFERRED => {
+            let fields: [u8; 12] = rest
+                .try_into()
+                .map_err(|_| SpoolError::Corrupt("deferral length"))?;
+            let mut attempts = [0u8; 4];
+            attempts.copy_from_slice(&fields[..4]);
+            let mut next = [0u8; 8];
+            next.copy_from_slice(&fields[4..]);
+            Ok(Record::Deferred {
+                id,
+                attempts: u32::from_le_bytes(attempts),
+                next_attempt_ms: u64::from_le_bytes(next),
+            })
+        }
         _ => Err(SpoolError::Corrupt("unknown record kind")),
     }
 }

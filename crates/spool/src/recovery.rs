@@ -118,12 +118,19 @@ fn replay(
                     content_bytes: (payload.len() - content_offset.min(payload.len())) as u32,
                     rcpt_total: envelope.recipients.len() as u32,
                     done: None,
+                    attempts: 0,
+                    next_attempt_ms: 0,
                 };
                 *max_id = (*max_id).max(Some(id));
                 index.insert(id, entry);
             }
             Record::RecipientsDone { id, indices } => index.recipients_done(id, &indices, number),
             Record::Removed { id } => index.remove(id, number),
+            Record::Deferred {
+                id,
+                attempts,
+                next_attempt_ms,
+            } => index.deferred(id, attempts, next_attempt_ms),
         }
         report.records += 1;
         offset += len;

@@ -405,3 +405,42 @@ fn envelope_only_reads_match_full_reads_for_small_and_huge_envelopes() {
     ));
     spool.shutdown();
 }
+
+#[test]
+fn deferral_state_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = rt();
+    let id = {
+        let (spool, _) = Spool::open(&config(dir.path(), 1 << 20)).expect("open");
+        let id = spool.next_id();
+        insert_now(&rt, &spool, id, envelope(2), body(3));
+        rt.block_on(spool.deferred(id, 3, 1_795_000_000_000))
+            .expect("deferred");
+        let listed = spool.list(None, 10);
+        assert_eq!(
+            (listed[0].attempts, listed[0].next_attempt_ms),
+            (3, 1_795_000_000_000)
+        );
+        spool.shutdown();
+        id
+    };
+    let (spool, _) = Spool::open(&config(dir.path(), 1 << 20)).expect("reopen");
+    let listed = spool.list(None, 10);
+    assert_eq!(listed[0].id, id);
+    assert_eq!(
+        (listed[0].attempts, listed[0].next_attempt_ms),
+        (3, 1_795_000_000_000)
+    );
+    let mut bytes = Vec::new();
+    let record = Record::Deferred {
+        id,
+        attempts: 7,
+        next_attempt_ms: 42,
+    };
+    record::encode(&record, &mut bytes);
+    let Framed::Ok { kind, payload, .. } = record::frame(&bytes) else {
+        panic!("frame")
+    };
+    assert_eq!(record::decode(kind, payload, true).expect("decode"), record);
+    spool.shutdown();
+}

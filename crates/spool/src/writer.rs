@@ -34,6 +34,11 @@ pub(crate) enum IndexOp {
     Remove {
         id: MessageId,
     },
+    Deferred {
+        id: MessageId,
+        attempts: u32,
+        next_attempt_ms: u64,
+    },
 }
 
 /// One framed record waiting to be written.
@@ -176,6 +181,8 @@ impl Writer {
                         content_bytes: *content_bytes,
                         rcpt_total: *rcpt_total,
                         done: None,
+                        attempts: 0,
+                        next_attempt_ms: 0,
                     };
                     index.insert(*id, entry);
                     inserted.push(*id);
@@ -187,6 +194,11 @@ impl Writer {
                     index.remove(*id, self.segment);
                     any_removal = true;
                 }
+                IndexOp::Deferred {
+                    id,
+                    attempts,
+                    next_attempt_ms,
+                } => index.deferred(*id, *attempts, *next_attempt_ms),
             }
         }
         drop(index);

@@ -150,8 +150,10 @@ impl Inner {
         ActiveGuard(self.clone())
     }
 
-    /// Splits a spooled message into parts (pending recipients by domain) and routes them.
-    fn admit(self: &Arc<Self>, id: MessageId) {
+    /// Splits a spooled message into parts (pending recipients by domain) and routes them,
+    /// or puts them on the retry timer when `schedule` (attempts, next attempt in Unix ms,
+    /// from the spool after a restart) says they were deferred.
+    fn admit(self: &Arc<Self>, id: MessageId, schedule: Option<(u32, u64)>) {
         if self.lock().messages.contains_key(&id) {
             return;
         }
@@ -187,7 +189,7 @@ impl Inner {
                     domain: domain.clone(),
                     sender: sender.clone(),
                     rcpts: slice.to_vec(),
-                    attempts: 0,
+                    attempts: schedule.map_or(0, |(attempts, _)| attempts),
                     received_ms: envelope.received_ms,
                     last_error: None,
                 });
@@ -206,6 +208,20 @@ impl Inner {
             return;
         }
         self.lock().add_message(id, parts.len() as u32);
+        let wait_ms = schedule.map_or(0, |(_, next)| next.saturating_sub(now_ms()));
+        if wait_ms > 0 {
+            let due = Instant::now() + Duration::from_millis(wait_ms);
+            let mut state = self.lock();
+            let mut earliest = false;
+            for part in parts {
+                earliest |= state.schedule(part, due);
+            }
+            drop(state);
+            if earliest {
+                self.timer_wake.notify_one();
+            }
+            return;
+        }
         for part in parts {
             self.route_part(part);
         }
@@ -321,7 +337,8 @@ async fn admit_backlog_then_arrivals(
         let Some(last) = page.last() else { break };
         after = Some(last.id);
         for info in &page {
-            inner.admit(info.id);
+            let schedule = (info.attempts > 0).then_some((info.attempts, info.next_attempt_ms));
+            inner.admit(info.id, schedule);
         }
         admitted += page.len() as u64;
         tokio::task::yield_now().await;
@@ -333,7 +350,7 @@ async fn admit_backlog_then_arrivals(
         if inner.lock().stopping {
             break;
         }
-        inner.admit(id);
+        inner.admit(id, None);
     }
 }
 

@@ -117,6 +117,7 @@ impl Inner {
         let last_error: Option<Arc<str>> = deferred
             .first()
             .map(|(_, r)| Arc::from(reply_text(r).as_str()));
+        let mut next_attempt = None;
         let message_finished = {
             let mut state = self.lock();
             if info.on_connection {
@@ -150,9 +151,11 @@ impl Inner {
                     last_error: last_error.clone(),
                     ..part.clone()
                 };
-                if state.schedule(retry, now + delay.min(latest)) {
+                let wait = delay.min(latest);
+                if state.schedule(retry, now + wait) {
                     self.timer_wake.notify_one();
                 }
+                next_attempt = Some((attempt, now_ms + wait.as_millis() as u64));
                 false
             }
         };
@@ -160,6 +163,18 @@ impl Inner {
             self.timer_wake.notify_one();
         }
         self.emit_events(&part, attempt, &info, &finals, &deferred, message_finished);
+        if let Some((attempts, next_ms)) = next_attempt {
+            // The schedule survives a restart; losing this record only means an earlier try.
+            let inner = self.clone();
+            let guard = self.guard();
+            let id = part.id;
+            tokio::spawn(async move {
+                let _guard = guard;
+                if let Err(err) = inner.spool.deferred(id, attempts, next_ms).await {
+                    tracing::debug!(%id, error = %err, "could not record the retry schedule");
+                }
+            });
+        }
         if finals.is_empty() && !message_finished {
             return;
         }
