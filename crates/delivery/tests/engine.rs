@@ -810,3 +810,101 @@ async fn a_restart_keeps_the_retry_schedule_and_attempt_count() {
     );
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }
+
+/// Seconds between the first and last recorded event of a kind at the sink.
+fn span(events: &[serde_json::Value], kind: &str) -> f64 {
+    let times: Vec<f64> = events
+        .iter()
+        .filter(|e| e["event"] == kind)
+        .filter_map(|e| e["t"].as_f64())
+        .collect();
+    let (min, max) = times
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
+    max - min
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_and_connection_rates_hold_at_the_sink() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let (sink, port) = sink_on(&["127.0.0.1"], SinkOptions::default(), sink_dir.path());
+    let rig = rig(start_dns(&[]).await, port, |c| {
+        c.shaping = Shaping::from_files(&[
+            "[default]\nmessage_rate = \"10/s\"\nconnection_rate = \"4/s\"\nmessages_per_connection = 2\nidle_timeout = \"200ms\"\n",
+        ])
+        .unwrap();
+    })
+    .await;
+    let mut ids = Vec::new();
+    for n in 0..24 {
+        ids.push(
+            rig.submit("sender@senders.test", &[&format!("ok{n}@sink.test")], 0, 0)
+                .await,
+        );
+    }
+    for id in &ids {
+        rig.wait_gone(*id, Duration::from_secs(20)).await;
+    }
+    let events = sink.events();
+    let messages = events.iter().filter(|e| e["event"] == "message").count();
+    let connections = events.iter().filter(|e| e["event"] == "connect").count();
+    assert_eq!(messages, 24);
+    assert!(
+        connections >= 12,
+        "2 messages per connection: {connections}"
+    );
+    // 10/s with a burst of 10: 24 messages need at least 1.4 s.
+    let message_span = span(&events, "message");
+    assert!(
+        message_span >= 1.2,
+        "messages spread over {message_span:.2} s"
+    );
+    // 4 connections/s with a burst of 4: 12+ connections need at least 2 s.
+    let connect_span = span(&events, "connect");
+    assert!(
+        connect_span >= 1.8,
+        "connections spread over {connect_span:.2} s"
+    );
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttle_rule_slows_the_site_for_its_duration() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let (sink, port) = sink_on(&["127.0.0.1"], SinkOptions::default(), sink_dir.path());
+    let rig = rig(start_dns(&[]).await, port, |c| {
+        c.shaping = Shaping::from_files(&[
+            "[default]\nidle_timeout = \"200ms\"\n[[rules]]\nname = \"slow down\"\ncode = \"421\"\npattern = \"TSS04\"\naction = \"throttle\"\nmessage_rate = \"5/s\"\nduration = \"30s\"\n",
+        ])
+        .unwrap();
+        c.retry.initial = Duration::from_secs(60);
+    })
+    .await;
+    rig.submit("sender@senders.test", &["tss04@sink.test"], 0, 0)
+        .await;
+    let summary = wait_for(Duration::from_secs(5), || {
+        let s = rig.engine.summary();
+        s.sites.iter().any(|s| s.throttle.is_some()).then_some(s)
+    })
+    .await;
+    assert_eq!(summary.sites[0].throttle.as_deref(), Some("slow down"));
+    let started = Instant::now();
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        ids.push(
+            rig.submit("sender@senders.test", &[&format!("ok{n}@sink.test")], 0, 0)
+                .await,
+        );
+    }
+    for id in &ids {
+        rig.wait_gone(*id, Duration::from_secs(10)).await;
+    }
+    // 5/s, starting from a drained bucket: 10 messages take well over a second.
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(sink.messages().len(), 10);
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}

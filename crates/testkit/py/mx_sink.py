@@ -14,7 +14,8 @@ Recipient local parts:
 
 Options:
   --listen HOST:PORT    (repeatable)
-  --record FILE         JSON lines: connect/disconnect (with the concurrent count), message
+  --record FILE         JSON lines: connect/disconnect (with the concurrent count), message;
+                        each with "t", the Unix time in seconds
   --tls CERT KEY        offer STARTTLS with this certificate
   --data-delay SECONDS  wait before answering the final dot (holds connections open)
   --greeting "421 ..."  answer every connection with this line and close (no SMTP at all)
@@ -25,6 +26,7 @@ import asyncio
 import json
 import ssl
 import sys
+import time
 
 from aiosmtpd.smtp import SMTP
 
@@ -33,6 +35,7 @@ state = {"concurrent": 0, "max_concurrent": 0, "seen": set(), "messages": 0}
 
 def record(out, **event):
     if out is not None:
+        event["t"] = time.time()
         out.write(json.dumps(event) + "\n")
         out.flush()
 

@@ -124,9 +124,7 @@ impl Site {
     }
 
     pub fn throttle(&mut self, rate: Rate, until: Instant, reason: String, now: Instant) {
-        let mut bucket = Bucket::new(rate, now);
         // Start empty: the throttle is a reaction to having sent too much already.
-        let _ = bucket.take(now);
-        self.throttle = Some((bucket, until, reason));
+        self.throttle = Some((Bucket::empty(rate, now), until, reason));
     }
 }

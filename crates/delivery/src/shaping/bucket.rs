@@ -52,6 +52,14 @@ impl Bucket {
         }
     }
 
+    /// An empty bucket: the first token comes after 1/rate seconds.
+    pub fn empty(rate: Rate, now: Instant) -> Bucket {
+        Bucket {
+            tokens: 0.0,
+            ..Bucket::new(rate, now)
+        }
+    }
+
     fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
