@@ -908,3 +908,28 @@ async fn a_throttle_rule_slows_the_site_for_its_duration() {
     assert_eq!(sink.messages().len(), 10);
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivers_over_ipv6_to_an_mx_with_only_an_aaaa_record() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let (sink, port) = sink_on(&["::1"], SinkOptions::default(), sink_dir.path());
+    let dns = start_dns(&[
+        Rr::mx("six.test", 10, "mx6.six.test"),
+        Rr::Aaaa {
+            name: "mx6.six.test".into(),
+            ip: "::1".parse().unwrap(),
+        },
+    ])
+    .await;
+    let rig = rig(dns, port, |_| {}).await;
+    let id = rig.submit("", &["ok@six.test"], 0, 0).await;
+    rig.wait_gone(id, Duration::from_secs(5)).await;
+    assert_eq!(sink.messages().len(), 1);
+    let events = wait_for(Duration::from_secs(2), || {
+        let e = rig.events();
+        (!e.is_empty()).then_some(e)
+    })
+    .await;
+    assert_eq!(events[0]["remote_ip"], "::1");
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
