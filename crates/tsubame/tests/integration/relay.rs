@@ -237,3 +237,69 @@ fn operators_pause_retry_bounce_and_delete_from_the_cli() {
             .any(|m| m["recipients"] == serde_json::json!(["ok@dest.test"]))
     );
 }
+
+#[test]
+fn sigterm_during_delivery_keeps_the_rest_and_duplicates_nothing() {
+    let port = free_port("127.0.0.1");
+    let sink_dir = tempfile::tempdir().unwrap();
+    // A slow MX: 200 ms per message, so SIGTERM lands mid-queue.
+    let sink = MxSink::start(
+        &[format!("127.0.0.1:{port}").parse().unwrap()],
+        sink_dir.path(),
+        SinkOptions {
+            data_delay: 0.2,
+            ..SinkOptions::default()
+        },
+    );
+    let (_rt, dns) = dns(&[
+        Rr::mx("dest.test", 10, "mx.dest.test"),
+        Rr::a("mx.dest.test", "127.0.0.1"),
+    ]);
+    // One connection at a time, so the queue takes seconds to drain.
+    let shaping = sink_dir.path().join("shaping.toml");
+    std::fs::write(&shaping, "[default]\nconnections_max = 1\n").unwrap();
+    let mut server = TestServer::start(&format!(
+        "{}shutdown_grace = \"5s\"\nshaping_file = {:?}\n",
+        delivery_config(&dns, port),
+        shaping.display().to_string()
+    ));
+    for n in 0..30 {
+        swaks(
+            &server,
+            "sender@src.test",
+            &format!("user{n}@dest.test"),
+            &format!("graceful {n}"),
+        );
+    }
+    wait_until(Duration::from_secs(10), || {
+        (sink.messages().len() >= 3).then_some(())
+    });
+    let status = server.terminate(Duration::from_secs(15));
+    assert!(status.success(), "clean exit: {status:?}");
+    let delivered_before = sink.messages().len();
+    assert!(
+        delivered_before < 30,
+        "SIGTERM came before the queue was empty"
+    );
+    server.spawn(&[]);
+    wait_until(Duration::from_secs(30), || {
+        (server.admin_json("/admin/v1/queue/summary")["messages"] == 0).then_some(())
+    });
+    let mut subjects: Vec<String> = sink
+        .messages()
+        .iter()
+        .filter_map(|m| {
+            let c = m["content"].as_str()?;
+            let at = c.find("Subject: graceful ")?;
+            Some(c[at..].lines().next()?.to_string())
+        })
+        .collect();
+    let total = subjects.len();
+    subjects.sort();
+    subjects.dedup();
+    assert_eq!(subjects.len(), 30, "every message delivered");
+    assert_eq!(
+        total, 30,
+        "a graceful stop records what it delivered: no duplicates"
+    );
+}
