@@ -30,6 +30,8 @@ enum Mode {
     Spool(crate::bench_spool::SpoolArgs),
     /// Send through a relay to an in-process sink; measure relay rate and accept->delivered.
     Relay(crate::bench_relay::RelayArgs),
+    /// The delivery retry timer with millions of deferred parts: speed and memory.
+    Queue(crate::bench_queue::QueueArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -92,6 +94,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         Mode::Smtp(args) => args,
         Mode::Spool(args) => return crate::bench_spool::run(args),
         Mode::Relay(args) => return crate::bench_relay::run(args),
+        Mode::Queue(args) => return crate::bench_queue::run(args),
     };
     if args.connections == 0 || args.size < 64 || args.recipients == 0 {
         bail!("--connections and --recipients must be at least 1, --size at least 64");

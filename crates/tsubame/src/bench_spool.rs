@@ -27,7 +27,7 @@ pub struct SpoolArgs {
     recover_only: bool,
 }
 
-fn rss_bytes() -> u64 {
+pub(crate) fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()

@@ -3,6 +3,7 @@
 
 mod admin_client;
 mod bench;
+mod bench_queue;
 mod bench_relay;
 mod bench_spool;
 mod config;
