@@ -152,3 +152,24 @@ async fn unreachable_resolver_is_a_temporary_failure_and_static_routes_need_no_d
     assert_eq!(route.hosts[0].to_string(), "127.0.0.9:2600");
     assert_eq!(route.tls, TlsPolicy::Required);
 }
+
+/// 40 MX records do not fit a 512-byte UDP answer without EDNS: the answer comes truncated
+/// (TC=1) or via EDNS, and either way the route must hold every exchanger, not a cut list.
+#[tokio::test]
+async fn a_large_mx_set_arrives_whole() {
+    let records: Vec<Rr> = (0..40)
+        .map(|n| {
+            Rr::mx(
+                "big.test",
+                10 + n,
+                &format!("exchanger-number-{n:02}.mail.big.test"),
+            )
+        })
+        .collect();
+    let server = TestDns::start(&records, 300).await;
+    let r = router(dns_for(&server, Duration::from_secs(1)), vec![]);
+    let route = r.route("big.test").await.expect("route");
+    assert_eq!(route.hosts.len(), 40, "{:?}", route.hosts);
+    assert_eq!(route.hosts[0].host, "exchanger-number-00.mail.big.test");
+    assert_eq!(route.hosts[39].host, "exchanger-number-39.mail.big.test");
+}
