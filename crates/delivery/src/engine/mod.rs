@@ -253,7 +253,7 @@ impl Inner {
             let domain = part.domain.clone();
             state.ensure_site(&domain, &route, || self.new_site(&route, now));
             state.push_ready(part, &site_name);
-            state.open_connection(&site_name, now)
+            !self.spool.is_poisoned() && state.open_connection(&site_name, now)
         };
         if open {
             self.spawn_connection(site_name, route);
@@ -287,6 +287,9 @@ impl Inner {
 
     /// Opens more connections to a site if its queue and limits allow.
     pub(crate) fn kick(self: &Arc<Self>, site_name: &Arc<str>) {
+        if self.spool.is_poisoned() {
+            return;
+        }
         loop {
             let route = {
                 let mut state = self.lock();

@@ -43,6 +43,11 @@ pub(crate) async fn run(inner: Arc<Inner>, site: Arc<str>, route: Arc<Route>, _g
         .map_or(1, |s| s.limits.messages_per_connection) as u64;
     let mut healthy = true;
     while healthy && open.conn.messages_sent < messages_max {
+        // With a poisoned spool no outcome can be recorded: delivering more would only
+        // create duplicates after the restart that recovers it.
+        if inner.spool.is_poisoned() {
+            break;
+        }
         let next = inner.lock().next_part(&site, Instant::now());
         match next {
             Next::Deliver(part) => healthy = deliver(&inner, &site, &mut open, part).await,
