@@ -202,6 +202,7 @@ impl Spool {
             segment_bytes_max: config.segment_bytes_max,
             batch_bytes_max: config.batch_bytes_max,
             inner: inner.clone(),
+            unsynced_since: None,
         };
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
@@ -235,6 +236,7 @@ impl Spool {
         prefix: &[u8],
         op: IndexOp,
         capacity: usize,
+        durable: bool,
     ) -> Result<(), SpoolError> {
         if self.is_poisoned() {
             return Err(SpoolError::Poisoned);
@@ -246,7 +248,12 @@ impl Spool {
             let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
             let sender = sender.as_ref().ok_or(SpoolError::ShutDown)?;
             sender
-                .send(Append { bytes, op, reply })
+                .send(Append {
+                    bytes,
+                    durable,
+                    op,
+                    reply,
+                })
                 .map_err(|_| SpoolError::ShutDown)?;
         }
         wait.await.map_err(|_| SpoolError::ShutDown)?
@@ -287,11 +294,14 @@ impl Spool {
             prefix,
             op,
             capacity,
+            true,
         )
         .await
     }
 
-    /// Durably records that these recipients reached a final state.
+    /// Records that these recipients reached a final state. Lazy: answered once written,
+    /// durable with the next fsync (at most 20 ms later); a crash in between means these
+    /// recipients are delivered again.
     pub async fn recipients_done(
         &self,
         id: MessageId,
@@ -301,7 +311,7 @@ impl Spool {
             id,
             indices: indices.clone(),
         };
-        self.append(&Record::RecipientsDone { id, indices }, &[], op, 64)
+        self.append(&Record::RecipientsDone { id, indices }, &[], op, 64, false)
             .await
     }
 
@@ -322,13 +332,19 @@ impl Spool {
             attempts,
             next_attempt_ms,
         };
-        self.append(&record, &[], op, 48).await
+        self.append(&record, &[], op, 48, false).await
     }
 
-    /// Durably removes a finished message.
+    /// Removes a finished message. Lazy, like [`Spool::recipients_done`].
     pub async fn remove(&self, id: MessageId) -> Result<(), SpoolError> {
-        self.append(&Record::Removed { id }, &[], IndexOp::Remove { id }, 32)
-            .await
+        self.append(
+            &Record::Removed { id },
+            &[],
+            IndexOp::Remove { id },
+            32,
+            false,
+        )
+        .await
     }
 
     /// Subscribes to newly durable messages: every message inserted from now on is announced

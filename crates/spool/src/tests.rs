@@ -444,3 +444,42 @@ fn deferral_state_survives_a_restart() {
     assert_eq!(record::decode(kind, payload, true).expect("decode"), record);
     spool.shutdown();
 }
+
+#[test]
+fn bookkeeping_records_are_lazy_but_synced_soon() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (spool, _) = Spool::open(&config(dir.path(), 1 << 20)).expect("open");
+    let rt = rt();
+    let (a, b) = (spool.next_id(), spool.next_id());
+    insert_now(&rt, &spool, a, envelope(2), body(1));
+    insert_now(&rt, &spool, b, envelope(1), body(2));
+    let after_inserts = spool.fsync_count();
+    rt.block_on(spool.recipients_done(a, vec![0]))
+        .expect("done");
+    rt.block_on(spool.remove(b)).expect("remove");
+    assert_eq!(
+        spool.fsync_count(),
+        after_inserts,
+        "answered without an fsync of their own"
+    );
+    assert!(
+        spool.list(None, 10).iter().all(|m| m.id != b),
+        "applied to the index at once"
+    );
+    std::thread::sleep(writer::LAZY_SYNC_MAX * 3);
+    assert_eq!(
+        spool.fsync_count(),
+        after_inserts + 1,
+        "synced within the lazy window"
+    );
+    // A durable insert also carries pending lazy records.
+    rt.block_on(spool.remove(a)).expect("remove");
+    let c = spool.next_id();
+    insert_now(&rt, &spool, c, envelope(1), body(3));
+    assert_eq!(spool.fsync_count(), after_inserts + 2);
+    spool.shutdown();
+    let (spool, _) = Spool::open(&config(dir.path(), 1 << 20)).expect("reopen");
+    let ids: Vec<MessageId> = spool.list(None, 10).iter().map(|m| m.id).collect();
+    assert_eq!(ids, vec![c]);
+    spool.shutdown();
+}

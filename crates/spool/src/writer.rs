@@ -2,14 +2,19 @@
 //! waiting, writes them with one write, makes them durable with one fdatasync, applies them to
 //! the index, and only then answers the callers. Concurrent sessions therefore share fsyncs;
 //! a lone session pays one fsync per message.
+//!
+//! Delivery bookkeeping (recipients done, removals, retry schedules) is *lazy*: written at
+//! once, made durable by the next fsync that a new message needs anyway, or at the latest
+//! after [`LAZY_SYNC_MAX`]. Losing such a record in a crash means a recipient delivered again,
+//! which the delivery contract allows for in-flight work; it halves the fsyncs of a relay.
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -41,9 +46,14 @@ pub(crate) enum IndexOp {
     },
 }
 
+/// Longest a lazy record waits for an fsync.
+pub(crate) const LAZY_SYNC_MAX: Duration = Duration::from_millis(20);
+
 /// One framed record waiting to be written.
 pub(crate) struct Append {
     pub bytes: Vec<u8>,
+    /// False for delivery bookkeeping: answered once written, synced with the next batch.
+    pub durable: bool,
     pub op: IndexOp,
     pub reply: oneshot::Sender<Result<(), SpoolError>>,
 }
@@ -56,12 +66,31 @@ pub(crate) struct Writer {
     pub segment_bytes_max: u64,
     pub batch_bytes_max: usize,
     pub inner: Arc<Inner>,
+    /// When the oldest written-but-unsynced lazy record was written.
+    pub unsynced_since: Option<Instant>,
 }
 
 impl Writer {
     pub fn run(mut self, rx: Receiver<Append>) {
         let mut batch: Vec<Append> = Vec::new();
-        while let Ok(first) = rx.recv() {
+        loop {
+            let first = match self.unsynced_since {
+                None => match rx.recv() {
+                    Ok(first) => first,
+                    Err(_) => break,
+                },
+                Some(since) => {
+                    let wait = LAZY_SYNC_MAX.saturating_sub(since.elapsed());
+                    match rx.recv_timeout(wait) {
+                        Ok(first) => first,
+                        Err(RecvTimeoutError::Timeout) => {
+                            let _ = self.sync();
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+            };
             batch.push(first);
             let mut bytes = batch[0].bytes.len();
             while bytes < self.batch_bytes_max {
@@ -85,6 +114,29 @@ impl Writer {
                 let _ = append.reply.send(reply);
             }
         }
+        if self.unsynced_since.is_some() {
+            let _ = self.sync();
+        }
+    }
+
+    /// fdatasync of everything written so far; a failure poisons the spool.
+    fn sync(&mut self) -> Result<(), Fault> {
+        let started = Instant::now();
+        let synced = match self.inner.fault() {
+            Some(DurabilityFault::FsyncFails) => Err(std::io::Error::from_raw_os_error(libc::EIO)),
+            None => self.file.sync_data(),
+        };
+        metrics::histogram!("tsubame_spool_fsync_seconds").record(started.elapsed().as_secs_f64());
+        self.inner.fsyncs.fetch_add(1, Ordering::Relaxed);
+        self.unsynced_since = None;
+        if let Err(err) = synced {
+            // Never acknowledge after a failed fsync: the kernel may have dropped the dirty
+            // pages, so a retry could "succeed" without the data being on disk.
+            tracing::error!(error = %err, segment = self.segment, "spool fsync failed; spool poisoned");
+            self.inner.poisoned.store(true, Ordering::Release);
+            return Err(Fault::Poisoned);
+        }
+        Ok(())
     }
 
     fn commit(&mut self, batch: &mut [Append]) -> Result<(), Fault> {
@@ -104,20 +156,15 @@ impl Writer {
         if let Err(err) = write_all_vectored(&mut self.file, batch) {
             return Err(self.rollback(start, &err));
         }
-        let started = Instant::now();
-        let synced = match self.inner.fault() {
-            Some(DurabilityFault::FsyncFails) => Err(std::io::Error::from_raw_os_error(libc::EIO)),
-            None => self.file.sync_data(),
-        };
-        metrics::histogram!("tsubame_spool_fsync_seconds").record(started.elapsed().as_secs_f64());
-        metrics::histogram!("tsubame_spool_batch_records").record(batch.len() as f64);
-        self.inner.fsyncs.fetch_add(1, Ordering::Relaxed);
-        if let Err(err) = synced {
-            // Never acknowledge after a failed fsync: the kernel may have dropped the dirty
-            // pages, so a retry could "succeed" without the data being on disk.
-            tracing::error!(error = %err, segment = self.segment, "spool fsync failed; spool poisoned");
-            self.inner.poisoned.store(true, Ordering::Release);
-            return Err(Fault::Poisoned);
+        let must_sync = batch.iter().any(|a| a.durable)
+            || self
+                .unsynced_since
+                .is_some_and(|since| since.elapsed() >= LAZY_SYNC_MAX);
+        if must_sync {
+            metrics::histogram!("tsubame_spool_batch_records").record(batch.len() as f64);
+            self.sync()?;
+        } else if self.unsynced_since.is_none() {
+            self.unsynced_since = Some(Instant::now());
         }
         self.offset = end;
         self.apply(batch, &positions);
@@ -145,6 +192,10 @@ impl Writer {
     }
 
     fn rotate(&mut self) -> Result<(), Fault> {
+        // Lazy records in the segment being closed must not wait for a file we stop syncing.
+        if self.unsynced_since.is_some() {
+            self.sync()?;
+        }
         let next = self.segment + 1;
         let file = match segment::create(&self.dir, next) {
             Ok(file) => file,
