@@ -71,8 +71,13 @@ const HISTORY_PER_MESSAGE: usize = 8;
 /// delivery.
 const CHANNEL_BOUND: usize = 100_000;
 
+/// Counter handles per site and outcome: the registry lookup with labels is not free at
+/// tens of thousands of events per second.
+type SiteCounters = HashMap<String, [Option<metrics::Counter>; 5]>;
+
 /// The event sink; cheap to share.
 pub struct EventLog {
+    counters: Mutex<SiteCounters>,
     tx: Mutex<Option<SyncSender<Event>>>,
     history: Mutex<HashMap<MessageId, VecDeque<Event>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -99,6 +104,7 @@ impl EventLog {
             None => (None, None),
         };
         Ok(EventLog {
+            counters: Mutex::new(HashMap::new()),
             tx: Mutex::new(tx),
             history: Mutex::new(HashMap::new()),
             writer: Mutex::new(writer),
@@ -107,12 +113,7 @@ impl EventLog {
 
     /// Records an event: history for unfinished messages, the file, the counters.
     pub fn record(&self, id: MessageId, event: Event, keep_history: bool) {
-        metrics::counter!(
-            "tsubame_delivery_recipients_total",
-            "site" => event.site.clone(),
-            "outcome" => event.outcome.as_str()
-        )
-        .increment(1);
+        self.count(&event.site, event.outcome);
         if keep_history {
             let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
             let entries = history.entry(id).or_default();
@@ -131,6 +132,28 @@ impl EventLog {
                 Err(TrySendError::Disconnected(_)) => {}
             }
         }
+    }
+
+    fn count(&self, site: &str, outcome: Outcome) {
+        let slot = outcome as usize;
+        let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        if counters.len() > 100_000 {
+            // Bounded: a storm of one-off sites must not grow this forever.
+            counters.clear();
+        }
+        let handles = match counters.get_mut(site) {
+            Some(handles) => handles,
+            None => counters.entry(site.to_string()).or_default(),
+        };
+        handles[slot]
+            .get_or_insert_with(|| {
+                metrics::counter!(
+                    "tsubame_delivery_recipients_total",
+                    "site" => site.to_string(),
+                    "outcome" => outcome.as_str()
+                )
+            })
+            .increment(1);
     }
 
     /// The message is gone from the queue: forget its history.

@@ -57,6 +57,8 @@ pub(crate) struct Inner {
     /// Wakes the timer loop when an earlier timer or kick appears.
     timer_wake: Notify,
     events: EventLog,
+    /// Acceptance → delivery, per delivered recipient (handle looked up once).
+    latency: metrics::Histogram,
     /// Tasks that must finish before the spool may close (connections, settle writes).
     active: AtomicUsize,
     all_idle: Notify,
@@ -100,6 +102,7 @@ impl Engine {
             state: Mutex::new(State::default()),
             timer_wake: Notify::new(),
             events,
+            latency: metrics::histogram!("tsubame_delivery_latency_seconds"),
             active: AtomicUsize::new(0),
             all_idle: Notify::new(),
         });

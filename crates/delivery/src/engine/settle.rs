@@ -222,8 +222,7 @@ impl Inner {
         let mut envelope: Option<Envelope> = None;
         for (index, reply, outcome) in all {
             if outcome == Outcome::Delivered {
-                metrics::histogram!("tsubame_delivery_latency_seconds")
-                    .record(queued_ms as f64 / 1000.0);
+                self.latency.record(queued_ms as f64 / 1000.0);
             }
             let known = info.addresses.as_ref().and_then(|a| {
                 let at = part.rcpts.iter().position(|&i| i == index)?;
