@@ -933,3 +933,31 @@ async fn delivers_over_ipv6_to_an_mx_with_only_an_aaaa_record() {
     assert_eq!(events[0]["remote_ip"], "::1");
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_success_to_a_server_without_dsn_gets_a_relayed_report() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let (sink, port) = sink_on(&["127.0.0.1"], SinkOptions::default(), sink_dir.path());
+    let rig = rig(start_dns(&[]).await, port, |_| {}).await;
+    // NOTIFY=SUCCESS,FAILURE (3); aiosmtpd does not offer DSN, so we must report.
+    let id = rig
+        .submit("sender@senders.test", &["ok@sink.test"], 3, 0)
+        .await;
+    rig.wait_gone(id, Duration::from_secs(5)).await;
+    let messages = sink.wait_messages(2, Duration::from_secs(5));
+    let report = messages
+        .iter()
+        .find(|m| m["sender"] == "<>")
+        .expect("success report");
+    let rcpts = dsn_recipient_fields(report["content"].as_str().unwrap());
+    assert_eq!(field(&rcpts[0], "Action"), Some("relayed"));
+    assert_eq!(field(&rcpts[0], "Status"), Some("2.0.0"));
+    // Without NOTIFY=SUCCESS nothing is reported.
+    let quiet = rig
+        .submit("sender@senders.test", &["ok2@sink.test"], 0, 0)
+        .await;
+    rig.wait_gone(quiet, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.messages().len(), 3);
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}

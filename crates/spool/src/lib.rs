@@ -238,25 +238,63 @@ impl Spool {
         capacity: usize,
         durable: bool,
     ) -> Result<(), SpoolError> {
+        let wait = self.submit(record, prefix, op, capacity, durable)?;
+        wait.await.map_err(|_| SpoolError::ShutDown)?
+    }
+
+    /// Hands a record to the writer; the receiver gets the writer's answer.
+    fn submit(
+        &self,
+        record: &Record,
+        prefix: &[u8],
+        op: IndexOp,
+        capacity: usize,
+        durable: bool,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<(), SpoolError>>, SpoolError> {
         if self.is_poisoned() {
             return Err(SpoolError::Poisoned);
         }
         let mut bytes = Vec::with_capacity(capacity);
         record::encode_with_prefix(record, prefix, &mut bytes);
         let (reply, wait) = tokio::sync::oneshot::channel();
-        {
-            let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
-            let sender = sender.as_ref().ok_or(SpoolError::ShutDown)?;
-            sender
-                .send(Append {
-                    bytes,
-                    durable,
-                    op,
-                    reply,
-                })
-                .map_err(|_| SpoolError::ShutDown)?;
-        }
-        wait.await.map_err(|_| SpoolError::ShutDown)?
+        let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
+        let sender = sender.as_ref().ok_or(SpoolError::ShutDown)?;
+        sender
+            .send(Append {
+                bytes,
+                durable,
+                op,
+                reply,
+            })
+            .map_err(|_| SpoolError::ShutDown)?;
+        Ok(wait)
+    }
+
+    /// [`Spool::remove`] without waiting for the writer (no task, no wake-up): for the
+    /// delivery hot path, where nothing waits on a removal. Errors are those known at once.
+    pub fn remove_detached(&self, id: MessageId) -> Result<(), SpoolError> {
+        self.submit(
+            &Record::Removed { id },
+            &[],
+            IndexOp::Remove { id },
+            32,
+            false,
+        )
+        .map(drop)
+    }
+
+    /// [`Spool::recipients_done`] without waiting for the writer.
+    pub fn recipients_done_detached(
+        &self,
+        id: MessageId,
+        indices: Vec<u32>,
+    ) -> Result<(), SpoolError> {
+        let op = IndexOp::RecipientsDone {
+            id,
+            indices: indices.clone(),
+        };
+        self.submit(&Record::RecipientsDone { id, indices }, &[], op, 64, false)
+            .map(drop)
     }
 
     /// Stores a message durably. Returns only once it is fsynced.

@@ -28,6 +28,8 @@ pub(crate) struct AttemptInfo {
     pub on_connection: bool,
     /// The part's recipient addresses in `rcpts` order, when the caller has read them.
     pub addresses: Option<Vec<String>>,
+    /// Some recipient of the part asked for NOTIFY=SUCCESS.
+    pub success_wanted: bool,
 }
 
 impl AttemptInfo {
@@ -41,6 +43,7 @@ impl AttemptInfo {
             remote_dsn: false,
             on_connection: false,
             addresses: None,
+            success_wanted: false,
         }
     }
 }
@@ -178,6 +181,21 @@ impl Inner {
         if finals.is_empty() && !message_finished {
             return;
         }
+        let needs_report = finals.iter().any(|f| f.outcome != Outcome::Delivered)
+            || (info.success_wanted && !info.remote_dsn);
+        if !needs_report || !self.any_report_wanted(part.id, &finals, info.remote_dsn) {
+            // The common case, nothing to spool first: record without a task or a wake-up.
+            let written = if message_finished {
+                self.spool.remove_detached(part.id)
+            } else {
+                self.spool
+                    .recipients_done_detached(part.id, finals.iter().map(|f| f.index).collect())
+            };
+            if let Err(err) = written {
+                tracing::error!(id = %part.id, error = %err, "could not record final recipients; they will be retried after restart");
+            }
+            return;
+        }
         let inner = self.clone();
         let guard = self.guard();
         let remote_mta = info.host.clone();
@@ -301,6 +319,24 @@ impl Inner {
         if let Err(err) = written {
             tracing::error!(%id, error = %err, "could not record final recipients; they will be retried after restart");
         }
+    }
+
+    /// Whether any final recipient gets a DSN (cheap: reads only the envelope's head, and
+    /// only when something bounced or a success report might be wanted).
+    fn any_report_wanted(&self, id: MessageId, finals: &[Final], remote_dsn: bool) -> bool {
+        let Ok((envelope, _)) = self.spool.envelope(id) else {
+            return false;
+        };
+        finals.iter().any(|f| {
+            let notify = envelope
+                .recipients
+                .get(f.index as usize)
+                .map_or(0, |r| r.notify);
+            match f.outcome {
+                Outcome::Delivered => !remote_dsn && dsn::wants_success_report(&envelope, notify),
+                _ => dsn::wants_failure_report(&envelope, notify),
+            }
+        })
     }
 
     /// Spools one DSN for the recipients that asked for one (failures by default; successes

@@ -240,6 +240,12 @@ async fn deliver(inner: &Arc<Inner>, site: &Arc<str>, open: &mut Open, mut part:
         remote_dsn: open.conn.capabilities().dsn,
         on_connection: true,
         addresses: Some(addresses),
+        success_wanted: part.rcpts.iter().any(|&i| {
+            envelope
+                .recipients
+                .get(i as usize)
+                .is_some_and(|r| r.notify & crate::outcome::dsn::NOTIFY_SUCCESS != 0)
+        }),
     };
     match delivered {
         Ok(outcome) => {
