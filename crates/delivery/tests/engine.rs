@@ -13,7 +13,7 @@ use delivery::shaping::Shaping;
 use delivery::{ClientTimeouts, Engine, TlsPolicy};
 use spool::{Envelope, MessageId, Recipient, Spool, SpoolConfig};
 use testkit::dns::{Rr, TestDns};
-use testkit::sink::{MxSink, SinkOptions, free_port};
+use testkit::sink::{MxSink, SinkOptions};
 
 struct Rig {
     spool: Spool,
@@ -190,21 +190,7 @@ async fn wait_for<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) ->
 }
 
 fn sink_on(ips: &[&str], options: SinkOptions, dir: &std::path::Path) -> (MxSink, u16) {
-    // One port free on every address used.
-    let port = loop {
-        let port = free_port(ips[0]);
-        if ips
-            .iter()
-            .all(|ip| std::net::TcpListener::bind((*ip, port)).is_ok())
-        {
-            break port;
-        }
-    };
-    let addrs: Vec<SocketAddr> = ips
-        .iter()
-        .map(|ip| SocketAddr::new(ip.parse().unwrap(), port))
-        .collect();
-    (MxSink::start(&addrs, dir, options), port)
+    MxSink::start_free(ips, dir, options)
 }
 
 /// The `message/delivery-status` part's per-recipient fields, as (field, value) lists.

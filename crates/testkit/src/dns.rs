@@ -91,13 +91,23 @@ impl TestDns {
             LowerName::new(&origin),
             vec![zone.clone() as Arc<dyn ZoneHandler>],
         );
-        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
-            .await
-            .expect("bind DNS UDP");
-        let addr = udp.local_addr().expect("addr");
-        let tcp = tokio::net::TcpListener::bind(addr)
-            .await
-            .expect("bind DNS TCP on the same port");
+        // UDP and TCP on one port: pick the port with UDP, and pick again when another test
+        // already holds that number for TCP.
+        let mut attempt = 0;
+        let (udp, tcp, addr) = loop {
+            let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
+                .await
+                .expect("bind DNS UDP");
+            let addr = udp.local_addr().expect("addr");
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(tcp) => break (udp, tcp, addr),
+                Err(err) if attempt < 50 => {
+                    attempt += 1;
+                    let _ = err;
+                }
+                Err(err) => panic!("no port free for both UDP and TCP: {err}"),
+            }
+        };
         let mut server = Server::new(catalog);
         server.register_socket(udp);
         server.register_listener(tcp, Duration::from_secs(5), 4096);

@@ -46,8 +46,34 @@ pub struct MxSink {
 }
 
 impl MxSink {
+    /// Starts on a port that is free on every one of `ips` (picked here, and picked again when
+    /// another test takes it first); returns the sink and the port.
+    pub fn start_free(ips: &[&str], dir: &Path, options: SinkOptions) -> (MxSink, u16) {
+        for _ in 0..20 {
+            let port = free_port(ips[0]);
+            if !ips
+                .iter()
+                .all(|ip| std::net::TcpListener::bind((*ip, port)).is_ok())
+            {
+                continue;
+            }
+            let addrs: Vec<SocketAddr> = ips
+                .iter()
+                .map(|ip| SocketAddr::new(ip.parse().expect("IP address"), port))
+                .collect();
+            if let Some(sink) = MxSink::try_start(&addrs, dir, options.clone()) {
+                return (sink, port);
+            }
+        }
+        panic!("no free port for the sink after 20 tries");
+    }
+
     /// Starts on the given addresses (all served by one process); `dir` holds its files.
     pub fn start(addrs: &[SocketAddr], dir: &Path, options: SinkOptions) -> MxSink {
+        MxSink::try_start(addrs, dir, options).expect("mx_sink.py did not start")
+    }
+
+    fn try_start(addrs: &[SocketAddr], dir: &Path, options: SinkOptions) -> Option<MxSink> {
         std::fs::create_dir_all(dir).expect("sink dir");
         let record = dir.join(format!("sink-{}.jsonl", addrs[0].port()));
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/py/mx_sink.py");
@@ -83,13 +109,13 @@ impl MxSink {
         BufReader::new(stdout)
             .read_line(&mut line)
             .expect("sink start-up line");
-        assert_eq!(line.trim(), "ready", "mx_sink.py did not start");
-        MxSink {
+        // Anything but "ready" means it could not listen (the port was taken meanwhile).
+        (line.trim() == "ready").then(|| MxSink {
             addrs: addrs.to_vec(),
             record,
             _dir: dir.to_path_buf(),
             _child: child,
-        }
+        })
     }
 
     /// Every recorded event so far.

@@ -116,13 +116,8 @@ fn relays_from_swaks_to_postfix_smtp_sink_found_by_mx() {
 
 #[test]
 fn operators_pause_retry_bounce_and_delete_from_the_cli() {
-    let port = free_port("127.0.0.1");
     let sink_dir = tempfile::tempdir().unwrap();
-    let sink = MxSink::start(
-        &[format!("127.0.0.1:{port}").parse().unwrap()],
-        sink_dir.path(),
-        SinkOptions::default(),
-    );
+    let (sink, port) = MxSink::start_free(&["127.0.0.1"], sink_dir.path(), SinkOptions::default());
     let (_rt, dns) = dns(&[
         Rr::mx("dest.test", 10, "mx.dest.test"),
         Rr::mx("src.test", 10, "mx.dest.test"),
@@ -240,11 +235,10 @@ fn operators_pause_retry_bounce_and_delete_from_the_cli() {
 
 #[test]
 fn sigterm_during_delivery_keeps_the_rest_and_duplicates_nothing() {
-    let port = free_port("127.0.0.1");
     let sink_dir = tempfile::tempdir().unwrap();
     // A slow MX: 200 ms per message, so SIGTERM lands mid-queue.
-    let sink = MxSink::start(
-        &[format!("127.0.0.1:{port}").parse().unwrap()],
+    let (sink, port) = MxSink::start_free(
+        &["127.0.0.1"],
         sink_dir.path(),
         SinkOptions {
             data_delay: 0.2,

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use testkit::dns::{Rr, TestDns};
-use testkit::sink::{MxSink, SinkOptions, free_port};
+use testkit::sink::{MxSink, SinkOptions};
 
 use crate::crash::client_loop;
 use crate::harness::TestServer;
@@ -29,13 +29,8 @@ fn subject_of(content: &str) -> Option<String> {
 
 #[test]
 fn sigkill_during_delivery_loses_nothing_and_counts_duplicates() {
-    let port = free_port("127.0.0.1");
     let sink_dir = tempfile::tempdir().unwrap();
-    let sink = MxSink::start(
-        &[format!("127.0.0.1:{port}").parse().unwrap()],
-        sink_dir.path(),
-        SinkOptions::default(),
-    );
+    let (sink, port) = MxSink::start_free(&["127.0.0.1"], sink_dir.path(), SinkOptions::default());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
