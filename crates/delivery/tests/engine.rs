@@ -947,3 +947,62 @@ async fn notify_success_to_a_server_without_dsn_gets_a_relayed_report() {
     assert_eq!(sink.messages().len(), 3);
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poisoned_spool_stops_delivery() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let (sink, port) = sink_on(&["127.0.0.1"], SinkOptions::default(), sink_dir.path());
+    let rig = rig(start_dns(&[]).await, port, |_| {}).await;
+    // Route the site first, and hold it, so the next message waits in its queue.
+    let first = rig
+        .submit("sender@senders.test", &["ok1@sink.test"], 0, 0)
+        .await;
+    rig.wait_gone(first, Duration::from_secs(5)).await;
+    assert!(rig.engine.set_site_paused("mx.sink.test", true));
+    let waiting = rig
+        .submit("sender@senders.test", &["ok2@sink.test"], 0, 0)
+        .await;
+    wait_for(Duration::from_secs(5), || {
+        (rig.engine.summary().ready_recipients == 1).then_some(())
+    })
+    .await;
+    // The disk dies: the next write fails and poisons the spool.
+    rig.spool.fail_fsyncs();
+    let doomed = rig.spool.next_id();
+    let envelope = Envelope {
+        sender: String::new(),
+        recipients: vec![Recipient {
+            address: "x@sink.test".into(),
+            notify: 0,
+            orcpt: None,
+        }],
+        dsn_ret: 0,
+        dsn_envid: None,
+        flags: 0,
+        received_ms: 0,
+        client_ip: "127.0.0.1".into(),
+        helo: "client.test".into(),
+        auth_user: None,
+    };
+    assert!(
+        rig.spool
+            .insert(doomed, envelope, b"x\r\n".to_vec())
+            .await
+            .is_err()
+    );
+    assert!(rig.spool.is_poisoned());
+    // Resuming the site opens no connection: the outcome could not be recorded.
+    assert!(rig.engine.set_site_paused("mx.sink.test", false));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        sink.messages().len(),
+        1,
+        "only the message sent before the fault"
+    );
+    assert_eq!(
+        rig.pending(waiting),
+        Some(1),
+        "still queued for after the restart"
+    );
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}

@@ -80,7 +80,7 @@ pub struct SpoolConfig {
 /// A fault to inject in tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DurabilityFault {
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg_attr(not(any(test, feature = "faults")), allow(dead_code))]
     FsyncFails,
 }
 
@@ -93,7 +93,7 @@ pub(crate) struct Inner {
     /// Where ids of newly durable messages go, once a consumer (the delivery engine) asks.
     arrivals: Mutex<Option<tokio::sync::mpsc::UnboundedSender<MessageId>>>,
     dir: PathBuf,
-    #[cfg(test)]
+    #[cfg(any(test, feature = "faults"))]
     fault: Mutex<Option<DurabilityFault>>,
 }
 
@@ -136,12 +136,12 @@ impl Inner {
         Ok(file)
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, feature = "faults"))]
     pub(crate) fn fault(&self) -> Option<DurabilityFault> {
         *self.fault.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    #[cfg(not(test))]
+    #[cfg(not(any(test, feature = "faults")))]
     pub(crate) fn fault(&self) -> Option<DurabilityFault> {
         None
     }
@@ -191,7 +191,7 @@ impl Spool {
             readers: Mutex::new(Default::default()),
             arrivals: Mutex::new(None),
             dir: config.dir.clone(),
-            #[cfg(test)]
+            #[cfg(any(test, feature = "faults"))]
             fault: Mutex::new(None),
         });
         let mut writer = Writer {
@@ -500,6 +500,14 @@ impl Spool {
     #[cfg(test)]
     pub(crate) fn inject(&self, fault: Option<DurabilityFault>) {
         *self.inner.fault.lock().unwrap_or_else(|p| p.into_inner()) = fault;
+    }
+
+    /// Makes every later fsync fail, as a dying disk would (feature `faults`, for other
+    /// crates' tests).
+    #[cfg(feature = "faults")]
+    pub fn fail_fsyncs(&self) {
+        *self.inner.fault.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(DurabilityFault::FsyncFails);
     }
 }
 
