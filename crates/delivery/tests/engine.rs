@@ -81,6 +81,7 @@ async fn rig(dns: TestDns, mx_port: u16, tweak: impl FnOnce(&mut DeliveryConfig)
         },
         timeouts: quick_timeouts(),
         recipients_per_transaction: 100,
+        delay_warning: None,
         events_file: Some(dir.path().join("events.jsonl")),
     };
     tweak(&mut config);
@@ -1004,5 +1005,47 @@ async fn a_poisoned_spool_stops_delivery() {
         Some(1),
         "still queued for after the restart"
     );
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_delay_warning_for_recipients_that_asked() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let (sink, port) = sink_on(&["127.0.0.1"], SinkOptions::default(), sink_dir.path());
+    let rig = rig(start_dns(&[]).await, port, |c| {
+        c.delay_warning = Some(Duration::from_millis(500));
+        c.retry.initial = Duration::from_millis(300);
+        c.retry.factor = 1.0;
+    })
+    .await;
+    // NOTIFY=DELAY,FAILURE (6) gets a warning; NOTIFY=FAILURE (2) does not.
+    let warned = rig
+        .submit("sender@senders.test", &["defer1@sink.test"], 6, 0)
+        .await;
+    let silent = rig
+        .submit("sender@senders.test", &["defer2@sink.test"], 2, 0)
+        .await;
+    let messages = sink.wait_messages(1, Duration::from_secs(5));
+    // Several more retries pass: still exactly one warning.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let messages_later = sink.messages();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages_later.len(), 1, "one warning only");
+    let content = messages[0]["content"].as_str().unwrap();
+    assert!(content.contains("Subject: Delayed Mail (still being retried)"));
+    let rcpts = dsn_recipient_fields(content);
+    assert_eq!(rcpts.len(), 1);
+    assert_eq!(field(&rcpts[0], "Action"), Some("delayed"));
+    assert_eq!(
+        field(&rcpts[0], "Final-Recipient"),
+        Some("rfc822; defer1@sink.test")
+    );
+    assert_eq!(field(&rcpts[0], "Status"), Some("4.3.0"));
+    assert_eq!(
+        rig.pending(warned),
+        Some(1),
+        "still queued after the warning"
+    );
+    assert_eq!(rig.pending(silent), Some(1));
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }

@@ -46,6 +46,7 @@ pub fn run(args: QueueArgs) -> anyhow::Result<()> {
             attempts: 1,
             received_ms: 1_795_000_000_000 + n,
             last_error: None,
+            delay_warned: false,
         };
         let due = origin + Duration::from_millis(seed % (args.spread.max(1) * 1000));
         state.schedule(part, due);

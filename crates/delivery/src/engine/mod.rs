@@ -44,6 +44,9 @@ pub struct DeliveryConfig {
     pub timeouts: ClientTimeouts,
     /// Recipients per transaction (RFC 5321 §4.5.3.1.8: servers take at least 100).
     pub recipients_per_transaction: usize,
+    /// Send one "delayed" DSN when mail is still deferred this long after acceptance;
+    /// `None` for never.
+    pub delay_warning: Option<Duration>,
     /// Where the JSON-lines event log goes; `None` for none.
     pub events_file: Option<std::path::PathBuf>,
 }
@@ -195,6 +198,7 @@ impl Inner {
                     attempts: schedule.map_or(0, |(attempts, _)| attempts),
                     received_ms: envelope.received_ms,
                     last_error: None,
+                    delay_warned: false,
                 });
             }
         }

@@ -120,6 +120,11 @@ impl Inner {
         let last_error: Option<Arc<str>> = deferred
             .first()
             .map(|(_, r)| Arc::from(reply_text(r).as_str()));
+        let warn_delay = !deferred.is_empty()
+            && !part.delay_warned
+            && self.config.delay_warning.is_some_and(|after| {
+                now_ms.saturating_sub(part.received_ms) >= after.as_millis() as u64
+            });
         let mut next_attempt = None;
         let message_finished = {
             let mut state = self.lock();
@@ -152,6 +157,7 @@ impl Inner {
                     rcpts: deferred.iter().map(|(i, _)| *i).collect(),
                     attempts: attempt,
                     last_error: last_error.clone(),
+                    delay_warned: part.delay_warned || warn_delay,
                     ..part.clone()
                 };
                 let wait = delay.min(latest);
@@ -166,6 +172,17 @@ impl Inner {
             self.timer_wake.notify_one();
         }
         self.emit_events(&part, attempt, &info, &finals, &deferred, message_finished);
+        if warn_delay {
+            let inner = self.clone();
+            let guard = self.guard();
+            let (id, delayed, remote) = (part.id, deferred.clone(), info.host.clone());
+            tokio::spawn(async move {
+                let _guard = guard;
+                if let Err(err) = inner.send_delay_report(id, &delayed, remote).await {
+                    tracing::warn!(%id, error = %err, "could not spool a delay notification");
+                }
+            });
+        }
         if let Some((attempts, next_ms)) = next_attempt {
             // The schedule survives a restart; losing this record only means an earlier try.
             let inner = self.clone();
@@ -392,13 +409,64 @@ impl Inner {
         if reports.is_empty() {
             return Ok(());
         }
+        self.spool_report(id, &envelope, &content, &reports, now)
+            .await
+    }
+
+    /// One "delayed" DSN for the deferred recipients that want it (see
+    /// [`dsn::wants_delay_report`]).
+    async fn send_delay_report(
+        &self,
+        id: MessageId,
+        deferred: &[(u32, Reply)],
+        remote_mta: Option<String>,
+    ) -> Result<(), spool::SpoolError> {
+        let (envelope, content, _) = match self.spool.read(id) {
+            Ok(found) => found,
+            Err(spool::SpoolError::NotFound) => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        let now = (now_ms() / 1000) as i64;
+        let reports: Vec<RecipientReport> = deferred
+            .iter()
+            .filter(|(index, _)| {
+                envelope
+                    .recipients
+                    .get(*index as usize)
+                    .is_some_and(|r| dsn::wants_delay_report(&envelope, r.notify))
+            })
+            .map(|(index, reply)| RecipientReport {
+                index: *index,
+                action: "delayed",
+                status: status_text(reply),
+                remote_mta: remote_mta.clone(),
+                diagnostic: reply_text(reply),
+                last_attempt: now,
+            })
+            .collect();
+        if reports.is_empty() {
+            return Ok(());
+        }
+        self.spool_report(id, &envelope, &content, &reports, now)
+            .await
+    }
+
+    /// Builds a DSN for `reports` and spools it from the null sender to the original sender.
+    async fn spool_report(
+        &self,
+        id: MessageId,
+        envelope: &Envelope,
+        content: &[u8],
+        reports: &[RecipientReport],
+        now: i64,
+    ) -> Result<(), spool::SpoolError> {
         let dsn_id = self.spool.next_id();
         let body = dsn::build(&dsn::Report {
             hostname: &self.config.hostname,
             original_id: id,
-            envelope: &envelope,
-            content: &content,
-            recipients: &reports,
+            envelope,
+            content,
+            recipients: reports,
             now,
             dsn_id,
         });

@@ -43,6 +43,14 @@ pub fn wants_failure_report(envelope: &Envelope, notify: u8) -> bool {
         && (notify == 0 || notify & NOTIFY_FAILURE != 0)
 }
 
+/// Whether a "delayed" DSN is wanted: NOTIFY=DELAY, or no NOTIFY at all (RFC 3461 §4.1 lets
+/// the MTA decide; we warn once). Never for the null sender or NOTIFY=NEVER.
+pub fn wants_delay_report(envelope: &Envelope, notify: u8) -> bool {
+    !envelope.sender.is_empty()
+        && notify & NOTIFY_NEVER == 0
+        && (notify == 0 || notify & NOTIFY_DELAY != 0)
+}
+
 /// Whether a success DSN is wanted (only with NOTIFY=SUCCESS).
 pub fn wants_success_report(envelope: &Envelope, notify: u8) -> bool {
     !envelope.sender.is_empty() && notify & NOTIFY_NEVER == 0 && notify & NOTIFY_SUCCESS != 0
@@ -103,6 +111,11 @@ pub fn build(report: &Report<'_>) -> Vec<u8> {
         out.push_str(
             "Your message could not be delivered to one or more recipients.\r\n\
              The details are below; the original message's headers are attached.\r\n\r\n",
+        );
+    } else if report.recipients.iter().any(|r| r.action == "delayed") {
+        out.push_str(
+            "Your message has not been delivered yet to the recipients below.\r\n\
+             It is still queued and will be retried; nothing is needed from you now.\r\n\r\n",
         );
     } else {
         out.push_str("This is a report on your message's delivery.\r\n\r\n");

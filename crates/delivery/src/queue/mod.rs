@@ -32,6 +32,9 @@ pub struct Part {
     pub received_ms: u64,
     /// The last failure, for the queue view.
     pub last_error: Option<Arc<str>>,
+    /// A "delayed" DSN went out for these recipients (kept in memory only: after a restart
+    /// one more may be sent).
+    pub delay_warned: bool,
 }
 
 /// What a connection should do next.

@@ -33,6 +33,7 @@ pub struct RawDelivery {
     pub retry_jitter: Option<f64>,
     pub max_age: Option<String>,
     pub recipients_per_transaction: Option<usize>,
+    pub delay_warning: Option<String>,
     pub events_log: Option<bool>,
     pub shutdown_grace: Option<String>,
     pub connect_timeout: Option<String>,
@@ -277,6 +278,8 @@ pub fn validate(
             retry,
             timeouts,
             recipients_per_transaction,
+            delay_warning: Some(d("delay_warning", &raw.delay_warning, "4h")?)
+                .filter(|d| !d.is_zero()),
             events_file: raw
                 .events_log
                 .unwrap_or(true)
