@@ -117,9 +117,7 @@ impl Inner {
         } else {
             None
         };
-        let last_error: Option<Arc<str>> = deferred
-            .first()
-            .map(|(_, r)| Arc::from(reply_text(r).as_str()));
+        let last_error_text = deferred.first().map(|(_, r)| reply_text(r));
         let warn_delay = !deferred.is_empty()
             && !part.delay_warned
             && self.config.delay_warning.is_some_and(|after| {
@@ -153,10 +151,26 @@ impl Inner {
                 // A last attempt at the maximum age, rather than none after the last delay.
                 let latest =
                     Duration::from_millis((part.received_ms + max_age_ms).saturating_sub(now_ms));
+                // Deferred parts of one site usually share their error (an outage, a
+                // greylisting reply): keep one copy of the text, not one per part.
+                let last_error =
+                    last_error_text
+                        .as_deref()
+                        .map(|text| match state.sites.get_mut(&info.site) {
+                            Some(site) => match &site.last_error {
+                                Some(shared) if &**shared == text => shared.clone(),
+                                _ => {
+                                    let shared: Arc<str> = Arc::from(text);
+                                    site.last_error = Some(shared.clone());
+                                    shared
+                                }
+                            },
+                            None => Arc::from(text),
+                        });
                 let retry = Part {
                     rcpts: deferred.iter().map(|(i, _)| *i).collect(),
                     attempts: attempt,
-                    last_error: last_error.clone(),
+                    last_error,
                     delay_warned: part.delay_warned || warn_delay,
                     ..part.clone()
                 };
