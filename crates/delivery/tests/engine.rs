@@ -1049,3 +1049,54 @@ async fn one_delay_warning_for_recipients_that_asked() {
     assert_eq!(rig.pending(silent), Some(1));
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_cap_holds_across_its_sites() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let (sink, port) = sink_on(
+        &["127.0.0.1"],
+        SinkOptions {
+            data_delay: 0.05,
+            ..Default::default()
+        },
+        sink_dir.path(),
+    );
+    // Two domains on different MX hosts (two sites) of one provider.
+    let dns = start_dns(&[
+        Rr::mx("one.test", 10, "mx-a.prov.test"),
+        Rr::mx("two.test", 10, "mx-b.prov.test"),
+        Rr::a("mx-a.prov.test", "127.0.0.1"),
+        Rr::a("mx-b.prov.test", "127.0.0.1"),
+    ])
+    .await;
+    let rig = rig(dns, port, |c| {
+        c.shaping = Shaping::from_files(&[
+            "[default]\nidle_timeout = \"200ms\"\n[provider.prov]\nmx_suffixes = [\".prov.test\"]\nconnections_max = 5\nprovider_connections_max = 2\n",
+        ])
+        .unwrap();
+    })
+    .await;
+    let mut ids = Vec::new();
+    for n in 0..12 {
+        let domain = if n % 2 == 0 { "one.test" } else { "two.test" };
+        ids.push(rig.submit("", &[&format!("ok{n}@{domain}")], 0, 0).await);
+    }
+    for id in &ids {
+        rig.wait_gone(*id, Duration::from_secs(20)).await;
+    }
+    assert_eq!(sink.messages().len(), 12);
+    let max = sink.max_concurrent();
+    assert!(
+        max <= 2,
+        "two sites of one provider shared 2 connections, saw {max}"
+    );
+    let summary = rig.engine.summary();
+    assert_eq!(summary.sites.len(), 2);
+    assert!(
+        summary
+            .sites
+            .iter()
+            .all(|s| s.provider.as_deref() == Some("prov"))
+    );
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}

@@ -278,13 +278,15 @@ impl Inner {
             .cloned()
             .collect();
         tracing::debug!(site = %route.site, provider = ?provider.map(|p| &p.name), "new site");
-        Site::new(
+        let mut site = Site::new(
             route.clone(),
             provider.map(|p| p.name.clone()),
             limits.clone(),
             rules,
             now,
-        )
+        );
+        site.provider_connections_max = provider.and_then(|p| p.connections_max_total);
+        site
     }
 
     pub(crate) fn spawn_connection(self: &Arc<Self>, site: Arc<str>, route: Arc<Route>) {

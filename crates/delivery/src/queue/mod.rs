@@ -17,6 +17,9 @@ use spool::MessageId;
 
 pub use site::{Hold, Site};
 
+/// How soon a site blocked by its provider's total connection cap looks again.
+const PROVIDER_RETRY: Duration = Duration::from_millis(50);
+
 /// One message's recipients for one domain.
 #[derive(Debug, Clone)]
 pub struct Part {
@@ -96,6 +99,8 @@ pub struct State {
     pub routing: u64,
     /// Parts on connections right now.
     pub in_flight: u64,
+    /// Open connections per provider (all its sites together).
+    pub provider_connections: HashMap<String, u32>,
     pub stopping: bool,
 }
 
@@ -220,6 +225,18 @@ impl State {
                 return false;
             }
         }
+        if let (Some(provider), Some(max)) = (&site.provider, site.provider_connections_max)
+            && self
+                .provider_connections
+                .get(provider)
+                .copied()
+                .unwrap_or(0)
+                >= max
+        {
+            // Another site of the provider holds the budget; look again shortly.
+            self.kicks.insert((now + PROVIDER_RETRY, site_name.clone()));
+            return false;
+        }
         if let Some(bucket) = &mut site.connection_bucket
             && let Err(wait) = bucket.take(now)
         {
@@ -227,6 +244,12 @@ impl State {
             return false;
         }
         site.connections += 1;
+        if let Some(provider) = &site.provider {
+            *self
+                .provider_connections
+                .entry(provider.clone())
+                .or_default() += 1;
+        }
         true
     }
 
@@ -264,6 +287,13 @@ impl State {
     pub fn connection_closed(&mut self, site_name: &Arc<str>) {
         if let Some(site) = self.sites.get_mut(site_name) {
             site.connections = site.connections.saturating_sub(1);
+            if let Some(count) = site
+                .provider
+                .as_ref()
+                .and_then(|p| self.provider_connections.get_mut(p))
+            {
+                *count = count.saturating_sub(1);
+            }
         }
     }
 

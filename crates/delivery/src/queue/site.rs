@@ -26,6 +26,8 @@ pub struct Site {
     pub route: Arc<Route>,
     /// The matched provider's name, if any.
     pub provider: Option<String>,
+    /// The provider's cap on connections across all its sites.
+    pub provider_connections_max: Option<u32>,
     pub limits: Limits,
     /// The provider's rules, then the global ones.
     pub rules: Arc<[ResponseRule]>,
@@ -63,6 +65,7 @@ impl Site {
             name: route.site.clone(),
             route,
             provider,
+            provider_connections_max: None,
             connection_bucket: limits.connection_rate.map(|r| Bucket::new(r, now)),
             message_bucket: limits.message_rate.map(|r| Bucket::new(r, now)),
             limits,

@@ -92,6 +92,8 @@ impl ResponseRule {
 pub struct Provider {
     pub name: String,
     pub mx_suffixes: Vec<String>,
+    /// Open connections across all of this provider's sites together.
+    pub connections_max_total: Option<u32>,
     pub limits: Limits,
     pub rules: Vec<ResponseRule>,
 }
@@ -174,6 +176,7 @@ struct RawLimits {
 #[serde(deny_unknown_fields)]
 struct RawProvider {
     mx_suffixes: Option<Vec<String>>,
+    provider_connections_max: Option<u32>,
     #[serde(flatten)]
     limits: RawLimits,
     #[serde(default)]
@@ -292,6 +295,9 @@ impl RawShaping {
             if provider.mx_suffixes.is_some() {
                 entry.mx_suffixes = provider.mx_suffixes;
             }
+            if provider.provider_connections_max.is_some() {
+                entry.provider_connections_max = provider.provider_connections_max;
+            }
             entry.limits.overlay(provider.limits);
             // An operator's rules come first: they are the more specific knowledge.
             let mut rules = provider.rules;
@@ -330,9 +336,13 @@ impl RawShaping {
                     "{at}.mx_suffixes: give at least one suffix like \".google.com\""
                 ));
             }
+            if raw.provider_connections_max == Some(0) {
+                return Err(format!("{at}.provider_connections_max must be at least 1"));
+            }
             providers.push(Provider {
                 name: name.clone(),
                 mx_suffixes,
+                connections_max_total: raw.provider_connections_max,
                 limits: raw.limits.validate(&default, &at)?,
                 rules: raw
                     .rules
@@ -398,6 +408,8 @@ mod tests {
         .unwrap_err();
         assert!(err.contains("provider.x"), "{err}");
         let err = Shaping::from_files(&["[default]\nconections_max = 3\n"]).unwrap_err();
+        assert!(err.contains("conections_max"), "{err}");
+        let err = Shaping::from_files(&["[provider.gmail]\nconections_max = 3\n"]).unwrap_err();
         assert!(err.contains("conections_max"), "{err}");
     }
 
