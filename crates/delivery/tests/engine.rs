@@ -1100,3 +1100,34 @@ async fn a_provider_cap_holds_across_its_sites() {
     );
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_connection_is_retried_before_the_site_counts_as_down() {
+    // Nothing listens yet; the MX comes up after the first failed connection.
+    let sink_dir = tempfile::tempdir().unwrap();
+    let port = testkit::sink::free_port("127.0.0.1");
+    let rig = rig(start_dns(&[]).await, port, |c| {
+        c.shaping = Shaping::from_files(&[
+            "[default]\nidle_timeout = \"300ms\"\nconnect_failures_max = 3\n",
+        ])
+        .unwrap();
+    })
+    .await;
+    let id = rig.submit("", &["ok@sink.test"], 0, 0).await;
+    // The first attempt has failed: the site exists, no connection is open, the mail waits.
+    wait_for(Duration::from_secs(5), || {
+        let s = rig.engine.summary();
+        s.sites
+            .iter()
+            .any(|site| site.ready_recipients == 1 && site.connections == 0)
+            .then_some(())
+    })
+    .await;
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let sink = MxSink::start(&[addr], sink_dir.path(), SinkOptions::default());
+    rig.wait_gone(id, Duration::from_secs(5)).await;
+    assert_eq!(sink.messages().len(), 1);
+    // One waiting message needs one connection, not the site's whole allowance.
+    assert_eq!(sink.connections(), 1, "connections opened for one message");
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}

@@ -15,6 +15,9 @@ use crate::outcome::dsn::{self, RecipientReport};
 use crate::queue::Part;
 use crate::shaping::Action;
 
+/// After a failed connection (before the site counts as down), the next try comes this soon.
+const CONNECT_RETRY: Duration = Duration::from_secs(1);
+
 /// Where and how an attempt was made.
 pub(crate) struct AttemptInfo {
     pub site: Arc<str>,
@@ -555,6 +558,10 @@ impl Inner {
                 tracing::warn!(target: "tsubame::delivery", site = %site_name, failures = site.connect_failures, backoff_s = backoff.as_secs(), %reason, "site backing off");
                 site.backoff = Some((now + backoff, reason));
                 state.kicks.insert((now + backoff, site_name.clone()));
+            } else {
+                // Not given up yet: try a fresh connection shortly, or the waiting mail would
+                // sit in the queue until something else arrives for this site.
+                state.kicks.insert((now + CONNECT_RETRY, site_name.clone()));
             }
             let site = state.sites.get_mut(site_name);
             match site {

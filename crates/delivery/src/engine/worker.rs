@@ -26,7 +26,9 @@ struct Open {
 }
 
 pub(crate) async fn run(inner: Arc<Inner>, site: Arc<str>, route: Arc<Route>, _guard: ActiveGuard) {
-    let mut open = match connect(&inner, &route).await {
+    let connected = connect(&inner, &route).await;
+    inner.lock().connection_opened(&site);
+    let mut open = match connected {
         Ok(open) => open,
         Err(reply) => {
             inner.connect_failed(&site, reply);

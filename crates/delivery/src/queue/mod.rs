@@ -213,7 +213,9 @@ impl State {
         let Some(site) = self.sites.get_mut(site_name) else {
             return false;
         };
-        if site.ready.len() <= site.idle as usize || site.connections >= site.limits.connections_max
+        // Parts that idle or still-connecting connections will take need no new connection.
+        if site.ready.len() <= (site.idle + site.opening) as usize
+            || site.connections >= site.limits.connections_max
         {
             return false;
         }
@@ -244,6 +246,7 @@ impl State {
             return false;
         }
         site.connections += 1;
+        site.opening += 1;
         if let Some(provider) = &site.provider {
             *self
                 .provider_connections
@@ -280,6 +283,13 @@ impl State {
             };
             self.in_flight += 1;
             return Next::Deliver(part);
+        }
+    }
+
+    /// A connection to the site finished connecting, successfully or not.
+    pub fn connection_opened(&mut self, site_name: &Arc<str>) {
+        if let Some(site) = self.sites.get_mut(site_name) {
+            site.opening = site.opening.saturating_sub(1);
         }
     }
 

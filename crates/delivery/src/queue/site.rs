@@ -36,6 +36,8 @@ pub struct Site {
     pub connections: u32,
     /// Connections waiting for work.
     pub idle: u32,
+    /// Connections still connecting: each will take a part as soon as it is up.
+    pub opening: u32,
     pub connection_bucket: Option<Bucket>,
     pub message_bucket: Option<Bucket>,
     /// A response rule's temporary rate cap, until then, and why.
@@ -73,6 +75,7 @@ impl Site {
             ready: VecDeque::new(),
             connections: 0,
             idle: 0,
+            opening: 0,
             throttle: None,
             paused: false,
             suspended: None,
