@@ -162,7 +162,15 @@ impl Connection {
         let tcp = match timeout(timeouts.connect, TcpStream::connect(addr)).await {
             Ok(Ok(tcp)) => tcp,
             Ok(Err(source)) => return Err(ConnectionError::Connect { addr, source }),
-            Err(_) => return Err(ConnectionError::Timeout(Stage::Banner)),
+            Err(_) => {
+                return Err(ConnectionError::Connect {
+                    addr,
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no answer within {:?}", timeouts.connect),
+                    ),
+                });
+            }
         };
         let _ = tcp.set_nodelay(true);
         let mut conn = Connection {
