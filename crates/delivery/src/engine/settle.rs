@@ -382,52 +382,44 @@ impl Inner {
         remote_mta: Option<String>,
         remote_dsn: bool,
     ) -> Result<(), spool::SpoolError> {
-        let (envelope, content, _) = match self.spool.read(id) {
-            Ok(found) => found,
-            Err(spool::SpoolError::NotFound) => return Ok(()),
-            Err(err) => return Err(err),
-        };
-        let now = (now_ms() / 1000) as i64;
-        let reports: Vec<RecipientReport> = finals
-            .iter()
-            .filter_map(|f| {
-                let notify = envelope.recipients.get(f.index as usize)?.notify;
-                let action = match f.outcome {
-                    Outcome::Delivered
-                        if !remote_dsn && dsn::wants_success_report(&envelope, notify) =>
-                    {
-                        "relayed"
-                    }
-                    Outcome::Delivered => return None,
-                    _ if dsn::wants_failure_report(&envelope, notify) => "failed",
-                    _ => return None,
-                };
-                let (status, diagnostic) = if f.outcome == Outcome::Expired {
-                    (
-                        "4.4.7".to_string(),
-                        format!(
-                            "delivery time expired; last error: {}",
-                            reply_text(&f.reply)
-                        ),
-                    )
-                } else {
-                    (status_text(&f.reply), reply_text(&f.reply))
-                };
-                Some(RecipientReport {
-                    index: f.index,
-                    action,
-                    status,
-                    remote_mta: remote_mta.clone(),
-                    diagnostic,
-                    last_attempt: now,
+        self.report(id, |envelope, now| {
+            finals
+                .iter()
+                .filter_map(|f| {
+                    let notify = envelope.recipients.get(f.index as usize)?.notify;
+                    let action = match f.outcome {
+                        Outcome::Delivered
+                            if !remote_dsn && dsn::wants_success_report(envelope, notify) =>
+                        {
+                            "relayed"
+                        }
+                        Outcome::Delivered => return None,
+                        _ if dsn::wants_failure_report(envelope, notify) => "failed",
+                        _ => return None,
+                    };
+                    let (status, diagnostic) = if f.outcome == Outcome::Expired {
+                        (
+                            "4.4.7".to_string(),
+                            format!(
+                                "delivery time expired; last error: {}",
+                                reply_text(&f.reply)
+                            ),
+                        )
+                    } else {
+                        (status_text(&f.reply), reply_text(&f.reply))
+                    };
+                    Some(RecipientReport {
+                        index: f.index,
+                        action,
+                        status,
+                        remote_mta: remote_mta.clone(),
+                        diagnostic,
+                        last_attempt: now,
+                    })
                 })
-            })
-            .collect();
-        if reports.is_empty() {
-            return Ok(());
-        }
-        self.spool_report(id, &envelope, &content, &reports, now)
-            .await
+                .collect()
+        })
+        .await
     }
 
     /// One "delayed" DSN for the deferred recipients that want it (see
@@ -438,29 +430,42 @@ impl Inner {
         deferred: &[(u32, Reply)],
         remote_mta: Option<String>,
     ) -> Result<(), spool::SpoolError> {
+        self.report(id, |envelope, now| {
+            deferred
+                .iter()
+                .filter(|(index, _)| {
+                    envelope
+                        .recipients
+                        .get(*index as usize)
+                        .is_some_and(|r| dsn::wants_delay_report(envelope, r.notify))
+                })
+                .map(|(index, reply)| RecipientReport {
+                    index: *index,
+                    action: "delayed",
+                    status: status_text(reply),
+                    remote_mta: remote_mta.clone(),
+                    diagnostic: reply_text(reply),
+                    last_attempt: now,
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Reads the message, lets `build` choose the recipients to report (given the envelope
+    /// and now, Unix seconds), and spools the DSN when there are any.
+    async fn report(
+        &self,
+        id: MessageId,
+        build: impl FnOnce(&Envelope, i64) -> Vec<RecipientReport>,
+    ) -> Result<(), spool::SpoolError> {
         let (envelope, content, _) = match self.spool.read(id) {
             Ok(found) => found,
             Err(spool::SpoolError::NotFound) => return Ok(()),
             Err(err) => return Err(err),
         };
         let now = (now_ms() / 1000) as i64;
-        let reports: Vec<RecipientReport> = deferred
-            .iter()
-            .filter(|(index, _)| {
-                envelope
-                    .recipients
-                    .get(*index as usize)
-                    .is_some_and(|r| dsn::wants_delay_report(&envelope, r.notify))
-            })
-            .map(|(index, reply)| RecipientReport {
-                index: *index,
-                action: "delayed",
-                status: status_text(reply),
-                remote_mta: remote_mta.clone(),
-                diagnostic: reply_text(reply),
-                last_attempt: now,
-            })
-            .collect();
+        let reports = build(&envelope, now);
         if reports.is_empty() {
             return Ok(());
         }
