@@ -89,21 +89,24 @@ pub(crate) async fn resume_domain(
     pause(&s, "domains", &name, false).await
 }
 
+/// Turns a handler's result into its response (a refusal is already a response).
+fn respond(result: Result<Response, Refusal>) -> Response {
+    result.unwrap_or_else(|refusal| *refusal)
+}
+
+fn counted(recipients: u64) -> Response {
+    Json(serde_json::json!({ "recipients": recipients })).into_response()
+}
+
 pub(crate) async fn retry(
     State(state): State<AdminState>,
     body: Option<Json<FilterBody>>,
 ) -> Response {
-    let engine = match engine(&state) {
-        Ok(e) => e,
-        Err(r) => return *r,
-    };
-    let body = body.map(|Json(b)| b).unwrap_or_default();
-    let filter = match body.filter() {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
-    let recipients = engine.retry_now(&filter);
-    Json(serde_json::json!({ "recipients": recipients })).into_response()
+    respond((|| {
+        let engine = engine(&state)?;
+        let filter = body.map(|Json(b)| b).unwrap_or_default().filter()?;
+        Ok(counted(engine.retry_now(&filter)))
+    })())
 }
 
 /// Bounce and delete refuse an empty filter: emptying the whole queue takes an explicit
@@ -123,37 +126,27 @@ pub(crate) async fn bounce(
     State(state): State<AdminState>,
     Json(body): Json<FilterBody>,
 ) -> Response {
-    let engine = match engine(&state) {
-        Ok(e) => e,
-        Err(r) => return *r,
-    };
-    let filter = match non_empty(&body) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
-    let reason = body.reason.as_deref().unwrap_or("no reason given");
-    if reason.chars().any(|c| c.is_control()) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "reason: control characters are not allowed",
-        );
-    }
-    let recipients = engine.bounce(&filter, reason);
-    Json(serde_json::json!({ "recipients": recipients })).into_response()
+    respond((|| {
+        let engine = engine(&state)?;
+        let filter = non_empty(&body)?;
+        let reason = body.reason.as_deref().unwrap_or("no reason given");
+        if reason.chars().any(|c| c.is_control()) {
+            return Err(Box::new(error(
+                StatusCode::BAD_REQUEST,
+                "reason: control characters are not allowed",
+            )));
+        }
+        Ok(counted(engine.bounce(&filter, reason)))
+    })())
 }
 
 pub(crate) async fn delete(
     State(state): State<AdminState>,
     Json(body): Json<FilterBody>,
 ) -> Response {
-    let engine = match engine(&state) {
-        Ok(e) => e,
-        Err(r) => return *r,
-    };
-    let filter = match non_empty(&body) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
-    let recipients = engine.delete(&filter);
-    Json(serde_json::json!({ "recipients": recipients })).into_response()
+    respond((|| {
+        let engine = engine(&state)?;
+        let filter = non_empty(&body)?;
+        Ok(counted(engine.delete(&filter)))
+    })())
 }
