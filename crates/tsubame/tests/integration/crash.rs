@@ -101,40 +101,68 @@ pub(crate) fn client_loop(
     acked
 }
 
-#[test]
-fn sigkill_under_load_loses_no_acknowledged_message() {
-    let mut server =
-        TestServer::start("connections_per_ip_max = 1000\nconnection_rate_per_ip_max = 100000");
+/// How [`send_while_killing`] runs.
+pub(crate) struct Kills {
+    pub clients: usize,
+    pub kills: usize,
+    pub rcpt: &'static str,
+    /// Each kill comes `base + random % spread` ms after the previous restart.
+    pub gap_ms: (u64, u64),
+    /// Traffic continues this long after the last restart.
+    pub settle_ms: u64,
+    pub seed: u64,
+}
+
+/// Runs `clients` senders against the server while it is SIGKILLed and restarted `kills`
+/// times at random moments; returns every (queue id, body) that got a 250.
+pub(crate) fn send_while_killing(server: &mut TestServer, plan: Kills) -> Vec<(String, Vec<u8>)> {
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(Vec::new()));
-    let threads: Vec<_> = (0..CLIENTS)
+    let threads: Vec<_> = (0..plan.clients)
         .map(|c| {
             let (addr, stop, acked) = (server.smtp, stop.clone(), acked.clone());
             std::thread::spawn(move || {
-                let mine = client_loop(addr, c, stop, "r@example.com");
+                let mine = client_loop(addr, c, stop, plan.rcpt);
                 acked.lock().expect("acked").extend(mine);
             })
         })
         .collect();
-    let mut seed = std::process::id() as u64 ^ 0x9e37_79b9_7f4a_7c15;
-    for _ in 0..KILLS {
+    let mut seed = std::process::id() as u64 ^ plan.seed;
+    for _ in 0..plan.kills {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        std::thread::sleep(Duration::from_millis(300 + seed % 900));
+        std::thread::sleep(Duration::from_millis(plan.gap_ms.0 + seed % plan.gap_ms.1));
         server.kill9();
         std::thread::sleep(Duration::from_millis(50));
         server.spawn(&[]);
     }
-    std::thread::sleep(Duration::from_millis(500));
+    std::thread::sleep(Duration::from_millis(plan.settle_ms));
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         t.join().expect("client thread");
     }
+    acked.lock().expect("acked").clone()
+}
+
+#[test]
+fn sigkill_under_load_loses_no_acknowledged_message() {
+    let mut server =
+        TestServer::start("connections_per_ip_max = 1000\nconnection_rate_per_ip_max = 100000");
+    let acked = send_while_killing(
+        &mut server,
+        Kills {
+            clients: CLIENTS,
+            kills: KILLS,
+            rcpt: "r@example.com",
+            gap_ms: (300, 900),
+            settle_ms: 500,
+            seed: 0x9e37_79b9_7f4a_7c15,
+        },
+    );
     server.kill9();
     server.spawn(&[]);
 
-    let acked = acked.lock().expect("acked").clone();
     let queued = server.queued_ids();
     let mut by_body: HashMap<Vec<u8>, usize> = HashMap::new();
     let mut lost = 0;

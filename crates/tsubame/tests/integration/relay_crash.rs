@@ -8,14 +8,12 @@
 //! acknowledgement: killed between fsync and our 250 reply).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use testkit::dns::{Rr, TestDns};
 use testkit::sink::{MxSink, SinkOptions};
 
-use crate::crash::client_loop;
+use crate::crash::{Kills, send_while_killing};
 use crate::harness::TestServer;
 
 const CLIENTS: usize = 4;
@@ -48,32 +46,17 @@ fn sigkill_during_delivery_loses_nothing_and_counts_duplicates() {
          [delivery]\ndns_servers = [\"{}\"]\nmx_port = {port}\nretry_initial = \"1s\"\n",
         dns.addr
     ));
-    let stop = Arc::new(AtomicBool::new(false));
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let threads: Vec<_> = (0..CLIENTS)
-        .map(|c| {
-            let (addr, stop, acked) = (server.smtp, stop.clone(), acked.clone());
-            std::thread::spawn(move || {
-                let mine = client_loop(addr, c, stop, "r@dest.test");
-                acked.lock().expect("acked").extend(mine);
-            })
-        })
-        .collect();
-    let mut seed = std::process::id() as u64 ^ 0x2545_f491_4f6c_dd1d;
-    for _ in 0..KILLS {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        std::thread::sleep(Duration::from_millis(400 + seed % 800));
-        server.kill9();
-        std::thread::sleep(Duration::from_millis(50));
-        server.spawn(&[]);
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        t.join().expect("client thread");
-    }
+    let acked = send_while_killing(
+        &mut server,
+        Kills {
+            clients: CLIENTS,
+            kills: KILLS,
+            rcpt: "r@dest.test",
+            gap_ms: (400, 800),
+            settle_ms: 300,
+            seed: 0x2545_f491_4f6c_dd1d,
+        },
+    );
     // Let the queue drain to the MX.
     let deadline = Instant::now() + Duration::from_secs(90);
     while server.admin_json("/admin/v1/queue/summary")["messages"] != 0 {
@@ -90,7 +73,6 @@ fn sigkill_during_delivery_loses_nothing_and_counts_duplicates() {
             *delivered.entry(subject).or_default() += 1;
         }
     }
-    let acked = acked.lock().expect("acked").clone();
     let acked_subjects: Vec<String> = acked
         .iter()
         .filter_map(|(_, body)| subject_of(&String::from_utf8_lossy(body)))
