@@ -238,8 +238,7 @@ impl Spool {
         capacity: usize,
         durable: bool,
     ) -> Result<(), SpoolError> {
-        let wait = self.submit(record, prefix, op, capacity, durable)?;
-        wait.await.map_err(|_| SpoolError::ShutDown)?
+        answered(self.submit(record, prefix, op, capacity, durable)?).await
     }
 
     /// Hands a record to the writer; the receiver gets the writer's answer.
@@ -250,7 +249,7 @@ impl Spool {
         op: IndexOp,
         capacity: usize,
         durable: bool,
-    ) -> Result<tokio::sync::oneshot::Receiver<Result<(), SpoolError>>, SpoolError> {
+    ) -> Result<Answer, SpoolError> {
         if self.is_poisoned() {
             return Err(SpoolError::Poisoned);
         }
@@ -273,14 +272,20 @@ impl Spool {
     /// [`Spool::remove`] without waiting for the writer (no task, no wake-up): for the
     /// delivery hot path, where nothing waits on a removal. Errors are those known at once.
     pub fn remove_detached(&self, id: MessageId) -> Result<(), SpoolError> {
-        self.submit(
-            &Record::Removed { id },
-            &[],
-            IndexOp::Remove { id },
-            32,
-            false,
-        )
-        .map(drop)
+        self.submit_removal(id).map(drop)
+    }
+
+    fn submit_removal(&self, id: MessageId) -> Result<Answer, SpoolError> {
+        let op = IndexOp::Remove { id };
+        self.submit(&Record::Removed { id }, &[], op, 32, false)
+    }
+
+    fn submit_done(&self, id: MessageId, indices: Vec<u32>) -> Result<Answer, SpoolError> {
+        let op = IndexOp::RecipientsDone {
+            id,
+            indices: indices.clone(),
+        };
+        self.submit(&Record::RecipientsDone { id, indices }, &[], op, 64, false)
     }
 
     /// [`Spool::recipients_done`] without waiting for the writer.
@@ -289,12 +294,7 @@ impl Spool {
         id: MessageId,
         indices: Vec<u32>,
     ) -> Result<(), SpoolError> {
-        let op = IndexOp::RecipientsDone {
-            id,
-            indices: indices.clone(),
-        };
-        self.submit(&Record::RecipientsDone { id, indices }, &[], op, 64, false)
-            .map(drop)
+        self.submit_done(id, indices).map(drop)
     }
 
     /// Stores a message durably. Returns only once it is fsynced.
@@ -345,12 +345,7 @@ impl Spool {
         id: MessageId,
         indices: Vec<u32>,
     ) -> Result<(), SpoolError> {
-        let op = IndexOp::RecipientsDone {
-            id,
-            indices: indices.clone(),
-        };
-        self.append(&Record::RecipientsDone { id, indices }, &[], op, 64, false)
-            .await
+        answered(self.submit_done(id, indices)?).await
     }
 
     /// Records that delivery deferred the message, so a restart keeps its retry schedule.
@@ -375,14 +370,7 @@ impl Spool {
 
     /// Removes a finished message. Lazy, like [`Spool::recipients_done`].
     pub async fn remove(&self, id: MessageId) -> Result<(), SpoolError> {
-        self.append(
-            &Record::Removed { id },
-            &[],
-            IndexOp::Remove { id },
-            32,
-            false,
-        )
-        .await
+        answered(self.submit_removal(id)?).await
     }
 
     /// Subscribes to newly durable messages: every message inserted from now on is announced
@@ -509,6 +497,14 @@ impl Spool {
         *self.inner.fault.lock().unwrap_or_else(|p| p.into_inner()) =
             Some(DurabilityFault::FsyncFails);
     }
+}
+
+/// The writer's answer to one append.
+type Answer = tokio::sync::oneshot::Receiver<Result<(), SpoolError>>;
+
+/// Waits for the writer's answer; a writer that went away means the spool shut down.
+async fn answered(answer: Answer) -> Result<(), SpoolError> {
+    answer.await.map_err(|_| SpoolError::ShutDown)?
 }
 
 fn create_dir_durably(dir: &Path) -> Result<(), SpoolError> {
