@@ -128,10 +128,12 @@ impl Engine {
     pub fn summary(&self) -> QueueSummary {
         let now = Instant::now();
         let now_ms = now_ms();
-        let mut state = self.inner.lock();
+        let mut guard = self.inner.lock();
+        // Disjoint borrows: the sites are updated (expired holds) while the rest is read.
+        let state = &mut *guard;
+        let routed = &state.routed;
         let mut domains: BTreeMap<Arc<str>, DomainSummary> = BTreeMap::new();
         let mut sites = Vec::new();
-        let routed = state.routed.clone();
         for site in state.sites.values_mut() {
             let hold = site.hold(now);
             let (hold_name, hold_reason, hold_until) = match &hold {
