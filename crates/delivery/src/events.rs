@@ -1,16 +1,16 @@
 //! Delivery events: one record per recipient state change (delivered, deferred, bounced,
 //! expired), with the remote host, its reply, TLS version and timings.
 //!
-//! Records go to a JSON-lines file written by a background thread (buffered, flushed every
-//! 100 ms), so the delivery path only pays for a channel send; and a short attempt history
-//! per queued message is kept for the queue view.
+//! Records go to a JSON-lines file written by a background thread that wakes every
+//! [`WRITE_INTERVAL`] and takes everything queued since, so the delivery path pays for a push
+//! onto a vector, never for waking a thread; and a short attempt history per queued message
+//! is kept for the queue view.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -69,7 +69,18 @@ pub struct Event {
 const HISTORY_PER_MESSAGE: usize = 8;
 /// Events waiting for the writer; beyond this they are counted as dropped, never blocking
 /// delivery.
-const CHANNEL_BOUND: usize = 100_000;
+const QUEUE_BOUND: usize = 100_000;
+/// How often the writer thread takes the queued events.
+const WRITE_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Events on their way to the file.
+#[derive(Default)]
+struct Queue {
+    events: Vec<Event>,
+    closed: bool,
+}
+
+type SharedQueue = Arc<(Mutex<Queue>, Condvar)>;
 
 /// Counter handles per site and outcome: the registry lookup with labels is not free at
 /// tens of thousands of events per second.
@@ -78,7 +89,8 @@ type SiteCounters = HashMap<String, [Option<metrics::Counter>; 5]>;
 /// The event sink; cheap to share.
 pub struct EventLog {
     counters: Mutex<SiteCounters>,
-    tx: Mutex<Option<SyncSender<Event>>>,
+    /// `None` when events go to no file.
+    queue: Option<SharedQueue>,
     history: Mutex<HashMap<MessageId, VecDeque<Event>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -86,7 +98,7 @@ pub struct EventLog {
 impl EventLog {
     /// Writes to `path` (appending) when given; keeps history either way.
     pub fn new(path: Option<PathBuf>) -> std::io::Result<EventLog> {
-        let (tx, writer) = match path {
+        let (queue, writer) = match path {
             Some(path) => {
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir)?;
@@ -95,17 +107,18 @@ impl EventLog {
                     .create(true)
                     .append(true)
                     .open(&path)?;
-                let (tx, rx) = std::sync::mpsc::sync_channel(CHANNEL_BOUND);
+                let queue = SharedQueue::default();
+                let shared = queue.clone();
                 let handle = std::thread::Builder::new()
                     .name("event-log".into())
-                    .spawn(move || write_loop(rx, file))?;
-                (Some(tx), Some(handle))
+                    .spawn(move || write_loop(shared, file))?;
+                (Some(queue), Some(handle))
             }
             None => (None, None),
         };
         Ok(EventLog {
             counters: Mutex::new(HashMap::new()),
-            tx: Mutex::new(tx),
+            queue,
             history: Mutex::new(HashMap::new()),
             writer: Mutex::new(writer),
         })
@@ -122,15 +135,17 @@ impl EventLog {
             }
             entries.push_back(event.clone());
         }
-        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(tx) = tx.as_ref() {
-            match tx.try_send(event) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => {
-                    metrics::counter!("tsubame_events_dropped_total").increment(1)
-                }
-                Err(TrySendError::Disconnected(_)) => {}
+        if let Some(queue) = &self.queue {
+            let mut queued = queue.0.lock().unwrap_or_else(|p| p.into_inner());
+            if queued.closed {
+                return;
             }
+            if queued.events.len() >= QUEUE_BOUND {
+                drop(queued);
+                metrics::counter!("tsubame_events_dropped_total").increment(1);
+                return;
+            }
+            queued.events.push(event);
         }
     }
 
@@ -176,27 +191,37 @@ impl EventLog {
 
     /// Flushes and stops the writer.
     pub fn close(&self) {
-        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(queue) = &self.queue {
+            queue.0.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
+            queue.1.notify_one();
+        }
         if let Some(handle) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = handle.join();
         }
     }
 }
 
-fn write_loop(rx: Receiver<Event>, file: std::fs::File) {
+fn write_loop(queue: SharedQueue, file: std::fs::File) {
     let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
+    let mut taken = Vec::new();
     loop {
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(event) => {
-                if serde_json::to_writer(&mut out, &event).is_ok() {
-                    let _ = out.write_all(b"\n");
-                }
+        let closed = {
+            let guard = queue.0.lock().unwrap_or_else(|p| p.into_inner());
+            let (mut guard, _) = queue
+                .1
+                .wait_timeout_while(guard, WRITE_INTERVAL, |q| !q.closed)
+                .unwrap_or_else(|p| p.into_inner());
+            std::mem::swap(&mut guard.events, &mut taken);
+            guard.closed
+        };
+        for event in taken.drain(..) {
+            if serde_json::to_writer(&mut out, &event).is_ok() {
+                let _ = out.write_all(b"\n");
             }
-            Err(RecvTimeoutError::Timeout) => {
-                let _ = out.flush();
-            }
-            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        let _ = out.flush();
+        if closed {
+            break;
         }
     }
-    let _ = out.flush();
 }

@@ -61,7 +61,7 @@ pub use index::Totals;
 pub use recovery::RecoveryReport;
 
 use record::Record;
-use writer::{Append, IndexOp, ReaderCache, Writer};
+use writer::{Append, Command, Detached, IndexOp, ReaderCache, Writer};
 
 /// Bytes read for an envelope-only read; most envelopes fit.
 const ENVELOPE_READ_BYTES: usize = 2048;
@@ -90,6 +90,8 @@ pub(crate) struct Inner {
     /// fdatasync calls so far; with group commit this grows slower than the appends.
     fsyncs: std::sync::atomic::AtomicU64,
     readers: ReaderCache,
+    /// Bookkeeping records nobody waits for, on their way to the writer without a wake-up.
+    detached: Detached,
     /// Where ids of newly durable messages go, once a consumer (the delivery engine) asks.
     arrivals: Mutex<Option<tokio::sync::mpsc::UnboundedSender<MessageId>>>,
     dir: PathBuf,
@@ -169,7 +171,7 @@ pub struct MessageInfo {
 pub struct Spool {
     inner: Arc<Inner>,
     ids: Arc<IdGenerator>,
-    sender: Arc<Mutex<Option<Sender<Append>>>>,
+    sender: Arc<Mutex<Option<Sender<Command>>>>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
@@ -189,6 +191,7 @@ impl Spool {
             poisoned: AtomicBool::new(false),
             fsyncs: Default::default(),
             readers: Mutex::new(Default::default()),
+            detached: Detached::default(),
             arrivals: Mutex::new(None),
             dir: config.dir.clone(),
             #[cfg(any(test, feature = "faults"))]
@@ -250,29 +253,59 @@ impl Spool {
         capacity: usize,
         durable: bool,
     ) -> Result<Answer, SpoolError> {
+        let (reply, wait) = tokio::sync::oneshot::channel();
+        let append = self.frame(record, prefix, op, capacity, durable, Some(reply))?;
+        let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
+        let sender = sender.as_ref().ok_or(SpoolError::ShutDown)?;
+        sender
+            .send(Command::Append(append))
+            .map_err(|_| SpoolError::ShutDown)?;
+        Ok(wait)
+    }
+
+    /// Hands a lazy record to the writer without waiting for it and, unless the writer is
+    /// idle, without waking it: it goes out with the next batch (at most
+    /// [`writer::DETACHED_WAIT`] later).
+    fn submit_detached(&self, record: &Record, op: IndexOp) -> Result<(), SpoolError> {
+        let append = self.frame(record, &[], op, 64, false, None)?;
+        // Pushed under the sender lock: after `shutdown` took the sender no record can slip
+        // in behind the writer's last drain.
+        let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
+        let sender = sender.as_ref().ok_or(SpoolError::ShutDown)?;
+        if self.inner.detached.push(append) {
+            sender
+                .send(Command::Wake)
+                .map_err(|_| SpoolError::ShutDown)?;
+        }
+        Ok(())
+    }
+
+    fn frame(
+        &self,
+        record: &Record,
+        prefix: &[u8],
+        op: IndexOp,
+        capacity: usize,
+        durable: bool,
+        reply: Option<tokio::sync::oneshot::Sender<Result<(), SpoolError>>>,
+    ) -> Result<Append, SpoolError> {
         if self.is_poisoned() {
             return Err(SpoolError::Poisoned);
         }
         let mut bytes = Vec::with_capacity(capacity);
         record::encode_with_prefix(record, prefix, &mut bytes);
-        let (reply, wait) = tokio::sync::oneshot::channel();
-        let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
-        let sender = sender.as_ref().ok_or(SpoolError::ShutDown)?;
-        sender
-            .send(Append {
-                bytes,
-                durable,
-                op,
-                reply,
-            })
-            .map_err(|_| SpoolError::ShutDown)?;
-        Ok(wait)
+        Ok(Append {
+            bytes,
+            durable,
+            op,
+            reply,
+        })
     }
 
     /// [`Spool::remove`] without waiting for the writer (no task, no wake-up): for the
     /// delivery hot path, where nothing waits on a removal. Errors are those known at once.
     pub fn remove_detached(&self, id: MessageId) -> Result<(), SpoolError> {
-        self.submit_removal(id).map(drop)
+        self.submit_detached(&Record::Removed { id }, IndexOp::Remove { id })
     }
 
     fn submit_removal(&self, id: MessageId) -> Result<Answer, SpoolError> {
@@ -288,13 +321,17 @@ impl Spool {
         self.submit(&Record::RecipientsDone { id, indices }, &[], op, 64, false)
     }
 
-    /// [`Spool::recipients_done`] without waiting for the writer.
+    /// [`Spool::recipients_done`] without waiting for the writer (nor, mostly, waking it).
     pub fn recipients_done_detached(
         &self,
         id: MessageId,
         indices: Vec<u32>,
     ) -> Result<(), SpoolError> {
-        self.submit_done(id, indices).map(drop)
+        let op = IndexOp::RecipientsDone {
+            id,
+            indices: indices.clone(),
+        };
+        self.submit_detached(&Record::RecipientsDone { id, indices }, op)
     }
 
     /// Stores a message durably. Returns only once it is fsynced.

@@ -483,3 +483,47 @@ fn bookkeeping_records_are_lazy_but_synced_soon() {
     assert_eq!(ids, vec![c]);
     spool.shutdown();
 }
+
+#[test]
+fn detached_records_ride_the_next_batch_or_land_within_the_wait() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (spool, _) = Spool::open(&config(dir.path(), 1 << 20)).expect("open");
+    let rt = rt();
+    let ids: Vec<MessageId> = (0..4).map(|_| spool.next_id()).collect();
+    for (n, id) in ids.iter().enumerate() {
+        insert_now(&rt, &spool, *id, envelope(2), body(n));
+    }
+    let after_inserts = spool.fsync_count();
+    // Alone: written and synced by the writer's own timer.
+    spool.remove_detached(ids[0]).expect("remove");
+    spool
+        .recipients_done_detached(ids[1], vec![1])
+        .expect("done");
+    std::thread::sleep(writer::DETACHED_WAIT * 5);
+    assert_eq!(spool.fsync_count(), after_inserts + 1, "one sync for both");
+    let listed = spool.list(None, 10);
+    assert!(listed.iter().all(|m| m.id != ids[0]), "removal applied");
+    let second = listed.iter().find(|m| m.id == ids[1]).expect("listed");
+    assert_eq!(second.recipients_pending, 1);
+    // With traffic: carried by the next durable insert, no sync of their own.
+    spool.remove_detached(ids[2]).expect("remove");
+    let extra = spool.next_id();
+    insert_now(&rt, &spool, extra, envelope(1), body(9));
+    assert_eq!(spool.fsync_count(), after_inserts + 2);
+    assert!(spool.list(None, 10).iter().all(|m| m.id != ids[2]));
+    // Queued just before shutdown: still written.
+    spool.remove_detached(ids[3]).expect("remove");
+    spool.shutdown();
+    assert!(matches!(
+        spool.remove_detached(ids[1]),
+        Err(SpoolError::ShutDown)
+    ));
+    let (spool, _) = Spool::open(&config(dir.path(), 1 << 20)).expect("reopen");
+    let left: Vec<(MessageId, u32)> = spool
+        .list(None, 10)
+        .iter()
+        .map(|m| (m.id, m.recipients_pending))
+        .collect();
+    assert_eq!(left, vec![(ids[1], 1), (extra, 1)]);
+    spool.shutdown();
+}

@@ -7,11 +7,16 @@
 //! once, made durable by the next fsync that a new message needs anyway, or at the latest
 //! after [`LAZY_SYNC_MAX`]. Losing such a record in a crash means a recipient delivered again,
 //! which the delivery contract allows for in-flight work; it halves the fsyncs of a relay.
+//!
+//! *Detached* bookkeeping (nobody waits for it: the delivery hot path) does not even wake the
+//! writer: it waits in [`Detached`] until the next batch takes it, or at most
+//! [`DETACHED_WAIT`] when no batch comes. Only the first record after the writer went idle
+//! sends a wake-up, so a busy relay pays no thread hand-off per removal.
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -49,13 +54,62 @@ pub(crate) enum IndexOp {
 /// Longest a lazy record waits for an fsync.
 pub(crate) const LAZY_SYNC_MAX: Duration = Duration::from_millis(20);
 
+/// Longest a detached record waits for a batch to carry it when none comes.
+pub(crate) const DETACHED_WAIT: Duration = Duration::from_millis(10);
+
 /// One framed record waiting to be written.
 pub(crate) struct Append {
     pub bytes: Vec<u8>,
     /// False for delivery bookkeeping: answered once written, synced with the next batch.
     pub durable: bool,
     pub op: IndexOp,
-    pub reply: oneshot::Sender<Result<(), SpoolError>>,
+    /// `None` for a detached record: nobody waits for it.
+    pub reply: Option<oneshot::Sender<Result<(), SpoolError>>>,
+}
+
+/// What the writer's channel carries.
+pub(crate) enum Command {
+    Append(Append),
+    /// Detached records are waiting and the writer may be asleep.
+    Wake,
+}
+
+/// Detached records waiting for the writer, and whether it already knows about them.
+#[derive(Default)]
+pub(crate) struct Detached {
+    pub records: Mutex<Vec<Append>>,
+    /// Set by the first record after the writer went idle (which then sends [`Command::Wake`]);
+    /// cleared by the writer only when it goes to sleep with nothing waiting.
+    pub armed: AtomicBool,
+}
+
+impl Detached {
+    /// Queues a record; true when the writer must be woken.
+    pub fn push(&self, append: Append) -> bool {
+        self.records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(append);
+        !self.armed.swap(true, Ordering::AcqRel)
+    }
+
+    fn take_into(&self, batch: &mut Vec<Append>) {
+        batch.append(&mut self.records.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// Disarms before the writer sleeps; false (and still armed) when records slipped in.
+    fn disarm(&self) -> bool {
+        self.armed.store(false, Ordering::Release);
+        let empty = self
+            .records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty();
+        if !empty {
+            self.armed.store(true, Ordering::Release);
+        }
+        empty
+    }
 }
 
 pub(crate) struct Writer {
@@ -71,51 +125,85 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub fn run(mut self, rx: Receiver<Append>) {
+    pub fn run(mut self, rx: Receiver<Command>) {
         let mut batch: Vec<Append> = Vec::new();
         loop {
-            let first = match self.unsynced_since {
+            let armed = self.inner.detached.armed.load(Ordering::Acquire);
+            let lazy_wait = self
+                .unsynced_since
+                .map(|since| LAZY_SYNC_MAX.saturating_sub(since.elapsed()));
+            let wait = match (armed, lazy_wait) {
+                (true, Some(lazy)) => Some(lazy.min(DETACHED_WAIT)),
+                (true, None) => Some(DETACHED_WAIT),
+                (false, lazy) => lazy,
+            };
+            let first = match wait {
                 None => match rx.recv() {
                     Ok(first) => first,
                     Err(_) => break,
                 },
-                Some(since) => {
-                    let wait = LAZY_SYNC_MAX.saturating_sub(since.elapsed());
-                    match rx.recv_timeout(wait) {
-                        Ok(first) => first,
-                        Err(RecvTimeoutError::Timeout) => {
-                            let _ = self.sync();
-                            continue;
-                        }
-                        Err(RecvTimeoutError::Disconnected) => break,
+                Some(wait) => match rx.recv_timeout(wait) {
+                    Ok(first) => first,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.flush_idle(&mut batch);
+                        continue;
                     }
-                }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                },
+            };
+            let Command::Append(first) = first else {
+                // Detached records wait for the next batch or the timeout.
+                continue;
             };
             batch.push(first);
             let mut bytes = batch[0].bytes.len();
             while bytes < self.batch_bytes_max {
                 match rx.try_recv() {
-                    Ok(next) => {
+                    Ok(Command::Append(next)) => {
                         bytes += next.bytes.len();
                         batch.push(next);
                     }
+                    Ok(Command::Wake) => {}
                     Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                 }
             }
-            let result = self.commit(&mut batch);
-            for append in batch.drain(..) {
-                let reply = match &result {
-                    Ok(()) => Ok(()),
-                    Err(Fault::NoSpace) => Err(SpoolError::NoSpace),
-                    Err(Fault::Poisoned) => Err(SpoolError::Poisoned),
-                };
-                // A caller that went away (connection dropped) simply misses its answer; the
-                // record is durable either way.
-                let _ = append.reply.send(reply);
-            }
+            self.inner.detached.take_into(&mut batch);
+            self.commit_and_answer(&mut batch);
+        }
+        self.inner.detached.take_into(&mut batch);
+        if !batch.is_empty() {
+            self.commit_and_answer(&mut batch);
         }
         if self.unsynced_since.is_some() {
             let _ = self.sync();
+        }
+    }
+
+    /// Nothing came for a while: write what is detached and sync what is lazy, then let the
+    /// next detached record wake the writer again.
+    fn flush_idle(&mut self, batch: &mut Vec<Append>) {
+        self.inner.detached.take_into(batch);
+        if !batch.is_empty() {
+            self.commit_and_answer(batch);
+        }
+        if self.unsynced_since.is_some() {
+            let _ = self.sync();
+        }
+        let _ = self.inner.detached.disarm();
+    }
+
+    fn commit_and_answer(&mut self, batch: &mut Vec<Append>) {
+        let result = self.commit(batch);
+        for append in batch.drain(..) {
+            let Some(reply) = append.reply else { continue };
+            let answer = match &result {
+                Ok(()) => Ok(()),
+                Err(Fault::NoSpace) => Err(SpoolError::NoSpace),
+                Err(Fault::Poisoned) => Err(SpoolError::Poisoned),
+            };
+            // A caller that went away (connection dropped) simply misses its answer; the
+            // record is durable either way.
+            let _ = reply.send(answer);
         }
     }
 
