@@ -20,6 +20,15 @@ use clap::{Parser, Subcommand};
 use crate::config::{LogFormat, Overrides};
 use crate::datadir::DataDir;
 
+// Why not the system allocator: every message allocates and frees buffers of a few KB on
+// one tokio worker and often frees them on another (the spool writer, a delivery
+// connection). glibc's malloc handles that cross-thread, mid-size pattern with its slowest
+// paths (`malloc_consolidate`, `_int_free`, arena locks): about 11 % of a relay's CPU in
+// `perf`. mimalloc's per-thread free lists cut that (bench/RESULTS.md, "Where the time
+// goes (relay)"), and it builds from one C file, which keeps clean builds short.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "tsubame",
