@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
                 ClientEvent::NeedInput => break,
                 ClientEvent::Ready | ClientEvent::Transaction(_) if sent < 2 => {
                     sent += 1;
-                    client.send(&message, b"line\nbare\rcr\r\n.dot\r\n".to_vec());
+                    client.send(&message, b"line\nbare\rcr\r\n.dot\r\n");
                 }
                 ClientEvent::Closed | ClientEvent::Failed(_) => return,
                 ClientEvent::TlsReady => client.tls_established(),

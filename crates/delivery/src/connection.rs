@@ -293,7 +293,7 @@ impl Connection {
     pub async fn deliver(
         &mut self,
         message: &Outbound,
-        content: Vec<u8>,
+        content: &[u8],
     ) -> Result<TransactionOutcome, ConnectionError> {
         self.session.send(message, content);
         self.messages_sent += 1;

@@ -144,7 +144,7 @@ async fn opportunistic_tls_and_connection_reuse() {
             format!("Subject: {n}\r\nMessage-ID: <{n}@t>\r\n\r\n.leading dot\nbare lf line\r\n")
                 .into_bytes();
         let outcome = conn
-            .deliver(&message(&["a@example.com", "b@example.net"]), content)
+            .deliver(&message(&["a@example.com", "b@example.net"]), &content)
             .await
             .expect("deliver");
         assert!(outcome.any_delivered);
@@ -179,10 +179,7 @@ async fn per_recipient_outcomes_from_a_real_server() {
         .await
         .expect("connect");
     let outcome = conn
-        .deliver(
-            &message(&["a@x.test", "b@x.test", "c@x.test"]),
-            b"hi\r\n".to_vec(),
-        )
+        .deliver(&message(&["a@x.test", "b@x.test", "c@x.test"]), b"hi\r\n")
         .await
         .expect("deliver");
     let codes: Vec<u16> = outcome.recipients.iter().map(|r| r.code).collect();
@@ -193,7 +190,7 @@ async fn per_recipient_outcomes_from_a_real_server() {
     let rx = receiver(false, 100, "10.0.0.0/8").await;
     let mut conn = open(rx.addr, TlsPolicy::Disabled).await.expect("connect");
     let outcome = conn
-        .deliver(&message(&["a@x.test", "b@x.test"]), b"hi\r\n".to_vec())
+        .deliver(&message(&["a@x.test", "b@x.test"]), b"hi\r\n")
         .await
         .expect("deliver");
     assert!(!outcome.any_delivered);
@@ -204,7 +201,7 @@ async fn per_recipient_outcomes_from_a_real_server() {
             .all(|r| r.code == 550 && r.status == Some((5, 7, 1)))
     );
     let again = conn
-        .deliver(&message(&["a@x.test"]), b"hi\r\n".to_vec())
+        .deliver(&message(&["a@x.test"]), b"hi\r\n")
         .await
         .expect("connection still usable");
     assert_eq!(again.recipients[0].code, 550);
@@ -299,10 +296,7 @@ async fn refusal_at_connect_and_stage_timeouts() {
     let mut conn = open(stalls, TlsPolicy::Opportunistic)
         .await
         .expect("connect");
-    let err = conn
-        .deliver(&message(&["a@x.test"]), b"x\r\n".to_vec())
-        .await
-        .err();
+    let err = conn.deliver(&message(&["a@x.test"]), b"x\r\n").await.err();
     assert!(
         matches!(err, Some(ConnectionError::Timeout(Stage::DataDot))),
         "{err:?}"
@@ -364,7 +358,7 @@ async fn pipelined_delivery_to_postfix_smtp_sink() {
         let outcome = conn
             .deliver(
                 &message(&["a@x.test", "b@y.test"]),
-                b"Subject: sink\r\n\r\nbody\r\n".to_vec(),
+                b"Subject: sink\r\n\r\nbody\r\n",
             )
             .await
             .expect("deliver");
@@ -416,7 +410,7 @@ async fn smarthost_auth_over_starttls_and_refusals() {
     let outcome = conn
         .deliver(
             &message(&["far@away.test"]),
-            b"Subject: relayed\r\n\r\nhi\r\n".to_vec(),
+            b"Subject: relayed\r\n\r\nhi\r\n",
         )
         .await
         .expect("deliver");

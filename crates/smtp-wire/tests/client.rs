@@ -72,7 +72,7 @@ fn pipelined_transaction_keeps_per_recipient_outcomes() {
     let mut client = ready(EHLO_FULL);
     client.send(
         &message(&["a@x.test", "b@x.test", "c@x.test"]),
-        b"Subject: t\r\n\r\n.hi\r\n".to_vec(),
+        b"Subject: t\r\n\r\n.hi\r\n",
     );
     assert_eq!(
         written(&mut client),
@@ -100,14 +100,14 @@ fn pipelined_transaction_keeps_per_recipient_outcomes() {
         "no RSET after a completed transaction"
     );
     // The connection is reused for the next message.
-    client.send(&message(&["d@x.test"]), b"x\r\n".to_vec());
+    client.send(&message(&["d@x.test"]), b"x\r\n");
     assert!(written(&mut client).starts_with("MAIL FROM:"));
 }
 
 #[test]
 fn without_pipelining_commands_wait_for_replies() {
     let mut client = ready("250-mx.test\r\n250 8BITMIME\r\n");
-    client.send(&message(&["a@x.test", "b@x.test"]), b"x\r\n".to_vec());
+    client.send(&message(&["a@x.test", "b@x.test"]), b"x\r\n");
     assert_eq!(
         written(&mut client),
         "MAIL FROM:<s@tsubame.test>\r\n",
@@ -128,7 +128,7 @@ fn without_pipelining_commands_wait_for_replies() {
 #[test]
 fn every_recipient_refused_resets_before_reporting() {
     let mut client = ready(EHLO_FULL);
-    client.send(&message(&["a@x.test", "b@x.test"]), b"x\r\n".to_vec());
+    client.send(&message(&["a@x.test", "b@x.test"]), b"x\r\n");
     written(&mut client);
     let events = server_says(
         &mut client,
@@ -143,7 +143,7 @@ fn every_recipient_refused_resets_before_reporting() {
 #[test]
 fn refused_sender_fails_every_recipient() {
     let mut client = ready(EHLO_FULL);
-    client.send(&message(&["a@x.test", "b@x.test"]), b"x\r\n".to_vec());
+    client.send(&message(&["a@x.test", "b@x.test"]), b"x\r\n");
     written(&mut client);
     server_says(
         &mut client,
@@ -157,7 +157,7 @@ fn refused_sender_fails_every_recipient() {
 #[test]
 fn data_accepted_without_recipients_is_ended_empty() {
     let mut client = ready(EHLO_FULL);
-    client.send(&message(&["a@x.test"]), b"secret\r\n".to_vec());
+    client.send(&message(&["a@x.test"]), b"secret\r\n");
     written(&mut client);
     server_says(&mut client, "250 ok\r\n550 no\r\n354 go ahead anyway\r\n");
     assert_eq!(
@@ -174,7 +174,7 @@ fn data_accepted_without_recipients_is_ended_empty() {
 #[test]
 fn content_rejected_at_end_of_data() {
     let mut client = ready(EHLO_FULL);
-    client.send(&message(&["a@x.test", "b@x.test"]), b"x\r\n".to_vec());
+    client.send(&message(&["a@x.test", "b@x.test"]), b"x\r\n");
     written(&mut client);
     server_says(&mut client, "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n");
     written(&mut client);
@@ -236,14 +236,14 @@ fn smtputf8_and_size_are_checked_before_sending() {
     let mut client = ready("250-mx.test\r\n250-PIPELINING\r\n250 SIZE 100\r\n");
     let mut utf8 = message(&["受信@例え.jp"]);
     utf8.smtputf8 = true;
-    client.send(&utf8, b"x\r\n".to_vec());
+    client.send(&utf8, b"x\r\n");
     let event = client.poll();
     assert_eq!(codes(&event), vec![550]);
     let ClientEvent::Transaction(outcome) = event else {
         unreachable!()
     };
     assert_eq!(outcome.recipients[0].status, Some((5, 6, 7)));
-    client.send(&message(&["a@x.test"]), vec![b'x'; 200]);
+    client.send(&message(&["a@x.test"]), &[b'x'; 200]);
     let ClientEvent::Transaction(outcome) = client.poll() else {
         panic!("outcome")
     };
@@ -258,7 +258,7 @@ fn smtputf8_and_size_are_checked_before_sending() {
 #[test]
 fn connection_lost_mid_transaction_and_quit() {
     let mut client = ready(EHLO_FULL);
-    client.send(&message(&["a@x.test"]), b"x\r\n".to_vec());
+    client.send(&message(&["a@x.test"]), b"x\r\n");
     server_says(&mut client, "250 ok\r\n");
     client.eof();
     assert_eq!(
@@ -311,7 +311,7 @@ fn deliver_in_memory(content: &[u8], rcpts: &[&str]) -> (Vec<smtp_wire::Transact
             match client.poll() {
                 ClientEvent::Ready if !sent => {
                     sent = true;
-                    client.send(&message(rcpts), content.to_vec());
+                    client.send(&message(rcpts), content);
                 }
                 ClientEvent::Transaction(o) => {
                     outcome = o.recipients.iter().map(|r| r.code).collect();
@@ -387,7 +387,7 @@ fn chunking_sends_the_whole_message_in_one_write_with_bdat_last() {
     let mut client = ready(EHLO_CHUNKING);
     client.send(
         &message(&["a@x.test", "b@x.test"]),
-        b"Subject: t\n\r\n.hi\r\n".to_vec(),
+        b"Subject: t\n\r\n.hi\r\n",
     );
     assert_eq!(
         written(&mut client),
@@ -408,7 +408,7 @@ fn chunking_sends_the_whole_message_in_one_write_with_bdat_last() {
     );
 
     // Every recipient refused: the server refuses the chunk too, and the client resets.
-    client.send(&message(&["c@x.test"]), b"x\r\n".to_vec());
+    client.send(&message(&["c@x.test"]), b"x\r\n");
     let _ = written(&mut client);
     let events = server_says(
         &mut client,

@@ -18,6 +18,7 @@
 //!   acknowledged again until a restart recovers from what the disk really holds.
 //! - A full disk ([`SpoolError::NoSpace`]) rolls the batch back and keeps the spool usable.
 
+mod arrival;
 pub mod envelope;
 mod error;
 pub mod id;
@@ -54,6 +55,7 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
+pub use arrival::{Arrival, Stored};
 pub use envelope::{Envelope, Recipient};
 pub use error::SpoolError;
 pub use id::{IdGenerator, MessageId};
@@ -92,8 +94,9 @@ pub(crate) struct Inner {
     readers: ReaderCache,
     /// Bookkeeping records nobody waits for, on their way to the writer without a wake-up.
     detached: Detached,
-    /// Where ids of newly durable messages go, once a consumer (the delivery engine) asks.
-    arrivals: Mutex<Option<tokio::sync::mpsc::UnboundedSender<MessageId>>>,
+    /// Where newly durable messages are announced, once a consumer (the delivery engine)
+    /// asks, with the budget for records carried in memory.
+    arrivals: Mutex<Option<(ArrivalSender, Arc<arrival::Budget>)>>,
     dir: PathBuf,
     #[cfg(any(test, feature = "faults"))]
     fault: Mutex<Option<DurabilityFault>>,
@@ -107,17 +110,21 @@ impl Inner {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Tells the arrivals consumer, if any, about messages that just became durable. Called
-    /// once per group commit, so the lock is taken once per batch, not once per message.
-    pub(crate) fn announce(&self, ids: &[MessageId]) {
-        if ids.is_empty() {
-            return;
-        }
+    /// Tells the arrivals consumer, if any, about messages that just became durable, handing
+    /// over their records while the budget lasts. Called once per group commit, so the lock
+    /// is taken once per batch, not once per message.
+    pub(crate) fn announce(&self, inserted: impl Iterator<Item = (MessageId, Vec<u8>)>) {
         let mut arrivals = self.arrivals.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(tx) = arrivals.as_ref() else { return };
-        if ids.iter().any(|id| tx.send(*id).is_err()) {
-            // The consumer went away; stop queueing ids nobody will read.
-            *arrivals = None;
+        let Some((tx, budget)) = arrivals.as_ref() else {
+            return;
+        };
+        for (id, record) in inserted {
+            let stored = budget.keep(record);
+            if tx.send(Arrival { id, stored }).is_err() {
+                // The consumer went away; stop queueing notices nobody will read.
+                *arrivals = None;
+                return;
+            }
         }
     }
 
@@ -411,17 +418,27 @@ impl Spool {
     }
 
     /// Subscribes to newly durable messages: every message inserted from now on is announced
-    /// once, after its fsync, in commit order. Together with [`Spool::list`] at start-up this
-    /// is how a consumer (the delivery engine) learns of every queued message. A new
-    /// subscription replaces the previous one.
-    pub fn subscribe_arrivals(&self) -> tokio::sync::mpsc::UnboundedReceiver<MessageId> {
+    /// once, after its fsync, in commit order, with its record in memory as long as the
+    /// announced records held by the consumer stay under `memory_bytes_max`. Together with
+    /// [`Spool::list`] at start-up this is how a consumer (the delivery engine) learns of every
+    /// queued message. A new subscription replaces the previous one.
+    pub fn subscribe_arrivals(
+        &self,
+        memory_bytes_max: usize,
+    ) -> tokio::sync::mpsc::UnboundedReceiver<Arrival> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         *self
             .inner
             .arrivals
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(tx);
+            .unwrap_or_else(|p| p.into_inner()) =
+            Some((tx, arrival::Budget::new(memory_bytes_max)));
         rx
+    }
+
+    /// Which recipients of a queued message are final, without reading anything from disk.
+    pub fn recipients_final(&self, id: MessageId) -> Result<Vec<bool>, SpoolError> {
+        self.locate(id).map(|(_, _, _, done)| done)
     }
 
     /// fdatasync calls made since the spool was opened.
@@ -535,6 +552,8 @@ impl Spool {
             Some(DurabilityFault::FsyncFails);
     }
 }
+
+type ArrivalSender = tokio::sync::mpsc::UnboundedSender<Arrival>;
 
 /// The writer's answer to one append.
 type Answer = tokio::sync::oneshot::Receiver<Result<(), SpoolError>>;

@@ -109,8 +109,23 @@ fn arrivals_are_announced_after_they_are_durable() {
     let (spool, _) = Spool::open(&config(dir.path(), 1 << 20)).expect("open");
     let before = spool.next_id();
     insert_now(&rt, &spool, before, envelope(1), body(0));
-    let mut arrivals = spool.subscribe_arrivals();
+    // A budget for two of these records in memory at once.
+    let record_bytes = |n: usize| {
+        let mut bytes = Vec::new();
+        let (id, envelope, content) = (before, envelope(1), body(n));
+        record::encode(
+            &Record::Message {
+                id,
+                envelope,
+                content,
+            },
+            &mut bytes,
+        );
+        bytes.len()
+    };
+    let mut arrivals = spool.subscribe_arrivals(record_bytes(0) + record_bytes(1));
     let ids: Vec<MessageId> = (0..5).map(|_| spool.next_id()).collect();
+    let mut kept = Vec::new();
     rt.block_on(async {
         for (n, id) in ids.iter().enumerate() {
             spool
@@ -118,20 +133,35 @@ fn arrivals_are_announced_after_they_are_durable() {
                 .await
                 .expect("insert");
         }
-        for id in &ids {
-            assert_eq!(
-                arrivals.recv().await,
-                Some(*id),
-                "announced once, in commit order"
-            );
+        for (n, id) in ids.iter().enumerate() {
+            let arrival = arrivals.recv().await.expect("arrival");
+            assert_eq!(arrival.id, *id, "announced once, in commit order");
+            if n < 2 {
+                let stored = arrival.stored.expect("within the budget");
+                assert_eq!(stored.content(), &body(n)[..]);
+                assert_eq!(stored.envelope().expect("envelope"), envelope(1));
+                kept.push(stored);
+            } else {
+                assert!(arrival.stored.is_none(), "beyond the budget: id only");
+            }
         }
+        // Dropping a record gives its bytes back to the budget.
+        kept.clear();
+        let late = spool.next_id();
+        spool
+            .insert(late, envelope(1), body(0))
+            .await
+            .expect("insert");
+        let arrival = arrivals.recv().await.expect("arrival");
+        assert_eq!(arrival.id, late);
+        assert!(arrival.stored.is_some());
     });
     assert!(
         arrivals.try_recv().is_err(),
         "messages from before the subscription are not announced"
     );
     // At start-up a consumer lists what is already queued, then follows arrivals.
-    assert_eq!(spool.list(None, usize::MAX).len(), 6);
+    assert_eq!(spool.list(None, usize::MAX).len(), 7);
 }
 
 fn segment_files(dir: &Path) -> Vec<u64> {

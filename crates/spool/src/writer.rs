@@ -194,7 +194,11 @@ impl Writer {
 
     fn commit_and_answer(&mut self, batch: &mut Vec<Append>) {
         let result = self.commit(batch);
+        let mut inserted = Vec::new();
         for append in batch.drain(..) {
+            if let (Ok(()), IndexOp::Insert { id, .. }) = (&result, &append.op) {
+                inserted.push((*id, append.bytes));
+            }
             let Some(reply) = append.reply else { continue };
             let answer = match &result {
                 Ok(()) => Ok(()),
@@ -204,6 +208,9 @@ impl Writer {
             // A caller that went away (connection dropped) simply misses its answer; the
             // record is durable either way.
             let _ = reply.send(answer);
+        }
+        if !inserted.is_empty() {
+            self.inner.announce(inserted.into_iter());
         }
     }
 
@@ -305,7 +312,6 @@ impl Writer {
     fn apply(&mut self, batch: &[Append], positions: &[(u64, u32)]) {
         let mut index = self.inner.lock_index();
         let mut any_removal = false;
-        let mut inserted = Vec::new();
         for (append, &(offset, len)) in batch.iter().zip(positions) {
             match &append.op {
                 IndexOp::Insert {
@@ -324,7 +330,6 @@ impl Writer {
                         next_attempt_ms: 0,
                     };
                     index.insert(*id, entry);
-                    inserted.push(*id);
                 }
                 IndexOp::RecipientsDone { id, indices } => {
                     index.recipients_done(*id, indices, self.segment)
@@ -341,7 +346,6 @@ impl Writer {
             }
         }
         drop(index);
-        self.inner.announce(&inserted);
         if any_removal {
             self.reclaim();
         }

@@ -47,6 +47,7 @@ pub fn run(args: QueueArgs) -> anyhow::Result<()> {
             received_ms: 1_795_000_000_000 + n,
             last_error: None,
             delay_warned: false,
+            fresh: None,
         };
         let due = origin + Duration::from_millis(seed % (args.spread.max(1) * 1000));
         state.schedule(part, due);

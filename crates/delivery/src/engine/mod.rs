@@ -25,11 +25,15 @@ use crate::connection::ClientTimeouts;
 use crate::events::EventLog;
 use crate::outcome::classify::Classifier;
 use crate::outcome::retry::RetryPolicy;
-use crate::queue::{Part, Site, State};
+use crate::queue::{Fresh, Part, Site, State};
 use crate::route::dns::DnsConfig;
 use crate::route::{Route, RouteError, Router, RoutingConfig};
 use crate::shaping::{ResponseRule, Shaping};
 use crate::tls::TlsClients;
+
+/// Memory for messages kept from their arrival for their first attempt; beyond it (a
+/// backlog, a slow site) first attempts read the spool like retries do.
+const FRESH_BYTES_MAX: usize = 64 << 20;
 
 /// Everything the engine runs with, validated by the caller.
 #[derive(Debug, Clone)]
@@ -111,7 +115,7 @@ impl Engine {
         });
         // Subscribe before listing so nothing inserted in between is missed; a message seen
         // both ways is admitted once.
-        let arrivals = spool.subscribe_arrivals();
+        let arrivals = spool.subscribe_arrivals(FRESH_BYTES_MAX);
         tokio::spawn(admit_backlog_then_arrivals(inner.clone(), arrivals));
         tokio::spawn(timer_loop(inner.clone()));
         Ok(Engine { inner })
@@ -158,19 +162,38 @@ impl Inner {
 
     /// Splits a spooled message into parts (pending recipients by domain) and routes them,
     /// or puts them on the retry timer when `schedule` (attempts, next attempt in Unix ms,
-    /// from the spool after a restart) says they were deferred.
-    fn admit(self: &Arc<Self>, id: MessageId, schedule: Option<(u32, u64)>) {
+    /// from the spool after a restart) says they were deferred. `stored` is the record from
+    /// the arrival notice, when it came with one: then nothing is read from disk.
+    fn admit(
+        self: &Arc<Self>,
+        id: MessageId,
+        schedule: Option<(u32, u64)>,
+        stored: Option<spool::Stored>,
+    ) {
         if self.lock().messages.contains_key(&id) {
             return;
         }
-        let (envelope, done) = match self.spool.envelope(id) {
-            Ok(found) => found,
-            // Finished and removed between the listing and the arrival notice.
-            Err(spool::SpoolError::NotFound) => return,
-            Err(err) => {
-                tracing::error!(%id, error = %err, "cannot read a spooled envelope; it stays queued until restart");
-                return;
-            }
+        let fresh = stored.and_then(|record| {
+            let envelope = record.envelope().ok()?;
+            Some(Arc::new(Fresh { envelope, record }))
+        });
+        let read = match fresh {
+            Some(_) => None,
+            None => match self.spool.envelope(id) {
+                Ok(found) => Some(found),
+                // Finished and removed between the listing and the arrival notice.
+                Err(spool::SpoolError::NotFound) => return,
+                Err(err) => {
+                    tracing::error!(%id, error = %err, "cannot read a spooled envelope; it stays queued until restart");
+                    return;
+                }
+            },
+        };
+        let (envelope, done): (&spool::Envelope, &[bool]) = match (&fresh, &read) {
+            (_, Some((envelope, done))) => (envelope, done),
+            // Just stored: no recipient can be final yet.
+            (Some(fresh), None) => (&fresh.envelope, &[]),
+            (None, None) => return,
         };
         let sender: Arc<str> = Arc::from(envelope.sender.as_str());
         let mut by_domain: BTreeMap<String, Vec<u32>> = BTreeMap::new();
@@ -199,6 +222,7 @@ impl Inner {
                     received_ms: envelope.received_ms,
                     last_error: None,
                     delay_warned: false,
+                    fresh: fresh.clone(),
                 });
             }
         }
@@ -340,7 +364,7 @@ impl Inner {
 /// Admits what the spool already holds (oldest first, in pages), then every new arrival.
 async fn admit_backlog_then_arrivals(
     inner: Arc<Inner>,
-    mut arrivals: tokio::sync::mpsc::UnboundedReceiver<MessageId>,
+    mut arrivals: tokio::sync::mpsc::UnboundedReceiver<spool::Arrival>,
 ) {
     let mut after = None;
     let mut admitted = 0u64;
@@ -350,7 +374,7 @@ async fn admit_backlog_then_arrivals(
         after = Some(last.id);
         for info in &page {
             let schedule = (info.attempts > 0).then_some((info.attempts, info.next_attempt_ms));
-            inner.admit(info.id, schedule);
+            inner.admit(info.id, schedule, None);
         }
         admitted += page.len() as u64;
         tokio::task::yield_now().await;
@@ -358,11 +382,11 @@ async fn admit_backlog_then_arrivals(
     if admitted > 0 {
         tracing::info!(messages = admitted, "queued messages handed to delivery");
     }
-    while let Some(id) = arrivals.recv().await {
+    while let Some(arrival) = arrivals.recv().await {
         if inner.lock().stopping {
             break;
         }
-        inner.admit(id, None);
+        inner.admit(arrival.id, None, arrival.stored);
     }
 }
 

@@ -175,6 +175,7 @@ impl Inner {
                     attempts: attempt,
                     last_error,
                     delay_warned: part.delay_warned || warn_delay,
+                    fresh: None,
                     ..part.clone()
                 };
                 let wait = delay.min(latest);

@@ -13,7 +13,7 @@ use spool::Envelope;
 use super::settle::AttemptInfo;
 use super::{ActiveGuard, Inner};
 use crate::connection::{Connection, ConnectionError, Destination};
-use crate::queue::{Next, Part};
+use crate::queue::{Fresh, Next, Part};
 use crate::route::Route;
 
 /// Addresses tried per host before moving to the next host.
@@ -198,9 +198,46 @@ fn outbound(envelope: &Envelope, rcpts: &[u32]) -> Outbound {
     }
 }
 
+/// A message ready to send: kept from its arrival, or read back from the spool.
+enum Loaded {
+    Fresh(Arc<Fresh>),
+    Read(Envelope, Vec<u8>),
+}
+
+impl Loaded {
+    fn envelope(&self) -> &Envelope {
+        match self {
+            Loaded::Fresh(fresh) => &fresh.envelope,
+            Loaded::Read(envelope, _) => envelope,
+        }
+    }
+
+    fn content(&self) -> &[u8] {
+        match self {
+            Loaded::Fresh(fresh) => fresh.record.content(),
+            Loaded::Read(_, content) => content,
+        }
+    }
+}
+
+/// The part's message and which recipients are final. The spool's index is asked even
+/// for a fresh message: an operator may have removed it meanwhile.
+fn load(inner: &Inner, part: &mut Part) -> Result<(Loaded, Vec<bool>), spool::SpoolError> {
+    match part.fresh.take() {
+        Some(fresh) => {
+            let done = inner.spool.recipients_final(part.id)?;
+            Ok((Loaded::Fresh(fresh), done))
+        }
+        None => {
+            let (envelope, content, done) = inner.spool.read(part.id)?;
+            Ok((Loaded::Read(envelope, content), done))
+        }
+    }
+}
+
 /// Delivers one part; false when the connection can no longer be used.
 async fn deliver(inner: &Arc<Inner>, site: &Arc<str>, open: &mut Open, mut part: Part) -> bool {
-    let (envelope, content, done) = match inner.spool.read(part.id) {
+    let (loaded, done) = match load(inner, &mut part) {
         Ok(found) => found,
         Err(spool::SpoolError::NotFound) => {
             // Removed by an operator while queued.
@@ -218,6 +255,7 @@ async fn deliver(inner: &Arc<Inner>, site: &Arc<str>, open: &mut Open, mut part:
             return true;
         }
     };
+    let envelope = loaded.envelope();
     part.rcpts
         .retain(|&i| !done.get(i as usize).copied().unwrap_or(true));
     if part.rcpts.is_empty() {
@@ -232,7 +270,7 @@ async fn deliver(inner: &Arc<Inner>, site: &Arc<str>, open: &mut Open, mut part:
         .map(|r| r.address.clone())
         .collect();
     let started = Instant::now();
-    let delivered = open.conn.deliver(&message, content).await;
+    let delivered = open.conn.deliver(&message, loaded.content()).await;
     let mut info = AttemptInfo {
         site: site.clone(),
         host: Some(open.host.clone()),

@@ -38,6 +38,16 @@ pub struct Part {
     /// A "delayed" DSN went out for these recipients (kept in memory only: after a restart
     /// one more may be sent).
     pub delay_warned: bool,
+    /// The message as it arrived, for the first attempt only: a part that waits (retry
+    /// timer, paused domain) lets go of it, and later attempts read the spool.
+    pub fresh: Option<Arc<Fresh>>,
+}
+
+/// A message's envelope and record from its arrival notice, shared by its parts.
+#[derive(Debug)]
+pub struct Fresh {
+    pub envelope: spool::Envelope,
+    pub record: spool::Stored,
 }
 
 /// What a connection should do next.
@@ -149,8 +159,9 @@ impl State {
     }
 
     /// Puts a part on a site's ready queue (or holds it when its domain is paused).
-    pub fn push_ready(&mut self, part: Part, site_name: &Arc<str>) {
+    pub fn push_ready(&mut self, mut part: Part, site_name: &Arc<str>) {
         if self.paused_domains.contains(&part.domain) {
+            part.fresh = None;
             self.held.entry(part.domain.clone()).or_default().push(part);
             return;
         }
@@ -161,7 +172,8 @@ impl State {
     }
 
     /// Schedules a deferred part. True when it is now the earliest timer.
-    pub fn schedule(&mut self, part: Part, due: Instant) -> bool {
+    pub fn schedule(&mut self, mut part: Part, due: Instant) -> bool {
+        part.fresh = None;
         self.seq += 1;
         let earliest = self.timers.keys().next().is_none_or(|(t, _)| due < *t);
         self.timers.insert((due, self.seq), part);

@@ -8,11 +8,34 @@ pub fn encode_data(content: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(b".\r\n");
 }
 
-/// Appends `content` to `out` for one `BDAT n LAST` chunk; returns the chunk's length.
-pub fn encode_bdat(content: &[u8], out: &mut Vec<u8>) -> usize {
-    let start = out.len();
-    encode(content, false, out);
-    out.len() - start
+/// `content` as one `BDAT n LAST` chunk: borrowed when it is already canonical (every line
+/// ending CRLF, ending with one), which is how the spool holds what our ingress accepted.
+pub fn bdat_chunk(content: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if is_canonical(content) {
+        return std::borrow::Cow::Borrowed(content);
+    }
+    let mut out = Vec::with_capacity(content.len() + content.len() / 64 + 2);
+    encode(content, false, &mut out);
+    std::borrow::Cow::Owned(out)
+}
+
+/// True when every CR and LF belongs to a CRLF and the content ends with one (or is empty):
+/// what [`encode`] would produce for BDAT anyway.
+fn is_canonical(content: &[u8]) -> bool {
+    if content.is_empty() {
+        return true;
+    }
+    if !content.ends_with(b"\r\n") {
+        return false;
+    }
+    let mut line_feeds = 0usize;
+    for at in memchr::memchr_iter(b'\n', content) {
+        if at == 0 || content[at - 1] != b'\r' {
+            return false;
+        }
+        line_feeds += 1;
+    }
+    memchr::memchr_iter(b'\r', content).count() == line_feeds
 }
 
 fn encode(content: &[u8], stuff_dots: bool, out: &mut Vec<u8>) {
@@ -60,10 +83,40 @@ mod tests {
 
     #[test]
     fn bdat_content_is_normalised_but_not_stuffed() {
-        let mut out = Vec::new();
-        let n = encode_bdat(b"a\n.b\rc", &mut out);
-        assert_eq!(out, b"a\r\n.b\r\nc\r\n");
-        assert_eq!(n, out.len());
+        assert_eq!(&bdat_chunk(b"a\n.b\rc")[..], b"a\r\n.b\r\nc\r\n");
+    }
+
+    #[test]
+    fn bdat_chunks_borrow_canonical_content_and_normalise_the_rest() {
+        for canonical in [&b""[..], b"a\r\n", b"a\r\n\r\n.b\r\n"] {
+            let chunk = bdat_chunk(canonical);
+            assert!(matches!(chunk, std::borrow::Cow::Borrowed(_)));
+            assert_eq!(&chunk[..], canonical);
+        }
+        for (raw, expected) in [
+            (&b"a"[..], &b"a\r\n"[..]),
+            (b"a\nb\r\n", b"a\r\nb\r\n"),
+            (b"a\rb\r\n", b"a\r\nb\r\n"),
+            (b"\na\r\n", b"\r\na\r\n"),
+            (b"a\r\r\n", b"a\r\n\r\n"),
+            (b"a\r\nb\r", b"a\r\nb\r\n"),
+        ] {
+            let chunk = bdat_chunk(raw);
+            assert!(matches!(chunk, std::borrow::Cow::Owned(_)), "{raw:?}");
+            assert_eq!(&chunk[..], expected, "{raw:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn bdat_chunk_matches_the_general_encoder(
+            content in proptest::collection::vec(
+                proptest::sample::select(vec![b'a', b'.', b'\r', b'\n']), 0..40)
+        ) {
+            let mut encoded = Vec::new();
+            encode(&content, false, &mut encoded);
+            proptest::prop_assert_eq!(&bdat_chunk(&content)[..], &encoded[..]);
+        }
     }
 
     #[test]

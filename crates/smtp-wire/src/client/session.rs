@@ -162,7 +162,9 @@ pub struct ClientSession {
 
 #[derive(Debug)]
 pub(crate) struct Txn {
-    pub(crate) content: Vec<u8>,
+    /// The content encoded for DATA (dot-stuffed, with its final dot), sent after the 354;
+    /// empty with BDAT, whose chunk goes out with the commands.
+    pub(crate) data_content: Vec<u8>,
     pub(crate) mail: Option<Reply>,
     pub(crate) rcpt: Vec<Option<Reply>>,
     pub(crate) data: Option<Reply>,
@@ -281,9 +283,10 @@ impl ClientSession {
 
 // Transactions and reply handling.
 impl ClientSession {
-    /// Starts delivering `message` with `content` (stored form; it is re-encoded for DATA).
-    /// Valid after [`ClientEvent::Ready`] or a previous [`ClientEvent::Transaction`].
-    pub fn send(&mut self, message: &Outbound, content: Vec<u8>) {
+    /// Starts delivering `message` with `content` (stored form; line endings are made CRLF,
+    /// and for DATA it is dot-stuffed). Valid after [`ClientEvent::Ready`] or a previous
+    /// [`ClientEvent::Transaction`].
+    pub fn send(&mut self, message: &Outbound, content: &[u8]) {
         debug_assert!(self.awaiting.is_empty() && self.txn.is_none());
         let caps = &self.capabilities;
         if let Some(refusal) = precheck(message, content.len(), caps) {
@@ -306,8 +309,12 @@ impl ClientSession {
             unsent.push_back((Awaiting::Data, "DATA".to_string()));
         }
         let pipelined = caps.pipelining;
+        let mut data_content = Vec::new();
+        if !chunked {
+            crate::client::content::encode_data(content, &mut data_content);
+        }
         self.txn = Some(Txn {
-            content,
+            data_content,
             mail: None,
             rcpt: vec![None; message.recipients.len()],
             data: None,
@@ -317,17 +324,10 @@ impl ClientSession {
         });
         self.send_next_commands();
         if chunked {
-            self.send_bdat();
+            let chunk = crate::client::content::bdat_chunk(content);
+            self.command(Awaiting::Bdat, &format!("BDAT {} LAST", chunk.len()));
+            self.output.extend_from_slice(&chunk);
         }
-    }
-
-    fn send_bdat(&mut self) {
-        let Some(txn) = self.txn.as_mut() else { return };
-        let content = std::mem::take(&mut txn.content);
-        let mut chunk = Vec::with_capacity(content.len() + content.len() / 64 + 8);
-        let len = crate::client::content::encode_bdat(&content, &mut chunk);
-        self.command(Awaiting::Bdat, &format!("BDAT {len} LAST"));
-        self.output.extend_from_slice(&chunk);
     }
 
     pub(crate) fn send_next_commands(&mut self) {

@@ -1,6 +1,5 @@
 //! Replies inside a transaction and the per-recipient outcome.
 
-use crate::client::content::encode_data;
 use crate::client::session::{Awaiting, ClientEvent, ClientSession, TransactionOutcome};
 use crate::reply::Reply;
 
@@ -41,8 +40,8 @@ impl ClientSession {
                 let accepted =
                     positive(txn.mail.as_ref()) && txn.rcpt.iter().any(|r| positive(r.as_ref()));
                 if accepted {
-                    let content = std::mem::take(&mut txn.content);
-                    encode_data(&content, &mut self.output);
+                    let content = std::mem::take(&mut txn.data_content);
+                    self.output.extend_from_slice(&content);
                     txn.dot_sent = true;
                     self.awaiting.push_back(Awaiting::DataDot);
                 } else {
