@@ -263,7 +263,7 @@ async fn deliver(inner: &Arc<Inner>, site: &Arc<str>, open: &mut Open, mut part:
         inner.part_vanished(part);
         return true;
     }
-    let message = outbound(&envelope, &part.rcpts);
+    let message = outbound(envelope, &part.rcpts);
     let addresses: Vec<String> = message
         .recipients
         .iter()
