@@ -15,6 +15,7 @@ fuzz_target!(|data: &[u8]| {
         dsn_envid: None,
         body_8bit: false,
         smtputf8: false,
+        content_canonical: false,
     };
     let mut client = ClientSession::new("fuzz.client");
     let mut sent = 0;

@@ -148,7 +148,12 @@ pub struct Connection {
     /// The negotiated TLS version, if any (for events and Received-like logs).
     pub tls_version: Option<String>,
     failed_stage: Option<Stage>,
+    /// Where replies are read into; allocated once per connection, not zeroed per read.
+    read_buf: Box<[u8]>,
 }
+
+/// Bytes read from the server at a time: replies are short, a pipelined batch a few lines.
+const READ_BUFFER_BYTES: usize = 8192;
 
 impl Connection {
     /// Connects, greets and applies the TLS policy.
@@ -180,6 +185,7 @@ impl Connection {
             messages_sent: 0,
             tls_version: None,
             failed_stage: None,
+            read_buf: vec![0u8; READ_BUFFER_BYTES].into_boxed_slice(),
         };
         conn.expect_ready().await?;
         if destination.tls != TlsPolicy::Disabled {
@@ -321,7 +327,6 @@ impl Connection {
     }
 
     async fn next_event(&mut self) -> Result<ClientEvent, ConnectionError> {
-        let mut buf = [0u8; 8192];
         loop {
             if let event @ (ClientEvent::Transaction(_)
             | ClientEvent::Ready
@@ -352,8 +357,8 @@ impl Connection {
             let stage = self.session.stage();
             let limit = self.timeouts.for_stage(stage);
             let read = match &mut self.stream {
-                Stream::Plain(s) => timeout(limit, s.read(&mut buf)).await,
-                Stream::Tls(s) => timeout(limit, s.read(&mut buf)).await,
+                Stream::Plain(s) => timeout(limit, s.read(&mut self.read_buf)).await,
+                Stream::Tls(s) => timeout(limit, s.read(&mut self.read_buf)).await,
                 Stream::Detached => return Err(ConnectionError::Lost("no stream".into())),
             };
             if !matches!(read, Ok(Ok(_))) {
@@ -362,7 +367,7 @@ impl Connection {
             match read {
                 Err(_) => return Err(ConnectionError::Timeout(stage)),
                 Ok(Ok(0)) => self.session.eof(),
-                Ok(Ok(n)) => self.session.feed(&buf[..n]),
+                Ok(Ok(n)) => self.session.feed(&self.read_buf[..n]),
                 Ok(Err(err)) => return Err(ConnectionError::Lost(err.to_string())),
             }
         }

@@ -97,6 +97,7 @@ fn message(rcpts: &[&str]) -> Outbound {
         dsn_envid: None,
         body_8bit: false,
         smtputf8: false,
+        content_canonical: false,
     }
 }
 

@@ -26,19 +26,25 @@ pub struct TraceInfo<'a> {
 
 /// The header text, CRLF-terminated and folded.
 pub fn received(info: &TraceInfo<'_>) -> String {
-    let helo = printable(info.helo);
-    let mut out = format!(
-        "Received: from {helo} ([{}])\r\n\tby {} (tsubame) with {} id {}",
-        info.client_ip, info.hostname, info.protocol, info.queue_id
-    );
+    let mut out = String::with_capacity(160 + info.helo.len() + info.hostname.len());
+    out.push_str("Received: from ");
+    push_printable(&mut out, info.helo);
+    out.push_str(" ([");
+    let _ = write!(out, "{}", info.client_ip);
+    out.push_str("])\r\n\tby ");
+    out.push_str(info.hostname);
+    out.push_str(" (tsubame) with ");
+    out.push_str(info.protocol);
+    out.push_str(" id ");
+    out.push_str(info.queue_id);
     if let Some(rcpt) = info.single_recipient {
-        let _ = write!(out, "\r\n\tfor <{}>", printable(rcpt));
+        out.push_str("\r\n\tfor <");
+        push_printable(&mut out, rcpt);
+        out.push('>');
     }
-    let _ = write!(
-        out,
-        ";\r\n\t{}\r\n",
-        smtp_wire::date::rfc5322_date(info.unix_seconds)
-    );
+    out.push_str(";\r\n\t");
+    smtp_wire::date::push_rfc5322_date(&mut out, info.unix_seconds);
+    out.push_str("\r\n");
     out
 }
 
@@ -61,12 +67,18 @@ pub fn has_message_id(content: &[u8]) -> bool {
     false
 }
 
-/// Replaces anything outside printable ASCII so that client-chosen text cannot break the
-/// header (it is already CR/LF-free, but NUL or escapes should not reach other systems).
-fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
-        .collect()
+/// Appends `text` with anything outside printable ASCII replaced, so that client-chosen text
+/// cannot break the header (it is already CR/LF-free, but NUL or escapes should not reach
+/// other systems).
+fn push_printable(out: &mut String, text: &str) {
+    if text.bytes().all(|b| b.is_ascii_graphic()) {
+        out.push_str(text);
+        return;
+    }
+    out.extend(
+        text.chars()
+            .map(|c| if c.is_ascii_graphic() { c } else { '?' }),
+    );
 }
 
 #[cfg(test)]

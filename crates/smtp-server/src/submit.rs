@@ -13,12 +13,22 @@ use crate::headers;
 pub struct Ingress {
     spool: Spool,
     hostname: String,
+    /// Metric handles for every accepted message, looked up once rather than per message.
+    accept_latency: metrics::Histogram,
+    accepted: metrics::Counter,
+    accepted_bytes: metrics::Counter,
 }
 
 impl Ingress {
     /// An ingress writing to `spool`, naming itself `hostname` in trace headers.
     pub fn new(spool: Spool, hostname: String) -> Self {
-        Ingress { spool, hostname }
+        Ingress {
+            spool,
+            hostname,
+            accept_latency: metrics::histogram!("tsubame_smtp_accept_latency_seconds"),
+            accepted: metrics::counter!("tsubame_smtp_messages_accepted_total"),
+            accepted_bytes: metrics::counter!("tsubame_smtp_accepted_bytes_total"),
+        }
     }
 
     /// Spools the message and returns the end-of-data reply. The 250 is produced only after
@@ -77,11 +87,11 @@ impl Ingress {
             }
         };
         let elapsed = started.elapsed();
-        metrics::histogram!("tsubame_smtp_accept_latency_seconds").record(elapsed.as_secs_f64());
+        self.accept_latency.record(elapsed.as_secs_f64());
         match reason {
             None => {
-                metrics::counter!("tsubame_smtp_messages_accepted_total").increment(1);
-                metrics::counter!("tsubame_smtp_accepted_bytes_total").increment(size as u64);
+                self.accepted.increment(1);
+                self.accepted_bytes.increment(size as u64);
                 tracing::info!(
                     id = %queue_id, client = %client_ip, sender = %sender, recipients, size,
                     reply = %reply.summary(), "message accepted"
@@ -108,6 +118,10 @@ fn envelope(txn: Transaction, client_ip: IpAddr, received_ms: u64) -> (Envelope,
     }
     if txn.sender.smtputf8 {
         flags |= Envelope::FLAG_SMTPUTF8;
+    }
+    // The session refused any bare CR or LF; only a BDAT body may lack its final CRLF.
+    if txn.content.is_empty() || txn.content.ends_with(b"\r\n") {
+        flags |= Envelope::FLAG_CANONICAL;
     }
     let envelope = Envelope {
         sender: txn.sender.address,

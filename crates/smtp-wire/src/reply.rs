@@ -3,8 +3,6 @@
 //! Every reply the server sends carries an enhanced status code, because senders and our own
 //! bounce classification key off it rather than off free text.
 
-use std::fmt::Write as _;
-
 /// One SMTP reply, possibly multi-line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
@@ -48,23 +46,37 @@ impl Reply {
 
     /// Renders the reply as wire bytes, CRLF-terminated on every line.
     pub fn write_to(&self, out: &mut Vec<u8>) {
-        let mut text = String::with_capacity(64);
         let last = self.lines.len().saturating_sub(1);
+        let code = self.code.min(999);
+        let digits = [
+            b'0' + (code / 100) as u8,
+            b'0' + (code / 10 % 10) as u8,
+            b'0' + (code % 10) as u8,
+        ];
         for (i, line) in self.lines.iter().enumerate() {
-            let sep = if i == last { ' ' } else { '-' };
-            let _ = write!(text, "{}{}", self.code, sep);
+            out.extend_from_slice(&digits);
+            out.push(if i == last { b' ' } else { b'-' });
             if let Some((c, s, d)) = self.status {
-                let _ = write!(text, "{c}.{s}.{d} ");
+                push_decimal(out, u16::from(c));
+                out.push(b'.');
+                push_decimal(out, s);
+                out.push(b'.');
+                push_decimal(out, d);
+                out.push(b' ');
             }
             // Defence in depth: reply text is built from our own strings, but a stray control
             // character must never let a peer inject a reply line.
-            text.extend(
-                line.chars()
-                    .map(|ch| if ch.is_control() { ' ' } else { ch }),
-            );
-            text.push_str("\r\n");
+            if line.chars().any(char::is_control) {
+                let clean: String = line
+                    .chars()
+                    .map(|ch| if ch.is_control() { ' ' } else { ch })
+                    .collect();
+                out.extend_from_slice(clean.as_bytes());
+            } else {
+                out.extend_from_slice(line.as_bytes());
+            }
+            out.extend_from_slice(b"\r\n");
         }
-        out.extend_from_slice(text.as_bytes());
     }
 
     /// The wire form as a string, mostly for logs and tests.
@@ -74,6 +86,31 @@ impl Reply {
         String::from_utf8_lossy(&out).into_owned()
     }
 
+    /// Code, enhanced status and every line joined by spaces ("550 5.1.1 no such user here"),
+    /// for events and queue views.
+    pub fn one_line(&self) -> String {
+        let mut out =
+            Vec::with_capacity(16 + self.lines.iter().map(|l| l.len() + 1).sum::<usize>());
+        push_decimal(&mut out, self.code);
+        if let Some((c, s, d)) = self.status {
+            out.push(b' ');
+            push_decimal(&mut out, u16::from(c));
+            out.push(b'.');
+            push_decimal(&mut out, s);
+            out.push(b'.');
+            push_decimal(&mut out, d);
+        }
+        out.push(b' ');
+        for (i, line) in self.lines.iter().enumerate() {
+            if i > 0 {
+                out.push(b' ');
+            }
+            out.extend_from_slice(line.as_bytes());
+        }
+        // Only whole UTF-8 strings went in.
+        String::from_utf8(out).unwrap_or_default()
+    }
+
     /// The first line without the trailing CRLF, for one-line logs.
     pub fn summary(&self) -> String {
         let wire = self.to_wire_string();
@@ -81,9 +118,42 @@ impl Reply {
     }
 }
 
+/// Appends `n` in decimal: replies go out several times per message, and the formatting
+/// machinery costs more than the rest of the reply.
+fn push_decimal(out: &mut Vec<u8>, n: u16) {
+    let mut digits = [0u8; 5];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_line_joins_every_line() {
+        let reply = Reply {
+            code: 550,
+            status: Some((5, 1, 1)),
+            lines: vec!["no such".into(), "user here".into()],
+        };
+        assert_eq!(reply.one_line(), "550 5.1.1 no such user here");
+        let plain = Reply {
+            code: 421,
+            status: None,
+            lines: vec!["busy".into()],
+        };
+        assert_eq!(plain.one_line(), "421 busy");
+    }
 
     #[test]
     fn multi_line_uses_dash_then_space() {

@@ -42,6 +42,9 @@ impl Envelope {
     pub const FLAG_8BITMIME: u8 = 1;
     /// Flag bit: the sender declared SMTPUTF8.
     pub const FLAG_SMTPUTF8: u8 = 2;
+    /// Flag bit: the content is canonical, every CR and LF in a CRLF and ending with one
+    /// (our SMTP ingress refuses bare line endings, so what it stores always is).
+    pub const FLAG_CANONICAL: u8 = 4;
 
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         put_str(out, &self.sender);

@@ -52,17 +52,7 @@ impl AttemptInfo {
 }
 
 fn reply_text(reply: &Reply) -> String {
-    let mut text = String::new();
-    for (i, line) in reply.lines.iter().enumerate() {
-        if i > 0 {
-            text.push(' ');
-        }
-        text.push_str(line);
-    }
-    match reply.status {
-        Some((a, b, c)) => format!("{} {a}.{b}.{c} {text}", reply.code),
-        None => format!("{} {text}", reply.code),
-    }
+    reply.one_line()
 }
 
 fn status_text(reply: &Reply) -> String {

@@ -195,6 +195,7 @@ fn outbound(envelope: &Envelope, rcpts: &[u32]) -> Outbound {
         dsn_envid: envelope.dsn_envid.clone(),
         body_8bit: envelope.flags & Envelope::FLAG_8BITMIME != 0,
         smtputf8: envelope.flags & Envelope::FLAG_SMTPUTF8 != 0,
+        content_canonical: envelope.flags & Envelope::FLAG_CANONICAL != 0,
     }
 }
 

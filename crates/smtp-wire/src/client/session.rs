@@ -26,6 +26,9 @@ pub struct Outbound {
     pub body_8bit: bool,
     /// Addresses or headers need SMTPUTF8: a server without it gets no attempt.
     pub smtputf8: bool,
+    /// The producer guarantees the content is canonical (every CR and LF in a CRLF, ending
+    /// with one): BDAT sends it without checking again.
+    pub content_canonical: bool,
 }
 
 /// One recipient of an [`Outbound`].
@@ -324,8 +327,20 @@ impl ClientSession {
         });
         self.send_next_commands();
         if chunked {
-            let chunk = crate::client::content::bdat_chunk(content);
-            self.command(Awaiting::Bdat, &format!("BDAT {} LAST", chunk.len()));
+            let chunk = if message.content_canonical {
+                debug_assert!(matches!(
+                    crate::client::content::bdat_chunk(content),
+                    std::borrow::Cow::Borrowed(_)
+                ));
+                std::borrow::Cow::Borrowed(content)
+            } else {
+                crate::client::content::bdat_chunk(content)
+            };
+            let mut bdat = String::with_capacity(24);
+            bdat.push_str("BDAT ");
+            push_decimal(&mut bdat, chunk.len());
+            bdat.push_str(" LAST");
+            self.command(Awaiting::Bdat, &bdat);
             self.output.extend_from_slice(&chunk);
         }
     }
@@ -445,10 +460,15 @@ fn precheck(message: &Outbound, size: usize, caps: &Capabilities) -> Option<Repl
     None
 }
 
+// The command builders push strings rather than format!: they run for every message.
 fn mail_command(message: &Outbound, size: usize, caps: &Capabilities) -> String {
-    let mut line = format!("MAIL FROM:<{}>", message.sender);
+    let mut line = String::with_capacity(64 + message.sender.len());
+    line.push_str("MAIL FROM:<");
+    line.push_str(&message.sender);
+    line.push('>');
     if caps.size.is_some() {
-        line.push_str(&format!(" SIZE={size}"));
+        line.push_str(" SIZE=");
+        push_decimal(&mut line, size);
     }
     if message.body_8bit && caps.eight_bit_mime {
         line.push_str(" BODY=8BITMIME");
@@ -458,23 +478,45 @@ fn mail_command(message: &Outbound, size: usize, caps: &Capabilities) -> String 
     }
     if caps.dsn {
         if let Some(ret) = message.dsn_ret {
-            line.push_str(&format!(" RET={ret}"));
+            line.push_str(" RET=");
+            line.push_str(ret);
         }
         if let Some(envid) = &message.dsn_envid {
-            line.push_str(&format!(" ENVID={envid}"));
+            line.push_str(" ENVID=");
+            line.push_str(envid);
         }
     }
     line
 }
 
+fn push_decimal(line: &mut String, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    line.extend(digits[at..].iter().map(|&d| char::from(d)));
+}
+
 fn rcpt_command(rcpt: &OutboundRecipient, caps: &Capabilities) -> String {
-    let mut line = format!("RCPT TO:<{}>", rcpt.address);
+    let mut line = String::with_capacity(16 + rcpt.address.len());
+    line.push_str("RCPT TO:<");
+    line.push_str(&rcpt.address);
+    line.push('>');
     if caps.dsn {
         if let Some(notify) = &rcpt.notify {
-            line.push_str(&format!(" NOTIFY={notify}"));
+            line.push_str(" NOTIFY=");
+            line.push_str(notify);
         }
         if let Some(orcpt) = &rcpt.orcpt {
-            line.push_str(&format!(" ORCPT={orcpt}"));
+            line.push_str(" ORCPT=");
+            line.push_str(orcpt);
         }
     }
     line

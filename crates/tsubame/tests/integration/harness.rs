@@ -290,10 +290,12 @@ pub fn readable(stream: &TcpStream) -> bool {
 
 fn split_smtp_section(extra: &str) -> (String, String) {
     // Lines before the first [section] header belong to [smtp].
-    match extra
-        .find("\n[")
-        .or_else(|| extra.starts_with('[').then_some(0))
-    {
+    let first_section = if extra.starts_with('[') {
+        Some(0)
+    } else {
+        extra.find("\n[")
+    };
+    match first_section {
         Some(pos) => (extra[..pos].to_string(), extra[pos..].to_string()),
         None => (extra.to_string(), String::new()),
     }

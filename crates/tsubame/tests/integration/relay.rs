@@ -297,3 +297,67 @@ fn sigterm_during_delivery_keeps_the_rest_and_duplicates_nothing() {
         "a graceful stop records what it delivered: no duplicates"
     );
 }
+
+/// A BDAT body may end without CRLF; everything else our ingress stores is canonical and is
+/// relayed byte for byte. Relayed to a second tsubame, which speaks CHUNKING, so both BDAT
+/// paths of the client run: sent as stored, and normalised first.
+#[test]
+fn relayed_bdat_bodies_arrive_canonical_with_or_without_a_final_crlf() {
+    let receiver = TestServer::start("");
+    let relay = TestServer::start(&format!(
+        "[delivery]\ntls = \"disabled\"\n[[delivery.route]]\ndomains = [\"far.test\"]\nhosts = [\"{}\"]\n",
+        receiver.smtp
+    ));
+    let mut client = crate::harness::RawClient::connect(relay.smtp);
+    client.reply();
+    client.cmd("EHLO client.test");
+    let bodies: [&[u8]; 2] = [
+        b"Subject: ends with CRLF\r\n\r\nline one\r\nline two\r\n",
+        b"Subject: no final CRLF\r\n\r\nline one\r\nlast line",
+    ];
+    for body in bodies {
+        let mut command = b"MAIL FROM:<s@src.test>\r\nRCPT TO:<r@far.test>\r\n".to_vec();
+        command.extend_from_slice(format!("BDAT {} LAST\r\n", body.len()).as_bytes());
+        command.extend_from_slice(body);
+        client.send(&command);
+        for _ in 0..3 {
+            let reply = client.reply();
+            assert!(reply.starts_with("250"), "{reply}");
+        }
+    }
+    let ids = wait_until(Duration::from_secs(15), || {
+        let ids = receiver.queued_ids();
+        (ids.len() == 2).then_some(ids)
+    });
+    let mut received: Vec<Vec<u8>> = ids
+        .iter()
+        .map(|id| receiver.stored_content(id).expect("content"))
+        .collect();
+    received.sort_by_key(|c| c.windows(9).any(|w| w == b"last line"));
+    for (content, ending) in received
+        .iter()
+        .zip([&b"line two\r\n"[..], b"last line\r\n"])
+    {
+        assert!(
+            content.ends_with(ending),
+            "{:?}",
+            String::from_utf8_lossy(content)
+        );
+        let bare = content.iter().enumerate().any(|(i, &b)| {
+            (b == b'\n' && (i == 0 || content[i - 1] != b'\r'))
+                || (b == b'\r' && content.get(i + 1) != Some(&b'\n'))
+        });
+        assert!(
+            !bare,
+            "bare line ending in {:?}",
+            String::from_utf8_lossy(content)
+        );
+        // The relay's own trace header came along.
+        assert_eq!(
+            content.windows(11).filter(|w| w == b"(tsubame) w").count(),
+            2,
+            "{:?}",
+            String::from_utf8_lossy(content)
+        );
+    }
+}
