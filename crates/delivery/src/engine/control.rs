@@ -74,9 +74,6 @@ fn note(entry: &mut DomainSummary, part: &Part) {
             .oldest_ms
             .map_or(part.received_ms, |o| o.min(part.received_ms)),
     );
-    if let Some(err) = &part.last_error {
-        entry.last_error = Some(err.to_string());
-    }
 }
 
 /// Totals for the metrics endpoint, without the per-domain breakdown.
@@ -177,11 +174,12 @@ impl Engine {
             });
         }
         let mut deferred_total = 0;
-        for ((due, _), part) in &state.timers {
+        for (key, part) in &state.timers {
+            let due = state.due(*key);
             deferred_total += part.rcpts.len() as u64;
             let entry = domains.entry(part.domain.clone()).or_default();
             entry.deferred_recipients += part.rcpts.len() as u64;
-            let due_ms = to_unix_ms(*due, now, now_ms);
+            let due_ms = to_unix_ms(due, now, now_ms);
             entry.next_attempt_ms = Some(entry.next_attempt_ms.map_or(due_ms, |n| n.min(due_ms)));
             note(entry, part);
         }
@@ -197,11 +195,14 @@ impl Engine {
         for domain in &state.paused_domains {
             domains.entry(domain.clone()).or_default();
         }
+        // Errors of domains that no longer have mail queued are of no more use.
+        state.domain_errors.retain(|d, _| domains.contains_key(d));
         let domains: Vec<DomainSummary> = domains
             .into_iter()
             .map(|(domain, mut d)| {
                 d.site = routed.get(&domain).map(|s| s.to_string());
                 d.paused = state.paused_domains.contains(&domain);
+                d.last_error = state.domain_errors.get(&domain).map(|e| e.to_string());
                 d.domain = domain.to_string();
                 d
             })

@@ -211,7 +211,14 @@ impl Inner {
         let chunk = self.config.recipients_per_transaction.max(1);
         let mut parts = Vec::new();
         for (domain, rcpts) in by_domain {
-            let domain: Arc<str> = Arc::from(domain.as_str());
+            // Parts of a known domain share its name: one allocation per domain, not per
+            // message, when millions wait.
+            let known = self
+                .lock()
+                .routed
+                .get_key_value(domain.as_str())
+                .map(|(name, _)| name.clone());
+            let domain: Arc<str> = known.unwrap_or_else(|| Arc::from(domain.as_str()));
             for slice in rcpts.chunks(chunk) {
                 parts.push(Part {
                     id,
@@ -220,7 +227,6 @@ impl Inner {
                     rcpts: slice.to_vec(),
                     attempts: schedule.map_or(0, |(attempts, _)| attempts),
                     received_ms: envelope.received_ms,
-                    last_error: None,
                     delay_warned: false,
                     fresh: fresh.clone(),
                 });

@@ -137,6 +137,9 @@ impl Inner {
             if let Some((_, Action::Suspend(d))) = &rule {
                 state.kicks.insert((now + *d, info.site.clone()));
             }
+            if finals.iter().any(|f| f.outcome == Outcome::Delivered) {
+                state.domain_errors.remove(&part.domain);
+            }
             if deferred.is_empty() {
                 state.part_finished(part.id)
             } else {
@@ -144,26 +147,21 @@ impl Inner {
                 // A last attempt at the maximum age, rather than none after the last delay.
                 let latest =
                     Duration::from_millis((part.received_ms + max_age_ms).saturating_sub(now_ms));
-                // Deferred parts of one site usually share their error (an outage, a
-                // greylisting reply): keep one copy of the text, not one per part.
-                let last_error =
-                    last_error_text
-                        .as_deref()
-                        .map(|text| match state.sites.get_mut(&info.site) {
-                            Some(site) => match &site.last_error {
-                                Some(shared) if &**shared == text => shared.clone(),
-                                _ => {
-                                    let shared: Arc<str> = Arc::from(text);
-                                    site.last_error = Some(shared.clone());
-                                    shared
-                                }
-                            },
-                            None => Arc::from(text),
-                        });
+                // The queue view shows the last error per domain: one copy per domain, not
+                // one per deferred part.
+                if let Some(text) = last_error_text.as_deref()
+                    && state
+                        .domain_errors
+                        .get(&part.domain)
+                        .is_none_or(|known| &**known != text)
+                {
+                    state
+                        .domain_errors
+                        .insert(part.domain.clone(), Arc::from(text));
+                }
                 let retry = Part {
                     rcpts: deferred.iter().map(|(i, _)| *i).collect(),
                     attempts: attempt,
-                    last_error,
                     delay_warned: part.delay_warned || warn_delay,
                     fresh: None,
                     ..part.clone()

@@ -33,8 +33,6 @@ pub struct Part {
     pub attempts: u32,
     /// When the message was accepted, Unix milliseconds.
     pub received_ms: u64,
-    /// The last failure, for the queue view.
-    pub last_error: Option<Arc<str>>,
     /// A "delayed" DSN went out for these recipients (kept in memory only: after a restart
     /// one more may be sent).
     pub delay_warned: bool,
@@ -90,19 +88,36 @@ impl Filter {
     }
 }
 
-#[derive(Default)]
+/// A retry timer's key: the due time in milliseconds since the state's origin in the high
+/// bits, a sequence number in the low bits keeping equal times apart. 8 bytes rather than
+/// the 24 of `(Instant, u64)`, which matters with millions of deferred parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TimerKey(u64);
+
+const TIMER_SEQ_BITS: u32 = 22;
+
+impl TimerKey {
+    fn due_ms(self) -> u64 {
+        self.0 >> TIMER_SEQ_BITS
+    }
+}
+
 pub struct State {
     pub sites: HashMap<Arc<str>, Site>,
-    /// Deferred parts by due time (the sequence number keeps equal times apart).
-    pub timers: BTreeMap<(Instant, u64), Part>,
+    /// Deferred parts by due time.
+    pub timers: BTreeMap<TimerKey, Part>,
+    /// What timer keys count from.
+    origin: Instant,
     seq: u64,
     /// Parts outstanding per message; the message is finished when it reaches zero.
     pub messages: HashMap<MessageId, u32>,
     pub paused_domains: HashSet<Arc<str>>,
     /// Parts of paused domains.
     pub held: HashMap<Arc<str>, Vec<Part>>,
-    /// The site each domain was last routed to.
+    /// The site each domain was last routed to (its keys are the domain names parts share).
     pub routed: HashMap<Arc<str>, Arc<str>>,
+    /// The last failure per domain with deferred mail, for the queue view.
+    pub domain_errors: HashMap<Arc<str>, Arc<str>>,
     /// Sites to look at again at a given time (rate limits, suspensions, back-off).
     pub kicks: BTreeSet<(Instant, Arc<str>)>,
     /// Parts being routed (DNS in progress).
@@ -114,7 +129,37 @@ pub struct State {
     pub stopping: bool,
 }
 
+impl Default for State {
+    fn default() -> Self {
+        State {
+            sites: HashMap::new(),
+            timers: BTreeMap::new(),
+            origin: Instant::now(),
+            seq: 0,
+            messages: HashMap::new(),
+            paused_domains: HashSet::new(),
+            held: HashMap::new(),
+            routed: HashMap::new(),
+            domain_errors: HashMap::new(),
+            kicks: BTreeSet::new(),
+            routing: 0,
+            in_flight: 0,
+            provider_connections: HashMap::new(),
+            stopping: false,
+        }
+    }
+}
+
 impl State {
+    /// When a timer is due (to the millisecond; a part may come back up to 1 ms early).
+    pub fn due(&self, key: TimerKey) -> Instant {
+        self.origin + Duration::from_millis(key.due_ms())
+    }
+
+    fn ms_since_origin(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.origin).as_millis() as u64
+    }
+
     /// Registers a message with this many parts.
     pub fn add_message(&mut self, id: MessageId, parts: u32) {
         *self.messages.entry(id).or_default() += parts;
@@ -174,17 +219,30 @@ impl State {
     /// Schedules a deferred part. True when it is now the earliest timer.
     pub fn schedule(&mut self, mut part: Part, due: Instant) -> bool {
         part.fresh = None;
-        self.seq += 1;
-        let earliest = self.timers.keys().next().is_none_or(|(t, _)| due < *t);
-        self.timers.insert((due, self.seq), part);
-        earliest
+        let due_ms = self.ms_since_origin(due);
+        let earliest = self
+            .timers
+            .keys()
+            .next()
+            .is_none_or(|k| due_ms < k.due_ms());
+        let seq_mask = (1u64 << TIMER_SEQ_BITS) - 1;
+        loop {
+            // The sequence wraps after 4 M; a key still taken then is skipped.
+            self.seq = self.seq.wrapping_add(1) & seq_mask;
+            let key = TimerKey(due_ms << TIMER_SEQ_BITS | self.seq);
+            if let std::collections::btree_map::Entry::Vacant(slot) = self.timers.entry(key) {
+                slot.insert(part);
+                return earliest;
+            }
+        }
     }
 
     /// Removes and returns every part due by `now`.
     pub fn take_due(&mut self, now: Instant) -> Vec<Part> {
         let mut due = Vec::new();
+        let now_ms = self.ms_since_origin(now);
         while let Some(entry) = self.timers.first_entry() {
-            if entry.key().0 > now {
+            if entry.key().due_ms() > now_ms {
                 break;
             }
             due.push(entry.remove());
@@ -208,7 +266,7 @@ impl State {
 
     /// The next time the timer loop must wake.
     pub fn next_wake(&self) -> Option<Instant> {
-        let timer = self.timers.keys().next().map(|(t, _)| *t);
+        let timer = self.timers.keys().next().map(|k| self.due(*k));
         let kick = self.kicks.first().map(|(t, _)| *t);
         match (timer, kick) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -332,7 +390,7 @@ impl State {
             site.ready = keep.into();
             taken.extend(take);
         }
-        let keys: Vec<(Instant, u64)> = self
+        let keys: Vec<TimerKey> = self
             .timers
             .iter()
             .filter(|(_, p)| {
@@ -354,5 +412,60 @@ impl State {
         }
         self.held.retain(|_, parts| !parts.is_empty());
         taken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(n: u128) -> Part {
+        Part {
+            id: MessageId(n),
+            domain: Arc::from("example.com"),
+            sender: Arc::from("s@example.org"),
+            rcpts: vec![0],
+            attempts: 1,
+            received_ms: 0,
+            delay_warned: false,
+            fresh: None,
+        }
+    }
+
+    #[test]
+    fn timers_come_back_in_due_order_and_equal_times_stay_apart() {
+        let mut state = State::default();
+        let base = Instant::now() + Duration::from_secs(60);
+        assert!(state.schedule(part(1), base + Duration::from_millis(30)));
+        assert!(
+            state.schedule(part(2), base),
+            "earlier: now the first timer"
+        );
+        assert!(!state.schedule(part(3), base), "same time: not earlier");
+        assert!(!state.schedule(part(4), base + Duration::from_secs(3600)));
+        assert_eq!(state.timers.len(), 4);
+        let first = state.next_wake().expect("a timer");
+        assert!(first <= base && base - first < Duration::from_millis(1));
+        assert!(state.take_due(base - Duration::from_millis(5)).is_empty());
+        let due: Vec<u128> = state
+            .take_due(base + Duration::from_millis(30))
+            .iter()
+            .map(|p| p.id.0)
+            .collect();
+        assert_eq!(due, vec![2, 3, 1]);
+        let last = state.take_due(base + Duration::from_secs(7200));
+        assert_eq!(last.len(), 1);
+        assert!(state.next_wake().is_none());
+    }
+
+    #[test]
+    fn a_wrapped_sequence_never_overwrites_a_timer() {
+        let mut state = State::default();
+        let due = Instant::now() + Duration::from_secs(1);
+        state.schedule(part(1), due);
+        // As if the sequence had wrapped all the way round: the next key is the first one's.
+        state.seq = 0;
+        state.schedule(part(2), due);
+        assert_eq!(state.timers.len(), 2);
     }
 }

@@ -51,8 +51,6 @@ pub struct Site {
     pub delivered: u64,
     pub deferred: u64,
     pub bounced: u64,
-    /// The last deferral text, shared by the parts it deferred.
-    pub last_error: Option<Arc<str>>,
 }
 
 impl Site {
@@ -85,7 +83,6 @@ impl Site {
             delivered: 0,
             deferred: 0,
             bounced: 0,
-            last_error: None,
         }
     }
 
