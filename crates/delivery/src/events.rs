@@ -214,14 +214,163 @@ fn write_loop(queue: SharedQueue, file: std::fs::File) {
             std::mem::swap(&mut guard.events, &mut taken);
             guard.closed
         };
+        let mut line = Vec::with_capacity(512);
         for event in taken.drain(..) {
-            if serde_json::to_writer(&mut out, &event).is_ok() {
-                let _ = out.write_all(b"\n");
-            }
+            line.clear();
+            encode_line(&event, &mut line);
+            let _ = out.write_all(&line);
         }
         let _ = out.flush();
         if closed {
             break;
+        }
+    }
+}
+
+/// One event as a JSON line, with the fields in the order of [`Event`]: written by hand
+/// because serde's generic path cost a few thousand instructions per event, on a thread
+/// that shares the cores with delivery.
+fn encode_line(event: &Event, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"time_ms\":");
+    push_number(out, event.time_ms);
+    out.extend_from_slice(b",\"outcome\":\"");
+    out.extend_from_slice(event.outcome.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"message_id\":");
+    push_string(out, &event.message_id);
+    out.extend_from_slice(b",\"sender\":");
+    push_string(out, &event.sender);
+    out.extend_from_slice(b",\"recipient\":");
+    push_string(out, &event.recipient);
+    out.extend_from_slice(b",\"site\":");
+    push_string(out, &event.site);
+    out.extend_from_slice(b",\"attempt\":");
+    push_number(out, u64::from(event.attempt));
+    out.extend_from_slice(b",\"remote_host\":");
+    push_optional(out, event.remote_host.as_deref());
+    out.extend_from_slice(b",\"remote_ip\":");
+    match event.remote_ip {
+        Some(ip) => {
+            out.push(b'"');
+            let _ = write!(out, "{ip}");
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"response\":");
+    push_string(out, &event.response);
+    out.extend_from_slice(b",\"category\":");
+    push_optional(out, event.category);
+    out.extend_from_slice(b",\"tls\":");
+    push_optional(out, event.tls.as_deref());
+    out.extend_from_slice(b",\"attempt_ms\":");
+    push_number(out, event.attempt_ms);
+    out.extend_from_slice(b",\"queued_ms\":");
+    push_number(out, event.queued_ms);
+    out.extend_from_slice(b"}\n");
+}
+
+fn push_number(out: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+fn push_optional(out: &mut Vec<u8>, text: Option<&str>) {
+    match text {
+        Some(text) => push_string(out, text),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// A JSON string: quote, backslash and control characters escaped (RFC 8259 §7), the rest
+/// as UTF-8.
+fn push_string(out: &mut Vec<u8>, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if escape.is_empty() {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 15)]);
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(text: &str, optional: bool) -> Event {
+        Event {
+            time_ms: 1_795_324_135_123,
+            outcome: Outcome::Deferred,
+            message_id: "0K2S3V4X5Y6Z7A8B9C0D1E2F3G".into(),
+            sender: format!("s{text}@example.org"),
+            recipient: format!("r{text}@example.com"),
+            site: "mx.example.com".into(),
+            attempt: 3,
+            remote_host: optional.then(|| format!("mx{text}.example.com")),
+            remote_ip: optional.then(|| "2001:db8::1".parse().expect("ip")),
+            response: format!("451 4.7.1 {text}"),
+            category: optional.then_some("rate_limited"),
+            tls: optional.then(|| "TLSv1_3".into()),
+            attempt_ms: 0,
+            queued_ms: u64::MAX,
+        }
+    }
+
+    #[test]
+    fn hand_encoded_lines_are_what_serde_would_write() {
+        let tricky = [
+            "",
+            "plain",
+            "quote\" back\\slash",
+            "ctl\u{0}\u{1}\u{8}\u{c}\n\r\t\u{1f}\u{7f}",
+            "日本語 ünïcödé 🐦",
+        ];
+        for text in tricky {
+            for optional in [false, true] {
+                let event = event(text, optional);
+                let mut line = Vec::new();
+                encode_line(&event, &mut line);
+                assert_eq!(line.last(), Some(&b'\n'));
+                let ours: serde_json::Value = serde_json::from_slice(&line).expect("valid JSON");
+                assert_eq!(ours, serde_json::to_value(&event).expect("serde"));
+                let serde_line = serde_json::to_string(&event).expect("serde");
+                assert_eq!(
+                    std::str::from_utf8(&line[..line.len() - 1]).expect("utf8"),
+                    serde_line,
+                    "byte-identical to serde_json"
+                );
+            }
         }
     }
 }

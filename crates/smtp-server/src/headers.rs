@@ -55,13 +55,21 @@ pub fn message_id(queue_id: &str, hostname: &str) -> String {
 
 /// True if the header section (up to the first empty line) has a Message-ID field.
 pub fn has_message_id(content: &[u8]) -> bool {
-    for line in content.split(|&b| b == b'\n') {
+    let mut start = 0;
+    // Line ends found by memchr: this runs over every message's header section.
+    let ends = memchr::memchr_iter(b'\n', content).chain(std::iter::once(content.len()));
+    for end in ends {
+        let line = &content[start..end];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             return false;
         }
         if line.len() >= 11 && line[..11].eq_ignore_ascii_case(b"message-id:") {
             return true;
+        }
+        start = end + 1;
+        if start > content.len() {
+            break;
         }
     }
     false
@@ -94,6 +102,12 @@ mod tests {
             b"Subject: x\r\n\r\nMessage-ID: <in body>\r\n"
         ));
         assert!(!has_message_id(b""));
+        assert!(
+            has_message_id(b"Message-Id: <a@b>"),
+            "last line without CRLF"
+        );
+        assert!(!has_message_id(b"Subject: x\nX: y"));
+        assert!(has_message_id(b"Subject: x\nmessage-id: <a@b>\n"));
     }
 
     #[test]
