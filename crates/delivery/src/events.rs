@@ -14,6 +14,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
+use smtp_wire::decimal::Decimal;
 use spool::MessageId;
 
 /// What happened to a recipient.
@@ -232,7 +233,7 @@ fn write_loop(queue: SharedQueue, file: std::fs::File) {
 /// that shares the cores with delivery.
 fn encode_line(event: &Event, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"time_ms\":");
-    push_number(out, event.time_ms);
+    out.extend_from_slice(Decimal::new(event.time_ms).as_bytes());
     out.extend_from_slice(b",\"outcome\":\"");
     out.extend_from_slice(event.outcome.as_str().as_bytes());
     out.extend_from_slice(b"\",\"message_id\":");
@@ -244,7 +245,7 @@ fn encode_line(event: &Event, out: &mut Vec<u8>) {
     out.extend_from_slice(b",\"site\":");
     push_string(out, &event.site);
     out.extend_from_slice(b",\"attempt\":");
-    push_number(out, u64::from(event.attempt));
+    out.extend_from_slice(Decimal::new(u64::from(event.attempt)).as_bytes());
     out.extend_from_slice(b",\"remote_host\":");
     push_optional(out, event.remote_host.as_deref());
     out.extend_from_slice(b",\"remote_ip\":");
@@ -263,25 +264,10 @@ fn encode_line(event: &Event, out: &mut Vec<u8>) {
     out.extend_from_slice(b",\"tls\":");
     push_optional(out, event.tls.as_deref());
     out.extend_from_slice(b",\"attempt_ms\":");
-    push_number(out, event.attempt_ms);
+    out.extend_from_slice(Decimal::new(event.attempt_ms).as_bytes());
     out.extend_from_slice(b",\"queued_ms\":");
-    push_number(out, event.queued_ms);
+    out.extend_from_slice(Decimal::new(event.queued_ms).as_bytes());
     out.extend_from_slice(b"}\n");
-}
-
-fn push_number(out: &mut Vec<u8>, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
 }
 
 fn push_optional(out: &mut Vec<u8>, text: Option<&str>) {

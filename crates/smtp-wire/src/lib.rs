@@ -22,6 +22,7 @@ mod commands;
 pub mod config;
 pub mod data;
 pub mod date;
+pub mod decimal;
 pub mod envelope;
 pub mod line;
 pub mod reply;

@@ -3,6 +3,8 @@
 //! Every reply the server sends carries an enhanced status code, because senders and our own
 //! bounce classification key off it rather than off free text.
 
+use crate::decimal::Decimal;
+
 /// One SMTP reply, possibly multi-line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
@@ -47,21 +49,12 @@ impl Reply {
     /// Renders the reply as wire bytes, CRLF-terminated on every line.
     pub fn write_to(&self, out: &mut Vec<u8>) {
         let last = self.lines.len().saturating_sub(1);
-        let code = self.code.min(999);
-        let digits = [
-            b'0' + (code / 100) as u8,
-            b'0' + (code / 10 % 10) as u8,
-            b'0' + (code % 10) as u8,
-        ];
+        let code = Decimal::new(u64::from(self.code));
         for (i, line) in self.lines.iter().enumerate() {
-            out.extend_from_slice(&digits);
+            out.extend_from_slice(code.as_bytes());
             out.push(if i == last { b' ' } else { b'-' });
-            if let Some((c, s, d)) = self.status {
-                push_decimal(out, u16::from(c));
-                out.push(b'.');
-                push_decimal(out, s);
-                out.push(b'.');
-                push_decimal(out, d);
+            if self.status.is_some() {
+                self.push_status(out);
                 out.push(b' ');
             }
             // Defence in depth: reply text is built from our own strings, but a stray control
@@ -91,14 +84,10 @@ impl Reply {
     pub fn one_line(&self) -> String {
         let mut out =
             Vec::with_capacity(16 + self.lines.iter().map(|l| l.len() + 1).sum::<usize>());
-        push_decimal(&mut out, self.code);
-        if let Some((c, s, d)) = self.status {
+        out.extend_from_slice(Decimal::new(u64::from(self.code)).as_bytes());
+        if self.status.is_some() {
             out.push(b' ');
-            push_decimal(&mut out, u16::from(c));
-            out.push(b'.');
-            push_decimal(&mut out, s);
-            out.push(b'.');
-            push_decimal(&mut out, d);
+            self.push_status(&mut out);
         }
         out.push(b' ');
         for (i, line) in self.lines.iter().enumerate() {
@@ -111,28 +100,22 @@ impl Reply {
         String::from_utf8(out).unwrap_or_default()
     }
 
+    /// Appends the enhanced status code ("5.1.1"), if any.
+    fn push_status(&self, out: &mut Vec<u8>) {
+        if let Some((class, subject, detail)) = self.status {
+            out.extend_from_slice(Decimal::new(u64::from(class)).as_bytes());
+            out.push(b'.');
+            out.extend_from_slice(Decimal::new(u64::from(subject)).as_bytes());
+            out.push(b'.');
+            out.extend_from_slice(Decimal::new(u64::from(detail)).as_bytes());
+        }
+    }
+
     /// The first line without the trailing CRLF, for one-line logs.
     pub fn summary(&self) -> String {
         let wire = self.to_wire_string();
         wire.lines().last().unwrap_or_default().to_string()
     }
-}
-
-/// Appends `n` in decimal: replies go out several times per message, and the formatting
-/// machinery costs more than the rest of the reply.
-fn push_decimal(out: &mut Vec<u8>, n: u16) {
-    let mut digits = [0u8; 5];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
 }
 
 #[cfg(test)]

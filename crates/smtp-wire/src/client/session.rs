@@ -9,6 +9,7 @@
 
 use crate::client::capabilities::Capabilities;
 use crate::client::reply::{self, ReplyError};
+use crate::decimal::Decimal;
 use crate::reply::Reply;
 
 /// A message to deliver on this connection.
@@ -338,7 +339,7 @@ impl ClientSession {
             };
             let mut bdat = String::with_capacity(24);
             bdat.push_str("BDAT ");
-            push_decimal(&mut bdat, chunk.len());
+            bdat.push_str(Decimal::new(chunk.len() as u64).as_str());
             bdat.push_str(" LAST");
             self.command(Awaiting::Bdat, &bdat);
             self.output.extend_from_slice(&chunk);
@@ -468,7 +469,7 @@ fn mail_command(message: &Outbound, size: usize, caps: &Capabilities) -> String 
     line.push('>');
     if caps.size.is_some() {
         line.push_str(" SIZE=");
-        push_decimal(&mut line, size);
+        line.push_str(Decimal::new(size as u64).as_str());
     }
     if message.body_8bit && caps.eight_bit_mime {
         line.push_str(" BODY=8BITMIME");
@@ -487,21 +488,6 @@ fn mail_command(message: &Outbound, size: usize, caps: &Capabilities) -> String 
         }
     }
     line
-}
-
-fn push_decimal(line: &mut String, n: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    line.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 fn rcpt_command(rcpt: &OutboundRecipient, caps: &Capabilities) -> String {
