@@ -312,20 +312,8 @@ impl Spool {
     /// [`Spool::remove`] without waiting for the writer (no task, no wake-up): for the
     /// delivery hot path, where nothing waits on a removal. Errors are those known at once.
     pub fn remove_detached(&self, id: MessageId) -> Result<(), SpoolError> {
-        self.submit_detached(&Record::Removed { id }, IndexOp::Remove { id })
-    }
-
-    fn submit_removal(&self, id: MessageId) -> Result<Answer, SpoolError> {
-        let op = IndexOp::Remove { id };
-        self.submit(&Record::Removed { id }, &[], op, 32, false)
-    }
-
-    fn submit_done(&self, id: MessageId, indices: Vec<u32>) -> Result<Answer, SpoolError> {
-        let op = IndexOp::RecipientsDone {
-            id,
-            indices: indices.clone(),
-        };
-        self.submit(&Record::RecipientsDone { id, indices }, &[], op, 64, false)
+        let (record, op) = removal(id);
+        self.submit_detached(&record, op)
     }
 
     /// [`Spool::recipients_done`] without waiting for the writer (nor, mostly, waking it).
@@ -334,11 +322,8 @@ impl Spool {
         id: MessageId,
         indices: Vec<u32>,
     ) -> Result<(), SpoolError> {
-        let op = IndexOp::RecipientsDone {
-            id,
-            indices: indices.clone(),
-        };
-        self.submit_detached(&Record::RecipientsDone { id, indices }, op)
+        let (record, op) = recipients_done(id, indices);
+        self.submit_detached(&record, op)
     }
 
     /// Stores a message durably. Returns only once it is fsynced.
@@ -389,7 +374,8 @@ impl Spool {
         id: MessageId,
         indices: Vec<u32>,
     ) -> Result<(), SpoolError> {
-        answered(self.submit_done(id, indices)?).await
+        let (record, op) = recipients_done(id, indices);
+        self.append(&record, &[], op, 64, false).await
     }
 
     /// Records that delivery deferred the message, so a restart keeps its retry schedule.
@@ -414,7 +400,8 @@ impl Spool {
 
     /// Removes a finished message. Lazy, like [`Spool::recipients_done`].
     pub async fn remove(&self, id: MessageId) -> Result<(), SpoolError> {
-        answered(self.submit_removal(id)?).await
+        let (record, op) = removal(id);
+        self.append(&record, &[], op, 32, false).await
     }
 
     /// Subscribes to newly durable messages: every message inserted from now on is announced
@@ -551,6 +538,20 @@ impl Spool {
         *self.inner.fault.lock().unwrap_or_else(|p| p.into_inner()) =
             Some(DurabilityFault::FsyncFails);
     }
+}
+
+/// A removal record and the index change it makes.
+fn removal(id: MessageId) -> (Record, IndexOp) {
+    (Record::Removed { id }, IndexOp::Remove { id })
+}
+
+/// A recipients-done record and the index change it makes.
+fn recipients_done(id: MessageId, indices: Vec<u32>) -> (Record, IndexOp) {
+    let op = IndexOp::RecipientsDone {
+        id,
+        indices: indices.clone(),
+    };
+    (Record::RecipientsDone { id, indices }, op)
 }
 
 type ArrivalSender = tokio::sync::mpsc::UnboundedSender<Arrival>;

@@ -97,18 +97,17 @@ impl Detached {
         batch.append(&mut self.records.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
-    /// Disarms before the writer sleeps; false (and still armed) when records slipped in.
-    fn disarm(&self) -> bool {
+    /// Disarms before the writer sleeps; stays armed when records slipped in meanwhile.
+    fn disarm(&self) {
         self.armed.store(false, Ordering::Release);
-        let empty = self
+        if !self
             .records
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .is_empty();
-        if !empty {
+            .is_empty()
+        {
             self.armed.store(true, Ordering::Release);
         }
-        empty
     }
 }
 
@@ -170,17 +169,12 @@ impl Writer {
             self.inner.detached.take_into(&mut batch);
             self.commit_and_answer(&mut batch);
         }
-        self.inner.detached.take_into(&mut batch);
-        if !batch.is_empty() {
-            self.commit_and_answer(&mut batch);
-        }
-        if self.unsynced_since.is_some() {
-            let _ = self.sync();
-        }
+        // Shut down: what is detached or lazy still goes to disk.
+        self.flush_idle(&mut batch);
     }
 
-    /// Nothing came for a while: write what is detached and sync what is lazy, then let the
-    /// next detached record wake the writer again.
+    /// Nothing came for a while (or the spool shuts down): write what is detached and sync
+    /// what is lazy, then let the next detached record wake the writer again.
     fn flush_idle(&mut self, batch: &mut Vec<Append>) {
         self.inner.detached.take_into(batch);
         if !batch.is_empty() {
@@ -189,7 +183,7 @@ impl Writer {
         if self.unsynced_since.is_some() {
             let _ = self.sync();
         }
-        let _ = self.inner.detached.disarm();
+        self.inner.detached.disarm();
     }
 
     fn commit_and_answer(&mut self, batch: &mut Vec<Append>) {
