@@ -68,9 +68,6 @@ pub fn has_message_id(content: &[u8]) -> bool {
             return true;
         }
         start = end + 1;
-        if start > content.len() {
-            break;
-        }
     }
     false
 }

@@ -177,23 +177,22 @@ impl Inner {
             let envelope = record.envelope().ok()?;
             Some(Arc::new(Fresh { envelope, record }))
         });
-        let read = match fresh {
-            Some(_) => None,
-            None => match self.spool.envelope(id) {
-                Ok(found) => Some(found),
-                // Finished and removed between the listing and the arrival notice.
-                Err(spool::SpoolError::NotFound) => return,
-                Err(err) => {
-                    tracing::error!(%id, error = %err, "cannot read a spooled envelope; it stays queued until restart");
-                    return;
-                }
-            },
-        };
-        let (envelope, done): (&spool::Envelope, &[bool]) = match (&fresh, &read) {
-            (_, Some((envelope, done))) => (envelope, done),
+        let read;
+        let (envelope, done): (&spool::Envelope, &[bool]) = match &fresh {
             // Just stored: no recipient can be final yet.
-            (Some(fresh), None) => (&fresh.envelope, &[]),
-            (None, None) => return,
+            Some(fresh) => (&fresh.envelope, &[]),
+            None => {
+                read = match self.spool.envelope(id) {
+                    Ok(found) => found,
+                    // Finished and removed between the listing and the arrival notice.
+                    Err(spool::SpoolError::NotFound) => return,
+                    Err(err) => {
+                        tracing::error!(%id, error = %err, "cannot read a spooled envelope; it stays queued until restart");
+                        return;
+                    }
+                };
+                (&read.0, &read.1)
+            }
         };
         let sender: Arc<str> = Arc::from(envelope.sender.as_str());
         let mut by_domain: BTreeMap<String, Vec<u32>> = BTreeMap::new();

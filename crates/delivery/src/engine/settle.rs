@@ -51,10 +51,6 @@ impl AttemptInfo {
     }
 }
 
-fn reply_text(reply: &Reply) -> String {
-    reply.one_line()
-}
-
 fn status_text(reply: &Reply) -> String {
     match reply.status {
         Some((a, b, c)) => format!("{a}.{b}.{c}"),
@@ -110,7 +106,7 @@ impl Inner {
         } else {
             None
         };
-        let last_error_text = deferred.first().map(|(_, r)| reply_text(r));
+        let last_error_text = deferred.first().map(|(_, r)| r.one_line());
         let warn_delay = !deferred.is_empty()
             && !part.delay_warned
             && self.config.delay_warning.is_some_and(|after| {
@@ -300,7 +296,7 @@ impl Inner {
                 attempt,
                 remote_host: info.host.clone(),
                 remote_ip: info.ip,
-                response: reply_text(reply),
+                response: reply.one_line(),
                 category,
                 tls: info.tls.clone(),
                 attempt_ms,
@@ -389,13 +385,10 @@ impl Inner {
                     let (status, diagnostic) = if f.outcome == Outcome::Expired {
                         (
                             "4.4.7".to_string(),
-                            format!(
-                                "delivery time expired; last error: {}",
-                                reply_text(&f.reply)
-                            ),
+                            format!("delivery time expired; last error: {}", f.reply.one_line()),
                         )
                     } else {
-                        (status_text(&f.reply), reply_text(&f.reply))
+                        (status_text(&f.reply), f.reply.one_line())
                     };
                     Some(RecipientReport {
                         index: f.index,
@@ -433,7 +426,7 @@ impl Inner {
                     action: "delayed",
                     status: status_text(reply),
                     remote_mta: remote_mta.clone(),
-                    diagnostic: reply_text(reply),
+                    diagnostic: reply.one_line(),
                     last_attempt: now,
                 })
                 .collect()
@@ -548,7 +541,7 @@ impl Inner {
                     .backoff
                     .saturating_mul(1u32 << over.min(16))
                     .min(site.limits.backoff_max);
-                let reason = reply_text(&reply);
+                let reason = reply.one_line();
                 tracing::warn!(target: "tsubame::delivery", site = %site_name, failures = site.connect_failures, backoff_s = backoff.as_secs(), %reason, "site backing off");
                 site.backoff = Some((now + backoff, reason));
                 state.kicks.insert((now + backoff, site_name.clone()));
