@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
         bad_commands_max: 100,
         starttls_available: flags & 1 != 0,
         auth_plaintext_allowed: flags & 2 != 0,
+        recipient_checks: flags & 16 != 0,
     });
     let peer = PeerContext { relay_trusted: flags & 4 != 0, tls_active: flags & 8 != 0 };
     let mut session = Session::new(config, peer);
@@ -33,6 +34,9 @@ fuzz_target!(|data: &[u8]| {
                     session.complete_submission(Reply::new(250, (2, 0, 0), "ok"));
                 }
                 Event::Authenticate(c) => session.complete_auth((c.username == "u").then(|| c.username)),
+                Event::CheckRecipient(address) => session.complete_recipient(
+                    address.starts_with('n').then(|| Reply::new(550, (5, 1, 1), "no such user")),
+                ),
             }
         }
         for line in session.output().split(|&b| b == b'\n').filter(|l| !l.is_empty()) {

@@ -174,6 +174,11 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                 session.complete_submission(reply);
                 continue;
             }
+            // The ingress session config leaves recipient checks off: the session decides.
+            Event::CheckRecipient(_) => {
+                session.complete_recipient(None);
+                continue;
+            }
             Event::Authenticate(credentials) => {
                 let path = shared.users_path.clone();
                 let user = credentials.username.clone();

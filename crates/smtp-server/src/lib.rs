@@ -71,6 +71,7 @@ impl Server {
             bad_commands_max: config.bad_commands_max,
             starttls_available: tls.is_some(),
             auth_plaintext_allowed: config.auth_plaintext_allowed,
+            recipient_checks: false,
         });
         let (shutdown_tx, shutdown) = watch::channel(false);
         let limiter = Limiter::new(config.limits);

@@ -23,7 +23,7 @@ impl Session {
             Request::Ehlo { host } => self.hello(host.into_owned(), true),
             Request::Helo { host } => self.hello(host.into_owned(), false),
             Request::Mail { from } => self.mail(from),
-            Request::Rcpt { to } => self.rcpt(to),
+            Request::Rcpt { to } => return self.rcpt(to),
             Request::Data => return self.data(),
             Request::Bdat {
                 chunk_size,
@@ -157,19 +157,19 @@ impl Session {
         self.reply(Reply::new(250, (2, 1, 0), "Sender OK"));
     }
 
-    fn rcpt(&mut self, to: RcptTo<std::borrow::Cow<'_, str>>) {
+    fn rcpt(&mut self, to: RcptTo<std::borrow::Cow<'_, str>>) -> Option<Event> {
         let Some(sender) = &self.sender else {
             self.bad_command(Reply::new(503, (5, 5, 1), "Need MAIL command first"));
-            return;
+            return None;
         };
         let smtputf8 = sender.smtputf8;
         if self.bdat.is_some() {
             self.bad_command(Reply::new(503, (5, 5, 1), "RCPT not allowed after BDAT"));
-            return;
+            return None;
         }
         if self.recipients.len() >= self.config.recipients_max {
             self.reply(Reply::new(452, (4, 5, 3), "Too many recipients"));
-            return;
+            return None;
         }
         let address = to.address.into_owned();
         if !self.address_ok(
@@ -178,7 +178,7 @@ impl Session {
             (5, 1, 3),
             "Bad recipient address syntax",
         ) {
-            return;
+            return None;
         }
         if !self.relay_trusted && self.auth_user.is_none() {
             // Never an open relay: unauthenticated clients outside trusted networks may not
@@ -188,14 +188,26 @@ impl Session {
                 (5, 7, 1),
                 "Relaying denied: authentication required",
             ));
-            return;
+            return None;
         }
-        self.recipients.push(Recipient {
+        let recipient = Recipient {
             address,
             notify: notify_flags(to.flags),
             // smtp-proto accepts only the rfc822 address type and strips it; keep it typed.
             orcpt: to.orcpt.map(|o| format!("rfc822;{o}")),
-        });
+        };
+        if self.config.recipient_checks {
+            let address = recipient.address.clone();
+            self.checking = Some(recipient);
+            self.phase = Phase::Waiting;
+            return Some(Event::CheckRecipient(address));
+        }
+        self.accept_recipient(recipient);
+        None
+    }
+
+    pub(crate) fn accept_recipient(&mut self, recipient: Recipient) {
+        self.recipients.push(recipient);
         self.reply(Reply::new(250, (2, 1, 5), "Recipient OK"));
     }
 

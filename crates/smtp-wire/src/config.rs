@@ -19,6 +19,10 @@ pub struct SessionConfig {
     /// AUTH may be offered on connections that are not under TLS. Off by default: passwords
     /// must not cross the network in clear text.
     pub auth_plaintext_allowed: bool,
+    /// Every syntactically valid, relay-permitted RCPT is handed to the driver as
+    /// [`crate::Event::CheckRecipient`] before it is accepted (sinks, suppression lists,
+    /// bounce addresses). Off: the session accepts it itself.
+    pub recipient_checks: bool,
 }
 
 /// Facts about one connection that the driver knows before the first byte.

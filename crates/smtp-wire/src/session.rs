@@ -23,6 +23,9 @@ pub enum Event {
     Submit(Transaction),
     /// Verify these credentials, then call [`Session::complete_auth`].
     Authenticate(Credentials),
+    /// Decide on this recipient (only with [`SessionConfig::recipient_checks`]), then call
+    /// [`Session::complete_recipient`].
+    CheckRecipient(String),
     /// Write the pending output (the 220 reply), then run the TLS handshake.
     StartTls,
     /// Write the pending output, then close the connection.
@@ -102,6 +105,8 @@ pub struct Session {
     pub(crate) discarded_at_starttls: usize,
     /// Content rejections not yet collected by the driver.
     pub(crate) rejected: Vec<Rejected>,
+    /// The recipient handed out with [`Event::CheckRecipient`], until the driver answers.
+    pub(crate) checking: Option<Recipient>,
 }
 
 impl Session {
@@ -125,6 +130,7 @@ impl Session {
             skipping_line: false,
             discarded_at_starttls: 0,
             rejected: Vec::new(),
+            checking: None,
             config,
         };
         let greeting = format!("{} ESMTP tsubame", session.config.hostname);
@@ -431,6 +437,20 @@ impl Session {
         self.phase = Phase::Command;
         self.reset_transaction();
         self.reply(reply);
+    }
+
+    /// The driver's answer to [`Event::CheckRecipient`]: `None` accepts the recipient
+    /// (250 2.1.5), a reply refuses it (not counted as a protocol error).
+    pub fn complete_recipient(&mut self, refusal: Option<Reply>) {
+        debug_assert!(matches!(self.phase, Phase::Waiting));
+        self.phase = Phase::Command;
+        let Some(recipient) = self.checking.take() else {
+            return;
+        };
+        match refusal {
+            None => self.accept_recipient(recipient),
+            Some(reply) => self.reply(reply),
+        }
     }
 
     /// The driver's answer to [`Event::Authenticate`]: the verified user, or `None`.

@@ -293,6 +293,7 @@ fn deliver_in_memory(content: &[u8], rcpts: &[&str]) -> (Vec<smtp_wire::Transact
         bad_commands_max: 10,
         starttls_available: false,
         auth_plaintext_allowed: false,
+        recipient_checks: false,
     });
     let mut server = Session::new(
         config,

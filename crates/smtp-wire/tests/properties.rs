@@ -79,11 +79,13 @@ proptest! {
 
     #[test]
     fn session_survives_arbitrary_input(chunks in proptest::collection::vec(
-        proptest::collection::vec(any::<u8>(), 0..200), 0..10), trusted in any::<bool>()) {
+        proptest::collection::vec(any::<u8>(), 0..200), 0..10), trusted in any::<bool>(),
+        checks in any::<bool>()) {
         let config = Arc::new(SessionConfig {
             hostname: "mx.test".into(), message_bytes_max: 300, recipients_max: 2,
             command_line_bytes_max: 64, bad_commands_max: 50, starttls_available: true,
             auth_plaintext_allowed: true,
+            recipient_checks: checks,
         });
         let mut session = Session::new(config, PeerContext { relay_trusted: trusted, tls_active: false });
         let mut output = session.output().to_vec();
@@ -96,6 +98,9 @@ proptest! {
                     Event::Close => break 'outer,
                     Event::Submit(_) => session.complete_submission(Reply::new(250, (2, 0, 0), "ok")),
                     Event::Authenticate(_) => session.complete_auth(None),
+                    Event::CheckRecipient(address) => session.complete_recipient(
+                        address.starts_with('n').then(|| Reply::new(550, (5, 1, 1), "no such user")),
+                    ),
                 }
             }
             output.extend_from_slice(session.output());

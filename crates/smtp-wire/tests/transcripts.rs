@@ -14,6 +14,7 @@ fn config() -> Arc<SessionConfig> {
         bad_commands_max: 5,
         starttls_available: true,
         auth_plaintext_allowed: false,
+        recipient_checks: false,
     })
 }
 
@@ -76,6 +77,9 @@ impl Driver {
                     let ok = creds.username == "alice" && creds.password == "pw";
                     self.session
                         .complete_auth(ok.then(|| creds.username.clone()));
+                }
+                Event::CheckRecipient(_) => {
+                    unreachable!("recipient checks are off in this config")
                 }
                 Event::StartTls => {
                     self.tls_started = true;
@@ -358,4 +362,46 @@ fn sequence_errors_and_misc() {
     );
     assert!(d.send(b"NOOP\r\n").starts_with("250"));
     assert!(d.send(b"RSET\r\n").starts_with("250"));
+}
+
+/// With recipient checks on, every valid RCPT waits for the driver; pipelined commands after
+/// it are only processed once it has answered, and a refusal is not a protocol error.
+#[test]
+fn recipient_checks_hand_each_recipient_to_the_driver_in_order() {
+    let mut config = (*config()).clone();
+    config.recipient_checks = true;
+    config.bad_commands_max = 1;
+    let mut session = Session::new(Arc::new(config), TRUSTED);
+    session.clear_output();
+    session.feed(b"EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<ok@y.test>\r\nRCPT TO:<gone@y.test>\r\nRCPT TO:<later@y.test>\r\nDATA\r\nhello\r\n.\r\n");
+    let mut asked = Vec::new();
+    let mut submitted = None;
+    loop {
+        match session.advance() {
+            Event::CheckRecipient(address) => {
+                asked.push(address.clone());
+                let refusal = address
+                    .starts_with("gone")
+                    .then(|| Reply::new(550, (5, 1, 1), "no such user"));
+                session.complete_recipient(refusal);
+            }
+            Event::Submit(txn) => {
+                submitted = Some(txn);
+                session.complete_submission(Reply::new(250, (2, 0, 0), "queued"));
+            }
+            Event::NeedInput => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(asked, ["ok@y.test", "gone@y.test", "later@y.test"]);
+    let out = String::from_utf8(session.output().to_vec()).expect("utf8");
+    assert_eq!(
+        codes(&out),
+        ["250", "250", "250", "550", "250", "354", "250"],
+        "{out}"
+    );
+    assert!(out.contains("550 5.1.1 no such user\r\n"));
+    let txn = submitted.expect("submitted");
+    let rcpts: Vec<_> = txn.recipients.iter().map(|r| r.address.as_str()).collect();
+    assert_eq!(rcpts, ["ok@y.test", "later@y.test"]);
 }

@@ -166,6 +166,7 @@ async fn serve_sink(listener: TcpListener, sink: Arc<Sink>) {
         bad_commands_max: 100,
         starttls_available: false,
         auth_plaintext_allowed: false,
+        recipient_checks: false,
     });
     while let Ok((stream, _)) = listener.accept().await {
         let _ = stream.set_nodelay(true);
@@ -191,6 +192,10 @@ async fn sink_connection(mut stream: TcpStream, config: Arc<SessionConfig>, sink
             }
             Event::Authenticate(_) => {
                 session.complete_auth(None);
+                continue;
+            }
+            Event::CheckRecipient(_) => {
+                session.complete_recipient(None);
                 continue;
             }
             Event::NeedInput => {}
