@@ -10,6 +10,7 @@ mod config;
 mod datadir;
 mod queue_cmd;
 mod serve;
+mod sink_cmd;
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -86,6 +87,8 @@ enum Command {
     },
     /// Load generator for capacity tests.
     Bench(bench::BenchArgs),
+    /// A receiving SMTP server that behaves like a mailbox provider (staging, load tests).
+    Sink(sink_cmd::SinkArgs),
 }
 
 #[derive(Subcommand)]
@@ -152,6 +155,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             json,
         } => queue_cmd::run(command, &DataDir::new(data_dir), json),
         Command::Bench(args) => bench::run(args),
+        Command::Sink(args) => sink_cmd::run(args),
     }
 }
 

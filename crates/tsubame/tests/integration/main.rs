@@ -12,4 +12,5 @@ mod limits;
 mod relay;
 mod relay_crash;
 mod shutdown;
+mod sink;
 mod smuggling;
