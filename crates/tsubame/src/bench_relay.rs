@@ -86,15 +86,17 @@ async fn relay(args: RelayArgs) -> anyhow::Result<()> {
         connections: args.connections,
         messages: args.messages,
         duration: None,
-        size: args.size,
+        size: args.size.to_string(),
         recipients: 1,
         domain: args.domain.clone(),
         pipelining: true,
         messages_per_connection: 0,
         rate: args.rate,
+        source: None,
+        progress: Some(false),
         json: true,
     };
-    let report = crate::bench::smtp(load, Some(acks.clone())).await?;
+    let report = crate::bench_smtp::smtp(load, Some(acks.clone())).await?;
     let deadline = Instant::now() + Duration::from(args.drain_timeout);
     while sink.received.load(Ordering::Relaxed) < report.accepted && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;

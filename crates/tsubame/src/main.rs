@@ -3,8 +3,10 @@
 
 mod admin_client;
 mod bench;
+mod bench_mix;
 mod bench_queue;
 mod bench_relay;
+mod bench_smtp;
 mod bench_spool;
 mod config;
 mod datadir;

@@ -191,3 +191,70 @@ fn sink_connection_and_message_limits_data_share_and_latency() {
     assert_eq!(summary["messages"]["tempfail"], 2);
     assert_eq!(summary["connections_open_max"], 1);
 }
+
+/// The load generator against the sink: a size and domain mix, two recipients, connections
+/// spread over source addresses, refusals at RCPT and end of data, connections recycled by
+/// the sink. Every message is accounted for on both sides, and the counts agree.
+#[test]
+fn bench_smtp_and_sink_agree_on_every_message() {
+    let sink = SinkProcess::start(&[
+        "--rcpt-permfail",
+        "0.2",
+        "--data-tempfail",
+        "0.1",
+        "--messages-per-connection",
+        "50",
+        "--seed",
+        "3",
+    ]);
+    let output = Command::new(BIN)
+        .args(["bench", "smtp", "--server", &sink.addr.to_string()])
+        .args([
+            "--connections",
+            "8",
+            "--messages",
+            "2000",
+            "--recipients",
+            "2",
+        ])
+        .args([
+            "--size",
+            "1k:3,20k:1",
+            "--domain",
+            "gmail.test:2,yahoo.test:1",
+        ])
+        .args(["--source", "127.9.0.0/29", "--json"])
+        .output()
+        .expect("run bench");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let bench: Value = serde_json::from_slice(&output.stdout).expect("bench json");
+    let summary = sink.stop();
+    let n = |v: &Value| v.as_u64().unwrap_or(u64::MAX);
+    let (accepted, tempfailed, permfailed) = (
+        n(&bench["accepted"]),
+        n(&bench["tempfailed"]),
+        n(&bench["permfailed"]),
+    );
+    assert_eq!(accepted + tempfailed + permfailed, 2000, "{bench}");
+    assert_eq!(n(&bench["failed"]), 0, "{bench}");
+    assert_eq!(accepted, n(&summary["messages"]["accepted"]), "{summary}");
+    assert_eq!(tempfailed, n(&summary["messages"]["tempfail"]), "{summary}");
+    assert_eq!(
+        n(&bench["recipients_refused"]),
+        n(&summary["recipients"]["permfail"])
+    );
+    // Both recipients refused: about 0.2² of the messages, refused before their content.
+    assert!((40..=130).contains(&permfailed), "{bench}");
+    assert!(n(&summary["connections_recycled"]) >= 30, "{summary}");
+    let per_second: u64 = bench["per_second"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .map(n)
+        .sum();
+    assert_eq!(per_second, accepted);
+}
