@@ -32,8 +32,12 @@ enum Exit {
     StartTls,
 }
 
-/// Bytes read per call; also the most a client can make us buffer beyond the session's limits.
+/// Bytes read per call while message content flows; also the most a client can make us
+/// buffer beyond the session's limits.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// Bytes read per call between messages. Idle sessions are most of a busy server's
+/// connections, so what they hold while waiting is what limits how many fit in memory.
+const COMMAND_READ_BYTES: usize = 512;
 
 pub(crate) async fn handle(
     shared: Arc<Shared>,
@@ -153,7 +157,8 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> std::io::Result<Exit> {
     let timeouts = shared.config.timeouts;
     let mut shutdown = shared.shutdown.clone();
-    let mut buf = vec![0u8; READ_CHUNK_BYTES];
+    // Read into spare capacity (no zeroing); large only while content is being received.
+    let mut buf: Vec<u8> = Vec::new();
     let mut command_deadline = Instant::now() + timeouts.command;
     let mut content: Option<ContentClock> = None;
     loop {
@@ -245,8 +250,16 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             ReadPhase::Content => now + timeouts.data_idle,
         };
         let deadline = rate_deadline.map_or(phase_deadline, |r| phase_deadline.min(r));
+        let chunk = match session.read_phase() {
+            ReadPhase::Content => READ_CHUNK_BYTES,
+            ReadPhase::Command => COMMAND_READ_BYTES,
+        };
+        if buf.capacity() != chunk {
+            buf = Vec::with_capacity(chunk);
+        }
+        buf.clear();
         tokio::select! {
-            read = timeout_at(deadline, io.read(&mut buf)) => match read {
+            read = timeout_at(deadline, io.read_buf(&mut buf)) => match read {
                 Err(_) => {
                     if rate_deadline.is_some_and(|r| r <= Instant::now()) {
                         metrics::counter!("tsubame_smtp_timeouts_total", "kind" => "data_rate").increment(1);
@@ -262,6 +275,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                         clock.bytes += n as u64;
                     }
                     session.feed(&buf[..n]);
+                    buf.clear();
                 }
                 Ok(Err(err)) => return Err(err),
             },

@@ -80,6 +80,9 @@ pub(crate) struct BdatState {
     pub(crate) failure: Option<Reply>,
 }
 
+/// Input capacity an empty session keeps between reads.
+const INPUT_KEPT_BYTES: usize = 4096;
+
 /// One SMTP server session.
 #[derive(Debug)]
 pub struct Session {
@@ -113,8 +116,9 @@ impl Session {
     /// A new session; the greeting is already queued in the output.
     pub fn new(config: Arc<SessionConfig>, peer: PeerContext) -> Self {
         let mut session = Session {
-            input: Vec::with_capacity(1024),
-            output: Vec::with_capacity(1024),
+            // Grown on demand: an idle session should hold as little as possible.
+            input: Vec::new(),
+            output: Vec::with_capacity(256),
             phase: Phase::Command,
             helo: None,
             esmtp: false,
@@ -301,6 +305,10 @@ impl Session {
             }
         };
         self.input.drain(..consumed.min(self.input.len()));
+        if self.input.is_empty() && self.input.capacity() > INPUT_KEPT_BYTES {
+            // Content arrives in large reads; an idle session should not keep their size.
+            self.input = Vec::new();
+        }
         if let Event::StartTls = event {
             // Anything the client pipelined after STARTTLS was sent in clear text and could
             // have been injected by a man in the middle: it must never be executed.

@@ -25,6 +25,10 @@ enum Mode {
     Relay(crate::bench_relay::RelayArgs),
     /// The delivery retry timer with millions of deferred parts: speed and memory.
     Queue(crate::bench_queue::QueueArgs),
+    /// Hold many idle SMTP sessions while a legitimate client sends; memory per session.
+    Idle(crate::bench_idle::IdleArgs),
+    /// Floods new connections from attacking addresses while a legitimate client sends.
+    Flood(crate::bench_flood::FloodArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -76,6 +80,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         Mode::Spool(args) => return crate::bench_spool::run(args),
         Mode::Relay(args) => return crate::bench_relay::run(args),
         Mode::Queue(args) => return crate::bench_queue::run(args),
+        Mode::Idle(args) => return crate::bench_idle::run(args),
+        Mode::Flood(args) => return crate::bench_flood::run(args),
     };
     if args.connections == 0 || args.recipients == 0 {
         bail!("--connections and --recipients must be at least 1");
@@ -110,7 +116,10 @@ pub(crate) struct Report {
     /// Sessions that failed (connect error, refusal at greeting, lost connection).
     pub failed: u64,
     pub elapsed: Duration,
+    /// End-of-data dot written → its reply, accepted messages only.
     pub latency_us: Histogram<u64>,
+    /// First command of the transaction written (or chained) → end-of-data reply.
+    pub transaction_us: Histogram<u64>,
     pub first_error: Option<String>,
     /// Messages accepted in each second of the run.
     pub timeline: Vec<u64>,
@@ -178,6 +187,10 @@ impl Report {
             "seconds": self.elapsed.as_secs_f64(),
             "msg_per_sec": self.rate(),
             "per_second": self.timeline,
+            "transaction_ms": { "p50": self.transaction_us.value_at_quantile(0.5) as f64 / 1000.0,
+                "p99": self.transaction_us.value_at_quantile(0.99) as f64 / 1000.0,
+                "p99_999": self.transaction_us.value_at_quantile(0.99999) as f64 / 1000.0,
+                "max": self.transaction_us.max() as f64 / 1000.0 },
             "latency_ms": { "p50": self.percentile_ms(0.5), "p99": self.percentile_ms(0.99),
                 "p99_9": self.percentile_ms(0.999), "p99_99": self.percentile_ms(0.9999),
                 "p99_999": self.percentile_ms(0.99999), "max": self.latency_us.max() as f64 / 1000.0 },

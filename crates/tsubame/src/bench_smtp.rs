@@ -170,9 +170,12 @@ pub(crate) async fn smtp(args: SmtpArgs, acks: Option<Arc<Stamps>>) -> anyhow::R
     let mut tasks = Vec::new();
     for worker in 0..load.args.connections {
         let load = load.clone();
-        let histogram = histogram.clone();
+        let histograms = Latencies {
+            accept_us: histogram.clone(),
+            transaction_us: histogram.clone(),
+        };
         tasks.push(tokio::spawn(async move {
-            connection_loop(worker, &load, histogram).await
+            connection_loop(worker, &load, histograms).await
         }));
     }
     let mut report = Report {
@@ -182,13 +185,15 @@ pub(crate) async fn smtp(args: SmtpArgs, acks: Option<Arc<Stamps>>) -> anyhow::R
         recipients_refused: 0,
         failed: 0,
         elapsed: Duration::ZERO,
+        transaction_us: histogram.clone(),
         latency_us: histogram,
         first_error: None,
         timeline: Vec::new(),
     };
     for task in tasks {
-        let (latency, error) = task.await?;
-        report.latency_us.add(&latency)?;
+        let (latencies, error) = task.await?;
+        report.latency_us.add(&latencies.accept_us)?;
+        report.transaction_us.add(&latencies.transaction_us)?;
         if report.first_error.is_none() {
             report.first_error = error;
         }
@@ -228,17 +233,23 @@ async fn progress_line(load: Arc<Load>) {
     }
 }
 
+/// One connection's latencies, merged into the report at the end.
+struct Latencies {
+    accept_us: Histogram<u64>,
+    transaction_us: Histogram<u64>,
+}
+
 async fn connection_loop(
     worker: usize,
     load: &Load,
-    mut latency_us: Histogram<u64>,
-) -> (Histogram<u64>, Option<String>) {
+    mut latencies: Latencies,
+) -> (Latencies, Option<String>) {
     let mut first_error = None;
     let mut consecutive_failures = 0;
     let mut rng = SmallRng::seed_from_u64(worker as u64);
     while load.running() {
         let accepted_before = load.counts.accepted.load(Ordering::Relaxed);
-        match session(worker, load, &mut rng, &mut latency_us).await {
+        match session(worker, load, &mut rng, &mut latencies).await {
             Ok(()) => consecutive_failures = 0,
             Err(err) => {
                 load.counts.failed.fetch_add(1, Ordering::Relaxed);
@@ -259,7 +270,7 @@ async fn connection_loop(
             }
         }
     }
-    (latency_us, first_error)
+    (latencies, first_error)
 }
 
 /// Failed sessions in a row, without any message accepted, after which a connection gives up.
@@ -323,7 +334,7 @@ async fn session(
     worker: usize,
     load: &Load,
     rng: &mut SmallRng,
-    latency_us: &mut Histogram<u64>,
+    latencies: &mut Latencies,
 ) -> anyhow::Result<()> {
     let args = &load.args;
     let stream = connect(worker, load).await?;
@@ -349,7 +360,11 @@ async fn session(
     let mut current = plan(worker, load, rng, n);
     let mut commands_sent = false;
     let mut payload = Vec::new();
+    let mut txn_started = Instant::now();
     loop {
+        if !commands_sent {
+            txn_started = Instant::now();
+        }
         let result = transaction(
             load,
             &mut reader,
@@ -425,7 +440,12 @@ async fn session(
                 if let (Some(acks), Some(seq)) = (&load.acks, seq) {
                     acks.stamp(seq);
                 }
-                let _ = latency_us.record(sent_at.elapsed().as_micros().max(1) as u64);
+                let _ = latencies
+                    .accept_us
+                    .record(sent_at.elapsed().as_micros().max(1) as u64);
+                let _ = latencies
+                    .transaction_us
+                    .record(txn_started.elapsed().as_micros().max(1) as u64);
                 load.counts.accepted.fetch_add(1, Ordering::Relaxed);
                 load.timeline.record();
             }
@@ -449,6 +469,8 @@ async fn session(
         };
         current = next_plan;
         commands_sent = chain;
+        // A chained transaction started when its commands went out with the previous dot.
+        txn_started = sent_at;
         if !chain {
             load.pacer.wait().await;
         }

@@ -3,6 +3,8 @@
 
 mod admin_client;
 mod bench;
+mod bench_flood;
+mod bench_idle;
 mod bench_mix;
 mod bench_queue;
 mod bench_relay;
@@ -10,6 +12,7 @@ mod bench_smtp;
 mod bench_spool;
 mod config;
 mod datadir;
+mod fdlimit;
 mod queue_cmd;
 mod serve;
 mod sink_cmd;

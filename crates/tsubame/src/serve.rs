@@ -48,6 +48,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
     });
 
+    // One descriptor per SMTP connection, plus spool segments, delivery and HTTP.
+    let needed = config.smtp.limits.connections_max as u64 + 4096;
+    let open_files = crate::fdlimit::raise_open_files();
+    if open_files < needed {
+        tracing::warn!(
+            limit = open_files,
+            needed,
+            "open-file limit below smtp.connections_max plus headroom; raise the hard limit (ulimit -Hn, systemd LimitNOFILE=)"
+        );
+    }
+
     let spool_config = SpoolConfig {
         dir: data.spool(),
         segment_bytes_max: config.segment_bytes_max,
