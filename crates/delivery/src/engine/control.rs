@@ -273,10 +273,45 @@ impl Engine {
                 .collect::<Vec<_>>()
         };
         let count = parts.iter().map(|p| p.rcpts.len() as u64).sum();
+        self.lift_backoff(filter, &parts);
         for part in parts {
             self.inner.route_part(part);
         }
         count
+    }
+
+    /// "Retry now" means now: sites backing off after failed connections (the retried
+    /// parts' sites, or every site matching the filter) try again at once, as Postfix's
+    /// flush forgets dead destinations. Operator pauses and response-rule suspensions stay.
+    fn lift_backoff(&self, filter: &Filter, parts: &[Part]) {
+        let mut state = self.inner.lock();
+        let mut sites: std::collections::HashSet<Arc<str>> = parts
+            .iter()
+            .filter_map(|p| state.routed.get(&p.domain).cloned())
+            .collect();
+        for (name, site) in &state.sites {
+            let ready_match = site
+                .ready
+                .iter()
+                .any(|p| filter.is_empty() || filter.matches(p, Some(name)));
+            if ready_match || filter.site.as_deref() == Some(&**name) {
+                sites.insert(name.clone());
+            }
+        }
+        let mut lifted = Vec::new();
+        for name in sites {
+            if let Some(site) = state.sites.get_mut(&name)
+                && site.backoff.take().is_some()
+            {
+                site.connect_failures = 0;
+                tracing::info!(target: "tsubame::delivery", site = %name, "connection back-off lifted by retry");
+                lifted.push(name);
+            }
+        }
+        drop(state);
+        for name in lifted {
+            self.inner.kick(&name);
+        }
     }
 
     /// Bounces matching queued recipients (a DSN goes to the sender as usual). Returns how

@@ -527,7 +527,12 @@ impl Inner {
             let Some(site) = state.sites.get_mut(site_name) else {
                 return;
             };
-            site.connect_failures += 1;
+            // Connections opened together fail together: once the site is backing off, the
+            // rest of that burst says nothing new and must not lengthen the back-off.
+            let backing_off = site.backoff.as_ref().is_some_and(|(until, _)| *until > now);
+            if !backing_off {
+                site.connect_failures += 1;
+            }
             if let Some((name, action)) = &rule {
                 apply_rule(site, name, action, now);
             }
@@ -535,7 +540,9 @@ impl Inner {
                 .connect_failures
                 .saturating_sub(site.limits.connect_failures_max);
             let dead = site.connect_failures >= site.limits.connect_failures_max;
-            if dead {
+            if backing_off {
+                // Already backing off: keep the hold as it is.
+            } else if dead {
                 let backoff = site
                     .limits
                     .backoff

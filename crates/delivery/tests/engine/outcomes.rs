@@ -263,3 +263,50 @@ async fn a_failed_connection_is_retried_before_the_site_counts_as_down() {
     assert_eq!(sink.connections(), 1, "connections opened for one message");
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }
+
+/// Many connections opened together to a dead MX fail together: the site backs off once,
+/// for the base back-off, not once per failed connection. `retry_now` then lifts the
+/// back-off, so the mail goes as soon as the MX is back, not after the back-off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_connection_failures_back_off_once_and_retry_lifts_the_back_off() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let port = testkit::sink::free_port("127.0.0.1");
+    let rig = rig(start_dns(&[]).await, port, |c| {
+        c.shaping = Shaping::from_files(&[
+            "[default]\nidle_timeout = \"300ms\"\nconnections_max = 8\nconnect_failures_max = 2\nbackoff = \"60s\"\nbackoff_max = \"1h\"\n",
+        ])
+        .unwrap();
+    })
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        ids.push(rig.submit("", &[&format!("user{i}@sink.test")], 0, 0).await);
+    }
+    let started = Instant::now();
+    let until_ms = wait_for(Duration::from_secs(10), || {
+        let s = rig.engine.summary();
+        s.sites
+            .iter()
+            .find(|site| site.hold == Some("backing_off"))
+            .and_then(|site| site.hold_until_ms)
+    })
+    .await;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let held_for = Duration::from_millis(until_ms.saturating_sub(now_ms)) + started.elapsed();
+    assert!(
+        held_for <= Duration::from_secs(61),
+        "one burst of failures backed off for {held_for:?}, not the base 60 s"
+    );
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let sink = MxSink::start(&[addr], sink_dir.path(), SinkOptions::default());
+    let retried = rig.engine.retry_now(&delivery::queue::Filter::default());
+    assert!(retried > 0, "nothing was deferred");
+    for id in ids {
+        rig.wait_gone(id, Duration::from_secs(10)).await;
+    }
+    assert_eq!(sink.messages().len(), 40);
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
