@@ -74,6 +74,49 @@ pub(crate) struct SmtpArgs {
     pub(crate) json: bool,
 }
 
+impl SmtpArgs {
+    /// A legitimate client for the idle and flood benches: one connection, `rate` 5 KB
+    /// messages per second for `duration`, from `source`.
+    pub(crate) fn probe(
+        server: SocketAddr,
+        rate: u64,
+        duration: Duration,
+        source: std::net::IpAddr,
+    ) -> SmtpArgs {
+        SmtpArgs {
+            server,
+            connections: 1,
+            messages: rate * duration.as_secs().max(1),
+            duration: Some(duration.into()),
+            size: "5120".into(),
+            recipients: 1,
+            domain: "example.com".into(),
+            pipelining: true,
+            messages_per_connection: 0,
+            rate,
+            source: Some(source.to_string()),
+            progress: Some(false),
+            json: true,
+        }
+    }
+}
+
+/// A runtime for a load generator that needs `descriptors` open files (one per connection).
+pub(crate) fn runtime_with_descriptors(
+    descriptors: u64,
+    what: &str,
+) -> anyhow::Result<tokio::runtime::Runtime> {
+    let limit = crate::fdlimit::raise_open_files();
+    if limit < descriptors {
+        bail!(
+            "open-file limit {limit} is below the {descriptors} that {what} needs; raise it (ulimit -Hn)"
+        );
+    }
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let args = match args.mode {
         Mode::Smtp(args) => args,

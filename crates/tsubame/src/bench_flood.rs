@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpSocket;
 use tokio::sync::Semaphore;
 
 use crate::bench::{Report, SmtpArgs};
@@ -65,16 +64,8 @@ struct Tally {
 }
 
 pub fn run(args: FloodArgs) -> anyhow::Result<()> {
-    let limit = crate::fdlimit::raise_open_files();
-    if limit < args.in_flight as u64 + 256 {
-        bail!(
-            "open-file limit {limit} is below --in-flight {}",
-            args.in_flight
-        );
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime =
+        crate::bench::runtime_with_descriptors(args.in_flight as u64 + 256, "--in-flight")?;
     runtime.block_on(flood(args))
 }
 
@@ -91,22 +82,12 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 }
 
 fn probe_args(args: &FloodArgs) -> SmtpArgs {
-    let duration: Duration = args.duration.into();
-    SmtpArgs {
-        server: args.server,
-        connections: 1,
-        messages: args.probe_rate * duration.as_secs().max(1),
-        duration: Some(duration.into()),
-        size: "5120".into(),
-        recipients: 1,
-        domain: "example.com".into(),
-        pipelining: true,
-        messages_per_connection: 0,
-        rate: args.probe_rate,
-        source: Some(args.probe_source.to_string()),
-        progress: Some(false),
-        json: true,
-    }
+    SmtpArgs::probe(
+        args.server,
+        args.probe_rate,
+        args.duration.into(),
+        args.probe_source,
+    )
 }
 
 async fn flood(args: FloodArgs) -> anyhow::Result<()> {
@@ -206,21 +187,7 @@ async fn attack(args: FloodArgs, attackers: Vec<IpAddr>, tally: Arc<Tally>) -> a
 async fn one_attack(server: SocketAddr, source: IpAddr, tally: &Tally) {
     tally.attempted.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
-    let socket = match if source.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
-    } {
-        Ok(s) => s,
-        Err(_) => {
-            tally.connect_failed.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-    };
-    let connected = async {
-        socket.bind(SocketAddr::new(source, 0))?;
-        socket.connect(server).await
-    };
+    let connected = bench_mix::connect_from(server, Some(source));
     let mut stream = match tokio::time::timeout(Duration::from_secs(5), connected).await {
         Ok(Ok(stream)) => stream,
         _ => {

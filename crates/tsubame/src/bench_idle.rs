@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 use crate::bench::SmtpArgs;
@@ -45,16 +45,8 @@ pub struct IdleArgs {
 }
 
 pub fn run(args: IdleArgs) -> anyhow::Result<()> {
-    let limit = crate::fdlimit::raise_open_files();
-    if limit < args.connections as u64 + 1024 {
-        bail!(
-            "open-file limit {limit} is too low for {} connections; raise it (ulimit -Hn)",
-            args.connections
-        );
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime =
+        crate::bench::runtime_with_descriptors(args.connections as u64 + 1024, "--connections")?;
     runtime.block_on(idle(args))
 }
 
@@ -116,21 +108,12 @@ async fn idle(args: IdleArgs) -> anyhow::Result<()> {
     let rss_open = args.server_pid.and_then(rss_bytes);
     let hold: Duration = args.hold.into();
     let probe = if args.probe_rate > 0 {
-        let probe_args = SmtpArgs {
-            server: args.server,
-            connections: 1,
-            messages: args.probe_rate * hold.as_secs().max(1),
-            duration: Some(hold.into()),
-            size: "5120".into(),
-            recipients: 1,
-            domain: "example.com".into(),
-            pipelining: true,
-            messages_per_connection: 0,
-            rate: args.probe_rate,
-            source: Some("127.0.0.1".into()),
-            progress: Some(false),
-            json: true,
-        };
+        let probe_args = SmtpArgs::probe(
+            args.server,
+            args.probe_rate,
+            hold,
+            std::net::IpAddr::from([127, 0, 0, 1]),
+        );
         Some(crate::bench_smtp::smtp(probe_args, None).await?)
     } else {
         tokio::time::sleep(hold).await;
@@ -203,20 +186,7 @@ async fn open_idle(
     source: Option<std::net::IpAddr>,
     i: usize,
 ) -> anyhow::Result<TcpStream> {
-    let stream = match source {
-        Some(ip) => {
-            let socket = if ip.is_ipv4() {
-                TcpSocket::new_v4()?
-            } else {
-                TcpSocket::new_v6()?
-            };
-            socket
-                .bind(SocketAddr::new(ip, 0))
-                .with_context(|| format!("bind {ip}"))?;
-            socket.connect(server).await.context("connect")?
-        }
-        None => TcpStream::connect(server).await.context("connect")?,
-    };
+    let stream = bench_mix::connect_from(server, source).await?;
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     expect_reply(&mut reader, &mut line, 220).await?;
@@ -233,17 +203,9 @@ async fn expect_reply(
     line: &mut String,
     code: u16,
 ) -> anyhow::Result<()> {
-    loop {
-        line.clear();
-        if reader.read_line(line).await? == 0 {
-            bail!("server closed the connection");
-        }
-        if line.as_bytes().get(3) == Some(&b'-') {
-            continue;
-        }
-        if !line.starts_with(&code.to_string()) {
-            bail!("expected {code}, got {}", line.trim_end());
-        }
-        return Ok(());
+    let got = crate::bench_smtp::read_reply(reader, line).await?;
+    if got != code {
+        bail!("expected {code}, got {}", line.trim_end());
     }
+    Ok(())
 }

@@ -1,10 +1,12 @@
 //! What the load generator sends: message sizes and recipient domains drawn by weight, and
-//! the source addresses connections are spread over. Parsed once from the command line.
+//! the source addresses connections are spread over (parsed once from the command line),
+//! and connecting from one of them.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use anyhow::{Context, bail};
 use rand::Rng;
+use tokio::net::{TcpSocket, TcpStream};
 
 /// Values drawn with probability proportional to their weights.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,6 +114,25 @@ pub(crate) fn sources(spec: &str) -> anyhow::Result<Vec<IpAddr>> {
         }
     }
     Ok(out)
+}
+
+/// Connects to `server`, from `source` when given (binding it first).
+pub(crate) async fn connect_from(
+    server: SocketAddr,
+    source: Option<IpAddr>,
+) -> anyhow::Result<TcpStream> {
+    let Some(source) = source else {
+        return TcpStream::connect(server).await.context("connect");
+    };
+    let socket = if source.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket
+        .bind(SocketAddr::new(source, 0))
+        .with_context(|| format!("bind {source}"))?;
+    socket.connect(server).await.context("connect")
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use hdrhistogram::Histogram;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
 use crate::bench::{Report, SmtpArgs, Stamps};
 use crate::bench_mix::{self, Weighted};
@@ -304,22 +304,8 @@ type Reader = BufReader<tokio::net::tcp::OwnedReadHalf>;
 type Writer = tokio::net::tcp::OwnedWriteHalf;
 
 async fn connect(worker: usize, load: &Load) -> anyhow::Result<TcpStream> {
-    let server = load.args.server;
-    let stream = if load.sources.is_empty() {
-        TcpStream::connect(server).await
-    } else {
-        let source = load.sources[worker % load.sources.len()];
-        let socket = if source.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        socket
-            .bind(SocketAddr::new(source, 0))
-            .with_context(|| format!("bind {source}"))?;
-        socket.connect(server).await
-    };
-    let stream = stream.context("connect")?;
+    let source = (!load.sources.is_empty()).then(|| load.sources[worker % load.sources.len()]);
+    let stream = bench_mix::connect_from(load.args.server, source).await?;
     stream.set_nodelay(true)?;
     Ok(stream)
 }
@@ -597,7 +583,10 @@ async fn reset(write: &mut Writer, reader: &mut Reader, line: &mut String) -> Re
 }
 
 /// Reads one whole reply (continuation lines included) and returns its code.
-async fn read_reply(reader: &mut Reader, line: &mut String) -> anyhow::Result<u16> {
+pub(crate) async fn read_reply<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    line: &mut String,
+) -> anyhow::Result<u16> {
     loop {
         line.clear();
         if reader.read_line(line).await? == 0 {

@@ -7,18 +7,7 @@ use serde_json::Value;
 use crate::harness::TestServer;
 
 fn python(args: &[&str]) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/smtp_client.py");
-    let output = Command::new("python3")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("run python3");
-    assert!(
-        output.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("json from python")
+    crate::harness::python_json("smtp_client.py", args)
 }
 
 fn add_user(server: &TestServer, name: &str, password: &str) {

@@ -10,6 +10,22 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tsubame");
 
+/// Runs `tests/py/SCRIPT` with `args` and parses the one JSON object it prints.
+pub fn python_json(script: &str, args: &[&str]) -> serde_json::Value {
+    let path = format!("{}/tests/py/{script}", env!("CARGO_MANIFEST_DIR"));
+    let output = Command::new("python3")
+        .arg(path)
+        .args(args)
+        .output()
+        .expect("run python3");
+    assert!(
+        output.status.success(),
+        "{script} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("json from python")
+}
+
 /// A free loopback port (bound and released; good enough for tests that start at once).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

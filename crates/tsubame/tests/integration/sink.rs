@@ -36,17 +36,8 @@ impl SinkProcess {
     }
 
     fn python(&self, scenario: &str) -> Value {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/sink_client.py");
-        let output = Command::new("python3")
-            .args([script, scenario, "127.0.0.1", &self.addr.port().to_string()])
-            .output()
-            .expect("run python3");
-        assert!(
-            output.status.success(),
-            "python failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).expect("json from python")
+        let port = self.addr.port().to_string();
+        crate::harness::python_json("sink_client.py", &[scenario, "127.0.0.1", &port])
     }
 
     /// SIGTERM, then the JSON summary it prints on the way out.
