@@ -249,3 +249,45 @@ fn bench_smtp_and_sink_agree_on_every_message() {
         .sum();
     assert_eq!(per_second, accepted);
 }
+
+/// Without pipelining every command waits for its reply: a message whose recipients were all
+/// refused is reset (RSET) and counted, and the session goes on with the next message.
+#[test]
+fn bench_smtp_without_pipelining_counts_refusals_and_carries_on() {
+    let sink = SinkProcess::start(&["--rcpt-permfail", "0.5", "--seed", "11"]);
+    let output = Command::new(BIN)
+        .args(["bench", "smtp", "--server", &sink.addr.to_string()])
+        .args([
+            "--connections",
+            "2",
+            "--messages",
+            "300",
+            "--recipients",
+            "1",
+        ])
+        .args(["--pipelining", "false", "--json"])
+        .output()
+        .expect("run bench");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let bench: Value = serde_json::from_slice(&output.stdout).expect("bench json");
+    let summary = sink.stop();
+    let n = |v: &Value| v.as_u64().unwrap_or(u64::MAX);
+    assert_eq!(n(&bench["failed"]), 0, "{bench}");
+    assert_eq!(
+        n(&bench["accepted"]) + n(&bench["permfailed"]),
+        300,
+        "{bench}"
+    );
+    assert_eq!(
+        n(&bench["permfailed"]),
+        n(&summary["recipients"]["permfail"])
+    );
+    assert!((100..=200).contains(&n(&bench["permfailed"])), "{bench}");
+    assert_eq!(n(&bench["accepted"]), n(&summary["messages"]["accepted"]));
+    // Two connections for the whole run: refusals did not end a session.
+    assert_eq!(n(&summary["connections"]["accepted"]), 2, "{summary}");
+}
