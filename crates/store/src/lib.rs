@@ -1,0 +1,121 @@
+//! The control plane: tenants and their API keys (domains, suppressions and events follow).
+//!
+//! Callers use the [`ControlStore`] trait; [`SqliteStore`] is the single-node implementation
+//! and a PostgreSQL one can follow behind the same trait without touching callers.
+//!
+//! # Layout
+//! - [`keys`]: the API key format, generation, hashing and scopes (no I/O).
+//! - [`sqlite`]: the SQLite implementation (sqlx, runtime queries, embedded migrations).
+
+pub mod keys;
+pub mod sqlite;
+
+use std::future::Future;
+
+pub use keys::{KeyError, Scope, Scopes};
+pub use sqlite::SqliteStore;
+
+/// A customer of the platform. Everything a tenant owns is invisible to other tenants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub created_ms: i64,
+    /// Messages per second accepted from this tenant; `None`: no limit.
+    pub rate_per_sec: Option<i64>,
+    /// Messages per UTC day; `None`: no quota.
+    pub daily_quota: Option<i64>,
+}
+
+/// An API key as listed: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// The public part of the key (`tsb_<id>_...`), for listing and revoking.
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub scopes: Scopes,
+    pub created_ms: i64,
+    pub revoked_ms: Option<i64>,
+}
+
+/// A key just made: the only time its full text exists outside the caller's hands.
+#[derive(Debug)]
+pub struct NewKey {
+    pub key: ApiKey,
+    /// `tsb_<id>_<secret>`: shown once, stored only as a hash.
+    pub token: String,
+}
+
+/// What can go wrong in the control plane.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A tenant with this name exists already.
+    #[error("a tenant named {0:?} exists already")]
+    DuplicateTenant(String),
+    /// No such tenant (or key) for this caller.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A name or value the store refuses.
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The database was made by a newer tsubame.
+    #[error("database schema version {found} is newer than this build knows ({known})")]
+    SchemaTooNew { found: i64, known: i64 },
+}
+
+/// The control-plane operations. Every tenant-owned object is addressed together with its
+/// tenant, so one tenant's id never reaches another's objects.
+pub trait ControlStore: Send + Sync {
+    /// Adds a tenant; names are unique, 1 to 64 characters of letters, digits, `.`, `_`, `-`.
+    fn add_tenant(&self, name: &str) -> impl Future<Output = Result<Tenant, StoreError>> + Send;
+    /// Every tenant, by name.
+    fn tenants(&self) -> impl Future<Output = Result<Vec<Tenant>, StoreError>> + Send;
+    /// A tenant by id or name.
+    fn tenant(
+        &self,
+        id_or_name: &str,
+    ) -> impl Future<Output = Result<Option<Tenant>, StoreError>> + Send;
+    /// Removes a tenant and everything it owns. False when there was none.
+    fn remove_tenant(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Sets a tenant's rate limit and daily quota (`None`: unlimited).
+    fn set_tenant_limits(
+        &self,
+        id: &str,
+        rate_per_sec: Option<i64>,
+        daily_quota: Option<i64>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Makes a key for a tenant.
+    fn add_key(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        scopes: Scopes,
+    ) -> impl Future<Output = Result<NewKey, StoreError>> + Send;
+    /// A tenant's keys, revoked ones included, oldest first.
+    fn keys(&self, tenant_id: &str)
+    -> impl Future<Output = Result<Vec<ApiKey>, StoreError>> + Send;
+    /// Revokes one of a tenant's keys. False when the tenant has no such live key.
+    fn revoke_key(
+        &self,
+        tenant_id: &str,
+        key_id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The live key a presented token belongs to, if any.
+    fn authenticate(
+        &self,
+        token: &str,
+    ) -> impl Future<Output = Result<Option<ApiKey>, StoreError>> + Send;
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,277 @@
+//! The control plane in one SQLite file (WAL, foreign keys on, synchronous FULL: a key or
+//! tenant change that returned is on disk). Schema changes are numbered SQL files applied in
+//! order inside a transaction, tracked by `PRAGMA user_version`.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use rand::RngCore;
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+
+use crate::keys::{self, Scopes};
+use crate::{ApiKey, ControlStore, NewKey, StoreError, Tenant, now_ms};
+
+/// Schema steps, in order; step n brings `user_version` from n to n + 1.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_tenants_keys.sql")];
+
+/// The SQLite control plane.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        let store = SqliteStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&mut *tx)
+            .await?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::SchemaTooNew {
+                found: version,
+                known,
+            });
+        }
+        for sql in &MIGRATIONS[version as usize..] {
+            sqlx::raw_sql(*sql).execute(&mut *tx).await?;
+        }
+        // PRAGMA takes no bound parameters; the value is our own constant.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "PRAGMA user_version = {known}"
+        )))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn check_name(field: &'static str, name: &str) -> Result<(), StoreError> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid {
+            field,
+            reason: format!("{name:?}: 1 to 64 letters, digits, '.', '_' or '-'"),
+        })
+    }
+}
+
+fn tenant_from(row: &SqliteRow) -> Result<Tenant, sqlx::Error> {
+    Ok(Tenant {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        created_ms: row.try_get("created_ms")?,
+        rate_per_sec: row.try_get("rate_per_sec")?,
+        daily_quota: row.try_get("daily_quota")?,
+    })
+}
+
+fn key_from(row: &SqliteRow) -> Result<ApiKey, StoreError> {
+    let scopes: String = row.try_get("scopes")?;
+    Ok(ApiKey {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        name: row.try_get("name")?,
+        scopes: Scopes::parse(&scopes)?,
+        created_ms: row.try_get("created_ms")?,
+        revoked_ms: row.try_get("revoked_ms")?,
+    })
+}
+
+impl ControlStore for SqliteStore {
+    async fn add_tenant(&self, name: &str) -> Result<Tenant, StoreError> {
+        check_name("tenant name", name)?;
+        let mut raw = [0u8; 8];
+        rand::rng().fill_bytes(&mut raw);
+        let id: String = std::iter::once("t_".to_string())
+            .chain(raw.iter().map(|b| format!("{b:02x}")))
+            .collect();
+        let created_ms = now_ms();
+        let inserted = sqlx::query("INSERT INTO tenants (id, name, created_ms) VALUES (?, ?, ?)")
+            .bind(&id)
+            .bind(name)
+            .bind(created_ms)
+            .execute(&self.pool)
+            .await;
+        match inserted {
+            Ok(_) => Ok(Tenant {
+                id,
+                name: name.to_string(),
+                created_ms,
+                rate_per_sec: None,
+                daily_quota: None,
+            }),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                Err(StoreError::DuplicateTenant(name.to_string()))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM tenants ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(tenant_from).collect::<Result<_, _>>()?)
+    }
+
+    async fn tenant(&self, id_or_name: &str) -> Result<Option<Tenant>, StoreError> {
+        let row = sqlx::query("SELECT * FROM tenants WHERE id = ? OR name = ?")
+            .bind(id_or_name)
+            .bind(id_or_name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(tenant_from).transpose()?)
+    }
+
+    async fn remove_tenant(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM tenants WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_tenant_limits(
+        &self,
+        id: &str,
+        rate_per_sec: Option<i64>,
+        daily_quota: Option<i64>,
+    ) -> Result<(), StoreError> {
+        for (field, value) in [("rate_per_sec", rate_per_sec), ("daily_quota", daily_quota)] {
+            if value.is_some_and(|v| v < 1) {
+                return Err(StoreError::Invalid {
+                    field,
+                    reason: "must be at least 1 (or unset for no limit)".into(),
+                });
+            }
+        }
+        let done = sqlx::query("UPDATE tenants SET rate_per_sec = ?, daily_quota = ? WHERE id = ?")
+            .bind(rate_per_sec)
+            .bind(daily_quota)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("tenant {id}")));
+        }
+        Ok(())
+    }
+
+    async fn add_key(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        scopes: Scopes,
+    ) -> Result<NewKey, StoreError> {
+        check_name("key name", name)?;
+        if scopes == Scopes::default() {
+            return Err(StoreError::Invalid {
+                field: "scopes",
+                reason: "a key needs at least one scope".into(),
+            });
+        }
+        let (id, token, hash) = keys::generate();
+        let created_ms = now_ms();
+        let inserted = sqlx::query(
+            "INSERT INTO api_keys (id, tenant_id, name, secret_sha256, scopes, created_ms) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(tenant_id)
+        .bind(name)
+        .bind(hash)
+        .bind(scopes.to_text())
+        .bind(created_ms)
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => Ok(NewKey {
+                key: ApiKey {
+                    id,
+                    tenant_id: tenant_id.to_string(),
+                    name: name.to_string(),
+                    scopes,
+                    created_ms,
+                    revoked_ms: None,
+                },
+                token,
+            }),
+            Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+                Err(StoreError::NotFound(format!("tenant {tenant_id}")))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn keys(&self, tenant_id: &str) -> Result<Vec<ApiKey>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, name, scopes, created_ms, revoked_ms FROM api_keys \
+             WHERE tenant_id = ? ORDER BY created_ms, id",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(key_from).collect()
+    }
+
+    async fn revoke_key(&self, tenant_id: &str, key_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_ms = ? \
+             WHERE id = ? AND tenant_id = ? AND revoked_ms IS NULL",
+        )
+        .bind(now_ms())
+        .bind(key_id)
+        .bind(tenant_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn authenticate(&self, token: &str) -> Result<Option<ApiKey>, StoreError> {
+        let Ok((id, presented)) = keys::parse(token) else {
+            return Ok(None);
+        };
+        let row = sqlx::query(
+            "SELECT id, tenant_id, name, scopes, created_ms, revoked_ms, secret_sha256 \
+             FROM api_keys WHERE id = ? AND revoked_ms IS NULL",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let stored: Vec<u8> = row.try_get("secret_sha256")?;
+        if !keys::same(&stored, &presented) {
+            return Ok(None);
+        }
+        Ok(Some(key_from(&row)?))
+    }
+}
