@@ -84,6 +84,10 @@ pub struct SpoolConfig {
 pub(crate) enum DurabilityFault {
     #[cfg_attr(not(any(test, feature = "faults")), allow(dead_code))]
     FsyncFails,
+    /// The writer pauses between answering a batch and announcing it, to widen the window a
+    /// subscriber could slip into.
+    #[cfg_attr(not(any(test, feature = "faults")), allow(dead_code))]
+    SlowAnnounce,
 }
 
 pub(crate) struct Inner {
@@ -113,8 +117,10 @@ impl Inner {
     /// Tells the arrivals consumer, if any, about messages that just became durable, handing
     /// over their records while the budget lasts. Called once per group commit, so the lock
     /// is taken once per batch, not once per message.
-    pub(crate) fn announce(&self, inserted: impl Iterator<Item = (MessageId, Vec<u8>)>) {
-        let mut arrivals = self.arrivals.lock().unwrap_or_else(|p| p.into_inner());
+    pub(crate) fn announce(
+        arrivals: &mut std::sync::MutexGuard<'_, Option<(ArrivalSender, Arc<arrival::Budget>)>>,
+        inserted: impl Iterator<Item = (MessageId, Vec<u8>)>,
+    ) {
         let Some((tx, budget)) = arrivals.as_ref() else {
             return;
         };
@@ -122,10 +128,17 @@ impl Inner {
             let stored = budget.keep(record);
             if tx.send(Arrival { id, stored }).is_err() {
                 // The consumer went away; stop queueing notices nobody will read.
-                *arrivals = None;
+                **arrivals = None;
                 return;
             }
         }
+    }
+
+    /// The subscriber slot, locked.
+    pub(crate) fn arrivals(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Option<(ArrivalSender, Arc<arrival::Budget>)>> {
+        self.arrivals.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn forget_reader(&self, segment: u64) {

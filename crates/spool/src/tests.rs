@@ -557,3 +557,26 @@ fn detached_records_ride_the_next_batch_or_land_within_the_wait() {
     assert_eq!(left, vec![(ids[1], 1), (extra, 1)]);
     spool.shutdown();
 }
+
+/// A subscriber hears of exactly the inserts that returned after it subscribed, however the
+/// writer thread's hand-off interleaves with the subscription (the notice follows the
+/// answer, so without care one acknowledged before subscribing could still be announced).
+#[test]
+fn a_new_subscriber_never_hears_of_inserts_that_returned_before() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = rt();
+    let (spool, _) = Spool::open(&config(dir.path(), 1 << 20)).expect("open");
+    spool.inject(Some(DurabilityFault::SlowAnnounce));
+    for round in 0..10 {
+        let before = spool.next_id();
+        insert_now(&rt, &spool, before, envelope(1), body(round));
+        let mut arrivals = spool.subscribe_arrivals(1 << 20);
+        let after = spool.next_id();
+        insert_now(&rt, &spool, after, envelope(1), body(round));
+        let first = rt.block_on(arrivals.recv()).expect("arrival");
+        assert_eq!(
+            first.id, after,
+            "round {round}: an earlier insert was announced"
+        );
+    }
+}

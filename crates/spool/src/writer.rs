@@ -188,6 +188,12 @@ impl Writer {
 
     fn commit_and_answer(&mut self, batch: &mut Vec<Append>) {
         let result = self.commit(batch);
+        // Held from before the first answer until the batch is announced: a subscriber is
+        // told about exactly the inserts that return after it subscribed (the notice comes
+        // after the answers, so the 250 never waits for delivery's hand-off).
+        let inserts =
+            result.is_ok() && batch.iter().any(|a| matches!(a.op, IndexOp::Insert { .. }));
+        let arrivals = inserts.then(|| self.inner.arrivals());
         let mut inserted = Vec::new();
         for append in batch.drain(..) {
             if let (Ok(()), IndexOp::Insert { id, .. }) = (&result, &append.op) {
@@ -203,8 +209,11 @@ impl Writer {
             // record is durable either way.
             let _ = reply.send(answer);
         }
-        if !inserted.is_empty() {
-            self.inner.announce(inserted.into_iter());
+        if matches!(self.inner.fault(), Some(DurabilityFault::SlowAnnounce)) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if let Some(mut arrivals) = arrivals {
+            crate::Inner::announce(&mut arrivals, inserted.into_iter());
         }
     }
 
@@ -213,7 +222,7 @@ impl Writer {
         let started = Instant::now();
         let synced = match self.inner.fault() {
             Some(DurabilityFault::FsyncFails) => Err(std::io::Error::from_raw_os_error(libc::EIO)),
-            None => self.file.sync_data(),
+            Some(DurabilityFault::SlowAnnounce) | None => self.file.sync_data(),
         };
         metrics::histogram!("tsubame_spool_fsync_seconds").record(started.elapsed().as_secs_f64());
         self.inner.fsyncs.fetch_add(1, Ordering::Relaxed);
