@@ -21,6 +21,11 @@ impl DataDir {
     pub fn tls(&self) -> PathBuf {
         self.root.join("tls")
     }
+    /// The control plane database (tenants, API keys).
+    pub fn control(&self) -> PathBuf {
+        self.root.join("control.db")
+    }
+
     pub fn users(&self) -> PathBuf {
         self.root.join("users")
     }

@@ -16,6 +16,7 @@ mod fdlimit;
 mod queue_cmd;
 mod serve;
 mod sink_cmd;
+mod tenant_cmd;
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -94,6 +95,28 @@ enum Command {
     Bench(bench::BenchArgs),
     /// A receiving SMTP server that behaves like a mailbox provider (staging, load tests).
     Sink(sink_cmd::SinkArgs),
+    /// Manage tenants (the platform's customers).
+    Tenant {
+        #[command(subcommand)]
+        command: tenant_cmd::TenantCommand,
+        /// Data directory (holds the control database).
+        #[arg(long, global = true, default_value = "./tsubame-data")]
+        data_dir: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Manage tenants' API keys.
+    Key {
+        #[command(subcommand)]
+        command: tenant_cmd::KeyCommand,
+        /// Data directory (holds the control database).
+        #[arg(long, global = true, default_value = "./tsubame-data")]
+        data_dir: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long, global = true)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -161,6 +184,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => queue_cmd::run(command, &DataDir::new(data_dir), json),
         Command::Bench(args) => bench::run(args),
         Command::Sink(args) => sink_cmd::run(args),
+        Command::Tenant {
+            command,
+            data_dir,
+            json,
+        } => tenant_cmd::tenant(command, &DataDir::new(data_dir), json),
+        Command::Key {
+            command,
+            data_dir,
+            json,
+        } => tenant_cmd::key(command, &DataDir::new(data_dir), json),
     }
 }
 

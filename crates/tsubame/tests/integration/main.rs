@@ -14,3 +14,4 @@ mod relay_crash;
 mod shutdown;
 mod sink;
 mod smuggling;
+mod tenants;

@@ -1,0 +1,187 @@
+//! `tsubame tenant` and `tsubame key`: the control plane from the command line, on the data
+//! directory's database (the server may be running: SQLite's WAL lets both at it).
+
+use anyhow::{Context, bail};
+use store::{ControlStore, Scopes, SqliteStore, Tenant};
+
+use crate::datadir::DataDir;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum TenantCommand {
+    /// Add a tenant (letters, digits, '.', '_', '-').
+    Add {
+        name: String,
+        /// Messages per second accepted from it (default: no limit).
+        #[arg(long)]
+        rate: Option<i64>,
+        /// Messages per UTC day (default: no quota).
+        #[arg(long)]
+        daily_quota: Option<i64>,
+    },
+    /// List tenants.
+    Ls,
+    /// Remove a tenant and everything it owns (keys included).
+    Rm { name: String },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Make an API key; it is printed once and stored only as a hash.
+    Add {
+        /// The tenant (name or id).
+        #[arg(long)]
+        tenant: String,
+        /// A label for the key.
+        #[arg(long, default_value = "default")]
+        name: String,
+        /// What it may do: send, read, manage (comma-separated) or all.
+        #[arg(long, default_value = "send")]
+        scopes: String,
+    },
+    /// List a tenant's keys (never their secrets).
+    Ls {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Revoke a key by its id (the part after `tsb_`, as `key ls` shows it).
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+    },
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+async fn open(data: &DataDir) -> anyhow::Result<SqliteStore> {
+    std::fs::create_dir_all(&data.root)
+        .with_context(|| format!("creating {}", data.root.display()))?;
+    let path = data.control();
+    SqliteStore::open(&path)
+        .await
+        .with_context(|| format!("opening {}", path.display()))
+}
+
+async fn find(store: &SqliteStore, tenant: &str) -> anyhow::Result<Tenant> {
+    match store.tenant(tenant).await? {
+        Some(found) => Ok(found),
+        None => bail!("no tenant named {tenant:?}"),
+    }
+}
+
+fn limit(value: Option<i64>) -> String {
+    value.map_or("-".into(), |v| v.to_string())
+}
+
+pub fn tenant(command: TenantCommand, data: &DataDir, json: bool) -> anyhow::Result<()> {
+    runtime()?.block_on(async {
+        let store = open(data).await?;
+        match command {
+            TenantCommand::Add {
+                name,
+                rate,
+                daily_quota,
+            } => {
+                let tenant = store.add_tenant(&name).await?;
+                if rate.is_some() || daily_quota.is_some() {
+                    store.set_tenant_limits(&tenant.id, rate, daily_quota).await?;
+                }
+                println!("tenant {} added ({})", tenant.name, tenant.id);
+            }
+            TenantCommand::Ls => {
+                let tenants = store.tenants().await?;
+                if json {
+                    let rows: Vec<_> = tenants
+                        .iter()
+                        .map(|t| {
+                            serde_json::json!({ "id": t.id, "name": t.name, "created_ms": t.created_ms,
+                                "rate_per_sec": t.rate_per_sec, "daily_quota": t.daily_quota })
+                        })
+                        .collect();
+                    println!("{}", serde_json::to_string_pretty(&rows)?);
+                } else {
+                    println!("{:<24} {:<20} {:>10} {:>12}", "NAME", "ID", "RATE/S", "DAILY QUOTA");
+                    for t in tenants {
+                        println!(
+                            "{:<24} {:<20} {:>10} {:>12}",
+                            t.name,
+                            t.id,
+                            limit(t.rate_per_sec),
+                            limit(t.daily_quota)
+                        );
+                    }
+                }
+            }
+            TenantCommand::Rm { name } => {
+                let tenant = find(&store, &name).await?;
+                store.remove_tenant(&tenant.id).await?;
+                println!("tenant {} removed", tenant.name);
+            }
+        }
+        Ok(())
+    })
+}
+
+pub fn key(command: KeyCommand, data: &DataDir, json: bool) -> anyhow::Result<()> {
+    runtime()?.block_on(async {
+        let store = open(data).await?;
+        match command {
+            KeyCommand::Add {
+                tenant,
+                name,
+                scopes,
+            } => {
+                let tenant = find(&store, &tenant).await?;
+                let scopes = Scopes::parse(&scopes)?;
+                let new = store.add_key(&tenant.id, &name, scopes).await?;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "id": new.key.id, "tenant": tenant.name,
+                            "scopes": scopes.to_text(), "key": new.token })
+                    );
+                } else {
+                    println!("{}", new.token);
+                    eprintln!(
+                        "key {} for tenant {} ({}): shown once, keep it now",
+                        new.key.id,
+                        tenant.name,
+                        scopes.to_text()
+                    );
+                }
+            }
+            KeyCommand::Ls { tenant } => {
+                let tenant = find(&store, &tenant).await?;
+                let keys = store.keys(&tenant.id).await?;
+                if json {
+                    let rows: Vec<_> = keys
+                        .iter()
+                        .map(|k| {
+                            serde_json::json!({ "id": k.id, "name": k.name, "scopes": k.scopes.to_text(),
+                                "created_ms": k.created_ms, "revoked_ms": k.revoked_ms })
+                        })
+                        .collect();
+                    println!("{}", serde_json::to_string_pretty(&rows)?);
+                } else {
+                    println!("{:<14} {:<20} {:<18} {}", "ID", "NAME", "SCOPES", "STATE");
+                    for k in keys {
+                        let state = if k.revoked_ms.is_some() { "revoked" } else { "active" };
+                        println!("{:<14} {:<20} {:<18} {}", k.id, k.name, k.scopes.to_text(), state);
+                    }
+                }
+            }
+            KeyCommand::Revoke { tenant, id } => {
+                let tenant = find(&store, &tenant).await?;
+                if !store.revoke_key(&tenant.id, &id).await? {
+                    bail!("tenant {} has no active key {id}", tenant.name);
+                }
+                println!("key {id} revoked");
+            }
+        }
+        Ok(())
+    })
+}
