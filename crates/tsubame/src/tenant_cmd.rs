@@ -167,7 +167,7 @@ pub fn key(command: KeyCommand, data: &DataDir, json: bool) -> anyhow::Result<()
                         .collect();
                     println!("{}", serde_json::to_string_pretty(&rows)?);
                 } else {
-                    println!("{:<14} {:<20} {:<18} {}", "ID", "NAME", "SCOPES", "STATE");
+                    println!("{:<14} {:<20} {:<18} STATE", "ID", "NAME", "SCOPES");
                     for k in keys {
                         let state = if k.revoked_ms.is_some() { "revoked" } else { "active" };
                         println!("{:<14} {:<20} {:<18} {}", k.id, k.name, k.scopes.to_text(), state);
