@@ -106,6 +106,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         metrics: Arc::new(move || recorder.render()),
         delivery: engine.clone(),
     });
+    let control = store::SqliteStore::open(&data.control())
+        .await
+        .with_context(|| format!("opening {}", data.control().display()))?;
+    let router = router.merge(api::router(Arc::new(api::ApiState {
+        spool: spool.clone(),
+        store: control,
+        hostname: config.smtp.hostname.clone(),
+    })));
     std::fs::write(data.admin_url(), format!("http://{http_addr}\n"))?;
     tracing::info!(smtp = ?smtp.local_addrs(), http = %http_addr, data_dir = %data.root.display(), "tsubame serving");
 
@@ -115,7 +123,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let graceful = async move {
             let _ = http_stop.wait_for(|stopped| *stopped).await;
         };
-        if let Err(err) = axum::serve(http, router)
+        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        if let Err(err) = axum::serve(http, service)
             .with_graceful_shutdown(graceful)
             .await
         {

@@ -10,13 +10,13 @@ use serde_json::Value;
 
 use crate::harness::{BIN, free_port, http_get};
 
-struct SinkProcess {
+pub struct SinkProcess {
     child: Child,
-    addr: SocketAddr,
+    pub addr: SocketAddr,
 }
 
 impl SinkProcess {
-    fn start(args: &[&str]) -> SinkProcess {
+    pub fn start(args: &[&str]) -> SinkProcess {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let mut child = Command::new(BIN)
             .arg("sink")
@@ -41,7 +41,7 @@ impl SinkProcess {
     }
 
     /// SIGTERM, then the JSON summary it prints on the way out.
-    fn stop(mut self) -> Value {
+    pub fn stop(mut self) -> Value {
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(10);

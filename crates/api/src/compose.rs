@@ -1,0 +1,103 @@
+//! A checked message → RFC 5322 bytes (mail-builder: MIME structure, encoded words, CRLF
+//! line endings) and its spool envelope. Bcc recipients are in the envelope only.
+
+use mail_builder::MessageBuilder;
+use mail_builder::headers::address::Address;
+use mail_builder::headers::raw::Raw;
+use spool::{Envelope, MessageId, Recipient};
+
+use crate::native::{Mailbox, Message};
+
+fn address(m: &Mailbox) -> Address<'_> {
+    Address::new_address(m.name.as_deref(), m.email.as_str())
+}
+
+fn list(mailboxes: &[Mailbox]) -> Address<'_> {
+    Address::new_list(mailboxes.iter().map(address).collect())
+}
+
+/// Who sent it: the tenant, for the queue view and later the per-tenant policies.
+pub struct Submitter<'a> {
+    pub tenant_id: &'a str,
+    pub client_ip: String,
+}
+
+/// The message's bytes and envelope. `hostname` names this node in the Message-ID.
+pub fn compose(
+    message: &Message,
+    id: MessageId,
+    hostname: &str,
+    submitter: &Submitter<'_>,
+) -> std::io::Result<(Envelope, Vec<u8>)> {
+    let mut builder = MessageBuilder::new()
+        .from(address(&message.from))
+        .subject(message.subject.as_str())
+        .message_id(format!("{id}@{hostname}"));
+    if !message.to.is_empty() {
+        builder = builder.to(list(&message.to));
+    }
+    if !message.cc.is_empty() {
+        builder = builder.cc(list(&message.cc));
+    }
+    if let Some(reply_to) = &message.reply_to {
+        builder = builder.reply_to(address(reply_to));
+    }
+    for (name, value) in &message.headers {
+        builder = builder.header(name.as_str(), Raw::new(value.as_str()));
+    }
+    if let Some(text) = &message.text {
+        builder = builder.text_body(text.as_str());
+    }
+    if let Some(html) = &message.html {
+        builder = builder.html_body(html.as_str());
+    }
+    let content = builder.write_to_vec()?;
+    let smtputf8 =
+        !message.from.email.is_ascii() || message.recipients().iter().any(|r| !r.is_ascii());
+    let mut flags = 0;
+    if smtputf8 {
+        flags |= Envelope::FLAG_SMTPUTF8;
+    }
+    if canonical(&content) {
+        flags |= Envelope::FLAG_CANONICAL;
+    }
+    let envelope = Envelope {
+        sender: message.from.email.clone(),
+        recipients: message
+            .recipients()
+            .into_iter()
+            .map(|address| Recipient {
+                address,
+                notify: 0,
+                orcpt: None,
+            })
+            .collect(),
+        dsn_ret: 0,
+        dsn_envid: None,
+        flags,
+        received_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        client_ip: submitter.client_ip.clone(),
+        helo: "http-api".into(),
+        auth_user: Some(format!("tenant:{}", submitter.tenant_id)),
+    };
+    Ok((envelope, content))
+}
+
+/// Every CR and LF in a CRLF pair, ending with one: delivery may send it as is.
+fn canonical(content: &[u8]) -> bool {
+    if !content.ends_with(b"\r\n") {
+        return false;
+    }
+    let mut prev = 0u8;
+    for (i, &b) in content.iter().enumerate() {
+        match b {
+            b'\n' if prev != b'\r' => return false,
+            b'\r' if content.get(i + 1) != Some(&b'\n') => return false,
+            _ => {}
+        }
+        prev = b;
+    }
+    true
+}

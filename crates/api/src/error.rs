@@ -1,0 +1,61 @@
+//! API errors: a status and a JSON body that names the offending field, so a client can
+//! point at what to fix. Native shape: `{"errors":[{"message":..., "field":...}]}`.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// One problem with a request.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    pub message: String,
+    /// JSON path of the field (`messages[0].to[1].email`), when one is at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// A refused request.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub errors: Vec<FieldError>,
+    /// Seconds, for 429 and 503.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            errors: vec![FieldError {
+                message: message.into(),
+                field: None,
+            }],
+            retry_after: None,
+        }
+    }
+
+    pub fn invalid(errors: Vec<FieldError>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            errors,
+            retry_after: None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(serde_json::json!({ "errors": self.errors })),
+        )
+            .into_response();
+        if let Some(seconds) = self.retry_after
+            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}

@@ -1,0 +1,142 @@
+//! The senders' HTTP API. Today: the native `POST /v1/messages`; the Mailjet v3.1 and
+//! SendGrid v3 compatible endpoints follow on the same parts.
+//!
+//! A request is authorised by a tenant's API key (`Authorization: Bearer tsb_...`, scope
+//! `send`), checked field by field (errors name the JSON path; CR, LF or NUL in any header
+//! text is refused), composed into RFC 5322 messages and spooled; the reply comes only
+//! after every message of the request is durable.
+//!
+//! # Layout
+//! - [`native`]: the request format and its checks (no I/O).
+//! - [`compose`]: checked message → bytes and envelope.
+//! - [`auth`]: the API key and its scope; [`error`]: JSON errors.
+
+pub mod auth;
+pub mod compose;
+pub mod error;
+pub mod native;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use spool::{Spool, SpoolError};
+use store::{ControlStore, Scope};
+
+use crate::compose::Submitter;
+use crate::error::ApiError;
+
+/// Largest request body accepted, in bytes.
+pub const REQUEST_BYTES_MAX: usize = 25 << 20;
+
+/// What the handlers share.
+pub struct ApiState<S> {
+    pub spool: Spool,
+    pub store: S,
+    /// This node's name, for Message-IDs.
+    pub hostname: String,
+}
+
+/// The send API routes, to merge into the HTTP server's router. The server must be run with
+/// `into_make_service_with_connect_info::<SocketAddr>()`: the client's address is recorded
+/// with every message.
+pub fn router<S: ControlStore + 'static>(state: Arc<ApiState<S>>) -> Router {
+    Router::new()
+        .route("/v1/messages", post(send_native::<S>))
+        .layer(DefaultBodyLimit::max(REQUEST_BYTES_MAX))
+        .with_state(state)
+}
+
+async fn send_native<S: ControlStore + 'static>(
+    State(state): State<Arc<ApiState<S>>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match send(&state, peer, &headers, &body).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn send<S: ControlStore>(
+    state: &ApiState<S>,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let key = auth::authorize(&state.store, headers, Scope::Send).await?;
+    let messages = native::parse(body).map_err(ApiError::invalid)?;
+    let submitter = Submitter {
+        tenant_id: &key.tenant_id,
+        client_ip: peer.ip().to_string(),
+    };
+    let mut pending = Vec::with_capacity(messages.len());
+    for message in &messages {
+        let id = state.spool.next_id();
+        let (envelope, content) = compose::compose(message, id, &state.hostname, &submitter)
+            .map_err(|err| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("composing: {err}"),
+                )
+            })?;
+        pending.push((id, envelope, content));
+    }
+    // All inserts in flight together: they share the spool's group commits.
+    let mut inserts = tokio::task::JoinSet::new();
+    for (i, (id, envelope, content)) in pending.into_iter().enumerate() {
+        let spool = state.spool.clone();
+        inserts.spawn(async move { (i, id, spool.insert(id, envelope, content).await) });
+    }
+    let mut ids = vec![None; messages.len()];
+    let mut failure = None;
+    while let Some(done) = inserts.join_next().await {
+        let Ok((i, id, result)) = done else {
+            failure = Some(SpoolError::Poisoned);
+            continue;
+        };
+        match result {
+            Ok(()) => ids[i] = Some(id),
+            Err(err) => failure = Some(err),
+        }
+    }
+    if let Some(err) = failure {
+        // Some messages may be queued already; the client retries the whole request, which
+        // is what the Idempotency-Key (to come) is for. Say so rather than hide it.
+        let queued = ids.iter().filter(|i| i.is_some()).count();
+        let mut error = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the spool refused messages ({err}); {queued} of {} were queued",
+                messages.len()
+            ),
+        );
+        error.retry_after = Some(5);
+        return Err(error);
+    }
+    metrics::counter!("tsubame_api_messages_total", "api" => "native")
+        .increment(messages.len() as u64);
+    let body: Vec<serde_json::Value> = messages
+        .iter()
+        .zip(ids)
+        .map(|(m, id)| {
+            serde_json::json!({
+                "id": id.map(|i| i.to_string()),
+                "custom_id": m.custom_id,
+                "recipients": m.recipients().len(),
+                "status": "queued",
+            })
+        })
+        .collect();
+    Ok((
+        StatusCode::OK,
+        axum::Json(serde_json::json!({ "messages": body })),
+    )
+        .into_response())
+}

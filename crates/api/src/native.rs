@@ -1,0 +1,394 @@
+//! `POST /v1/messages`: the native send API. A request holds a batch of messages; every
+//! field is checked first (errors name their JSON path), then all messages go to the spool
+//! together and the reply comes once every one of them is durable.
+
+use serde_json::Value;
+
+use crate::error::FieldError;
+
+/// Messages per request.
+pub const MESSAGES_MAX: usize = 500;
+/// Recipients (to + cc + bcc) per message.
+pub const RECIPIENTS_MAX: usize = 50;
+/// Custom headers per message.
+pub const HEADERS_MAX: usize = 50;
+/// Longest subject, header value or display name, in bytes.
+pub const TEXT_FIELD_BYTES_MAX: usize = 4096;
+
+/// A mailbox with an optional display name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    pub email: String,
+    pub name: Option<String>,
+}
+
+/// A message that passed every check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub from: Mailbox,
+    pub to: Vec<Mailbox>,
+    pub cc: Vec<Mailbox>,
+    pub bcc: Vec<Mailbox>,
+    pub reply_to: Option<Mailbox>,
+    pub subject: String,
+    pub text: Option<String>,
+    pub html: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub custom_id: Option<String>,
+}
+
+impl Message {
+    /// Envelope recipients: to, cc and bcc, each address once.
+    pub fn recipients(&self) -> Vec<String> {
+        let mut seen = std::collections::HashSet::new();
+        self.to
+            .iter()
+            .chain(&self.cc)
+            .chain(&self.bcc)
+            .filter(|m| seen.insert(m.email.to_ascii_lowercase()))
+            .map(|m| m.email.clone())
+            .collect()
+    }
+}
+
+/// Headers the API sets itself; a request may not.
+const RESERVED_HEADERS: &[&str] = &[
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "reply-to",
+    "subject",
+    "date",
+    "message-id",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+    "received",
+    "return-path",
+    "dkim-signature",
+];
+
+/// Collects every problem of a request instead of stopping at the first.
+struct Check {
+    errors: Vec<FieldError>,
+}
+
+impl Check {
+    fn fail(&mut self, field: String, message: impl Into<String>) {
+        self.errors.push(FieldError {
+            message: message.into(),
+            field: Some(field),
+        });
+    }
+
+    /// A text without CR, LF or NUL (header injection), within the length limit.
+    fn line(&mut self, field: &str, value: &Value) -> Option<String> {
+        let Some(text) = value.as_str() else {
+            self.fail(field.to_string(), "must be a string");
+            return None;
+        };
+        if text.contains(['\r', '\n', '\0']) {
+            self.fail(field.to_string(), "must not contain CR, LF or NUL");
+            return None;
+        }
+        if text.len() > TEXT_FIELD_BYTES_MAX {
+            self.fail(
+                field.to_string(),
+                format!("longer than {TEXT_FIELD_BYTES_MAX} bytes"),
+            );
+            return None;
+        }
+        Some(text.to_string())
+    }
+
+    fn mailbox(&mut self, field: &str, value: &Value) -> Option<Mailbox> {
+        let (email_field, email, name) = match value {
+            Value::String(_) => (field.to_string(), value, None),
+            Value::Object(map) => {
+                let Some(email) = map.get("email") else {
+                    self.fail(format!("{field}.email"), "is required");
+                    return None;
+                };
+                (format!("{field}.email"), email, map.get("name"))
+            }
+            _ => {
+                self.fail(
+                    field.to_string(),
+                    "must be an address or {\"email\", \"name\"}",
+                );
+                return None;
+            }
+        };
+        let email = self.line(&email_field, email)?;
+        let smtputf8 = !email.is_ascii();
+        if smtp_wire::address::check_mailbox(&email, smtputf8).is_err() || email.is_empty() {
+            self.fail(email_field, "is not a valid email address");
+            return None;
+        }
+        let name = match name {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(self.line(&format!("{field}.name"), v)?),
+        };
+        Some(Mailbox { email, name })
+    }
+
+    fn mailboxes(&mut self, field: &str, value: Option<&Value>) -> Vec<Mailbox> {
+        match value {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| self.mailbox(&format!("{field}[{i}]"), item))
+                .collect(),
+            Some(single) => self.mailbox(field, single).into_iter().collect(),
+        }
+    }
+
+    fn body(&mut self, field: &str, value: Option<&Value>) -> Option<String> {
+        match value {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) if text.contains('\0') => {
+                self.fail(field.to_string(), "must not contain NUL");
+                None
+            }
+            Some(Value::String(text)) => Some(text.clone()),
+            Some(_) => {
+                self.fail(field.to_string(), "must be a string");
+                None
+            }
+        }
+    }
+
+    fn headers(&mut self, field: &str, value: Option<&Value>) -> Vec<(String, String)> {
+        let map = match value {
+            None | Some(Value::Null) => return Vec::new(),
+            Some(Value::Object(map)) => map,
+            Some(_) => {
+                self.fail(
+                    field.to_string(),
+                    "must be an object of header names to values",
+                );
+                return Vec::new();
+            }
+        };
+        if map.len() > HEADERS_MAX {
+            self.fail(
+                field.to_string(),
+                format!("more than {HEADERS_MAX} headers"),
+            );
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for (name, value) in map {
+            let path = format!("{field}.{name}");
+            let name_ok = !name.is_empty()
+                && name.len() <= 76
+                && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+            if !name_ok {
+                self.fail(path, "is not a valid header name");
+                continue;
+            }
+            if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                self.fail(path, "is set by tsubame; use the message's own field");
+                continue;
+            }
+            if let Some(value) = self.line(&path, value) {
+                out.push((name.clone(), value));
+            }
+        }
+        out
+    }
+
+    fn message(&mut self, field: &str, value: &Value) -> Option<Message> {
+        let Some(map) = value.as_object() else {
+            self.fail(field.to_string(), "must be an object");
+            return None;
+        };
+        let before = self.errors.len();
+        let from = match map.get("from") {
+            Some(v) => self.mailbox(&format!("{field}.from"), v),
+            None => {
+                self.fail(format!("{field}.from"), "is required");
+                None
+            }
+        };
+        let to = self.mailboxes(&format!("{field}.to"), map.get("to"));
+        let cc = self.mailboxes(&format!("{field}.cc"), map.get("cc"));
+        let bcc = self.mailboxes(&format!("{field}.bcc"), map.get("bcc"));
+        let reply_to = match map.get("reply_to") {
+            None | Some(Value::Null) => None,
+            Some(v) => self.mailbox(&format!("{field}.reply_to"), v),
+        };
+        let subject = match map.get("subject") {
+            None | Some(Value::Null) => String::new(),
+            Some(v) => self
+                .line(&format!("{field}.subject"), v)
+                .unwrap_or_default(),
+        };
+        let text = self.body(&format!("{field}.text"), map.get("text"));
+        let html = self.body(&format!("{field}.html"), map.get("html"));
+        let headers = self.headers(&format!("{field}.headers"), map.get("headers"));
+        let custom_id = match map.get("custom_id") {
+            None | Some(Value::Null) => None,
+            Some(v) => self.line(&format!("{field}.custom_id"), v),
+        };
+        for key in map.keys() {
+            let known = [
+                "from",
+                "to",
+                "cc",
+                "bcc",
+                "reply_to",
+                "subject",
+                "text",
+                "html",
+                "headers",
+                "custom_id",
+            ];
+            if !known.contains(&key.as_str()) {
+                self.fail(format!("{field}.{key}"), "is not a known field");
+            }
+        }
+        if self.errors.len() > before {
+            return None;
+        }
+        let message = Message {
+            from: from?,
+            to,
+            cc,
+            bcc,
+            reply_to,
+            subject,
+            text,
+            html,
+            headers,
+            custom_id,
+        };
+        let count = message.recipients().len();
+        if count == 0 {
+            self.fail(
+                format!("{field}.to"),
+                "at least one recipient (to, cc or bcc) is required",
+            );
+            return None;
+        }
+        if count > RECIPIENTS_MAX {
+            self.fail(
+                format!("{field}.to"),
+                format!("{count} recipients; at most {RECIPIENTS_MAX} per message"),
+            );
+            return None;
+        }
+        if message.text.is_none() && message.html.is_none() {
+            self.fail(format!("{field}.text"), "a text or html body is required");
+            return None;
+        }
+        Some(message)
+    }
+}
+
+/// Checks a whole request body; all of its messages, or every error found.
+pub fn parse(body: &[u8]) -> Result<Vec<Message>, Vec<FieldError>> {
+    let value: Value = serde_json::from_slice(body).map_err(|err| {
+        vec![FieldError {
+            message: format!("the body is not valid JSON: {err}"),
+            field: None,
+        }]
+    })?;
+    let mut check = Check { errors: Vec::new() };
+    let Some(items) = value.get("messages").and_then(Value::as_array) else {
+        return Err(vec![FieldError {
+            message: "must be an array of messages".into(),
+            field: Some("messages".into()),
+        }]);
+    };
+    if items.is_empty() || items.len() > MESSAGES_MAX {
+        return Err(vec![FieldError {
+            message: format!("1 to {MESSAGES_MAX} messages per request"),
+            field: Some("messages".into()),
+        }]);
+    }
+    let messages: Vec<Message> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| check.message(&format!("messages[{i}]"), item))
+        .collect();
+    if check.errors.is_empty() {
+        Ok(messages)
+    } else {
+        Err(check.errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(body: &str) -> Vec<String> {
+        parse(body.as_bytes())
+            .expect_err("refused")
+            .into_iter()
+            .filter_map(|e| e.field)
+            .collect()
+    }
+
+    #[test]
+    fn a_full_message_parses() {
+        let body = r#"{"messages":[{"from":{"email":"a@acme.test","name":"Acme"},
+            "to":["b@x.test",{"email":"c@x.test"}],"cc":"d@x.test","bcc":[{"email":"B@x.test"}],
+            "subject":"Hi","text":"Hello","headers":{"X-Campaign":"7"},"custom_id":"o-1"}]}"#;
+        let messages = parse(body.as_bytes()).expect("valid");
+        assert_eq!(messages[0].from.name.as_deref(), Some("Acme"));
+        // b@ and B@ are one recipient.
+        assert_eq!(
+            messages[0].recipients(),
+            ["b@x.test", "c@x.test", "d@x.test"]
+        );
+        assert_eq!(messages[0].headers, [("X-Campaign".into(), "7".into())]);
+    }
+
+    #[test]
+    fn header_injection_is_refused_wherever_it_hides() {
+        let body = r#"{"messages":[{"from":{"email":"a@acme.test","name":"A\r\nBcc: x@evil.test"},
+            "to":["b@x.test"],"subject":"Hi\nBcc: x@evil.test","text":"t",
+            "headers":{"X-A":"1\r\nBcc: x@evil.test","Bad Name":"v","Subject":"again"}}]}"#;
+        let mut got = fields(body);
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "messages[0].from.name",
+                "messages[0].headers.Bad Name",
+                "messages[0].headers.Subject",
+                "messages[0].headers.X-A",
+                "messages[0].subject",
+            ]
+        );
+    }
+
+    #[test]
+    fn every_error_names_its_field() {
+        let body = r#"{"messages":[{"to":["not an address"],"text":"t"},
+            {"from":"a@acme.test","to":[],"text":5,"colour":"red"}]}"#;
+        let got = fields(body);
+        assert!(got.contains(&"messages[0].from".to_string()), "{got:?}");
+        assert!(got.contains(&"messages[0].to[0]".to_string()), "{got:?}");
+        assert!(got.contains(&"messages[1].text".to_string()), "{got:?}");
+        assert!(got.contains(&"messages[1].colour".to_string()), "{got:?}");
+        assert_eq!(fields(r#"{"messages":[]}"#), ["messages"]);
+        assert!(parse(b"{not json").is_err());
+    }
+
+    #[test]
+    fn recipient_limit_holds() {
+        let to: Vec<String> = (0..=RECIPIENTS_MAX)
+            .map(|i| format!("\"u{i}@x.test\""))
+            .collect();
+        let body = format!(
+            r#"{{"messages":[{{"from":"a@acme.test","to":[{}],"text":"t"}}]}}"#,
+            to.join(",")
+        );
+        assert_eq!(fields(&body), ["messages[0].to"]);
+    }
+}

@@ -1,0 +1,121 @@
+//! The native send API against the running binary: keys and scopes, field-named errors,
+//! header injection refused, and accepted messages delivered to a sink as composed.
+
+use serde_json::Value;
+
+use crate::harness::{TestServer, python_json};
+use crate::sink::SinkProcess;
+
+fn post(server: &TestServer, token: &str, body: &str) -> Value {
+    let url = format!("http://{}/v1/messages", server.http);
+    python_json("api_client.py", &[&url, token, body])
+}
+
+#[test]
+fn native_send_api_from_key_to_delivered_message() {
+    let capture = tempfile::tempdir().expect("tempdir");
+    let sink = SinkProcess::start(&["--capture", capture.path().to_str().expect("utf8")]);
+    let server = TestServer::start(&format!(
+        "[delivery]\ntls = \"disabled\"\n[[delivery.route]]\ndomains = [\"x.test\"]\nhosts = [\"{}\"]\n",
+        sink.addr
+    ));
+    server.cli(&["tenant", "add", "acme"]);
+    let sender = server.cli(&["key", "add", "--tenant", "acme", "--scopes", "send"]);
+    let reader = server.cli(&[
+        "key", "add", "--tenant", "acme", "--name", "ro", "--scopes", "read",
+    ]);
+    let (sender, reader) = (sender.trim(), reader.trim());
+
+    let valid = r#"{"messages":[
+        {"from":{"email":"news@acme.test","name":"Acme News"},"to":["ann@x.test"],
+         "bcc":["audit@x.test"],"subject":"Hello Ann","text":"Hi Ann.","html":"<p>Hi Ann.</p>",
+         "headers":{"X-Campaign":"spring"},"custom_id":"order-1"},
+        {"from":"news@acme.test","to":[{"email":"bob@x.test","name":"Bob"}],"subject":"Hello Bob","text":"Hi Bob."}]}"#;
+
+    // No key, an unknown key, a key without the send scope: nothing is queued.
+    assert_eq!(post(&server, "-", valid)["status"], 401);
+    assert_eq!(
+        post(
+            &server,
+            "tsb_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            valid
+        )["status"],
+        401
+    );
+    let forbidden = post(&server, reader, valid);
+    assert_eq!(forbidden["status"], 403, "{forbidden}");
+
+    // Errors name their field; an injected header line is refused, not sent.
+    let injected = r#"{"messages":[{"from":"news@acme.test","to":["ann@x.test"],
+        "subject":"Hi\r\nBcc: victim@elsewhere.test","text":"t"}]}"#;
+    let refused = post(&server, sender, injected);
+    assert_eq!(refused["status"], 400, "{refused}");
+    assert_eq!(refused["body"]["errors"][0]["field"], "messages[0].subject");
+    let missing = post(
+        &server,
+        sender,
+        r#"{"messages":[{"to":["ann@x.test"],"text":"t"}]}"#,
+    );
+    assert_eq!(missing["body"]["errors"][0]["field"], "messages[0].from");
+    assert!(
+        server.queued_ids().is_empty(),
+        "a refused request queued mail"
+    );
+
+    let accepted = post(&server, sender, valid);
+    assert_eq!(accepted["status"], 200, "{accepted}");
+    let results = accepted["body"]["messages"]
+        .as_array()
+        .expect("messages")
+        .clone();
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0]["custom_id"], "order-1");
+    assert_eq!(results[0]["recipients"], 2);
+
+    // Both arrive: three envelope recipients in all, the bcc one never in a header.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let files = loop {
+        let files: Vec<_> = std::fs::read_dir(capture.path())
+            .expect("capture")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .collect();
+        if files.len() >= 2 || std::time::Instant::now() > deadline {
+            break files;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(files.len(), 2, "delivered: {files:?}");
+    let texts: Vec<String> = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).expect("read"))
+        .collect();
+    let ann = texts
+        .iter()
+        .find(|t| t.contains("Subject: Hello Ann"))
+        .expect("Ann's message");
+    assert!(ann.contains("X-Sink-Recipient: <ann@x.test>"));
+    assert!(ann.contains("X-Sink-Recipient: <audit@x.test>"));
+    assert!(
+        !ann.to_ascii_lowercase().contains("\nbcc:"),
+        "Bcc header leaked:\n{ann}"
+    );
+    assert!(
+        ann.contains("From: \"Acme News\" <news@acme.test>"),
+        "{ann}"
+    );
+    assert!(ann.contains("X-Campaign: spring"));
+    assert!(ann.contains("multipart/alternative"));
+    let id = results[0]["id"].as_str().expect("id");
+    assert!(
+        ann.contains(&format!("Message-ID: <{id}@mx.test>")),
+        "{ann}"
+    );
+    let bob = texts
+        .iter()
+        .find(|t| t.contains("Subject: Hello Bob"))
+        .expect("Bob's message");
+    assert!(bob.contains("To: \"Bob\" <bob@x.test>"), "{bob}");
+    drop(server);
+    sink.stop();
+}
