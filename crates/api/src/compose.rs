@@ -45,8 +45,13 @@ pub fn compose(
     for (name, value) in &message.headers {
         builder = builder.header(name.as_str(), Raw::new(value.as_str()));
     }
+    // An HTML-only message gets a text part made from its HTML.
+    let generated;
     if let Some(text) = &message.text {
         builder = builder.text_body(text.as_str());
+    } else if let Some(html) = &message.html {
+        generated = crate::text::from_html(html);
+        builder = builder.text_body(generated.as_str());
     }
     if let Some(html) = &message.html {
         builder = builder.html_body(html.as_str());
@@ -100,4 +105,47 @@ fn canonical(content: &[u8]) -> bool {
         prev = b;
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::native::parse;
+
+    fn composed(body: &str) -> (Envelope, String) {
+        let message = parse(body.as_bytes()).expect("valid").remove(0);
+        let id = spool::IdGenerator::new(None).next();
+        let submitter = Submitter {
+            tenant_id: "t_1",
+            client_ip: "192.0.2.1".into(),
+        };
+        let (envelope, bytes) = compose(&message, id, "mx.test", &submitter).expect("compose");
+        (envelope, String::from_utf8(bytes).expect("utf8"))
+    }
+
+    #[test]
+    fn an_html_only_message_gets_a_text_part() {
+        let (envelope, text) = composed(
+            r#"{"messages":[{"from":"a@acme.test","to":["b@x.test"],"subject":"S","html":"<p>Hello <b>you</b></p>"}]}"#,
+        );
+        assert!(text.contains("multipart/alternative"), "{text}");
+        assert!(text.contains("text/plain"), "{text}");
+        assert!(text.contains("Hello you"), "{text}");
+        assert_ne!(
+            envelope.flags & Envelope::FLAG_CANONICAL,
+            0,
+            "CRLF throughout"
+        );
+        assert_eq!(envelope.auth_user.as_deref(), Some("tenant:t_1"));
+    }
+
+    #[test]
+    fn non_ascii_names_and_subjects_are_encoded_and_addresses_flag_smtputf8() {
+        let (envelope, text) = composed(
+            r#"{"messages":[{"from":{"email":"a@acme.test","name":"山田"},"to":["ユーザー@x.test"],"subject":"こんにちは","text":"本文"}]}"#,
+        );
+        assert!(text.contains("=?utf-8?"), "{text}");
+        assert!(text.is_ascii() || envelope.flags & Envelope::FLAG_SMTPUTF8 != 0);
+        assert_ne!(envelope.flags & Envelope::FLAG_SMTPUTF8, 0);
+    }
 }

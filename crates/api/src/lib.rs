@@ -9,12 +9,14 @@
 //! # Layout
 //! - [`native`]: the request format and its checks (no I/O).
 //! - [`compose`]: checked message → bytes and envelope.
+//! - [`text`]: a plain-text part for HTML-only messages.
 //! - [`auth`]: the API key and its scope; [`error`]: JSON errors.
 
 pub mod auth;
 pub mod compose;
 pub mod error;
 pub mod native;
+pub mod text;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
