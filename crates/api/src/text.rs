@@ -37,10 +37,10 @@ pub fn from_html(html: &str) -> String {
             "head" if !lower.starts_with('/') => skip_until = Some("head"),
             "br" => out.push('\n'),
             "p" | "div" | "tr" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "ul" | "ol"
-            | "table" | "blockquote" => {
-                if !out.ends_with("\n\n") && !out.is_empty() {
-                    out.push_str(if out.ends_with('\n') { "\n" } else { "\n\n" });
-                }
+            | "table" | "blockquote"
+                if !out.ends_with("\n\n") && !out.is_empty() =>
+            {
+                out.push_str(if out.ends_with('\n') { "\n" } else { "\n\n" });
             }
             "li" if !lower.starts_with('/') => out.push_str("\n- "),
             "a" if !lower.starts_with('/') => pending_href = href(tag),
