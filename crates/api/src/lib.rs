@@ -10,12 +10,14 @@
 //! - [`native`]: the request format and its checks (no I/O).
 //! - [`compose`]: checked message → bytes and envelope.
 //! - [`text`]: a plain-text part for HTML-only messages.
+//! - [`quota`]: per-tenant rate limits and daily quotas (429 with Retry-After).
 //! - [`auth`]: the API key and its scope; [`error`]: JSON errors.
 
 pub mod auth;
 pub mod compose;
 pub mod error;
 pub mod native;
+pub mod quota;
 pub mod text;
 
 use std::net::SocketAddr;
@@ -42,6 +44,29 @@ pub struct ApiState<S> {
     pub store: S,
     /// This node's name, for Message-IDs.
     pub hostname: String,
+    /// Per-tenant rate limits and daily quotas.
+    pub quotas: quota::Quotas,
+}
+
+impl<S: ControlStore + 'static> ApiState<S> {
+    /// The state, with the task that saves daily counts once a second.
+    pub fn new(spool: Spool, store: S, hostname: String) -> Arc<ApiState<S>> {
+        let state = Arc::new(ApiState {
+            spool,
+            store,
+            hostname,
+            quotas: quota::Quotas::default(),
+        });
+        let weak = Arc::downgrade(&state);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                let Some(state) = weak.upgrade() else { return };
+                state.quotas.flush(&state.store).await;
+            }
+        });
+        state
+    }
 }
 
 /// The send API routes, to merge into the HTTP server's router. The server must be run with
@@ -74,6 +99,10 @@ async fn send<S: ControlStore>(
 ) -> Result<Response, ApiError> {
     let key = auth::authorize(&state.store, headers, Scope::Send).await?;
     let messages = native::parse(body).map_err(ApiError::invalid)?;
+    state
+        .quotas
+        .admit(&state.store, &key.tenant_id, messages.len())
+        .await?;
     let submitter = Submitter {
         tenant_id: &key.tenant_id,
         client_ip: peer.ip().to_string(),

@@ -106,6 +106,19 @@ pub trait ControlStore: Send + Sync {
         tenant_id: &str,
         key_id: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Messages counted for a tenant on a UTC day (days since the Unix epoch).
+    fn usage(
+        &self,
+        tenant_id: &str,
+        day: i64,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+    /// Adds to a tenant's count for a day.
+    fn add_usage(
+        &self,
+        tenant_id: &str,
+        day: i64,
+        messages: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// The live key a presented token belongs to, if any.
     fn authenticate(
         &self,

@@ -16,7 +16,10 @@ use crate::keys::{self, Scopes};
 use crate::{ApiKey, ControlStore, NewKey, StoreError, Tenant, now_ms};
 
 /// Schema steps, in order; step n brings `user_version` from n to n + 1.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_tenants_keys.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_tenants_keys.sql"),
+    include_str!("../migrations/0002_usage.sql"),
+];
 
 /// The SQLite control plane.
 #[derive(Clone, Debug)]
@@ -273,5 +276,28 @@ impl ControlStore for SqliteStore {
             return Ok(None);
         }
         Ok(Some(key_from(&row)?))
+    }
+
+    async fn usage(&self, tenant_id: &str, day: i64) -> Result<i64, StoreError> {
+        let used: Option<i64> =
+            sqlx::query_scalar("SELECT messages FROM tenant_usage WHERE tenant_id = ? AND day = ?")
+                .bind(tenant_id)
+                .bind(day)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(used.unwrap_or(0))
+    }
+
+    async fn add_usage(&self, tenant_id: &str, day: i64, messages: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO tenant_usage (tenant_id, day, messages) VALUES (?, ?, ?) \
+             ON CONFLICT (tenant_id, day) DO UPDATE SET messages = messages + excluded.messages",
+        )
+        .bind(tenant_id)
+        .bind(day)
+        .bind(messages)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }

@@ -129,3 +129,21 @@ async fn tenants_cannot_touch_each_others_keys() {
     assert!(store.authenticate(&key_b.token).await.unwrap().is_none());
     assert!(!store.remove_tenant(&b.id).await.unwrap());
 }
+
+#[tokio::test]
+async fn daily_usage_adds_up_per_tenant_and_day_and_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let a = store.add_tenant("a").await.unwrap();
+    let b = store.add_tenant("b").await.unwrap();
+    store.add_usage(&a.id, 20_000, 50).await.unwrap();
+    store.add_usage(&a.id, 20_000, 25).await.unwrap();
+    store.add_usage(&a.id, 20_001, 1).await.unwrap();
+    store.add_usage(&b.id, 20_000, 7).await.unwrap();
+    drop(store);
+    let store = open(&dir).await;
+    assert_eq!(store.usage(&a.id, 20_000).await.unwrap(), 75);
+    assert_eq!(store.usage(&a.id, 20_001).await.unwrap(), 1);
+    assert_eq!(store.usage(&b.id, 20_000).await.unwrap(), 7);
+    assert_eq!(store.usage(&b.id, 19_999).await.unwrap(), 0);
+}

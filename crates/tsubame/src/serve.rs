@@ -109,11 +109,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let control = store::SqliteStore::open(&data.control())
         .await
         .with_context(|| format!("opening {}", data.control().display()))?;
-    let router = router.merge(api::router(Arc::new(api::ApiState {
-        spool: spool.clone(),
-        store: control,
-        hostname: config.smtp.hostname.clone(),
-    })));
+    let router = router.merge(api::router(api::ApiState::new(
+        spool.clone(),
+        control,
+        config.smtp.hostname.clone(),
+    )));
     std::fs::write(data.admin_url(), format!("http://{http_addr}\n"))?;
     tracing::info!(smtp = ?smtp.local_addrs(), http = %http_addr, data_dir = %data.root.display(), "tsubame serving");
 

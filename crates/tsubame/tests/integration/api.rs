@@ -119,3 +119,57 @@ fn native_send_api_from_key_to_delivered_message() {
     drop(server);
     sink.stop();
 }
+
+/// A tenant's rate limit and daily quota: 429 with Retry-After, and the day's count kept
+/// across a restart.
+#[test]
+fn rate_limit_and_daily_quota_answer_429_and_survive_a_restart() {
+    let mut server = TestServer::start("");
+    server.cli(&[
+        "tenant",
+        "add",
+        "small",
+        "--rate",
+        "2",
+        "--daily-quota",
+        "5",
+    ]);
+    let key = server.cli(&["key", "add", "--tenant", "small"]);
+    let key = key.trim();
+    let batch = |n: usize| {
+        let messages: Vec<String> = (0..n)
+            .map(|i| format!(r#"{{"from":"a@small.test","to":["u{i}@x.test"],"text":"t"}}"#))
+            .collect();
+        format!(r#"{{"messages":[{}]}}"#, messages.join(","))
+    };
+    assert_eq!(post(&server, key, &batch(1))["status"], 200);
+    // One token left of two: three messages must wait about a second.
+    let limited = post(&server, key, &batch(3));
+    assert_eq!(limited["status"], 429, "{limited}");
+    assert_eq!(limited["retry_after"], "1");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(post(&server, key, &batch(3))["status"], 200);
+    // Four used of five today: two more exceed the quota until midnight UTC.
+    let over = post(&server, key, &batch(2));
+    assert_eq!(over["status"], 429, "{over}");
+    assert!(
+        over["body"]["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("daily quota")),
+        "{over}"
+    );
+    let until_midnight: u64 = over["retry_after"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("Retry-After");
+    assert!((1..=86_400).contains(&until_midnight));
+
+    // The count is saved within a second; a restart does not reset it.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    server.terminate(std::time::Duration::from_secs(10));
+    server.spawn(&[]);
+    assert_eq!(post(&server, key, &batch(2))["status"], 429);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(post(&server, key, &batch(1))["status"], 200);
+    assert_eq!(server.queued_ids().len(), 5);
+}

@@ -1,0 +1,178 @@
+//! Per-tenant sending limits: a rate (messages per second, a token bucket one second deep)
+//! and a daily quota (messages per UTC day). A request over either gets 429 with
+//! Retry-After. Limits are read from the control plane and refreshed every few seconds, so
+//! `tsubame tenant` changes take effect without a restart; daily counts are kept in memory
+//! and written to the control plane once a second, so a restart keeps them (a crash can lose
+//! at most the last second's count).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use store::ControlStore;
+
+use crate::error::ApiError;
+
+/// How long a tenant's limits are used before they are read again.
+const LIMITS_TTL: Duration = Duration::from_secs(5);
+
+struct TenantState {
+    rate: Option<i64>,
+    quota: Option<i64>,
+    fetched: Instant,
+    tokens: f64,
+    refilled: Instant,
+    day: i64,
+    used_today: i64,
+    unsaved: i64,
+}
+
+/// The limiter every send endpoint asks before spooling.
+#[derive(Default)]
+pub struct Quotas {
+    tenants: Mutex<HashMap<String, TenantState>>,
+}
+
+fn utc_day_and_seconds_left() -> (i64, u64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    ((now / 86_400) as i64, 86_400 - now % 86_400)
+}
+
+impl Quotas {
+    /// Admits `messages` for the tenant or says when to come back.
+    pub async fn admit<S: ControlStore>(
+        &self,
+        store: &S,
+        tenant_id: &str,
+        messages: usize,
+    ) -> Result<(), ApiError> {
+        let now = Instant::now();
+        let (day, seconds_left) = utc_day_and_seconds_left();
+        let fresh = {
+            let tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+            tenants
+                .get(tenant_id)
+                .is_some_and(|t| now.duration_since(t.fetched) < LIMITS_TTL && t.day == day)
+        };
+        if !fresh {
+            self.refresh(store, tenant_id, day, now).await?;
+        }
+        let n = messages as i64;
+        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(t) = tenants.get_mut(tenant_id) else {
+            return Ok(());
+        };
+        if let Some(quota) = t.quota
+            && t.used_today + n > quota
+        {
+            return Err(too_many(
+                format!(
+                    "daily quota of {quota} messages reached ({} used today); it resets at 00:00 UTC",
+                    t.used_today
+                ),
+                seconds_left,
+            ));
+        }
+        if let Some(rate) = t.rate {
+            let rate = rate as f64;
+            t.tokens = (t.tokens + now.duration_since(t.refilled).as_secs_f64() * rate).min(rate);
+            t.refilled = now;
+            // A batch larger than one second's worth passes when the bucket is full and
+            // leaves it in debt, so the average rate still holds.
+            if t.tokens < (n as f64).min(rate) {
+                let wait = ((n as f64).min(rate) - t.tokens) / rate;
+                return Err(too_many(
+                    format!("rate limit of {rate} messages per second"),
+                    wait.ceil().max(1.0) as u64,
+                ));
+            }
+            t.tokens -= n as f64;
+        }
+        t.used_today += n;
+        t.unsaved += n;
+        Ok(())
+    }
+
+    async fn refresh<S: ControlStore>(
+        &self,
+        store: &S,
+        tenant_id: &str,
+        day: i64,
+        now: Instant,
+    ) -> Result<(), ApiError> {
+        let unavailable = |err: store::StoreError| {
+            tracing::error!(error = %err, "control plane unavailable");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "control plane unavailable")
+        };
+        let tenant = store.tenant(tenant_id).await.map_err(unavailable)?;
+        let Some(tenant) = tenant else {
+            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unknown tenant"));
+        };
+        let known = {
+            let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+            match tenants.get_mut(tenant_id).filter(|t| t.day == day) {
+                Some(t) => {
+                    t.rate = tenant.rate_per_sec;
+                    t.quota = tenant.daily_quota;
+                    t.fetched = now;
+                    true
+                }
+                None => false,
+            }
+        };
+        if known {
+            return Ok(());
+        }
+        // First sight today: what was counted before a restart counts too.
+        let used = store.usage(tenant_id, day).await.map_err(unavailable)?;
+        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let unsaved = tenants
+            .get(tenant_id)
+            .filter(|t| t.day == day)
+            .map_or(0, |t| t.unsaved);
+        tenants.insert(
+            tenant_id.to_string(),
+            TenantState {
+                rate: tenant.rate_per_sec,
+                quota: tenant.daily_quota,
+                fetched: now,
+                tokens: tenant.rate_per_sec.unwrap_or(0) as f64,
+                refilled: now,
+                day,
+                used_today: used + unsaved,
+                unsaved,
+            },
+        );
+        Ok(())
+    }
+
+    /// Writes the counts not yet saved. Called once a second by the server.
+    pub async fn flush<S: ControlStore>(&self, store: &S) {
+        let pending: Vec<(String, i64, i64)> = {
+            let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+            tenants
+                .iter_mut()
+                .filter(|(_, t)| t.unsaved > 0)
+                .map(|(id, t)| (id.clone(), t.day, std::mem::take(&mut t.unsaved)))
+                .collect()
+        };
+        for (tenant, day, n) in pending {
+            if let Err(err) = store.add_usage(&tenant, day, n).await {
+                tracing::warn!(tenant, error = %err, "could not save the daily count; retrying");
+                let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(t) = tenants.get_mut(&tenant).filter(|t| t.day == day) {
+                    t.unsaved += n;
+                }
+            }
+        }
+    }
+}
+
+fn too_many(message: String, retry_after: u64) -> ApiError {
+    let mut error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, message);
+    error.retry_after = Some(retry_after);
+    error
+}
