@@ -10,8 +10,27 @@ use axum::response::{IntoResponse, Response};
 pub struct FieldError {
     pub message: String,
     /// JSON path of the field (`messages[0].to[1].email`), when one is at fault.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Where to read more; SendGrid's error shape has it, so every shape carries it.
+    pub help: Option<String>,
+}
+
+impl FieldError {
+    pub fn at(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+        FieldError {
+            message: message.into(),
+            field: Some(field.into()),
+            help: None,
+        }
+    }
+
+    pub fn general(message: impl Into<String>) -> FieldError {
+        FieldError {
+            message: message.into(),
+            field: None,
+            help: None,
+        }
+    }
 }
 
 /// A refused request.
@@ -27,10 +46,7 @@ impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
-            errors: vec![FieldError {
-                message: message.into(),
-                field: None,
-            }],
+            errors: vec![FieldError::general(message)],
             retry_after: None,
         }
     }

@@ -1,5 +1,5 @@
-//! The senders' HTTP API. Today: the native `POST /v1/messages`; the Mailjet v3.1 and
-//! SendGrid v3 compatible endpoints follow on the same parts.
+//! The senders' HTTP API: the native `POST /v1/messages` and SendGrid v3 compatible
+//! `POST /v3/mail/send`; the Mailjet v3.1 endpoint follows on the same parts.
 //!
 //! A request is authorised by a tenant's API key (`Authorization: Bearer tsb_...`, scope
 //! `send`), checked field by field (errors name the JSON path; CR, LF or NUL in any header
@@ -7,7 +7,7 @@
 //! after every message of the request is durable.
 //!
 //! # Layout
-//! - [`native`]: the request format and its checks (no I/O).
+//! - [`native`]: the request format and its checks (no I/O); [`sendgrid`]: SendGrid's.
 //! - [`compose`]: checked message → bytes and envelope.
 //! - [`text`]: a plain-text part for HTML-only messages.
 //! - [`quota`]: per-tenant rate limits and daily quotas (429 with Retry-After).
@@ -18,6 +18,7 @@ pub mod compose;
 pub mod error;
 pub mod native;
 pub mod quota;
+pub mod sendgrid;
 pub mod text;
 
 use std::net::SocketAddr;
@@ -75,6 +76,7 @@ impl<S: ControlStore + 'static> ApiState<S> {
 pub fn router<S: ControlStore + 'static>(state: Arc<ApiState<S>>) -> Router {
     Router::new()
         .route("/v1/messages", post(send_native::<S>))
+        .route("/v3/mail/send", post(send_sendgrid::<S>))
         .layer(DefaultBodyLimit::max(REQUEST_BYTES_MAX))
         .with_state(state)
 }
@@ -91,6 +93,34 @@ async fn send_native<S: ControlStore + 'static>(
     }
 }
 
+async fn send_sendgrid<S: ControlStore + 'static>(
+    State(state): State<Arc<ApiState<S>>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let key = auth::authorize(&state.store, &headers, Scope::Send).await?;
+        let request = sendgrid::parse(&body).map_err(ApiError::invalid)?;
+        if request.sandbox {
+            // SendGrid: a valid request in sandbox mode is answered 200 and not sent.
+            return Ok(StatusCode::OK.into_response());
+        }
+        let ids = submit(&state, &key, peer, &request.messages).await?;
+        metrics::counter!("tsubame_api_messages_total", "api" => "sendgrid")
+            .increment(request.messages.len() as u64);
+        let mut response = StatusCode::ACCEPTED.into_response();
+        if let Some(first) = ids.first()
+            && let Ok(value) = axum::http::HeaderValue::from_str(&first.to_string())
+        {
+            response.headers_mut().insert("x-message-id", value);
+        }
+        Ok::<Response, ApiError>(response)
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
 async fn send<S: ControlStore>(
     state: &ApiState<S>,
     peer: SocketAddr,
@@ -99,6 +129,36 @@ async fn send<S: ControlStore>(
 ) -> Result<Response, ApiError> {
     let key = auth::authorize(&state.store, headers, Scope::Send).await?;
     let messages = native::parse(body).map_err(ApiError::invalid)?;
+    let ids = submit(state, &key, peer, &messages).await?;
+    metrics::counter!("tsubame_api_messages_total", "api" => "native")
+        .increment(messages.len() as u64);
+    let body: Vec<serde_json::Value> = messages
+        .iter()
+        .zip(ids)
+        .map(|(m, id)| {
+            serde_json::json!({
+                "id": id.to_string(),
+                "custom_id": m.custom_id,
+                "recipients": m.recipients().len(),
+                "status": "queued",
+            })
+        })
+        .collect();
+    Ok((
+        StatusCode::OK,
+        axum::Json(serde_json::json!({ "messages": body })),
+    )
+        .into_response())
+}
+
+/// Quota, composition and spooling for checked messages, shared by every send API. Returns
+/// once all are durable, with their ids in order.
+pub(crate) async fn submit<S: ControlStore>(
+    state: &ApiState<S>,
+    key: &store::ApiKey,
+    peer: SocketAddr,
+    messages: &[native::Message],
+) -> Result<Vec<spool::MessageId>, ApiError> {
     state
         .quotas
         .admit(&state.store, &key.tenant_id, messages.len())
@@ -108,7 +168,7 @@ async fn send<S: ControlStore>(
         client_ip: peer.ip().to_string(),
     };
     let mut pending = Vec::with_capacity(messages.len());
-    for message in &messages {
+    for message in messages {
         let id = state.spool.next_id();
         let (envelope, content) = compose::compose(message, id, &state.hostname, &submitter)
             .map_err(|err| {
@@ -151,23 +211,5 @@ async fn send<S: ControlStore>(
         error.retry_after = Some(5);
         return Err(error);
     }
-    metrics::counter!("tsubame_api_messages_total", "api" => "native")
-        .increment(messages.len() as u64);
-    let body: Vec<serde_json::Value> = messages
-        .iter()
-        .zip(ids)
-        .map(|(m, id)| {
-            serde_json::json!({
-                "id": id.map(|i| i.to_string()),
-                "custom_id": m.custom_id,
-                "recipients": m.recipients().len(),
-                "status": "queued",
-            })
-        })
-        .collect();
-    Ok((
-        StatusCode::OK,
-        axum::Json(serde_json::json!({ "messages": body })),
-    )
-        .into_response())
+    Ok(ids.into_iter().flatten().collect())
 }

@@ -70,20 +70,17 @@ const RESERVED_HEADERS: &[&str] = &[
 ];
 
 /// Collects every problem of a request instead of stopping at the first.
-struct Check {
-    errors: Vec<FieldError>,
+pub(crate) struct Check {
+    pub(crate) errors: Vec<FieldError>,
 }
 
 impl Check {
-    fn fail(&mut self, field: String, message: impl Into<String>) {
-        self.errors.push(FieldError {
-            message: message.into(),
-            field: Some(field),
-        });
+    pub(crate) fn fail(&mut self, field: String, message: impl Into<String>) {
+        self.errors.push(FieldError::at(field, message));
     }
 
     /// A text without CR, LF or NUL (header injection), within the length limit.
-    fn line(&mut self, field: &str, value: &Value) -> Option<String> {
+    pub(crate) fn line(&mut self, field: &str, value: &Value) -> Option<String> {
         let Some(text) = value.as_str() else {
             self.fail(field.to_string(), "must be a string");
             return None;
@@ -102,7 +99,7 @@ impl Check {
         Some(text.to_string())
     }
 
-    fn mailbox(&mut self, field: &str, value: &Value) -> Option<Mailbox> {
+    pub(crate) fn mailbox(&mut self, field: &str, value: &Value) -> Option<Mailbox> {
         let (email_field, email, name) = match value {
             Value::String(_) => (field.to_string(), value, None),
             Value::Object(map) => {
@@ -133,7 +130,7 @@ impl Check {
         Some(Mailbox { email, name })
     }
 
-    fn mailboxes(&mut self, field: &str, value: Option<&Value>) -> Vec<Mailbox> {
+    pub(crate) fn mailboxes(&mut self, field: &str, value: Option<&Value>) -> Vec<Mailbox> {
         match value {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(items)) => items
@@ -145,7 +142,7 @@ impl Check {
         }
     }
 
-    fn body(&mut self, field: &str, value: Option<&Value>) -> Option<String> {
+    pub(crate) fn body(&mut self, field: &str, value: Option<&Value>) -> Option<String> {
         match value {
             None | Some(Value::Null) => None,
             Some(Value::String(text)) if text.contains('\0') => {
@@ -160,7 +157,7 @@ impl Check {
         }
     }
 
-    fn headers(&mut self, field: &str, value: Option<&Value>) -> Vec<(String, String)> {
+    pub(crate) fn headers(&mut self, field: &str, value: Option<&Value>) -> Vec<(String, String)> {
         let map = match value {
             None | Some(Value::Null) => return Vec::new(),
             Some(Value::Object(map)) => map,
@@ -265,6 +262,12 @@ impl Check {
             headers,
             custom_id,
         };
+        self.limits(field, &message)?;
+        Some(message)
+    }
+
+    /// Recipient count and body presence, for every API's messages.
+    pub(crate) fn limits(&mut self, field: &str, message: &Message) -> Option<()> {
         let count = message.recipients().len();
         if count == 0 {
             self.fail(
@@ -284,30 +287,29 @@ impl Check {
             self.fail(format!("{field}.text"), "a text or html body is required");
             return None;
         }
-        Some(message)
+        Some(())
     }
 }
 
 /// Checks a whole request body; all of its messages, or every error found.
 pub fn parse(body: &[u8]) -> Result<Vec<Message>, Vec<FieldError>> {
     let value: Value = serde_json::from_slice(body).map_err(|err| {
-        vec![FieldError {
-            message: format!("the body is not valid JSON: {err}"),
-            field: None,
-        }]
+        vec![FieldError::general(format!(
+            "the body is not valid JSON: {err}"
+        ))]
     })?;
     let mut check = Check { errors: Vec::new() };
     let Some(items) = value.get("messages").and_then(Value::as_array) else {
-        return Err(vec![FieldError {
-            message: "must be an array of messages".into(),
-            field: Some("messages".into()),
-        }]);
+        return Err(vec![FieldError::at(
+            "messages",
+            "must be an array of messages",
+        )]);
     };
     if items.is_empty() || items.len() > MESSAGES_MAX {
-        return Err(vec![FieldError {
-            message: format!("1 to {MESSAGES_MAX} messages per request"),
-            field: Some("messages".into()),
-        }]);
+        return Err(vec![FieldError::at(
+            "messages",
+            format!("1 to {MESSAGES_MAX} messages per request"),
+        )]);
     }
     let messages: Vec<Message> = items
         .iter()

@@ -173,3 +173,89 @@ fn rate_limit_and_daily_quota_answer_429_and_survive_a_restart() {
     assert_eq!(post(&server, key, &batch(1))["status"], 200);
     assert_eq!(server.queued_ids().len(), 5);
 }
+
+/// The official SendGrid Python client, unchanged but for its host: 202 with X-Message-Id,
+/// sandbox mode answered 200 and not sent, SendGrid-shaped errors, the scope enforced.
+#[test]
+fn sendgrid_python_client_sends_unchanged() {
+    let capture = tempfile::tempdir().expect("tempdir");
+    let sink = SinkProcess::start(&["--capture", capture.path().to_str().expect("utf8")]);
+    let server = TestServer::start(&format!(
+        "[delivery]\ntls = \"disabled\"\n[[delivery.route]]\ndomains = [\"x.test\"]\nhosts = [\"{}\"]\n",
+        sink.addr
+    ));
+    server.cli(&["tenant", "add", "acme"]);
+    let key = server.cli(&["key", "add", "--tenant", "acme"]);
+    let reader = server.cli(&[
+        "key", "add", "--tenant", "acme", "--name", "ro", "--scopes", "read",
+    ]);
+    let host = format!("http://{}", server.http);
+    let run = |scenario: &str, key: &str| {
+        python_json("sendgrid_client.py", &[scenario, &host, key.trim()])
+    };
+
+    let sent = run("send", &key);
+    assert_eq!(sent["status"], 202, "{sent}");
+    assert_eq!(sent["body"], "");
+    let id = sent["message_id"]
+        .as_str()
+        .expect("X-Message-Id")
+        .to_string();
+
+    let sandbox = run("sandbox", &key);
+    assert_eq!(sandbox["status"], 200, "{sandbox}");
+
+    let invalid = run("invalid", &key);
+    assert_eq!(invalid["status"], 400, "{invalid}");
+    let error = &invalid["body"]["errors"][0];
+    assert_eq!(error["field"], "subject", "{invalid}");
+    assert!(
+        error.get("help").is_some(),
+        "SendGrid's error shape has help: {invalid}"
+    );
+
+    let forbidden = run("send", &reader);
+    assert_eq!(forbidden["status"], 403, "{forbidden}");
+
+    // Only the one real send was queued; it reaches the sink with every recipient.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while (delivered(capture.path()) < 1 || !server.queued_ids().is_empty())
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        delivered(capture.path()),
+        1,
+        "sandbox or refused requests were sent"
+    );
+    let file = std::fs::read_dir(capture.path())
+        .expect("capture")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "eml"))
+        .expect("delivered");
+    let text = std::fs::read_to_string(file).expect("read");
+    for rcpt in ["ann@x.test", "bob@x.test", "audit@x.test"] {
+        assert!(
+            text.contains(&format!("X-Sink-Recipient: <{rcpt}>")),
+            "{rcpt}\n{text}"
+        );
+    }
+    assert!(
+        text.contains(&format!("Message-ID: <{id}@mx.test>")),
+        "{text}"
+    );
+    assert!(text.contains("X-Campaign: sg-1"));
+    drop(server);
+    sink.stop();
+}
+
+fn delivered(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                .count()
+        })
+        .unwrap_or(0)
+}
