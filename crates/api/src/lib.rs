@@ -1,5 +1,5 @@
 //! The senders' HTTP API: the native `POST /v1/messages` and SendGrid v3 compatible
-//! `POST /v3/mail/send`; the Mailjet v3.1 endpoint follows on the same parts.
+//! `POST /v3/mail/send`, and Mailjet v3.1 compatible `POST /v3.1/send`.
 //!
 //! A request is authorised by a tenant's API key (`Authorization: Bearer tsb_...`, scope
 //! `send`), checked field by field (errors name the JSON path; CR, LF or NUL in any header
@@ -7,7 +7,8 @@
 //! after every message of the request is durable.
 //!
 //! # Layout
-//! - [`native`]: the request format and its checks (no I/O); [`sendgrid`]: SendGrid's.
+//! - [`native`]: the request format and its checks (no I/O); [`sendgrid`], [`mailjet`]:
+//!   the compatible formats on the same checks.
 //! - [`compose`]: checked message → bytes and envelope.
 //! - [`text`]: a plain-text part for HTML-only messages.
 //! - [`quota`]: per-tenant rate limits and daily quotas (429 with Retry-After).
@@ -16,6 +17,7 @@
 pub mod auth;
 pub mod compose;
 pub mod error;
+pub mod mailjet;
 pub mod native;
 pub mod quota;
 pub mod sendgrid;
@@ -77,6 +79,7 @@ pub fn router<S: ControlStore + 'static>(state: Arc<ApiState<S>>) -> Router {
     Router::new()
         .route("/v1/messages", post(send_native::<S>))
         .route("/v3/mail/send", post(send_sendgrid::<S>))
+        .route("/v3.1/send", post(send_mailjet::<S>))
         .layer(DefaultBodyLimit::max(REQUEST_BYTES_MAX))
         .with_state(state)
 }
@@ -119,6 +122,118 @@ async fn send_sendgrid<S: ControlStore + 'static>(
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn send_mailjet<S: ControlStore + 'static>(
+    State(state): State<Arc<ApiState<S>>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let json =
+        |status: StatusCode, value: serde_json::Value| (status, axum::Json(value)).into_response();
+    let key = match auth::authorize_mailjet(&state.store, &headers, Scope::Send).await {
+        Ok(key) => key,
+        Err(err) => {
+            let code = if err.status == StatusCode::FORBIDDEN {
+                "mj-0001"
+            } else {
+                "mj-0015"
+            };
+            let message = err
+                .errors
+                .first()
+                .map_or("", |e| e.message.as_str())
+                .to_string();
+            return json(
+                err.status,
+                mailjet::global_error(err.status.as_u16(), code, &message),
+            );
+        }
+    };
+    let request = match mailjet::parse(&body) {
+        Ok(request) => request,
+        Err(error) => {
+            let code = if error.field.is_some() {
+                "mj-0003"
+            } else {
+                "mj-0002"
+            };
+            return json(
+                StatusCode::BAD_REQUEST,
+                mailjet::global_error(400, code, &error.message),
+            );
+        }
+    };
+    let valid: Vec<native::Message> = request
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            mailjet::Entry::Valid(m) => Some((**m).clone()),
+            mailjet::Entry::Invalid(_) => None,
+        })
+        .collect();
+    let ids = if request.sandbox || valid.is_empty() {
+        vec![None; valid.len()]
+    } else {
+        match submit(&state, &key, peer, &valid).await {
+            Ok(ids) => ids.into_iter().map(Some).collect(),
+            Err(err) => {
+                let code = if err.status == StatusCode::TOO_MANY_REQUESTS {
+                    "mj-0010"
+                } else {
+                    "mj-0000"
+                };
+                let message = err
+                    .errors
+                    .first()
+                    .map_or("", |e| e.message.as_str())
+                    .to_string();
+                let retry = err.retry_after;
+                let mut response = json(
+                    err.status,
+                    mailjet::global_error(err.status.as_u16(), code, &message),
+                );
+                if let Some(seconds) = retry
+                    && let Ok(value) = axum::http::HeaderValue::from_str(&seconds.to_string())
+                {
+                    response
+                        .headers_mut()
+                        .insert(axum::http::header::RETRY_AFTER, value);
+                }
+                return response;
+            }
+        }
+    };
+    metrics::counter!("tsubame_api_messages_total", "api" => "mailjet")
+        .increment(ids.iter().flatten().count() as u64);
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let href_base = format!("http://{host}");
+    let mut ids = ids.into_iter();
+    let mut any_error = false;
+    let entries: Vec<serde_json::Value> = request
+        .entries
+        .iter()
+        .map(|entry| match entry {
+            mailjet::Entry::Valid(message) => {
+                mailjet::success_entry(message, ids.next().flatten(), &href_base)
+            }
+            mailjet::Entry::Invalid(errors) => {
+                any_error = true;
+                mailjet::error_entry(errors)
+            }
+        })
+        .collect();
+    // Mailjet answers a batch with any failed message with a 4xx, and the body says which.
+    let status = if any_error {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    json(status, serde_json::json!({ "Messages": entries }))
 }
 
 async fn send<S: ControlStore>(

@@ -103,11 +103,26 @@ impl Check {
         let (email_field, email, name) = match value {
             Value::String(_) => (field.to_string(), value, None),
             Value::Object(map) => {
-                let Some(email) = map.get("email") else {
-                    self.fail(format!("{field}.email"), "is required");
+                // Native and SendGrid say email/name, Mailjet says Email/Name.
+                let pick = |lower: &'static str, upper: &'static str| {
+                    map.get(lower)
+                        .map(|v| (lower, v))
+                        .or_else(|| map.get(upper).map(|v| (upper, v)))
+                };
+                let Some((key, email)) = pick("email", "Email") else {
+                    let key = if map.contains_key("Name") {
+                        "Email"
+                    } else {
+                        "email"
+                    };
+                    self.fail(format!("{field}.{key}"), "is required");
                     return None;
                 };
-                (format!("{field}.email"), email, map.get("name"))
+                (
+                    format!("{field}.{key}"),
+                    email,
+                    pick("name", "Name").map(|(_, v)| v),
+                )
             }
             _ => {
                 self.fail(
@@ -123,9 +138,14 @@ impl Check {
             self.fail(email_field, "is not a valid email address");
             return None;
         }
+        let name_key = if email_field.ends_with(".Email") {
+            "Name"
+        } else {
+            "name"
+        };
         let name = match name {
             None | Some(Value::Null) => None,
-            Some(v) => Some(self.line(&format!("{field}.name"), v)?),
+            Some(v) => Some(self.line(&format!("{field}.{name_key}"), v)?),
         };
         Some(Mailbox { email, name })
     }

@@ -259,3 +259,66 @@ fn delivered(dir: &std::path::Path) -> usize {
         })
         .unwrap_or(0)
 }
+
+/// The official Mailjet Python client (>= 1.9), unchanged but for its api_url: a send with
+/// Mailjet's response shape, a batch with one bad message (the good one is sent, the status
+/// is 400 and the body says which failed), sandbox mode, and Basic authentication.
+#[test]
+fn mailjet_python_client_sends_unchanged() {
+    let capture = tempfile::tempdir().expect("tempdir");
+    let sink = SinkProcess::start(&["--capture", capture.path().to_str().expect("utf8")]);
+    let server = TestServer::start(&format!(
+        "[delivery]\ntls = \"disabled\"\n[[delivery.route]]\ndomains = [\"x.test\"]\nhosts = [\"{}\"]\n",
+        sink.addr
+    ));
+    server.cli(&["tenant", "add", "acme"]);
+    let token = server.cli(&["key", "add", "--tenant", "acme"]);
+    // Mailjet's key pair: API key "tsb_<id>", secret key the rest.
+    let (api_key, secret) = token.trim()[4..].split_once('_').expect("token shape");
+    let api_key = format!("tsb_{api_key}");
+    let url = format!("http://{}/", server.http);
+    let run = |scenario: &str, secret: &str| {
+        python_json("mailjet_client.py", &[scenario, &url, &api_key, secret])
+    };
+
+    let sent = run("send", secret);
+    assert_eq!(sent["status"], 200, "{sent}");
+    let entry = &sent["body"]["Messages"][0];
+    assert_eq!(entry["Status"], "success", "{sent}");
+    assert_eq!(entry["CustomID"], "AppGettingStartedTest");
+    assert_eq!(entry["To"][0]["Email"], "ann@x.test");
+    assert!(
+        entry["To"][0]["MessageID"].as_u64().is_some_and(|n| n > 0),
+        "{sent}"
+    );
+    assert_eq!(entry["Bcc"][0]["Email"], "audit@x.test");
+    assert_ne!(entry["To"][0]["MessageID"], entry["Bcc"][0]["MessageID"]);
+
+    let partial = run("partial", secret);
+    assert_eq!(partial["status"], 400, "{partial}");
+    assert_eq!(partial["error"], "ValidationError", "{partial}");
+    let entries = &partial["body"]["Messages"];
+    assert_eq!(entries[0]["Status"], "success", "{partial}");
+    assert_eq!(entries[1]["Status"], "error");
+    assert_eq!(entries[1]["Errors"][0]["ErrorCode"], "mj-0013", "{partial}");
+    assert_eq!(entries[1]["Errors"][0]["ErrorRelatedTo"][0], "To[0].Email");
+
+    let sandbox = run("sandbox", secret);
+    assert_eq!(sandbox["status"], 200, "{sandbox}");
+    assert_eq!(sandbox["body"]["Messages"][0]["To"][0]["MessageID"], 0);
+    assert_eq!(sandbox["body"]["Messages"][0]["To"][0]["MessageUUID"], "");
+
+    let refused = run("send", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    assert_eq!(refused["status"], 401, "{refused}");
+
+    // Delivered: Ann's message (with its bcc) and Bob's; neither the bad one nor the sandbox.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while (delivered(capture.path()) < 2 || !server.queued_ids().is_empty())
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(delivered(capture.path()), 2);
+    drop(server);
+    sink.stop();
+}

@@ -1,0 +1,366 @@
+//! Mailjet Send API v3.1 compatible `POST /v3.1/send`. Each entry of `Messages` is checked
+//! on its own: the valid ones are sent, the others get Mailjet's per-message errors
+//! (`send-00xx` / `mj-00xx` codes, the properties they relate to), and the HTTP status is
+//! 400 when any message failed, as Mailjet answers a partly failed batch. `Globals` apply to
+//! every message unless it sets the property itself; `SandboxMode` checks without sending
+//! and answers with `MessageID` 0 and an empty `MessageUUID`. Authentication is Mailjet's
+//! Basic scheme: the API key is `tsb_<id>`, the secret key the rest of the tsubame key.
+
+use serde_json::{Map, Value};
+
+use crate::error::FieldError;
+use crate::native::{Check, Message};
+
+/// Messages per request.
+pub const MESSAGES_MAX: usize = 50;
+
+/// Properties of a message tsubame cannot honour yet: refused by name.
+const UNSUPPORTED: &[&str] = &[
+    "TemplateID",
+    "TemplateLanguage",
+    "Variables",
+    "Attachments",
+    "InlinedAttachments",
+    "TemplateErrorReporting",
+    "TemplateErrorDeliver",
+];
+/// Accepted and, for now, without effect (tracking and campaign statistics come later).
+const IGNORED: &[&str] = &[
+    "Sender",
+    "EventPayload",
+    "CustomCampaign",
+    "DeduplicateCampaign",
+    "TrackOpens",
+    "TrackClicks",
+    "Priority",
+    "MonitoringCategory",
+    "URLTags",
+];
+const KNOWN: &[&str] = &[
+    "From", "To", "Cc", "Bcc", "ReplyTo", "Subject", "TextPart", "HTMLPart", "Headers", "CustomID",
+];
+
+/// One entry of `Messages`: checked, or refused with Mailjet errors.
+#[derive(Debug)]
+pub enum Entry {
+    Valid(Box<Message>),
+    Invalid(Vec<FieldError>),
+}
+
+/// A checked request.
+#[derive(Debug)]
+pub struct Request {
+    pub entries: Vec<Entry>,
+    pub sandbox: bool,
+}
+
+/// Mailjet's error code for one of our checks, from the check's (fixed) wording.
+pub fn error_code(error: &FieldError) -> &'static str {
+    let m = error.message.as_str();
+    if m.contains("text or html body") {
+        "send-0003"
+    } else if m.contains("is required") {
+        "mj-0003"
+    } else if m.starts_with("must be") && !m.contains("between") {
+        "mj-0004"
+    } else if m.contains("valid email") {
+        "mj-0013"
+    } else if m.contains("longer than") {
+        "mj-0006"
+    } else if m.contains("recipients; at most") || m.contains("at least one recipient") {
+        "send-0015"
+    } else if m.contains("is set by tsubame") {
+        "send-0011"
+    } else {
+        "mj-0005"
+    }
+}
+
+/// Merges `Globals` under a message: the message's own properties win; `Headers` merge.
+fn with_globals(
+    message: &Map<String, Value>,
+    globals: Option<&Map<String, Value>>,
+) -> Map<String, Value> {
+    let mut merged = globals.cloned().unwrap_or_default();
+    for (key, value) in message {
+        match (key.as_str(), merged.get_mut(key), value) {
+            ("Headers", Some(Value::Object(base)), Value::Object(own)) => {
+                for (k, v) in own {
+                    base.insert(k.clone(), v.clone());
+                }
+            }
+            _ => {
+                merged.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    merged
+}
+
+fn entry(index: usize, value: &Map<String, Value>) -> Entry {
+    let mut check = Check { errors: Vec::new() };
+    for key in value.keys() {
+        if UNSUPPORTED.contains(&key.as_str()) {
+            check.fail(key.clone(), "is not supported by this server yet");
+        } else if !KNOWN.contains(&key.as_str()) && !IGNORED.contains(&key.as_str()) {
+            check.fail(key.clone(), "is not a known property");
+        }
+    }
+    let _ = index;
+    let from = match value.get("From") {
+        Some(v) => check.mailbox("From", v),
+        None => {
+            check.fail("From".into(), "is required");
+            None
+        }
+    };
+    let to = check.mailboxes("To", value.get("To"));
+    let cc = check.mailboxes("Cc", value.get("Cc"));
+    let bcc = check.mailboxes("Bcc", value.get("Bcc"));
+    for (name, list) in [("To", &to), ("Cc", &cc), ("Bcc", &bcc)] {
+        if list.len() > 50 {
+            check.fail(
+                name.into(),
+                format!("{} recipients; at most 50", list.len()),
+            );
+        }
+    }
+    let reply_to = match value.get("ReplyTo") {
+        None | Some(Value::Null) => None,
+        Some(v) => check.mailbox("ReplyTo", v),
+    };
+    let subject = match value.get("Subject") {
+        None | Some(Value::Null) => String::new(),
+        Some(v) => check.line("Subject", v).unwrap_or_default(),
+    };
+    if subject.chars().count() > 255 {
+        check.fail("Subject".into(), "longer than 255 characters");
+    }
+    let text = check.body("TextPart", value.get("TextPart"));
+    let html = check.body("HTMLPart", value.get("HTMLPart"));
+    let headers = check.headers("Headers", value.get("Headers"));
+    let custom_id = match value.get("CustomID") {
+        None | Some(Value::Null) => None,
+        Some(v) => check.line("CustomID", v),
+    };
+    if !check.errors.is_empty() {
+        return Entry::Invalid(check.errors);
+    }
+    let Some(from) = from else {
+        return Entry::Invalid(check.errors);
+    };
+    let message = Message {
+        from,
+        to,
+        cc,
+        bcc,
+        reply_to,
+        subject,
+        text,
+        html,
+        headers,
+        custom_id,
+    };
+    // Mailjet sends no text part of its own for HTML-only mail; tsubame adds one (native
+    // behaviour), which only improves how the message is received.
+    match check.limits("", &message) {
+        Some(()) => Entry::Valid(Box::new(message)),
+        None => Entry::Invalid(
+            check
+                .errors
+                .into_iter()
+                .map(|mut e| {
+                    e.field = e.field.map(|f| match f.trim_start_matches('.') {
+                        "to" => "To".to_string(),
+                        "text" => "TextPart".to_string(),
+                        other => other.to_string(),
+                    });
+                    e
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// Checks a Mailjet request. `Err` is a global error: nothing in it can be processed.
+pub fn parse(body: &[u8]) -> Result<Request, FieldError> {
+    let value: Value = serde_json::from_slice(body).map_err(|_| {
+        FieldError::general("Malformed JSON, please review the syntax and properties types.")
+    })?;
+    let Some(root) = value.as_object() else {
+        return Err(FieldError::general(
+            "the request body must be a JSON object",
+        ));
+    };
+    let sandbox = root
+        .get("SandboxMode")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let globals = root.get("Globals").and_then(Value::as_object);
+    let Some(messages) = root.get("Messages").and_then(Value::as_array) else {
+        return Err(FieldError::at("Messages", "is required"));
+    };
+    if messages.is_empty() || messages.len() > MESSAGES_MAX {
+        return Err(FieldError::at(
+            "Messages",
+            format!("must hold 1 to {MESSAGES_MAX} messages"),
+        ));
+    }
+    let entries = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| match m.as_object() {
+            Some(map) => entry(i, &with_globals(map, globals)),
+            None => Entry::Invalid(vec![FieldError::at("Messages", "must be an object")]),
+        })
+        .collect();
+    Ok(Request { entries, sandbox })
+}
+
+/// A Mailjet-style 63-bit message number for a recipient of a spooled message: its
+/// milliseconds since 2020, low bits of its counter, the recipient's position. It names the
+/// recipient in responses; the queue's own id is `MessageUUID`.
+pub fn message_number(id: spool::MessageId, recipient: usize) -> u64 {
+    const EPOCH_2020_MS: u64 = 1_577_836_800_000;
+    let ms = id.timestamp_ms().saturating_sub(EPOCH_2020_MS) & ((1 << 41) - 1);
+    let counter = (id.0 & 0xFFFF) as u64;
+    (ms << 22) | (counter << 6) | (recipient as u64 & 0x3F)
+}
+
+/// The 128-bit id in UUID form.
+pub fn uuid(id: spool::MessageId) -> String {
+    let h = format!("{:032x}", id.0);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// A random identifier for an error, as Mailjet gives every error one.
+pub fn error_identifier() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    uuid(spool::MessageId(u128::from_be_bytes(bytes)))
+}
+
+/// The answer for a request nothing of which could be processed.
+pub fn global_error(status: u16, code: &str, message: &str) -> Value {
+    serde_json::json!({
+        "ErrorIdentifier": error_identifier(),
+        "ErrorCode": code,
+        "ErrorMessage": message,
+        "StatusCode": status,
+    })
+}
+
+/// The response entry of a refused message.
+pub fn error_entry(errors: &[FieldError]) -> Value {
+    let errors: Vec<Value> = errors
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "ErrorIdentifier": error_identifier(),
+                "ErrorCode": error_code(e),
+                "StatusCode": 400,
+                "ErrorMessage": match &e.field {
+                    Some(field) => format!("\"{field}\" {}", e.message),
+                    None => e.message.clone(),
+                },
+                "ErrorRelatedTo": e.field.iter().collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    serde_json::json!({ "Errors": errors, "Status": "error" })
+}
+
+/// The response entry of a message sent (`id`) or checked in sandbox mode (`None`).
+pub fn success_entry(message: &Message, id: Option<spool::MessageId>, href_base: &str) -> Value {
+    let recipients: Vec<String> = message
+        .recipients()
+        .iter()
+        .map(|r| r.to_ascii_lowercase())
+        .collect();
+    let list = |mailboxes: &[crate::native::Mailbox]| -> Vec<Value> {
+        mailboxes
+            .iter()
+            .map(|m| {
+                let index = recipients
+                    .iter()
+                    .position(|r| *r == m.email.to_ascii_lowercase())
+                    .unwrap_or(0);
+                let (uuid_text, number) = match id {
+                    Some(id) => (uuid(id), message_number(id, index)),
+                    None => (String::new(), 0),
+                };
+                serde_json::json!({
+                    "Email": m.email,
+                    "MessageUUID": uuid_text,
+                    "MessageID": number,
+                    "MessageHref": format!("{href_base}/v3/REST/message/{number}"),
+                })
+            })
+            .collect()
+    };
+    serde_json::json!({
+        "Status": "success",
+        "CustomID": message.custom_id.clone().unwrap_or_default(),
+        "To": list(&message.to),
+        "Cc": list(&message.cc),
+        "Bcc": list(&message.bcc),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_message_is_judged_alone_and_globals_fill_in() {
+        let body = r#"{"Globals":{"From":{"Email":"news@acme.test","Name":"Acme"},"Headers":{"X-A":"g"}},
+            "Messages":[
+              {"To":[{"Email":"ann@x.test","Name":"Ann"}],"Subject":"Hi","TextPart":"t","Headers":{"X-B":"m"},"CustomID":"c1"},
+              {"To":[{"Email":"bob@x.test"}],"Subject":"Hi"},
+              {"To":[{"Email":"broken"}],"TextPart":"t","TemplateID":5}]}"#;
+        let request = parse(body.as_bytes()).expect("parsed");
+        let Entry::Valid(ann) = &request.entries[0] else {
+            panic!("first is valid")
+        };
+        assert_eq!(ann.from.email, "news@acme.test");
+        assert_eq!(ann.headers.len(), 2);
+        assert_eq!(ann.custom_id.as_deref(), Some("c1"));
+        let Entry::Invalid(errors) = &request.entries[1] else {
+            panic!("no body")
+        };
+        assert_eq!(error_code(&errors[0]), "send-0003");
+        assert_eq!(errors[0].field.as_deref(), Some("TextPart"));
+        let Entry::Invalid(errors) = &request.entries[2] else {
+            panic!("broken")
+        };
+        let codes: Vec<_> = errors.iter().map(error_code).collect();
+        assert!(
+            codes.contains(&"mj-0013") && codes.contains(&"mj-0005"),
+            "{codes:?}"
+        );
+    }
+
+    #[test]
+    fn malformed_json_is_a_global_error() {
+        assert!(parse(b"{").is_err());
+        assert!(parse(br#"{"Messages":[]}"#).is_err());
+    }
+
+    #[test]
+    fn numbers_and_uuids_have_their_shapes() {
+        let id = spool::IdGenerator::new(None).next();
+        assert!(message_number(id, 3) < 1 << 63);
+        assert_eq!(message_number(id, 3) & 0x3F, 3);
+        let uuid = uuid(id);
+        assert_eq!(uuid.len(), 36);
+        assert_eq!(uuid.matches('-').count(), 4);
+    }
+}
