@@ -322,3 +322,60 @@ fn mailjet_python_client_sends_unchanged() {
     drop(server);
     sink.stop();
 }
+
+/// A virtual environment with `package` from PyPI, made once per build directory.
+fn venv_with(name: &str, package: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let python = dir.join("bin/python");
+    let ready = dir.join(".ready");
+    if !ready.exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+        let made = std::process::Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&dir)
+            .status()
+            .expect("python3 -m venv");
+        assert!(made.success(), "could not make a virtual environment");
+        let installed = std::process::Command::new(&python)
+            .args(["-m", "pip", "install", "-q", package])
+            .status()
+            .expect("pip");
+        assert!(installed.success(), "pip install {package} failed");
+        std::fs::write(&ready, package).expect("mark ready");
+    }
+    python
+}
+
+/// The older, still widely pinned mailjet_rest 1.3.x: no host allow-list, no exceptions on
+/// errors; the same requests get the same answers.
+#[test]
+fn mailjet_python_client_1_3_sends_unchanged() {
+    let python = venv_with("mailjet13", "mailjet_rest==1.3.4");
+    let server = TestServer::start("");
+    server.cli(&["tenant", "add", "acme"]);
+    let token = server.cli(&["key", "add", "--tenant", "acme"]);
+    let (api_key, secret) = token.trim()[4..].split_once('_').expect("token shape");
+    let api_key = format!("tsb_{api_key}");
+    let url = format!("http://{}/", server.http);
+    let run = |scenario: &str| {
+        crate::harness::python_json_with(
+            &python,
+            "mailjet_client.py",
+            &[scenario, &url, &api_key, secret],
+        )
+    };
+    let sent = run("send");
+    assert_eq!(sent["status"], 200, "{sent}");
+    assert_eq!(sent["body"]["Messages"][0]["Status"], "success");
+    let partial = run("partial");
+    assert_eq!(partial["status"], 400, "{partial}");
+    assert_eq!(
+        partial["body"]["Messages"][1]["Errors"][0]["ErrorCode"],
+        "mj-0013"
+    );
+    assert_eq!(
+        server.queued_ids().len(),
+        2,
+        "the good message of the batch is queued"
+    );
+}

@@ -12,8 +12,13 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_tsubame");
 
 /// Runs `tests/py/SCRIPT` with `args` and parses the one JSON object it prints.
 pub fn python_json(script: &str, args: &[&str]) -> serde_json::Value {
+    python_json_with(Path::new("python3"), script, args)
+}
+
+/// [`python_json`] with another interpreter (a virtual environment's).
+pub fn python_json_with(python: &Path, script: &str, args: &[&str]) -> serde_json::Value {
     let path = format!("{}/tests/py/{script}", env!("CARGO_MANIFEST_DIR"));
-    let output = Command::new("python3")
+    let output = Command::new(python)
         .arg(path)
         .args(args)
         .output()

@@ -6,7 +6,12 @@ import json
 import sys
 
 from mailjet_rest import Client
-from mailjet_rest.errors import MailjetApiError
+
+try:  # >= 1.9 raises on errors; 1.3.x returns every response as it is.
+    from mailjet_rest.errors import MailjetApiError
+except ImportError:
+    class MailjetApiError(Exception):
+        pass
 
 
 def message(to, subject="Flight plan", **extra):
