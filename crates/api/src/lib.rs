@@ -17,6 +17,7 @@
 pub mod auth;
 pub mod compose;
 pub mod error;
+pub mod idempotency;
 pub mod mailjet;
 pub mod native;
 pub mod quota;
@@ -90,10 +91,16 @@ async fn send_native<S: ControlStore + 'static>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match send(&state, peer, &headers, &body).await {
-        Ok(response) => response,
-        Err(err) => err.into_response(),
-    }
+    let key = match auth::authorize(&state.store, &headers, Scope::Send).await {
+        Ok(key) => key,
+        Err(err) => return err.into_response(),
+    };
+    idempotency::once(&state.store, &key.tenant_id, &headers, &body, || async {
+        send(&state, &key, peer, &body)
+            .await
+            .unwrap_or_else(IntoResponse::into_response)
+    })
+    .await
 }
 
 async fn send_sendgrid<S: ControlStore + 'static>(
@@ -102,14 +109,29 @@ async fn send_sendgrid<S: ControlStore + 'static>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let key = match auth::authorize(&state.store, &headers, Scope::Send).await {
+        Ok(key) => key,
+        Err(err) => return err.into_response(),
+    };
+    idempotency::once(&state.store, &key.tenant_id, &headers, &body, || {
+        send_sendgrid_authorized(&state, &key, peer, &body)
+    })
+    .await
+}
+
+async fn send_sendgrid_authorized<S: ControlStore>(
+    state: &ApiState<S>,
+    key: &store::ApiKey,
+    peer: SocketAddr,
+    body: &[u8],
+) -> Response {
     let result = async {
-        let key = auth::authorize(&state.store, &headers, Scope::Send).await?;
-        let request = sendgrid::parse(&body).map_err(ApiError::invalid)?;
+        let request = sendgrid::parse(body).map_err(ApiError::invalid)?;
         if request.sandbox {
             // SendGrid: a valid request in sandbox mode is answered 200 and not sent.
             return Ok(StatusCode::OK.into_response());
         }
-        let ids = submit(&state, &key, peer, &request.messages).await?;
+        let ids = submit(state, key, peer, &request.messages).await?;
         metrics::counter!("tsubame_api_messages_total", "api" => "sendgrid")
             .increment(request.messages.len() as u64);
         let mut response = StatusCode::ACCEPTED.into_response();
@@ -151,7 +173,22 @@ async fn send_mailjet<S: ControlStore + 'static>(
             );
         }
     };
-    let request = match mailjet::parse(&body) {
+    idempotency::once(&state.store, &key.tenant_id, &headers, &body, || {
+        send_mailjet_authorized(&state, &key, peer, &headers, &body)
+    })
+    .await
+}
+
+async fn send_mailjet_authorized<S: ControlStore>(
+    state: &ApiState<S>,
+    key: &store::ApiKey,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let json =
+        |status: StatusCode, value: serde_json::Value| (status, axum::Json(value)).into_response();
+    let request = match mailjet::parse(body) {
         Ok(request) => request,
         Err(error) => {
             let code = if error.field.is_some() {
@@ -176,7 +213,7 @@ async fn send_mailjet<S: ControlStore + 'static>(
     let ids = if request.sandbox || valid.is_empty() {
         vec![None; valid.len()]
     } else {
-        match submit(&state, &key, peer, &valid).await {
+        match submit(state, key, peer, &valid).await {
             Ok(ids) => ids.into_iter().map(Some).collect(),
             Err(err) => {
                 let code = if err.status == StatusCode::TOO_MANY_REQUESTS {
@@ -238,13 +275,12 @@ async fn send_mailjet<S: ControlStore + 'static>(
 
 async fn send<S: ControlStore>(
     state: &ApiState<S>,
+    key: &store::ApiKey,
     peer: SocketAddr,
-    headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, ApiError> {
-    let key = auth::authorize(&state.store, headers, Scope::Send).await?;
     let messages = native::parse(body).map_err(ApiError::invalid)?;
-    let ids = submit(state, &key, peer, &messages).await?;
+    let ids = submit(state, key, peer, &messages).await?;
     metrics::counter!("tsubame_api_messages_total", "api" => "native")
         .increment(messages.len() as u64);
     let body: Vec<serde_json::Value> = messages

@@ -47,6 +47,28 @@ pub struct NewKey {
     pub token: String,
 }
 
+/// A response kept for an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    /// Headers to send again (name, value); values never hold line breaks.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// What an idempotency key says about a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Idempotent {
+    /// First time: go ahead, then call `finish_idempotent`.
+    New,
+    /// The same request was answered before: answer the same.
+    Done(StoredResponse),
+    /// The same key is being processed right now.
+    InProgress,
+    /// The key was used for a different request.
+    Mismatch,
+}
+
 /// What can go wrong in the control plane.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -118,6 +140,22 @@ pub trait ControlStore: Send + Sync {
         tenant_id: &str,
         day: i64,
         messages: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Claims an idempotency key for a request (by the SHA-256 of its body), or says how it
+    /// was answered; keys older than `retention_ms` are forgotten.
+    fn begin_idempotent(
+        &self,
+        tenant_id: &str,
+        key: &str,
+        request_sha256: &[u8],
+        retention_ms: i64,
+    ) -> impl Future<Output = Result<Idempotent, StoreError>> + Send;
+    /// Records the answer to a claimed key, or (`None`) releases it so a retry may run.
+    fn finish_idempotent(
+        &self,
+        tenant_id: &str,
+        key: &str,
+        response: Option<&StoredResponse>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// The live key a presented token belongs to, if any.
     fn authenticate(

@@ -13,12 +13,13 @@ use sqlx::sqlite::{
 };
 
 use crate::keys::{self, Scopes};
-use crate::{ApiKey, ControlStore, NewKey, StoreError, Tenant, now_ms};
+use crate::{ApiKey, ControlStore, Idempotent, NewKey, StoreError, StoredResponse, Tenant, now_ms};
 
 /// Schema steps, in order; step n brings `user_version` from n to n + 1.
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_tenants_keys.sql"),
     include_str!("../migrations/0002_usage.sql"),
+    include_str!("../migrations/0003_idempotency.sql"),
 ];
 
 /// The SQLite control plane.
@@ -298,6 +299,100 @@ impl ControlStore for SqliteStore {
         .bind(messages)
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    async fn begin_idempotent(
+        &self,
+        tenant_id: &str,
+        key: &str,
+        request_sha256: &[u8],
+        retention_ms: i64,
+    ) -> Result<Idempotent, StoreError> {
+        let now = now_ms();
+        sqlx::query("DELETE FROM idempotency WHERE created_ms < ?")
+            .bind(now - retention_ms)
+            .execute(&self.pool)
+            .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency (tenant_id, key, request_sha256, created_ms) VALUES (?, ?, ?, ?)",
+        )
+        .bind(tenant_id)
+        .bind(key)
+        .bind(request_sha256)
+        .bind(now)
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => return Ok(Idempotent::New),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {}
+            Err(err) => return Err(err.into()),
+        }
+        let row = sqlx::query(
+            "SELECT request_sha256, status, headers, body FROM idempotency WHERE tenant_id = ? AND key = ?",
+        )
+        .bind(tenant_id)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            // Pruned between the insert and the read: a new request after all.
+            return Ok(Idempotent::InProgress);
+        };
+        let stored_hash: Vec<u8> = row.try_get("request_sha256")?;
+        if !keys::same(&stored_hash, request_sha256) {
+            return Ok(Idempotent::Mismatch);
+        }
+        let status: Option<i64> = row.try_get("status")?;
+        let Some(status) = status else {
+            return Ok(Idempotent::InProgress);
+        };
+        let headers: Option<String> = row.try_get("headers")?;
+        let body: Option<Vec<u8>> = row.try_get("body")?;
+        Ok(Idempotent::Done(StoredResponse {
+            status: status as u16,
+            headers: headers
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.split_once(": "))
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            body: body.unwrap_or_default(),
+        }))
+    }
+
+    async fn finish_idempotent(
+        &self,
+        tenant_id: &str,
+        key: &str,
+        response: Option<&StoredResponse>,
+    ) -> Result<(), StoreError> {
+        match response {
+            Some(response) => {
+                let headers: String = response
+                    .headers
+                    .iter()
+                    .map(|(n, v)| format!("{n}: {v}\n"))
+                    .collect();
+                sqlx::query(
+                    "UPDATE idempotency SET status = ?, headers = ?, body = ? WHERE tenant_id = ? AND key = ?",
+                )
+                .bind(i64::from(response.status))
+                .bind(headers)
+                .bind(&response.body)
+                .bind(tenant_id)
+                .bind(key)
+                .execute(&self.pool)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM idempotency WHERE tenant_id = ? AND key = ?")
+                    .bind(tenant_id)
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
         Ok(())
     }
 }

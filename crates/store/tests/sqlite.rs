@@ -75,7 +75,8 @@ async fn a_key_authenticates_until_revoked_and_its_secret_is_not_stored() {
     let listed = store.keys(&tenant.id).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].id, new.key.id);
-    let secret = new.token.rsplit('_').next().unwrap();
+    // The secret is everything after "tsb_<12 hex>_"; base64url may hold '_' itself.
+    let secret = &new.token[4 + 12 + 1..];
     drop(store);
     for file in std::fs::read_dir(dir.path()).unwrap() {
         let bytes = std::fs::read(file.unwrap().path()).unwrap();
@@ -146,4 +147,78 @@ async fn daily_usage_adds_up_per_tenant_and_day_and_survives_reopening() {
     assert_eq!(store.usage(&a.id, 20_001).await.unwrap(), 1);
     assert_eq!(store.usage(&b.id, 20_000).await.unwrap(), 7);
     assert_eq!(store.usage(&b.id, 19_999).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn idempotency_keys_claim_replay_refuse_and_expire() {
+    use store::{Idempotent, StoredResponse};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let a = store.add_tenant("a").await.unwrap();
+    let b = store.add_tenant("b").await.unwrap();
+    let day = 24 * 3600 * 1000;
+    let request = store::keys::sha256(b"{\"messages\":[]}");
+    assert_eq!(
+        store
+            .begin_idempotent(&a.id, "k1", &request, day)
+            .await
+            .unwrap(),
+        Idempotent::New
+    );
+    // While the first runs, the same key waits; another tenant's "k1" is its own.
+    assert_eq!(
+        store
+            .begin_idempotent(&a.id, "k1", &request, day)
+            .await
+            .unwrap(),
+        Idempotent::InProgress
+    );
+    assert_eq!(
+        store
+            .begin_idempotent(&b.id, "k1", &request, day)
+            .await
+            .unwrap(),
+        Idempotent::New
+    );
+    let answer = StoredResponse {
+        status: 200,
+        headers: vec![("x-message-id".into(), "01ABC".into())],
+        body: b"{\"ok\":true}".to_vec(),
+    };
+    store
+        .finish_idempotent(&a.id, "k1", Some(&answer))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .begin_idempotent(&a.id, "k1", &request, day)
+            .await
+            .unwrap(),
+        Idempotent::Done(answer)
+    );
+    let other = store::keys::sha256(b"something else");
+    assert_eq!(
+        store
+            .begin_idempotent(&a.id, "k1", &other, day)
+            .await
+            .unwrap(),
+        Idempotent::Mismatch
+    );
+    // A released key (429, 5xx) can be claimed again.
+    store.finish_idempotent(&b.id, "k1", None).await.unwrap();
+    assert_eq!(
+        store
+            .begin_idempotent(&b.id, "k1", &request, day)
+            .await
+            .unwrap(),
+        Idempotent::New
+    );
+    // Past the retention, a key is new again.
+    assert_eq!(
+        store
+            .begin_idempotent(&a.id, "k1", &request, -1)
+            .await
+            .unwrap(),
+        Idempotent::New
+    );
 }

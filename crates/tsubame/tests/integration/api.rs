@@ -293,6 +293,10 @@ fn mailjet_python_client_sends_unchanged() {
     );
     assert_eq!(entry["Bcc"][0]["Email"], "audit@x.test");
     assert_ne!(entry["To"][0]["MessageID"], entry["Bcc"][0]["MessageID"]);
+    // The client sends an Idempotency-Key (its payload's fingerprint): the same send again
+    // is answered the same and queues nothing new.
+    let retried = run("send", secret);
+    assert_eq!(retried["body"], sent["body"], "{retried}");
 
     let partial = run("partial", secret);
     assert_eq!(partial["status"], 400, "{partial}");
@@ -378,4 +382,38 @@ fn mailjet_python_client_1_3_sends_unchanged() {
         2,
         "the good message of the batch is queued"
     );
+}
+
+/// A request retried with the same Idempotency-Key is answered as the first time and sends
+/// nothing more; the key with another body is refused; the key is the tenant's own.
+#[test]
+fn idempotency_key_makes_a_retried_request_send_once() {
+    let server = TestServer::start("");
+    server.cli(&["tenant", "add", "acme"]);
+    server.cli(&["tenant", "add", "beta"]);
+    let acme = server.cli(&["key", "add", "--tenant", "acme"]);
+    let beta = server.cli(&["key", "add", "--tenant", "beta"]);
+    let url = format!("http://{}/v1/messages", server.http);
+    let body = r#"{"messages":[{"from":"a@acme.test","to":["b@x.test"],"text":"once"}]}"#;
+    let key = r#"{"Idempotency-Key":"order-42-confirmation"}"#;
+    let send =
+        |token: &str, body: &str| python_json("api_client.py", &[&url, token.trim(), body, key]);
+
+    let first = send(&acme, body);
+    assert_eq!(first["status"], 200, "{first}");
+    assert_eq!(first["replayed"], serde_json::Value::Null);
+    let again = send(&acme, body);
+    assert_eq!(again["status"], 200, "{again}");
+    assert_eq!(again["replayed"], "true");
+    assert_eq!(again["body"], first["body"], "the same ids, not new ones");
+    assert_eq!(server.queued_ids().len(), 1, "sent once");
+
+    let changed = send(
+        &acme,
+        r#"{"messages":[{"from":"a@acme.test","to":["c@x.test"],"text":"x"}]}"#,
+    );
+    assert_eq!(changed["status"], 422, "{changed}");
+    // Another tenant's identical key is its own.
+    assert_eq!(send(&beta, body)["status"], 200);
+    assert_eq!(server.queued_ids().len(), 2);
 }

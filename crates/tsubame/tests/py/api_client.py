@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """POSTs a JSON body to tsubame's HTTP API with Python's urllib and prints what came back.
 
-Usage: api_client.py URL TOKEN|- BODY   (BODY is JSON text; TOKEN - sends no Authorization)
-Prints {"status": int, "body": parsed JSON or text, "retry_after": header or null}.
+Usage: api_client.py URL TOKEN|- BODY [HEADERS_JSON]
+(BODY is JSON text; TOKEN - sends no Authorization; HEADERS_JSON adds request headers)
+Prints {"status": int, "body": parsed JSON or text, "retry_after": header or null,
+"replayed": the Idempotent-Replayed header or null}.
 """
 import json
 import sys
@@ -14,13 +16,16 @@ request = urllib.request.Request(url, data=body.encode(), method="POST",
                                  headers={"Content-Type": "application/json"})
 if token != "-":
     request.add_header("Authorization", f"Bearer {token}")
+for name, value in (json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}).items():
+    request.add_header(name, value)
 try:
     with urllib.request.urlopen(request, timeout=30) as response:
-        status, raw, retry = response.status, response.read(), response.headers.get("Retry-After")
+        status, raw, headers = response.status, response.read(), response.headers
 except urllib.error.HTTPError as err:
-    status, raw, retry = err.code, err.read(), err.headers.get("Retry-After")
+    status, raw, headers = err.code, err.read(), err.headers
 try:
     parsed = json.loads(raw) if raw else None
 except ValueError:
     parsed = raw.decode(errors="replace")
-print(json.dumps({"status": status, "body": parsed, "retry_after": retry}))
+print(json.dumps({"status": status, "body": parsed, "retry_after": headers.get("Retry-After"),
+                  "replayed": headers.get("Idempotent-Replayed")}))
