@@ -29,6 +29,8 @@ enum Mode {
     Idle(crate::bench_idle::IdleArgs),
     /// Floods new connections from attacking addresses while a legitimate client sends.
     Flood(crate::bench_flood::FloodArgs),
+    /// Posts batches to the HTTP send API (native, SendGrid or Mailjet endpoint).
+    Http(crate::bench_http::HttpArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -125,6 +127,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         Mode::Queue(args) => return crate::bench_queue::run(args),
         Mode::Idle(args) => return crate::bench_idle::run(args),
         Mode::Flood(args) => return crate::bench_flood::run(args),
+        Mode::Http(args) => return crate::bench_http::run(args),
     };
     if args.connections == 0 || args.recipients == 0 {
         bail!("--connections and --recipients must be at least 1");

@@ -4,6 +4,7 @@
 mod admin_client;
 mod bench;
 mod bench_flood;
+mod bench_http;
 mod bench_idle;
 mod bench_mix;
 mod bench_queue;
