@@ -174,7 +174,10 @@ pub fn sign(
 ) -> Result<String, DkimError> {
     let signature = match algorithm {
         Algorithm::Rsa2048 => {
-            let key = RsaKey::<Sha256>::from_pkcs8_der(private_pkcs8)
+            let der = rustls::pki_types::PrivateKeyDer::Pkcs8(
+                rustls::pki_types::PrivatePkcs8KeyDer::from(private_pkcs8),
+            );
+            let key = RsaKey::<Sha256>::from_key_der(der)
                 .map_err(|e| DkimError::Key(e.to_string()))?;
             DkimSigner::from_key(key)
                 .domain(domain)
