@@ -177,8 +177,8 @@ pub fn sign(
             let der = rustls::pki_types::PrivateKeyDer::Pkcs8(
                 rustls::pki_types::PrivatePkcs8KeyDer::from(private_pkcs8),
             );
-            let key = RsaKey::<Sha256>::from_key_der(der)
-                .map_err(|e| DkimError::Key(e.to_string()))?;
+            let key =
+                RsaKey::<Sha256>::from_key_der(der).map_err(|e| DkimError::Key(e.to_string()))?;
             DkimSigner::from_key(key)
                 .domain(domain)
                 .selector(selector)

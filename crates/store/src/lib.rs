@@ -47,6 +47,35 @@ pub struct NewKey {
     pub token: String,
 }
 
+/// A tenant's sending domain and its DKIM key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SendingDomain {
+    /// Lower-case domain name.
+    pub domain: String,
+    pub tenant_id: String,
+    /// DKIM selector (`<selector>._domainkey.<domain>`).
+    pub selector: String,
+    /// `rsa` or `ed25519`.
+    pub algorithm: String,
+    /// PKCS#8 DER; secret.
+    pub private_key: Vec<u8>,
+    /// Base64 public key as published in the DKIM record.
+    pub public_key: String,
+    pub created_ms: i64,
+}
+
+impl std::fmt::Debug for SendingDomain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The private key stays out of logs.
+        f.debug_struct("SendingDomain")
+            .field("domain", &self.domain)
+            .field("tenant_id", &self.tenant_id)
+            .field("selector", &self.selector)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A response kept for an idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredResponse {
@@ -72,6 +101,12 @@ pub enum Idempotent {
 /// What can go wrong in the control plane.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// Another tenant holds this sending domain.
+    #[error("the domain {0} belongs to another tenant")]
+    DomainTaken(String),
+    /// The tenant has this sending domain already.
+    #[error("the domain {0} is already added")]
+    DuplicateDomain(String),
     /// A tenant with this name exists already.
     #[error("a tenant named {0:?} exists already")]
     DuplicateTenant(String),
@@ -157,6 +192,29 @@ pub trait ControlStore: Send + Sync {
         key: &str,
         response: Option<&StoredResponse>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Adds a sending domain (lower-cased) with its key to a tenant. A domain another tenant
+    /// holds is refused.
+    fn add_domain(
+        &self,
+        domain: SendingDomain,
+    ) -> impl Future<Output = Result<SendingDomain, StoreError>> + Send;
+    /// A tenant's sending domains, by name.
+    fn domains(
+        &self,
+        tenant_id: &str,
+    ) -> impl Future<Output = Result<Vec<SendingDomain>, StoreError>> + Send;
+    /// One of the tenant's domains (case-insensitive), with its key.
+    fn sending_domain(
+        &self,
+        tenant_id: &str,
+        domain: &str,
+    ) -> impl Future<Output = Result<Option<SendingDomain>, StoreError>> + Send;
+    /// Removes one of the tenant's domains. False when it has no such domain.
+    fn remove_domain(
+        &self,
+        tenant_id: &str,
+        domain: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// The live key a presented token belongs to, if any.
     fn authenticate(
         &self,

@@ -13,13 +13,17 @@ use sqlx::sqlite::{
 };
 
 use crate::keys::{self, Scopes};
-use crate::{ApiKey, ControlStore, Idempotent, NewKey, StoreError, StoredResponse, Tenant, now_ms};
+use crate::{
+    ApiKey, ControlStore, Idempotent, NewKey, SendingDomain, StoreError, StoredResponse, Tenant,
+    now_ms,
+};
 
 /// Schema steps, in order; step n brings `user_version` from n to n + 1.
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_tenants_keys.sql"),
     include_str!("../migrations/0002_usage.sql"),
     include_str!("../migrations/0003_idempotency.sql"),
+    include_str!("../migrations/0004_domains.sql"),
 ];
 
 /// The SQLite control plane.
@@ -96,6 +100,37 @@ fn tenant_from(row: &SqliteRow) -> Result<Tenant, sqlx::Error> {
         rate_per_sec: row.try_get("rate_per_sec")?,
         daily_quota: row.try_get("daily_quota")?,
     })
+}
+
+fn domain_from(row: &SqliteRow) -> Result<SendingDomain, sqlx::Error> {
+    Ok(SendingDomain {
+        domain: row.try_get("domain")?,
+        tenant_id: row.try_get("tenant_id")?,
+        selector: row.try_get("selector")?,
+        algorithm: row.try_get("algorithm")?,
+        private_key: row.try_get("private_key")?,
+        public_key: row.try_get("public_key")?,
+        created_ms: row.try_get("created_ms")?,
+    })
+}
+
+fn check_domain(domain: &str) -> Result<String, StoreError> {
+    let lower = domain.trim_end_matches('.').to_ascii_lowercase();
+    let labels_ok = lower.split('.').count() >= 2
+        && lower.split('.').all(|l| {
+            (1..=63).contains(&l.len())
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        });
+    if labels_ok && lower.len() <= 253 {
+        Ok(lower)
+    } else {
+        Err(StoreError::Invalid {
+            field: "domain",
+            reason: format!("{domain:?} is not a domain name"),
+        })
+    }
 }
 
 fn key_from(row: &SqliteRow) -> Result<ApiKey, StoreError> {
@@ -394,5 +429,80 @@ impl ControlStore for SqliteStore {
             }
         }
         Ok(())
+    }
+
+    async fn add_domain(&self, domain: SendingDomain) -> Result<SendingDomain, StoreError> {
+        let name = check_domain(&domain.domain)?;
+        check_name("selector", &domain.selector)?;
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT tenant_id FROM domains WHERE domain = ?")
+                .bind(&name)
+                .fetch_optional(&self.pool)
+                .await?;
+        match existing {
+            Some(owner) if owner == domain.tenant_id => {
+                return Err(StoreError::DuplicateDomain(name));
+            }
+            Some(_) => return Err(StoreError::DomainTaken(name)),
+            None => {}
+        }
+        let stored = SendingDomain {
+            domain: name,
+            created_ms: now_ms(),
+            ..domain
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO domains (domain, tenant_id, selector, algorithm, private_key, public_key, created_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&stored.domain)
+        .bind(&stored.tenant_id)
+        .bind(&stored.selector)
+        .bind(&stored.algorithm)
+        .bind(&stored.private_key)
+        .bind(&stored.public_key)
+        .bind(stored.created_ms)
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => Ok(stored),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                Err(StoreError::DomainTaken(stored.domain))
+            }
+            Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+                Err(StoreError::NotFound(format!("tenant {}", stored.tenant_id)))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn domains(&self, tenant_id: &str) -> Result<Vec<SendingDomain>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM domains WHERE tenant_id = ? ORDER BY domain")
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(domain_from).collect::<Result<_, _>>()?)
+    }
+
+    async fn sending_domain(
+        &self,
+        tenant_id: &str,
+        domain: &str,
+    ) -> Result<Option<SendingDomain>, StoreError> {
+        let row = sqlx::query("SELECT * FROM domains WHERE tenant_id = ? AND domain = ?")
+            .bind(tenant_id)
+            .bind(domain.trim_end_matches('.').to_ascii_lowercase())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(domain_from).transpose()?)
+    }
+
+    async fn remove_domain(&self, tenant_id: &str, domain: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM domains WHERE tenant_id = ? AND domain = ?")
+            .bind(tenant_id)
+            .bind(domain.trim_end_matches('.').to_ascii_lowercase())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 }

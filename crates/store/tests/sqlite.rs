@@ -222,3 +222,55 @@ async fn idempotency_keys_claim_replay_refuse_and_expire() {
         Idempotent::New
     );
 }
+
+#[tokio::test]
+async fn sending_domains_belong_to_one_tenant() {
+    use store::SendingDomain;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let a = store.add_tenant("a").await.unwrap();
+    let b = store.add_tenant("b").await.unwrap();
+    let domain = |tenant: &str, name: &str| SendingDomain {
+        domain: name.into(),
+        tenant_id: tenant.into(),
+        selector: "ts1".into(),
+        algorithm: "rsa".into(),
+        private_key: vec![1, 2, 3],
+        public_key: "PUB".into(),
+        created_ms: 0,
+    };
+    let added = store
+        .add_domain(domain(&a.id, "Acme.Example"))
+        .await
+        .unwrap();
+    assert_eq!(added.domain, "acme.example");
+    assert!(matches!(
+        store.add_domain(domain(&a.id, "acme.example")).await,
+        Err(StoreError::DuplicateDomain(_))
+    ));
+    assert!(matches!(
+        store.add_domain(domain(&b.id, "ACME.example")).await,
+        Err(StoreError::DomainTaken(_))
+    ));
+    assert!(matches!(
+        store.add_domain(domain(&a.id, "not a domain")).await,
+        Err(StoreError::Invalid { .. })
+    ));
+    let found = store
+        .sending_domain(&a.id, "ACME.EXAMPLE.")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.private_key, [1, 2, 3]);
+    assert!(
+        store
+            .sending_domain(&b.id, "acme.example")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(!store.remove_domain(&b.id, "acme.example").await.unwrap());
+    assert_eq!(store.domains(&a.id).await.unwrap().len(), 1);
+    assert!(store.remove_domain(&a.id, "acme.example").await.unwrap());
+    assert!(store.domains(&a.id).await.unwrap().is_empty());
+}
