@@ -17,17 +17,19 @@ fn list(mailboxes: &[Mailbox]) -> Address<'_> {
 }
 
 /// Who sent it: the tenant, for the queue view and later the per-tenant policies.
-pub struct Submitter<'a> {
-    pub tenant_id: &'a str,
+pub struct Submitter {
+    pub tenant_id: String,
     pub client_ip: String,
 }
 
-/// The message's bytes and envelope. `hostname` names this node in the Message-ID.
+/// The message's bytes, DKIM-signed with its sending domain's key, and its envelope.
+/// `hostname` names this node in the Message-ID.
 pub fn compose(
     message: &Message,
     id: MessageId,
     hostname: &str,
-    submitter: &Submitter<'_>,
+    submitter: &Submitter,
+    domain: &store::SendingDomain,
 ) -> std::io::Result<(Envelope, Vec<u8>)> {
     let mut builder = MessageBuilder::new()
         .from(address(&message.from))
@@ -56,7 +58,21 @@ pub fn compose(
     if let Some(html) = &message.html {
         builder = builder.html_body(html.as_str());
     }
-    let content = builder.write_to_vec()?;
+    let unsigned = builder.write_to_vec()?;
+    let algorithm = dkim::Algorithm::parse(&domain.algorithm).ok_or_else(|| {
+        std::io::Error::other(format!("unknown DKIM algorithm {}", domain.algorithm))
+    })?;
+    let signature = dkim::sign(
+        &unsigned,
+        &domain.domain,
+        &domain.selector,
+        algorithm,
+        &domain.private_key,
+    )
+    .map_err(std::io::Error::other)?;
+    let mut content = Vec::with_capacity(signature.len() + unsigned.len());
+    content.extend_from_slice(signature.as_bytes());
+    content.extend_from_slice(&unsigned);
     let smtputf8 =
         !message.from.email.is_ascii() || message.recipients().iter().any(|r| !r.is_ascii());
     let mut flags = 0;
@@ -116,10 +132,22 @@ mod tests {
         let message = parse(body.as_bytes()).expect("valid").remove(0);
         let id = spool::IdGenerator::new(None).next();
         let submitter = Submitter {
-            tenant_id: "t_1",
+            tenant_id: "t_1".into(),
             client_ip: "192.0.2.1".into(),
         };
-        let (envelope, bytes) = compose(&message, id, "mx.test", &submitter).expect("compose");
+        let pair = dkim::generate(dkim::Algorithm::Ed25519).expect("key");
+        let domain = store::SendingDomain {
+            domain: "acme.test".into(),
+            tenant_id: "t_1".into(),
+            selector: "s1".into(),
+            algorithm: "ed25519".into(),
+            private_key: pair.private_pkcs8,
+            public_key: pair.public_b64,
+            created_ms: 0,
+        };
+        let (envelope, bytes) =
+            compose(&message, id, "mx.test", &submitter, &domain).expect("compose");
+        assert!(bytes.starts_with(b"DKIM-Signature: v=1; a=ed25519-sha256;"));
         (envelope, String::from_utf8(bytes).expect("utf8"))
     }
 

@@ -59,6 +59,8 @@ pub fn error_code(error: &FieldError) -> &'static str {
     let m = error.message.as_str();
     if m.contains("text or html body") {
         "send-0003"
+    } else if m.contains("sending domain") {
+        "send-0008"
     } else if m.contains("is required") {
         "mj-0003"
     } else if m.starts_with("must be") && !m.contains("between") {
@@ -266,7 +268,7 @@ pub fn error_entry(errors: &[FieldError]) -> Value {
             serde_json::json!({
                 "ErrorIdentifier": error_identifier(),
                 "ErrorCode": error_code(e),
-                "StatusCode": 400,
+                "StatusCode": if error_code(e) == "send-0008" { 403 } else { 400 },
                 "ErrorMessage": match &e.field {
                     Some(field) => format!("\"{field}\" {}", e.message),
                     None => e.message.clone(),

@@ -109,9 +109,15 @@ pub struct DnsRecord {
     pub purpose: &'static str,
 }
 
+/// The return-path (bounce) host name of a sending domain.
+pub fn bounce_domain(domain: &str) -> String {
+    format!("bounce.{domain}")
+}
+
 /// The records a sending domain needs: its DKIM key, SPF allowing this platform
-/// (`spf_include`, e.g. `_spf.mail.example.net`, or an `a:`/`ip4:` mechanism), and a DMARC
-/// policy to start from (`p=none`, reports to `dmarc_rua`).
+/// (`spf_mechanism`, e.g. `include:_spf.mail.example.net` or `a:mx.example.net`), a DMARC
+/// policy to start from (`p=none`, reports to `dmarc_rua`), and the return-path domain whose
+/// MX is this platform (`bounce_host`), where bounces come back.
 pub fn records(
     domain: &str,
     selector: &str,
@@ -119,6 +125,7 @@ pub fn records(
     public_b64: &str,
     spf_mechanism: &str,
     dmarc_rua: Option<&str>,
+    bounce_host: &str,
 ) -> Vec<DnsRecord> {
     let mut dmarc = "v=DMARC1; p=none".to_string();
     if let Some(rua) = dmarc_rua {
@@ -143,6 +150,18 @@ pub fn records(
             kind: "TXT",
             value: dmarc,
             purpose: "DMARC: start with p=none, tighten once reports look right",
+        },
+        DnsRecord {
+            name: bounce_domain(domain),
+            kind: "MX",
+            value: format!("10 {bounce_host}."),
+            purpose: "return path: bounces for this domain's mail come back to this platform",
+        },
+        DnsRecord {
+            name: bounce_domain(domain),
+            kind: "TXT",
+            value: format!("v=spf1 {spf_mechanism} ~all"),
+            purpose: "SPF for the return path, which receivers check first",
         },
     ]
 }
@@ -228,6 +247,7 @@ mod tests {
             "PUB",
             "a:mx.example.net",
             Some("dmarc@acme.test"),
+            "mx.example.net",
         );
         assert_eq!(records[0].name, "s1._domainkey.acme.test");
         assert_eq!(records[0].value, "v=DKIM1; k=ed25519; p=PUB");
@@ -235,6 +255,14 @@ mod tests {
         assert_eq!(
             records[2].value,
             "v=DMARC1; p=none; rua=mailto:dmarc@acme.test"
+        );
+        assert_eq!(
+            (
+                records[3].name.as_str(),
+                records[3].kind,
+                records[3].value.as_str()
+            ),
+            ("bounce.acme.test", "MX", "10 mx.example.net.")
         );
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_server::Server;
-use hickory_server::proto::rr::rdata::{A, AAAA, MX, SOA};
+use hickory_server::proto::rr::rdata::{A, AAAA, MX, SOA, TXT};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
@@ -33,6 +33,11 @@ pub enum Rr {
         name: String,
         ip: Ipv6Addr,
     },
+    /// One TXT record; long texts are split into 255-byte strings as DNS requires.
+    Txt {
+        name: String,
+        text: String,
+    },
 }
 
 impl Rr {
@@ -41,6 +46,12 @@ impl Rr {
             name: name.into(),
             preference,
             exchange: exchange.into(),
+        }
+    }
+    pub fn txt(name: &str, text: &str) -> Rr {
+        Rr::Txt {
+            name: name.into(),
+            text: text.into(),
         }
     }
     pub fn a(name: &str, ip: &str) -> Rr {
@@ -143,6 +154,14 @@ impl TestDns {
             }
             Rr::A { name: n, ip } => Record::from_rdata(name(n), ttl, RData::A(A(*ip))),
             Rr::Aaaa { name: n, ip } => Record::from_rdata(name(n), ttl, RData::AAAA(AAAA(*ip))),
+            Rr::Txt { name: n, text } => {
+                let parts: Vec<String> = text
+                    .as_bytes()
+                    .chunks(255)
+                    .map(|c| String::from_utf8_lossy(c).into_owned())
+                    .collect();
+                Record::from_rdata(name(n), ttl, RData::TXT(TXT::new(parts)))
+            }
         };
         assert!(
             self.zone.upsert(record, self.serial).await,

@@ -13,6 +13,7 @@ mod bench_smtp;
 mod bench_spool;
 mod config;
 mod datadir;
+mod domain_cmd;
 mod fdlimit;
 mod queue_cmd;
 mod serve;
@@ -107,6 +108,14 @@ enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// Manage tenants' sending domains and their DKIM keys.
+    Domain {
+        #[command(subcommand)]
+        command: domain_cmd::DomainCommand,
+        /// Data directory (holds the control database).
+        #[arg(long, global = true, default_value = "./tsubame-data")]
+        data_dir: PathBuf,
+    },
     /// Manage tenants' API keys.
     Key {
         #[command(subcommand)]
@@ -195,6 +204,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             data_dir,
             json,
         } => tenant_cmd::key(command, &DataDir::new(data_dir), json),
+        Command::Domain { command, data_dir } => domain_cmd::run(command, &DataDir::new(data_dir)),
     }
 }
 

@@ -214,6 +214,29 @@ impl Dns {
         }
     }
 
+    /// The TXT strings at a name (each record's strings joined), uncached: for checking what
+    /// a tenant published (DKIM, SPF, DMARC). Empty when there are none.
+    pub async fn txt(&self, name: &str) -> Result<Vec<String>, DnsTempFailure> {
+        let fqdn = format!("{}.", name.trim_end_matches('.'));
+        match self.resolver.txt_lookup(fqdn.as_str()).await {
+            Ok(lookup) => Ok(lookup
+                .answers()
+                .iter()
+                .filter_map(|record| match &record.data {
+                    RData::TXT(txt) => Some(
+                        txt.txt_data
+                            .iter()
+                            .map(|part| String::from_utf8_lossy(part).into_owned())
+                            .collect::<String>(),
+                    ),
+                    _ => None,
+                })
+                .collect()),
+            Err(err) if err.is_nx_domain() || err.is_no_records_found() => Ok(Vec::new()),
+            Err(err) => Err(temp_failure(name, &err)),
+        }
+    }
+
     /// IPv4 and IPv6 addresses of a host (IPv4 first); empty when it has none.
     pub async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, DnsTempFailure> {
         let key = host.to_ascii_lowercase();

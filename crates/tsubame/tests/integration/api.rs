@@ -20,6 +20,15 @@ fn native_send_api_from_key_to_delivered_message() {
         sink.addr
     ));
     server.cli(&["tenant", "add", "acme"]);
+    server.cli(&[
+        "domain",
+        "add",
+        "acme.test",
+        "--tenant",
+        "acme",
+        "--selector",
+        "s1",
+    ]);
     let sender = server.cli(&["key", "add", "--tenant", "acme", "--scopes", "send"]);
     let reader = server.cli(&[
         "key", "add", "--tenant", "acme", "--name", "ro", "--scopes", "read",
@@ -134,6 +143,15 @@ fn rate_limit_and_daily_quota_answer_429_and_survive_a_restart() {
         "--daily-quota",
         "5",
     ]);
+    server.cli(&[
+        "domain",
+        "add",
+        "small.test",
+        "--tenant",
+        "small",
+        "--algorithm",
+        "ed25519",
+    ]);
     let key = server.cli(&["key", "add", "--tenant", "small"]);
     let key = key.trim();
     let batch = |n: usize| {
@@ -185,6 +203,15 @@ fn sendgrid_python_client_sends_unchanged() {
         sink.addr
     ));
     server.cli(&["tenant", "add", "acme"]);
+    server.cli(&[
+        "domain",
+        "add",
+        "acme.test",
+        "--tenant",
+        "acme",
+        "--algorithm",
+        "ed25519",
+    ]);
     let key = server.cli(&["key", "add", "--tenant", "acme"]);
     let reader = server.cli(&[
         "key", "add", "--tenant", "acme", "--name", "ro", "--scopes", "read",
@@ -272,6 +299,15 @@ fn mailjet_python_client_sends_unchanged() {
         sink.addr
     ));
     server.cli(&["tenant", "add", "acme"]);
+    server.cli(&[
+        "domain",
+        "add",
+        "acme.test",
+        "--tenant",
+        "acme",
+        "--algorithm",
+        "ed25519",
+    ]);
     let token = server.cli(&["key", "add", "--tenant", "acme"]);
     // Mailjet's key pair: API key "tsb_<id>", secret key the rest.
     let (api_key, secret) = token.trim()[4..].split_once('_').expect("token shape");
@@ -357,6 +393,15 @@ fn mailjet_python_client_1_3_sends_unchanged() {
     let python = venv_with("mailjet13", "mailjet_rest==1.3.4");
     let server = TestServer::start("");
     server.cli(&["tenant", "add", "acme"]);
+    server.cli(&[
+        "domain",
+        "add",
+        "acme.test",
+        "--tenant",
+        "acme",
+        "--algorithm",
+        "ed25519",
+    ]);
     let token = server.cli(&["key", "add", "--tenant", "acme"]);
     let (api_key, secret) = token.trim()[4..].split_once('_').expect("token shape");
     let api_key = format!("tsb_{api_key}");
@@ -391,6 +436,24 @@ fn idempotency_key_makes_a_retried_request_send_once() {
     let server = TestServer::start("");
     server.cli(&["tenant", "add", "acme"]);
     server.cli(&["tenant", "add", "beta"]);
+    server.cli(&[
+        "domain",
+        "add",
+        "acme.test",
+        "--tenant",
+        "acme",
+        "--algorithm",
+        "ed25519",
+    ]);
+    server.cli(&[
+        "domain",
+        "add",
+        "beta.test",
+        "--tenant",
+        "beta",
+        "--algorithm",
+        "ed25519",
+    ]);
     let acme = server.cli(&["key", "add", "--tenant", "acme"]);
     let beta = server.cli(&["key", "add", "--tenant", "beta"]);
     let url = format!("http://{}/v1/messages", server.http);
@@ -414,6 +477,120 @@ fn idempotency_key_makes_a_retried_request_send_once() {
     );
     assert_eq!(changed["status"], 422, "{changed}");
     // Another tenant's identical key is its own.
-    assert_eq!(send(&beta, body)["status"], 200);
+    let beta_body = r#"{"messages":[{"from":"a@beta.test","to":["b@x.test"],"text":"once"}]}"#;
+    assert_eq!(send(&beta, beta_body)["status"], 200);
     assert_eq!(server.queued_ids().len(), 2);
+}
+
+/// Mail from a domain the tenant has added is DKIM-signed, and dkimpy (an independent
+/// verifier) accepts the signature with the record `tsubame domain` told the tenant to
+/// publish; mail from any other domain is refused naming the field.
+#[test]
+fn api_mail_is_dkim_signed_and_foreign_domains_are_refused() {
+    let capture = tempfile::tempdir().expect("tempdir");
+    let sink = SinkProcess::start(&["--capture", capture.path().to_str().expect("utf8")]);
+    let server = TestServer::start(&format!(
+        "[delivery]\ntls = \"disabled\"\n[[delivery.route]]\ndomains = [\"x.test\"]\nhosts = [\"{}\"]\n",
+        sink.addr
+    ));
+    server.cli(&["tenant", "add", "acme"]);
+    server.cli(&["tenant", "add", "other"]);
+    let mut published = Vec::new();
+    for (domain, algorithm) in [("rsa.acme.test", "rsa"), ("ed.acme.test", "ed25519")] {
+        let out = server.cli(&[
+            "domain",
+            "add",
+            domain,
+            "--tenant",
+            "acme",
+            "--algorithm",
+            algorithm,
+            "--selector",
+            "sel1",
+            "--mail-host",
+            "mx.platform.test",
+        ]);
+        // The DKIM record line: NAME TXT "v=DKIM1; k=...; p=..."
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("sel1._domainkey.{domain} TXT")))
+            .unwrap_or_else(|| panic!("no DKIM record printed:\n{out}"));
+        let value = line
+            .split_once(" TXT ")
+            .expect("TXT")
+            .1
+            .trim_matches('"')
+            .to_string();
+        assert!(
+            out.contains(&format!("{domain} TXT \"v=spf1 a:mx.platform.test ~all\"")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("_dmarc.{domain} TXT \"v=DMARC1; p=none\"")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("bounce.{domain} MX \"10 mx.platform.test.\"")),
+            "{out}"
+        );
+        published.push((domain, format!("sel1._domainkey.{domain}"), value));
+    }
+    let taken = std::process::Command::new(crate::harness::BIN)
+        .args([
+            "domain",
+            "add",
+            "rsa.acme.test",
+            "--tenant",
+            "other",
+            "--data-dir",
+        ])
+        .arg(&server.data_dir)
+        .output()
+        .expect("run");
+    assert!(!taken.status.success(), "another tenant took acme's domain");
+
+    let key = server.cli(&["key", "add", "--tenant", "acme"]);
+    let body = |from: &str| {
+        format!(
+            r#"{{"messages":[{{"from":"news@{from}","to":["ann@x.test"],"subject":"Signed","text":"Hello.\n","html":"<p>Hello.</p>"}}]}}"#
+        )
+    };
+    let refused = post(&server, key.trim(), &body("elsewhere.test"));
+    assert_eq!(refused["status"], 403, "{refused}");
+    assert_eq!(refused["body"]["errors"][0]["field"], "messages[0].from");
+    for (domain, _, _) in &published {
+        assert_eq!(post(&server, key.trim(), &body(domain))["status"], 200);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while delivered(capture.path()) < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let files: Vec<_> = std::fs::read_dir(capture.path())
+        .expect("capture")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    assert_eq!(files.len(), 2);
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("read");
+        let (domain, name, value) = published
+            .iter()
+            .find(|(d, _, _)| text.contains(&format!("d={d};")))
+            .unwrap_or_else(|| panic!("no known d= in\n{text}"));
+        let verdict = python_json(
+            "dkim_verify.py",
+            &[file.to_str().expect("utf8"), name, value],
+        );
+        assert_eq!(verdict["valid"], true, "{domain}: {verdict}\n{text}");
+        // A changed byte breaks it: the verifier really checks.
+        let tampered = file.with_extension("tampered");
+        std::fs::write(&tampered, text.replace("Hello.", "Hullo.")).expect("write");
+        let verdict = python_json(
+            "dkim_verify.py",
+            &[tampered.to_str().expect("utf8"), name, value],
+        );
+        assert_eq!(verdict["valid"], false, "{domain}: tampering not detected");
+    }
+    drop(server);
+    sink.stop();
 }

@@ -100,3 +100,82 @@ fn tenants_and_keys_from_the_command_line() {
     let (gone, _, _) = run(d, &["key", "ls", "--tenant", "acme"]);
     assert!(!gone);
 }
+
+/// `tsubame domain check` asks a real DNS server (hickory-server on loopback) and says which
+/// records are published; a missing or different DKIM key fails the check.
+#[test]
+fn domain_check_reads_the_published_records() {
+    use testkit::dns::{Rr, TestDns};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    ok(d, &["tenant", "add", "acme"]);
+    let out = ok(
+        d,
+        &[
+            "domain",
+            "add",
+            "acme.test",
+            "--tenant",
+            "acme",
+            "--algorithm",
+            "ed25519",
+            "--selector",
+            "sel1",
+            "--mail-host",
+            "mx.platform.test",
+        ],
+    );
+    let dkim_value = out
+        .lines()
+        .find(|l| l.starts_with("sel1._domainkey.acme.test TXT"))
+        .and_then(|l| l.split_once(" TXT "))
+        .map(|(_, v)| v.trim_matches('"').to_string())
+        .expect("DKIM record printed");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let dns = runtime.block_on(TestDns::start(
+        &[
+            Rr::txt("sel1._domainkey.acme.test", &dkim_value),
+            Rr::txt("acme.test", "v=spf1 a:mx.platform.test ~all"),
+        ],
+        60,
+    ));
+    let check = |d: &std::path::Path, addr: std::net::SocketAddr| {
+        run(
+            d,
+            &[
+                "domain",
+                "check",
+                "acme.test",
+                "--tenant",
+                "acme",
+                "--mail-host",
+                "mx.platform.test",
+                "--resolver",
+                &addr.to_string(),
+            ],
+        )
+    };
+    let (passed, out, err) = check(d, dns.addr);
+    assert!(passed, "{out}{err}");
+    assert!(
+        out.contains("OK         sel1._domainkey.acme.test TXT"),
+        "{out}"
+    );
+    assert!(out.contains("OK         acme.test TXT"), "{out}");
+    assert!(out.contains("MISSING    _dmarc.acme.test TXT"), "{out}");
+
+    // Another key published under the selector: the check fails and says so.
+    let wrong = runtime.block_on(TestDns::start(
+        &[Rr::txt(
+            "sel1._domainkey.acme.test",
+            "v=DKIM1; k=ed25519; p=AAAA",
+        )],
+        60,
+    ));
+    let (passed, out, _) = check(d, wrong.addr);
+    assert!(!passed, "a wrong DKIM key passed:\n{out}");
+    assert!(
+        out.contains("DIFFERENT  sel1._domainkey.acme.test TXT"),
+        "{out}"
+    );
+}

@@ -1,0 +1,280 @@
+//! `tsubame domain`: a tenant's sending domains. `add` makes the DKIM key and prints the DNS
+//! records to publish; `check` looks them up and says which are in place.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use delivery::route::dns::{Dns, DnsConfig, NameServers};
+use dkim::Algorithm;
+use store::{ControlStore, SendingDomain, SqliteStore};
+
+use crate::datadir::DataDir;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum DomainCommand {
+    /// Add a sending domain: makes its DKIM key and prints the DNS records to publish.
+    Add {
+        domain: String,
+        #[arg(long)]
+        tenant: String,
+        /// rsa (2048 bits) or ed25519.
+        #[arg(long, default_value = "rsa")]
+        algorithm: String,
+        /// DKIM selector (default: ts + this year and month).
+        #[arg(long)]
+        selector: Option<String>,
+        #[command(flatten)]
+        dns: RecordArgs,
+    },
+    /// Print the DNS records of a domain again.
+    Records {
+        domain: String,
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        dns: RecordArgs,
+    },
+    /// List a tenant's sending domains.
+    Ls {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Remove a sending domain (mail from it is refused afterwards).
+    Rm {
+        domain: String,
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Look the records up in DNS and say which are in place (exit 1 when DKIM is not).
+    Check {
+        domain: String,
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        dns: RecordArgs,
+        /// DNS server to ask (default: the system's).
+        #[arg(long)]
+        resolver: Option<SocketAddr>,
+    },
+}
+
+/// What the printed records point at.
+#[derive(clap::Args, Debug)]
+pub struct RecordArgs {
+    /// This platform's outbound host (SPF `a:` and the return-path MX).
+    #[arg(long)]
+    mail_host: Option<String>,
+    /// SPF mechanism instead of `a:<mail host>` (e.g. `include:_spf.example.net`).
+    #[arg(long)]
+    spf: Option<String>,
+    /// Where DMARC aggregate reports should go.
+    #[arg(long)]
+    dmarc_rua: Option<String>,
+}
+
+impl RecordArgs {
+    fn host(&self) -> String {
+        self.mail_host.clone().unwrap_or_else(local_hostname)
+    }
+
+    fn spf(&self) -> String {
+        self.spf
+            .clone()
+            .unwrap_or_else(|| format!("a:{}", self.host()))
+    }
+}
+
+fn local_hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into our buffer.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    if rc == 0 && end > 0 {
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        "localhost".into()
+    }
+}
+
+fn this_month_selector() -> String {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400) as i64;
+    // Civil from days (Howard Hinnant's algorithm), for the year and month only.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("ts{year}{month:02}")
+}
+
+fn print_records(domain: &SendingDomain, dns: &RecordArgs) -> anyhow::Result<Vec<dkim::DnsRecord>> {
+    let algorithm = Algorithm::parse(&domain.algorithm).context("stored algorithm")?;
+    let records = dkim::records(
+        &domain.domain,
+        &domain.selector,
+        algorithm,
+        &domain.public_key,
+        &dns.spf(),
+        dns.dmarc_rua.as_deref(),
+        &dns.host(),
+    );
+    Ok(records)
+}
+
+pub fn run(command: DomainCommand, data: &DataDir) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        std::fs::create_dir_all(&data.root)?;
+        let store = SqliteStore::open(&data.control()).await?;
+        let tenant_of = |name: String| {
+            let store = store.clone();
+            async move {
+                match store.tenant(&name).await? {
+                    Some(t) => Ok::<_, anyhow::Error>(t),
+                    None => bail!("no tenant named {name:?}"),
+                }
+            }
+        };
+        match command {
+            DomainCommand::Add {
+                domain,
+                tenant,
+                algorithm,
+                selector,
+                dns,
+            } => {
+                let tenant = tenant_of(tenant).await?;
+                let Some(algorithm) = Algorithm::parse(&algorithm) else {
+                    bail!("--algorithm must be rsa or ed25519");
+                };
+                let pair = dkim::generate(algorithm)?;
+                let added = store
+                    .add_domain(SendingDomain {
+                        domain,
+                        tenant_id: tenant.id.clone(),
+                        selector: selector.unwrap_or_else(this_month_selector),
+                        algorithm: algorithm.name().into(),
+                        private_key: pair.private_pkcs8,
+                        public_key: pair.public_b64,
+                        created_ms: 0,
+                    })
+                    .await?;
+                println!(
+                    "domain {} added for tenant {}; publish:",
+                    added.domain, tenant.name
+                );
+                show(&print_records(&added, &dns)?);
+            }
+            DomainCommand::Records {
+                domain,
+                tenant,
+                dns,
+            } => {
+                let tenant = tenant_of(tenant).await?;
+                let found = store
+                    .sending_domain(&tenant.id, &domain)
+                    .await?
+                    .with_context(|| format!("tenant {} has no domain {domain}", tenant.name))?;
+                show(&print_records(&found, &dns)?);
+            }
+            DomainCommand::Ls { tenant } => {
+                let tenant = tenant_of(tenant).await?;
+                println!("{:<40} {:<12} ALGORITHM", "DOMAIN", "SELECTOR");
+                for d in store.domains(&tenant.id).await? {
+                    println!("{:<40} {:<12} {}", d.domain, d.selector, d.algorithm);
+                }
+            }
+            DomainCommand::Rm { domain, tenant } => {
+                let tenant = tenant_of(tenant).await?;
+                if !store.remove_domain(&tenant.id, &domain).await? {
+                    bail!("tenant {} has no domain {domain}", tenant.name);
+                }
+                println!("domain {domain} removed");
+            }
+            DomainCommand::Check {
+                domain,
+                tenant,
+                dns,
+                resolver,
+            } => {
+                let tenant = tenant_of(tenant).await?;
+                let found = store
+                    .sending_domain(&tenant.id, &domain)
+                    .await?
+                    .with_context(|| format!("tenant {} has no domain {domain}", tenant.name))?;
+                let resolver = Dns::new(DnsConfig {
+                    servers: match resolver {
+                        Some(addr) => NameServers::Listed(vec![addr]),
+                        None => NameServers::System,
+                    },
+                    timeout: Duration::from_secs(5),
+                    ..DnsConfig::default()
+                })
+                .map_err(|e| anyhow::anyhow!("resolver: {e}"))?;
+                if !check(&resolver, &found, &print_records(&found, &dns)?).await? {
+                    std::process::exit(1);
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+fn show(records: &[dkim::DnsRecord]) {
+    for r in records {
+        println!("\n{} {} \"{}\"\n  ; {}", r.name, r.kind, r.value, r.purpose);
+    }
+}
+
+/// Looks each record up; true when the DKIM key is published as it should be.
+async fn check(
+    dns: &Dns,
+    domain: &SendingDomain,
+    records: &[dkim::DnsRecord],
+) -> anyhow::Result<bool> {
+    let mut dkim_ok = false;
+    for record in records.iter().filter(|r| r.kind == "TXT") {
+        let found = dns
+            .txt(&record.name)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let state = if record.name.contains("._domainkey.") {
+            let key = format!("p={}", domain.public_key);
+            dkim_ok = found.iter().any(|t| t.replace(' ', "").contains(&key));
+            match (dkim_ok, found.is_empty()) {
+                (true, _) => "OK",
+                (false, true) => "MISSING",
+                (false, false) => "DIFFERENT",
+            }
+        } else if record.name.starts_with("_dmarc.") {
+            if found.iter().any(|t| t.starts_with("v=DMARC1")) {
+                "OK"
+            } else {
+                "MISSING"
+            }
+        } else {
+            let spf: Vec<&String> = found.iter().filter(|t| t.starts_with("v=spf1")).collect();
+            let mechanism = record.value.split_whitespace().nth(1).unwrap_or_default();
+            if spf
+                .iter()
+                .any(|t| t.split_whitespace().any(|m| m == mechanism))
+            {
+                "OK"
+            } else if spf.is_empty() {
+                "MISSING"
+            } else {
+                "DIFFERENT"
+            }
+        };
+        println!("{state:<10} {} TXT", record.name);
+    }
+    Ok(dkim_ok)
+}
