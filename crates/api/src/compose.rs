@@ -29,7 +29,7 @@ pub fn compose(
     id: MessageId,
     hostname: &str,
     submitter: &Submitter,
-    domain: &store::SendingDomain,
+    signer: &dkim::Signer,
 ) -> std::io::Result<(Envelope, Vec<u8>)> {
     let mut builder = MessageBuilder::new()
         .from(address(&message.from))
@@ -59,17 +59,7 @@ pub fn compose(
         builder = builder.html_body(html.as_str());
     }
     let unsigned = builder.write_to_vec()?;
-    let algorithm = dkim::Algorithm::parse(&domain.algorithm).ok_or_else(|| {
-        std::io::Error::other(format!("unknown DKIM algorithm {}", domain.algorithm))
-    })?;
-    let signature = dkim::sign(
-        &unsigned,
-        &domain.domain,
-        &domain.selector,
-        algorithm,
-        &domain.private_key,
-    )
-    .map_err(std::io::Error::other)?;
+    let signature = signer.sign(&unsigned).map_err(std::io::Error::other)?;
     let mut content = Vec::with_capacity(signature.len() + unsigned.len());
     content.extend_from_slice(signature.as_bytes());
     content.extend_from_slice(&unsigned);
@@ -145,8 +135,11 @@ mod tests {
             public_key: pair.public_b64,
             created_ms: 0,
         };
+        let signer = crate::signers::Signers::default()
+            .get(&domain)
+            .expect("signer");
         let (envelope, bytes) =
-            compose(&message, id, "mx.test", &submitter, &domain).expect("compose");
+            compose(&message, id, "mx.test", &submitter, &signer).expect("compose");
         assert!(bytes.starts_with(b"DKIM-Signature: v=1; a=ed25519-sha256;"));
         (envelope, String::from_utf8(bytes).expect("utf8"))
     }

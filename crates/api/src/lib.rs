@@ -22,6 +22,7 @@ pub mod mailjet;
 pub mod native;
 pub mod quota;
 pub mod sendgrid;
+pub mod signers;
 pub mod text;
 
 use std::net::SocketAddr;
@@ -49,6 +50,8 @@ pub struct ApiState<S> {
     pub hostname: String,
     /// Per-tenant rate limits and daily quotas.
     pub quotas: quota::Quotas,
+    /// Parsed DKIM keys.
+    pub signers: Arc<signers::Signers>,
 }
 
 impl<S: ControlStore + 'static> ApiState<S> {
@@ -59,6 +62,7 @@ impl<S: ControlStore + 'static> ApiState<S> {
             store,
             hostname,
             quotas: quota::Quotas::default(),
+            signers: Arc::default(),
         });
         let weak = Arc::downgrade(&state);
         tokio::spawn(async move {
@@ -413,12 +417,14 @@ pub(crate) async fn submit<S: ControlStore>(
         .zip(domains.into_iter().flatten())
         .collect();
     let hostname = state.hostname.clone();
+    let signers = state.signers.clone();
     let pending = tokio::task::spawn_blocking(move || {
         batch
             .iter()
             .zip(ids)
             .map(|((message, domain), id)| {
-                compose::compose(message, id, &hostname, &submitter, domain)
+                let signer = signers.get(domain)?;
+                compose::compose(message, id, &hostname, &submitter, &signer)
                     .map(|(envelope, content)| (id, envelope, content))
             })
             .collect::<Result<Vec<_>, _>>()

@@ -183,7 +183,64 @@ const SIGNED_HEADERS: &[&str] = &[
     "List-Unsubscribe-Post",
 ];
 
-/// The `DKIM-Signature: ...\r\n` header for `message`, to put in front of it.
+/// A domain's key, parsed once (parsing and checking an RSA key costs more than a
+/// signature), ready to sign any number of messages from any thread.
+pub struct Signer {
+    inner: SignerKey,
+}
+
+enum SignerKey {
+    Rsa(DkimSigner<RsaKey<Sha256>, mail_auth::dkim::Done>),
+    Ed25519(DkimSigner<Ed25519Key, mail_auth::dkim::Done>),
+}
+
+impl Signer {
+    pub fn new(
+        domain: &str,
+        selector: &str,
+        algorithm: Algorithm,
+        private_pkcs8: &[u8],
+    ) -> Result<Signer, DkimError> {
+        let inner = match algorithm {
+            Algorithm::Rsa2048 => {
+                let der = rustls::pki_types::PrivateKeyDer::Pkcs8(
+                    rustls::pki_types::PrivatePkcs8KeyDer::from(private_pkcs8),
+                );
+                let key = RsaKey::<Sha256>::from_key_der(der)
+                    .map_err(|e| DkimError::Key(e.to_string()))?;
+                SignerKey::Rsa(
+                    DkimSigner::from_key(key)
+                        .domain(domain)
+                        .selector(selector)
+                        .headers(SIGNED_HEADERS.iter().copied()),
+                )
+            }
+            Algorithm::Ed25519 => {
+                let key = Ed25519Key::from_pkcs8_der(private_pkcs8)
+                    .map_err(|e| DkimError::Key(e.to_string()))?;
+                SignerKey::Ed25519(
+                    DkimSigner::from_key(key)
+                        .domain(domain)
+                        .selector(selector)
+                        .headers(SIGNED_HEADERS.iter().copied()),
+                )
+            }
+        };
+        Ok(Signer { inner })
+    }
+
+    /// The `DKIM-Signature: ...\r\n` header for `message`, to put in front of it.
+    pub fn sign(&self, message: &[u8]) -> Result<String, DkimError> {
+        let signature = match &self.inner {
+            SignerKey::Rsa(signer) => signer.sign(message),
+            SignerKey::Ed25519(signer) => signer.sign(message),
+        }
+        .map_err(|e| DkimError::Sign(e.to_string()))?;
+        Ok(signature.to_header())
+    }
+}
+
+/// Signs one message with a key parsed for the occasion (see [`Signer`] for many).
 pub fn sign(
     message: &[u8],
     domain: &str,
@@ -191,31 +248,7 @@ pub fn sign(
     algorithm: Algorithm,
     private_pkcs8: &[u8],
 ) -> Result<String, DkimError> {
-    let signature = match algorithm {
-        Algorithm::Rsa2048 => {
-            let der = rustls::pki_types::PrivateKeyDer::Pkcs8(
-                rustls::pki_types::PrivatePkcs8KeyDer::from(private_pkcs8),
-            );
-            let key =
-                RsaKey::<Sha256>::from_key_der(der).map_err(|e| DkimError::Key(e.to_string()))?;
-            DkimSigner::from_key(key)
-                .domain(domain)
-                .selector(selector)
-                .headers(SIGNED_HEADERS.iter().copied())
-                .sign(message)
-        }
-        Algorithm::Ed25519 => {
-            let key = Ed25519Key::from_pkcs8_der(private_pkcs8)
-                .map_err(|e| DkimError::Key(e.to_string()))?;
-            DkimSigner::from_key(key)
-                .domain(domain)
-                .selector(selector)
-                .headers(SIGNED_HEADERS.iter().copied())
-                .sign(message)
-        }
-    }
-    .map_err(|e| DkimError::Sign(e.to_string()))?;
-    Ok(signature.to_header())
+    Signer::new(domain, selector, algorithm, private_pkcs8)?.sign(message)
 }
 
 #[cfg(test)]

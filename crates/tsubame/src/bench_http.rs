@@ -46,6 +46,9 @@ pub struct HttpArgs {
     /// Recipient domain.
     #[arg(long, default_value = "example.com")]
     domain: String,
+    /// Sender address (its domain must be one of the tenant's sending domains).
+    #[arg(long, default_value = "bench@tsubame.test")]
+    from: String,
     /// Print JSON instead of Markdown.
     #[arg(long)]
     json: bool,
@@ -75,7 +78,7 @@ fn body(args: &HttpArgs, call: u64) -> String {
         Api::Native => {
             let messages: Vec<serde_json::Value> = (0..args.batch)
                 .map(|i| {
-                    serde_json::json!({"from": "bench@tsubame.test", "to": [rcpt(i)],
+                    serde_json::json!({"from": args.from, "to": [rcpt(i)],
                     "subject": format!("bench {call}/{i}"), "text": text})
                 })
                 .collect();
@@ -86,13 +89,13 @@ fn body(args: &HttpArgs, call: u64) -> String {
                 .map(|i| serde_json::json!({"to": [{"email": rcpt(i)}]}))
                 .collect();
             serde_json::json!({"personalizations": personalizations,
-                "from": {"email": "bench@tsubame.test"}, "subject": format!("bench {call}"),
+                "from": {"email": args.from}, "subject": format!("bench {call}"),
                 "content": [{"type": "text/plain", "value": text}]})
             .to_string()
         }
         Api::Mailjet => {
             let messages: Vec<serde_json::Value> = (0..args.batch)
-                .map(|i| serde_json::json!({"From": {"Email": "bench@tsubame.test"},
+                .map(|i| serde_json::json!({"From": {"Email": args.from},
                     "To": [{"Email": rcpt(i)}], "Subject": format!("bench {call}/{i}"), "TextPart": text}))
                 .collect();
             serde_json::json!({ "Messages": messages }).to_string()
