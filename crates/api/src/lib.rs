@@ -149,14 +149,34 @@ async fn send_sendgrid_authorized<S: ControlStore>(
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// An error before any message was looked at, in Mailjet's global-error shape.
+fn mailjet_global(err: ApiError, code: &str) -> Response {
+    let message = err
+        .errors
+        .first()
+        .map_or("", |e| e.message.as_str())
+        .to_string();
+    let mut response = (
+        err.status,
+        axum::Json(mailjet::global_error(err.status.as_u16(), code, &message)),
+    )
+        .into_response();
+    if let Some(seconds) = err.retry_after
+        && let Ok(value) = axum::http::HeaderValue::from_str(&seconds.to_string())
+    {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, value);
+    }
+    response
+}
+
 async fn send_mailjet<S: ControlStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let json =
-        |status: StatusCode, value: serde_json::Value| (status, axum::Json(value)).into_response();
     let key = match auth::authorize_mailjet(&state.store, &headers, Scope::Send).await {
         Ok(key) => key,
         Err(err) => {
@@ -165,15 +185,7 @@ async fn send_mailjet<S: ControlStore + 'static>(
             } else {
                 "mj-0015"
             };
-            let message = err
-                .errors
-                .first()
-                .map_or("", |e| e.message.as_str())
-                .to_string();
-            return json(
-                err.status,
-                mailjet::global_error(err.status.as_u16(), code, &message),
-            );
+            return mailjet_global(err, code);
         }
     };
     idempotency::once(&state.store, &key.tenant_id, &headers, &body, || {
@@ -247,24 +259,7 @@ async fn send_mailjet_authorized<S: ControlStore>(
                 } else {
                     "mj-0000"
                 };
-                let message = err
-                    .errors
-                    .first()
-                    .map_or("", |e| e.message.as_str())
-                    .to_string();
-                let retry = err.retry_after;
-                let mut response = json(
-                    err.status,
-                    mailjet::global_error(err.status.as_u16(), code, &message),
-                );
-                if let Some(seconds) = retry
-                    && let Ok(value) = axum::http::HeaderValue::from_str(&seconds.to_string())
-                {
-                    response
-                        .headers_mut()
-                        .insert(axum::http::header::RETRY_AFTER, value);
-                }
-                return response;
+                return mailjet_global(err, code);
             }
         }
     };

@@ -6,6 +6,29 @@ use serde_json::Value;
 use crate::harness::{TestServer, python_json};
 use crate::sink::SinkProcess;
 
+/// A tsubame that delivers x.test to a `tsubame sink` capturing into `capture`.
+fn relaying_to_sink(capture: &std::path::Path) -> (SinkProcess, TestServer) {
+    let sink = SinkProcess::start(&["--capture", capture.to_str().expect("utf8")]);
+    let server = TestServer::start(&format!(
+        "[delivery]\ntls = \"disabled\"\n[[delivery.route]]\ndomains = [\"x.test\"]\nhosts = [\"{}\"]\n",
+        sink.addr
+    ));
+    (sink, server)
+}
+
+/// Gives `tenant` the sending domain `domain` with an Ed25519 key.
+fn add_domain(server: &TestServer, tenant: &str, domain: &str) {
+    server.cli(&[
+        "domain",
+        "add",
+        domain,
+        "--tenant",
+        tenant,
+        "--algorithm",
+        "ed25519",
+    ]);
+}
+
 fn post(server: &TestServer, token: &str, body: &str) -> Value {
     let url = format!("http://{}/v1/messages", server.http);
     python_json("api_client.py", &[&url, token, body])
@@ -14,11 +37,7 @@ fn post(server: &TestServer, token: &str, body: &str) -> Value {
 #[test]
 fn native_send_api_from_key_to_delivered_message() {
     let capture = tempfile::tempdir().expect("tempdir");
-    let sink = SinkProcess::start(&["--capture", capture.path().to_str().expect("utf8")]);
-    let server = TestServer::start(&format!(
-        "[delivery]\ntls = \"disabled\"\n[[delivery.route]]\ndomains = [\"x.test\"]\nhosts = [\"{}\"]\n",
-        sink.addr
-    ));
+    let (sink, server) = relaying_to_sink(capture.path());
     server.cli(&["tenant", "add", "acme"]);
     server.cli(&[
         "domain",
@@ -143,15 +162,7 @@ fn rate_limit_and_daily_quota_answer_429_and_survive_a_restart() {
         "--daily-quota",
         "5",
     ]);
-    server.cli(&[
-        "domain",
-        "add",
-        "small.test",
-        "--tenant",
-        "small",
-        "--algorithm",
-        "ed25519",
-    ]);
+    add_domain(&server, "small", "small.test");
     let key = server.cli(&["key", "add", "--tenant", "small"]);
     let key = key.trim();
     let batch = |n: usize| {
@@ -197,21 +208,9 @@ fn rate_limit_and_daily_quota_answer_429_and_survive_a_restart() {
 #[test]
 fn sendgrid_python_client_sends_unchanged() {
     let capture = tempfile::tempdir().expect("tempdir");
-    let sink = SinkProcess::start(&["--capture", capture.path().to_str().expect("utf8")]);
-    let server = TestServer::start(&format!(
-        "[delivery]\ntls = \"disabled\"\n[[delivery.route]]\ndomains = [\"x.test\"]\nhosts = [\"{}\"]\n",
-        sink.addr
-    ));
+    let (sink, server) = relaying_to_sink(capture.path());
     server.cli(&["tenant", "add", "acme"]);
-    server.cli(&[
-        "domain",
-        "add",
-        "acme.test",
-        "--tenant",
-        "acme",
-        "--algorithm",
-        "ed25519",
-    ]);
+    add_domain(&server, "acme", "acme.test");
     let key = server.cli(&["key", "add", "--tenant", "acme"]);
     let reader = server.cli(&[
         "key", "add", "--tenant", "acme", "--name", "ro", "--scopes", "read",
@@ -293,21 +292,9 @@ fn delivered(dir: &std::path::Path) -> usize {
 #[test]
 fn mailjet_python_client_sends_unchanged() {
     let capture = tempfile::tempdir().expect("tempdir");
-    let sink = SinkProcess::start(&["--capture", capture.path().to_str().expect("utf8")]);
-    let server = TestServer::start(&format!(
-        "[delivery]\ntls = \"disabled\"\n[[delivery.route]]\ndomains = [\"x.test\"]\nhosts = [\"{}\"]\n",
-        sink.addr
-    ));
+    let (sink, server) = relaying_to_sink(capture.path());
     server.cli(&["tenant", "add", "acme"]);
-    server.cli(&[
-        "domain",
-        "add",
-        "acme.test",
-        "--tenant",
-        "acme",
-        "--algorithm",
-        "ed25519",
-    ]);
+    add_domain(&server, "acme", "acme.test");
     let token = server.cli(&["key", "add", "--tenant", "acme"]);
     // Mailjet's key pair: API key "tsb_<id>", secret key the rest.
     let (api_key, secret) = token.trim()[4..].split_once('_').expect("token shape");
@@ -393,15 +380,7 @@ fn mailjet_python_client_1_3_sends_unchanged() {
     let python = venv_with("mailjet13", "mailjet_rest==1.3.4");
     let server = TestServer::start("");
     server.cli(&["tenant", "add", "acme"]);
-    server.cli(&[
-        "domain",
-        "add",
-        "acme.test",
-        "--tenant",
-        "acme",
-        "--algorithm",
-        "ed25519",
-    ]);
+    add_domain(&server, "acme", "acme.test");
     let token = server.cli(&["key", "add", "--tenant", "acme"]);
     let (api_key, secret) = token.trim()[4..].split_once('_').expect("token shape");
     let api_key = format!("tsb_{api_key}");
@@ -436,24 +415,8 @@ fn idempotency_key_makes_a_retried_request_send_once() {
     let server = TestServer::start("");
     server.cli(&["tenant", "add", "acme"]);
     server.cli(&["tenant", "add", "beta"]);
-    server.cli(&[
-        "domain",
-        "add",
-        "acme.test",
-        "--tenant",
-        "acme",
-        "--algorithm",
-        "ed25519",
-    ]);
-    server.cli(&[
-        "domain",
-        "add",
-        "beta.test",
-        "--tenant",
-        "beta",
-        "--algorithm",
-        "ed25519",
-    ]);
+    add_domain(&server, "acme", "acme.test");
+    add_domain(&server, "beta", "beta.test");
     let acme = server.cli(&["key", "add", "--tenant", "acme"]);
     let beta = server.cli(&["key", "add", "--tenant", "beta"]);
     let url = format!("http://{}/v1/messages", server.http);
@@ -488,11 +451,7 @@ fn idempotency_key_makes_a_retried_request_send_once() {
 #[test]
 fn api_mail_is_dkim_signed_and_foreign_domains_are_refused() {
     let capture = tempfile::tempdir().expect("tempdir");
-    let sink = SinkProcess::start(&["--capture", capture.path().to_str().expect("utf8")]);
-    let server = TestServer::start(&format!(
-        "[delivery]\ntls = \"disabled\"\n[[delivery.route]]\ndomains = [\"x.test\"]\nhosts = [\"{}\"]\n",
-        sink.addr
-    ));
+    let (sink, server) = relaying_to_sink(capture.path());
     server.cli(&["tenant", "add", "acme"]);
     server.cli(&["tenant", "add", "other"]);
     let mut published = Vec::new();
