@@ -84,6 +84,7 @@ pub fn router<S: ControlStore + 'static>(state: Arc<ApiState<S>>) -> Router {
         .route("/v1/messages", post(send_native::<S>))
         .route("/v3/mail/send", post(send_sendgrid::<S>))
         .route("/v3.1/send", post(send_mailjet::<S>))
+        .route("/v1/messages/{id}", axum::routing::get(message_status::<S>))
         .layer(DefaultBodyLimit::max(REQUEST_BYTES_MAX))
         .with_state(state)
 }
@@ -147,6 +148,49 @@ async fn send_sendgrid_authorized<S: ControlStore>(
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /v1/messages/{id}`: a queued message of the caller's tenant (scope `read`): its
+/// recipients and which are still pending. Another tenant's id, an unknown id and a message
+/// no longer queued are all 404, so ids reveal nothing across tenants.
+async fn message_status<S: ControlStore + 'static>(
+    State(state): State<Arc<ApiState<S>>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let key = match auth::authorize(&state.store, &headers, Scope::Read).await {
+        Ok(key) => key,
+        Err(err) => return err.into_response(),
+    };
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "no such message").into_response();
+    let Some(id) = spool::MessageId::parse(&id) else {
+        return not_found();
+    };
+    let spool = state.spool.clone();
+    let found = tokio::task::spawn_blocking(move || spool.envelope(id)).await;
+    let Ok(Ok((envelope, done))) = found else {
+        return not_found();
+    };
+    let owner = format!("tenant:{}", key.tenant_id);
+    if envelope.auth_user.as_deref() != Some(owner.as_str()) {
+        return not_found();
+    }
+    let recipients: Vec<serde_json::Value> = envelope
+        .recipients
+        .iter()
+        .zip(done)
+        .map(|(r, done)| {
+            serde_json::json!({ "email": r.address, "status": if done { "final" } else { "pending" } })
+        })
+        .collect();
+    axum::Json(serde_json::json!({
+        "id": id.to_string(),
+        "status": "queued",
+        "from": envelope.sender,
+        "received_ms": envelope.received_ms,
+        "recipients": recipients,
+    }))
+    .into_response()
 }
 
 /// An error before any message was looked at, in Mailjet's global-error shape.

@@ -553,3 +553,52 @@ fn api_mail_is_dkim_signed_and_foreign_domains_are_refused() {
     drop(server);
     sink.stop();
 }
+
+/// A message id is only visible to its own tenant: another tenant's key gets 404, exactly
+/// as for an id that never existed; a key without the read scope gets 403.
+#[test]
+fn message_lookup_is_scoped_to_the_tenant() {
+    use crate::harness::http_get;
+    let server = TestServer::start("");
+    server.cli(&["tenant", "add", "acme"]);
+    server.cli(&["tenant", "add", "beta"]);
+    add_domain(&server, "acme", "acme.test");
+    let sender = server.cli(&["key", "add", "--tenant", "acme", "--scopes", "send"]);
+    let reader = server.cli(&[
+        "key", "add", "--tenant", "acme", "--name", "ro", "--scopes", "read",
+    ]);
+    let stranger = server.cli(&["key", "add", "--tenant", "beta", "--scopes", "all"]);
+    let sent = post(
+        &server,
+        sender.trim(),
+        r#"{"messages":[{"from":"a@acme.test","to":["b@x.test","c@x.test"],"text":"t"}]}"#,
+    );
+    let id = sent["body"]["messages"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let path = format!("/v1/messages/{id}");
+
+    let (status, body) = http_get(server.http, &path, Some(reader.trim())).expect("get");
+    assert_eq!(status, 200);
+    let body: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(body["id"], id.as_str());
+    assert_eq!(body["recipients"][1]["email"], "c@x.test");
+    assert_eq!(body["recipients"][1]["status"], "pending");
+
+    let (foreign, foreign_body) = http_get(server.http, &path, Some(stranger.trim())).expect("get");
+    let unknown = http_get(
+        server.http,
+        "/v1/messages/01KBZZZZZZZZZZZZZZZZZZZZZZ",
+        Some(stranger.trim()),
+    )
+    .expect("get");
+    assert_eq!(foreign, 404);
+    assert_eq!(
+        (foreign, foreign_body),
+        unknown,
+        "a foreign id looks like no id at all"
+    );
+    let (no_scope, _) = http_get(server.http, &path, Some(sender.trim())).expect("get");
+    assert_eq!(no_scope, 403);
+}
