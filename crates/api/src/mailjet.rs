@@ -99,7 +99,7 @@ fn with_globals(
     merged
 }
 
-fn entry(index: usize, value: &Map<String, Value>) -> Entry {
+fn entry(value: &Map<String, Value>) -> Entry {
     let mut check = Check { errors: Vec::new() };
     for key in value.keys() {
         if UNSUPPORTED.contains(&key.as_str()) {
@@ -108,7 +108,6 @@ fn entry(index: usize, value: &Map<String, Value>) -> Entry {
             check.fail(key.clone(), "is not a known property");
         }
     }
-    let _ = index;
     let from = match value.get("From") {
         Some(v) => check.mailbox("From", v),
         None => {
@@ -165,22 +164,9 @@ fn entry(index: usize, value: &Map<String, Value>) -> Entry {
     };
     // Mailjet sends no text part of its own for HTML-only mail; tsubame adds one (native
     // behaviour), which only improves how the message is received.
-    match check.limits("", &message) {
+    match check.limits("To", "TextPart", &message) {
         Some(()) => Entry::Valid(Box::new(message)),
-        None => Entry::Invalid(
-            check
-                .errors
-                .into_iter()
-                .map(|mut e| {
-                    e.field = e.field.map(|f| match f.trim_start_matches('.') {
-                        "to" => "To".to_string(),
-                        "text" => "TextPart".to_string(),
-                        other => other.to_string(),
-                    });
-                    e
-                })
-                .collect(),
-        ),
+        None => Entry::Invalid(check.errors),
     }
 }
 
@@ -210,9 +196,8 @@ pub fn parse(body: &[u8]) -> Result<Request, FieldError> {
     }
     let entries = messages
         .iter()
-        .enumerate()
-        .map(|(i, m)| match m.as_object() {
-            Some(map) => entry(i, &with_globals(map, globals)),
+        .map(|m| match m.as_object() {
+            Some(map) => entry(&with_globals(map, globals)),
             None => Entry::Invalid(vec![FieldError::at("Messages", "must be an object")]),
         })
         .collect();

@@ -118,11 +118,7 @@ impl Check {
                     self.fail(format!("{field}.{key}"), "is required");
                     return None;
                 };
-                (
-                    format!("{field}.{key}"),
-                    email,
-                    pick("name", "Name").map(|(_, v)| v),
-                )
+                (format!("{field}.{key}"), email, pick("name", "Name"))
             }
             _ => {
                 self.fail(
@@ -138,14 +134,9 @@ impl Check {
             self.fail(email_field, "is not a valid email address");
             return None;
         }
-        let name_key = if email_field.ends_with(".Email") {
-            "Name"
-        } else {
-            "name"
-        };
         let name = match name {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(self.line(&format!("{field}.{name_key}"), v)?),
+            None | Some((_, Value::Null)) => None,
+            Some((key, v)) => Some(self.line(&format!("{field}.{key}"), v)?),
         };
         Some(Mailbox { email, name })
     }
@@ -282,29 +273,35 @@ impl Check {
             headers,
             custom_id,
         };
-        self.limits(field, &message)?;
+        self.limits(&format!("{field}.to"), &format!("{field}.text"), &message)?;
         Some(message)
     }
 
-    /// Recipient count and body presence, for every API's messages.
-    pub(crate) fn limits(&mut self, field: &str, message: &Message) -> Option<()> {
+    /// Recipient count and body presence, for every API's messages; errors name each API's
+    /// own recipients and body fields.
+    pub(crate) fn limits(
+        &mut self,
+        recipients_field: &str,
+        body_field: &str,
+        message: &Message,
+    ) -> Option<()> {
         let count = message.recipients().len();
         if count == 0 {
             self.fail(
-                format!("{field}.to"),
+                recipients_field.to_string(),
                 "at least one recipient (to, cc or bcc) is required",
             );
             return None;
         }
         if count > RECIPIENTS_MAX {
             self.fail(
-                format!("{field}.to"),
+                recipients_field.to_string(),
                 format!("{count} recipients; at most {RECIPIENTS_MAX} per message"),
             );
             return None;
         }
         if message.text.is_none() && message.html.is_none() {
-            self.fail(format!("{field}.text"), "a text or html body is required");
+            self.fail(body_field.to_string(), "a text or html body is required");
             return None;
         }
         Some(())

@@ -210,7 +210,10 @@ pub fn parse(body: &[u8]) -> Result<Request, Vec<FieldError>> {
             headers: own_headers,
             custom_id: None,
         };
-        if check.limits(&field, &message).is_some() {
+        if check
+            .limits(&format!("{field}.to"), "content", &message)
+            .is_some()
+        {
             messages.push(message);
         }
     }
