@@ -135,9 +135,11 @@ async fn send_sendgrid_authorized<S: ControlStore>(
             // SendGrid: a valid request in sandbox mode is answered 200 and not sent.
             return Ok(StatusCode::OK.into_response());
         }
-        let ids = submit(state, key, peer, &request.messages).await?;
+        let messages =
+            with_domains(state, &key.tenant_id, request.messages, "personalizations").await?;
+        let ids = submit(state, key, peer, &messages).await?;
         metrics::counter!("tsubame_api_messages_total", "api" => "sendgrid")
-            .increment(request.messages.len() as u64);
+            .increment(messages.len() as u64);
         let mut response = StatusCode::ACCEPTED.into_response();
         if let Some(first) = ids.first()
             && let Ok(value) = axum::http::HeaderValue::from_str(&first.to_string())
@@ -276,22 +278,21 @@ async fn send_mailjet_authorized<S: ControlStore>(
         Err(err) => return err.into_response(),
     };
     let mut domains = domains.into_iter();
+    let mut valid = Vec::with_capacity(candidates.len());
     for entry in request.entries.iter_mut() {
-        if matches!(entry, mailjet::Entry::Valid(_)) && domains.next().flatten().is_none() {
-            *entry = mailjet::Entry::Invalid(vec![error::FieldError::at(
-                "From",
-                "is not a sending domain of this account",
-            )]);
+        let mailjet::Entry::Valid(message) = entry else {
+            continue;
+        };
+        match domains.next().flatten() {
+            Some(domain) => valid.push(((**message).clone(), domain)),
+            None => {
+                *entry = mailjet::Entry::Invalid(vec![error::FieldError::at(
+                    "From",
+                    "is not a sending domain of this account",
+                )])
+            }
         }
     }
-    let valid: Vec<native::Message> = request
-        .entries
-        .iter()
-        .filter_map(|e| match e {
-            mailjet::Entry::Valid(m) => Some((**m).clone()),
-            mailjet::Entry::Invalid(_) => None,
-        })
-        .collect();
     let ids = if request.sandbox || valid.is_empty() {
         vec![None; valid.len()]
     } else {
@@ -345,13 +346,14 @@ async fn send<S: ControlStore>(
     body: &[u8],
 ) -> Result<Response, ApiError> {
     let messages = native::parse(body).map_err(ApiError::invalid)?;
+    let messages = with_domains(state, &key.tenant_id, messages, "messages").await?;
     let ids = submit(state, key, peer, &messages).await?;
     metrics::counter!("tsubame_api_messages_total", "api" => "native")
         .increment(messages.len() as u64);
     let body: Vec<serde_json::Value> = messages
         .iter()
         .zip(ids)
-        .map(|(m, id)| {
+        .map(|((m, _), id)| {
             serde_json::json!({
                 "id": id.to_string(),
                 "custom_id": m.custom_id,
@@ -399,28 +401,38 @@ pub(crate) async fn sender_domains<S: ControlStore>(
     Ok(out)
 }
 
-/// Field errors for messages whose From domain the tenant has not added.
-pub(crate) fn unauthorized_senders(
-    messages: &[native::Message],
-    domains: &[Option<store::SendingDomain>],
+/// Each message with its sending domain, or 403 naming every message whose From domain the
+/// tenant has not added (`prefix[i].from`).
+pub(crate) async fn with_domains<S: ControlStore>(
+    state: &ApiState<S>,
+    tenant_id: &str,
+    messages: Vec<native::Message>,
     prefix: &str,
-) -> Option<Vec<error::FieldError>> {
-    let errors: Vec<error::FieldError> = messages
-        .iter()
-        .zip(domains)
-        .enumerate()
-        .filter(|(_, (_, d))| d.is_none())
-        .map(|(i, (m, _))| {
-            error::FieldError::at(
+) -> Result<Vec<(native::Message, store::SendingDomain)>, ApiError> {
+    let domains = sender_domains(state, tenant_id, &messages).await?;
+    let mut errors = Vec::new();
+    let mut paired = Vec::with_capacity(messages.len());
+    for (i, (message, domain)) in messages.into_iter().zip(domains).enumerate() {
+        match domain {
+            Some(domain) => paired.push((message, domain)),
+            None => errors.push(error::FieldError::at(
                 format!("{prefix}[{i}].from"),
                 format!(
                     "{} is not a sending domain of this account; add it with `tsubame domain add`",
-                    m.from.email.rsplit_once('@').map_or("", |(_, d)| d)
+                    message.from.email.rsplit_once('@').map_or("", |(_, d)| d)
                 ),
-            )
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(paired)
+    } else {
+        Err(ApiError {
+            status: StatusCode::FORBIDDEN,
+            errors,
+            retry_after: None,
         })
-        .collect();
-    (!errors.is_empty()).then_some(errors)
+    }
 }
 
 /// Quota, composition and spooling for checked messages, shared by every send API. Returns
@@ -429,16 +441,8 @@ pub(crate) async fn submit<S: ControlStore>(
     state: &ApiState<S>,
     key: &store::ApiKey,
     peer: SocketAddr,
-    messages: &[native::Message],
+    messages: &[(native::Message, store::SendingDomain)],
 ) -> Result<Vec<spool::MessageId>, ApiError> {
-    let domains = sender_domains(state, &key.tenant_id, messages).await?;
-    if let Some(errors) = unauthorized_senders(messages, &domains, "messages") {
-        return Err(ApiError {
-            status: StatusCode::FORBIDDEN,
-            errors,
-            retry_after: None,
-        });
-    }
     state
         .quotas
         .admit(&state.store, &key.tenant_id, messages.len())
@@ -453,7 +457,6 @@ pub(crate) async fn submit<S: ControlStore>(
     let batch: Vec<(native::Message, store::SendingDomain, spool::MessageId)> = messages
         .iter()
         .cloned()
-        .zip(domains.into_iter().flatten())
         .zip(ids)
         .map(|((m, d), id)| (m, d, id))
         .collect();
