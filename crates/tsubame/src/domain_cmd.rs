@@ -10,6 +10,7 @@ use dkim::Algorithm;
 use store::{ControlStore, SendingDomain, SqliteStore};
 
 use crate::datadir::DataDir;
+use crate::tenant_cmd;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum DomainCommand {
@@ -127,22 +128,21 @@ fn print_records(domain: &SendingDomain, dns: &RecordArgs) -> anyhow::Result<Vec
     Ok(records)
 }
 
+/// One of a tenant's domains, or an error naming both.
+async fn domain_of(
+    store: &SqliteStore,
+    tenant: &store::Tenant,
+    domain: &str,
+) -> anyhow::Result<SendingDomain> {
+    store
+        .sending_domain(&tenant.id, domain)
+        .await?
+        .with_context(|| format!("tenant {} has no domain {domain}", tenant.name))
+}
+
 pub fn run(command: DomainCommand, data: &DataDir) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        std::fs::create_dir_all(&data.root)?;
-        let store = SqliteStore::open(&data.control()).await?;
-        let tenant_of = |name: String| {
-            let store = store.clone();
-            async move {
-                match store.tenant(&name).await? {
-                    Some(t) => Ok::<_, anyhow::Error>(t),
-                    None => bail!("no tenant named {name:?}"),
-                }
-            }
-        };
+    tenant_cmd::runtime()?.block_on(async {
+        let store = tenant_cmd::open(data).await?;
         match command {
             DomainCommand::Add {
                 domain,
@@ -151,7 +151,7 @@ pub fn run(command: DomainCommand, data: &DataDir) -> anyhow::Result<()> {
                 selector,
                 dns,
             } => {
-                let tenant = tenant_of(tenant).await?;
+                let tenant = tenant_cmd::find(&store, &tenant).await?;
                 let Some(algorithm) = Algorithm::parse(&algorithm) else {
                     bail!("--algorithm must be rsa or ed25519");
                 };
@@ -178,22 +178,19 @@ pub fn run(command: DomainCommand, data: &DataDir) -> anyhow::Result<()> {
                 tenant,
                 dns,
             } => {
-                let tenant = tenant_of(tenant).await?;
-                let found = store
-                    .sending_domain(&tenant.id, &domain)
-                    .await?
-                    .with_context(|| format!("tenant {} has no domain {domain}", tenant.name))?;
+                let tenant = tenant_cmd::find(&store, &tenant).await?;
+                let found = domain_of(&store, &tenant, &domain).await?;
                 show(&print_records(&found, &dns)?);
             }
             DomainCommand::Ls { tenant } => {
-                let tenant = tenant_of(tenant).await?;
+                let tenant = tenant_cmd::find(&store, &tenant).await?;
                 println!("{:<40} {:<12} ALGORITHM", "DOMAIN", "SELECTOR");
                 for d in store.domains(&tenant.id).await? {
                     println!("{:<40} {:<12} {}", d.domain, d.selector, d.algorithm);
                 }
             }
             DomainCommand::Rm { domain, tenant } => {
-                let tenant = tenant_of(tenant).await?;
+                let tenant = tenant_cmd::find(&store, &tenant).await?;
                 if !store.remove_domain(&tenant.id, &domain).await? {
                     bail!("tenant {} has no domain {domain}", tenant.name);
                 }
@@ -205,11 +202,8 @@ pub fn run(command: DomainCommand, data: &DataDir) -> anyhow::Result<()> {
                 dns,
                 resolver,
             } => {
-                let tenant = tenant_of(tenant).await?;
-                let found = store
-                    .sending_domain(&tenant.id, &domain)
-                    .await?
-                    .with_context(|| format!("tenant {} has no domain {domain}", tenant.name))?;
+                let tenant = tenant_cmd::find(&store, &tenant).await?;
+                let found = domain_of(&store, &tenant, &domain).await?;
                 let resolver = Dns::new(DnsConfig {
                     servers: match resolver {
                         Some(addr) => NameServers::Listed(vec![addr]),

@@ -51,13 +51,15 @@ pub enum KeyCommand {
     },
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+/// A small runtime for one command on the control database.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
 }
 
-async fn open(data: &DataDir) -> anyhow::Result<SqliteStore> {
+/// The data directory's control database, created if needed.
+pub(crate) async fn open(data: &DataDir) -> anyhow::Result<SqliteStore> {
     std::fs::create_dir_all(&data.root)
         .with_context(|| format!("creating {}", data.root.display()))?;
     let path = data.control();
@@ -66,7 +68,8 @@ async fn open(data: &DataDir) -> anyhow::Result<SqliteStore> {
         .with_context(|| format!("opening {}", path.display()))
 }
 
-async fn find(store: &SqliteStore, tenant: &str) -> anyhow::Result<Tenant> {
+/// A tenant by name or id, or an error naming it.
+pub(crate) async fn find(store: &SqliteStore, tenant: &str) -> anyhow::Result<Tenant> {
     match store.tenant(tenant).await? {
         Some(found) => Ok(found),
         None => bail!("no tenant named {tenant:?}"),
