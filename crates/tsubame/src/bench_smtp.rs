@@ -310,12 +310,6 @@ async fn connect(worker: usize, load: &Load) -> anyhow::Result<TcpStream> {
     Ok(stream)
 }
 
-/// Why a session ended early without being an error.
-enum Closing {
-    /// The server said 421 (too many messages, shutting down): reconnect.
-    ServiceClosing,
-}
-
 async fn session(
     worker: usize,
     load: &Load,
@@ -362,7 +356,7 @@ async fn session(
         .await;
         let outcome = match result {
             Ok(outcome) => outcome,
-            Err(TxnError::Closing(Closing::ServiceClosing)) => {
+            Err(TxnError::ServiceClosing) => {
                 load.give_back();
                 return Ok(());
             }
@@ -371,7 +365,7 @@ async fn session(
                 return Err(err);
             }
         };
-        let Some(data_ready) = outcome else {
+        if !outcome {
             // Refused before the content: nothing was sent, the next message starts afresh.
             sent_on_connection += 1;
             if !next(load, args, sent_on_connection) {
@@ -383,8 +377,7 @@ async fn session(
             current = plan(worker, load, rng, n);
             commands_sent = false;
             continue;
-        };
-        debug_assert!(data_ready);
+        }
         let more = next(load, args, sent_on_connection + 1);
         payload.clear();
         let seq = load.acks.as_ref().map(|a| a.next_seq());
@@ -470,7 +463,8 @@ fn next(load: &Load, args: &SmtpArgs, sent_on_connection: u64) -> bool {
 }
 
 enum TxnError {
-    Closing(Closing),
+    /// The server said 421 (too many messages, shutting down): not an error; reconnect.
+    ServiceClosing,
     Io(anyhow::Error),
 }
 
@@ -486,8 +480,8 @@ impl From<std::io::Error> for TxnError {
     }
 }
 
-/// MAIL, RCPTs and DATA for `planned`, up to the 354. `Some(true)`: send the content now.
-/// `None`: the server refused the message before its content (counted here; the session
+/// MAIL, RCPTs and DATA for `planned`, up to the 354. `true`: send the content now.
+/// `false`: the server refused the message before its content (counted here; the session
 /// is reset when it had accepted the sender).
 async fn transaction(
     load: &Load,
@@ -496,7 +490,7 @@ async fn transaction(
     line: &mut String,
     planned: &Planned<'_>,
     commands_sent: bool,
-) -> Result<Option<bool>, TxnError> {
+) -> Result<bool, TxnError> {
     let pipelining = load.args.pipelining;
     if pipelining && !commands_sent {
         write.write_all(planned.commands.as_bytes()).await?;
@@ -526,7 +520,7 @@ async fn transaction(
     }
     let data = step(pipelining, &mut lines, write, reader, line).await?;
     if data == 354 {
-        return Ok(Some(true));
+        return Ok(true);
     }
     // DATA refused (every RCPT refused, or MAIL refused): say why with the first refusal.
     let cause = if mail != 250 {
@@ -556,25 +550,26 @@ async fn step<'a>(
     }
     let code = read_reply(reader, line).await?;
     if code == 421 {
-        return Err(TxnError::Closing(Closing::ServiceClosing));
+        return Err(TxnError::ServiceClosing);
     }
     Ok(code)
 }
 
-fn refused(load: &Load, code: u16) -> Option<bool> {
+/// Counts a message refused before its content; always `false` (no content to send).
+fn refused(load: &Load, code: u16) -> bool {
     if (400..500).contains(&code) {
         load.counts.tempfailed.fetch_add(1, Ordering::Relaxed);
     } else {
         load.counts.permfailed.fetch_add(1, Ordering::Relaxed);
     }
-    None
+    false
 }
 
 async fn reset(write: &mut Writer, reader: &mut Reader, line: &mut String) -> Result<(), TxnError> {
     write.write_all(b"RSET\r\n").await?;
     match read_reply(reader, line).await? {
         250 => Ok(()),
-        421 => Err(TxnError::Closing(Closing::ServiceClosing)),
+        421 => Err(TxnError::ServiceClosing),
         _ => Err(TxnError::Io(anyhow::anyhow!(
             "RSET refused: {}",
             line.trim_end()
