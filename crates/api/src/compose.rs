@@ -135,9 +135,7 @@ mod tests {
             public_key: pair.public_b64,
             created_ms: 0,
         };
-        let signer = crate::signers::Signers::default()
-            .get(&domain)
-            .expect("signer");
+        let signer = tenancy::Signers::default().get(&domain).expect("signer");
         let (envelope, bytes) =
             compose(&message, id, "mx.test", &submitter, &signer).expect("compose");
         assert!(bytes.starts_with(b"DKIM-Signature: v=1; a=ed25519-sha256;"));

@@ -75,3 +75,24 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+impl From<tenancy::Refusal> for ApiError {
+    fn from(refusal: tenancy::Refusal) -> ApiError {
+        match refusal {
+            tenancy::Refusal::Limited {
+                message,
+                retry_after_secs,
+            } => {
+                let mut error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, message);
+                error.retry_after = Some(retry_after_secs);
+                error
+            }
+            tenancy::Refusal::UnknownTenant => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unknown tenant")
+            }
+            tenancy::Refusal::Unavailable => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "control plane unavailable")
+            }
+        }
+    }
+}

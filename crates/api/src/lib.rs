@@ -11,8 +11,9 @@
 //!   the compatible formats on the same checks.
 //! - [`compose`]: checked message → bytes and envelope.
 //! - [`text`]: a plain-text part for HTML-only messages.
-//! - [`quota`]: per-tenant rate limits and daily quotas (429 with Retry-After).
 //! - [`auth`]: the API key and its scope; [`error`]: JSON errors.
+//!
+//! Rate limits, daily quotas and DKIM signers are the `tenancy` crate's, shared with SMTP.
 
 pub mod auth;
 pub mod compose;
@@ -20,9 +21,7 @@ pub mod error;
 pub mod idempotency;
 pub mod mailjet;
 pub mod native;
-pub mod quota;
 pub mod sendgrid;
-pub mod signers;
 pub mod text;
 
 use std::net::SocketAddr;
@@ -36,6 +35,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use spool::{Spool, SpoolError};
 use store::{ControlStore, Scope};
+use tenancy::Tenancy;
 
 use crate::error::ApiError;
 
@@ -45,34 +45,19 @@ pub const REQUEST_BYTES_MAX: usize = 25 << 20;
 /// What the handlers share.
 pub struct ApiState<S> {
     pub spool: Spool,
-    pub store: S,
+    /// The control plane, limits and signers, shared with SMTP.
+    pub tenancy: Arc<Tenancy<S>>,
     /// This node's name, for Message-IDs.
     pub hostname: String,
-    /// Per-tenant rate limits and daily quotas.
-    pub quotas: quota::Quotas,
-    /// Parsed DKIM keys.
-    pub signers: Arc<signers::Signers>,
 }
 
 impl<S: ControlStore + 'static> ApiState<S> {
-    /// The state, with the task that saves daily counts once a second.
-    pub fn new(spool: Spool, store: S, hostname: String) -> Arc<ApiState<S>> {
-        let state = Arc::new(ApiState {
+    pub fn new(spool: Spool, tenancy: Arc<Tenancy<S>>, hostname: String) -> Arc<ApiState<S>> {
+        Arc::new(ApiState {
             spool,
-            store,
+            tenancy,
             hostname,
-            quotas: quota::Quotas::default(),
-            signers: Arc::default(),
-        });
-        let weak = Arc::downgrade(&state);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                let Some(state) = weak.upgrade() else { return };
-                state.quotas.flush(&state.store).await;
-            }
-        });
-        state
+        })
     }
 }
 
@@ -95,15 +80,21 @@ async fn send_native<S: ControlStore + 'static>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let key = match auth::authorize(&state.store, &headers, Scope::Send).await {
+    let key = match auth::authorize(&state.tenancy.store, &headers, Scope::Send).await {
         Ok(key) => key,
         Err(err) => return err.into_response(),
     };
-    idempotency::once(&state.store, &key.tenant_id, &headers, &body, || async {
-        send(&state, &key, peer, &body)
-            .await
-            .unwrap_or_else(IntoResponse::into_response)
-    })
+    idempotency::once(
+        &state.tenancy.store,
+        &key.tenant_id,
+        &headers,
+        &body,
+        || async {
+            send(&state, &key, peer, &body)
+                .await
+                .unwrap_or_else(IntoResponse::into_response)
+        },
+    )
     .await
 }
 
@@ -113,13 +104,17 @@ async fn send_sendgrid<S: ControlStore + 'static>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let key = match auth::authorize(&state.store, &headers, Scope::Send).await {
+    let key = match auth::authorize(&state.tenancy.store, &headers, Scope::Send).await {
         Ok(key) => key,
         Err(err) => return err.into_response(),
     };
-    idempotency::once(&state.store, &key.tenant_id, &headers, &body, || {
-        send_sendgrid_authorized(&state, &key, peer, &body)
-    })
+    idempotency::once(
+        &state.tenancy.store,
+        &key.tenant_id,
+        &headers,
+        &body,
+        || send_sendgrid_authorized(&state, &key, peer, &body),
+    )
     .await
 }
 
@@ -160,7 +155,7 @@ async fn message_status<S: ControlStore + 'static>(
     axum::extract::Path(id): axum::extract::Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let key = match auth::authorize(&state.store, &headers, Scope::Read).await {
+    let key = match auth::authorize(&state.tenancy.store, &headers, Scope::Read).await {
         Ok(key) => key,
         Err(err) => return err.into_response(),
     };
@@ -223,7 +218,7 @@ async fn send_mailjet<S: ControlStore + 'static>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let key = match auth::authorize_mailjet(&state.store, &headers, Scope::Send).await {
+    let key = match auth::authorize_mailjet(&state.tenancy.store, &headers, Scope::Send).await {
         Ok(key) => key,
         Err(err) => {
             let code = if err.status == StatusCode::FORBIDDEN {
@@ -234,9 +229,13 @@ async fn send_mailjet<S: ControlStore + 'static>(
             return mailjet_global(err, code);
         }
     };
-    idempotency::once(&state.store, &key.tenant_id, &headers, &body, || {
-        send_mailjet_authorized(&state, &key, peer, &headers, &body)
-    })
+    idempotency::once(
+        &state.tenancy.store,
+        &key.tenant_id,
+        &headers,
+        &body,
+        || send_mailjet_authorized(&state, &key, peer, &headers, &body),
+    )
     .await
 }
 
@@ -387,6 +386,7 @@ pub(crate) async fn sender_domains<S: ControlStore>(
             .to_ascii_lowercase();
         if !known.contains_key(&domain) {
             let found = state
+                .tenancy
                 .store
                 .sending_domain(tenant_id, &domain)
                 .await
@@ -444,9 +444,10 @@ pub(crate) async fn submit<S: ControlStore>(
     messages: &[(native::Message, store::SendingDomain)],
 ) -> Result<Vec<spool::MessageId>, ApiError> {
     state
-        .quotas
-        .admit(&state.store, &key.tenant_id, messages.len())
-        .await?;
+        .tenancy
+        .admit(&key.tenant_id, messages.len())
+        .await
+        .map_err(ApiError::from)?;
     let submitter = compose::Submitter {
         tenant_id: key.tenant_id.clone(),
         client_ip: peer.ip().to_string(),
@@ -468,7 +469,7 @@ pub(crate) async fn submit<S: ControlStore>(
         let tail = rest.split_off(chunk.min(rest.len()));
         let part = std::mem::replace(&mut rest, tail);
         let hostname = state.hostname.clone();
-        let signers = state.signers.clone();
+        let signers = state.tenancy.signers.clone();
         let submitter = compose::Submitter {
             tenant_id: submitter.tenant_id.clone(),
             client_ip: submitter.client_ip.clone(),

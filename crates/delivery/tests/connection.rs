@@ -62,8 +62,9 @@ async fn receiver(tls: bool, recipients_max: usize, relay: &str) -> Receiver {
         )
         .expect("tls")
     });
-    let server = smtp_server::Server::bind(config, spool.clone(), tls, dir.path().join("users"))
-        .expect("bind");
+    let server =
+        smtp_server::Server::bind(config, spool.clone(), tls, dir.path().join("users"), None)
+            .expect("bind");
     let addr = server.local_addrs()[0];
     tokio::spawn(server.run(std::future::pending()));
     Receiver {

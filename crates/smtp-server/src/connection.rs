@@ -16,6 +16,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::ServerConfig;
 use crate::limits::Permit;
 use crate::submit::Ingress;
+use crate::tenants::{Login, Tenants, tenant_marker};
 
 /// What every connection shares.
 pub(crate) struct Shared {
@@ -24,6 +25,7 @@ pub(crate) struct Shared {
     pub ingress: Ingress,
     pub tls: Option<TlsAcceptor>,
     pub users_path: PathBuf,
+    pub tenants: Option<Arc<dyn Tenants>>,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -185,15 +187,9 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                 continue;
             }
             Event::Authenticate(credentials) => {
-                let path = shared.users_path.clone();
-                let user = credentials.username.clone();
-                let verified = tokio::task::spawn_blocking(move || {
-                    crate::users::verify(&path, &credentials.username, &credentials.password)
-                })
-                .await;
-                let ok = matches!(verified, Ok(Ok(true)));
-                tracing::info!(client = %peer.ip(), user = %user, ok, "SMTP AUTH");
-                session.complete_auth(ok.then_some(user));
+                let identity = authenticate(shared, credentials).await;
+                tracing::info!(client = %peer.ip(), user = ?identity, ok = identity.is_some(), "SMTP AUTH");
+                session.complete_auth(identity);
                 continue;
             }
             Event::StartTls => {
@@ -280,6 +276,36 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                 Ok(Err(err)) => return Err(err),
             },
             _ = shutdown.changed(), if !*shutdown.borrow() => {}
+        }
+    }
+}
+
+/// Who the credentials name: a tenant (`tenant:<id>`) or a local SMTP user; `None` when
+/// they are wrong.
+async fn authenticate(
+    shared: &Shared,
+    credentials: smtp_wire::auth::Credentials,
+) -> Option<String> {
+    let login = match &shared.tenants {
+        Some(tenants) => {
+            tenants
+                .login(&credentials.username, &credentials.password)
+                .await
+        }
+        None => Login::NotTenant,
+    };
+    match login {
+        Login::Tenant(id) => Some(tenant_marker(&id)),
+        Login::Refused => None,
+        Login::NotTenant => {
+            let path = shared.users_path.clone();
+            let user = credentials.username.clone();
+            // argon2 is slow on purpose: off the async workers.
+            let verified = tokio::task::spawn_blocking(move || {
+                crate::users::verify(&path, &credentials.username, &credentials.password)
+            })
+            .await;
+            matches!(verified, Ok(Ok(true))).then_some(user)
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - `connection`: one task per connection (early-talker check, STARTTLS, timeouts).
 //! - [`limits`]: admission (global, per-IP, per-IP rate).
 //! - `submit`: transaction → headers → spool → reply, with the log line and metrics.
+//! - [`tenants`]: the hook for tenants' SMTP AUTH, checks, limits and DKIM signing.
 //! - [`headers`], [`tls`], [`users`], [`cidr`], [`config`].
 
 pub mod cidr;
@@ -14,6 +15,7 @@ mod connection;
 pub mod headers;
 pub mod limits;
 mod submit;
+pub mod tenants;
 pub mod tls;
 pub mod users;
 
@@ -31,6 +33,7 @@ use tokio_rustls::TlsAcceptor;
 
 pub use config::{ConnectionLimits, ServerConfig, Timeouts};
 pub use submit::Ingress;
+pub use tenants::{Login, Tenants};
 
 use connection::Shared;
 use limits::Limiter;
@@ -53,6 +56,7 @@ impl Server {
         spool: Spool,
         tls: Option<Arc<rustls::ServerConfig>>,
         users_path: PathBuf,
+        tenants: Option<Arc<dyn Tenants>>,
     ) -> std::io::Result<Server> {
         let mut listeners = Vec::new();
         for addr in &config.listen {
@@ -76,7 +80,8 @@ impl Server {
         let (shutdown_tx, shutdown) = watch::channel(false);
         let limiter = Limiter::new(config.limits);
         let shared = Arc::new(Shared {
-            ingress: Ingress::new(spool, config.hostname.clone()),
+            ingress: Ingress::new(spool, config.hostname.clone(), tenants.clone()),
+            tenants,
             tls: tls.map(TlsAcceptor::from),
             session_config,
             config,

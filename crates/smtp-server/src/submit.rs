@@ -1,18 +1,21 @@
 //! From a finished transaction to a durable spool record and the reply that says so.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use smtp_wire::{DsnRet, Reply, Transaction};
 use spool::{Envelope, Recipient, Spool, SpoolError};
 
 use crate::headers;
+use crate::tenants::{Tenants, tenant_of};
 
 /// Turns transactions into spooled messages.
 #[derive(Clone)]
 pub struct Ingress {
     spool: Spool,
     hostname: String,
+    tenants: Option<Arc<dyn Tenants>>,
     /// Metric handles for every accepted message, looked up once rather than per message.
     accept_latency: metrics::Histogram,
     accepted: metrics::Counter,
@@ -20,11 +23,13 @@ pub struct Ingress {
 }
 
 impl Ingress {
-    /// An ingress writing to `spool`, naming itself `hostname` in trace headers.
-    pub fn new(spool: Spool, hostname: String) -> Self {
+    /// An ingress writing to `spool`, naming itself `hostname` in trace headers; tenants'
+    /// messages (SMTP AUTH as a tenant) go through `tenants` first.
+    pub fn new(spool: Spool, hostname: String, tenants: Option<Arc<dyn Tenants>>) -> Self {
         Ingress {
             spool,
             hostname,
+            tenants,
             accept_latency: metrics::histogram!("tsubame_smtp_accept_latency_seconds"),
             accepted: metrics::counter!("tsubame_smtp_messages_accepted_total"),
             accepted_bytes: metrics::counter!("tsubame_smtp_accepted_bytes_total"),
@@ -53,14 +58,34 @@ impl Ingress {
             single_recipient: single,
             unix_seconds: now.as_secs() as i64,
         });
-        let mut prefix = trace;
+        let mut added = String::new();
         if !headers::has_message_id(&txn.content) {
-            prefix.push_str(&headers::message_id(&queue_id, &self.hostname));
+            added.push_str(&headers::message_id(&queue_id, &self.hostname));
         }
-        let size = prefix.len() + txn.content.len();
         let recipients = txn.recipients.len();
         let sender = txn.sender.address.clone();
+        let tenant = txn
+            .auth_user
+            .as_deref()
+            .and_then(tenant_of)
+            .map(str::to_string);
         let (envelope, content) = envelope(txn, client_ip, now.as_millis() as u64);
+        let (content, signature) = match (&self.tenants, tenant) {
+            (Some(tenants), Some(tenant)) => {
+                match sign(tenants.as_ref(), &tenant, &sender, &added, content).await {
+                    Ok(signed) => signed,
+                    Err(reply) => {
+                        self.refused(&reply, "tenant_policy", client_ip, &sender, recipients);
+                        return reply;
+                    }
+                }
+            }
+            (_, _) => (content, String::new()),
+        };
+        let mut prefix = trace;
+        prefix.push_str(&signature);
+        prefix.push_str(&added);
+        let size = prefix.len() + content.len();
         let result = self
             .spool
             .insert_with_prefix(id, envelope, prefix.as_bytes(), content)
@@ -97,16 +122,62 @@ impl Ingress {
                     reply = %reply.summary(), "message accepted"
                 );
             }
-            Some(reason) => {
-                metrics::counter!("tsubame_smtp_messages_rejected_total", "reason" => reason)
-                    .increment(1);
-                tracing::warn!(
-                    client = %client_ip, sender = %sender, recipients, size,
-                    reply = %reply.summary(), reason, "message rejected"
-                );
-            }
+            Some(reason) => self.refused(&reply, reason, client_ip, &sender, recipients),
         }
         reply
+    }
+
+    fn refused(
+        &self,
+        reply: &Reply,
+        reason: &'static str,
+        client_ip: IpAddr,
+        sender: &str,
+        recipients: usize,
+    ) {
+        metrics::counter!("tsubame_smtp_messages_rejected_total", "reason" => reason).increment(1);
+        tracing::warn!(
+            client = %client_ip, sender = %sender, recipients,
+            reply = %reply.summary(), reason, "message rejected"
+        );
+    }
+}
+
+/// A tenant's message: admitted by the platform, then DKIM-signed over the header fields we
+/// add and the content. Signing hashes the whole message (and an RSA signature is ~0.2 ms):
+/// off the async workers, with the content moved there and back rather than copied.
+async fn sign(
+    tenants: &dyn Tenants,
+    tenant: &str,
+    sender: &str,
+    added: &str,
+    content: Vec<u8>,
+) -> Result<(Vec<u8>, String), Reply> {
+    let signer = tenants.admit(tenant, sender, &content).await?;
+    let added = added.to_string();
+    let signed = tokio::task::spawn_blocking(move || {
+        let signature = signer.sign_parts(&[added.as_bytes(), &content]);
+        (content, signature)
+    })
+    .await;
+    match signed {
+        Ok((content, Ok(signature))) => Ok((content, signature)),
+        Ok((_, Err(err))) => {
+            tracing::error!(tenant, error = %err, "DKIM signing failed");
+            Err(Reply::new(
+                451,
+                (4, 3, 0),
+                "Temporary local problem, try again later",
+            ))
+        }
+        Err(err) => {
+            tracing::error!(tenant, error = %err, "DKIM signing task failed");
+            Err(Reply::new(
+                451,
+                (4, 3, 0),
+                "Temporary local problem, try again later",
+            ))
+        }
     }
 }
 

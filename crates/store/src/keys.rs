@@ -7,7 +7,8 @@ use base64::Engine as _;
 use rand::RngCore;
 use subtle::ConstantTimeEq;
 
-const PREFIX: &str = "tsb_";
+/// How every API key begins.
+pub const TOKEN_PREFIX: &str = "tsb_";
 const ID_BYTES: usize = 6;
 const SECRET_BYTES: usize = 32;
 
@@ -93,14 +94,16 @@ pub(crate) fn generate() -> (String, String, Vec<u8>) {
     rng.fill_bytes(&mut secret);
     let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
     let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
-    let token = format!("{PREFIX}{id}_{secret}");
+    let token = format!("{TOKEN_PREFIX}{id}_{secret}");
     let hash = digest(&secret);
     (id, token, hash)
 }
 
 /// Splits a presented token into its id and the SHA-256 of its secret.
 pub(crate) fn parse(token: &str) -> Result<(&str, Vec<u8>), KeyError> {
-    let rest = token.strip_prefix(PREFIX).ok_or(KeyError::Malformed)?;
+    let rest = token
+        .strip_prefix(TOKEN_PREFIX)
+        .ok_or(KeyError::Malformed)?;
     let (id, secret) = rest.split_once('_').ok_or(KeyError::Malformed)?;
     let id_ok = id.len() == ID_BYTES * 2 && id.bytes().all(|b| b.is_ascii_hexdigit());
     if !id_ok || secret.len() != 43 {

@@ -18,6 +18,7 @@ mod fdlimit;
 mod queue_cmd;
 mod serve;
 mod sink_cmd;
+mod smtp_tenants;
 mod tenant_cmd;
 
 use std::io::BufRead;

@@ -93,9 +93,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let tls = server_config(&tls_source, &config.smtp.hostname).context("setting up TLS")?;
     let token = data.ensure_token()?;
 
-    let smtp =
-        smtp_server::Server::bind(config.smtp.clone(), spool.clone(), Some(tls), data.users())
-            .context("binding SMTP listeners")?;
+    let control = store::SqliteStore::open(&data.control())
+        .await
+        .with_context(|| format!("opening {}", data.control().display()))?;
+    // One tenancy for both ways in: a tenant's limits count API and SMTP mail together.
+    let tenancy = tenancy::Tenancy::new(control);
+    let smtp = smtp_server::Server::bind(
+        config.smtp.clone(),
+        spool.clone(),
+        Some(tls),
+        data.users(),
+        Some(Arc::new(crate::smtp_tenants::SmtpTenants(tenancy.clone()))),
+    )
+    .context("binding SMTP listeners")?;
     let http = tokio::net::TcpListener::bind(config.http_listen)
         .await
         .with_context(|| format!("binding HTTP on {}", config.http_listen))?;
@@ -106,12 +116,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         metrics: Arc::new(move || recorder.render()),
         delivery: engine.clone(),
     });
-    let control = store::SqliteStore::open(&data.control())
-        .await
-        .with_context(|| format!("opening {}", data.control().display()))?;
     let router = router.merge(api::router(api::ApiState::new(
         spool.clone(),
-        control,
+        tenancy,
         config.smtp.hostname.clone(),
     )));
     std::fs::write(data.admin_url(), format!("http://{http_addr}\n"))?;

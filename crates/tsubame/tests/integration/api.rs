@@ -7,17 +7,25 @@ use crate::harness::{TestServer, python_json};
 use crate::sink::SinkProcess;
 
 /// A tsubame that delivers x.test to a `tsubame sink` capturing into `capture`.
-fn relaying_to_sink(capture: &std::path::Path) -> (SinkProcess, TestServer) {
+pub(crate) fn relaying_to_sink(capture: &std::path::Path) -> (SinkProcess, TestServer) {
+    relaying_to_sink_with(capture, "")
+}
+
+/// Like [`relaying_to_sink`], with lines for the `[smtp]` section.
+pub(crate) fn relaying_to_sink_with(
+    capture: &std::path::Path,
+    smtp: &str,
+) -> (SinkProcess, TestServer) {
     let sink = SinkProcess::start(&["--capture", capture.to_str().expect("utf8")]);
     let server = TestServer::start(&format!(
-        "[delivery]\ntls = \"disabled\"\n[[delivery.route]]\ndomains = [\"x.test\"]\nhosts = [\"{}\"]\n",
+        "{smtp}\n[delivery]\ntls = \"disabled\"\n[[delivery.route]]\ndomains = [\"x.test\"]\nhosts = [\"{}\"]\n",
         sink.addr
     ));
     (sink, server)
 }
 
 /// Gives `tenant` the sending domain `domain` with an Ed25519 key.
-fn add_domain(server: &TestServer, tenant: &str, domain: &str) {
+pub(crate) fn add_domain(server: &TestServer, tenant: &str, domain: &str) {
     server.cli(&[
         "domain",
         "add",
@@ -29,7 +37,7 @@ fn add_domain(server: &TestServer, tenant: &str, domain: &str) {
     ]);
 }
 
-fn post(server: &TestServer, token: &str, body: &str) -> Value {
+pub(crate) fn post(server: &TestServer, token: &str, body: &str) -> Value {
     let url = format!("http://{}/v1/messages", server.http);
     python_json("api_client.py", &[&url, token, body])
 }
@@ -276,7 +284,7 @@ fn sendgrid_python_client_sends_unchanged() {
     sink.stop();
 }
 
-fn delivered(dir: &std::path::Path) -> usize {
+pub(crate) fn delivered(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir)
         .map(|d| {
             d.filter_map(Result::ok)

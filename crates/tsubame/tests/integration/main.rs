@@ -14,5 +14,6 @@ mod relay;
 mod relay_crash;
 mod shutdown;
 mod sink;
+mod smtp_tenants;
 mod smuggling;
 mod tenants;

@@ -1,6 +1,6 @@
 //! Per-tenant sending limits: a rate (messages per second, a token bucket one second deep)
-//! and a daily quota (messages per UTC day). A request over either gets 429 with
-//! Retry-After. Limits are read from the control plane and refreshed every few seconds, so
+//! and a daily quota (messages per UTC day), counting every way in together. A refusal says
+//! when to come back (HTTP 429 with Retry-After, SMTP 451 4.7.1). Limits are read from the control plane and refreshed every few seconds, so
 //! `tsubame tenant` changes take effect without a restart; daily counts are kept in memory
 //! and written to the control plane once a second, so a restart keeps them (a crash can lose
 //! at most the last second's count).
@@ -9,10 +9,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
 use store::ControlStore;
 
-use crate::error::ApiError;
+use crate::Refusal;
 
 /// How long a tenant's limits are used before they are read again.
 const LIMITS_TTL: Duration = Duration::from_secs(5);
@@ -28,7 +27,7 @@ struct TenantState {
     unsaved: i64,
 }
 
-/// The limiter every send endpoint asks before spooling.
+/// The limiter every ingress asks before spooling.
 #[derive(Default)]
 pub struct Quotas {
     tenants: Mutex<HashMap<String, TenantState>>,
@@ -48,7 +47,7 @@ impl Quotas {
         store: &S,
         tenant_id: &str,
         messages: usize,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Refusal> {
         let now = Instant::now();
         let (day, seconds_left) = utc_day_and_seconds_left();
         let fresh = {
@@ -102,14 +101,10 @@ impl Quotas {
         tenant_id: &str,
         day: i64,
         now: Instant,
-    ) -> Result<(), ApiError> {
-        let unavailable = |err: store::StoreError| {
-            tracing::error!(error = %err, "control plane unavailable");
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "control plane unavailable")
-        };
-        let tenant = store.tenant(tenant_id).await.map_err(unavailable)?;
+    ) -> Result<(), Refusal> {
+        let tenant = store.tenant(tenant_id).await.map_err(crate::unavailable)?;
         let Some(tenant) = tenant else {
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unknown tenant"));
+            return Err(Refusal::UnknownTenant);
         };
         let known = {
             let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
@@ -127,7 +122,10 @@ impl Quotas {
             return Ok(());
         }
         // First sight today: what was counted before a restart counts too.
-        let used = store.usage(tenant_id, day).await.map_err(unavailable)?;
+        let used = store
+            .usage(tenant_id, day)
+            .await
+            .map_err(crate::unavailable)?;
         let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
         let unsaved = tenants
             .get(tenant_id)
@@ -171,8 +169,9 @@ impl Quotas {
     }
 }
 
-fn too_many(message: String, retry_after: u64) -> ApiError {
-    let mut error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, message);
-    error.retry_after = Some(retry_after);
-    error
+fn too_many(message: String, retry_after_secs: u64) -> Refusal {
+    Refusal::Limited {
+        message,
+        retry_after_secs,
+    }
 }

@@ -1,0 +1,51 @@
+//! Tenants on SMTP: the hook through which SMTP AUTH credentials name a tenant of the
+//! platform, and through which a tenant's message is checked (sending domains, rate, daily
+//! quota) before it is signed and spooled. The server knows nothing of the control plane;
+//! the binary plugs it in.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use smtp_wire::Reply;
+
+/// A boxed future borrowing the hook.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What SMTP AUTH credentials turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Login {
+    /// A tenant's credentials: its mail is checked, limited and signed as the tenant's.
+    Tenant(String),
+    /// They look like a tenant's but are wrong, revoked or may not send.
+    Refused,
+    /// Not a tenant's: the local SMTP users decide.
+    NotTenant,
+}
+
+/// The `auth_user` of a tenant's messages, in the spool and the queue view; the same for
+/// mail that came by the HTTP API, so per-tenant views see both.
+pub fn tenant_marker(tenant_id: &str) -> String {
+    format!("tenant:{tenant_id}")
+}
+
+/// The tenant a stored `auth_user` names, if any.
+pub fn tenant_of(auth_user: &str) -> Option<&str> {
+    auth_user.strip_prefix("tenant:")
+}
+
+/// The platform's side of SMTP for tenants.
+pub trait Tenants: Send + Sync + 'static {
+    /// Whose credentials these are.
+    fn login<'a>(&'a self, user: &'a str, password: &'a str) -> BoxFuture<'a, Login>;
+
+    /// Takes one message of the tenant (envelope `sender`, received `content`) or refuses it
+    /// with the reply to give. Taken means counted against its limits; the signer is the
+    /// key of the sending domain of its From address.
+    fn admit<'a>(
+        &'a self,
+        tenant_id: &'a str,
+        sender: &'a str,
+        content: &'a [u8],
+    ) -> BoxFuture<'a, Result<Arc<dkim::Signer>, Reply>>;
+}

@@ -1,0 +1,137 @@
+//! What a tenant may send, the same for every way mail comes in (HTTP API and SMTP AUTH):
+//! which credentials name the tenant, which sending domains it has added (and their DKIM
+//! signers), and how much it may send (rate and daily quota).
+//!
+//! # Layout
+//! - [`Tenancy`] (this file): the shared state and the checks every ingress asks.
+//! - [`quota`]: per-tenant rate limits and daily quotas, counted in memory, saved each second.
+//! - [`signers`]: parsed DKIM keys by sending domain.
+//! - [`author`]: the From address of received content, for SMTP.
+
+pub mod author;
+pub mod quota;
+pub mod signers;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use store::{ApiKey, ControlStore, Scope, SendingDomain};
+
+pub use author::{AuthorError, author};
+pub use quota::Quotas;
+pub use signers::Signers;
+
+/// Why a tenant's message is not taken now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Over the rate limit or the daily quota: come back later.
+    #[error("{message}")]
+    Limited {
+        message: String,
+        retry_after_secs: u64,
+    },
+    /// The tenant was removed while its key was in use.
+    #[error("unknown tenant")]
+    UnknownTenant,
+    /// The control plane did not answer.
+    #[error("control plane unavailable")]
+    Unavailable,
+}
+
+fn unavailable(err: store::StoreError) -> Refusal {
+    tracing::error!(error = %err, "control plane unavailable");
+    Refusal::Unavailable
+}
+
+/// The state every ingress shares, so a tenant's limits count API and SMTP mail together.
+pub struct Tenancy<S> {
+    pub store: S,
+    pub quotas: Quotas,
+    pub signers: Arc<Signers>,
+}
+
+impl<S: ControlStore + 'static> Tenancy<S> {
+    /// The state, with the task that saves daily counts once a second.
+    pub fn new(store: S) -> Arc<Tenancy<S>> {
+        let tenancy = Arc::new(Tenancy {
+            store,
+            quotas: Quotas::default(),
+            signers: Arc::default(),
+        });
+        let weak = Arc::downgrade(&tenancy);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let Some(tenancy) = weak.upgrade() else {
+                    return;
+                };
+                tenancy.quotas.flush(&tenancy.store).await;
+            }
+        });
+        tenancy
+    }
+}
+
+impl<S: ControlStore> Tenancy<S> {
+    /// Admits `messages` for the tenant, or says why not.
+    pub async fn admit(&self, tenant_id: &str, messages: usize) -> Result<(), Refusal> {
+        self.quotas.admit(&self.store, tenant_id, messages).await
+    }
+
+    /// The tenant's sending domain for an address (`user@domain`), if it has added it.
+    pub async fn sending_domain(
+        &self,
+        tenant_id: &str,
+        address: &str,
+    ) -> Result<Option<SendingDomain>, Refusal> {
+        let Some((_, domain)) = address.rsplit_once('@') else {
+            return Ok(None);
+        };
+        self.store
+            .sending_domain(tenant_id, &domain.to_ascii_lowercase())
+            .await
+            .map_err(unavailable)
+    }
+
+    /// The live key with the `send` scope that SMTP AUTH credentials name, if any.
+    /// `Ok(None)` also when the credentials are not an API key at all (see [`smtp_token`]).
+    pub async fn smtp_login(&self, user: &str, password: &str) -> Result<Option<ApiKey>, Refusal> {
+        let Some(token) = smtp_token(user, password) else {
+            return Ok(None);
+        };
+        let key = self.store.authenticate(&token).await.map_err(unavailable)?;
+        Ok(key.filter(|k| k.scopes.allows(Scope::Send)))
+    }
+}
+
+/// The API key that SMTP AUTH credentials carry, in the forms clients of other platforms
+/// already use: user `apikey` and the key as password (SendGrid); the key's public part
+/// `tsb_<id>` as user and the rest as password (Mailjet); or any user and the whole key as
+/// password. `None`: these are not API-key credentials (a local SMTP user, perhaps).
+pub fn smtp_token(user: &str, password: &str) -> Option<String> {
+    if password.starts_with(store::keys::TOKEN_PREFIX) {
+        return Some(password.to_string());
+    }
+    if user.starts_with(store::keys::TOKEN_PREFIX) && !password.is_empty() {
+        return Some(format!("{user}_{password}"));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smtp_credentials_in_every_known_form_name_the_key() {
+        let token = "tsb_0123456789ab_secretpart";
+        assert_eq!(smtp_token("apikey", token).as_deref(), Some(token));
+        assert_eq!(smtp_token("anyone", token).as_deref(), Some(token));
+        assert_eq!(
+            smtp_token("tsb_0123456789ab", "secretpart").as_deref(),
+            Some(token)
+        );
+        assert_eq!(smtp_token("alice", "correct horse"), None);
+        assert_eq!(smtp_token("tsb_0123456789ab", ""), None);
+    }
+}

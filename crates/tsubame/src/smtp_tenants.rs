@@ -1,0 +1,87 @@
+//! The control plane behind SMTP: tenants log in with their API keys, and each message is
+//! checked against the tenant's sending domains and limits before it is signed and spooled.
+//! Refusals are SMTP replies with enhanced status codes.
+
+use std::sync::Arc;
+
+use smtp_server::tenants::{BoxFuture, Login, Tenants};
+use smtp_wire::Reply;
+use store::ControlStore;
+use tenancy::{Refusal, Tenancy};
+
+/// [`Tenants`] over the shared [`Tenancy`].
+pub struct SmtpTenants<S>(pub Arc<Tenancy<S>>);
+
+impl<S: ControlStore + 'static> Tenants for SmtpTenants<S> {
+    fn login<'a>(&'a self, user: &'a str, password: &'a str) -> BoxFuture<'a, Login> {
+        Box::pin(async move {
+            if tenancy::smtp_token(user, password).is_none() {
+                return Login::NotTenant;
+            }
+            match self.0.smtp_login(user, password).await {
+                Ok(Some(key)) => Login::Tenant(key.tenant_id),
+                Ok(None) | Err(_) => Login::Refused,
+            }
+        })
+    }
+
+    fn admit<'a>(
+        &'a self,
+        tenant_id: &'a str,
+        sender: &'a str,
+        content: &'a [u8],
+    ) -> BoxFuture<'a, Result<Arc<dkim::Signer>, Reply>> {
+        Box::pin(async move {
+            let author = tenancy::author(content)
+                .map_err(|err| Reply::new(550, (5, 6, 0), format!("Message refused: {err}")))?;
+            let domain = self
+                .0
+                .sending_domain(tenant_id, &author)
+                .await
+                .map_err(refusal)?
+                .ok_or_else(|| not_ours("From address", &author))?;
+            // The envelope sender (where bounces go) must be the tenant's too; `<>` is fine.
+            if !sender.is_empty()
+                && self
+                    .0
+                    .sending_domain(tenant_id, sender)
+                    .await
+                    .map_err(refusal)?
+                    .is_none()
+            {
+                return Err(not_ours("Sender address", sender));
+            }
+            self.0.admit(tenant_id, 1).await.map_err(refusal)?;
+            self.0.signers.get(&domain).map_err(|err| {
+                tracing::error!(domain = %domain.domain, error = %err, "DKIM key unusable");
+                Reply::new(451, (4, 3, 0), "Temporary local problem, try again later")
+            })
+        })
+    }
+}
+
+fn not_ours(what: &str, address: &str) -> Reply {
+    let domain = address.rsplit_once('@').map_or(address, |(_, d)| d);
+    Reply::new(
+        550,
+        (5, 7, 1),
+        format!("{what} rejected: {domain} is not a sending domain of this account"),
+    )
+}
+
+fn refusal(refusal: Refusal) -> Reply {
+    match refusal {
+        Refusal::Limited {
+            message,
+            retry_after_secs,
+        } => Reply::new(
+            451,
+            (4, 7, 1),
+            format!("{message}; try again in {retry_after_secs} s"),
+        ),
+        Refusal::UnknownTenant => Reply::new(550, (5, 7, 1), "This account no longer exists"),
+        Refusal::Unavailable => {
+            Reply::new(451, (4, 3, 0), "Temporary local problem, try again later")
+        }
+    }
+}
