@@ -3,9 +3,12 @@
 
 use mail_builder::MessageBuilder;
 use mail_builder::headers::address::Address;
+use mail_builder::headers::content_type::ContentType;
 use mail_builder::headers::raw::Raw;
+use mail_builder::mime::MimePart;
 use spool::{Envelope, MessageId, Recipient};
 
+use crate::attachments::Attachment;
 use crate::native::{Mailbox, Message};
 
 fn address(m: &Mailbox) -> Address<'_> {
@@ -14,6 +17,56 @@ fn address(m: &Mailbox) -> Address<'_> {
 
 fn list(mailboxes: &[Mailbox]) -> Address<'_> {
     Address::new_list(mailboxes.iter().map(address).collect())
+}
+
+/// The MIME tree: text and HTML as alternatives; inline images related to the HTML they
+/// illustrate; files mixed in after the readable part.
+///
+/// ```text
+/// multipart/mixed                 (only with files)
+/// ├── multipart/alternative       (only with both text and HTML)
+/// │   ├── text/plain
+/// │   └── multipart/related       (only with inline images)
+/// │       ├── text/html
+/// │       └── image/png  Content-ID: <logo>
+/// └── application/pdf  Content-Disposition: attachment
+/// ```
+fn body<'a>(
+    text: Option<&'a str>,
+    html: Option<&'a str>,
+    attachments: &'a [Attachment],
+) -> MimePart<'a> {
+    // Inline parts without HTML to show them go along as plain attachments.
+    let (inline, files): (Vec<&Attachment>, Vec<&Attachment>) = attachments
+        .iter()
+        .partition(|a| a.content_id.is_some() && html.is_some());
+    let html = html.map(|html| {
+        let part = MimePart::new("text/html", html);
+        if inline.is_empty() {
+            return part;
+        }
+        let mut related = vec![part];
+        related.extend(inline.iter().map(|a| {
+            let disposition = ContentType::new("inline").attribute("filename", a.filename.as_str());
+            MimePart::new(a.content_type.as_str(), a.content.as_slice())
+                .header("Content-Disposition", disposition)
+                .cid(a.content_id.as_deref().unwrap_or_default())
+        }));
+        MimePart::new("multipart/related", related)
+    });
+    let readable = match (text.map(|t| MimePart::new("text/plain", t)), html) {
+        (Some(text), Some(html)) => MimePart::new("multipart/alternative", vec![text, html]),
+        (Some(only), None) | (None, Some(only)) => only,
+        (None, None) => MimePart::new("text/plain", ""),
+    };
+    if files.is_empty() {
+        return readable;
+    }
+    let mut mixed = vec![readable];
+    mixed.extend(files.into_iter().map(|a| {
+        MimePart::new(a.content_type.as_str(), a.content.as_slice()).attachment(a.filename.as_str())
+    }));
+    MimePart::new("multipart/mixed", mixed)
 }
 
 /// Who sent it: the tenant, for the queue view and later the per-tenant policies.
@@ -49,15 +102,15 @@ pub fn compose(
     }
     // An HTML-only message gets a text part made from its HTML.
     let generated;
-    if let Some(text) = &message.text {
-        builder = builder.text_body(text.as_str());
-    } else if let Some(html) = &message.html {
-        generated = crate::text::from_html(html);
-        builder = builder.text_body(generated.as_str());
-    }
-    if let Some(html) = &message.html {
-        builder = builder.html_body(html.as_str());
-    }
+    let text = match (&message.text, &message.html) {
+        (Some(text), _) => Some(text.as_str()),
+        (None, Some(html)) => {
+            generated = crate::text::from_html(html);
+            Some(generated.as_str())
+        }
+        (None, None) => None,
+    };
+    builder = builder.body(body(text, message.html.as_deref(), &message.attachments));
     let unsigned = builder.write_to_vec()?;
     let signature = signer.sign(&unsigned).map_err(std::io::Error::other)?;
     let mut content = Vec::with_capacity(signature.len() + unsigned.len());
@@ -92,6 +145,8 @@ pub fn compose(
         client_ip: submitter.client_ip.clone(),
         helo: "http-api".into(),
         auth_user: Some(format!("tenant:{}", submitter.tenant_id)),
+        not_before_ms: message.send_at_ms.unwrap_or(0),
+        attributes: crate::attributes::stored(message),
     };
     Ok((envelope, content))
 }
@@ -166,5 +221,58 @@ mod tests {
         assert!(text.contains("=?utf-8?"), "{text}");
         assert!(text.is_ascii() || envelope.flags & Envelope::FLAG_SMTPUTF8 != 0);
         assert_ne!(envelope.flags & Envelope::FLAG_SMTPUTF8, 0);
+    }
+
+    #[test]
+    fn files_and_inline_images_make_a_mime_tree_and_attributes_stay_in_the_envelope() {
+        use mail_parser::MimeHeaders as _;
+        let (envelope, text) = composed(
+            r#"{"messages":[{"from":"a@acme.test","to":["b@x.test"],"subject":"S",
+            "text":"Hi","html":"<p>Hi <img src=\"cid:logo\"></p>",
+            "attachments":[{"filename":"a.pdf","content_type":"application/pdf","content":"JVBERi0xLjQ="},
+                           {"filename":"logo.png","content_type":"image/png","content":"iVBORw==","content_id":"logo"}],
+            "custom_id":"c-1","metadata":{"order":"42"},"tags":["receipt"]}]}"#,
+        );
+        let parsed = mail_parser::MessageParser::new()
+            .parse(text.as_bytes())
+            .expect("parses");
+        let types: Vec<String> = parsed
+            .parts
+            .iter()
+            .map(|p| {
+                let ct = p.content_type().expect("content type");
+                format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or(""))
+            })
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "multipart/mixed",
+                "multipart/alternative",
+                "text/plain",
+                "multipart/related",
+                "text/html",
+                "image/png",
+                "application/pdf",
+            ]
+        );
+        let logo = &parsed.parts[5];
+        assert_eq!(logo.content_id(), Some("logo"));
+        assert_eq!(logo.contents(), b"\x89PNG");
+        let pdf = &parsed.parts[6];
+        assert_eq!(pdf.attachment_name(), Some("a.pdf"));
+        assert_eq!(pdf.contents(), b"%PDF-1.4");
+        assert!(
+            !text.contains("receipt") && !text.contains("order"),
+            "{text}"
+        );
+        let attributes: serde_json::Value =
+            serde_json::from_str(envelope.attributes.as_deref().expect("attributes"))
+                .expect("json");
+        assert_eq!(
+            attributes,
+            serde_json::json!({"custom_id":"c-1","metadata":{"order":"42"},"tags":["receipt"]})
+        );
+        assert_eq!(envelope.not_before_ms, 0);
     }
 }

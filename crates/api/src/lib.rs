@@ -15,13 +15,17 @@
 //!
 //! Rate limits, daily quotas and DKIM signers are the `tenancy` crate's, shared with SMTP.
 
+pub mod attachments;
+pub mod attributes;
 pub mod auth;
 pub mod compose;
 pub mod error;
 pub mod idempotency;
 pub mod mailjet;
 pub mod native;
+pub mod schedule;
 pub mod sendgrid;
+pub mod template;
 pub mod text;
 
 use std::net::SocketAddr;
@@ -180,14 +184,33 @@ async fn message_status<S: ControlStore + 'static>(
             serde_json::json!({ "email": r.address, "status": if done { "final" } else { "pending" } })
         })
         .collect();
-    axum::Json(serde_json::json!({
+    let mut body = serde_json::json!({
         "id": id.to_string(),
-        "status": "queued",
+        "status": if envelope.not_before_ms > now_ms() { "scheduled" } else { "queued" },
         "from": envelope.sender,
         "received_ms": envelope.received_ms,
         "recipients": recipients,
-    }))
-    .into_response()
+    });
+    if envelope.not_before_ms > 0 {
+        body["send_at_ms"] = envelope.not_before_ms.into();
+    }
+    // custom_id, metadata, tags, event_payload: as the sender gave them.
+    if let Some(serde_json::Value::Object(attributes)) = envelope
+        .attributes
+        .as_deref()
+        .and_then(|a| serde_json::from_str(a).ok())
+    {
+        for (key, value) in attributes {
+            body[key] = value;
+        }
+    }
+    axum::Json(body).into_response()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// An error before any message was looked at, in Mailjet's global-error shape.

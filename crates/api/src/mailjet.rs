@@ -8,6 +8,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::attachments::Names;
 use crate::error::FieldError;
 use crate::native::{Check, Message};
 
@@ -15,20 +16,13 @@ use crate::native::{Check, Message};
 pub const MESSAGES_MAX: usize = 50;
 
 /// Properties of a message tsubame cannot honour yet: refused by name.
-const UNSUPPORTED: &[&str] = &[
-    "TemplateID",
-    "TemplateLanguage",
-    "Variables",
-    "Attachments",
-    "InlinedAttachments",
-    "TemplateErrorReporting",
-    "TemplateErrorDeliver",
-];
-/// Accepted and, for now, without effect (tracking and campaign statistics come later).
+const UNSUPPORTED: &[&str] = &["TemplateID"];
+/// Accepted and, for now, without effect (tracking and campaign statistics come later; a
+/// template error always stops the message, as Mailjet's default `TemplateErrorDeliver`).
 const IGNORED: &[&str] = &[
     "Sender",
-    "EventPayload",
-    "CustomCampaign",
+    "TemplateErrorReporting",
+    "TemplateErrorDeliver",
     "DeduplicateCampaign",
     "TrackOpens",
     "TrackClicks",
@@ -37,8 +31,32 @@ const IGNORED: &[&str] = &[
     "URLTags",
 ];
 const KNOWN: &[&str] = &[
-    "From", "To", "Cc", "Bcc", "ReplyTo", "Subject", "TextPart", "HTMLPart", "Headers", "CustomID",
+    "From",
+    "To",
+    "Cc",
+    "Bcc",
+    "ReplyTo",
+    "Subject",
+    "TextPart",
+    "HTMLPart",
+    "Headers",
+    "CustomID",
+    "EventPayload",
+    "CustomCampaign",
+    "Attachments",
+    "InlinedAttachments",
+    "TemplateLanguage",
+    "Variables",
 ];
+
+/// Mailjet's attachment fields; inline ones carry a `ContentID`.
+const ATTACHMENT_NAMES: Names = Names {
+    filename: "Filename",
+    content_type: "ContentType",
+    content: "Base64Content",
+    content_id: "ContentID",
+    disposition: None,
+};
 
 /// One entry of `Messages`: checked, or refused with Mailjet errors.
 #[derive(Debug)]
@@ -137,13 +155,61 @@ fn entry(value: &Map<String, Value>) -> Entry {
     if subject.chars().count() > 255 {
         check.fail("Subject".into(), "longer than 255 characters");
     }
-    let text = check.body("TextPart", value.get("TextPart"));
-    let html = check.body("HTMLPart", value.get("HTMLPart"));
+    let mut text = check.body("TextPart", value.get("TextPart"));
+    let mut html = check.body("HTMLPart", value.get("HTMLPart"));
+    let mut subject = subject;
     let headers = check.headers("Headers", value.get("Headers"));
     let custom_id = match value.get("CustomID") {
         None | Some(Value::Null) => None,
         Some(v) => check.line("CustomID", v),
     };
+    let event_payload = match value.get("EventPayload") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(payload)) if payload.len() <= 4096 => Some(payload.clone()),
+        Some(Value::String(_)) => {
+            check.fail("EventPayload".into(), "longer than 4096 bytes");
+            None
+        }
+        Some(_) => {
+            check.fail("EventPayload".into(), "must be a string");
+            None
+        }
+    };
+    let tags = check.tags("CustomCampaign", value.get("CustomCampaign"));
+    let mut attachments = check.attachments(
+        "Attachments",
+        value.get("Attachments"),
+        &ATTACHMENT_NAMES,
+        false,
+    );
+    attachments.extend(check.attachments(
+        "InlinedAttachments",
+        value.get("InlinedAttachments"),
+        &ATTACHMENT_NAMES,
+        true,
+    ));
+    let templated = match value.get("TemplateLanguage") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(on)) => *on,
+        Some(_) => {
+            check.fail("TemplateLanguage".into(), "must be a boolean");
+            false
+        }
+    };
+    match value.get("Variables") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(variables)) if templated => {
+            // Mailjet's `{{var:name}}` reads Variables.name.
+            let context = serde_json::json!({ "var": variables });
+            subject = crate::template::from_mailjet(&subject);
+            text = text.map(|t| crate::template::from_mailjet(&t));
+            html = html.map(|t| crate::template::from_mailjet(&t));
+            let fields = ["Subject", "TextPart", "HTMLPart"].map(String::from);
+            check.render_parts(&fields, &context, &mut subject, &mut text, &mut html);
+        }
+        Some(Value::Object(_)) => {}
+        Some(_) => check.fail("Variables".into(), "must be an object"),
+    }
     if !check.errors.is_empty() {
         return Entry::Invalid(check.errors);
     }
@@ -160,11 +226,16 @@ fn entry(value: &Map<String, Value>) -> Entry {
         text,
         html,
         headers,
+        attachments: attachments.into(),
         custom_id,
+        metadata: Vec::new(),
+        tags,
+        event_payload,
+        send_at_ms: None,
     };
     // Mailjet sends no text part of its own for HTML-only mail; tsubame adds one (native
     // behaviour), which only improves how the message is received.
-    match check.limits("To", "TextPart", &message) {
+    match check.limits("To", "TextPart", "Attachments", &message) {
         Some(()) => Entry::Valid(Box::new(message)),
         None => Entry::Invalid(check.errors),
     }

@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 
+use crate::attachments::{self, Attachment};
 use crate::error::FieldError;
 
 /// Messages per request.
@@ -34,7 +35,15 @@ pub struct Message {
     pub text: Option<String>,
     pub html: Option<String>,
     pub headers: Vec<(String, String)>,
+    /// Shared: a SendGrid request's attachments go with each of its personalizations.
+    pub attachments: std::sync::Arc<[Attachment]>,
     pub custom_id: Option<String>,
+    pub metadata: Vec<(String, String)>,
+    pub tags: Vec<String>,
+    /// Mailjet's `EventPayload`: a string returned with the message's events.
+    pub event_payload: Option<String>,
+    /// No delivery before this time (Unix milliseconds).
+    pub send_at_ms: Option<u64>,
 }
 
 impl Message {
@@ -228,19 +237,36 @@ impl Check {
             None | Some(Value::Null) => None,
             Some(v) => self.mailbox(&format!("{field}.reply_to"), v),
         };
-        let subject = match map.get("subject") {
+        let mut subject = match map.get("subject") {
             None | Some(Value::Null) => String::new(),
             Some(v) => self
                 .line(&format!("{field}.subject"), v)
                 .unwrap_or_default(),
         };
-        let text = self.body(&format!("{field}.text"), map.get("text"));
-        let html = self.body(&format!("{field}.html"), map.get("html"));
+        let mut text = self.body(&format!("{field}.text"), map.get("text"));
+        let mut html = self.body(&format!("{field}.html"), map.get("html"));
         let headers = self.headers(&format!("{field}.headers"), map.get("headers"));
+        let attachments = self.attachments(
+            &format!("{field}.attachments"),
+            map.get("attachments"),
+            &attachments::NATIVE,
+            false,
+        );
         let custom_id = match map.get("custom_id") {
             None | Some(Value::Null) => None,
             Some(v) => self.line(&format!("{field}.custom_id"), v),
         };
+        let metadata = self.metadata(&format!("{field}.metadata"), map.get("metadata"));
+        let tags = self.tags(&format!("{field}.tags"), map.get("tags"));
+        let send_at_ms = self.send_at(&format!("{field}.send_at"), map.get("send_at"));
+        match map.get("variables") {
+            None | Some(Value::Null) => {}
+            Some(variables @ Value::Object(_)) => {
+                let fields = ["subject", "text", "html"].map(|f| format!("{field}.{f}"));
+                self.render_parts(&fields, variables, &mut subject, &mut text, &mut html);
+            }
+            Some(_) => self.fail(format!("{field}.variables"), "must be an object"),
+        }
         for key in map.keys() {
             let known = [
                 "from",
@@ -252,7 +278,12 @@ impl Check {
                 "text",
                 "html",
                 "headers",
+                "attachments",
                 "custom_id",
+                "metadata",
+                "tags",
+                "variables",
+                "send_at",
             ];
             if !known.contains(&key.as_str()) {
                 self.fail(format!("{field}.{key}"), "is not a known field");
@@ -271,18 +302,29 @@ impl Check {
             text,
             html,
             headers,
+            attachments: attachments.into(),
             custom_id,
+            metadata,
+            tags,
+            event_payload: None,
+            send_at_ms,
         };
-        self.limits(&format!("{field}.to"), &format!("{field}.text"), &message)?;
+        self.limits(
+            &format!("{field}.to"),
+            &format!("{field}.text"),
+            &format!("{field}.attachments"),
+            &message,
+        )?;
         Some(message)
     }
 
-    /// Recipient count and body presence, for every API's messages; errors name each API's
-    /// own recipients and body fields.
+    /// Recipient count, body presence and attachment size, for every API's messages; errors
+    /// name each API's own fields.
     pub(crate) fn limits(
         &mut self,
         recipients_field: &str,
         body_field: &str,
+        attachments_field: &str,
         message: &Message,
     ) -> Option<()> {
         let count = message.recipients().len();
@@ -304,7 +346,9 @@ impl Check {
             self.fail(body_field.to_string(), "a text or html body is required");
             return None;
         }
-        Some(())
+        let before = self.errors.len();
+        self.attachment_size(attachments_field, &message.attachments);
+        (self.errors.len() == before).then_some(())
     }
 }
 
@@ -409,5 +453,57 @@ mod tests {
             to.join(",")
         );
         assert_eq!(fields(&body), ["messages[0].to"]);
+    }
+
+    #[test]
+    fn attachments_metadata_tags_variables_and_send_at_parse() {
+        let in_an_hour = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs()
+            + 3600;
+        let body = format!(
+            r#"{{"messages":[{{"from":"a@acme.test","to":["b@x.test"],
+            "subject":"Order {{{{ order }}}}","html":"<p>Hi {{{{ name }}}} <img src=\"cid:logo\"></p>",
+            "variables":{{"order":42,"name":"<Ann>"}},
+            "attachments":[{{"filename":"a.pdf","content_type":"application/pdf","content":"JVBERi0x\nLjQ="}},
+                           {{"filename":"logo.png","content_type":"image/png","content":"iVBORw==","content_id":"logo"}}],
+            "metadata":{{"order":"42"}},"tags":["receipt","receipt","eu"],"send_at":{in_an_hour}}}]}}"#
+        );
+        let message = parse(body.as_bytes()).expect("valid").remove(0);
+        assert_eq!(message.subject, "Order 42");
+        assert_eq!(
+            message.html.as_deref(),
+            Some("<p>Hi &lt;Ann&gt; <img src=\"cid:logo\"></p>")
+        );
+        assert_eq!(message.attachments[0].content, b"%PDF-1.4");
+        assert_eq!(message.attachments[0].content_id, None);
+        assert_eq!(message.attachments[1].content_id.as_deref(), Some("logo"));
+        assert_eq!(message.metadata, [("order".to_string(), "42".to_string())]);
+        assert_eq!(message.tags, ["receipt", "eu"]);
+        assert_eq!(message.send_at_ms, Some(in_an_hour * 1000));
+    }
+
+    #[test]
+    fn bad_attachments_templates_and_schedules_name_their_fields() {
+        let body = r#"{"messages":[{"from":"a@acme.test","to":["b@x.test"],
+            "subject":"{{ subject }}","text":"{{ missing }}","variables":{"subject":"Hi\r\nBcc: x@evil.test"},
+            "attachments":[{"filename":"a","content":"not base64!"},{"content":"AA==","content_type":"bad"}],
+            "metadata":{"n":1},"tags":[""],"send_at":"2126-01-01T00:00:00Z"}]}"#;
+        let mut got = fields(body);
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "messages[0].attachments[0].content",
+                "messages[0].attachments[1].content_type",
+                "messages[0].attachments[1].filename",
+                "messages[0].metadata.n",
+                "messages[0].send_at",
+                "messages[0].subject",
+                "messages[0].tags[0]",
+                "messages[0].text",
+            ]
+        );
     }
 }

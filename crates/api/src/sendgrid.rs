@@ -2,13 +2,25 @@
 //! (its recipients, subject and headers over the request's), `content` gives the text and
 //! HTML bodies, legacy `substitutions` are applied. The reply is SendGrid's: 202 with an
 //! empty body and `X-Message-Id`, or 200 in sandbox mode (checked, not sent); errors are
-//! `{"errors":[{"message","field","help"}]}`. What tsubame does not do yet (templates,
-//! attachments, scheduled sending) is refused by name rather than silently dropped.
+//! `{"errors":[{"message","field","help"}]}`. Attachments, `custom_args` (metadata),
+//! `categories` (tags) and `send_at` are honoured, a personalization's own over the
+//! request's. What tsubame does not do (stored templates, unsubscribe groups, batches) is
+//! refused by name rather than silently dropped.
 
 use serde_json::{Map, Value};
 
+use crate::attachments::Names;
 use crate::error::FieldError;
 use crate::native::{Check, Message};
+
+/// SendGrid's attachment fields.
+const ATTACHMENT_NAMES: Names = Names {
+    filename: "filename",
+    content_type: "type",
+    content: "content",
+    content_id: "content_id",
+    disposition: Some("disposition"),
+};
 
 /// Personalizations per request (SendGrid's limit).
 pub const PERSONALIZATIONS_MAX: usize = 1000;
@@ -21,14 +33,8 @@ pub struct Request {
 }
 
 /// Fields accepted at the top level; the ones tsubame cannot honour yet are refused.
-const UNSUPPORTED: &[&str] = &["template_id", "attachments", "send_at", "batch_id", "asm"];
-const IGNORED: &[&str] = &[
-    "categories",
-    "custom_args",
-    "ip_pool_name",
-    "tracking_settings",
-    "reply_to_list",
-];
+const UNSUPPORTED: &[&str] = &["template_id", "batch_id", "asm"];
+const IGNORED: &[&str] = &["ip_pool_name", "tracking_settings", "reply_to_list"];
 
 fn object<'a>(
     check: &mut Check,
@@ -80,6 +86,10 @@ pub fn parse(body: &[u8]) -> Result<Request, Vec<FieldError>> {
             "content",
             "headers",
             "mail_settings",
+            "attachments",
+            "custom_args",
+            "categories",
+            "send_at",
         ];
         if !known.contains(&key.as_str())
             && !UNSUPPORTED.contains(&key.as_str())
@@ -107,6 +117,17 @@ pub fn parse(body: &[u8]) -> Result<Request, Vec<FieldError>> {
         Some(v) => check.line("subject", v),
     };
     let headers = check.headers("headers", root.get("headers"));
+    let attachments: std::sync::Arc<[crate::attachments::Attachment]> = check
+        .attachments(
+            "attachments",
+            root.get("attachments"),
+            &ATTACHMENT_NAMES,
+            false,
+        )
+        .into();
+    let custom_args = check.metadata("custom_args", root.get("custom_args"));
+    let tags = check.tags("categories", root.get("categories"));
+    let send_at_ms = check.send_at("send_at", root.get("send_at"));
     let (mut text, mut html) = (None, None);
     match root.get("content") {
         None | Some(Value::Null) => {}
@@ -149,14 +170,21 @@ pub fn parse(body: &[u8]) -> Result<Request, Vec<FieldError>> {
         let Some(p) = object(&mut check, &field, Some(p)) else {
             continue;
         };
-        for name in ["send_at", "dynamic_template_data"] {
-            if p.get(name).is_some_and(|v| !v.is_null()) {
-                check.fail(
-                    format!("{field}.{name}"),
-                    "is not supported by this server yet",
-                );
-            }
+        if p.get("dynamic_template_data").is_some_and(|v| !v.is_null()) {
+            check.fail(
+                format!("{field}.dynamic_template_data"),
+                "is not supported by this server yet",
+            );
         }
+        let mut metadata = custom_args.clone();
+        for (key, value) in check.metadata(&format!("{field}.custom_args"), p.get("custom_args")) {
+            metadata.retain(|(k, _)| *k != key);
+            metadata.push((key, value));
+        }
+        let own_send_at = match p.get("send_at") {
+            None | Some(Value::Null) => None,
+            v => check.send_at(&format!("{field}.send_at"), v),
+        };
         if p.get("to").is_none() {
             check.fail(format!("{field}.to"), "is required");
         }
@@ -208,10 +236,15 @@ pub fn parse(body: &[u8]) -> Result<Request, Vec<FieldError>> {
             text: text.as_deref().map(|t| substitute(t, &substitutions)),
             html: html.as_deref().map(|t| substitute(t, &substitutions)),
             headers: own_headers,
+            attachments: attachments.clone(),
             custom_id: None,
+            metadata,
+            tags: tags.clone(),
+            event_payload: None,
+            send_at_ms: own_send_at.or(send_at_ms),
         };
         if check
-            .limits(&format!("{field}.to"), "content", &message)
+            .limits(&format!("{field}.to"), "content", "attachments", &message)
             .is_some()
         {
             messages.push(message);

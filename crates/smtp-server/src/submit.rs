@@ -216,6 +216,8 @@ fn envelope(txn: Transaction, client_ip: IpAddr, received_ms: u64) -> (Envelope,
         client_ip: client_ip.to_string(),
         helo: txn.helo,
         auth_user: txn.auth_user,
+        not_before_ms: 0,
+        attributes: None,
     };
     (envelope, txn.content)
 }

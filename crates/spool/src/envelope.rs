@@ -15,7 +15,7 @@ pub struct Recipient {
 }
 
 /// Everything about a message except its content.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Envelope {
     /// The reverse-path; empty for the null sender.
     pub sender: String,
@@ -35,6 +35,11 @@ pub struct Envelope {
     pub helo: String,
     /// The authenticated SMTP user, if any.
     pub auth_user: Option<String>,
+    /// No delivery attempt before this time, Unix milliseconds (scheduled sending); 0: now.
+    pub not_before_ms: u64,
+    /// What the sender attached to the message for its own records (custom id, metadata,
+    /// tags), as JSON; reported back with the message's events, never sent.
+    pub attributes: Option<String>,
 }
 
 impl Envelope {
@@ -60,6 +65,13 @@ impl Envelope {
             put_str(out, &rcpt.address);
             out.push(rcpt.notify);
             put_opt(out, rcpt.orcpt.as_deref());
+        }
+        // Optional tail, absent for plain SMTP mail: records written before it existed and
+        // records without it read the same.
+        if self.not_before_ms != 0 || self.attributes.is_some() {
+            out.push(TAIL_V1);
+            out.extend_from_slice(&self.not_before_ms.to_le_bytes());
+            put_opt(out, self.attributes.as_deref());
         }
     }
 
@@ -89,6 +101,14 @@ impl Envelope {
                 orcpt,
             });
         }
+        let (mut not_before_ms, mut attributes) = (0, None);
+        if !r.bytes.is_empty() {
+            if r.u8()? != TAIL_V1 {
+                return Err(SpoolError::Corrupt("unknown envelope tail"));
+            }
+            not_before_ms = r.u64()?;
+            attributes = r.opt()?;
+        }
         if !r.bytes.is_empty() {
             return Err(SpoolError::Corrupt("trailing envelope bytes"));
         }
@@ -102,9 +122,14 @@ impl Envelope {
             client_ip,
             helo,
             auth_user,
+            not_before_ms,
+            attributes,
         })
     }
 }
+
+/// Marks the optional tail of an envelope (schedule and attributes).
+const TAIL_V1: u8 = 1;
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u32).to_le_bytes());

@@ -32,6 +32,8 @@ fn envelope(rcpts: usize) -> Envelope {
         client_ip: "127.0.0.1".into(),
         helo: "client".into(),
         auth_user: None,
+        not_before_ms: 0,
+        attributes: None,
     }
 }
 
@@ -369,9 +371,22 @@ fn any_envelope() -> impl Strategy<Value = Envelope> {
         any::<u8>(),
         any::<u64>(),
         proptest::option::of("\\PC{0,10}"),
+        // Mostly without the optional tail, as SMTP mail is stored.
+        prop_oneof![3 => Just(0u64), 1 => any::<u64>()],
+        proptest::option::of("\\PC{0,30}"),
     )
         .prop_map(
-            |(sender, recipients, dsn_ret, dsn_envid, flags, received_ms, auth_user)| Envelope {
+            |(
+                sender,
+                recipients,
+                dsn_ret,
+                dsn_envid,
+                flags,
+                received_ms,
+                auth_user,
+                not_before_ms,
+                attributes,
+            )| Envelope {
                 sender,
                 recipients,
                 dsn_ret,
@@ -381,6 +396,8 @@ fn any_envelope() -> impl Strategy<Value = Envelope> {
                 client_ip: "::1".into(),
                 helo: "h".into(),
                 auth_user,
+                not_before_ms,
+                attributes,
             },
         )
 }

@@ -82,6 +82,8 @@ pub fn run(args: SpoolArgs) -> anyhow::Result<()> {
                         client_ip: "127.0.0.1".into(),
                         helo: "bench".into(),
                         auth_user: None,
+                        not_before_ms: 0,
+                        attributes: None,
                     };
                     spool
                         .insert(spool.next_id(), envelope, content.to_vec())

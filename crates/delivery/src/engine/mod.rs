@@ -195,6 +195,10 @@ impl Inner {
             }
         };
         let sender: Arc<str> = Arc::from(envelope.sender.as_str());
+        // A scheduled message's queue clock (expiry, delay notices) starts when it may
+        // first be sent, not when it was accepted.
+        let not_before_ms = envelope.not_before_ms;
+        let clock_ms = envelope.received_ms.max(not_before_ms);
         let mut by_domain: BTreeMap<String, Vec<u32>> = BTreeMap::new();
         for (index, rcpt) in envelope.recipients.iter().enumerate() {
             if done.get(index).copied().unwrap_or(false) {
@@ -225,7 +229,7 @@ impl Inner {
                     sender: sender.clone(),
                     rcpts: slice.to_vec(),
                     attempts: schedule.map_or(0, |(attempts, _)| attempts),
-                    received_ms: envelope.received_ms,
+                    received_ms: clock_ms,
                     delay_warned: false,
                     fresh: fresh.clone(),
                 });
@@ -244,7 +248,10 @@ impl Inner {
             return;
         }
         self.lock().add_message(id, parts.len() as u32);
-        let wait_ms = schedule.map_or(0, |(_, next)| next.saturating_sub(now_ms()));
+        let wait_ms = schedule
+            .map_or(0, |(_, next)| next)
+            .max(not_before_ms)
+            .saturating_sub(now_ms());
         if wait_ms > 0 {
             let due = Instant::now() + Duration::from_millis(wait_ms);
             let mut state = self.lock();

@@ -493,6 +493,8 @@ impl Inner {
             client_ip: "local".into(),
             helo: self.config.hostname.clone(),
             auth_user: None,
+            not_before_ms: 0,
+            attributes: None,
         };
         self.spool.insert(dsn_id, dsn_envelope, body).await?;
         tracing::info!(target: "tsubame::delivery", %id, dsn = %dsn_id, to = %envelope.sender, recipients = reports.len(), "delivery status notification queued");

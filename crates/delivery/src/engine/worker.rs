@@ -202,7 +202,7 @@ fn outbound(envelope: &Envelope, rcpts: &[u32]) -> Outbound {
 /// A message ready to send: kept from its arrival, or read back from the spool.
 enum Loaded {
     Fresh(Arc<Fresh>),
-    Read(Envelope, Vec<u8>),
+    Read(Box<Envelope>, Vec<u8>),
 }
 
 impl Loaded {
@@ -231,7 +231,7 @@ fn load(inner: &Inner, part: &mut Part) -> Result<(Loaded, Vec<bool>), spool::Sp
         }
         None => {
             let (envelope, content, done) = inner.spool.read(part.id)?;
-            Ok((Loaded::Read(envelope, content), done))
+            Ok((Loaded::Read(Box::new(envelope), content), done))
         }
     }
 }

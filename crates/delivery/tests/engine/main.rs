@@ -140,6 +140,8 @@ impl Rig {
             client_ip: "127.0.0.1".into(),
             helo: "client.test".into(),
             auth_user: None,
+            not_before_ms: 0,
+            attributes: None,
         };
         let content = format!(
             "From: <{sender}>\r\nTo: <{}>\r\nSubject: engine test {id}\r\nMessage-ID: <{id}@client.test>\r\n\r\nHello.\r\n.leading dot\r\n",

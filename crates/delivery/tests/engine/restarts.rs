@@ -101,6 +101,8 @@ async fn a_poisoned_spool_stops_delivery() {
         client_ip: "127.0.0.1".into(),
         helo: "client.test".into(),
         auth_user: None,
+        not_before_ms: 0,
+        attributes: None,
     };
     assert!(
         rig.spool

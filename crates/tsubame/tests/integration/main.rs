@@ -5,6 +5,7 @@ mod harness;
 
 mod admin;
 mod api;
+mod api_content;
 mod clients;
 mod config_cli;
 mod crash;

@@ -2,6 +2,7 @@
 """The official Mailjet Python client (PyPI `mailjet_rest` >= 1.9) against tsubame, unchanged
 but for its api_url. Usage: mailjet_client.py SCENARIO API_URL API_KEY SECRET_KEY; prints
 one JSON object: the status and body, or the client's exception and its status."""
+import base64
 import json
 import sys
 
@@ -31,6 +32,18 @@ def main():
                                      Headers={"X-Campaign": "mj-1"})]}
     elif scenario == "partial":
         data = {"Messages": [message("bob@x.test"), message("not-an-address")]}
+    elif scenario == "templated":
+        data = {"Messages": [message(
+            "dan@x.test", subject="Order {{var:order}}",
+            TextPart='Dear {{var:name:"customer"}}, order {{var:order}} is on its way.',
+            HTMLPart='<p>Dear {{var:name:"customer"}} <img src="cid:logo"></p>',
+            TemplateLanguage=True, Variables={"order": 42},
+            Attachments=[{"ContentType": "application/pdf", "Filename": "invoice.pdf",
+                          "Base64Content": base64.b64encode(b"%PDF-1.4 mailjet").decode()}],
+            InlinedAttachments=[{"ContentType": "image/png", "Filename": "logo.png",
+                                 "ContentID": "logo",
+                                 "Base64Content": base64.b64encode(b"\x89PNG mailjet").decode()}],
+            EventPayload="order-42", CustomCampaign="autumn")]}
     elif scenario == "sandbox":
         data = {"SandboxMode": True, "Messages": [message("carl@x.test")]}
     else:
