@@ -22,6 +22,7 @@ pub mod compose;
 pub mod error;
 pub mod idempotency;
 pub mod mailjet;
+pub mod manage;
 pub mod native;
 pub mod schedule;
 pub mod sendgrid;
@@ -74,6 +75,23 @@ pub fn router<S: ControlStore + 'static>(state: Arc<ApiState<S>>) -> Router {
         .route("/v3/mail/send", post(send_sendgrid::<S>))
         .route("/v3.1/send", post(send_mailjet::<S>))
         .route("/v1/messages/{id}", axum::routing::get(message_status::<S>))
+        .route(
+            "/v1/domains",
+            axum::routing::get(manage::list_domains::<S>).post(manage::add_domain::<S>),
+        )
+        .route(
+            "/v1/domains/{domain}",
+            axum::routing::get(manage::get_domain::<S>).delete(manage::remove_domain::<S>),
+        )
+        .route(
+            "/v1/keys",
+            axum::routing::get(manage::list_keys::<S>).post(manage::add_key::<S>),
+        )
+        .route(
+            "/v1/keys/{id}",
+            axum::routing::get(manage::get_key::<S>).delete(manage::revoke_key::<S>),
+        )
+        .route("/v1/account", axum::routing::get(manage::account::<S>))
         .layer(DefaultBodyLimit::max(REQUEST_BYTES_MAX))
         .with_state(state)
 }

@@ -109,6 +109,23 @@ pub struct DnsRecord {
     pub purpose: &'static str,
 }
 
+/// A selector naming the key's month (`ts202611`), so a rotated key gets a new one.
+pub fn default_selector() -> String {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400) as i64;
+    // Civil from days (Howard Hinnant's algorithm), for the year and month only.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("ts{year}{month:02}")
+}
+
 /// The return-path (bounce) host name of a sending domain.
 pub fn bounce_domain(domain: &str) -> String {
     format!("bounce.{domain}")

@@ -147,6 +147,15 @@ impl Quotas {
         Ok(())
     }
 
+    /// Messages counted today for a tenant this process has seen today (saved or not).
+    pub fn used_today(&self, tenant_id: &str, day: i64) -> Option<i64> {
+        let tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        tenants
+            .get(tenant_id)
+            .filter(|t| t.day == day)
+            .map(|t| t.used_today)
+    }
+
     /// Writes the counts not yet saved. Called once a second by the server.
     pub async fn flush<S: ControlStore>(&self, store: &S) {
         let pending: Vec<(String, i64, i64)> = {

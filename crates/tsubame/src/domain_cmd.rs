@@ -98,22 +98,6 @@ fn local_hostname() -> String {
     }
 }
 
-fn this_month_selector() -> String {
-    let days = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() / 86_400) as i64;
-    // Civil from days (Howard Hinnant's algorithm), for the year and month only.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("ts{year}{month:02}")
-}
-
 fn print_records(domain: &SendingDomain, dns: &RecordArgs) -> anyhow::Result<Vec<dkim::DnsRecord>> {
     let algorithm = Algorithm::parse(&domain.algorithm).context("stored algorithm")?;
     let records = dkim::records(
@@ -160,7 +144,7 @@ pub fn run(command: DomainCommand, data: &DataDir) -> anyhow::Result<()> {
                     .add_domain(SendingDomain {
                         domain,
                         tenant_id: tenant.id.clone(),
-                        selector: selector.unwrap_or_else(this_month_selector),
+                        selector: selector.unwrap_or_else(dkim::default_selector),
                         algorithm: algorithm.name().into(),
                         private_key: pair.private_pkcs8,
                         public_key: pair.public_b64,

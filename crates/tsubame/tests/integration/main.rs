@@ -11,6 +11,7 @@ mod config_cli;
 mod crash;
 mod faults;
 mod limits;
+mod manage;
 mod relay;
 mod relay_crash;
 mod shutdown;
