@@ -24,6 +24,7 @@ pub mod idempotency;
 pub mod mailjet;
 pub mod manage;
 pub mod native;
+pub mod openapi;
 pub mod schedule;
 pub mod sendgrid;
 pub mod template;
@@ -92,6 +93,7 @@ pub fn router<S: ControlStore + 'static>(state: Arc<ApiState<S>>) -> Router {
             axum::routing::get(manage::get_key::<S>).delete(manage::revoke_key::<S>),
         )
         .route("/v1/account", axum::routing::get(manage::account::<S>))
+        .route("/openapi.json", axum::routing::get(openapi_json))
         .layer(DefaultBodyLimit::max(REQUEST_BYTES_MAX))
         .with_state(state)
 }
@@ -223,6 +225,15 @@ async fn message_status<S: ControlStore + 'static>(
         }
     }
     axum::Json(body).into_response()
+}
+
+async fn openapi_json() -> Response {
+    static DOCUMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(openapi::document);
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        DOCUMENT.as_str(),
+    )
+        .into_response()
 }
 
 fn now_ms() -> u64 {

@@ -359,7 +359,7 @@ fn mailjet_python_client_sends_unchanged() {
 }
 
 /// A virtual environment with `package` from PyPI, made once per build directory.
-fn venv_with(name: &str, package: &str) -> std::path::PathBuf {
+pub(crate) fn venv_with(name: &str, package: &str) -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let python = dir.join("bin/python");
     let ready = dir.join(".ready");

@@ -12,6 +12,7 @@ mod crash;
 mod faults;
 mod limits;
 mod manage;
+mod openapi;
 mod relay;
 mod relay_crash;
 mod shutdown;

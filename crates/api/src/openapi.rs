@@ -1,0 +1,419 @@
+//! The OpenAPI 3.1 document of the native and management APIs, served at `/openapi.json`.
+//! The types here describe the wire format for the document only; the handlers check
+//! requests field by field themselves. CI runs schemathesis against a live server with
+//! this document, so a difference between the two fails the build.
+
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+/// An address, alone or with a display name.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum Mailbox {
+    Address(String),
+    Named {
+        #[schema(format = Email)]
+        email: String,
+        name: Option<String>,
+    },
+}
+
+/// One or several mailboxes.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum Mailboxes {
+    One(Mailbox),
+    Many(Vec<Mailbox>),
+}
+
+/// A file sent with the message; with `content_id` it is an inline image the HTML shows
+/// as `cid:<content_id>`.
+#[derive(Serialize, ToSchema)]
+pub struct Attachment {
+    pub filename: String,
+    /// Media type, `application/octet-stream` when absent.
+    #[schema(example = "application/pdf")]
+    pub content_type: Option<String>,
+    /// Base64 (line breaks allowed); at most 15 MiB decoded per message.
+    pub content: String,
+    pub content_id: Option<String>,
+}
+
+/// A time to send at: Unix seconds, or RFC 3339 with an offset; at most 72 hours ahead.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum SendAt {
+    UnixSeconds(u64),
+    Rfc3339(String),
+}
+
+/// One message. Header texts (subject, names, header values) must not contain CR, LF or
+/// NUL; `to`, `cc` and `bcc` hold 1 to 50 distinct recipients together; `text` or `html`
+/// is required.
+#[derive(Serialize, ToSchema)]
+pub struct OutgoingMessage {
+    pub from: Mailbox,
+    pub to: Option<Mailboxes>,
+    pub cc: Option<Mailboxes>,
+    pub bcc: Option<Mailboxes>,
+    pub reply_to: Option<Mailbox>,
+    pub subject: Option<String>,
+    pub text: Option<String>,
+    pub html: Option<String>,
+    /// Extra header fields; the ones tsubame sets itself (From, To, Subject, Date,
+    /// Message-ID, MIME and DKIM fields, ...) are refused.
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
+    pub attachments: Option<Vec<Attachment>>,
+    /// Your own id for the message, returned with it and its events.
+    pub custom_id: Option<String>,
+    /// Up to 50 string keys and values (10 kB), kept with the message, never sent.
+    pub metadata: Option<std::collections::BTreeMap<String, String>>,
+    /// Up to 10 tags, kept with the message, never sent.
+    pub tags: Option<Vec<String>>,
+    /// Variables for the subject, text and HTML, which are then minijinja templates.
+    #[schema(value_type = Option<Object>)]
+    pub variables: Option<serde_json::Value>,
+    pub send_at: Option<SendAt>,
+}
+
+/// `POST /v1/messages`: 1 to 500 messages.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"messages": [{
+    "from": {"email": "news@example.com", "name": "Example"},
+    "to": ["ann@example.net"],
+    "subject": "Your order {{ order }}",
+    "text": "Thanks, {{ name }}.",
+    "html": "<p>Thanks, {{ name }}.</p>",
+    "variables": {"order": 42, "name": "Ann"},
+    "custom_id": "order-42",
+    "tags": ["receipt"]
+}]}))]
+pub struct SendRequest {
+    #[schema(min_items = 1, max_items = 500)]
+    pub messages: Vec<OutgoingMessage>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Queued {
+    /// The message id (26 characters).
+    pub id: String,
+    pub custom_id: Option<String>,
+    pub recipients: u32,
+    /// Always `queued`: the message is on disk.
+    pub status: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SendResponse {
+    pub messages: Vec<Queued>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RecipientState {
+    pub email: String,
+    /// `pending` or `final`.
+    pub status: String,
+}
+
+/// A queued message of the caller's tenant.
+#[derive(Serialize, ToSchema)]
+pub struct MessageStatus {
+    pub id: String,
+    /// `queued`, or `scheduled` before its send_at.
+    pub status: String,
+    pub from: String,
+    pub received_ms: u64,
+    pub recipients: Vec<RecipientState>,
+    pub send_at_ms: Option<u64>,
+    pub custom_id: Option<String>,
+    pub metadata: Option<std::collections::BTreeMap<String, String>>,
+    pub tags: Option<Vec<String>>,
+    pub event_payload: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FieldError {
+    pub message: String,
+    /// JSON path of the offending field, when one is at fault.
+    pub field: Option<String>,
+    pub help: Option<String>,
+}
+
+/// Every error answer.
+#[derive(Serialize, ToSchema)]
+pub struct Errors {
+    pub errors: Vec<FieldError>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DnsRecord {
+    pub name: String,
+    /// `TXT` or `MX`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: String,
+    pub purpose: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Domain {
+    pub domain: String,
+    pub selector: String,
+    /// `rsa` or `ed25519`.
+    pub algorithm: String,
+    pub created_ms: i64,
+    /// What to publish in DNS: DKIM key, SPF, DMARC, return path.
+    pub records: Vec<DnsRecord>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DomainList {
+    pub domains: Vec<Domain>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NewDomain {
+    #[schema(
+        pattern = r"^[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?)+$",
+        example = "mail.example.org"
+    )]
+    pub domain: String,
+    /// `rsa` (2048 bits, the default) or `ed25519`.
+    #[schema(pattern = "^(rsa|ed25519)$")]
+    pub algorithm: Option<String>,
+    /// DKIM selector; default `ts<year><month>`.
+    #[schema(pattern = "^[a-z0-9_-]{1,20}$")]
+    pub selector: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Key {
+    /// The public part, `tsb_<12 hex>`.
+    pub id: String,
+    pub name: String,
+    /// Any of `send`, `read`, `manage`.
+    pub scopes: Vec<String>,
+    pub created_ms: i64,
+    pub revoked_ms: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KeyList {
+    pub keys: Vec<Key>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NewKey {
+    #[schema(pattern = "^[a-z0-9_-]{1,20}$")]
+    pub name: Option<String>,
+    /// Default `["send"]`.
+    pub scopes: Option<Vec<String>>,
+}
+
+/// A key just made: the token is shown this once.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedKey {
+    pub id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub created_ms: i64,
+    pub revoked_ms: Option<i64>,
+    pub token: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Account {
+    pub id: String,
+    pub name: String,
+    pub rate_per_sec: Option<i64>,
+    pub daily_quota: Option<i64>,
+    pub sent_today: i64,
+}
+
+#[utoipa::path(post, path = "/v1/messages", tag = "send",
+    request_body = SendRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "A retried request with the same key is answered the same and sends nothing again")),
+    responses(
+        (status = 200, description = "Every message is on disk", body = SendResponse),
+        (status = 400, description = "Invalid request; each error names its field", body = Errors),
+        (status = 401, description = "No or unknown key", body = Errors),
+        (status = 403, description = "Key without the send scope, or a From domain the account has not added", body = Errors),
+        (status = 409, description = "The Idempotency-Key is in use by a request still running", body = Errors),
+        (status = 413, description = "Body over 25 MiB"),
+        (status = 422, description = "The Idempotency-Key was used for a different request", body = Errors),
+        (status = 429, description = "Rate limit or daily quota; see Retry-After", body = Errors),
+        (status = 503, description = "Storage unavailable; retry", body = Errors),
+    ))]
+#[allow(dead_code)]
+fn send_messages() {}
+
+#[utoipa::path(get, path = "/v1/messages/{id}", tag = "send",
+    params(("id" = String, Path, description = "Message id")),
+    responses(
+        (status = 200, description = "The message, while queued", body = MessageStatus),
+        (status = 401, description = "No or unknown key", body = Errors),
+        (status = 403, description = "Key without the read scope", body = Errors),
+        (status = 404, description = "Unknown, finished, or another account's", body = Errors),
+    ))]
+#[allow(dead_code)]
+fn message_status() {}
+
+#[utoipa::path(get, path = "/v1/domains", tag = "manage",
+    responses(
+        (status = 200, description = "The account's sending domains", body = DomainList),
+        (status = 401, description = "No or unknown key", body = Errors),
+        (status = 403, description = "Key without the manage scope", body = Errors),
+        (status = 503, description = "Control plane unavailable", body = Errors),
+    ))]
+#[allow(dead_code)]
+fn list_domains() {}
+
+#[utoipa::path(post, path = "/v1/domains", tag = "manage", request_body = NewDomain,
+    responses(
+        (status = 201, description = "Added, with its DKIM key; publish the records", body = Domain),
+        (status = 400, description = "Invalid request", body = Errors),
+        (status = 401, description = "No or unknown key", body = Errors),
+        (status = 403, description = "Key without the manage scope", body = Errors),
+        (status = 409, description = "Already added, here or by another account", body = Errors),
+        (status = 503, description = "Control plane unavailable", body = Errors),
+    ))]
+#[allow(dead_code)]
+fn add_domain() {}
+
+#[utoipa::path(get, path = "/v1/domains/{domain}", tag = "manage",
+    params(("domain" = String, Path)),
+    responses(
+        (status = 200, description = "The domain and its records", body = Domain),
+        (status = 401, description = "No or unknown key", body = Errors),
+        (status = 403, description = "Key without the manage scope", body = Errors),
+        (status = 404, description = "Not a domain of this account", body = Errors),
+        (status = 503, description = "Control plane unavailable", body = Errors),
+    ))]
+#[allow(dead_code)]
+fn get_domain() {}
+
+#[utoipa::path(delete, path = "/v1/domains/{domain}", tag = "manage",
+    params(("domain" = String, Path)),
+    responses(
+        (status = 204, description = "Removed; mail from it is refused from now on"),
+        (status = 401, description = "No or unknown key", body = Errors),
+        (status = 403, description = "Key without the manage scope", body = Errors),
+        (status = 404, description = "Not a domain of this account", body = Errors),
+        (status = 503, description = "Control plane unavailable", body = Errors),
+    ))]
+#[allow(dead_code)]
+fn remove_domain() {}
+
+#[utoipa::path(get, path = "/v1/keys", tag = "manage",
+    responses(
+        (status = 200, description = "The account's keys, revoked ones included; never a secret", body = KeyList),
+        (status = 401, description = "No or unknown key", body = Errors),
+        (status = 403, description = "Key without the manage scope", body = Errors),
+        (status = 503, description = "Control plane unavailable", body = Errors),
+    ))]
+#[allow(dead_code)]
+fn list_keys() {}
+
+#[utoipa::path(post, path = "/v1/keys", tag = "manage", request_body = NewKey,
+    responses(
+        (status = 201, description = "Made; the token is shown this once", body = CreatedKey),
+        (status = 400, description = "Invalid request", body = Errors),
+        (status = 401, description = "No or unknown key", body = Errors),
+        (status = 403, description = "Key without the manage scope", body = Errors),
+        (status = 503, description = "Control plane unavailable", body = Errors),
+    ))]
+#[allow(dead_code)]
+fn add_key() {}
+
+#[utoipa::path(get, path = "/v1/keys/{id}", tag = "manage",
+    params(("id" = String, Path, description = "The key's public part, tsb_<12 hex>")),
+    responses(
+        (status = 200, description = "The key", body = Key),
+        (status = 401, description = "No or unknown key", body = Errors),
+        (status = 403, description = "Key without the manage scope", body = Errors),
+        (status = 404, description = "Not a key of this account", body = Errors),
+        (status = 503, description = "Control plane unavailable", body = Errors),
+    ))]
+#[allow(dead_code)]
+fn get_key() {}
+
+#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "manage",
+    params(("id" = String, Path, description = "The key's public part, tsb_<12 hex>")),
+    responses(
+        (status = 204, description = "Revoked at once"),
+        (status = 401, description = "No or unknown key", body = Errors),
+        (status = 403, description = "Key without the manage scope", body = Errors),
+        (status = 404, description = "Not a live key of this account", body = Errors),
+        (status = 503, description = "Control plane unavailable", body = Errors),
+    ))]
+#[allow(dead_code)]
+fn revoke_key() {}
+
+#[utoipa::path(get, path = "/v1/account", tag = "manage",
+    responses(
+        (status = 200, description = "The calling account, its limits and today's count", body = Account),
+        (status = 401, description = "No or unknown key", body = Errors),
+        (status = 403, description = "Key without the read scope", body = Errors),
+        (status = 503, description = "Control plane unavailable", body = Errors),
+    ))]
+#[allow(dead_code)]
+fn account() {}
+
+struct BearerKey;
+
+impl Modify for BearerKey {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("tsb_<id>_<secret>")
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "tsubame API", description = "Native send API and account management. Mailjet v3.1 (`POST /v3.1/send`) and SendGrid v3 (`POST /v3/mail/send`) compatible endpoints follow those services' own documentation."),
+    paths(send_messages, message_status, list_domains, add_domain, get_domain, remove_domain,
+          list_keys, add_key, get_key, revoke_key, account),
+    modifiers(&BearerKey),
+    security(("api_key" = [])),
+)]
+struct ApiDoc;
+
+/// The document, as served.
+pub fn document() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|_| "{}".into())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_document_lists_every_native_and_management_operation() {
+        let doc: serde_json::Value = serde_json::from_str(&super::document()).expect("json");
+        let paths = doc["paths"].as_object().expect("paths");
+        for (path, method) in [
+            ("/v1/messages", "post"),
+            ("/v1/messages/{id}", "get"),
+            ("/v1/domains", "get"),
+            ("/v1/domains", "post"),
+            ("/v1/domains/{domain}", "delete"),
+            ("/v1/keys/{id}", "delete"),
+            ("/v1/account", "get"),
+        ] {
+            assert!(paths[path].get(method).is_some(), "{method} {path}");
+        }
+        assert!(doc["components"]["schemas"]["OutgoingMessage"].is_object());
+    }
+}
