@@ -13,6 +13,8 @@ pub const MESSAGES_MAX: usize = 500;
 pub const RECIPIENTS_MAX: usize = 50;
 /// Custom headers per message.
 pub const HEADERS_MAX: usize = 50;
+/// Text, HTML and decoded attachments of one message together, in bytes.
+pub const MESSAGE_BYTES_MAX: usize = 20 << 20;
 /// Longest subject, header value or display name, in bytes.
 pub const TEXT_FIELD_BYTES_MAX: usize = 4096;
 
@@ -348,6 +350,21 @@ impl Check {
         }
         let before = self.errors.len();
         self.attachment_size(attachments_field, &message.attachments);
+        let size = message.text.as_ref().map_or(0, String::len)
+            + message.html.as_ref().map_or(0, String::len)
+            + message
+                .attachments
+                .iter()
+                .map(|a| a.content.len())
+                .sum::<usize>();
+        if size > MESSAGE_BYTES_MAX {
+            self.fail(
+                body_field.to_string(),
+                format!(
+                    "the message is {size} bytes with its attachments; at most {MESSAGE_BYTES_MAX}"
+                ),
+            );
+        }
         (self.errors.len() == before).then_some(())
     }
 }
@@ -505,5 +522,60 @@ mod tests {
                 "messages[0].text",
             ]
         );
+    }
+
+    #[test]
+    fn size_and_count_limits_hold() {
+        let message = |extra: &str| {
+            format!(
+                r#"{{"messages":[{{"from":"a@acme.test","to":["b@x.test"],"text":"t"{extra}}}]}}"#
+            )
+        };
+        let file = |bytes: usize| {
+            use base64::Engine as _;
+            let content = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; bytes]);
+            format!(r#"{{"filename":"f","content":"{content}"}}"#)
+        };
+        let within = message(&format!(
+            r#","attachments":[{}]"#,
+            file(attachments::ATTACHMENT_BYTES_MAX)
+        ));
+        assert!(parse(within.as_bytes()).is_ok());
+        let over = message(&format!(
+            r#","attachments":[{},{}]"#,
+            file(attachments::ATTACHMENT_BYTES_MAX),
+            file(1)
+        ));
+        assert_eq!(fields(&over), ["messages[0].attachments"]);
+        let many: Vec<String> = (0..=attachments::ATTACHMENTS_MAX)
+            .map(|_| file(1))
+            .collect();
+        let over = message(&format!(r#","attachments":[{}]"#, many.join(",")));
+        assert_eq!(fields(&over), ["messages[0].attachments"]);
+        let huge_text = format!(
+            r#"{{"messages":[{{"from":"a@acme.test","to":["b@x.test"],"text":"{}","html":"{}"}}]}}"#,
+            "x".repeat(MESSAGE_BYTES_MAX / 2),
+            "y".repeat(MESSAGE_BYTES_MAX / 2 + 1)
+        );
+        assert_eq!(fields(&huge_text), ["messages[0].text"]);
+        let tags: Vec<String> = (0..=crate::attributes::TAGS_MAX)
+            .map(|i| format!("\"t{i}\""))
+            .collect();
+        assert_eq!(
+            fields(&message(&format!(r#","tags":[{}]"#, tags.join(",")))),
+            ["messages[0].tags"]
+        );
+        let keys: Vec<String> = (0..=crate::attributes::METADATA_KEYS_MAX)
+            .map(|i| format!("\"k{i}\":\"v\""))
+            .collect();
+        assert_eq!(
+            fields(&message(&format!(r#","metadata":{{{}}}"#, keys.join(",")))),
+            ["messages[0].metadata"]
+        );
+        let big_value = format!(
+            r#","metadata":{{"k":"{}"}}"#,
+            "v".repeat(crate::attributes::METADATA_BYTES_MAX)
+        );
+        assert_eq!(fields(&message(&big_value)), ["messages[0].metadata"]);
     }
 }
