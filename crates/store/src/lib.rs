@@ -1,4 +1,5 @@
-//! The control plane: tenants and their API keys (domains, suppressions and events follow).
+//! The control plane: tenants, API keys, sending domains, and the sender-facing record
+//! (events, suppressions, webhooks).
 //!
 //! Callers use the [`ControlStore`] trait; [`SqliteStore`] is the single-node implementation
 //! and a PostgreSQL one can follow behind the same trait without touching callers.
@@ -6,12 +7,20 @@
 //! # Layout
 //! - [`keys`]: the API key format, generation, hashing and scopes (no I/O).
 //! - [`sqlite`]: the SQLite implementation (sqlx, runtime queries, embedded migrations).
+//! - [`events`]: events, suppressions and webhooks ([`EventStore`]); [`sqlite_events`]: on
+//!   SQLite.
 
+pub mod events;
 pub mod keys;
 pub mod sqlite;
+pub mod sqlite_events;
 
 use std::future::Future;
 
+pub use events::{
+    EventFilter, EventKind, EventStore, NewEvent, StoredEvent, Suppression, Webhook,
+    WebhookDelivery,
+};
 pub use keys::{KeyError, Scope, Scopes};
 pub use sqlite::SqliteStore;
 

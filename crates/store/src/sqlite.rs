@@ -24,12 +24,13 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_usage.sql"),
     include_str!("../migrations/0003_idempotency.sql"),
     include_str!("../migrations/0004_domains.sql"),
+    include_str!("../migrations/0005_events_suppressions_webhooks.sql"),
 ];
 
 /// The SQLite control plane.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 impl SqliteStore {
@@ -114,7 +115,7 @@ fn domain_from(row: &SqliteRow) -> Result<SendingDomain, sqlx::Error> {
     })
 }
 
-fn check_domain(domain: &str) -> Result<String, StoreError> {
+pub(crate) fn check_domain(domain: &str) -> Result<String, StoreError> {
     let lower = domain.trim_end_matches('.').to_ascii_lowercase();
     let labels_ok = lower.split('.').count() >= 2
         && lower.split('.').all(|l| {

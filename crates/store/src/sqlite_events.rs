@@ -1,0 +1,378 @@
+//! [`EventStore`] on SQLite: events appended in one transaction per batch, listed through
+//! indexes on (tenant, id), (tenant, time), (tenant, message), (tenant, recipient) and
+//! (tenant, custom id); tags filtered with `json_each`.
+
+use rand::RngCore;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use crate::events::{
+    EventFilter, EventKind, EventStore, NewEvent, StoredEvent, Suppression, Webhook,
+    WebhookDelivery,
+};
+use crate::{SqliteStore, StoreError, now_ms};
+
+/// Most events one page returns.
+pub const EVENTS_PAGE_MAX: u32 = 1000;
+
+fn event_from(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
+    let kind: String = row.try_get("kind")?;
+    Ok(StoredEvent {
+        id: row.try_get("id")?,
+        event: NewEvent {
+            tenant_id: row.try_get("tenant_id")?,
+            time_ms: row.try_get("time_ms")?,
+            kind: EventKind::parse(&kind).ok_or(StoreError::Invalid {
+                field: "kind",
+                reason: format!("stored event kind {kind:?} is unknown"),
+            })?,
+            message_id: row.try_get("message_id")?,
+            recipient: row.try_get("recipient")?,
+            custom_id: row.try_get("custom_id")?,
+            tags: row.try_get("tags")?,
+            detail: row.try_get("detail")?,
+        },
+    })
+}
+
+fn kinds_text(kinds: &[EventKind]) -> String {
+    kinds
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn kinds_from(text: &str) -> Vec<EventKind> {
+    text.split(',').filter_map(EventKind::parse).collect()
+}
+
+fn webhook_from(row: &SqliteRow) -> Result<Webhook, StoreError> {
+    let kinds: String = row.try_get("kinds")?;
+    Ok(Webhook {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        url: row.try_get("url")?,
+        secret: row.try_get("secret")?,
+        kinds: kinds_from(&kinds),
+        cursor: row.try_get("cursor")?,
+        created_ms: row.try_get("created_ms")?,
+        failing_since_ms: row.try_get("failing_since_ms")?,
+    })
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut raw = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut raw);
+    raw.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl EventStore for SqliteStore {
+    async fn add_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for e in events {
+            sqlx::query(
+                "INSERT INTO events (tenant_id, time_ms, kind, message_id, recipient, custom_id, tags, detail) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&e.tenant_id)
+            .bind(e.time_ms)
+            .bind(e.kind.as_str())
+            .bind(&e.message_id)
+            .bind(e.recipient.to_ascii_lowercase())
+            .bind(&e.custom_id)
+            .bind(&e.tags)
+            .bind(&e.detail)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn events(
+        &self,
+        tenant_id: &str,
+        filter: &EventFilter,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT * FROM events WHERE tenant_id = ");
+        q.push_bind(tenant_id);
+        if let Some(after) = filter.after_id {
+            q.push(" AND id > ").push_bind(after);
+        }
+        if let Some(from) = filter.from_ms {
+            q.push(" AND time_ms >= ").push_bind(from);
+        }
+        if let Some(to) = filter.to_ms {
+            q.push(" AND time_ms < ").push_bind(to);
+        }
+        if !filter.kinds.is_empty() {
+            q.push(" AND kind IN (");
+            let mut list = q.separated(", ");
+            for kind in &filter.kinds {
+                list.push_bind(kind.as_str());
+            }
+            q.push(")");
+        }
+        if let Some(id) = &filter.message_id {
+            q.push(" AND message_id = ").push_bind(id);
+        }
+        if let Some(recipient) = &filter.recipient {
+            q.push(" AND recipient = ")
+                .push_bind(recipient.to_ascii_lowercase());
+        }
+        if let Some(custom_id) = &filter.custom_id {
+            q.push(" AND custom_id = ").push_bind(custom_id);
+        }
+        if let Some(tag) = &filter.tag {
+            q.push(" AND EXISTS (SELECT 1 FROM json_each(events.tags) WHERE value = ")
+                .push_bind(tag)
+                .push(")");
+        }
+        q.push(" ORDER BY id LIMIT ")
+            .push_bind(i64::from(filter.limit.clamp(1, EVENTS_PAGE_MAX)));
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter().map(event_from).collect()
+    }
+
+    async fn purge_events(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM events WHERE time_ms < ?")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn last_event_id(&self) -> Result<i64, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(id.unwrap_or(0))
+    }
+
+    async fn suppressed(
+        &self,
+        tenant_id: &str,
+        addresses: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        if addresses.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT address FROM suppressions WHERE tenant_id = ");
+        q.push_bind(tenant_id).push(" AND address IN (");
+        let mut list = q.separated(", ");
+        for address in addresses {
+            list.push_bind(address.to_ascii_lowercase());
+        }
+        q.push(")");
+        let rows = q.build().fetch_all(&self.pool).await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("address"))
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn add_suppressions(
+        &self,
+        tenant_id: &str,
+        entries: &[(String, String)],
+    ) -> Result<u64, StoreError> {
+        let now = now_ms();
+        let mut added = 0;
+        let mut tx = self.pool.begin().await?;
+        for (address, reason) in entries {
+            let done = sqlx::query(
+                "INSERT INTO suppressions (tenant_id, address, reason, created_ms) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (tenant_id, address) DO NOTHING",
+            )
+            .bind(tenant_id)
+            .bind(address.to_ascii_lowercase())
+            .bind(reason)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            added += done.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    async fn remove_suppression(&self, tenant_id: &str, address: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM suppressions WHERE tenant_id = ? AND address = ?")
+            .bind(tenant_id)
+            .bind(address.to_ascii_lowercase())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn suppressions(
+        &self,
+        tenant_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Suppression>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT address, reason, created_ms FROM suppressions \
+             WHERE tenant_id = ? AND address > ? ORDER BY address LIMIT ?",
+        )
+        .bind(tenant_id)
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit.clamp(1, EVENTS_PAGE_MAX)))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Suppression {
+                    address: r.try_get("address")?,
+                    reason: r.try_get("reason")?,
+                    created_ms: r.try_get("created_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn add_webhook(
+        &self,
+        tenant_id: &str,
+        url: &str,
+        kinds: &[EventKind],
+    ) -> Result<Webhook, StoreError> {
+        let hook = Webhook {
+            id: format!("wh_{}", random_hex(8)),
+            tenant_id: tenant_id.to_string(),
+            url: url.to_string(),
+            secret: format!("whsec_{}", random_hex(32)),
+            kinds: kinds.to_vec(),
+            cursor: self.last_event_id().await?,
+            created_ms: now_ms(),
+            failing_since_ms: None,
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO webhooks (id, tenant_id, url, secret, kinds, cursor, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&hook.id)
+        .bind(tenant_id)
+        .bind(url)
+        .bind(&hook.secret)
+        .bind(kinds_text(kinds))
+        .bind(hook.cursor)
+        .bind(hook.created_ms)
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => Ok(hook),
+            Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+                Err(StoreError::NotFound(format!("tenant {tenant_id}")))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn webhooks(&self, tenant_id: &str) -> Result<Vec<Webhook>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM webhooks WHERE tenant_id = ? ORDER BY created_ms, id")
+                .bind(tenant_id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(webhook_from).collect()
+    }
+
+    async fn all_webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM webhooks ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(webhook_from).collect()
+    }
+
+    async fn remove_webhook(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM webhooks WHERE tenant_id = ? AND id = ?")
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_webhook_state(
+        &self,
+        id: &str,
+        cursor: i64,
+        failing_since_ms: Option<i64>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE webhooks SET cursor = ?, failing_since_ms = ? WHERE id = ?")
+            .bind(cursor)
+            .bind(failing_since_ms)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn add_webhook_delivery(&self, id: &str, d: &WebhookDelivery) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (webhook_id, time_ms, events, first_event, last_event, status, error, duration_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(d.time_ms)
+        .bind(d.events)
+        .bind(d.first_event)
+        .bind(d.last_event)
+        .bind(d.status)
+        .bind(&d.error)
+        .bind(d.duration_ms)
+        .execute(&self.pool)
+        .await?;
+        // The log is for looking at recent trouble, not an archive.
+        sqlx::query(
+            "DELETE FROM webhook_deliveries WHERE webhook_id = ? AND id <= \
+             (SELECT id FROM webhook_deliveries WHERE webhook_id = ? ORDER BY id DESC LIMIT 1 OFFSET 1000)",
+        )
+        .bind(id)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        limit: u32,
+    ) -> Result<Option<Vec<WebhookDelivery>>, StoreError> {
+        let owned: Option<String> =
+            sqlx::query_scalar("SELECT id FROM webhooks WHERE tenant_id = ? AND id = ?")
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        if owned.is_none() {
+            return Ok(None);
+        }
+        let rows = sqlx::query(
+            "SELECT * FROM webhook_deliveries WHERE webhook_id = ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(id)
+        .bind(i64::from(limit.clamp(1, 1000)))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(WebhookDelivery {
+                    time_ms: r.try_get("time_ms")?,
+                    events: r.try_get("events")?,
+                    first_event: r.try_get("first_event")?,
+                    last_event: r.try_get("last_event")?,
+                    status: r.try_get("status")?,
+                    error: r.try_get("error")?,
+                    duration_ms: r.try_get("duration_ms")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()
+            .map(Some)
+    }
+}
