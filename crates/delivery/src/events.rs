@@ -64,7 +64,18 @@ pub struct Event {
     pub attempt_ms: u64,
     /// From acceptance to this event.
     pub queued_ms: u64,
+    /// Who sent the message (`tenant:<id>` for a tenant's mail), from its envelope; for the
+    /// listener, not the file.
+    #[serde(skip)]
+    pub auth_user: Option<String>,
+    /// The sender's attributes of the message (JSON), from its envelope; for the listener.
+    #[serde(skip)]
+    pub attributes: Option<String>,
 }
+
+/// Receives every event, in batches, on the event-log thread: it must not block (hand the
+/// batch to a channel).
+pub type EventListener = Arc<dyn Fn(Vec<Event>) + Send + Sync>;
 
 /// Attempts kept per message for the queue view.
 const HISTORY_PER_MESSAGE: usize = 8;
@@ -97,25 +108,35 @@ pub struct EventLog {
 }
 
 impl EventLog {
-    /// Writes to `path` (appending) when given; keeps history either way.
-    pub fn new(path: Option<PathBuf>) -> std::io::Result<EventLog> {
-        let (queue, writer) = match path {
+    /// Writes to `path` (appending) when given and hands batches to `listener` when given;
+    /// keeps history either way.
+    pub fn new(
+        path: Option<PathBuf>,
+        listener: Option<EventListener>,
+    ) -> std::io::Result<EventLog> {
+        let file = match path {
             Some(path) => {
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir)?;
                 }
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&path)?;
-                let queue = SharedQueue::default();
-                let shared = queue.clone();
-                let handle = std::thread::Builder::new()
-                    .name("event-log".into())
-                    .spawn(move || write_loop(shared, file))?;
-                (Some(queue), Some(handle))
+                Some(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&path)?,
+                )
             }
-            None => (None, None),
+            None => None,
+        };
+        let (queue, writer) = if file.is_some() || listener.is_some() {
+            let queue = SharedQueue::default();
+            let shared = queue.clone();
+            let handle = std::thread::Builder::new()
+                .name("event-log".into())
+                .spawn(move || write_loop(shared, file, listener))?;
+            (Some(queue), Some(handle))
+        } else {
+            (None, None)
         };
         Ok(EventLog {
             counters: Mutex::new(HashMap::new()),
@@ -202,8 +223,8 @@ impl EventLog {
     }
 }
 
-fn write_loop(queue: SharedQueue, file: std::fs::File) {
-    let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
+fn write_loop(queue: SharedQueue, file: Option<std::fs::File>, listener: Option<EventListener>) {
+    let mut out = file.map(|f| std::io::BufWriter::with_capacity(256 * 1024, f));
     let mut taken = Vec::new();
     loop {
         let closed = {
@@ -215,13 +236,19 @@ fn write_loop(queue: SharedQueue, file: std::fs::File) {
             std::mem::swap(&mut guard.events, &mut taken);
             guard.closed
         };
-        let mut line = Vec::with_capacity(512);
-        for event in taken.drain(..) {
-            line.clear();
-            encode_line(&event, &mut line);
-            let _ = out.write_all(&line);
+        if let Some(out) = out.as_mut() {
+            let mut line = Vec::with_capacity(512);
+            for event in &taken {
+                line.clear();
+                encode_line(event, &mut line);
+                let _ = out.write_all(&line);
+            }
+            let _ = out.flush();
         }
-        let _ = out.flush();
+        match &listener {
+            Some(listener) if !taken.is_empty() => listener(std::mem::take(&mut taken)),
+            _ => taken.clear(),
+        }
         if closed {
             break;
         }
@@ -330,6 +357,8 @@ mod tests {
             tls: optional.then(|| "TLSv1_3".into()),
             attempt_ms: 0,
             queued_ms: u64::MAX,
+            auth_user: None,
+            attributes: None,
         }
     }
 

@@ -382,6 +382,8 @@ impl super::Inner {
                     tls: None,
                     attempt_ms: 0,
                     queued_ms: now.saturating_sub(part.received_ms),
+                    auth_user: None,
+                    attributes: None,
                 },
                 !finished,
             );

@@ -97,9 +97,18 @@ pub(crate) fn now_ms() -> u64 {
 impl Engine {
     /// Starts delivering everything in the spool and everything that arrives later.
     pub fn start(spool: Spool, config: DeliveryConfig) -> Result<Engine, String> {
+        Engine::start_with_listener(spool, config, None)
+    }
+
+    /// Like [`Engine::start`], with every event also handed to `listener` in batches.
+    pub fn start_with_listener(
+        spool: Spool,
+        config: DeliveryConfig,
+        listener: Option<crate::events::EventListener>,
+    ) -> Result<Engine, String> {
         let dns = crate::route::dns::Dns::new(config.dns.clone())?;
         let router = Router::new(dns, config.routing.clone());
-        let events = EventLog::new(config.events_file.clone())
+        let events = EventLog::new(config.events_file.clone(), listener)
             .map_err(|e| format!("opening the event log: {e}"))?;
         let inner = Arc::new(Inner {
             spool: spool.clone(),

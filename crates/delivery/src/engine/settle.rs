@@ -33,6 +33,8 @@ pub(crate) struct AttemptInfo {
     pub addresses: Option<Vec<String>>,
     /// Some recipient of the part asked for NOTIFY=SUCCESS.
     pub success_wanted: bool,
+    /// The message's `auth_user` and `attributes`, when the caller has read its envelope.
+    pub owner: Option<(Option<String>, Option<String>)>,
 }
 
 impl AttemptInfo {
@@ -47,6 +49,7 @@ impl AttemptInfo {
             on_connection: false,
             addresses: None,
             success_wanted: false,
+            owner: None,
         }
     }
 }
@@ -257,6 +260,15 @@ impl Inner {
             .map(|f| (f.index, &f.reply, f.outcome))
             .chain(deferred.iter().map(|(i, r)| (*i, r, Outcome::Deferred)));
         let mut envelope: Option<Envelope> = None;
+        let owner = match &info.owner {
+            Some(owner) => owner.clone(),
+            None => {
+                envelope = self.spool.envelope(part.id).ok().map(|(e, _)| e);
+                envelope.as_ref().map_or((None, None), |e| {
+                    (e.auth_user.clone(), e.attributes.clone())
+                })
+            }
+        };
         for (index, reply, outcome) in all {
             if outcome == Outcome::Delivered {
                 self.latency.record(queued_ms as f64 / 1000.0);
@@ -301,6 +313,8 @@ impl Inner {
                 tls: info.tls.clone(),
                 attempt_ms,
                 queued_ms,
+                auth_user: owner.0.clone(),
+                attributes: owner.1.clone(),
             };
             tracing::debug!(target: "tsubame::delivery", id = %part.id, outcome = outcome.as_str(), recipient = %event.recipient, response = %event.response, "recipient settled");
             self.events.record(part.id, event, !message_finished);
