@@ -1,0 +1,194 @@
+//! The sender-facing record of what happened to every message: events from the ingresses
+//! (accepted, suppressed) and from delivery (delivered, deferred, bounced, expired) are
+//! recorded in the control plane in batches, hard bounces and complaints fill the tenant's
+//! suppression list, and webhooks push the events to the tenant's systems.
+//!
+//! # Layout
+//! - [`EventSink`] and [`Recorder`] (this file): the channel from every producer and the
+//!   task that writes batches, suppresses, and wakes the webhooks.
+//! - [`convert`]: delivery events and accepted messages → stored events.
+//! - [`webhooks`]: one task per endpoint, following the event table with a cursor.
+//! - [`ssrf`]: which addresses a webhook may be sent to.
+//! - [`signature`]: HMAC-SHA256 signing of payloads.
+
+pub mod convert;
+pub mod signature;
+pub mod ssrf;
+pub mod webhooks;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use store::{EventKind, EventStore, NewEvent};
+use tokio::sync::{Notify, mpsc};
+
+/// Events waiting to be written; beyond this, new ones are dropped and counted rather than
+/// letting a stalled database grow memory without bound.
+const PENDING_MAX: usize = 2_000_000;
+/// Largest batch written in one transaction.
+const BATCH_MAX: usize = 20_000;
+/// How long the recorder gathers events before writing.
+const GATHER: Duration = Duration::from_millis(50);
+
+/// Where producers put events; cheap to clone, never blocks.
+#[derive(Clone)]
+pub struct EventSink {
+    tx: mpsc::UnboundedSender<Vec<NewEvent>>,
+    pending: Arc<AtomicUsize>,
+}
+
+impl EventSink {
+    /// Queues events for recording.
+    pub fn record(&self, events: Vec<NewEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let n = events.len();
+        if self.pending.fetch_add(n, Ordering::Relaxed) + n > PENDING_MAX {
+            self.pending.fetch_sub(n, Ordering::Relaxed);
+            metrics::counter!("tsubame_events_dropped_total").increment(n as u64);
+            return;
+        }
+        if self.tx.send(events).is_err() {
+            self.pending.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+
+    /// A sink whose events go nowhere (tests, tools).
+    pub fn discard() -> EventSink {
+        let (tx, _) = mpsc::unbounded_channel();
+        EventSink {
+            tx,
+            pending: Arc::default(),
+        }
+    }
+}
+
+/// The writing side.
+pub struct Recorder<S> {
+    store: S,
+    rx: mpsc::UnboundedReceiver<Vec<NewEvent>>,
+    pending: Arc<AtomicUsize>,
+    /// Woken after each written batch (the webhooks wait on it).
+    pub written: Arc<Notify>,
+}
+
+/// A sink and the recorder that drains it.
+pub fn channel<S: EventStore>(store: S) -> (EventSink, Recorder<S>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let pending = Arc::new(AtomicUsize::new(0));
+    (
+        EventSink {
+            tx,
+            pending: pending.clone(),
+        },
+        Recorder {
+            store,
+            rx,
+            pending,
+            written: Arc::new(Notify::new()),
+        },
+    )
+}
+
+/// The suppression a recorded event calls for, if any.
+fn suppression_for(event: &NewEvent) -> Option<&'static str> {
+    match event.kind {
+        EventKind::Bounced => {
+            // Only a permanent failure of the address itself: a full mailbox or a policy
+            // block says nothing about whether the address exists.
+            let category = event.detail.as_deref().and_then(|d| {
+                serde_json::from_str::<serde_json::Value>(d)
+                    .ok()?
+                    .get("category")?
+                    .as_str()
+                    .map(str::to_string)
+            });
+            matches!(category.as_deref(), Some("invalid_recipient")).then_some("bounce")
+        }
+        EventKind::Complained => Some("complaint"),
+        EventKind::Unsubscribed => Some("unsubscribe"),
+        _ => None,
+    }
+}
+
+impl<S: EventStore> Recorder<S> {
+    /// Writes batches until every sink is dropped, then writes what is left and returns.
+    pub async fn run(mut self) {
+        let mut batch: Vec<NewEvent> = Vec::new();
+        loop {
+            match self.rx.recv().await {
+                Some(first) => batch.extend(first),
+                None => break,
+            }
+            // Gather what arrives meanwhile: one transaction per batch, not per event.
+            let deadline = tokio::time::Instant::now() + GATHER;
+            while batch.len() < BATCH_MAX {
+                match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                    Ok(Some(more)) => batch.extend(more),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            self.write(&mut batch).await;
+        }
+        self.write(&mut batch).await;
+    }
+
+    async fn write(&self, batch: &mut Vec<NewEvent>) {
+        if batch.is_empty() {
+            return;
+        }
+        let n = batch.len();
+        let started = std::time::Instant::now();
+        let mut tries = 0;
+        loop {
+            match self.store.add_events(batch).await {
+                Ok(()) => break,
+                Err(err) if tries < 5 => {
+                    tries += 1;
+                    tracing::warn!(error = %err, events = n, "recording events failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, events = n, "recording events failed; dropping the batch");
+                    metrics::counter!("tsubame_events_dropped_total").increment(n as u64);
+                    break;
+                }
+            }
+        }
+        metrics::histogram!("tsubame_events_write_seconds").record(started.elapsed().as_secs_f64());
+        metrics::counter!("tsubame_events_recorded_total").increment(n as u64);
+        let mut by_tenant: std::collections::BTreeMap<&str, Vec<(String, String)>> =
+            std::collections::BTreeMap::new();
+        for event in batch.iter() {
+            if let Some(reason) = suppression_for(event) {
+                by_tenant
+                    .entry(&event.tenant_id)
+                    .or_default()
+                    .push((event.recipient.clone(), reason.to_string()));
+            }
+        }
+        for (tenant, entries) in by_tenant {
+            if let Err(err) = self.store.add_suppressions(tenant, &entries).await {
+                tracing::error!(error = %err, tenant, "adding suppressions failed");
+            }
+        }
+        self.pending.fetch_sub(n, Ordering::Relaxed);
+        batch.clear();
+        self.written.notify_waiters();
+    }
+}
+
+/// Forgets events older than `retention`, once an hour, for as long as the store lives.
+pub async fn purge_forever<S: EventStore>(store: S, retention: Duration) {
+    loop {
+        let before = convert::now_ms() - retention.as_millis() as i64;
+        match store.purge_events(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "old events purged"),
+            Err(err) => tracing::warn!(error = %err, "purging old events failed"),
+        }
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+}
