@@ -70,15 +70,18 @@ fn body<'a>(
 }
 
 /// Who sent it: the tenant, for the queue view and later the per-tenant policies.
+#[derive(Clone)]
 pub struct Submitter {
     pub tenant_id: String,
     pub client_ip: String,
 }
 
-/// The message's bytes, DKIM-signed with its sending domain's key, and its envelope.
+/// The message's bytes, DKIM-signed with its sending domain's key, and its envelope for
+/// `recipients` (the message's, less the suppressed).
 /// `hostname` names this node in the Message-ID.
 pub fn compose(
     message: &Message,
+    recipients: &[String],
     id: MessageId,
     hostname: &str,
     submitter: &Submitter,
@@ -127,11 +130,10 @@ pub fn compose(
     }
     let envelope = Envelope {
         sender: message.from.email.clone(),
-        recipients: message
-            .recipients()
-            .into_iter()
+        recipients: recipients
+            .iter()
             .map(|address| Recipient {
-                address,
+                address: address.clone(),
                 notify: 0,
                 orcpt: None,
             })
@@ -191,8 +193,15 @@ mod tests {
             created_ms: 0,
         };
         let signer = tenancy::Signers::default().get(&domain).expect("signer");
-        let (envelope, bytes) =
-            compose(&message, id, "mx.test", &submitter, &signer).expect("compose");
+        let (envelope, bytes) = compose(
+            &message,
+            &message.recipients(),
+            id,
+            "mx.test",
+            &submitter,
+            &signer,
+        )
+        .expect("compose");
         assert!(bytes.starts_with(b"DKIM-Signature: v=1; a=ed25519-sha256;"));
         (envelope, String::from_utf8(bytes).expect("utf8"))
     }

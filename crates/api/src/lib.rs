@@ -27,6 +27,7 @@ pub mod native;
 pub mod openapi;
 pub mod schedule;
 pub mod sendgrid;
+pub mod submit;
 pub mod template;
 pub mod text;
 
@@ -39,8 +40,9 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use spool::{Spool, SpoolError};
-use store::{ControlStore, Scope};
+use spool::Spool;
+use store::{ControlStore, EventStore, Scope};
+use submit::submit;
 use tenancy::Tenancy;
 
 use crate::error::ApiError;
@@ -55,14 +57,22 @@ pub struct ApiState<S> {
     pub tenancy: Arc<Tenancy<S>>,
     /// This node's name, for Message-IDs.
     pub hostname: String,
+    /// Where accepted and suppressed events go.
+    pub events: events::EventSink,
 }
 
-impl<S: ControlStore + 'static> ApiState<S> {
-    pub fn new(spool: Spool, tenancy: Arc<Tenancy<S>>, hostname: String) -> Arc<ApiState<S>> {
+impl<S: ControlStore + EventStore + 'static> ApiState<S> {
+    pub fn new(
+        spool: Spool,
+        tenancy: Arc<Tenancy<S>>,
+        events: events::EventSink,
+        hostname: String,
+    ) -> Arc<ApiState<S>> {
         Arc::new(ApiState {
             spool,
             tenancy,
             hostname,
+            events,
         })
     }
 }
@@ -70,7 +80,7 @@ impl<S: ControlStore + 'static> ApiState<S> {
 /// The send API routes, to merge into the HTTP server's router. The server must be run with
 /// `into_make_service_with_connect_info::<SocketAddr>()`: the client's address is recorded
 /// with every message.
-pub fn router<S: ControlStore + 'static>(state: Arc<ApiState<S>>) -> Router {
+pub fn router<S: ControlStore + EventStore + 'static>(state: Arc<ApiState<S>>) -> Router {
     Router::new()
         .route("/v1/messages", post(send_native::<S>))
         .route("/v3/mail/send", post(send_sendgrid::<S>))
@@ -98,7 +108,7 @@ pub fn router<S: ControlStore + 'static>(state: Arc<ApiState<S>>) -> Router {
         .with_state(state)
 }
 
-async fn send_native<S: ControlStore + 'static>(
+async fn send_native<S: ControlStore + EventStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -122,7 +132,7 @@ async fn send_native<S: ControlStore + 'static>(
     .await
 }
 
-async fn send_sendgrid<S: ControlStore + 'static>(
+async fn send_sendgrid<S: ControlStore + EventStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -142,7 +152,7 @@ async fn send_sendgrid<S: ControlStore + 'static>(
     .await
 }
 
-async fn send_sendgrid_authorized<S: ControlStore>(
+async fn send_sendgrid_authorized<S: ControlStore + EventStore>(
     state: &ApiState<S>,
     key: &store::ApiKey,
     peer: SocketAddr,
@@ -161,7 +171,7 @@ async fn send_sendgrid_authorized<S: ControlStore>(
             .increment(messages.len() as u64);
         let mut response = StatusCode::ACCEPTED.into_response();
         if let Some(first) = ids.first()
-            && let Ok(value) = axum::http::HeaderValue::from_str(&first.to_string())
+            && let Ok(value) = axum::http::HeaderValue::from_str(&first.id.to_string())
         {
             response.headers_mut().insert("x-message-id", value);
         }
@@ -174,7 +184,7 @@ async fn send_sendgrid_authorized<S: ControlStore>(
 /// `GET /v1/messages/{id}`: a queued message of the caller's tenant (scope `read`): its
 /// recipients and which are still pending. Another tenant's id, an unknown id and a message
 /// no longer queued are all 404, so ids reveal nothing across tenants.
-async fn message_status<S: ControlStore + 'static>(
+async fn message_status<S: ControlStore + EventStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
     axum::extract::Path(id): axum::extract::Path<String>,
     headers: HeaderMap,
@@ -264,7 +274,7 @@ fn mailjet_global(err: ApiError, code: &str) -> Response {
     response
 }
 
-async fn send_mailjet<S: ControlStore + 'static>(
+async fn send_mailjet<S: ControlStore + EventStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -291,7 +301,7 @@ async fn send_mailjet<S: ControlStore + 'static>(
     .await
 }
 
-async fn send_mailjet_authorized<S: ControlStore>(
+async fn send_mailjet_authorized<S: ControlStore + EventStore>(
     state: &ApiState<S>,
     key: &store::ApiKey,
     peer: SocketAddr,
@@ -348,7 +358,7 @@ async fn send_mailjet_authorized<S: ControlStore>(
         vec![None; valid.len()]
     } else {
         match submit(state, key, peer, &valid).await {
-            Ok(ids) => ids.into_iter().map(Some).collect(),
+            Ok(done) => done.into_iter().map(|d| Some(d.id)).collect(),
             Err(err) => {
                 let code = if err.status == StatusCode::TOO_MANY_REQUESTS {
                     "mj-0010"
@@ -390,7 +400,7 @@ async fn send_mailjet_authorized<S: ControlStore>(
     json(status, serde_json::json!({ "Messages": entries }))
 }
 
-async fn send<S: ControlStore>(
+async fn send<S: ControlStore + EventStore>(
     state: &ApiState<S>,
     key: &store::ApiKey,
     peer: SocketAddr,
@@ -404,13 +414,17 @@ async fn send<S: ControlStore>(
     let body: Vec<serde_json::Value> = messages
         .iter()
         .zip(ids)
-        .map(|((m, _), id)| {
-            serde_json::json!({
-                "id": id.to_string(),
+        .map(|((m, _), done)| {
+            let mut entry = serde_json::json!({
+                "id": done.id.to_string(),
                 "custom_id": m.custom_id,
-                "recipients": m.recipients().len(),
-                "status": "queued",
-            })
+                "recipients": m.recipients().len() - done.suppressed.len(),
+                "status": if done.queued { "queued" } else { "suppressed" },
+            });
+            if !done.suppressed.is_empty() {
+                entry["suppressed"] = done.suppressed.into();
+            }
+            entry
         })
         .collect();
     Ok((
@@ -421,7 +435,7 @@ async fn send<S: ControlStore>(
 }
 
 /// Each message's sending domain, if the tenant has added its From domain.
-pub(crate) async fn sender_domains<S: ControlStore>(
+pub(crate) async fn sender_domains<S: ControlStore + EventStore>(
     state: &ApiState<S>,
     tenant_id: &str,
     messages: &[native::Message],
@@ -455,7 +469,7 @@ pub(crate) async fn sender_domains<S: ControlStore>(
 
 /// Each message with its sending domain, or 403 naming every message whose From domain the
 /// tenant has not added (`prefix[i].from`).
-pub(crate) async fn with_domains<S: ControlStore>(
+pub(crate) async fn with_domains<S: ControlStore + EventStore>(
     state: &ApiState<S>,
     tenant_id: &str,
     messages: Vec<native::Message>,
@@ -485,106 +499,4 @@ pub(crate) async fn with_domains<S: ControlStore>(
             retry_after: None,
         })
     }
-}
-
-/// Quota, composition and spooling for checked messages, shared by every send API. Returns
-/// once all are durable, with their ids in order.
-pub(crate) async fn submit<S: ControlStore>(
-    state: &ApiState<S>,
-    key: &store::ApiKey,
-    peer: SocketAddr,
-    messages: &[(native::Message, store::SendingDomain)],
-) -> Result<Vec<spool::MessageId>, ApiError> {
-    state
-        .tenancy
-        .admit(&key.tenant_id, messages.len())
-        .await
-        .map_err(ApiError::from)?;
-    let submitter = compose::Submitter {
-        tenant_id: key.tenant_id.clone(),
-        client_ip: peer.ip().to_string(),
-    };
-    let ids: Vec<spool::MessageId> = messages.iter().map(|_| state.spool.next_id()).collect();
-    // Composing and DKIM signing are CPU work (an RSA-2048 signature is ~0.2 ms): off the
-    // async workers, split over the cores so one request's signatures run side by side.
-    let batch: Vec<(native::Message, store::SendingDomain, spool::MessageId)> = messages
-        .iter()
-        .cloned()
-        .zip(ids)
-        .map(|((m, d), id)| (m, d, id))
-        .collect();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = batch.len().div_ceil(cores).max(8);
-    let mut jobs = Vec::new();
-    let mut rest = batch;
-    while !rest.is_empty() {
-        let tail = rest.split_off(chunk.min(rest.len()));
-        let part = std::mem::replace(&mut rest, tail);
-        let hostname = state.hostname.clone();
-        let signers = state.tenancy.signers.clone();
-        let submitter = compose::Submitter {
-            tenant_id: submitter.tenant_id.clone(),
-            client_ip: submitter.client_ip.clone(),
-        };
-        jobs.push(tokio::task::spawn_blocking(move || {
-            part.iter()
-                .map(|(message, domain, id)| {
-                    let signer = signers.get(domain)?;
-                    compose::compose(message, *id, &hostname, &submitter, &signer)
-                        .map(|(envelope, content)| (*id, envelope, content))
-                })
-                .collect::<Result<Vec<_>, _>>()
-        }));
-    }
-    let mut pending = Vec::with_capacity(messages.len());
-    for job in jobs {
-        let composed = job
-            .await
-            .map_err(|err| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("composing: {err}"),
-                )
-            })?
-            .map_err(|err| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("composing: {err}"),
-                )
-            })?;
-        pending.extend(composed);
-    }
-    // All inserts in flight together: they share the spool's group commits.
-    let mut inserts = tokio::task::JoinSet::new();
-    for (i, (id, envelope, content)) in pending.into_iter().enumerate() {
-        let spool = state.spool.clone();
-        inserts.spawn(async move { (i, id, spool.insert(id, envelope, content).await) });
-    }
-    let mut ids = vec![None; messages.len()];
-    let mut failure = None;
-    while let Some(done) = inserts.join_next().await {
-        let Ok((i, id, result)) = done else {
-            failure = Some(SpoolError::Poisoned);
-            continue;
-        };
-        match result {
-            Ok(()) => ids[i] = Some(id),
-            Err(err) => failure = Some(err),
-        }
-    }
-    if let Some(err) = failure {
-        // Some messages may be queued already; the client retries the whole request, which
-        // is what the Idempotency-Key (to come) is for. Say so rather than hide it.
-        let queued = ids.iter().filter(|i| i.is_some()).count();
-        let mut error = ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "the spool refused messages ({err}); {queued} of {} were queued",
-                messages.len()
-            ),
-        );
-        error.retry_after = Some(5);
-        return Err(error);
-    }
-    Ok(ids.into_iter().flatten().collect())
 }

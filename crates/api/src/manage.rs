@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
-use store::{ApiKey, ControlStore, Scope, Scopes, SendingDomain, StoreError};
+use store::{ApiKey, ControlStore, EventStore, Scope, Scopes, SendingDomain, StoreError};
 
 use crate::ApiState;
 use crate::auth;
@@ -129,7 +129,7 @@ fn respond(result: Result<Response, ApiError>) -> Response {
 }
 
 /// `GET /v1/domains`
-pub(crate) async fn list_domains<S: ControlStore + 'static>(
+pub(crate) async fn list_domains<S: ControlStore + EventStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
     headers: HeaderMap,
 ) -> Response {
@@ -154,7 +154,7 @@ pub(crate) async fn list_domains<S: ControlStore + 'static>(
 
 /// `POST /v1/domains`: `{"domain", "algorithm"?: "rsa"|"ed25519", "selector"?}`; 201 with
 /// the DNS records to publish.
-pub(crate) async fn add_domain<S: ControlStore + 'static>(
+pub(crate) async fn add_domain<S: ControlStore + EventStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
     headers: HeaderMap,
     body: Bytes,
@@ -207,7 +207,7 @@ pub(crate) async fn add_domain<S: ControlStore + 'static>(
 }
 
 /// `GET /v1/domains/{domain}`
-pub(crate) async fn get_domain<S: ControlStore + 'static>(
+pub(crate) async fn get_domain<S: ControlStore + EventStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
     Path(domain): Path<String>,
     headers: HeaderMap,
@@ -229,7 +229,7 @@ pub(crate) async fn get_domain<S: ControlStore + 'static>(
 }
 
 /// `DELETE /v1/domains/{domain}`: mail from it is refused afterwards.
-pub(crate) async fn remove_domain<S: ControlStore + 'static>(
+pub(crate) async fn remove_domain<S: ControlStore + EventStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
     Path(domain): Path<String>,
     headers: HeaderMap,
@@ -254,7 +254,7 @@ pub(crate) async fn remove_domain<S: ControlStore + 'static>(
 }
 
 /// `GET /v1/keys`: the tenant's keys, revoked ones included; never a secret.
-pub(crate) async fn list_keys<S: ControlStore + 'static>(
+pub(crate) async fn list_keys<S: ControlStore + EventStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
     headers: HeaderMap,
 ) -> Response {
@@ -276,7 +276,7 @@ pub(crate) async fn list_keys<S: ControlStore + 'static>(
 
 /// `POST /v1/keys`: `{"name", "scopes": ["send", "read", "manage"]}`; 201 with the token,
 /// the only time it is shown.
-pub(crate) async fn add_key<S: ControlStore + 'static>(
+pub(crate) async fn add_key<S: ControlStore + EventStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
     headers: HeaderMap,
     body: Bytes,
@@ -324,7 +324,7 @@ pub(crate) async fn add_key<S: ControlStore + 'static>(
 }
 
 /// `GET /v1/keys/{id}`
-pub(crate) async fn get_key<S: ControlStore + 'static>(
+pub(crate) async fn get_key<S: ControlStore + EventStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -346,7 +346,7 @@ pub(crate) async fn get_key<S: ControlStore + 'static>(
 }
 
 /// `DELETE /v1/keys/{id}`: revokes the key at once (it may be the calling key).
-pub(crate) async fn revoke_key<S: ControlStore + 'static>(
+pub(crate) async fn revoke_key<S: ControlStore + EventStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -371,7 +371,7 @@ pub(crate) async fn revoke_key<S: ControlStore + 'static>(
 }
 
 /// `GET /v1/account`: the calling tenant, its limits and today's count (scope `read`).
-pub(crate) async fn account<S: ControlStore + 'static>(
+pub(crate) async fn account<S: ControlStore + EventStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
     headers: HeaderMap,
 ) -> Response {

@@ -55,6 +55,19 @@ impl EventSink {
         }
     }
 
+    /// Events handed over and not yet written.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::Relaxed)
+    }
+
+    /// Waits (up to `limit`) until everything handed over so far is written.
+    pub async fn drain(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.pending() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// A sink whose events go nowhere (tests, tools).
     pub fn discard() -> EventSink {
         let (tx, _) = mpsc::unbounded_channel();

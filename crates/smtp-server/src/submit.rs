@@ -69,11 +69,38 @@ impl Ingress {
             .as_deref()
             .and_then(tenant_of)
             .map(str::to_string);
-        let (envelope, content) = envelope(txn, client_ip, now.as_millis() as u64);
-        let (content, signature) = match (&self.tenants, tenant) {
+        let (mut envelope, content) = envelope(txn, client_ip, now.as_millis() as u64);
+        let mut suppressed = Vec::new();
+        let (content, signature) = match (&self.tenants, &tenant) {
             (Some(tenants), Some(tenant)) => {
-                match sign(tenants.as_ref(), &tenant, &sender, &added, content).await {
-                    Ok(signed) => signed,
+                let addresses: Vec<String> = envelope
+                    .recipients
+                    .iter()
+                    .map(|r| r.address.clone())
+                    .collect();
+                match sign(
+                    tenants.as_ref(),
+                    tenant,
+                    &sender,
+                    &addresses,
+                    &added,
+                    content,
+                )
+                .await
+                {
+                    Ok((content, signature, dropped)) => {
+                        // Suppressed recipients are not sent to; the rest of the message is.
+                        let mut index = 0;
+                        envelope.recipients.retain(|r| {
+                            let keep = !dropped.contains(&index);
+                            if !keep {
+                                suppressed.push(r.address.clone());
+                            }
+                            index += 1;
+                            keep
+                        });
+                        (content, signature)
+                    }
                     Err(reply) => {
                         self.refused(&reply, "tenant_policy", client_ip, &sender, recipients);
                         return reply;
@@ -81,6 +108,25 @@ impl Ingress {
                 }
             }
             (_, _) => (content, String::new()),
+        };
+        if envelope.recipients.is_empty() {
+            if let (Some(tenants), Some(tenant)) = (&self.tenants, &tenant) {
+                tenants.admitted(tenant, &queue_id, &[], &suppressed);
+            }
+            tracing::info!(id = %queue_id, client = %client_ip, sender = %sender, "message not queued: every recipient is suppressed");
+            return Reply::new(
+                250,
+                (2, 0, 0),
+                format!("Ok: {queue_id} not queued, every recipient is suppressed"),
+            );
+        }
+        let queued: Vec<String> = match (&self.tenants, &tenant) {
+            (Some(_), Some(_)) => envelope
+                .recipients
+                .iter()
+                .map(|r| r.address.clone())
+                .collect(),
+            _ => Vec::new(),
         };
         let mut prefix = trace;
         prefix.push_str(&signature);
@@ -90,6 +136,11 @@ impl Ingress {
             .spool
             .insert_with_prefix(id, envelope, prefix.as_bytes(), content)
             .await;
+        if result.is_ok()
+            && let (Some(tenants), Some(tenant)) = (&self.tenants, &tenant)
+        {
+            tenants.admitted(tenant, &queue_id, &queued, &suppressed);
+        }
         let (reply, reason) = match result {
             Ok(()) => (
                 Reply::new(250, (2, 0, 0), format!("Ok: queued as {queue_id}")),
@@ -150,18 +201,20 @@ async fn sign(
     tenants: &dyn Tenants,
     tenant: &str,
     sender: &str,
+    recipients: &[String],
     added: &str,
     content: Vec<u8>,
-) -> Result<(Vec<u8>, String), Reply> {
-    let signer = tenants.admit(tenant, sender, &content).await?;
+) -> Result<(Vec<u8>, String, Vec<usize>), Reply> {
+    let admitted = tenants.admit(tenant, sender, recipients, &content).await?;
     let added = added.to_string();
+    let signer = admitted.signer;
     let signed = tokio::task::spawn_blocking(move || {
         let signature = signer.sign_parts(&[added.as_bytes(), &content]);
         (content, signature)
     })
     .await;
     match signed {
-        Ok((content, Ok(signature))) => Ok((content, signature)),
+        Ok((content, Ok(signature))) => Ok((content, signature, admitted.suppressed)),
         Ok((_, Err(err))) => {
             tracing::error!(tenant, error = %err, "DKIM signing failed");
             Err(Reply::new(

@@ -34,18 +34,31 @@ pub fn tenant_of(auth_user: &str) -> Option<&str> {
     auth_user.strip_prefix("tenant:")
 }
 
+/// A tenant's message the platform takes.
+pub struct Admitted {
+    /// The key of the sending domain of its From address.
+    pub signer: Arc<dkim::Signer>,
+    /// Indices of the recipients the tenant suppresses: they are not sent to.
+    pub suppressed: Vec<usize>,
+}
+
 /// The platform's side of SMTP for tenants.
 pub trait Tenants: Send + Sync + 'static {
     /// Whose credentials these are.
     fn login<'a>(&'a self, user: &'a str, password: &'a str) -> BoxFuture<'a, Login>;
 
-    /// Takes one message of the tenant (envelope `sender`, received `content`) or refuses it
-    /// with the reply to give. Taken means counted against its limits; the signer is the
-    /// key of the sending domain of its From address.
+    /// Takes one message of the tenant (envelope `sender` and `recipients`, received
+    /// `content`) or refuses it with the reply to give. Taken means counted against its
+    /// limits, unless every recipient is suppressed.
     fn admit<'a>(
         &'a self,
         tenant_id: &'a str,
         sender: &'a str,
+        recipients: &'a [String],
         content: &'a [u8],
-    ) -> BoxFuture<'a, Result<Arc<dkim::Signer>, Reply>>;
+    ) -> BoxFuture<'a, Result<Admitted, Reply>>;
+
+    /// Reports what became of a taken message: spooled as `message_id` for `queued`
+    /// (empty when nothing was spooled), dropped for `suppressed`.
+    fn admitted(&self, tenant_id: &str, message_id: &str, queued: &[String], suppressed: &[String]);
 }

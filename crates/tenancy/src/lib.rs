@@ -15,7 +15,7 @@ pub mod signers;
 use std::sync::Arc;
 use std::time::Duration;
 
-use store::{ApiKey, ControlStore, Scope, SendingDomain};
+use store::{ApiKey, ControlStore, EventStore, Scope, SendingDomain};
 
 pub use author::{AuthorError, author};
 pub use quota::Quotas;
@@ -101,6 +101,22 @@ impl<S: ControlStore> Tenancy<S> {
         };
         let key = self.store.authenticate(&token).await.map_err(unavailable)?;
         Ok(key.filter(|k| k.scopes.allows(Scope::Send)))
+    }
+}
+
+impl<S: ControlStore + EventStore> Tenancy<S> {
+    /// Which of `addresses` the tenant suppresses (lower-cased).
+    pub async fn suppressed(
+        &self,
+        tenant_id: &str,
+        addresses: &[String],
+    ) -> Result<std::collections::HashSet<String>, Refusal> {
+        let found = self
+            .store
+            .suppressed(tenant_id, addresses)
+            .await
+            .map_err(unavailable)?;
+        Ok(found.into_iter().collect())
     }
 }
 

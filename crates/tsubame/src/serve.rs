@@ -74,9 +74,38 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "spool recovered"
     );
 
+    let control = store::SqliteStore::open(&data.control())
+        .await
+        .with_context(|| format!("opening {}", data.control().display()))?;
+    // Events from every ingress and from delivery go through one recorder, which feeds the
+    // suppression lists and wakes the webhooks.
+    let (event_sink, event_recorder) = events::channel(control.clone());
+    let written = event_recorder.written.clone();
+    tokio::spawn(event_recorder.run());
+    tokio::spawn(events::purge_forever(
+        control.clone(),
+        config.events.retention,
+    ));
+    tokio::spawn(events::webhooks::run(
+        control.clone(),
+        written,
+        config.events.webhooks.clone(),
+    ));
     let engine = if config.delivery.enabled {
-        let engine = delivery::Engine::start(spool.clone(), config.delivery.engine.clone())
-            .map_err(|e| anyhow::anyhow!("starting delivery: {e}"))?;
+        let sink = event_sink.clone();
+        let listener: delivery::events::EventListener = Arc::new(move |batch| {
+            let ours: Vec<store::NewEvent> = batch
+                .iter()
+                .filter_map(events::convert::from_delivery)
+                .collect();
+            sink.record(ours);
+        });
+        let engine = delivery::Engine::start_with_listener(
+            spool.clone(),
+            config.delivery.engine.clone(),
+            Some(listener),
+        )
+        .map_err(|e| anyhow::anyhow!("starting delivery: {e}"))?;
         Some(engine)
     } else {
         tracing::warn!("delivery is disabled: messages are accepted and kept, never sent");
@@ -93,9 +122,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let tls = server_config(&tls_source, &config.smtp.hostname).context("setting up TLS")?;
     let token = data.ensure_token()?;
 
-    let control = store::SqliteStore::open(&data.control())
-        .await
-        .with_context(|| format!("opening {}", data.control().display()))?;
     // One tenancy for both ways in: a tenant's limits count API and SMTP mail together.
     let tenancy = tenancy::Tenancy::new(control);
     let smtp = smtp_server::Server::bind(
@@ -103,7 +129,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         spool.clone(),
         Some(tls),
         data.users(),
-        Some(Arc::new(crate::smtp_tenants::SmtpTenants(tenancy.clone()))),
+        Some(Arc::new(crate::smtp_tenants::SmtpTenants {
+            tenancy: tenancy.clone(),
+            events: event_sink.clone(),
+        })),
     )
     .context("binding SMTP listeners")?;
     let http = tokio::net::TcpListener::bind(config.http_listen)
@@ -119,6 +148,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let router = router.merge(api::router(api::ApiState::new(
         spool.clone(),
         tenancy,
+        event_sink.clone(),
         config.smtp.hostname.clone(),
     )));
     std::fs::write(data.admin_url(), format!("http://{http_addr}\n"))?;
@@ -150,6 +180,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(engine) = &engine {
         engine.shutdown(config.delivery.shutdown_grace).await;
     }
+    event_sink.drain(Duration::from_secs(5)).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), http_task).await;
     tokio::task::spawn_blocking(move || spool.shutdown()).await?;
     let _ = std::fs::remove_file(data.admin_url());

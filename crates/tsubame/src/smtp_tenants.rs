@@ -4,21 +4,24 @@
 
 use std::sync::Arc;
 
-use smtp_server::tenants::{BoxFuture, Login, Tenants};
+use smtp_server::tenants::{Admitted, BoxFuture, Login, Tenants};
 use smtp_wire::Reply;
-use store::ControlStore;
+use store::{ControlStore, EventStore};
 use tenancy::{Refusal, Tenancy};
 
-/// [`Tenants`] over the shared [`Tenancy`].
-pub struct SmtpTenants<S>(pub Arc<Tenancy<S>>);
+/// [`Tenants`] over the shared [`Tenancy`], recording what it takes as events.
+pub struct SmtpTenants<S> {
+    pub tenancy: Arc<Tenancy<S>>,
+    pub events: events::EventSink,
+}
 
-impl<S: ControlStore + 'static> Tenants for SmtpTenants<S> {
+impl<S: ControlStore + EventStore + 'static> Tenants for SmtpTenants<S> {
     fn login<'a>(&'a self, user: &'a str, password: &'a str) -> BoxFuture<'a, Login> {
         Box::pin(async move {
             if tenancy::smtp_token(user, password).is_none() {
                 return Login::NotTenant;
             }
-            match self.0.smtp_login(user, password).await {
+            match self.tenancy.smtp_login(user, password).await {
                 Ok(Some(key)) => Login::Tenant(key.tenant_id),
                 Ok(None) | Err(_) => Login::Refused,
             }
@@ -29,13 +32,14 @@ impl<S: ControlStore + 'static> Tenants for SmtpTenants<S> {
         &'a self,
         tenant_id: &'a str,
         sender: &'a str,
+        recipients: &'a [String],
         content: &'a [u8],
-    ) -> BoxFuture<'a, Result<Arc<dkim::Signer>, Reply>> {
+    ) -> BoxFuture<'a, Result<Admitted, Reply>> {
         Box::pin(async move {
             let author = tenancy::author(content)
                 .map_err(|err| Reply::new(550, (5, 6, 0), format!("Message refused: {err}")))?;
             let domain = self
-                .0
+                .tenancy
                 .sending_domain(tenant_id, &author)
                 .await
                 .map_err(refusal)?
@@ -43,7 +47,7 @@ impl<S: ControlStore + 'static> Tenants for SmtpTenants<S> {
             // The envelope sender (where bounces go) must be the tenant's too; `<>` is fine.
             if !sender.is_empty()
                 && self
-                    .0
+                    .tenancy
                     .sending_domain(tenant_id, sender)
                     .await
                     .map_err(refusal)?
@@ -51,12 +55,39 @@ impl<S: ControlStore + 'static> Tenants for SmtpTenants<S> {
             {
                 return Err(not_ours("Sender address", sender));
             }
-            self.0.admit(tenant_id, 1).await.map_err(refusal)?;
-            self.0.signers.get(&domain).map_err(|err| {
+            let blocked = self
+                .tenancy
+                .suppressed(tenant_id, recipients)
+                .await
+                .map_err(refusal)?;
+            let suppressed: Vec<usize> = recipients
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| blocked.contains(&r.to_ascii_lowercase()))
+                .map(|(i, _)| i)
+                .collect();
+            // A message that goes to nobody does not count against the limits.
+            if suppressed.len() < recipients.len() {
+                self.tenancy.admit(tenant_id, 1).await.map_err(refusal)?;
+            }
+            let signer = self.tenancy.signers.get(&domain).map_err(|err| {
                 tracing::error!(domain = %domain.domain, error = %err, "DKIM key unusable");
                 Reply::new(451, (4, 3, 0), "Temporary local problem, try again later")
-            })
+            })?;
+            Ok(Admitted { signer, suppressed })
         })
+    }
+
+    fn admitted(
+        &self,
+        tenant_id: &str,
+        message_id: &str,
+        queued: &[String],
+        suppressed: &[String],
+    ) {
+        self.events.record(events::convert::admitted(
+            tenant_id, message_id, queued, suppressed, None, "smtp",
+        ));
     }
 }
 

@@ -3,6 +3,7 @@
 //! docs/configuration.md lists every option; keep the two in step.
 
 pub mod delivery;
+pub mod events;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,6 +31,10 @@ pub struct RawConfig {
     pub log: RawLog,
     #[serde(default)]
     pub delivery: delivery::RawDelivery,
+    #[serde(default)]
+    pub events: events::RawEvents,
+    #[serde(default)]
+    pub webhooks: events::RawWebhooks,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -103,6 +108,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub log_level: String,
     pub delivery: delivery::Delivery,
+    pub events: events::Events,
 }
 
 /// Command-line values that override the file.
@@ -311,9 +317,11 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> anyhow::Result<Config>
         .or(raw.data_dir.clone())
         .unwrap_or_else(|| PathBuf::from("./tsubame-data"));
     let delivery = delivery::validate(&raw.delivery, &smtp.hostname, &data_dir)?;
+    let events = events::validate(&raw.events, &raw.webhooks)?;
     Ok(Config {
         data_dir,
         delivery,
+        events,
         smtp,
         tls,
         http_listen: addr("http.listen", &http_text)?,
