@@ -25,6 +25,7 @@ pub mod mailjet;
 pub mod manage;
 pub mod native;
 pub mod openapi;
+pub mod records;
 pub mod schedule;
 pub mod sendgrid;
 pub mod submit;
@@ -59,6 +60,8 @@ pub struct ApiState<S> {
     pub hostname: String,
     /// Where accepted and suppressed events go.
     pub events: events::EventSink,
+    /// Which webhook URLs may be added.
+    pub webhook_guard: events::ssrf::Guard,
 }
 
 impl<S: ControlStore + EventStore + 'static> ApiState<S> {
@@ -66,6 +69,7 @@ impl<S: ControlStore + EventStore + 'static> ApiState<S> {
         spool: Spool,
         tenancy: Arc<Tenancy<S>>,
         events: events::EventSink,
+        webhook_guard: events::ssrf::Guard,
         hostname: String,
     ) -> Arc<ApiState<S>> {
         Arc::new(ApiState {
@@ -73,6 +77,7 @@ impl<S: ControlStore + EventStore + 'static> ApiState<S> {
             tenancy,
             hostname,
             events,
+            webhook_guard,
         })
     }
 }
@@ -103,6 +108,29 @@ pub fn router<S: ControlStore + EventStore + 'static>(state: Arc<ApiState<S>>) -
             axum::routing::get(manage::get_key::<S>).delete(manage::revoke_key::<S>),
         )
         .route("/v1/account", axum::routing::get(manage::account::<S>))
+        .route("/v1/events", axum::routing::get(records::list_events::<S>))
+        .route(
+            "/v1/suppressions",
+            axum::routing::get(records::list_suppressions::<S>)
+                .post(records::add_suppressions::<S>),
+        )
+        .route(
+            "/v1/suppressions/{address}",
+            axum::routing::get(records::get_suppression::<S>)
+                .delete(records::remove_suppression::<S>),
+        )
+        .route(
+            "/v1/webhooks",
+            axum::routing::get(records::list_webhooks::<S>).post(records::add_webhook::<S>),
+        )
+        .route(
+            "/v1/webhooks/{id}",
+            axum::routing::delete(records::remove_webhook::<S>),
+        )
+        .route(
+            "/v1/webhooks/{id}/deliveries",
+            axum::routing::get(records::webhook_deliveries::<S>),
+        )
         .route("/openapi.json", axum::routing::get(openapi_json))
         .layer(DefaultBodyLimit::max(REQUEST_BYTES_MAX))
         .with_state(state)
@@ -197,15 +225,27 @@ async fn message_status<S: ControlStore + EventStore + 'static>(
     let Some(id) = spool::MessageId::parse(&id) else {
         return not_found();
     };
+    let timeline =
+        match records::timeline(&state.tenancy.store, &key.tenant_id, &id.to_string()).await {
+            Ok(timeline) => timeline,
+            Err(err) => return err.into_response(),
+        };
     let spool = state.spool.clone();
     let found = tokio::task::spawn_blocking(move || spool.envelope(id)).await;
-    let Ok(Ok((envelope, done))) = found else {
-        return not_found();
-    };
     let owner = format!("tenant:{}", key.tenant_id);
-    if envelope.auth_user.as_deref() != Some(owner.as_str()) {
-        return not_found();
-    }
+    let queued = match found {
+        Ok(Ok((envelope, done))) if envelope.auth_user.as_deref() == Some(owner.as_str()) => {
+            Some((envelope, done))
+        }
+        _ => None,
+    };
+    let Some((envelope, done)) = queued else {
+        // No longer queued: what its events say, if it was this tenant's.
+        return match finished(&id.to_string(), &timeline) {
+            Some(body) => axum::Json(body).into_response(),
+            None => not_found(),
+        };
+    };
     let recipients: Vec<serde_json::Value> = envelope
         .recipients
         .iter()
@@ -220,6 +260,7 @@ async fn message_status<S: ControlStore + EventStore + 'static>(
         "from": envelope.sender,
         "received_ms": envelope.received_ms,
         "recipients": recipients,
+        "events": timeline,
     });
     if envelope.not_before_ms > 0 {
         body["send_at_ms"] = envelope.not_before_ms.into();
@@ -244,6 +285,32 @@ async fn openapi_json() -> Response {
         DOCUMENT.as_str(),
     )
         .into_response()
+}
+
+/// A message that left the queue, from its events: each recipient's last event.
+fn finished(id: &str, timeline: &[serde_json::Value]) -> Option<serde_json::Value> {
+    let first = timeline.first()?;
+    let mut last: Vec<(String, serde_json::Value)> = Vec::new();
+    for event in timeline {
+        let rcpt = event["recipient"].as_str().unwrap_or_default().to_string();
+        match last.iter_mut().find(|(r, _)| *r == rcpt) {
+            Some(entry) => entry.1 = event["type"].clone(),
+            None => last.push((rcpt, event["type"].clone())),
+        }
+    }
+    let recipients: Vec<serde_json::Value> = last
+        .into_iter()
+        .map(|(email, status)| serde_json::json!({ "email": email, "status": status }))
+        .collect();
+    Some(serde_json::json!({
+        "id": id,
+        "status": "done",
+        "received_ms": first["time_ms"],
+        "custom_id": first["custom_id"],
+        "tags": first["tags"],
+        "recipients": recipients,
+        "events": timeline,
+    }))
 }
 
 fn now_ms() -> u64 {

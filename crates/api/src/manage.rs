@@ -17,7 +17,7 @@ use crate::ApiState;
 use crate::auth;
 use crate::error::{ApiError, FieldError};
 
-fn store_error(err: StoreError) -> ApiError {
+pub(crate) fn store_error(err: StoreError) -> ApiError {
     match err {
         StoreError::Invalid { field, reason } => {
             ApiError::invalid(vec![FieldError::at(field, reason)])
@@ -47,12 +47,12 @@ fn store_error(err: StoreError) -> ApiError {
     }
 }
 
-fn not_found() -> ApiError {
+pub(crate) fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not found")
 }
 
 /// A JSON object body with only `allowed` fields, or errors naming the others.
-fn object_body(body: &[u8], allowed: &[&str]) -> Result<Map<String, Value>, ApiError> {
+pub(crate) fn object_body(body: &[u8], allowed: &[&str]) -> Result<Map<String, Value>, ApiError> {
     let value: Value = serde_json::from_slice(body).map_err(|err| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -77,7 +77,10 @@ fn object_body(body: &[u8], allowed: &[&str]) -> Result<Map<String, Value>, ApiE
     }
 }
 
-fn optional_string(map: &Map<String, Value>, field: &str) -> Result<Option<String>, ApiError> {
+pub(crate) fn optional_string(
+    map: &Map<String, Value>,
+    field: &str,
+) -> Result<Option<String>, ApiError> {
     match map.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -124,7 +127,7 @@ fn key_json(key: &ApiKey) -> Value {
     })
 }
 
-fn respond(result: Result<Response, ApiError>) -> Response {
+pub(crate) fn respond(result: Result<Response, ApiError>) -> Response {
     result.unwrap_or_else(IntoResponse::into_response)
 }
 

@@ -164,6 +164,12 @@ pub trait EventStore: Send + Sync {
         tenant_id: &str,
         entries: &[(String, String)],
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// One suppressed address of the tenant.
+    fn suppression(
+        &self,
+        tenant_id: &str,
+        address: &str,
+    ) -> impl Future<Output = Result<Option<Suppression>, StoreError>> + Send;
     fn remove_suppression(
         &self,
         tenant_id: &str,

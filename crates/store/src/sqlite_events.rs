@@ -199,6 +199,28 @@ impl EventStore for SqliteStore {
         Ok(added)
     }
 
+    async fn suppression(
+        &self,
+        tenant_id: &str,
+        address: &str,
+    ) -> Result<Option<Suppression>, StoreError> {
+        let row = sqlx::query(
+            "SELECT address, reason, created_ms FROM suppressions WHERE tenant_id = ? AND address = ?",
+        )
+        .bind(tenant_id)
+        .bind(address.to_ascii_lowercase())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(Suppression {
+                address: r.try_get("address")?,
+                reason: r.try_get("reason")?,
+                created_ms: r.try_get("created_ms")?,
+            })
+        })
+        .transpose()
+    }
+
     async fn remove_suppression(&self, tenant_id: &str, address: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM suppressions WHERE tenant_id = ? AND address = ?")
             .bind(tenant_id)

@@ -19,6 +19,7 @@ mod queue_cmd;
 mod serve;
 mod sink_cmd;
 mod smtp_tenants;
+mod suppression_cmd;
 mod tenant_cmd;
 
 use std::io::BufRead;
@@ -117,6 +118,14 @@ enum Command {
         #[arg(long, global = true, default_value = "./tsubame-data")]
         data_dir: PathBuf,
     },
+    /// Manage tenants' suppression lists (addresses never sent to).
+    Suppression {
+        #[command(subcommand)]
+        command: suppression_cmd::SuppressionCommand,
+        /// Data directory (holds the control database).
+        #[arg(long, global = true, default_value = "./tsubame-data")]
+        data_dir: PathBuf,
+    },
     /// Manage tenants' API keys.
     Key {
         #[command(subcommand)]
@@ -206,6 +215,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             json,
         } => tenant_cmd::key(command, &DataDir::new(data_dir), json),
         Command::Domain { command, data_dir } => domain_cmd::run(command, &DataDir::new(data_dir)),
+        Command::Suppression { command, data_dir } => {
+            suppression_cmd::run(command, &DataDir::new(data_dir))
+        }
     }
 }
 

@@ -149,6 +149,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         spool.clone(),
         tenancy,
         event_sink.clone(),
+        config.events.webhooks.guard.clone(),
         config.smtp.hostname.clone(),
     )));
     std::fs::write(data.admin_url(), format!("http://{http_addr}\n"))?;

@@ -1,0 +1,417 @@
+//! The sender-facing record over HTTP: events (filtered, paged by cursor), a message's
+//! timeline, the suppression list, and webhook endpoints with their delivery logs. Like the
+//! management API, everything goes through the calling key's tenant; a foreign id or address
+//! is a 404 exactly like an unknown one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use store::{ControlStore, EventFilter, EventKind, EventStore, Scope};
+
+use crate::ApiState;
+use crate::auth;
+use crate::error::{ApiError, FieldError};
+use crate::manage::{not_found, object_body, optional_string, respond, store_error};
+
+/// Events per page unless `limit` says otherwise.
+const PAGE_DEFAULT: u32 = 100;
+/// Addresses per `POST /v1/suppressions`.
+const SUPPRESSIONS_PER_REQUEST: usize = 10_000;
+
+fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::invalid(vec![FieldError::at(field, message)])
+}
+
+/// Unix milliseconds or RFC 3339.
+fn time(field: &str, text: &str) -> Result<i64, ApiError> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    text.parse::<jiff::Timestamp>()
+        .map(|t| t.as_millisecond())
+        .map_err(|_| invalid(field, "must be Unix milliseconds or an RFC 3339 time"))
+}
+
+fn limit(query: &HashMap<String, String>) -> Result<u32, ApiError> {
+    match query.get("limit") {
+        None => Ok(PAGE_DEFAULT),
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| invalid("limit", "must be 1 to 1000")),
+    }
+}
+
+fn filter(query: &HashMap<String, String>) -> Result<EventFilter, ApiError> {
+    const KNOWN: &[&str] = &[
+        "type",
+        "from",
+        "to",
+        "recipient",
+        "message_id",
+        "custom_id",
+        "tag",
+        "after",
+        "limit",
+    ];
+    if let Some(unknown) = query.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(invalid(unknown, "is not a known parameter"));
+    }
+    let kinds = match query.get("type") {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(|k| {
+                EventKind::parse(k.trim())
+                    .ok_or_else(|| invalid("type", format!("{k:?} is not an event type")))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let after_id = match query.get("after") {
+        None => None,
+        Some(text) => Some(
+            text.parse::<i64>()
+                .map_err(|_| invalid("after", "must be the cursor of a previous page"))?,
+        ),
+    };
+    Ok(EventFilter {
+        from_ms: query.get("from").map(|t| time("from", t)).transpose()?,
+        to_ms: query.get("to").map(|t| time("to", t)).transpose()?,
+        kinds,
+        message_id: query.get("message_id").cloned(),
+        recipient: query.get("recipient").cloned(),
+        custom_id: query.get("custom_id").cloned(),
+        tag: query.get("tag").cloned(),
+        after_id,
+        limit: limit(query)?,
+    })
+}
+
+/// `GET /v1/events`: filters `type` (comma-separated), `from`/`to`, `recipient`,
+/// `message_id`, `custom_id`, `tag`; pages with `after` (the `next` of the previous page).
+pub(crate) async fn list_events<S: ControlStore + EventStore + 'static>(
+    State(state): State<Arc<ApiState<S>>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            let key = auth::authorize(&state.tenancy.store, &headers, Scope::Read).await?;
+            let filter = filter(&query)?;
+            let found = state
+                .tenancy
+                .store
+                .events(&key.tenant_id, &filter)
+                .await
+                .map_err(store_error)?;
+            let next = (found.len() as u32 == filter.limit)
+                .then(|| found.last().map(|e| e.id.to_string()))
+                .flatten();
+            let events: Vec<Value> = found.iter().map(events::webhooks::event_json).collect();
+            Ok(Json(json!({ "events": events, "next": next })).into_response())
+        }
+        .await,
+    )
+}
+
+/// A message's events, oldest first (its timeline), for the caller's tenant.
+pub(crate) async fn timeline<S: EventStore>(
+    store: &S,
+    tenant_id: &str,
+    message_id: &str,
+) -> Result<Vec<Value>, ApiError> {
+    let filter = EventFilter {
+        message_id: Some(message_id.to_string()),
+        limit: 1000,
+        ..EventFilter::default()
+    };
+    let found = store
+        .events(tenant_id, &filter)
+        .await
+        .map_err(store_error)?;
+    Ok(found.iter().map(events::webhooks::event_json).collect())
+}
+
+/// `GET /v1/suppressions`: by address, paged with `after` (the last address seen).
+pub(crate) async fn list_suppressions<S: ControlStore + EventStore + 'static>(
+    State(state): State<Arc<ApiState<S>>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            let key = auth::authorize(&state.tenancy.store, &headers, Scope::Read).await?;
+            if let Some(unknown) = query.keys().find(|k| !["after", "limit"].contains(&k.as_str())) {
+                return Err(invalid(unknown, "is not a known parameter"));
+            }
+            let limit = limit(&query)?;
+            let page = state
+                .tenancy
+                .store
+                .suppressions(&key.tenant_id, query.get("after").map(String::as_str), limit)
+                .await
+                .map_err(store_error)?;
+            let next = (page.len() as u32 == limit)
+                .then(|| page.last().map(|s| s.address.clone()))
+                .flatten();
+            let list: Vec<Value> = page
+                .iter()
+                .map(|s| json!({"address": s.address, "reason": s.reason, "created_ms": s.created_ms}))
+                .collect();
+            Ok(Json(json!({ "suppressions": list, "next": next })).into_response())
+        }
+        .await,
+    )
+}
+
+/// `GET /v1/suppressions/{address}`
+pub(crate) async fn get_suppression<S: ControlStore + EventStore + 'static>(
+    State(state): State<Arc<ApiState<S>>>,
+    Path(address): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            let key = auth::authorize(&state.tenancy.store, &headers, Scope::Read).await?;
+            let found = state
+                .tenancy
+                .store
+                .suppression(&key.tenant_id, &address)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(not_found)?;
+            Ok(Json(json!({"address": found.address, "reason": found.reason, "created_ms": found.created_ms})).into_response())
+        }
+        .await,
+    )
+}
+
+/// `POST /v1/suppressions`: `{"addresses": [...], "reason"?: "manual"}` (scope manage).
+pub(crate) async fn add_suppressions<S: ControlStore + EventStore + 'static>(
+    State(state): State<Arc<ApiState<S>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    respond(
+        async {
+            let key = auth::authorize(&state.tenancy.store, &headers, Scope::Manage).await?;
+            let map = object_body(&body, &["addresses", "reason"])?;
+            let reason = optional_string(&map, "reason")?.unwrap_or_else(|| "manual".into());
+            if !["manual", "bounce", "complaint", "unsubscribe"].contains(&reason.as_str()) {
+                return Err(invalid(
+                    "reason",
+                    "must be manual, bounce, complaint or unsubscribe",
+                ));
+            }
+            let Some(Value::Array(items)) = map.get("addresses") else {
+                return Err(invalid("addresses", "must be an array of addresses"));
+            };
+            if items.is_empty() || items.len() > SUPPRESSIONS_PER_REQUEST {
+                return Err(invalid(
+                    "addresses",
+                    format!("1 to {SUPPRESSIONS_PER_REQUEST} addresses per request"),
+                ));
+            }
+            let mut entries = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let field = format!("addresses[{i}]");
+                let Some(address) = item.as_str() else {
+                    return Err(invalid(&field, "must be a string"));
+                };
+                if address.contains(['\r', '\n', '\0'])
+                    || smtp_wire::address::check_mailbox(address, !address.is_ascii()).is_err()
+                    || address.is_empty()
+                {
+                    return Err(invalid(&field, "is not a valid email address"));
+                }
+                entries.push((address.to_string(), reason.clone()));
+            }
+            let added = state
+                .tenancy
+                .store
+                .add_suppressions(&key.tenant_id, &entries)
+                .await
+                .map_err(store_error)?;
+            Ok((
+                StatusCode::OK,
+                Json(json!({ "added": added, "already": entries.len() as u64 - added })),
+            )
+                .into_response())
+        }
+        .await,
+    )
+}
+
+/// `DELETE /v1/suppressions/{address}`: mail to it is sent again.
+pub(crate) async fn remove_suppression<S: ControlStore + EventStore + 'static>(
+    State(state): State<Arc<ApiState<S>>>,
+    Path(address): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            let key = auth::authorize(&state.tenancy.store, &headers, Scope::Manage).await?;
+            if state
+                .tenancy
+                .store
+                .remove_suppression(&key.tenant_id, &address)
+                .await
+                .map_err(store_error)?
+            {
+                Ok(StatusCode::NO_CONTENT.into_response())
+            } else {
+                Err(not_found())
+            }
+        }
+        .await,
+    )
+}
+
+fn webhook_json(hook: &store::Webhook) -> Value {
+    let kinds: Vec<&str> = hook.kinds.iter().map(|k| k.as_str()).collect();
+    json!({
+        "id": hook.id,
+        "url": hook.url,
+        "events": kinds,
+        "created_ms": hook.created_ms,
+        "failing_since_ms": hook.failing_since_ms,
+        "cursor": hook.cursor,
+    })
+}
+
+/// `GET /v1/webhooks` (scope manage)
+pub(crate) async fn list_webhooks<S: ControlStore + EventStore + 'static>(
+    State(state): State<Arc<ApiState<S>>>,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            let key = auth::authorize(&state.tenancy.store, &headers, Scope::Manage).await?;
+            let hooks = state
+                .tenancy
+                .store
+                .webhooks(&key.tenant_id)
+                .await
+                .map_err(store_error)?;
+            let list: Vec<Value> = hooks.iter().map(webhook_json).collect();
+            Ok(Json(json!({ "webhooks": list })).into_response())
+        }
+        .await,
+    )
+}
+
+/// `POST /v1/webhooks`: `{"url", "events"?: [types]}`; 201 with the signing secret, shown
+/// this once. The URL must resolve to an address webhooks may reach.
+pub(crate) async fn add_webhook<S: ControlStore + EventStore + 'static>(
+    State(state): State<Arc<ApiState<S>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    respond(
+        async {
+            let key = auth::authorize(&state.tenancy.store, &headers, Scope::Manage).await?;
+            let map = object_body(&body, &["url", "events"])?;
+            let Some(url) = optional_string(&map, "url")? else {
+                return Err(invalid("url", "is required"));
+            };
+            let parsed = reqwest::Url::parse(&url)
+                .ok()
+                .filter(|u| {
+                    matches!(u.scheme(), "http" | "https")
+                        && u.host_str().is_some()
+                        && url.len() <= 2048
+                })
+                .ok_or_else(|| invalid("url", "must be an http:// or https:// URL"))?;
+            if let Err(refused) = state.webhook_guard.resolve(&parsed).await {
+                return Err(invalid("url", refused.to_string()));
+            }
+            let kinds = match map.get("events") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|v| v.as_str().and_then(EventKind::parse))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| invalid("events", "must be an array of event types"))?,
+                Some(_) => return Err(invalid("events", "must be an array of event types")),
+            };
+            let hook = state
+                .tenancy
+                .store
+                .add_webhook(&key.tenant_id, &url, &kinds)
+                .await
+                .map_err(store_error)?;
+            let mut body = webhook_json(&hook);
+            body["secret"] = hook.secret.clone().into();
+            Ok((StatusCode::CREATED, Json(body)).into_response())
+        }
+        .await,
+    )
+}
+
+/// `DELETE /v1/webhooks/{id}`
+pub(crate) async fn remove_webhook<S: ControlStore + EventStore + 'static>(
+    State(state): State<Arc<ApiState<S>>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            let key = auth::authorize(&state.tenancy.store, &headers, Scope::Manage).await?;
+            if state
+                .tenancy
+                .store
+                .remove_webhook(&key.tenant_id, &id)
+                .await
+                .map_err(store_error)?
+            {
+                Ok(StatusCode::NO_CONTENT.into_response())
+            } else {
+                Err(not_found())
+            }
+        }
+        .await,
+    )
+}
+
+/// `GET /v1/webhooks/{id}/deliveries`: the newest delivery attempts first.
+pub(crate) async fn webhook_deliveries<S: ControlStore + EventStore + 'static>(
+    State(state): State<Arc<ApiState<S>>>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            let key = auth::authorize(&state.tenancy.store, &headers, Scope::Manage).await?;
+            if let Some(unknown) = query.keys().find(|k| k.as_str() != "limit") {
+                return Err(invalid(unknown, "is not a known parameter"));
+            }
+            let deliveries = state
+                .tenancy
+                .store
+                .webhook_deliveries(&key.tenant_id, &id, limit(&query)?)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(not_found)?;
+            let list: Vec<Value> = deliveries
+                .iter()
+                .map(|d| {
+                    json!({
+                        "time_ms": d.time_ms, "events": d.events, "first_event": d.first_event,
+                        "last_event": d.last_event, "status": d.status, "error": d.error,
+                        "duration_ms": d.duration_ms,
+                    })
+                })
+                .collect();
+            Ok(Json(json!({ "deliveries": list })).into_response())
+        }
+        .await,
+    )
+}
