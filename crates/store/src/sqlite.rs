@@ -53,6 +53,14 @@ impl SqliteStore {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
+        // Most opens find the schema current: read only, so a CLI command never takes the
+        // write lock from a running server just to open the file.
+        let current: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&self.pool)
+            .await?;
+        if current == MIGRATIONS.len() as i64 {
+            return Ok(());
+        }
         let mut tx = self.pool.begin().await?;
         let version: i64 = sqlx::query_scalar("PRAGMA user_version")
             .fetch_one(&mut *tx)

@@ -396,7 +396,7 @@ fn webhooks_to_internal_addresses_are_refused_and_undeliverable_events_are_dropp
     // Nothing is sent again once dropped: the receiver saw only failing attempts.
     receiver.set_down(false);
     std::thread::sleep(Duration::from_secs(3));
-    let seen = receiver.verified(&hook["body"]["secret"].as_str().expect("secret").to_string());
+    let seen = receiver.verified(hook["body"]["secret"].as_str().expect("secret"));
     assert_eq!(seen["accepted"], 0, "{seen}");
     assert_eq!(seen["bad_signatures"], 0);
 }
