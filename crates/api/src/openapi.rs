@@ -115,19 +115,130 @@ pub struct SendResponse {
 #[derive(Serialize, ToSchema)]
 pub struct RecipientState {
     pub email: String,
-    /// `pending` or `final`.
+    /// While queued `pending` or `final`; afterwards the recipient's last event type.
     pub status: String,
 }
 
-/// A queued message of the caller's tenant.
+/// Something that happened to a message and recipient.
+#[derive(Serialize, ToSchema)]
+pub struct Event {
+    /// Increasing; the cursor for `after`.
+    pub id: i64,
+    /// accepted, delivered, deferred, bounced, expired, suppressed (opened, clicked,
+    /// unsubscribed, complained to come).
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub time_ms: i64,
+    pub message_id: String,
+    pub recipient: String,
+    pub custom_id: Option<String>,
+    pub tags: Vec<String>,
+    /// Reply, bounce category, attempt, remote host, the message's metadata...
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventPage {
+    pub events: Vec<Event>,
+    /// Pass as `after` for the next page; null on the last.
+    pub next: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Suppression {
+    pub address: String,
+    /// `bounce`, `complaint`, `unsubscribe` or `manual`.
+    pub reason: String,
+    pub created_ms: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SuppressionPage {
+    pub suppressions: Vec<Suppression>,
+    pub next: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NewSuppressions {
+    /// 1 to 10,000 addresses.
+    #[schema(min_items = 1, max_items = 10000)]
+    pub addresses: Vec<String>,
+    #[schema(pattern = "^(manual|bounce|complaint|unsubscribe)$")]
+    pub reason: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AddedSuppressions {
+    pub added: u64,
+    pub already: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Webhook {
+    pub id: String,
+    pub url: String,
+    /// Event types sent; empty: all.
+    pub events: Vec<String>,
+    pub created_ms: i64,
+    pub failing_since_ms: Option<i64>,
+    /// The last event id delivered (or given up on).
+    pub cursor: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookList {
+    pub webhooks: Vec<Webhook>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NewWebhook {
+    #[schema(example = "https://hooks.example.com/tsubame")]
+    pub url: String,
+    pub events: Option<Vec<String>>,
+}
+
+/// A webhook just added: the signing secret is shown this once.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedWebhook {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub created_ms: i64,
+    pub failing_since_ms: Option<i64>,
+    pub cursor: i64,
+    pub secret: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookDelivery {
+    pub time_ms: i64,
+    pub events: i64,
+    pub first_event: i64,
+    pub last_event: i64,
+    /// The endpoint's HTTP status, if it answered.
+    pub status: Option<i64>,
+    pub error: Option<String>,
+    pub duration_ms: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryList {
+    pub deliveries: Vec<WebhookDelivery>,
+}
+
+/// A message of the caller's tenant: while queued, from the queue; afterwards, from its
+/// events.
 #[derive(Serialize, ToSchema)]
 pub struct MessageStatus {
     pub id: String,
-    /// `queued`, or `scheduled` before its send_at.
+    /// `queued`, `scheduled` before its send_at, or `done` once it left the queue.
     pub status: String,
-    pub from: String,
-    pub received_ms: u64,
+    pub from: Option<String>,
+    pub received_ms: Option<i64>,
     pub recipients: Vec<RecipientState>,
+    /// Its events, oldest first.
+    pub events: Vec<Event>,
     pub send_at_ms: Option<u64>,
     pub custom_id: Option<String>,
     pub metadata: Option<std::collections::BTreeMap<String, String>>,
@@ -254,10 +365,11 @@ fn send_messages() {}
 #[utoipa::path(get, path = "/v1/messages/{id}", tag = "send",
     params(("id" = String, Path, description = "Message id")),
     responses(
-        (status = 200, description = "The message, while queued", body = MessageStatus),
+        (status = 200, description = "The message and its events", body = MessageStatus),
         (status = 401, description = "No or unknown key", body = Errors),
         (status = 403, description = "Key without the read scope", body = Errors),
-        (status = 404, description = "Unknown, finished, or another account's", body = Errors),
+        (status = 404, description = "Unknown, or another account's", body = Errors),
+        (status = 503, description = "Control plane unavailable", body = Errors),
     ))]
 #[allow(dead_code)]
 fn message_status() {}
@@ -363,6 +475,124 @@ fn revoke_key() {}
 #[allow(dead_code)]
 fn account() {}
 
+#[utoipa::path(get, path = "/v1/events", tag = "events",
+    params(
+        ("type" = Option<String>, Query, description = "Comma-separated event types"),
+        ("from" = Option<String>, Query, description = "Unix ms or RFC 3339, inclusive"),
+        ("to" = Option<String>, Query, description = "Unix ms or RFC 3339, exclusive"),
+        ("recipient" = Option<String>, Query),
+        ("message_id" = Option<String>, Query),
+        ("custom_id" = Option<String>, Query),
+        ("tag" = Option<String>, Query),
+        ("after" = Option<String>, Query, description = "The `next` of the previous page"),
+        ("limit" = Option<u32>, Query, description = "1 to 1000, default 100"),
+    ),
+    responses(
+        (status = 200, description = "Events, oldest first", body = EventPage),
+        (status = 400, description = "Invalid parameter", body = Errors),
+        (status = 401, description = "No or unknown key", body = Errors),
+        (status = 403, description = "Key without the read scope", body = Errors),
+        (status = 503, description = "Control plane unavailable", body = Errors),
+    ))]
+#[allow(dead_code)]
+fn list_events() {}
+
+#[utoipa::path(get, path = "/v1/suppressions", tag = "events",
+    params(
+        ("after" = Option<String>, Query, description = "The `next` of the previous page"),
+        ("limit" = Option<u32>, Query, description = "1 to 1000, default 100"),
+    ),
+    responses(
+        (status = 200, description = "Suppressed addresses by address", body = SuppressionPage),
+        (status = 400, description = "Invalid parameter", body = Errors),
+        (status = 401, description = "No or unknown key", body = Errors),
+        (status = 403, description = "Key without the read scope", body = Errors),
+        (status = 503, description = "Control plane unavailable", body = Errors),
+    ))]
+#[allow(dead_code)]
+fn list_suppressions() {}
+
+#[utoipa::path(post, path = "/v1/suppressions", tag = "events", request_body = NewSuppressions,
+    responses(
+        (status = 200, description = "Added (existing ones keep their reason)", body = AddedSuppressions),
+        (status = 400, description = "Invalid request", body = Errors),
+        (status = 401, description = "No or unknown key", body = Errors),
+        (status = 403, description = "Key without the manage scope", body = Errors),
+        (status = 503, description = "Control plane unavailable", body = Errors),
+    ))]
+#[allow(dead_code)]
+fn add_suppressions() {}
+
+#[utoipa::path(get, path = "/v1/suppressions/{address}", tag = "events",
+    params(("address" = String, Path)),
+    responses(
+        (status = 200, description = "Suppressed", body = Suppression),
+        (status = 401, description = "No or unknown key", body = Errors),
+        (status = 403, description = "Key without the read scope", body = Errors),
+        (status = 404, description = "Not suppressed", body = Errors),
+        (status = 503, description = "Control plane unavailable", body = Errors),
+    ))]
+#[allow(dead_code)]
+fn get_suppression() {}
+
+#[utoipa::path(delete, path = "/v1/suppressions/{address}", tag = "events",
+    params(("address" = String, Path)),
+    responses(
+        (status = 204, description = "Mail to it is sent again"),
+        (status = 401, description = "No or unknown key", body = Errors),
+        (status = 403, description = "Key without the manage scope", body = Errors),
+        (status = 404, description = "Not suppressed", body = Errors),
+        (status = 503, description = "Control plane unavailable", body = Errors),
+    ))]
+#[allow(dead_code)]
+fn remove_suppression() {}
+
+#[utoipa::path(get, path = "/v1/webhooks", tag = "events",
+    responses(
+        (status = 200, description = "The account's webhook endpoints", body = WebhookList),
+        (status = 401, description = "No or unknown key", body = Errors),
+        (status = 403, description = "Key without the manage scope", body = Errors),
+        (status = 503, description = "Control plane unavailable", body = Errors),
+    ))]
+#[allow(dead_code)]
+fn list_webhooks() {}
+
+#[utoipa::path(post, path = "/v1/webhooks", tag = "events", request_body = NewWebhook,
+    responses(
+        (status = 201, description = "Added; it receives events recorded from now on", body = CreatedWebhook),
+        (status = 400, description = "Invalid request, or a URL that resolves to a private address", body = Errors),
+        (status = 401, description = "No or unknown key", body = Errors),
+        (status = 403, description = "Key without the manage scope", body = Errors),
+        (status = 503, description = "Control plane unavailable", body = Errors),
+    ))]
+#[allow(dead_code)]
+fn add_webhook() {}
+
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "events",
+    params(("id" = String, Path)),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "No or unknown key", body = Errors),
+        (status = 403, description = "Key without the manage scope", body = Errors),
+        (status = 404, description = "Not an endpoint of this account", body = Errors),
+        (status = 503, description = "Control plane unavailable", body = Errors),
+    ))]
+#[allow(dead_code)]
+fn remove_webhook() {}
+
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "events",
+    params(("id" = String, Path), ("limit" = Option<u32>, Query, description = "1 to 1000, default 100")),
+    responses(
+        (status = 200, description = "Delivery attempts, newest first", body = DeliveryList),
+        (status = 400, description = "Invalid parameter", body = Errors),
+        (status = 401, description = "No or unknown key", body = Errors),
+        (status = 403, description = "Key without the manage scope", body = Errors),
+        (status = 404, description = "Not an endpoint of this account", body = Errors),
+        (status = 503, description = "Control plane unavailable", body = Errors),
+    ))]
+#[allow(dead_code)]
+fn webhook_deliveries() {}
+
 struct BearerKey;
 
 impl Modify for BearerKey {
@@ -384,7 +614,9 @@ impl Modify for BearerKey {
 #[openapi(
     info(title = "tsubame API", description = "Native send API and account management. Mailjet v3.1 (`POST /v3.1/send`) and SendGrid v3 (`POST /v3/mail/send`) compatible endpoints follow those services' own documentation."),
     paths(send_messages, message_status, list_domains, add_domain, get_domain, remove_domain,
-          list_keys, add_key, get_key, revoke_key, account),
+          list_keys, add_key, get_key, revoke_key, account, list_events, list_suppressions,
+          add_suppressions, get_suppression, remove_suppression, list_webhooks, add_webhook,
+          remove_webhook, webhook_deliveries),
     modifiers(&BearerKey),
     security(("api_key" = [])),
 )]

@@ -111,10 +111,16 @@ impl Guard {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let addrs: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
-            Err(_) => tokio::net::lookup_host((bare, port))
-                .await
-                .map_err(|_| Refused::NoAddress(host.clone()))?
-                .collect(),
+            // Bounded: a resolver that does not answer must not hold a request or a webhook
+            // task for long.
+            Err(_) => tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                tokio::net::lookup_host((bare, port)),
+            )
+            .await
+            .map_err(|_| Refused::NoAddress(host.clone()))?
+            .map_err(|_| Refused::NoAddress(host.clone()))?
+            .collect(),
         };
         let first = *addrs
             .first()
