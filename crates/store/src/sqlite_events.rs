@@ -12,6 +12,8 @@ use crate::events::{
 };
 use crate::{SqliteStore, StoreError, now_ms};
 
+/// Rows per INSERT statement (8 parameters each, well under SQLite's 32,766).
+const INSERT_ROWS: usize = 500;
 /// Most events one page returns.
 pub const EVENTS_PAGE_MAX: u32 = 1000;
 
@@ -70,21 +72,23 @@ fn random_hex(bytes: usize) -> String {
 impl EventStore for SqliteStore {
     async fn add_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for e in events {
-            sqlx::query(
-                "INSERT INTO events (tenant_id, time_ms, kind, message_id, recipient, custom_id, tags, detail) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&e.tenant_id)
-            .bind(e.time_ms)
-            .bind(e.kind.as_str())
-            .bind(&e.message_id)
-            .bind(e.recipient.to_ascii_lowercase())
-            .bind(&e.custom_id)
-            .bind(&e.tags)
-            .bind(&e.detail)
-            .execute(&mut *tx)
-            .await?;
+        // Many rows per statement: each statement is a round trip to sqlx's worker thread,
+        // which costs more than the insert itself.
+        for chunk in events.chunks(INSERT_ROWS) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO events (tenant_id, time_ms, kind, message_id, recipient, custom_id, tags, detail) ",
+            );
+            q.push_values(chunk, |mut row, e| {
+                row.push_bind(&e.tenant_id)
+                    .push_bind(e.time_ms)
+                    .push_bind(e.kind.as_str())
+                    .push_bind(&e.message_id)
+                    .push_bind(e.recipient.to_ascii_lowercase())
+                    .push_bind(&e.custom_id)
+                    .push_bind(&e.tags)
+                    .push_bind(&e.detail);
+            });
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -31,6 +31,8 @@ enum Mode {
     Flood(crate::bench_flood::FloodArgs),
     /// Posts batches to the HTTP send API (native, SendGrid or Mailjet endpoint).
     Http(crate::bench_http::HttpArgs),
+    /// Records events through the server's recorder into a fresh control database.
+    Events(crate::bench_events::EventsArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -128,6 +130,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         Mode::Idle(args) => return crate::bench_idle::run(args),
         Mode::Flood(args) => return crate::bench_flood::run(args),
         Mode::Http(args) => return crate::bench_http::run(args),
+        Mode::Events(args) => return crate::bench_events::run(args),
     };
     if args.connections == 0 || args.recipients == 0 {
         bail!("--connections and --recipients must be at least 1");

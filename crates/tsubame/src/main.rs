@@ -3,6 +3,7 @@
 
 mod admin_client;
 mod bench;
+mod bench_events;
 mod bench_flood;
 mod bench_http;
 mod bench_idle;
