@@ -18,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
         starttls_available: flags & 1 != 0,
         auth_plaintext_allowed: flags & 2 != 0,
         recipient_checks: flags & 16 != 0,
+        local_checks: flags & 32 != 0,
     });
     let peer = PeerContext { relay_trusted: flags & 4 != 0, tls_active: flags & 8 != 0 };
     let mut session = Session::new(config, peer);
@@ -37,6 +38,7 @@ fuzz_target!(|data: &[u8]| {
                 Event::CheckRecipient(address) => session.complete_recipient(
                     address.starts_with('n').then(|| Reply::new(550, (5, 1, 1), "no such user")),
                 ),
+                Event::CheckLocal(address) => session.complete_local(address.starts_with('b')),
             }
         }
         for line in session.output().split(|&b| b == b'\n').filter(|l| !l.is_empty()) {

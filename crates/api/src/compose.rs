@@ -82,6 +82,7 @@ pub struct Submitter {
 pub fn compose(
     message: &Message,
     recipients: &[String],
+    return_path: &str,
     id: MessageId,
     hostname: &str,
     submitter: &Submitter,
@@ -121,7 +122,8 @@ pub fn compose(
     content.extend_from_slice(&unsigned);
     let smtputf8 =
         !message.from.email.is_ascii() || message.recipients().iter().any(|r| !r.is_ascii());
-    let mut flags = 0;
+    // The tenant learns what happens from events, not DSNs.
+    let mut flags = Envelope::FLAG_NO_DSN;
     if smtputf8 {
         flags |= Envelope::FLAG_SMTPUTF8;
     }
@@ -129,7 +131,7 @@ pub fn compose(
         flags |= Envelope::FLAG_CANONICAL;
     }
     let envelope = Envelope {
-        sender: message.from.email.clone(),
+        sender: return_path.to_string(),
         recipients: recipients
             .iter()
             .map(|address| Recipient {
@@ -196,6 +198,7 @@ mod tests {
         let (envelope, bytes) = compose(
             &message,
             &message.recipients(),
+            "bounces+x@bounce.acme.test",
             id,
             "mx.test",
             &submitter,

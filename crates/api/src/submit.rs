@@ -80,12 +80,23 @@ pub(crate) async fn submit<S: ControlStore + EventStore>(
         let signers = state.tenancy.signers.clone();
         let submitter = submitter.clone();
         let ids = ids.clone();
+        let return_paths = state.tenancy.return_paths.clone();
         jobs.push(tokio::task::spawn_blocking(move || {
             part.iter()
                 .map(|(i, message, domain, kept)| {
                     let signer = signers.get(domain)?;
-                    compose::compose(message, kept, ids[*i], &hostname, &submitter, &signer)
-                        .map(|(envelope, content)| (*i, envelope, content))
+                    let id = ids[*i];
+                    let return_path = return_paths.address(&id.to_string(), &domain.domain);
+                    compose::compose(
+                        message,
+                        kept,
+                        &return_path,
+                        id,
+                        &hostname,
+                        &submitter,
+                        &signer,
+                    )
+                    .map(|(envelope, content)| (*i, envelope, content))
                 })
                 .collect::<Result<Vec<_>, _>>()
         }));

@@ -9,9 +9,13 @@
 //! - [`convert`]: delivery events and accepted messages → stored events.
 //! - [`webhooks`]: one task per endpoint, following the event table with a cursor.
 //! - [`ssrf`]: which addresses a webhook may be sent to.
+//! - [`reports`] and [`inbound`]: bounces and feedback reports that come back to a return
+//!   path, read and turned into events.
 //! - [`signature`]: HMAC-SHA256 signing of payloads.
 
 pub mod convert;
+pub mod inbound;
+pub mod reports;
 pub mod signature;
 pub mod ssrf;
 pub mod webhooks;
@@ -172,24 +176,29 @@ impl<S: EventStore> Recorder<S> {
         }
         metrics::histogram!("tsubame_events_write_seconds").record(started.elapsed().as_secs_f64());
         metrics::counter!("tsubame_events_recorded_total").increment(n as u64);
-        let mut by_tenant: std::collections::BTreeMap<&str, Vec<(String, String)>> =
-            std::collections::BTreeMap::new();
-        for event in batch.iter() {
-            if let Some(reason) = suppression_for(event) {
-                by_tenant
-                    .entry(&event.tenant_id)
-                    .or_default()
-                    .push((event.recipient.clone(), reason.to_string()));
-            }
-        }
-        for (tenant, entries) in by_tenant {
-            if let Err(err) = self.store.add_suppressions(tenant, &entries).await {
-                tracing::error!(error = %err, tenant, "adding suppressions failed");
-            }
-        }
+        suppress(&self.store, batch).await;
         self.pending.fetch_sub(n, Ordering::Relaxed);
         batch.clear();
         self.written.notify_waiters();
+    }
+}
+
+/// Adds the suppressions that recorded `events` call for.
+pub(crate) async fn suppress<S: EventStore>(store: &S, events: &[NewEvent]) {
+    let mut by_tenant: std::collections::BTreeMap<&str, Vec<(String, String)>> =
+        std::collections::BTreeMap::new();
+    for event in events {
+        if let Some(reason) = suppression_for(event) {
+            by_tenant
+                .entry(&event.tenant_id)
+                .or_default()
+                .push((event.recipient.clone(), reason.to_string()));
+        }
+    }
+    for (tenant, entries) in by_tenant {
+        if let Err(err) = store.add_suppressions(tenant, &entries).await {
+            tracing::error!(error = %err, tenant, "adding suppressions failed");
+        }
     }
 }
 

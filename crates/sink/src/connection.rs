@@ -145,6 +145,11 @@ impl Conn<'_> {
             }
             match event {
                 Event::NeedInput => {}
+                // The sink's session config leaves local checks off: never asked.
+                Event::CheckLocal(_) => {
+                    session.complete_local(false);
+                    continue;
+                }
                 Event::CheckRecipient(address) => {
                     let refusal = config.policy.at_rcpt(&address, self.rng.random());
                     self.shared

@@ -166,6 +166,7 @@ impl Sink {
             starttls_available: config.tls.is_some(),
             auth_plaintext_allowed: false,
             recipient_checks: true,
+            local_checks: false,
         });
         let shared = Arc::new(Shared {
             tls: config.tls.clone().map(TlsAcceptor::from),

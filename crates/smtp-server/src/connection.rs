@@ -186,6 +186,15 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                 session.complete_recipient(None);
                 continue;
             }
+            // A client without relay rights may reach the platform's return paths.
+            Event::CheckLocal(address) => {
+                let local = shared
+                    .tenants
+                    .as_ref()
+                    .is_some_and(|t| t.is_return_path(&address));
+                session.complete_local(local);
+                continue;
+            }
             Event::Authenticate(credentials) => {
                 let identity = authenticate(shared, credentials).await;
                 tracing::info!(client = %peer.ip(), user = ?identity, ok = identity.is_some(), "SMTP AUTH");

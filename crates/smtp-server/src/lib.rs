@@ -76,6 +76,7 @@ impl Server {
             starttls_available: tls.is_some(),
             auth_plaintext_allowed: config.auth_plaintext_allowed,
             recipient_checks: false,
+            local_checks: tenants.is_some(),
         });
         let (shutdown_tx, shutdown) = watch::channel(false);
         let limiter = Limiter::new(config.limits);

@@ -38,8 +38,24 @@ impl Ingress {
 
     /// Spools the message and returns the end-of-data reply. The 250 is produced only after
     /// the spool reports the record fsynced.
-    pub async fn submit(&self, txn: Transaction, client_ip: IpAddr) -> Reply {
+    pub async fn submit(&self, mut txn: Transaction, client_ip: IpAddr) -> Reply {
         let started = Instant::now();
+        // Bounces and feedback reports to the platform's return paths are read, not queued.
+        if let Some(tenants) = &self.tenants {
+            let (inbound, outbound): (Vec<_>, Vec<_>) = txn
+                .recipients
+                .into_iter()
+                .partition(|r| tenants.is_return_path(&r.address));
+            txn.recipients = outbound;
+            if !inbound.is_empty() {
+                let addresses: Vec<String> = inbound.into_iter().map(|r| r.address).collect();
+                let reply = tenants.inbound(&addresses, &txn.content).await;
+                tracing::info!(client = %client_ip, recipients = addresses.len(), size = txn.content.len(), reply = %reply.summary(), "report to a return path");
+                if txn.recipients.is_empty() || reply.code >= 400 {
+                    return reply;
+                }
+            }
+        }
         let id = self.spool.next_id();
         let queue_id = id.to_string();
         let now = SystemTime::now()
@@ -81,6 +97,7 @@ impl Ingress {
                 match sign(
                     tenants.as_ref(),
                     tenant,
+                    &queue_id,
                     &sender,
                     &addresses,
                     &added,
@@ -88,7 +105,9 @@ impl Ingress {
                 )
                 .await
                 {
-                    Ok((content, signature, dropped)) => {
+                    Ok((content, signature, dropped, return_path)) => {
+                        envelope.sender = return_path;
+                        envelope.flags |= Envelope::FLAG_NO_DSN;
                         // Suppressed recipients are not sent to; the rest of the message is.
                         let mut index = 0;
                         envelope.recipients.retain(|r| {
@@ -200,12 +219,15 @@ impl Ingress {
 async fn sign(
     tenants: &dyn Tenants,
     tenant: &str,
+    message_id: &str,
     sender: &str,
     recipients: &[String],
     added: &str,
     content: Vec<u8>,
-) -> Result<(Vec<u8>, String, Vec<usize>), Reply> {
-    let admitted = tenants.admit(tenant, sender, recipients, &content).await?;
+) -> Result<(Vec<u8>, String, Vec<usize>, String), Reply> {
+    let admitted = tenants
+        .admit(tenant, message_id, sender, recipients, &content)
+        .await?;
     let added = added.to_string();
     let signer = admitted.signer;
     let signed = tokio::task::spawn_blocking(move || {
@@ -214,7 +236,12 @@ async fn sign(
     })
     .await;
     match signed {
-        Ok((content, Ok(signature))) => Ok((content, signature, admitted.suppressed)),
+        Ok((content, Ok(signature))) => Ok((
+            content,
+            signature,
+            admitted.suppressed,
+            admitted.return_path,
+        )),
         Ok((_, Err(err))) => {
             tracing::error!(tenant, error = %err, "DKIM signing failed");
             Err(Reply::new(

@@ -38,6 +38,9 @@ pub fn tenant_of(auth_user: &str) -> Option<&str> {
 pub struct Admitted {
     /// The key of the sending domain of its From address.
     pub signer: Arc<dkim::Signer>,
+    /// The envelope sender it goes out with (the platform's return path, so bounces come
+    /// back to it and name the message).
+    pub return_path: String,
     /// Indices of the recipients the tenant suppresses: they are not sent to.
     pub suppressed: Vec<usize>,
 }
@@ -53,6 +56,7 @@ pub trait Tenants: Send + Sync + 'static {
     fn admit<'a>(
         &'a self,
         tenant_id: &'a str,
+        message_id: &'a str,
         sender: &'a str,
         recipients: &'a [String],
         content: &'a [u8],
@@ -61,4 +65,12 @@ pub trait Tenants: Send + Sync + 'static {
     /// Reports what became of a taken message: spooled as `message_id` for `queued`
     /// (empty when nothing was spooled), dropped for `suppressed`.
     fn admitted(&self, tenant_id: &str, message_id: &str, queued: &[String], suppressed: &[String]);
+
+    /// True for the platform's return-path addresses: mail to them (bounces, feedback
+    /// reports) is taken from anyone, without relay rights.
+    fn is_return_path(&self, address: &str) -> bool;
+
+    /// Takes a bounce or feedback report sent to `recipients` (return paths) and answers
+    /// with the end-of-data reply; 250 only once what it says is recorded durably.
+    fn inbound<'a>(&'a self, recipients: &'a [String], content: &'a [u8]) -> BoxFuture<'a, Reply>;
 }

@@ -180,22 +180,25 @@ impl Session {
         ) {
             return None;
         }
-        if !self.relay_trusted && self.auth_user.is_none() {
-            // Never an open relay: unauthenticated clients outside trusted networks may not
-            // send anywhere. Counted as an error so that probing ends the session.
-            self.bad_command(Reply::new(
-                550,
-                (5, 7, 1),
-                "Relaying denied: authentication required",
-            ));
-            return None;
-        }
         let recipient = Recipient {
             address,
             notify: notify_flags(to.flags),
             // smtp-proto accepts only the rfc822 address type and strips it; keep it typed.
             orcpt: to.orcpt.map(|o| format!("rfc822;{o}")),
         };
+        if !self.relay_trusted && self.auth_user.is_none() {
+            // Never an open relay: unauthenticated clients outside trusted networks may only
+            // reach addresses this server receives for (bounce addresses), when the driver
+            // says which those are.
+            if self.config.local_checks {
+                let address = recipient.address.clone();
+                self.checking = Some(recipient);
+                self.phase = Phase::Waiting;
+                return Some(Event::CheckLocal(address));
+            }
+            self.relay_denied();
+            return None;
+        }
         if self.config.recipient_checks {
             let address = recipient.address.clone();
             self.checking = Some(recipient);
@@ -204,6 +207,15 @@ impl Session {
         }
         self.accept_recipient(recipient);
         None
+    }
+
+    /// Counted as an error so that probing ends the session.
+    pub(crate) fn relay_denied(&mut self) {
+        self.bad_command(Reply::new(
+            550,
+            (5, 7, 1),
+            "Relaying denied: authentication required",
+        ));
     }
 
     pub(crate) fn accept_recipient(&mut self, recipient: Recipient) {

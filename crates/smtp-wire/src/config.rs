@@ -23,6 +23,10 @@ pub struct SessionConfig {
     /// [`crate::Event::CheckRecipient`] before it is accepted (sinks, suppression lists,
     /// bounce addresses). Off: the session accepts it itself.
     pub recipient_checks: bool,
+    /// A RCPT from a client that may not relay is handed to the driver as
+    /// [`crate::Event::CheckLocal`] (is it an address this server receives mail for, such as
+    /// a bounce address?) instead of being refused at once. Off: refused at once.
+    pub local_checks: bool,
 }
 
 /// Facts about one connection that the driver knows before the first byte.

@@ -26,6 +26,9 @@ pub enum Event {
     /// Decide on this recipient (only with [`SessionConfig::recipient_checks`]), then call
     /// [`Session::complete_recipient`].
     CheckRecipient(String),
+    /// Is this recipient, named by a client that may not relay, one this server receives
+    /// mail for (only with [`SessionConfig::local_checks`])? Call [`Session::complete_local`].
+    CheckLocal(String),
     /// Write the pending output (the 220 reply), then run the TLS handshake.
     StartTls,
     /// Write the pending output, then close the connection.
@@ -458,6 +461,21 @@ impl Session {
         match refusal {
             None => self.accept_recipient(recipient),
             Some(reply) => self.reply(reply),
+        }
+    }
+
+    /// The driver's answer to [`Event::CheckLocal`]: true accepts the recipient as local;
+    /// false refuses it as relaying (550 5.7.1, counted as a bad command).
+    pub fn complete_local(&mut self, local: bool) {
+        debug_assert!(matches!(self.phase, Phase::Waiting));
+        self.phase = Phase::Command;
+        let Some(recipient) = self.checking.take() else {
+            return;
+        };
+        if local {
+            self.accept_recipient(recipient);
+        } else {
+            self.relay_denied();
         }
     }
 

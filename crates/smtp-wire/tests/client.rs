@@ -294,6 +294,7 @@ fn deliver_in_memory(content: &[u8], rcpts: &[&str]) -> (Vec<smtp_wire::Transact
         starttls_available: false,
         auth_plaintext_allowed: false,
         recipient_checks: false,
+        local_checks: false,
     });
     let mut server = Session::new(
         config,

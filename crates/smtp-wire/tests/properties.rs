@@ -86,6 +86,7 @@ proptest! {
             command_line_bytes_max: 64, bad_commands_max: 50, starttls_available: true,
             auth_plaintext_allowed: true,
             recipient_checks: checks,
+            local_checks: checks,
         });
         let mut session = Session::new(config, PeerContext { relay_trusted: trusted, tls_active: false });
         let mut output = session.output().to_vec();
@@ -101,6 +102,7 @@ proptest! {
                     Event::CheckRecipient(address) => session.complete_recipient(
                         address.starts_with('n').then(|| Reply::new(550, (5, 1, 1), "no such user")),
                     ),
+                    Event::CheckLocal(address) => session.complete_local(address.starts_with('b')),
                 }
             }
             output.extend_from_slice(session.output());

@@ -15,6 +15,7 @@ fn config() -> Arc<SessionConfig> {
         starttls_available: true,
         auth_plaintext_allowed: false,
         recipient_checks: false,
+        local_checks: false,
     })
 }
 
@@ -80,6 +81,9 @@ impl Driver {
                 }
                 Event::CheckRecipient(_) => {
                     unreachable!("recipient checks are off in this config")
+                }
+                Event::CheckLocal(_) => {
+                    unreachable!("local checks are off in this config")
                 }
                 Event::StartTls => {
                     self.tls_started = true;
@@ -404,4 +408,46 @@ fn recipient_checks_hand_each_recipient_to_the_driver_in_order() {
     let txn = submitted.expect("submitted");
     let rcpts: Vec<_> = txn.recipients.iter().map(|r| r.address.as_str()).collect();
     assert_eq!(rcpts, ["ok@y.test", "later@y.test"]);
+}
+
+/// With local checks on, a client that may not relay can still reach the addresses the
+/// driver calls local (bounce addresses); anything else is refused as relaying, as without.
+#[test]
+fn local_checks_let_untrusted_clients_reach_local_addresses_only() {
+    let mut config = (*config()).clone();
+    config.local_checks = true;
+    let mut session = Session::new(Arc::new(config), UNTRUSTED);
+    session.clear_output();
+    session.feed(b"EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<bounces+1.ab@bounce.acme.test>\r\nRCPT TO:<victim@elsewhere.test>\r\nDATA\r\nreport\r\n.\r\n");
+    let mut asked = Vec::new();
+    let mut submitted = None;
+    loop {
+        match session.advance() {
+            Event::CheckLocal(address) => {
+                let local = address.starts_with("bounces+");
+                asked.push(address);
+                session.complete_local(local);
+            }
+            Event::Submit(txn) => {
+                submitted = Some(txn);
+                session.complete_submission(Reply::new(250, (2, 0, 0), "taken"));
+            }
+            Event::NeedInput => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        asked,
+        ["bounces+1.ab@bounce.acme.test", "victim@elsewhere.test"]
+    );
+    let out = String::from_utf8(session.output().to_vec()).expect("utf8");
+    assert_eq!(
+        codes(&out),
+        ["250", "250", "250", "550", "354", "250"],
+        "{out}"
+    );
+    assert!(out.contains("550 5.7.1 Relaying denied"), "{out}");
+    let txn = submitted.expect("submitted");
+    let rcpts: Vec<_> = txn.recipients.iter().map(|r| r.address.as_str()).collect();
+    assert_eq!(rcpts, ["bounces+1.ab@bounce.acme.test"]);
 }

@@ -50,6 +50,9 @@ impl Envelope {
     /// Flag bit: the content is canonical, every CR and LF in a CRLF and ending with one
     /// (our SMTP ingress refuses bare line endings, so what it stores always is).
     pub const FLAG_CANONICAL: u8 = 4;
+    /// Flag bit: the sender follows this message through events (a tenant's mail with our
+    /// return path), so delivery sends it no DSN.
+    pub const FLAG_NO_DSN: u8 = 8;
 
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         put_str(out, &self.sender);

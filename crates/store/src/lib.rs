@@ -218,6 +218,11 @@ pub trait ControlStore: Send + Sync {
         tenant_id: &str,
         domain: &str,
     ) -> impl Future<Output = Result<Option<SendingDomain>, StoreError>> + Send;
+    /// The tenant a sending domain belongs to, if any (for mail coming back to it).
+    fn domain_owner(
+        &self,
+        domain: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
     /// Removes one of the tenant's domains. False when it has no such domain.
     fn remove_domain(
         &self,

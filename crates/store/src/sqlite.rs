@@ -506,6 +506,15 @@ impl ControlStore for SqliteStore {
         Ok(row.as_ref().map(domain_from).transpose()?)
     }
 
+    async fn domain_owner(&self, domain: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT tenant_id FROM domains WHERE domain = ?")
+                .bind(domain.to_ascii_lowercase())
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     async fn remove_domain(&self, tenant_id: &str, domain: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM domains WHERE tenant_id = ? AND domain = ?")
             .bind(tenant_id)

@@ -7,10 +7,12 @@
 //! - [`quota`]: per-tenant rate limits and daily quotas, counted in memory, saved each second.
 //! - [`signers`]: parsed DKIM keys by sending domain.
 //! - [`author`]: the From address of received content, for SMTP.
+//! - [`verp`]: signed return paths, so bounces name their message.
 
 pub mod author;
 pub mod quota;
 pub mod signers;
+pub mod verp;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +22,7 @@ use store::{ApiKey, ControlStore, EventStore, Scope, SendingDomain};
 pub use author::{AuthorError, author};
 pub use quota::Quotas;
 pub use signers::Signers;
+pub use verp::ReturnPaths;
 
 /// Why a tenant's message is not taken now.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,15 +51,18 @@ pub struct Tenancy<S> {
     pub store: S,
     pub quotas: Quotas,
     pub signers: Arc<Signers>,
+    /// Signs and reads the return paths of tenants' mail.
+    pub return_paths: ReturnPaths,
 }
 
 impl<S: ControlStore + 'static> Tenancy<S> {
     /// The state, with the task that saves daily counts once a second.
-    pub fn new(store: S) -> Arc<Tenancy<S>> {
+    pub fn new(store: S, return_paths: ReturnPaths) -> Arc<Tenancy<S>> {
         let tenancy = Arc::new(Tenancy {
             store,
             quotas: Quotas::default(),
             signers: Arc::default(),
+            return_paths,
         });
         let weak = Arc::downgrade(&tenancy);
         tokio::spawn(async move {

@@ -169,6 +169,7 @@ async fn serve_sink(listener: TcpListener, sink: Arc<Sink>) {
         starttls_available: false,
         auth_plaintext_allowed: false,
         recipient_checks: false,
+        local_checks: false,
     });
     while let Ok((stream, _)) = listener.accept().await {
         let _ = stream.set_nodelay(true);
@@ -198,6 +199,10 @@ async fn sink_connection(mut stream: TcpStream, config: Arc<SessionConfig>, sink
             }
             Event::CheckRecipient(_) => {
                 session.complete_recipient(None);
+                continue;
+            }
+            Event::CheckLocal(_) => {
+                session.complete_local(false);
                 continue;
             }
             Event::NeedInput => {}

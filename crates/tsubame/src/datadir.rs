@@ -74,6 +74,25 @@ impl DataDir {
         Ok(token)
     }
 
+    /// The secret that signs return-path (VERP) addresses, made on first use. Changing it
+    /// makes bounces to addresses signed before unrecognisable.
+    pub fn ensure_bounce_key(&self) -> anyhow::Result<[u8; 32]> {
+        let path = self.root.join("bounce.key");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let bytes: Vec<u8> = (0..text.trim().len() / 2)
+                .filter_map(|i| u8::from_str_radix(text.trim().get(2 * i..2 * i + 2)?, 16).ok())
+                .collect();
+            if let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) {
+                return Ok(key);
+            }
+        }
+        let key: [u8; 32] = rand::random();
+        let text: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        smtp_server::tls::write_private(&path, text.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(key)
+    }
+
     /// Reads what the CLI needs to reach the running server.
     pub fn admin_endpoint(&self) -> anyhow::Result<(String, String)> {
         let url = read_trimmed(&self.admin_url()).with_context(|| {

@@ -123,7 +123,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let token = data.ensure_token()?;
 
     // One tenancy for both ways in: a tenant's limits count API and SMTP mail together.
-    let tenancy = tenancy::Tenancy::new(control);
+    let return_paths = tenancy::ReturnPaths::new(&data.ensure_bounce_key()?);
+    let tenancy = tenancy::Tenancy::new(control, return_paths);
     let smtp = smtp_server::Server::bind(
         config.smtp.clone(),
         spool.clone(),
@@ -132,6 +133,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Some(Arc::new(crate::smtp_tenants::SmtpTenants {
             tenancy: tenancy.clone(),
             events: event_sink.clone(),
+            classifier: Arc::new(config.delivery.engine.classifier.clone()),
         })),
     )
     .context("binding SMTP listeners")?;

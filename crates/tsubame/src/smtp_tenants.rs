@@ -13,6 +13,8 @@ use tenancy::{Refusal, Tenancy};
 pub struct SmtpTenants<S> {
     pub tenancy: Arc<Tenancy<S>>,
     pub events: events::EventSink,
+    /// Categories for bounces that come back.
+    pub classifier: Arc<delivery::outcome::classify::Classifier>,
 }
 
 impl<S: ControlStore + EventStore + 'static> Tenants for SmtpTenants<S> {
@@ -31,6 +33,7 @@ impl<S: ControlStore + EventStore + 'static> Tenants for SmtpTenants<S> {
     fn admit<'a>(
         &'a self,
         tenant_id: &'a str,
+        message_id: &'a str,
         sender: &'a str,
         recipients: &'a [String],
         content: &'a [u8],
@@ -74,7 +77,37 @@ impl<S: ControlStore + EventStore + 'static> Tenants for SmtpTenants<S> {
                 tracing::error!(domain = %domain.domain, error = %err, "DKIM key unusable");
                 Reply::new(451, (4, 3, 0), "Temporary local problem, try again later")
             })?;
-            Ok(Admitted { signer, suppressed })
+            let return_path = self
+                .tenancy
+                .return_paths
+                .address(message_id, &domain.domain);
+            Ok(Admitted {
+                signer,
+                suppressed,
+                return_path,
+            })
+        })
+    }
+
+    fn is_return_path(&self, address: &str) -> bool {
+        self.tenancy.return_paths.parse(address).is_some()
+    }
+
+    fn inbound<'a>(&'a self, recipients: &'a [String], content: &'a [u8]) -> BoxFuture<'a, Reply> {
+        Box::pin(async move {
+            let messages: Vec<(String, String)> = recipients
+                .iter()
+                .filter_map(|r| self.tenancy.return_paths.parse(r))
+                .collect();
+            match events::inbound::take(&self.tenancy.store, &self.classifier, &messages, content)
+                .await
+            {
+                Ok(n) => Reply::new(250, (2, 0, 0), format!("Ok: report taken, {n} events")),
+                Err(err) => {
+                    tracing::error!(error = %err, "recording a report failed");
+                    Reply::new(451, (4, 3, 0), "Temporary local problem, try again later")
+                }
+            }
         })
     }
 

@@ -460,6 +460,9 @@ impl Inner {
             Err(spool::SpoolError::NotFound) => return Ok(()),
             Err(err) => return Err(err),
         };
+        if envelope.flags & Envelope::FLAG_NO_DSN != 0 {
+            return Ok(());
+        }
         let now = (now_ms() / 1000) as i64;
         let reports = build(&envelope, now);
         if reports.is_empty() {

@@ -1,0 +1,189 @@
+//! Reports that come back to a return path become events: a DSN's failed recipients are
+//! `bounced` (delayed ones `deferred`), a feedback report is `complained`, and a free-text
+//! bounce is matched to the message's recipients by address. Each report is about the
+//! message its return path names; only that message's recipients (from its `accepted`
+//! events) can be reported on, so a report cannot touch anyone else. The events are written
+//! before the SMTP reply (a 250 means they are on disk), and the suppressions they call for
+//! are added at once.
+
+use delivery::outcome::classify::Classifier;
+use serde_json::{Map, Value, json};
+use store::{ControlStore, EventFilter, EventKind, EventStore, NewEvent, StoreError};
+
+use crate::reports::{self, Report};
+
+/// What a message's `accepted` events say about it.
+struct Sent {
+    tenant_id: String,
+    recipients: Vec<String>,
+    custom_id: Option<String>,
+    tags: Option<String>,
+}
+
+async fn sent<S: ControlStore + EventStore>(
+    store: &S,
+    message_id: &str,
+    domain: &str,
+) -> Result<Option<Sent>, StoreError> {
+    let Some(tenant_id) = store.domain_owner(domain).await? else {
+        return Ok(None);
+    };
+    let filter = EventFilter {
+        message_id: Some(message_id.to_string()),
+        kinds: vec![EventKind::Accepted],
+        limit: 1000,
+        ..EventFilter::default()
+    };
+    let accepted = store.events(&tenant_id, &filter).await?;
+    let Some(first) = accepted.first() else {
+        return Ok(None);
+    };
+    Ok(Some(Sent {
+        custom_id: first.event.custom_id.clone(),
+        tags: first.event.tags.clone(),
+        recipients: accepted.iter().map(|e| e.event.recipient.clone()).collect(),
+        tenant_id,
+    }))
+}
+
+fn event(
+    sent: &Sent,
+    message_id: &str,
+    recipient: &str,
+    kind: EventKind,
+    detail: Value,
+) -> NewEvent {
+    NewEvent {
+        tenant_id: sent.tenant_id.clone(),
+        time_ms: crate::convert::now_ms(),
+        kind,
+        message_id: message_id.to_string(),
+        recipient: recipient.to_string(),
+        custom_id: sent.custom_id.clone(),
+        tags: sent.tags.clone(),
+        detail: Some(detail.to_string()),
+    }
+}
+
+/// The message's recipient a reported address is, if any (case-insensitively).
+fn ours<'a>(sent: &'a Sent, address: &str) -> Option<&'a String> {
+    sent.recipients
+        .iter()
+        .find(|r| r.eq_ignore_ascii_case(address.trim()))
+}
+
+fn status_triple(text: &str) -> Option<(u8, u16, u16)> {
+    let mut it = text.split('.').map(|p| p.trim().parse::<u16>().ok());
+    Some((it.next()??.try_into().ok()?, it.next()??, it.next()??))
+}
+
+/// The events one report about `message_id` (sent from `domain`) calls for.
+fn events_for(
+    classifier: &Classifier,
+    report: &Report,
+    message_id: &str,
+    sent: &Sent,
+) -> Vec<NewEvent> {
+    let mut out = Vec::new();
+    match report {
+        Report::Dsn(recipients) => {
+            for r in recipients {
+                let Some(rcpt) = ours(sent, &r.recipient) else {
+                    continue;
+                };
+                let kind = match r.action.as_str() {
+                    "failed" => EventKind::Bounced,
+                    "delayed" => EventKind::Deferred,
+                    _ => continue,
+                };
+                let status = r.status.as_deref().and_then(status_triple);
+                let text = r.diagnostic.clone().unwrap_or_default();
+                let (_, code) = reports::codes_in(&text);
+                let default_code = if kind == EventKind::Bounced { 550 } else { 450 };
+                let category = classifier.classify(code.unwrap_or(default_code), status, &text);
+                let mut detail = Map::new();
+                detail.insert("source".into(), "dsn".into());
+                detail.insert("response".into(), text.into());
+                if let Some(s) = &r.status {
+                    detail.insert("status".into(), s.clone().into());
+                }
+                detail.insert("category".into(), category.as_str().into());
+                out.push(event(sent, message_id, rcpt, kind, Value::Object(detail)));
+            }
+        }
+        Report::Feedback {
+            feedback_type,
+            recipients,
+        } => {
+            let mut named: Vec<&String> = recipients.iter().filter_map(|r| ours(sent, r)).collect();
+            if named.is_empty() && sent.recipients.len() == 1 {
+                named.push(&sent.recipients[0]);
+            }
+            for rcpt in named {
+                let detail = json!({"source": "feedback", "feedback_type": feedback_type});
+                out.push(event(sent, message_id, rcpt, EventKind::Complained, detail));
+            }
+        }
+        Report::Unstructured { text } => {
+            let lower = text.to_ascii_lowercase();
+            let mut named: Vec<&String> = sent
+                .recipients
+                .iter()
+                .filter(|r| lower.contains(&r.to_ascii_lowercase()))
+                .collect();
+            if named.is_empty() && sent.recipients.len() == 1 {
+                named.push(&sent.recipients[0]);
+            }
+            let (status, code) = reports::codes_in(text);
+            let temporary = matches!(status, Some((4, _, _))) || code.is_some_and(|c| c < 500);
+            let kind = if temporary {
+                EventKind::Deferred
+            } else {
+                EventKind::Bounced
+            };
+            let category = classifier.classify(code.unwrap_or(550), status, text);
+            // The line with the server's answer, else the start of the text.
+            let response = text
+                .lines()
+                .find(|l| code.is_some_and(|c| l.contains(&c.to_string())))
+                .unwrap_or_else(|| text.lines().find(|l| !l.trim().is_empty()).unwrap_or(""))
+                .trim()
+                .chars()
+                .take(500)
+                .collect::<String>();
+            for rcpt in named {
+                let detail = json!({"source": "bounce-text", "response": response, "category": category.as_str()});
+                out.push(event(sent, message_id, rcpt, kind, detail));
+            }
+        }
+    }
+    out
+}
+
+/// Takes one report sent to return paths naming `messages` ((message id, sending domain)
+/// pairs): records its events and the suppressions they call for. Returns how many events.
+pub async fn take<S: ControlStore + EventStore>(
+    store: &S,
+    classifier: &Classifier,
+    messages: &[(String, String)],
+    content: &[u8],
+) -> Result<usize, StoreError> {
+    let Some(report) = reports::parse(content) else {
+        return Ok(0);
+    };
+    let mut events = Vec::new();
+    for (message_id, domain) in messages {
+        match sent(store, message_id, domain).await? {
+            Some(sent) => events.extend(events_for(classifier, &report, message_id, &sent)),
+            None => {
+                tracing::info!(message = %message_id, domain = %domain, "report about a message with no record; dropped");
+            }
+        }
+    }
+    if events.is_empty() {
+        return Ok(0);
+    }
+    store.add_events(&events).await?;
+    crate::suppress(store, &events).await;
+    Ok(events.len())
+}
