@@ -1,0 +1,148 @@
+//! Bounces and complaints coming back: tenants' mail leaves with a signed return path; a
+//! remote server (Python's email + smtplib, no relay rights) sends a DSN, a feedback report
+//! or a free-text bounce to it, and they become events and suppressions for that message's
+//! recipients only. Forged return paths and other addresses are still refused.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::api::{add_domain, delivered, post, relaying_to_sink_with};
+use crate::harness::{TestServer, python_json};
+
+fn call(server: &TestServer, path: &str, token: &str) -> Value {
+    let url = format!("http://{}{path}", server.http);
+    python_json("api_client.py", &[&url, token, "-", "{}", "GET"])
+}
+
+fn events(server: &TestServer, token: &str, query: &str) -> Vec<Value> {
+    call(server, &format!("/v1/events?{query}"), token)["body"]["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn report(server: &TestServer, return_path: &str, kind: &str, recipient: &str) -> Value {
+    let port = server.smtp.port().to_string();
+    python_json(
+        "send_report.py",
+        &["127.0.0.1", &port, return_path, kind, recipient],
+    )
+}
+
+/// The Return-Path the sink saw on the message to `recipient`.
+fn return_path_to(capture: &std::path::Path, recipient: &str) -> String {
+    for entry in std::fs::read_dir(capture).expect("capture") {
+        let text = std::fs::read_to_string(entry.expect("entry").path()).unwrap_or_default();
+        if text.contains(&format!("X-Sink-Recipient: <{recipient}>")) {
+            let line = text
+                .lines()
+                .find_map(|l| l.strip_prefix("Return-Path: <"))
+                .expect("Return-Path");
+            return line.trim_end_matches('>').to_string();
+        }
+    }
+    panic!("nothing delivered to {recipient}");
+}
+
+#[test]
+fn bounces_and_complaints_to_the_return_path_become_events_and_suppressions() {
+    let capture = tempfile::tempdir().expect("tempdir");
+    // 127.0.0.2 only may relay: the reporting server on 127.0.0.1 has no relay rights.
+    let (sink, server) =
+        relaying_to_sink_with(capture.path(), "relay_networks = [\"127.0.0.2/32\"]");
+    server.cli(&["tenant", "add", "acme"]);
+    add_domain(&server, "acme", "acme.test");
+    let key = server.cli(&["key", "add", "--tenant", "acme", "--scopes", "all"]);
+    let key = key.trim();
+    let sent = post(
+        &server,
+        key,
+        r#"{"messages":[
+            {"from":"news@acme.test","to":["ann@x.test","bob@x.test"],"text":"t","custom_id":"c-1"},
+            {"from":"news@acme.test","to":["carl@x.test"],"text":"t"}]}"#,
+    );
+    assert_eq!(sent["status"], 200, "{sent}");
+    let first = sent["body"]["messages"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while delivered(capture.path()) < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let verp = return_path_to(capture.path(), "bob@x.test");
+    assert!(
+        verp.starts_with(&format!("bounces+{first}.")) && verp.ends_with("@bounce.acme.test"),
+        "{verp}"
+    );
+    let other_verp = return_path_to(capture.path(), "carl@x.test");
+
+    // A DSN: bob failed. Recorded before the 250, so visible at once, and bob is suppressed.
+    let taken = report(&server, &verp, "dsn", "bob@x.test");
+    assert_eq!(taken["code"], 250, "{taken}");
+    let bounced = events(&server, key, "type=bounced");
+    assert_eq!(bounced.len(), 1, "{bounced:?}");
+    assert_eq!(bounced[0]["recipient"], "bob@x.test");
+    assert_eq!(bounced[0]["message_id"], first.as_str());
+    assert_eq!(bounced[0]["custom_id"], "c-1");
+    assert_eq!(bounced[0]["detail"]["source"], "dsn");
+    assert_eq!(bounced[0]["detail"]["status"], "5.1.1");
+    assert_eq!(bounced[0]["detail"]["category"], "invalid_recipient");
+    let bob = call(&server, "/v1/suppressions/bob@x.test", key);
+    assert_eq!(bob["body"]["reason"], "bounce", "{bob}");
+
+    // A complaint about the same message from ann: complained, suppressed as a complaint.
+    assert_eq!(report(&server, &verp, "arf", "ann@x.test")["code"], 250);
+    let complained = events(&server, key, "type=complained");
+    assert_eq!(complained.len(), 1, "{complained:?}");
+    assert_eq!(complained[0]["recipient"], "ann@x.test");
+    let ann = call(&server, "/v1/suppressions/ann@x.test", key);
+    assert_eq!(ann["body"]["reason"], "complaint", "{ann}");
+
+    // A free-text bounce to the other message's return path.
+    assert_eq!(
+        report(&server, &other_verp, "text", "carl@x.test")["code"],
+        250
+    );
+    let carl = events(&server, key, "type=bounced&recipient=carl@x.test");
+    assert_eq!(carl.len(), 1, "{carl:?}");
+    assert_eq!(carl[0]["detail"]["source"], "bounce-text");
+    assert_eq!(carl[0]["detail"]["category"], "invalid_recipient");
+
+    // A report can only speak of its own message's recipients: carl's return path cannot
+    // bounce dave (never sent to) nor bob (another message).
+    assert_eq!(
+        report(&server, &other_verp, "dsn", "dave@x.test")["code"],
+        250
+    );
+    assert_eq!(
+        report(&server, &other_verp, "dsn", "bob@x.test")["code"],
+        250
+    );
+    assert_eq!(events(&server, key, "type=bounced").len(), 2);
+    assert_eq!(
+        call(&server, "/v1/suppressions/dave@x.test", key)["status"],
+        404
+    );
+
+    // Forged or foreign addresses get no further than RCPT: never an open relay.
+    let forged = verp.replacen(".", ".0", 1);
+    for to in [
+        forged.as_str(),
+        "postmaster@bounce.acme.test",
+        "victim@elsewhere.test",
+    ] {
+        let refused = report(&server, to, "dsn", "bob@x.test");
+        assert_eq!(refused["code"], 550, "{to}: {refused}");
+        assert!(
+            refused["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("5.7.1")),
+            "{refused}"
+        );
+    }
+    assert_eq!(events(&server, key, "type=bounced").len(), 2);
+    drop(server);
+    sink.stop();
+}
