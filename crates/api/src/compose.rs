@@ -79,10 +79,17 @@ pub struct Submitter {
 /// The message's bytes, DKIM-signed with its sending domain's key, and its envelope for
 /// `recipients` (the message's, less the suppressed).
 /// `hostname` names this node in the Message-ID.
+/// Where replies about a message go: its return path (bounces) and its List-Unsubscribe
+/// address.
+pub struct Addresses {
+    pub return_path: String,
+    pub unsubscribe: String,
+}
+
 pub fn compose(
     message: &Message,
     recipients: &[String],
-    return_path: &str,
+    addresses: &Addresses,
     id: MessageId,
     hostname: &str,
     submitter: &Submitter,
@@ -103,6 +110,17 @@ pub fn compose(
     }
     for (name, value) in &message.headers {
         builder = builder.header(name.as_str(), Raw::new(value.as_str()));
+    }
+    // Mailbox providers want bulk mail to say how to unsubscribe; a sender's own header
+    // wins. Mail to the address suppresses the recipient who writes.
+    let unsubscribe;
+    if !message
+        .headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("list-unsubscribe"))
+    {
+        unsubscribe = format!("<mailto:{}>", addresses.unsubscribe);
+        builder = builder.header("List-Unsubscribe", Raw::new(unsubscribe.as_str()));
     }
     // An HTML-only message gets a text part made from its HTML.
     let generated;
@@ -131,7 +149,7 @@ pub fn compose(
         flags |= Envelope::FLAG_CANONICAL;
     }
     let envelope = Envelope {
-        sender: return_path.to_string(),
+        sender: addresses.return_path.clone(),
         recipients: recipients
             .iter()
             .map(|address| Recipient {
@@ -198,7 +216,10 @@ mod tests {
         let (envelope, bytes) = compose(
             &message,
             &message.recipients(),
-            "bounces+x@bounce.acme.test",
+            &Addresses {
+                return_path: "bounces+x@bounce.acme.test".into(),
+                unsubscribe: "unsubscribe+x@bounce.acme.test".into(),
+            },
             id,
             "mx.test",
             &submitter,

@@ -86,15 +86,16 @@ pub(crate) async fn submit<S: ControlStore + EventStore>(
                 .map(|(i, message, domain, kept)| {
                     let signer = signers.get(domain)?;
                     let id = ids[*i];
-                    let return_path = return_paths.address(&id.to_string(), &domain.domain);
+                    let addresses = compose::Addresses {
+                        return_path: return_paths.address(&id.to_string(), &domain.domain),
+                        unsubscribe: return_paths.address_for(
+                            tenancy::verp::Purpose::Unsubscribe,
+                            &id.to_string(),
+                            &domain.domain,
+                        ),
+                    };
                     compose::compose(
-                        message,
-                        kept,
-                        &return_path,
-                        id,
-                        &hostname,
-                        &submitter,
-                        &signer,
+                        message, kept, &addresses, id, &hostname, &submitter, &signer,
                     )
                     .map(|(envelope, content)| (*i, envelope, content))
                 })

@@ -160,23 +160,51 @@ fn events_for(
     out
 }
 
-/// Takes one report sent to return paths naming `messages` ((message id, sending domain)
-/// pairs): records its events and the suppressions they call for. Returns how many events.
+/// Which of our addresses a message came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mailbox {
+    /// A return path: bounces and feedback reports.
+    Bounces,
+    /// A List-Unsubscribe address: the recipient asks for no more mail.
+    Unsubscribe,
+}
+
+/// Takes one message sent to our addresses naming `messages` ((mailbox, message id,
+/// sending domain)); `author` is its From address (who unsubscribes). Records the events
+/// it calls for and their suppressions. Returns how many events.
 pub async fn take<S: ControlStore + EventStore>(
     store: &S,
     classifier: &Classifier,
-    messages: &[(String, String)],
+    messages: &[(Mailbox, String, String)],
+    author: Option<&str>,
     content: &[u8],
 ) -> Result<usize, StoreError> {
-    let Some(report) = reports::parse(content) else {
-        return Ok(0);
-    };
+    let report = reports::parse(content);
     let mut events = Vec::new();
-    for (message_id, domain) in messages {
-        match sent(store, message_id, domain).await? {
-            Some(sent) => events.extend(events_for(classifier, &report, message_id, &sent)),
-            None => {
-                tracing::info!(message = %message_id, domain = %domain, "report about a message with no record; dropped");
+    for (mailbox, message_id, domain) in messages {
+        let Some(sent) = sent(store, message_id, domain).await? else {
+            tracing::info!(message = %message_id, domain = %domain, "mail about a message with no record; dropped");
+            continue;
+        };
+        match mailbox {
+            Mailbox::Bounces => {
+                if let Some(report) = &report {
+                    events.extend(events_for(classifier, report, message_id, &sent));
+                }
+            }
+            // Only the recipient itself can unsubscribe: the request must come from one of
+            // the message's recipients.
+            Mailbox::Unsubscribe => {
+                if let Some(rcpt) = author.and_then(|a| ours(&sent, a)) {
+                    let detail = json!({"source": "list-unsubscribe"});
+                    events.push(event(
+                        &sent,
+                        message_id,
+                        rcpt,
+                        EventKind::Unsubscribed,
+                        detail,
+                    ));
+                }
             }
         }
     }

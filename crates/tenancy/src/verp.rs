@@ -7,8 +7,27 @@
 use aws_lc_rs::hmac;
 
 const PREFIX: &str = "bounces+";
+const UNSUBSCRIBE_PREFIX: &str = "unsubscribe+";
 /// Hex characters of the tag (64 bits).
 const TAG_HEX: usize = 16;
+
+/// What an address of ours is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Bounces and feedback reports.
+    Bounce,
+    /// Unsubscribe requests (the `mailto:` of List-Unsubscribe).
+    Unsubscribe,
+}
+
+impl Purpose {
+    fn prefix(self) -> &'static str {
+        match self {
+            Purpose::Bounce => PREFIX,
+            Purpose::Unsubscribe => UNSUBSCRIBE_PREFIX,
+        }
+    }
+}
 
 /// The key return paths are signed with.
 #[derive(Clone)]
@@ -22,8 +41,9 @@ impl std::fmt::Debug for ReturnPaths {
     }
 }
 
-fn tag(key: &hmac::Key, message_id: &str, domain: &str) -> String {
+fn tag(key: &hmac::Key, purpose: Purpose, message_id: &str, domain: &str) -> String {
     let mut context = hmac::Context::with_key(key);
+    context.update(purpose.prefix().as_bytes());
     context.update(message_id.as_bytes());
     context.update(b"@");
     context.update(domain.as_bytes());
@@ -43,10 +63,16 @@ impl ReturnPaths {
 
     /// The return path of a message sent from `sending_domain`.
     pub fn address(&self, message_id: &str, sending_domain: &str) -> String {
+        self.address_for(Purpose::Bounce, message_id, sending_domain)
+    }
+
+    /// The address of ours for `purpose` about a message sent from `sending_domain`.
+    pub fn address_for(&self, purpose: Purpose, message_id: &str, sending_domain: &str) -> String {
         let domain = sending_domain.to_ascii_lowercase();
-        let tag = tag(&self.key, message_id, &domain);
+        let tag = tag(&self.key, purpose, message_id, &domain);
         format!(
-            "{PREFIX}{message_id}.{tag}@{}",
+            "{}{message_id}.{tag}@{}",
+            purpose.prefix(),
             dkim::bounce_domain(&domain)
         )
     }
@@ -54,22 +80,32 @@ impl ReturnPaths {
     /// The message id and sending domain a return path of ours names; `None` for any other
     /// address (including forged or altered ones).
     pub fn parse(&self, address: &str) -> Option<(String, String)> {
+        match self.parse_any(address)? {
+            (Purpose::Bounce, id, domain) => Some((id, domain)),
+            _ => None,
+        }
+    }
+
+    /// What an address of ours is for, with the message id and sending domain it names.
+    pub fn parse_any(&self, address: &str) -> Option<(Purpose, String, String)> {
         let (local, host) = address.rsplit_once('@')?;
         let local = local.to_ascii_lowercase();
-        let rest = local.strip_prefix(PREFIX)?;
+        let (purpose, rest) = [Purpose::Bounce, Purpose::Unsubscribe]
+            .into_iter()
+            .find_map(|p| Some((p, local.strip_prefix(p.prefix())?)))?;
         let (id, given) = rest.rsplit_once('.')?;
         let domain = host.to_ascii_lowercase();
         let sending = domain.strip_prefix("bounce.")?.to_string();
         // Message ids are upper case; local parts may have been lower-cased on the way.
         let id = id.to_ascii_uppercase();
-        let expected = tag(&self.key, &id, &sending);
+        let expected = tag(&self.key, purpose, &id, &sending);
         let same = expected.len() == given.len()
             && expected
                 .bytes()
                 .zip(given.bytes())
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                 == 0;
-        same.then_some((id, sending))
+        same.then_some((purpose, id, sending))
     }
 }
 
@@ -101,5 +137,18 @@ mod tests {
         );
         assert_eq!(ReturnPaths::new(&[8; 32]).parse(&address), None);
         assert_eq!(paths.parse("postmaster@bounce.acme.test"), None);
+        // An unsubscribe address is not a bounce address, and its tag is its own.
+        let unsubscribe = paths.address_for(
+            Purpose::Unsubscribe,
+            "01KBZZ0000000000000000000A",
+            "acme.test",
+        );
+        assert_eq!(paths.parse(&unsubscribe), None);
+        assert_eq!(
+            paths.parse_any(&unsubscribe).map(|(p, _, _)| p),
+            Some(Purpose::Unsubscribe)
+        );
+        let swapped = unsubscribe.replace("unsubscribe+", "bounces+");
+        assert_eq!(paths.parse_any(&swapped), None);
     }
 }

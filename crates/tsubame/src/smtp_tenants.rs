@@ -90,17 +90,32 @@ impl<S: ControlStore + EventStore + 'static> Tenants for SmtpTenants<S> {
     }
 
     fn is_return_path(&self, address: &str) -> bool {
-        self.tenancy.return_paths.parse(address).is_some()
+        self.tenancy.return_paths.parse_any(address).is_some()
     }
 
     fn inbound<'a>(&'a self, recipients: &'a [String], content: &'a [u8]) -> BoxFuture<'a, Reply> {
         Box::pin(async move {
-            let messages: Vec<(String, String)> = recipients
+            use events::inbound::Mailbox;
+            let messages: Vec<(Mailbox, String, String)> = recipients
                 .iter()
-                .filter_map(|r| self.tenancy.return_paths.parse(r))
+                .filter_map(|r| self.tenancy.return_paths.parse_any(r))
+                .map(|(purpose, id, domain)| {
+                    let mailbox = match purpose {
+                        tenancy::verp::Purpose::Bounce => Mailbox::Bounces,
+                        tenancy::verp::Purpose::Unsubscribe => Mailbox::Unsubscribe,
+                    };
+                    (mailbox, id, domain)
+                })
                 .collect();
-            match events::inbound::take(&self.tenancy.store, &self.classifier, &messages, content)
-                .await
+            let author = tenancy::author(content).ok();
+            match events::inbound::take(
+                &self.tenancy.store,
+                &self.classifier,
+                &messages,
+                author.as_deref(),
+                content,
+            )
+            .await
             {
                 Ok(n) => Reply::new(250, (2, 0, 0), format!("Ok: report taken, {n} events")),
                 Err(err) => {

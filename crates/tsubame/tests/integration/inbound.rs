@@ -30,19 +30,27 @@ fn report(server: &TestServer, return_path: &str, kind: &str, recipient: &str) -
     )
 }
 
-/// The Return-Path the sink saw on the message to `recipient`.
-fn return_path_to(capture: &std::path::Path, recipient: &str) -> String {
+/// The rest of the first line starting with `prefix` in the message delivered to
+/// `recipient`.
+fn header_of(capture: &std::path::Path, recipient: &str, prefix: &str) -> String {
     for entry in std::fs::read_dir(capture).expect("capture") {
         let text = std::fs::read_to_string(entry.expect("entry").path()).unwrap_or_default();
         if text.contains(&format!("X-Sink-Recipient: <{recipient}>")) {
-            let line = text
+            return text
                 .lines()
-                .find_map(|l| l.strip_prefix("Return-Path: <"))
-                .expect("Return-Path");
-            return line.trim_end_matches('>').to_string();
+                .find_map(|l| l.strip_prefix(prefix))
+                .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+                .to_string();
         }
     }
     panic!("nothing delivered to {recipient}");
+}
+
+/// The Return-Path the sink saw on the message to `recipient`.
+fn return_path_to(capture: &std::path::Path, recipient: &str) -> String {
+    header_of(capture, recipient, "Return-Path: <")
+        .trim_end_matches('>')
+        .to_string()
 }
 
 #[test]
@@ -60,7 +68,7 @@ fn bounces_and_complaints_to_the_return_path_become_events_and_suppressions() {
         key,
         r#"{"messages":[
             {"from":"news@acme.test","to":["ann@x.test","bob@x.test"],"text":"t","custom_id":"c-1"},
-            {"from":"news@acme.test","to":["carl@x.test"],"text":"t"}]}"#,
+            {"from":"news@acme.test","to":["carl@x.test","dee@x.test"],"text":"t"}]}"#,
     );
     assert_eq!(sent["status"], 200, "{sent}");
     let first = sent["body"]["messages"][0]["id"]
@@ -125,6 +133,23 @@ fn bounces_and_complaints_to_the_return_path_become_events_and_suppressions() {
         call(&server, "/v1/suppressions/dave@x.test", key)["status"],
         404
     );
+
+    // dee's mail client follows List-Unsubscribe; a stranger writing there changes nothing.
+    let unsubscribe = header_of(capture.path(), "dee@x.test", "List-Unsubscribe: <mailto:");
+    let unsubscribe = unsubscribe.trim_end_matches('>');
+    assert!(unsubscribe.starts_with("unsubscribe+"), "{unsubscribe}");
+    let stranger = report(&server, unsubscribe, "unsubscribe", "mallory@y.test");
+    assert_eq!(stranger["code"], 250);
+    assert!(events(&server, key, "type=unsubscribed").is_empty());
+    assert_eq!(
+        report(&server, unsubscribe, "unsubscribe", "dee@x.test")["code"],
+        250
+    );
+    let gone = events(&server, key, "type=unsubscribed");
+    assert_eq!(gone.len(), 1, "{gone:?}");
+    assert_eq!(gone[0]["recipient"], "dee@x.test");
+    let dee = call(&server, "/v1/suppressions/dee@x.test", key);
+    assert_eq!(dee["body"]["reason"], "unsubscribe", "{dee}");
 
     // Forged or foreign addresses get no further than RCPT: never an open relay.
     let forged = verp.replacen(".", ".0", 1);
