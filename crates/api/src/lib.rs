@@ -87,7 +87,10 @@ impl<S: ControlStore + EventStore + 'static> ApiState<S> {
 /// with every message.
 pub fn router<S: ControlStore + EventStore + 'static>(state: Arc<ApiState<S>>) -> Router {
     Router::new()
-        .route("/v1/messages", post(send_native::<S>))
+        .route(
+            "/v1/messages",
+            post(send_native::<S>).get(records::find_messages::<S>),
+        )
         .route("/v3/mail/send", post(send_sendgrid::<S>))
         .route("/v3.1/send", post(send_mailjet::<S>))
         .route("/v1/messages/{id}", axum::routing::get(message_status::<S>))

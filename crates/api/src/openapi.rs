@@ -139,6 +139,17 @@ pub struct Event {
 }
 
 #[derive(Serialize, ToSchema)]
+pub struct FoundMessage {
+    pub id: String,
+    pub events: Vec<Event>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FoundMessages {
+    pub messages: Vec<FoundMessage>,
+}
+
+#[derive(Serialize, ToSchema)]
 pub struct EventPage {
     pub events: Vec<Event>,
     /// Pass as `after` for the next page; null on the last.
@@ -497,6 +508,21 @@ fn account() {}
 #[allow(dead_code)]
 fn list_events() {}
 
+#[utoipa::path(get, path = "/v1/messages", tag = "events",
+    params(
+        ("custom_id" = Option<String>, Query, description = "Messages with this custom id"),
+        ("recipient" = Option<String>, Query, description = "Messages sent to this address"),
+    ),
+    responses(
+        (status = 200, description = "The messages, each with its events", body = FoundMessages),
+        (status = 400, description = "Neither parameter, or an unknown one", body = Errors),
+        (status = 401, description = "No or unknown key", body = Errors),
+        (status = 403, description = "Key without the read scope", body = Errors),
+        (status = 503, description = "Control plane unavailable", body = Errors),
+    ))]
+#[allow(dead_code)]
+fn find_messages() {}
+
 #[utoipa::path(get, path = "/v1/suppressions", tag = "events",
     params(
         ("after" = Option<String>, Query, description = "The `next` of the previous page"),
@@ -614,7 +640,7 @@ impl Modify for BearerKey {
 #[openapi(
     info(title = "tsubame API", description = "Native send API and account management. Mailjet v3.1 (`POST /v3.1/send`) and SendGrid v3 (`POST /v3/mail/send`) compatible endpoints follow those services' own documentation."),
     paths(send_messages, message_status, list_domains, add_domain, get_domain, remove_domain,
-          list_keys, add_key, get_key, revoke_key, account, list_events, list_suppressions,
+          list_keys, add_key, get_key, revoke_key, account, list_events, find_messages, list_suppressions,
           add_suppressions, get_suppression, remove_suppression, list_webhooks, add_webhook,
           remove_webhook, webhook_deliveries),
     modifiers(&BearerKey),

@@ -121,6 +121,58 @@ pub(crate) async fn list_events<S: ControlStore + EventStore + 'static>(
     )
 }
 
+/// `GET /v1/messages?custom_id=...` or `?recipient=...`: the messages with that custom id
+/// or sent to that recipient, each with its timeline (newest messages' events last).
+pub(crate) async fn find_messages<S: ControlStore + EventStore + 'static>(
+    State(state): State<Arc<ApiState<S>>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            let key = auth::authorize(&state.tenancy.store, &headers, Scope::Read).await?;
+            if let Some(unknown) = query
+                .keys()
+                .find(|k| !["custom_id", "recipient"].contains(&k.as_str()))
+            {
+                return Err(invalid(unknown, "is not a known parameter"));
+            }
+            let filter = EventFilter {
+                custom_id: query.get("custom_id").cloned(),
+                recipient: query.get("recipient").cloned(),
+                limit: 1000,
+                ..EventFilter::default()
+            };
+            if filter.custom_id.is_none() && filter.recipient.is_none() {
+                return Err(invalid("custom_id", "custom_id or recipient is required"));
+            }
+            let found = state
+                .tenancy
+                .store
+                .events(&key.tenant_id, &filter)
+                .await
+                .map_err(store_error)?;
+            let mut messages: Vec<(String, Vec<Value>)> = Vec::new();
+            for event in &found {
+                let json = events::webhooks::event_json(event);
+                match messages
+                    .iter_mut()
+                    .find(|(id, _)| *id == event.event.message_id)
+                {
+                    Some((_, timeline)) => timeline.push(json),
+                    None => messages.push((event.event.message_id.clone(), vec![json])),
+                }
+            }
+            let list: Vec<Value> = messages
+                .into_iter()
+                .map(|(id, events)| json!({ "id": id, "events": events }))
+                .collect();
+            Ok(Json(json!({ "messages": list })).into_response())
+        }
+        .await,
+    )
+}
+
 /// A message's events, oldest first (its timeline), for the caller's tenant.
 pub(crate) async fn timeline<S: EventStore>(
     store: &S,

@@ -180,6 +180,24 @@ fn events_suppressions_and_signed_webhooks_end_to_end() {
         6,
         "cursor pages cover every event once"
     );
+    let by_custom_id = call(&server, "GET", "/v1/messages?custom_id=order-1", key, "-");
+    let found = by_custom_id["body"]["messages"]
+        .as_array()
+        .expect("messages");
+    assert_eq!(found.len(), 1, "{by_custom_id}");
+    assert_eq!(found[0]["id"], ann_id.as_str());
+    assert_eq!(found[0]["events"].as_array().map(Vec::len), Some(2));
+    let by_recipient = call(
+        &server,
+        "GET",
+        "/v1/messages?recipient=carl@x.test",
+        key,
+        "-",
+    );
+    assert_eq!(
+        by_recipient["body"]["messages"].as_array().map(Vec::len),
+        Some(1)
+    );
     let message = call(&server, "GET", &format!("/v1/messages/{ann_id}"), key, "-");
     assert_eq!(message["status"], 200, "{message}");
     let kinds: Vec<&str> = message["body"]["events"]
