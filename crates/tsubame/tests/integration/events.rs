@@ -24,10 +24,14 @@ struct Receiver {
 
 impl Receiver {
     fn start(down: bool) -> Receiver {
+        Receiver::start_in(if down { "down" } else { "up" })
+    }
+
+    fn start_in(mode: &str) -> Receiver {
         let dir = tempfile::tempdir().expect("tempdir");
         let record = dir.path().join("received.jsonl");
         let control = dir.path().join("control");
-        std::fs::write(&control, if down { "down" } else { "up" }).expect("control");
+        std::fs::write(&control, mode).expect("control");
         let script = format!(
             "{}/tests/py/webhook_receiver.py",
             env!("CARGO_MANIFEST_DIR")
@@ -54,7 +58,11 @@ impl Receiver {
     }
 
     fn set_down(&self, down: bool) {
-        std::fs::write(&self.control, if down { "down" } else { "up" }).expect("control");
+        self.set_mode(if down { "down" } else { "up" });
+    }
+
+    fn set_mode(&self, mode: &str) {
+        std::fs::write(&self.control, mode).expect("control");
     }
 
     fn verified(&self, secret: &str) -> Value {
@@ -420,7 +428,7 @@ fn webhooks_to_internal_addresses_are_refused_and_undeliverable_events_are_dropp
 }
 
 #[test]
-fn a_suppression_list_imported_from_csv_is_honoured() {
+fn a_suppression_list_imported_from_csv_and_managed_by_cli_and_api_is_honoured() {
     let server = TestServer::start("");
     server.cli(&["tenant", "add", "acme"]);
     add_domain(&server, "acme", "acme.test");
@@ -459,10 +467,141 @@ fn a_suppression_list_imported_from_csv_is_honoured() {
         "{sent}"
     );
     server.cli(&["suppression", "rm", "bob@x.test", "--tenant", "acme"]);
+    let out = server.cli(&[
+        "suppression",
+        "add",
+        "fay@x.test",
+        "cy@x.test",
+        "--tenant",
+        "acme",
+    ]);
+    assert!(out.contains("1 added, 1 already suppressed"), "{out}");
+
+    // The same list over HTTP.
+    let added = call(
+        &server,
+        "POST",
+        "/v1/suppressions",
+        key.trim(),
+        r#"{"addresses":["gil@x.test","ANN@x.test"],"reason":"manual"}"#,
+    );
+    assert_eq!(added["body"], json!({"added": 1, "already": 1}), "{added}");
+    let bad = call(
+        &server,
+        "POST",
+        "/v1/suppressions",
+        key.trim(),
+        r#"{"addresses":["gil@x.test","not an address"]}"#,
+    );
+    assert_eq!(bad["status"], 400);
+    assert_eq!(bad["body"]["errors"][0]["field"], "addresses[1]");
+    let page = call(&server, "GET", "/v1/suppressions?limit=2", key.trim(), "-");
+    assert_eq!(
+        page["body"]["suppressions"].as_array().map(Vec::len),
+        Some(2)
+    );
+    let next = page["body"]["next"]
+        .as_str()
+        .expect("next page")
+        .to_string();
+    let rest = call(
+        &server,
+        "GET",
+        &format!("/v1/suppressions?after={next}"),
+        key.trim(),
+        "-",
+    );
+    // ann, cy, fay, gil: bob was removed.
+    assert_eq!(
+        rest["body"]["suppressions"].as_array().map(Vec::len),
+        Some(2),
+        "{rest}"
+    );
+    let removed = call(
+        &server,
+        "DELETE",
+        "/v1/suppressions/gil@x.test",
+        key.trim(),
+        "-",
+    );
+    assert_eq!(removed["status"], 204);
     let sent = post(
         &server,
         key.trim(),
         r#"{"messages":[{"from":"a@acme.test","to":["bob@x.test"],"text":"t"}]}"#,
     );
     assert_eq!(sent["body"]["messages"][0]["status"], "queued", "{sent}");
+}
+
+/// A dead endpoint that holds connections, and one that redirects, delay nobody: a healthy
+/// endpoint of the same tenant gets its events at once, and the redirect is not followed.
+#[test]
+fn a_hanging_or_redirecting_webhook_delays_no_other_and_redirects_are_not_followed() {
+    let server = TestServer::start(
+        "[webhooks]\nallow_networks = [\"127.0.0.1\"]\ntimeout = \"20s\"\nbackoff_max = \"1s\"",
+    );
+    server.cli(&["tenant", "add", "acme"]);
+    add_domain(&server, "acme", "acme.test");
+    let key = server.cli(&["key", "add", "--tenant", "acme", "--scopes", "all"]);
+    let key = key.trim();
+    let hanging = Receiver::start_in("hang");
+    let target = Receiver::start(false);
+    let redirecting =
+        Receiver::start_in(&format!("redirect http://127.0.0.1:{}/stolen", target.port));
+    let healthy = Receiver::start(false);
+    let mut secrets = Vec::new();
+    for receiver in [&hanging, &redirecting, &healthy] {
+        let hook = call(
+            &server,
+            "POST",
+            "/v1/webhooks",
+            key,
+            &json!({"url": format!("http://127.0.0.1:{}/hook", receiver.port)}).to_string(),
+        );
+        assert_eq!(hook["status"], 201, "{hook}");
+        secrets.push((
+            hook["body"]["id"].as_str().expect("id").to_string(),
+            hook["body"]["secret"].as_str().expect("secret").to_string(),
+        ));
+    }
+    let started = Instant::now();
+    for batch in 0..3 {
+        let sent = post(
+            &server,
+            key,
+            &format!(
+                r#"{{"messages":[{{"from":"a@acme.test","to":["u{batch}@x.test"],"text":"t"}}]}}"#
+            ),
+        );
+        assert_eq!(sent["status"], 200);
+    }
+    wait_for("the healthy endpoint", Duration::from_secs(10), || {
+        healthy.verified(&secrets[2].1)["events"]
+            .as_array()
+            .map_or(0, Vec::len)
+            == 3
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the healthy endpoint waited {:?} for the hanging one",
+        started.elapsed()
+    );
+    // The redirect is an answer like any non-2xx: logged, retried, never followed.
+    wait_for("the redirect to be logged", Duration::from_secs(10), || {
+        let log = call(
+            &server,
+            "GET",
+            &format!("/v1/webhooks/{}/deliveries", secrets[1].0),
+            key,
+            "-",
+        );
+        log["body"]["deliveries"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|d| d["status"] == 307))
+    });
+    assert_eq!(
+        target.verified(&secrets[1].1)["deliveries"],
+        0,
+        "the redirect was followed"
+    );
 }
