@@ -55,6 +55,11 @@ pub fn message_id(queue_id: &str, hostname: &str) -> String {
 
 /// True if the header section (up to the first empty line) has a Message-ID field.
 pub fn has_message_id(content: &[u8]) -> bool {
+    has_field(content, b"message-id:")
+}
+
+/// True if the header section has a field `name` (lower case, with its colon).
+pub fn has_field(content: &[u8], name: &[u8]) -> bool {
     let mut start = 0;
     // Line ends found by memchr: this runs over every message's header section.
     let ends = memchr::memchr_iter(b'\n', content).chain(std::iter::once(content.len()));
@@ -64,7 +69,7 @@ pub fn has_message_id(content: &[u8]) -> bool {
         if line.is_empty() {
             return false;
         }
-        if line.len() >= 11 && line[..11].eq_ignore_ascii_case(b"message-id:") {
+        if line.len() >= name.len() && line[..name.len()].eq_ignore_ascii_case(name) {
             return true;
         }
         start = end + 1;

@@ -87,7 +87,8 @@ impl Ingress {
             .map(str::to_string);
         let (mut envelope, content) = envelope(txn, client_ip, now.as_millis() as u64);
         let mut suppressed = Vec::new();
-        let (content, signature) = match (&self.tenants, &tenant) {
+        // The fields to put in front of the content: ours, or the tenant's signed set.
+        let (content, fields) = match (&self.tenants, &tenant) {
             (Some(tenants), Some(tenant)) => {
                 let addresses: Vec<String> = envelope
                     .recipients
@@ -105,20 +106,20 @@ impl Ingress {
                 )
                 .await
                 {
-                    Ok((content, signature, dropped, return_path)) => {
-                        envelope.sender = return_path;
+                    Ok(signed) => {
+                        envelope.sender = signed.return_path;
                         envelope.flags |= Envelope::FLAG_NO_DSN;
                         // Suppressed recipients are not sent to; the rest of the message is.
                         let mut index = 0;
                         envelope.recipients.retain(|r| {
-                            let keep = !dropped.contains(&index);
+                            let keep = !signed.suppressed.contains(&index);
                             if !keep {
                                 suppressed.push(r.address.clone());
                             }
                             index += 1;
                             keep
                         });
-                        (content, signature)
+                        (signed.content, signed.fields)
                     }
                     Err(reply) => {
                         self.refused(&reply, "tenant_policy", client_ip, &sender, recipients);
@@ -126,7 +127,7 @@ impl Ingress {
                     }
                 }
             }
-            (_, _) => (content, String::new()),
+            (_, _) => (content, added),
         };
         if envelope.recipients.is_empty() {
             if let (Some(tenants), Some(tenant)) = (&self.tenants, &tenant) {
@@ -148,8 +149,7 @@ impl Ingress {
             _ => Vec::new(),
         };
         let mut prefix = trace;
-        prefix.push_str(&signature);
-        prefix.push_str(&added);
+        prefix.push_str(&fields);
         let size = prefix.len() + content.len();
         let result = self
             .spool
@@ -213,9 +213,20 @@ impl Ingress {
     }
 }
 
-/// A tenant's message: admitted by the platform, then DKIM-signed over the header fields we
-/// add and the content. Signing hashes the whole message (and an RSA signature is ~0.2 ms):
-/// off the async workers, with the content moved there and back rather than copied.
+/// A tenant's message as the platform takes it.
+struct Signed {
+    content: Vec<u8>,
+    /// The DKIM-Signature field, then the fields we add, to put in front of the content.
+    fields: String,
+    /// Indices of suppressed recipients.
+    suppressed: Vec<usize>,
+    return_path: String,
+}
+
+/// A tenant's message: admitted by the platform, given a List-Unsubscribe when it has none,
+/// then DKIM-signed over the header fields we add and the content. Signing hashes the
+/// whole message (and an RSA signature is ~0.2 ms): off the async workers, with the
+/// content moved there and back rather than copied.
 async fn sign(
     tenants: &dyn Tenants,
     tenant: &str,
@@ -224,39 +235,37 @@ async fn sign(
     recipients: &[String],
     added: &str,
     content: Vec<u8>,
-) -> Result<(Vec<u8>, String, Vec<usize>, String), Reply> {
+) -> Result<Signed, Reply> {
     let admitted = tenants
         .admit(tenant, message_id, sender, recipients, &content)
         .await?;
-    let added = added.to_string();
+    let mut added = added.to_string();
+    if !headers::has_field(&content, b"list-unsubscribe:") {
+        added.push_str("List-Unsubscribe: <mailto:");
+        added.push_str(&admitted.unsubscribe);
+        added.push_str(">\r\n");
+    }
     let signer = admitted.signer;
     let signed = tokio::task::spawn_blocking(move || {
         let signature = signer.sign_parts(&[added.as_bytes(), &content]);
-        (content, signature)
+        (content, signature, added)
     })
     .await;
+    let failed = || Reply::new(451, (4, 3, 0), "Temporary local problem, try again later");
     match signed {
-        Ok((content, Ok(signature))) => Ok((
+        Ok((content, Ok(signature), added)) => Ok(Signed {
             content,
-            signature,
-            admitted.suppressed,
-            admitted.return_path,
-        )),
-        Ok((_, Err(err))) => {
+            fields: signature + &added,
+            suppressed: admitted.suppressed,
+            return_path: admitted.return_path,
+        }),
+        Ok((_, Err(err), _)) => {
             tracing::error!(tenant, error = %err, "DKIM signing failed");
-            Err(Reply::new(
-                451,
-                (4, 3, 0),
-                "Temporary local problem, try again later",
-            ))
+            Err(failed())
         }
         Err(err) => {
             tracing::error!(tenant, error = %err, "DKIM signing task failed");
-            Err(Reply::new(
-                451,
-                (4, 3, 0),
-                "Temporary local problem, try again later",
-            ))
+            Err(failed())
         }
     }
 }

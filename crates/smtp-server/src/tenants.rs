@@ -41,6 +41,8 @@ pub struct Admitted {
     /// The envelope sender it goes out with (the platform's return path, so bounces come
     /// back to it and name the message).
     pub return_path: String,
+    /// The address for the message's List-Unsubscribe, added when it has none.
+    pub unsubscribe: String,
     /// Indices of the recipients the tenant suppresses: they are not sent to.
     pub suppressed: Vec<usize>,
 }

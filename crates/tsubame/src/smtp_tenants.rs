@@ -81,10 +81,16 @@ impl<S: ControlStore + EventStore + 'static> Tenants for SmtpTenants<S> {
                 .tenancy
                 .return_paths
                 .address(message_id, &domain.domain);
+            let unsubscribe = self.tenancy.return_paths.address_for(
+                tenancy::verp::Purpose::Unsubscribe,
+                message_id,
+                &domain.domain,
+            );
             Ok(Admitted {
                 signer,
                 suppressed,
                 return_path,
+                unsubscribe,
             })
         })
     }
