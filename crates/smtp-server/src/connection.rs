@@ -196,9 +196,16 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                 continue;
             }
             Event::Authenticate(credentials) => {
-                let identity = authenticate(shared, credentials).await;
-                tracing::info!(client = %peer.ip(), user = ?identity, ok = identity.is_some(), "SMTP AUTH");
-                session.complete_auth(identity);
+                match authenticate(shared, credentials).await {
+                    Ok(identity) => {
+                        tracing::info!(client = %peer.ip(), user = ?identity, ok = identity.is_some(), "SMTP AUTH");
+                        session.complete_auth(identity);
+                    }
+                    Err(why) => {
+                        tracing::warn!(client = %peer.ip(), error = %why, "SMTP AUTH could not be checked");
+                        session.complete_auth_unavailable();
+                    }
+                }
                 continue;
             }
             Event::StartTls => {
@@ -290,11 +297,11 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Who the credentials name: a tenant (`tenant:<id>`) or a local SMTP user; `None` when
-/// they are wrong.
+/// they are wrong; `Err` when they could not be checked.
 async fn authenticate(
     shared: &Shared,
     credentials: smtp_wire::auth::Credentials,
-) -> Option<String> {
+) -> Result<Option<String>, String> {
     let login = match &shared.tenants {
         Some(tenants) => {
             tenants
@@ -304,8 +311,9 @@ async fn authenticate(
         None => Login::NotTenant,
     };
     match login {
-        Login::Tenant(id) => Some(tenant_marker(&id)),
-        Login::Refused => None,
+        Login::Tenant(id) => Ok(Some(tenant_marker(&id))),
+        Login::Refused => Ok(None),
+        Login::Unavailable => Err("the control plane did not answer".into()),
         Login::NotTenant => {
             let path = shared.users_path.clone();
             let user = credentials.username.clone();
@@ -314,7 +322,11 @@ async fn authenticate(
                 crate::users::verify(&path, &credentials.username, &credentials.password)
             })
             .await;
-            matches!(verified, Ok(Ok(true))).then_some(user)
+            match verified {
+                Ok(Ok(ok)) => Ok(ok.then_some(user)),
+                Ok(Err(err)) => Err(err.to_string()),
+                Err(err) => Err(err.to_string()),
+            }
         }
     }
 }

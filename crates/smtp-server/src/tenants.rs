@@ -19,6 +19,8 @@ pub enum Login {
     Tenant(String),
     /// They look like a tenant's but are wrong, revoked or may not send.
     Refused,
+    /// They could not be checked now (the control plane did not answer).
+    Unavailable,
     /// Not a tenant's: the local SMTP users decide.
     NotTenant,
 }

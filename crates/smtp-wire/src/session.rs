@@ -479,6 +479,19 @@ impl Session {
         }
     }
 
+    /// The driver's answer to [`Event::Authenticate`] when it could not check the
+    /// credentials (its user store did not answer): 454 4.7.0, so the client tries again
+    /// later instead of taking its credentials for wrong. Not counted as a bad command.
+    pub fn complete_auth_unavailable(&mut self) {
+        debug_assert!(matches!(self.phase, Phase::Waiting));
+        self.phase = Phase::Command;
+        self.reply(Reply::new(
+            454,
+            (4, 7, 0),
+            "Temporary authentication failure, try again later",
+        ));
+    }
+
     /// The driver's answer to [`Event::Authenticate`]: the verified user, or `None`.
     pub fn complete_auth(&mut self, user: Option<String>) {
         debug_assert!(matches!(self.phase, Phase::Waiting));

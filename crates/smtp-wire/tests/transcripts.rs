@@ -451,3 +451,45 @@ fn local_checks_let_untrusted_clients_reach_local_addresses_only() {
     let rcpts: Vec<_> = txn.recipients.iter().map(|r| r.address.as_str()).collect();
     assert_eq!(rcpts, ["bounces+1.ab@bounce.acme.test"]);
 }
+
+/// When the driver cannot check credentials, the client hears 454 4.7.0 (try later), not
+/// 535, and may try again in the same session.
+#[test]
+fn auth_that_cannot_be_checked_is_a_temporary_failure() {
+    let under_tls = PeerContext {
+        relay_trusted: false,
+        tls_active: true,
+    };
+    let mut session = Session::new(config(), under_tls);
+    session.clear_output();
+    session.feed(b"EHLO c\r\nAUTH PLAIN AGFsaWNlAHB3\r\n");
+    let mut asked = 0;
+    loop {
+        match session.advance() {
+            Event::Authenticate(_) => {
+                asked += 1;
+                if asked == 1 {
+                    session.complete_auth_unavailable();
+                } else {
+                    session.complete_auth(Some("alice".into()));
+                }
+            }
+            Event::NeedInput => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let out = String::from_utf8(session.output().to_vec()).expect("utf8");
+    assert!(
+        out.contains("454 4.7.0 Temporary authentication failure"),
+        "{out}"
+    );
+    session.clear_output();
+    session.feed(b"AUTH PLAIN AGFsaWNlAHB3\r\n");
+    while let Event::Authenticate(_) = session.advance() {
+        asked += 1;
+        session.complete_auth(Some("alice".into()));
+    }
+    let out = String::from_utf8(session.output().to_vec()).expect("utf8");
+    assert!(out.starts_with("235 2.7.0"), "{out}");
+    assert_eq!(asked, 2);
+}

@@ -25,7 +25,8 @@ impl<S: ControlStore + EventStore + 'static> Tenants for SmtpTenants<S> {
             }
             match self.tenancy.smtp_login(user, password).await {
                 Ok(Some(key)) => Login::Tenant(key.tenant_id),
-                Ok(None) | Err(_) => Login::Refused,
+                Ok(None) => Login::Refused,
+                Err(_) => Login::Unavailable,
             }
         })
     }

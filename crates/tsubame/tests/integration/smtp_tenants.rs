@@ -135,7 +135,10 @@ fn a_tenant_sends_over_smtp_signed_checked_and_within_its_quota() {
             smtp_signed += 1;
             // Our return path and List-Unsubscribe, inside the signature checked below.
             assert!(text.contains("Return-Path: <bounces+"), "{text}");
-            assert!(text.contains("List-Unsubscribe: <mailto:unsubscribe+"), "{text}");
+            assert!(
+                text.contains("List-Unsubscribe: <mailto:unsubscribe+"),
+                "{text}"
+            );
         }
         // Every message, API or SMTP, carries a signature dkimpy accepts.
         let verdict = python_json(
