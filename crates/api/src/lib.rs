@@ -1,5 +1,6 @@
 //! The senders' HTTP API: the native `POST /v1/messages` and SendGrid v3 compatible
-//! `POST /v3/mail/send`, and Mailjet v3.1 compatible `POST /v3.1/send`.
+//! `POST /v3/mail/send`, and Mailjet v3.1 compatible `POST /v3.1/send`; the account's
+//! domains, keys, events, suppressions and webhooks.
 //!
 //! A request is authorised by a tenant's API key (`Authorization: Bearer tsb_...`, scope
 //! `send`), checked field by field (errors name the JSON path; CR, LF or NUL in any header
@@ -8,10 +9,13 @@
 //!
 //! # Layout
 //! - [`native`]: the request format and its checks (no I/O); [`sendgrid`], [`mailjet`]:
-//!   the compatible formats on the same checks.
-//! - [`compose`]: checked message → bytes and envelope.
-//! - [`text`]: a plain-text part for HTML-only messages.
-//! - [`auth`]: the API key and its scope; [`error`]: JSON errors.
+//!   the compatible formats on the same checks; [`attachments`], [`attributes`],
+//!   [`schedule`], [`template`]: more checks.
+//! - [`submit`]: suppression, quota, compose, spool, events; [`compose`]: checked message
+//!   → bytes and envelope; [`text`]: a plain-text part for HTML-only messages.
+//! - [`manage`] (domains, keys, account), [`records`] (events, messages, suppressions),
+//!   [`hooks`] (webhooks), [`openapi`] (the document).
+//! - [`auth`]: the API key and its scope; [`idempotency`]; [`error`]: JSON errors.
 //!
 //! Rate limits, daily quotas and DKIM signers are the `tenancy` crate's, shared with SMTP.
 
@@ -20,6 +24,7 @@ pub mod attributes;
 pub mod auth;
 pub mod compose;
 pub mod error;
+pub mod hooks;
 pub mod idempotency;
 pub mod mailjet;
 pub mod manage;
@@ -93,7 +98,10 @@ pub fn router<S: ControlStore + EventStore + 'static>(state: Arc<ApiState<S>>) -
         )
         .route("/v3/mail/send", post(send_sendgrid::<S>))
         .route("/v3.1/send", post(send_mailjet::<S>))
-        .route("/v1/messages/{id}", axum::routing::get(message_status::<S>))
+        .route(
+            "/v1/messages/{id}",
+            axum::routing::get(records::message_status::<S>),
+        )
         .route(
             "/v1/domains",
             axum::routing::get(manage::list_domains::<S>).post(manage::add_domain::<S>),
@@ -124,15 +132,15 @@ pub fn router<S: ControlStore + EventStore + 'static>(state: Arc<ApiState<S>>) -
         )
         .route(
             "/v1/webhooks",
-            axum::routing::get(records::list_webhooks::<S>).post(records::add_webhook::<S>),
+            axum::routing::get(hooks::list_webhooks::<S>).post(hooks::add_webhook::<S>),
         )
         .route(
             "/v1/webhooks/{id}",
-            axum::routing::delete(records::remove_webhook::<S>),
+            axum::routing::delete(hooks::remove_webhook::<S>),
         )
         .route(
             "/v1/webhooks/{id}/deliveries",
-            axum::routing::get(records::webhook_deliveries::<S>),
+            axum::routing::get(hooks::webhook_deliveries::<S>),
         )
         .route("/openapi.json", axum::routing::get(openapi_json))
         .layer(DefaultBodyLimit::max(REQUEST_BYTES_MAX))
@@ -212,75 +220,6 @@ async fn send_sendgrid_authorized<S: ControlStore + EventStore>(
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// `GET /v1/messages/{id}`: a queued message of the caller's tenant (scope `read`): its
-/// recipients and which are still pending. Another tenant's id, an unknown id and a message
-/// no longer queued are all 404, so ids reveal nothing across tenants.
-async fn message_status<S: ControlStore + EventStore + 'static>(
-    State(state): State<Arc<ApiState<S>>>,
-    axum::extract::Path(id): axum::extract::Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let key = match auth::authorize(&state.tenancy.store, &headers, Scope::Read).await {
-        Ok(key) => key,
-        Err(err) => return err.into_response(),
-    };
-    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "no such message").into_response();
-    let Some(id) = spool::MessageId::parse(&id) else {
-        return not_found();
-    };
-    let timeline =
-        match records::timeline(&state.tenancy.store, &key.tenant_id, &id.to_string()).await {
-            Ok(timeline) => timeline,
-            Err(err) => return err.into_response(),
-        };
-    let spool = state.spool.clone();
-    let found = tokio::task::spawn_blocking(move || spool.envelope(id)).await;
-    let owner = format!("tenant:{}", key.tenant_id);
-    let queued = match found {
-        Ok(Ok((envelope, done))) if envelope.auth_user.as_deref() == Some(owner.as_str()) => {
-            Some((envelope, done))
-        }
-        _ => None,
-    };
-    let Some((envelope, done)) = queued else {
-        // No longer queued: what its events say, if it was this tenant's.
-        return match finished(&id.to_string(), &timeline) {
-            Some(body) => axum::Json(body).into_response(),
-            None => not_found(),
-        };
-    };
-    let recipients: Vec<serde_json::Value> = envelope
-        .recipients
-        .iter()
-        .zip(done)
-        .map(|(r, done)| {
-            serde_json::json!({ "email": r.address, "status": if done { "final" } else { "pending" } })
-        })
-        .collect();
-    let mut body = serde_json::json!({
-        "id": id.to_string(),
-        "status": if envelope.not_before_ms > now_ms() { "scheduled" } else { "queued" },
-        "from": envelope.sender,
-        "received_ms": envelope.received_ms,
-        "recipients": recipients,
-        "events": timeline,
-    });
-    if envelope.not_before_ms > 0 {
-        body["send_at_ms"] = envelope.not_before_ms.into();
-    }
-    // custom_id, metadata, tags, event_payload: as the sender gave them.
-    if let Some(serde_json::Value::Object(attributes)) = envelope
-        .attributes
-        .as_deref()
-        .and_then(|a| serde_json::from_str(a).ok())
-    {
-        for (key, value) in attributes {
-            body[key] = value;
-        }
-    }
-    axum::Json(body).into_response()
-}
-
 async fn openapi_json() -> Response {
     static DOCUMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(openapi::document);
     (
@@ -288,38 +227,6 @@ async fn openapi_json() -> Response {
         DOCUMENT.as_str(),
     )
         .into_response()
-}
-
-/// A message that left the queue, from its events: each recipient's last event.
-fn finished(id: &str, timeline: &[serde_json::Value]) -> Option<serde_json::Value> {
-    let first = timeline.first()?;
-    let mut last: Vec<(String, serde_json::Value)> = Vec::new();
-    for event in timeline {
-        let rcpt = event["recipient"].as_str().unwrap_or_default().to_string();
-        match last.iter_mut().find(|(r, _)| *r == rcpt) {
-            Some(entry) => entry.1 = event["type"].clone(),
-            None => last.push((rcpt, event["type"].clone())),
-        }
-    }
-    let recipients: Vec<serde_json::Value> = last
-        .into_iter()
-        .map(|(email, status)| serde_json::json!({ "email": email, "status": status }))
-        .collect();
-    Some(serde_json::json!({
-        "id": id,
-        "status": "done",
-        "received_ms": first["time_ms"],
-        "custom_id": first["custom_id"],
-        "tags": first["tags"],
-        "recipients": recipients,
-        "events": timeline,
-    }))
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// An error before any message was looked at, in Mailjet's global-error shape.

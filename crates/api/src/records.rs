@@ -1,5 +1,5 @@
-//! The sender-facing record over HTTP: events (filtered, paged by cursor), a message's
-//! timeline, the suppression list, and webhook endpoints with their delivery logs. Like the
+//! The sender-facing record over HTTP: events (filtered, paged by cursor), messages and
+//! their timelines, and the suppression list (webhooks are in [`crate::hooks`]). Like the
 //! management API, everything goes through the calling key's tenant; a foreign id or address
 //! is a 404 exactly like an unknown one.
 
@@ -24,7 +24,7 @@ const PAGE_DEFAULT: u32 = 100;
 /// Addresses per `POST /v1/suppressions`.
 const SUPPRESSIONS_PER_REQUEST: usize = 10_000;
 
-fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+pub(crate) fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::invalid(vec![FieldError::at(field, message)])
 }
 
@@ -38,7 +38,7 @@ fn time(field: &str, text: &str) -> Result<i64, ApiError> {
         .map_err(|_| invalid(field, "must be Unix milliseconds or an RFC 3339 time"))
 }
 
-fn limit(query: &HashMap<String, String>) -> Result<u32, ApiError> {
+pub(crate) fn limit(query: &HashMap<String, String>) -> Result<u32, ApiError> {
     match query.get("limit") {
         None => Ok(PAGE_DEFAULT),
         Some(text) => text
@@ -171,6 +171,106 @@ pub(crate) async fn find_messages<S: ControlStore + EventStore + 'static>(
         }
         .await,
     )
+}
+
+/// `GET /v1/messages/{id}`: a queued message of the caller's tenant (scope `read`): its
+/// recipients and which are still pending. Another tenant's id, an unknown id and a message
+/// no longer queued are all 404, so ids reveal nothing across tenants.
+pub(crate) async fn message_status<S: ControlStore + EventStore + 'static>(
+    State(state): State<Arc<ApiState<S>>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let key = match auth::authorize(&state.tenancy.store, &headers, Scope::Read).await {
+        Ok(key) => key,
+        Err(err) => return err.into_response(),
+    };
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "no such message").into_response();
+    let Some(id) = spool::MessageId::parse(&id) else {
+        return not_found();
+    };
+    let timeline = match timeline(&state.tenancy.store, &key.tenant_id, &id.to_string()).await {
+        Ok(timeline) => timeline,
+        Err(err) => return err.into_response(),
+    };
+    let spool = state.spool.clone();
+    let found = tokio::task::spawn_blocking(move || spool.envelope(id)).await;
+    let owner = format!("tenant:{}", key.tenant_id);
+    let queued = match found {
+        Ok(Ok((envelope, done))) if envelope.auth_user.as_deref() == Some(owner.as_str()) => {
+            Some((envelope, done))
+        }
+        _ => None,
+    };
+    let Some((envelope, done)) = queued else {
+        // No longer queued: what its events say, if it was this tenant's.
+        return match finished(&id.to_string(), &timeline) {
+            Some(body) => axum::Json(body).into_response(),
+            None => not_found(),
+        };
+    };
+    let recipients: Vec<serde_json::Value> = envelope
+        .recipients
+        .iter()
+        .zip(done)
+        .map(|(r, done)| {
+            serde_json::json!({ "email": r.address, "status": if done { "final" } else { "pending" } })
+        })
+        .collect();
+    let mut body = serde_json::json!({
+        "id": id.to_string(),
+        "status": if envelope.not_before_ms > now_ms() { "scheduled" } else { "queued" },
+        "from": envelope.sender,
+        "received_ms": envelope.received_ms,
+        "recipients": recipients,
+        "events": timeline,
+    });
+    if envelope.not_before_ms > 0 {
+        body["send_at_ms"] = envelope.not_before_ms.into();
+    }
+    // custom_id, metadata, tags, event_payload: as the sender gave them.
+    if let Some(serde_json::Value::Object(attributes)) = envelope
+        .attributes
+        .as_deref()
+        .and_then(|a| serde_json::from_str(a).ok())
+    {
+        for (key, value) in attributes {
+            body[key] = value;
+        }
+    }
+    axum::Json(body).into_response()
+}
+
+/// A message that left the queue, from its events: each recipient's last event.
+fn finished(id: &str, timeline: &[serde_json::Value]) -> Option<serde_json::Value> {
+    let first = timeline.first()?;
+    let mut last: Vec<(String, serde_json::Value)> = Vec::new();
+    for event in timeline {
+        let rcpt = event["recipient"].as_str().unwrap_or_default().to_string();
+        match last.iter_mut().find(|(r, _)| *r == rcpt) {
+            Some(entry) => entry.1 = event["type"].clone(),
+            None => last.push((rcpt, event["type"].clone())),
+        }
+    }
+    let recipients: Vec<serde_json::Value> = last
+        .into_iter()
+        .map(|(email, status)| serde_json::json!({ "email": email, "status": status }))
+        .collect();
+    Some(serde_json::json!({
+        "id": id,
+        "status": "done",
+        "received_ms": first["time_ms"],
+        "custom_id": first["custom_id"],
+        "tags": first["tags"],
+        "recipients": recipients,
+        "events": timeline,
+    }))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A message's events, oldest first (its timeline), for the caller's tenant.
@@ -321,148 +421,6 @@ pub(crate) async fn remove_suppression<S: ControlStore + EventStore + 'static>(
             } else {
                 Err(not_found())
             }
-        }
-        .await,
-    )
-}
-
-fn webhook_json(hook: &store::Webhook) -> Value {
-    let kinds: Vec<&str> = hook.kinds.iter().map(|k| k.as_str()).collect();
-    json!({
-        "id": hook.id,
-        "url": hook.url,
-        "events": kinds,
-        "created_ms": hook.created_ms,
-        "failing_since_ms": hook.failing_since_ms,
-        "cursor": hook.cursor,
-    })
-}
-
-/// `GET /v1/webhooks` (scope manage)
-pub(crate) async fn list_webhooks<S: ControlStore + EventStore + 'static>(
-    State(state): State<Arc<ApiState<S>>>,
-    headers: HeaderMap,
-) -> Response {
-    respond(
-        async {
-            let key = auth::authorize(&state.tenancy.store, &headers, Scope::Manage).await?;
-            let hooks = state
-                .tenancy
-                .store
-                .webhooks(&key.tenant_id)
-                .await
-                .map_err(store_error)?;
-            let list: Vec<Value> = hooks.iter().map(webhook_json).collect();
-            Ok(Json(json!({ "webhooks": list })).into_response())
-        }
-        .await,
-    )
-}
-
-/// `POST /v1/webhooks`: `{"url", "events"?: [types]}`; 201 with the signing secret, shown
-/// this once. The URL must resolve to an address webhooks may reach.
-pub(crate) async fn add_webhook<S: ControlStore + EventStore + 'static>(
-    State(state): State<Arc<ApiState<S>>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    respond(
-        async {
-            let key = auth::authorize(&state.tenancy.store, &headers, Scope::Manage).await?;
-            let map = object_body(&body, &["url", "events"])?;
-            let Some(url) = optional_string(&map, "url")? else {
-                return Err(invalid("url", "is required"));
-            };
-            let parsed = reqwest::Url::parse(&url)
-                .ok()
-                .filter(|u| {
-                    matches!(u.scheme(), "http" | "https")
-                        && u.host_str().is_some()
-                        && url.len() <= 2048
-                })
-                .ok_or_else(|| invalid("url", "must be an http:// or https:// URL"))?;
-            if let Err(refused) = state.webhook_guard.resolve(&parsed).await {
-                return Err(invalid("url", refused.to_string()));
-            }
-            let kinds = match map.get("events") {
-                None | Some(Value::Null) => Vec::new(),
-                Some(Value::Array(items)) => items
-                    .iter()
-                    .map(|v| v.as_str().and_then(EventKind::parse))
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| invalid("events", "must be an array of event types"))?,
-                Some(_) => return Err(invalid("events", "must be an array of event types")),
-            };
-            let hook = state
-                .tenancy
-                .store
-                .add_webhook(&key.tenant_id, &url, &kinds)
-                .await
-                .map_err(store_error)?;
-            let mut body = webhook_json(&hook);
-            body["secret"] = hook.secret.clone().into();
-            Ok((StatusCode::CREATED, Json(body)).into_response())
-        }
-        .await,
-    )
-}
-
-/// `DELETE /v1/webhooks/{id}`
-pub(crate) async fn remove_webhook<S: ControlStore + EventStore + 'static>(
-    State(state): State<Arc<ApiState<S>>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    respond(
-        async {
-            let key = auth::authorize(&state.tenancy.store, &headers, Scope::Manage).await?;
-            if state
-                .tenancy
-                .store
-                .remove_webhook(&key.tenant_id, &id)
-                .await
-                .map_err(store_error)?
-            {
-                Ok(StatusCode::NO_CONTENT.into_response())
-            } else {
-                Err(not_found())
-            }
-        }
-        .await,
-    )
-}
-
-/// `GET /v1/webhooks/{id}/deliveries`: the newest delivery attempts first.
-pub(crate) async fn webhook_deliveries<S: ControlStore + EventStore + 'static>(
-    State(state): State<Arc<ApiState<S>>>,
-    Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    respond(
-        async {
-            let key = auth::authorize(&state.tenancy.store, &headers, Scope::Manage).await?;
-            if let Some(unknown) = query.keys().find(|k| k.as_str() != "limit") {
-                return Err(invalid(unknown, "is not a known parameter"));
-            }
-            let deliveries = state
-                .tenancy
-                .store
-                .webhook_deliveries(&key.tenant_id, &id, limit(&query)?)
-                .await
-                .map_err(store_error)?
-                .ok_or_else(not_found)?;
-            let list: Vec<Value> = deliveries
-                .iter()
-                .map(|d| {
-                    json!({
-                        "time_ms": d.time_ms, "events": d.events, "first_event": d.first_event,
-                        "last_event": d.last_event, "status": d.status, "error": d.error,
-                        "duration_ms": d.duration_ms,
-                    })
-                })
-                .collect();
-            Ok(Json(json!({ "deliveries": list })).into_response())
         }
         .await,
     )
