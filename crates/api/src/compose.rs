@@ -84,6 +84,9 @@ pub struct Submitter {
 pub struct Addresses {
     pub return_path: String,
     pub unsubscribe: String,
+    /// A one-click unsubscribe URL (RFC 8058), for a message to a single recipient when
+    /// this server has a public URL.
+    pub one_click: Option<String>,
 }
 
 pub fn compose(
@@ -119,8 +122,17 @@ pub fn compose(
         .iter()
         .any(|(n, _)| n.eq_ignore_ascii_case("list-unsubscribe"))
     {
-        unsubscribe = format!("<mailto:{}>", addresses.unsubscribe);
+        unsubscribe = match &addresses.one_click {
+            Some(url) => format!("<{url}>, <mailto:{}>", addresses.unsubscribe),
+            None => format!("<mailto:{}>", addresses.unsubscribe),
+        };
         builder = builder.header("List-Unsubscribe", Raw::new(unsubscribe.as_str()));
+        if addresses.one_click.is_some() {
+            builder = builder.header(
+                "List-Unsubscribe-Post",
+                Raw::new("List-Unsubscribe=One-Click"),
+            );
+        }
     }
     // An HTML-only message gets a text part made from its HTML.
     let generated;
@@ -219,6 +231,7 @@ mod tests {
             &Addresses {
                 return_path: "bounces+x@bounce.acme.test".into(),
                 unsubscribe: "unsubscribe+x@bounce.acme.test".into(),
+                one_click: None,
             },
             id,
             "mx.test",

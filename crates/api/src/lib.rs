@@ -36,6 +36,7 @@ pub mod sendgrid;
 pub mod submit;
 pub mod template;
 pub mod text;
+pub mod unsubscribe;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -67,6 +68,8 @@ pub struct ApiState<S> {
     pub events: events::EventSink,
     /// Which webhook URLs may be added.
     pub webhook_guard: events::ssrf::Guard,
+    /// How recipients reach this server (one-click unsubscribe links); none: mailto only.
+    pub public_url: Option<String>,
 }
 
 impl<S: ControlStore + EventStore + 'static> ApiState<S> {
@@ -75,6 +78,7 @@ impl<S: ControlStore + EventStore + 'static> ApiState<S> {
         tenancy: Arc<Tenancy<S>>,
         events: events::EventSink,
         webhook_guard: events::ssrf::Guard,
+        public_url: Option<String>,
         hostname: String,
     ) -> Arc<ApiState<S>> {
         Arc::new(ApiState {
@@ -83,6 +87,7 @@ impl<S: ControlStore + EventStore + 'static> ApiState<S> {
             hostname,
             events,
             webhook_guard,
+            public_url,
         })
     }
 }
@@ -141,6 +146,10 @@ pub fn router<S: ControlStore + EventStore + 'static>(state: Arc<ApiState<S>>) -
         .route(
             "/v1/webhooks/{id}/deliveries",
             axum::routing::get(hooks::webhook_deliveries::<S>),
+        )
+        .route(
+            "/v1/unsubscribe/{token}",
+            axum::routing::get(unsubscribe::page::<S>).post(unsubscribe::confirm::<S>),
         )
         .route("/openapi.json", axum::routing::get(openapi_json))
         .layer(DefaultBodyLimit::max(REQUEST_BYTES_MAX))

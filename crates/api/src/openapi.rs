@@ -619,6 +619,25 @@ fn remove_webhook() {}
 #[allow(dead_code)]
 fn webhook_deliveries() {}
 
+#[utoipa::path(get, path = "/v1/unsubscribe/{token}", tag = "events", security(()),
+    params(("token" = String, Path, description = "From a message's List-Unsubscribe")),
+    responses(
+        (status = 200, description = "A page with the unsubscribe button", content_type = "text/html", body = String),
+        (status = 404, description = "Not a link of this server", content_type = "text/html", body = String),
+    ))]
+#[allow(dead_code)]
+fn unsubscribe_page() {}
+
+#[utoipa::path(post, path = "/v1/unsubscribe/{token}", tag = "events", security(()),
+    params(("token" = String, Path, description = "From a message's List-Unsubscribe")),
+    responses(
+        (status = 200, description = "Unsubscribed (RFC 8058 one-click)", content_type = "text/html", body = String),
+        (status = 404, description = "Not a link of this server, or no such recipient", content_type = "text/html", body = String),
+        (status = 503, description = "Could not be recorded; try again", content_type = "text/html", body = String),
+    ))]
+#[allow(dead_code)]
+fn unsubscribe_confirm() {}
+
 struct BearerKey;
 
 impl Modify for BearerKey {
@@ -642,7 +661,7 @@ impl Modify for BearerKey {
     paths(send_messages, message_status, list_domains, add_domain, get_domain, remove_domain,
           list_keys, add_key, get_key, revoke_key, account, list_events, find_messages, list_suppressions,
           add_suppressions, get_suppression, remove_suppression, list_webhooks, add_webhook,
-          remove_webhook, webhook_deliveries),
+          remove_webhook, webhook_deliveries, unsubscribe_page, unsubscribe_confirm),
     modifiers(&BearerKey),
     security(("api_key" = [])),
 )]

@@ -81,6 +81,7 @@ pub(crate) async fn submit<S: ControlStore + EventStore>(
         let submitter = submitter.clone();
         let ids = ids.clone();
         let return_paths = state.tenancy.return_paths.clone();
+        let public_url = state.public_url.clone();
         jobs.push(tokio::task::spawn_blocking(move || {
             part.iter()
                 .map(|(i, message, domain, kept)| {
@@ -93,6 +94,17 @@ pub(crate) async fn submit<S: ControlStore + EventStore>(
                             &id.to_string(),
                             &domain.domain,
                         ),
+                        one_click: match (&public_url, kept.as_slice()) {
+                            (Some(base), [only]) => Some(format!(
+                                "{base}/v1/unsubscribe/{}",
+                                return_paths.unsubscribe_token(
+                                    &id.to_string(),
+                                    &domain.domain,
+                                    only
+                                )
+                            )),
+                            _ => None,
+                        },
                     };
                     compose::compose(
                         message, kept, &addresses, id, &hostname, &submitter, &signer,

@@ -160,6 +160,34 @@ fn events_for(
     out
 }
 
+/// A recipient's one-click unsubscribe (RFC 8058) for a message sent from `domain`:
+/// recorded (with its suppression) before the answer. False when the message or the
+/// recipient is unknown.
+pub async fn unsubscribe<S: ControlStore + EventStore>(
+    store: &S,
+    message_id: &str,
+    domain: &str,
+    recipient: &str,
+) -> Result<bool, StoreError> {
+    let Some(sent) = sent(store, message_id, domain).await? else {
+        return Ok(false);
+    };
+    let Some(rcpt) = ours(&sent, recipient) else {
+        return Ok(false);
+    };
+    let detail = json!({"source": "one-click"});
+    let events = [event(
+        &sent,
+        message_id,
+        rcpt,
+        EventKind::Unsubscribed,
+        detail,
+    )];
+    store.add_events(&events).await?;
+    crate::suppress(store, &events).await;
+    Ok(true)
+}
+
 /// Which of our addresses a message came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mailbox {

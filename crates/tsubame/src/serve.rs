@@ -152,6 +152,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tenancy,
         event_sink.clone(),
         config.events.webhooks.guard.clone(),
+        config.public_url.clone(),
         config.smtp.hostname.clone(),
     )));
     std::fs::write(data.admin_url(), format!("http://{http_addr}\n"))?;

@@ -73,6 +73,7 @@ pub struct RawTls {
 #[serde(deny_unknown_fields)]
 pub struct RawHttp {
     pub listen: Option<String>,
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -103,6 +104,8 @@ pub struct Config {
     pub smtp: ServerConfig,
     pub tls: Option<(PathBuf, PathBuf)>,
     pub http_listen: SocketAddr,
+    /// How recipients reach this server's HTTP listener (one-click unsubscribe links).
+    pub public_url: Option<String>,
     pub segment_bytes_max: u64,
     pub batch_bytes_max: usize,
     pub log_format: LogFormat,
@@ -325,6 +328,21 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> anyhow::Result<Config>
         smtp,
         tls,
         http_listen: addr("http.listen", &http_text)?,
+        public_url: match raw.http.public_url.as_deref() {
+            None => None,
+            Some(url) => {
+                let trimmed = url.trim_end_matches('/');
+                let ok = (trimmed.starts_with("https://") || trimmed.starts_with("http://"))
+                    && trimmed.len() > "https://".len()
+                    && !trimmed.contains(['?', '#', ' ', '"', '<', '>']);
+                if !ok {
+                    bail!(
+                        "http.public_url: {url:?} is not an http(s) URL without query or fragment"
+                    );
+                }
+                Some(trimmed.to_string())
+            }
+        },
         segment_bytes_max: in_range(
             "spool.segment_bytes_max",
             raw.spool.segment_bytes_max.unwrap_or(64 << 20),

@@ -103,13 +103,23 @@ impl TestServer {
         let port = || -> SocketAddr { format!("127.0.0.1:{}", free_port()).parse().expect("addr") };
         (self.smtp, self.smtps, self.http) = (port(), port(), port());
         let (smtp_extra, mut rest) = split_smtp_section(&self.extra);
+        // Keys of an [http] section go under the [http] table written below.
+        let mut http_extra = String::new();
+        if let Some(start) = rest.find("[http]\n") {
+            let body = start + "[http]\n".len();
+            let end = rest[body..]
+                .find("\n[")
+                .map_or(rest.len(), |e| body + e + 1);
+            http_extra = rest[body..end].to_string();
+            rest.replace_range(start..end, "");
+        }
         // Tests about ingress keep what they send; delivery tests configure [delivery].
         if !rest.contains("[delivery]") {
             rest.push_str("\n[delivery]\nenabled = false\n");
         }
         let config = format!(
             "data_dir = {:?}\n[smtp]\nlisten = [\"{}\"]\nlisten_tls = [\"{}\"]\nhostname = \"mx.test\"\n\
-             shutdown_grace = \"5s\"\n{smtp_extra}\n[http]\nlisten = \"{}\"\n{rest}\n",
+             shutdown_grace = \"5s\"\n{smtp_extra}\n[http]\nlisten = \"{}\"\n{http_extra}\n{rest}\n",
             self.data_dir.display().to_string(),
             self.smtp,
             self.smtps,

@@ -36,7 +36,9 @@ fn header_of(capture: &std::path::Path, recipient: &str, prefix: &str) -> String
     for entry in std::fs::read_dir(capture).expect("capture") {
         let text = std::fs::read_to_string(entry.expect("entry").path()).unwrap_or_default();
         if text.contains(&format!("X-Sink-Recipient: <{recipient}>")) {
-            return text
+            // Long fields are folded: unfold before looking.
+            let unfolded = text.replace("\r\n\t", " ").replace("\r\n ", " ");
+            return unfolded
                 .lines()
                 .find_map(|l| l.strip_prefix(prefix))
                 .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
@@ -168,6 +170,94 @@ fn bounces_and_complaints_to_the_return_path_become_events_and_suppressions() {
         );
     }
     assert_eq!(events(&server, key, "type=bounced").len(), 2);
+    drop(server);
+    sink.stop();
+}
+
+/// RFC 8058: a message to one recipient carries a signed one-click link (and the POST
+/// header, both covered by the DKIM signature); the provider's POST unsubscribes that
+/// recipient at once; a GET only shows a button; an altered link does nothing.
+#[test]
+fn one_click_unsubscribe_links_unsubscribe_their_recipient_only() {
+    let capture = tempfile::tempdir().expect("tempdir");
+    let (sink, server) = relaying_to_sink_with(
+        capture.path(),
+        "[http]\npublic_url = \"https://mail.platform.test/\"",
+    );
+    server.cli(&["tenant", "add", "acme"]);
+    add_domain(&server, "acme", "acme.test");
+    let key = server.cli(&["key", "add", "--tenant", "acme", "--scopes", "all"]);
+    let key = key.trim();
+    let sent = post(
+        &server,
+        key,
+        r#"{"messages":[{"from":"news@acme.test","to":["ann@x.test"],"text":"t"},
+            {"from":"news@acme.test","to":["bob@x.test","cy@x.test"],"text":"t"}]}"#,
+    );
+    assert_eq!(sent["status"], 200, "{sent}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while delivered(capture.path()) < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let links = header_of(capture.path(), "ann@x.test", "List-Unsubscribe: ");
+    let url = links
+        .split(", ")
+        .find_map(|l| l.strip_prefix("<https://mail.platform.test"))
+        .map(|l| l.trim_end_matches('>').to_string())
+        .unwrap_or_else(|| panic!("no one-click link in {links}"));
+    assert!(url.starts_with("/v1/unsubscribe/"), "{url}");
+    assert_eq!(
+        header_of(capture.path(), "ann@x.test", "List-Unsubscribe-Post: "),
+        "List-Unsubscribe=One-Click"
+    );
+    let signature = header_of(capture.path(), "ann@x.test", "DKIM-Signature: ");
+    let signed = signature
+        .split(';')
+        .find_map(|t| t.trim().strip_prefix("h="))
+        .expect("h= tag")
+        .replace(' ', "");
+    assert!(
+        signed.contains("List-Unsubscribe:List-Unsubscribe-Post")
+            || (signed.contains("List-Unsubscribe-Post") && signed.contains("List-Unsubscribe:")),
+        "{signature}"
+    );
+    // Two recipients share one copy: no one-click link there, the mailto only.
+    let shared = header_of(capture.path(), "bob@x.test", "List-Unsubscribe: ");
+    assert!(shared.starts_with("<mailto:unsubscribe+"), "{shared}");
+
+    let http = |method: &str, path: &str| {
+        let url = format!("http://{}{path}", server.http);
+        python_json("api_client.py", &[&url, "-", "-", "{}", method])
+    };
+    let page = http("GET", &url);
+    assert_eq!(page["status"], 200);
+    assert!(
+        page["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("<form method=\"post\"")),
+        "{page}"
+    );
+    assert!(
+        events(&server, key, "type=unsubscribed").is_empty(),
+        "a GET unsubscribed"
+    );
+    let altered = url.replacen("/v1/unsubscribe/3", "/v1/unsubscribe/4", 1);
+    let altered = if altered == url {
+        format!("{url}0")
+    } else {
+        altered
+    };
+    assert_eq!(http("POST", &altered)["status"], 404);
+    let done = http("POST", &url);
+    assert_eq!(done["status"], 200, "{done}");
+    let gone = events(&server, key, "type=unsubscribed");
+    assert_eq!(gone.len(), 1, "{gone:?}");
+    assert_eq!(gone[0]["recipient"], "ann@x.test");
+    assert_eq!(gone[0]["detail"]["source"], "one-click");
+    assert_eq!(
+        call(&server, "/v1/suppressions/ann@x.test", key)["body"]["reason"],
+        "unsubscribe"
+    );
     drop(server);
     sink.stop();
 }
