@@ -397,5 +397,18 @@ mod tests {
         assert!(bad.to_string().contains("smtp.recipients_max"), "{bad}");
         let bad = parse("[tls]\ncert = \"/x\"\n").expect_err("pair");
         assert!(bad.to_string().contains("tls.key"), "{bad}");
+        let bad = parse("[http]\npublic_url = \"ftp://x\"\n").expect_err("url");
+        assert!(bad.to_string().contains("http.public_url"), "{bad}");
+        let bad = parse("[events]\nretention = \"10m\"\n").expect_err("retention");
+        assert!(bad.to_string().contains("events.retention"), "{bad}");
+        let bad = parse("[webhooks]\nallow_networks = [\"10.0.0.0/99\"]\n").expect_err("network");
+        assert!(
+            bad.to_string().contains("webhooks.allow_networks[0]"),
+            "{bad}"
+        );
+        let bad = parse("[webhooks]\ntimeout = \"0s\"\n").expect_err("zero");
+        assert!(bad.to_string().contains("webhooks.timeout"), "{bad}");
+        let good = parse("[http]\npublic_url = \"https://mail.example.net/\"\n").expect("url");
+        assert_eq!(good.public_url.as_deref(), Some("https://mail.example.net"));
     }
 }
