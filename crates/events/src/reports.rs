@@ -234,4 +234,20 @@ mod tests {
         assert!(text.contains("<eve@example.net>"));
         assert_eq!(codes_in(&text), (Some((5, 1, 1)), Some(550)));
     }
+
+    proptest::proptest! {
+        /// Reports come from anyone: no content makes reading them panic.
+        #[test]
+        fn any_content_is_read_without_panicking(
+            content in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000),
+            cut in 0usize..2000,
+        ) {
+            let _ = parse(&content);
+            let mut mixed = DSN.as_bytes().to_vec();
+            mixed.truncate(cut.min(mixed.len()));
+            mixed.extend_from_slice(&content);
+            let _ = parse(&mixed);
+            let _ = codes_in(&String::from_utf8_lossy(&content));
+        }
+    }
 }
