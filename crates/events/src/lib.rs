@@ -82,13 +82,44 @@ impl EventSink {
     }
 }
 
+/// Per-tenant wake-ups after writes: a webhook task sleeps until its own tenant has new
+/// events, so a batch for one tenant does not make every endpoint of every tenant look.
+#[derive(Default)]
+pub struct Written {
+    tenants: std::sync::Mutex<std::collections::HashMap<String, Arc<Notify>>>,
+}
+
+impl Written {
+    /// What to wait on for `tenant_id`'s next events.
+    pub fn of(&self, tenant_id: &str) -> Arc<Notify> {
+        self.tenants
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(tenant_id.to_string())
+            .or_default()
+            .clone()
+    }
+
+    fn wake(&self, tenant_id: &str) {
+        let notify = self
+            .tenants
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant_id)
+            .cloned();
+        if let Some(notify) = notify {
+            notify.notify_waiters();
+        }
+    }
+}
+
 /// The writing side.
 pub struct Recorder<S> {
     store: S,
     rx: mpsc::UnboundedReceiver<Vec<NewEvent>>,
     pending: Arc<AtomicUsize>,
-    /// Woken after each written batch (the webhooks wait on it).
-    pub written: Arc<Notify>,
+    /// Wakes the webhooks of the tenants a written batch had events for.
+    pub written: Arc<Written>,
 }
 
 /// A sink and the recorder that drains it.
@@ -104,7 +135,7 @@ pub fn channel<S: EventStore>(store: S) -> (EventSink, Recorder<S>) {
             store,
             rx,
             pending,
-            written: Arc::new(Notify::new()),
+            written: Arc::default(),
         },
     )
 }
@@ -179,7 +210,11 @@ impl<S: EventStore> Recorder<S> {
         suppress(&self.store, batch).await;
         self.pending.fetch_sub(n, Ordering::Relaxed);
         batch.clear();
-        self.written.notify_waiters();
+        let tenants: std::collections::BTreeSet<&str> =
+            batch.iter().map(|e| e.tenant_id.as_str()).collect();
+        for tenant in tenants {
+            self.written.wake(tenant);
+        }
     }
 }
 

@@ -76,7 +76,7 @@ pub fn event_json(e: &StoredEvent) -> Value {
 /// Starts and stops one task per endpoint as endpoints are added and removed.
 pub async fn run<S: EventStore + Clone + 'static>(
     store: S,
-    written: Arc<Notify>,
+    written: Arc<crate::Written>,
     config: WebhookConfig,
 ) {
     let config = Arc::new(config);
@@ -96,12 +96,8 @@ pub async fn run<S: EventStore + Clone + 'static>(
                 for hook in hooks {
                     if !tasks.contains_key(&hook.id) {
                         let id = hook.id.clone();
-                        let task = tokio::spawn(follow(
-                            store.clone(),
-                            hook,
-                            written.clone(),
-                            config.clone(),
-                        ));
+                        let wake = written.of(&hook.tenant_id);
+                        let task = tokio::spawn(follow(store.clone(), hook, wake, config.clone()));
                         tasks.insert(id, task);
                     }
                 }
