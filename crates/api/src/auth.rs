@@ -78,3 +78,53 @@ async fn check<S: ControlStore>(
     }
     Ok(key)
 }
+
+/// The scope a handler needs, as a type, so the key check can be an extractor.
+pub trait Needs: Send + Sync + 'static {
+    const SCOPE: Scope;
+}
+
+/// Handlers that take mail to send.
+pub struct Sends;
+/// Handlers that read (events, messages, suppressions, the account).
+pub struct Read;
+/// Handlers that change the account (domains, keys, suppressions, webhooks).
+pub struct Manage;
+
+impl Needs for Sends {
+    const SCOPE: Scope = Scope::Send;
+}
+
+impl Needs for Read {
+    const SCOPE: Scope = Scope::Read;
+}
+
+impl Needs for Manage {
+    const SCOPE: Scope = Scope::Manage;
+}
+
+/// The caller's live key, checked for `N`'s scope before the handler runs; the request is
+/// answered with the key error (401, 403, 503) otherwise.
+pub struct Authorized<N> {
+    pub key: ApiKey,
+    _scope: std::marker::PhantomData<N>,
+}
+
+impl<S, N> axum::extract::FromRequestParts<std::sync::Arc<crate::ApiState<S>>> for Authorized<N>
+where
+    S: ControlStore + store::EventStore + 'static,
+    N: Needs,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &std::sync::Arc<crate::ApiState<S>>,
+    ) -> Result<Self, ApiError> {
+        let key = authorize(&state.tenancy.store, &parts.headers, N::SCOPE).await?;
+        Ok(Authorized {
+            key,
+            _scope: std::marker::PhantomData,
+        })
+    }
+}

@@ -8,14 +8,15 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use store::{ControlStore, EventKind, EventStore, Scope};
+use store::{ControlStore, EventKind, EventStore};
 
 use crate::ApiState;
-use crate::auth;
-use crate::manage::{not_found, object_body, optional_string, respond, store_error};
+use crate::auth::{Authorized, Manage};
+use crate::error::ApiError;
+use crate::manage::{not_found, object_body, optional_string, removed, store_error};
 use crate::records::{invalid, limit};
 
 fn webhook_json(hook: &store::Webhook) -> Value {
@@ -33,94 +34,71 @@ fn webhook_json(hook: &store::Webhook) -> Value {
 /// `GET /v1/webhooks` (scope manage)
 pub(crate) async fn list_webhooks<S: ControlStore + EventStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
-    headers: HeaderMap,
-) -> Response {
-    respond(
-        async {
-            let key = auth::authorize(&state.tenancy.store, &headers, Scope::Manage).await?;
-            let hooks = state
-                .tenancy
-                .store
-                .webhooks(&key.tenant_id)
-                .await
-                .map_err(store_error)?;
-            let list: Vec<Value> = hooks.iter().map(webhook_json).collect();
-            Ok(Json(json!({ "webhooks": list })).into_response())
-        }
-        .await,
-    )
+    Authorized { key, .. }: Authorized<Manage>,
+) -> Result<Response, ApiError> {
+    let hooks = state
+        .tenancy
+        .store
+        .webhooks(&key.tenant_id)
+        .await
+        .map_err(store_error)?;
+    let list: Vec<Value> = hooks.iter().map(webhook_json).collect();
+    Ok(Json(json!({ "webhooks": list })).into_response())
 }
 
 /// `POST /v1/webhooks`: `{"url", "events"?: [types]}`; 201 with the signing secret, shown
 /// this once. The URL must resolve to an address webhooks may reach.
 pub(crate) async fn add_webhook<S: ControlStore + EventStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
-    headers: HeaderMap,
+    Authorized { key, .. }: Authorized<Manage>,
     body: Bytes,
-) -> Response {
-    respond(
-        async {
-            let key = auth::authorize(&state.tenancy.store, &headers, Scope::Manage).await?;
-            let map = object_body(&body, &["url", "events"])?;
-            let Some(url) = optional_string(&map, "url")? else {
-                return Err(invalid("url", "is required"));
-            };
-            let parsed = reqwest::Url::parse(&url)
-                .ok()
-                .filter(|u| {
-                    matches!(u.scheme(), "http" | "https")
-                        && u.host_str().is_some()
-                        && url.len() <= 2048
-                })
-                .ok_or_else(|| invalid("url", "must be an http:// or https:// URL"))?;
-            if let Err(refused) = state.webhook_guard.resolve(&parsed).await {
-                return Err(invalid("url", refused.to_string()));
-            }
-            let kinds = match map.get("events") {
-                None | Some(Value::Null) => Vec::new(),
-                Some(Value::Array(items)) => items
-                    .iter()
-                    .map(|v| v.as_str().and_then(EventKind::parse))
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| invalid("events", "must be an array of event types"))?,
-                Some(_) => return Err(invalid("events", "must be an array of event types")),
-            };
-            let hook = state
-                .tenancy
-                .store
-                .add_webhook(&key.tenant_id, &url, &kinds)
-                .await
-                .map_err(store_error)?;
-            let mut body = webhook_json(&hook);
-            body["secret"] = hook.secret.clone().into();
-            Ok((StatusCode::CREATED, Json(body)).into_response())
-        }
-        .await,
-    )
+) -> Result<Response, ApiError> {
+    let map = object_body(&body, &["url", "events"])?;
+    let Some(url) = optional_string(&map, "url")? else {
+        return Err(invalid("url", "is required"));
+    };
+    let parsed = reqwest::Url::parse(&url)
+        .ok()
+        .filter(|u| {
+            matches!(u.scheme(), "http" | "https") && u.host_str().is_some() && url.len() <= 2048
+        })
+        .ok_or_else(|| invalid("url", "must be an http:// or https:// URL"))?;
+    if let Err(refused) = state.webhook_guard.resolve(&parsed).await {
+        return Err(invalid("url", refused.to_string()));
+    }
+    let kinds = match map.get("events") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().and_then(EventKind::parse))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| invalid("events", "must be an array of event types"))?,
+        Some(_) => return Err(invalid("events", "must be an array of event types")),
+    };
+    let hook = state
+        .tenancy
+        .store
+        .add_webhook(&key.tenant_id, &url, &kinds)
+        .await
+        .map_err(store_error)?;
+    let mut body = webhook_json(&hook);
+    body["secret"] = hook.secret.clone().into();
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 /// `DELETE /v1/webhooks/{id}`
 pub(crate) async fn remove_webhook<S: ControlStore + EventStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    respond(
-        async {
-            let key = auth::authorize(&state.tenancy.store, &headers, Scope::Manage).await?;
-            if state
-                .tenancy
-                .store
-                .remove_webhook(&key.tenant_id, &id)
-                .await
-                .map_err(store_error)?
-            {
-                Ok(StatusCode::NO_CONTENT.into_response())
-            } else {
-                Err(not_found())
-            }
-        }
-        .await,
+    Authorized { key, .. }: Authorized<Manage>,
+) -> Result<Response, ApiError> {
+    removed(
+        state
+            .tenancy
+            .store
+            .remove_webhook(&key.tenant_id, &id)
+            .await
+            .map_err(store_error)?,
     )
 }
 
@@ -129,33 +107,27 @@ pub(crate) async fn webhook_deliveries<S: ControlStore + EventStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    respond(
-        async {
-            let key = auth::authorize(&state.tenancy.store, &headers, Scope::Manage).await?;
-            if let Some(unknown) = query.keys().find(|k| k.as_str() != "limit") {
-                return Err(invalid(unknown, "is not a known parameter"));
-            }
-            let deliveries = state
-                .tenancy
-                .store
-                .webhook_deliveries(&key.tenant_id, &id, limit(&query)?)
-                .await
-                .map_err(store_error)?
-                .ok_or_else(not_found)?;
-            let list: Vec<Value> = deliveries
-                .iter()
-                .map(|d| {
-                    json!({
-                        "time_ms": d.time_ms, "events": d.events, "first_event": d.first_event,
-                        "last_event": d.last_event, "status": d.status, "error": d.error,
-                        "duration_ms": d.duration_ms,
-                    })
-                })
-                .collect();
-            Ok(Json(json!({ "deliveries": list })).into_response())
-        }
-        .await,
-    )
+    Authorized { key, .. }: Authorized<Manage>,
+) -> Result<Response, ApiError> {
+    if let Some(unknown) = query.keys().find(|k| k.as_str() != "limit") {
+        return Err(invalid(unknown, "is not a known parameter"));
+    }
+    let deliveries = state
+        .tenancy
+        .store
+        .webhook_deliveries(&key.tenant_id, &id, limit(&query)?)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(not_found)?;
+    let list: Vec<Value> = deliveries
+        .iter()
+        .map(|d| {
+            json!({
+                "time_ms": d.time_ms, "events": d.events, "first_event": d.first_event,
+                "last_event": d.last_event, "status": d.status, "error": d.error,
+                "duration_ms": d.duration_ms,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "deliveries": list })).into_response())
 }

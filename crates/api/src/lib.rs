@@ -41,6 +41,7 @@ pub mod unsubscribe;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use auth::Authorized;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
@@ -159,13 +160,10 @@ pub fn router<S: ControlStore + EventStore + 'static>(state: Arc<ApiState<S>>) -
 async fn send_native<S: ControlStore + EventStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Authorized { key, .. }: Authorized<auth::Sends>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let key = match auth::authorize(&state.tenancy.store, &headers, Scope::Send).await {
-        Ok(key) => key,
-        Err(err) => return err.into_response(),
-    };
     idempotency::once(
         &state.tenancy.store,
         &key.tenant_id,
@@ -183,13 +181,10 @@ async fn send_native<S: ControlStore + EventStore + 'static>(
 async fn send_sendgrid<S: ControlStore + EventStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Authorized { key, .. }: Authorized<auth::Sends>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let key = match auth::authorize(&state.tenancy.store, &headers, Scope::Send).await {
-        Ok(key) => key,
-        Err(err) => return err.into_response(),
-    };
     idempotency::once(
         &state.tenancy.store,
         &key.tenant_id,

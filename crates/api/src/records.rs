@@ -9,15 +9,15 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use store::{ControlStore, EventFilter, EventKind, EventStore, Scope};
+use store::{ControlStore, EventFilter, EventKind, EventStore};
 
 use crate::ApiState;
-use crate::auth;
+use crate::auth::{Authorized, Manage, Read};
 use crate::error::{ApiError, FieldError};
-use crate::manage::{not_found, object_body, optional_string, respond, store_error};
+use crate::manage::{not_found, object_body, optional_string, removed, store_error};
 
 /// Events per page unless `limit` says otherwise.
 const PAGE_DEFAULT: u32 = 100;
@@ -99,26 +99,20 @@ fn filter(query: &HashMap<String, String>) -> Result<EventFilter, ApiError> {
 pub(crate) async fn list_events<S: ControlStore + EventStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
     Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    respond(
-        async {
-            let key = auth::authorize(&state.tenancy.store, &headers, Scope::Read).await?;
-            let filter = filter(&query)?;
-            let found = state
-                .tenancy
-                .store
-                .events(&key.tenant_id, &filter)
-                .await
-                .map_err(store_error)?;
-            let next = (found.len() as u32 == filter.limit)
-                .then(|| found.last().map(|e| e.id.to_string()))
-                .flatten();
-            let events: Vec<Value> = found.iter().map(events::webhooks::event_json).collect();
-            Ok(Json(json!({ "events": events, "next": next })).into_response())
-        }
-        .await,
-    )
+    Authorized { key, .. }: Authorized<Read>,
+) -> Result<Response, ApiError> {
+    let filter = filter(&query)?;
+    let found = state
+        .tenancy
+        .store
+        .events(&key.tenant_id, &filter)
+        .await
+        .map_err(store_error)?;
+    let next = (found.len() as u32 == filter.limit)
+        .then(|| found.last().map(|e| e.id.to_string()))
+        .flatten();
+    let events: Vec<Value> = found.iter().map(events::webhooks::event_json).collect();
+    Ok(Json(json!({ "events": events, "next": next })).into_response())
 }
 
 /// `GET /v1/messages?custom_id=...` or `?recipient=...`: the messages with that custom id
@@ -126,73 +120,58 @@ pub(crate) async fn list_events<S: ControlStore + EventStore + 'static>(
 pub(crate) async fn find_messages<S: ControlStore + EventStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
     Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    respond(
-        async {
-            let key = auth::authorize(&state.tenancy.store, &headers, Scope::Read).await?;
-            if let Some(unknown) = query
-                .keys()
-                .find(|k| !["custom_id", "recipient"].contains(&k.as_str()))
-            {
-                return Err(invalid(unknown, "is not a known parameter"));
-            }
-            let filter = EventFilter {
-                custom_id: query.get("custom_id").cloned(),
-                recipient: query.get("recipient").cloned(),
-                limit: 1000,
-                ..EventFilter::default()
-            };
-            if filter.custom_id.is_none() && filter.recipient.is_none() {
-                return Err(invalid("custom_id", "custom_id or recipient is required"));
-            }
-            let found = state
-                .tenancy
-                .store
-                .events(&key.tenant_id, &filter)
-                .await
-                .map_err(store_error)?;
-            let mut messages: Vec<(String, Vec<Value>)> = Vec::new();
-            for event in &found {
-                let json = events::webhooks::event_json(event);
-                match messages
-                    .iter_mut()
-                    .find(|(id, _)| *id == event.event.message_id)
-                {
-                    Some((_, timeline)) => timeline.push(json),
-                    None => messages.push((event.event.message_id.clone(), vec![json])),
-                }
-            }
-            let list: Vec<Value> = messages
-                .into_iter()
-                .map(|(id, events)| json!({ "id": id, "events": events }))
-                .collect();
-            Ok(Json(json!({ "messages": list })).into_response())
+    Authorized { key, .. }: Authorized<Read>,
+) -> Result<Response, ApiError> {
+    if let Some(unknown) = query
+        .keys()
+        .find(|k| !["custom_id", "recipient"].contains(&k.as_str()))
+    {
+        return Err(invalid(unknown, "is not a known parameter"));
+    }
+    let filter = EventFilter {
+        custom_id: query.get("custom_id").cloned(),
+        recipient: query.get("recipient").cloned(),
+        limit: 1000,
+        ..EventFilter::default()
+    };
+    if filter.custom_id.is_none() && filter.recipient.is_none() {
+        return Err(invalid("custom_id", "custom_id or recipient is required"));
+    }
+    let found = state
+        .tenancy
+        .store
+        .events(&key.tenant_id, &filter)
+        .await
+        .map_err(store_error)?;
+    let mut messages: Vec<(String, Vec<Value>)> = Vec::new();
+    for event in &found {
+        let json = events::webhooks::event_json(event);
+        match messages
+            .iter_mut()
+            .find(|(id, _)| *id == event.event.message_id)
+        {
+            Some((_, timeline)) => timeline.push(json),
+            None => messages.push((event.event.message_id.clone(), vec![json])),
         }
-        .await,
-    )
+    }
+    let list: Vec<Value> = messages
+        .into_iter()
+        .map(|(id, events)| json!({ "id": id, "events": events }))
+        .collect();
+    Ok(Json(json!({ "messages": list })).into_response())
 }
 
-/// `GET /v1/messages/{id}`: a queued message of the caller's tenant (scope `read`): its
-/// recipients and which are still pending. Another tenant's id, an unknown id and a message
-/// no longer queued are all 404, so ids reveal nothing across tenants.
+/// `GET /v1/messages/{id}` (scope `read`): a message of the caller's tenant with its
+/// timeline; while queued, its recipients and which are still pending. Another tenant's id
+/// and an unknown id are both 404, so ids reveal nothing across tenants.
 pub(crate) async fn message_status<S: ControlStore + EventStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
-    axum::extract::Path(id): axum::extract::Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let key = match auth::authorize(&state.tenancy.store, &headers, Scope::Read).await {
-        Ok(key) => key,
-        Err(err) => return err.into_response(),
-    };
-    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "no such message").into_response();
-    let Some(id) = spool::MessageId::parse(&id) else {
-        return not_found();
-    };
-    let timeline = match timeline(&state.tenancy.store, &key.tenant_id, &id.to_string()).await {
-        Ok(timeline) => timeline,
-        Err(err) => return err.into_response(),
-    };
+    Path(id): Path<String>,
+    Authorized { key, .. }: Authorized<Read>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "no such message");
+    let id = spool::MessageId::parse(&id).ok_or_else(not_found)?;
+    let timeline = timeline(&state.tenancy.store, &key.tenant_id, &id.to_string()).await?;
     let spool = state.spool.clone();
     let found = tokio::task::spawn_blocking(move || spool.envelope(id)).await;
     let owner = format!("tenant:{}", key.tenant_id);
@@ -204,10 +183,9 @@ pub(crate) async fn message_status<S: ControlStore + EventStore + 'static>(
     };
     let Some((envelope, done)) = queued else {
         // No longer queued: what its events say, if it was this tenant's.
-        return match finished(&id.to_string(), &timeline) {
-            Some(body) => axum::Json(body).into_response(),
-            None => not_found(),
-        };
+        return finished(&id.to_string(), &timeline)
+            .map(|body| Json(body).into_response())
+            .ok_or_else(not_found);
     };
     let recipients: Vec<serde_json::Value> = envelope
         .recipients
@@ -238,7 +216,7 @@ pub(crate) async fn message_status<S: ControlStore + EventStore + 'static>(
             body[key] = value;
         }
     }
-    axum::Json(body).into_response()
+    Ok(Json(body).into_response())
 }
 
 /// A message that left the queue, from its events: each recipient's last event.
@@ -295,133 +273,116 @@ pub(crate) async fn timeline<S: EventStore>(
 pub(crate) async fn list_suppressions<S: ControlStore + EventStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
     Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    respond(
-        async {
-            let key = auth::authorize(&state.tenancy.store, &headers, Scope::Read).await?;
-            if let Some(unknown) = query.keys().find(|k| !["after", "limit"].contains(&k.as_str())) {
-                return Err(invalid(unknown, "is not a known parameter"));
-            }
-            let limit = limit(&query)?;
-            let page = state
-                .tenancy
-                .store
-                .suppressions(&key.tenant_id, query.get("after").map(String::as_str), limit)
-                .await
-                .map_err(store_error)?;
-            let next = (page.len() as u32 == limit)
-                .then(|| page.last().map(|s| s.address.clone()))
-                .flatten();
-            let list: Vec<Value> = page
-                .iter()
-                .map(|s| json!({"address": s.address, "reason": s.reason, "created_ms": s.created_ms}))
-                .collect();
-            Ok(Json(json!({ "suppressions": list, "next": next })).into_response())
-        }
-        .await,
-    )
+    Authorized { key, .. }: Authorized<Read>,
+) -> Result<Response, ApiError> {
+    if let Some(unknown) = query
+        .keys()
+        .find(|k| !["after", "limit"].contains(&k.as_str()))
+    {
+        return Err(invalid(unknown, "is not a known parameter"));
+    }
+    let limit = limit(&query)?;
+    let page = state
+        .tenancy
+        .store
+        .suppressions(
+            &key.tenant_id,
+            query.get("after").map(String::as_str),
+            limit,
+        )
+        .await
+        .map_err(store_error)?;
+    let next = (page.len() as u32 == limit)
+        .then(|| page.last().map(|s| s.address.clone()))
+        .flatten();
+    let list: Vec<Value> = page
+        .iter()
+        .map(|s| json!({"address": s.address, "reason": s.reason, "created_ms": s.created_ms}))
+        .collect();
+    Ok(Json(json!({ "suppressions": list, "next": next })).into_response())
 }
 
 /// `GET /v1/suppressions/{address}`
 pub(crate) async fn get_suppression<S: ControlStore + EventStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
     Path(address): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    respond(
-        async {
-            let key = auth::authorize(&state.tenancy.store, &headers, Scope::Read).await?;
-            let found = state
-                .tenancy
-                .store
-                .suppression(&key.tenant_id, &address)
-                .await
-                .map_err(store_error)?
-                .ok_or_else(not_found)?;
-            Ok(Json(json!({"address": found.address, "reason": found.reason, "created_ms": found.created_ms})).into_response())
-        }
-        .await,
+    Authorized { key, .. }: Authorized<Read>,
+) -> Result<Response, ApiError> {
+    let found = state
+        .tenancy
+        .store
+        .suppression(&key.tenant_id, &address)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(not_found)?;
+    Ok(Json(
+        json!({"address": found.address, "reason": found.reason, "created_ms": found.created_ms}),
     )
+    .into_response())
 }
 
 /// `POST /v1/suppressions`: `{"addresses": [...], "reason"?: "manual"}` (scope manage).
 pub(crate) async fn add_suppressions<S: ControlStore + EventStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
-    headers: HeaderMap,
+    Authorized { key, .. }: Authorized<Manage>,
     body: Bytes,
-) -> Response {
-    respond(
-        async {
-            let key = auth::authorize(&state.tenancy.store, &headers, Scope::Manage).await?;
-            let map = object_body(&body, &["addresses", "reason"])?;
-            let reason = optional_string(&map, "reason")?.unwrap_or_else(|| "manual".into());
-            if !["manual", "bounce", "complaint", "unsubscribe"].contains(&reason.as_str()) {
-                return Err(invalid(
-                    "reason",
-                    "must be manual, bounce, complaint or unsubscribe",
-                ));
-            }
-            let Some(Value::Array(items)) = map.get("addresses") else {
-                return Err(invalid("addresses", "must be an array of addresses"));
-            };
-            if items.is_empty() || items.len() > SUPPRESSIONS_PER_REQUEST {
-                return Err(invalid(
-                    "addresses",
-                    format!("1 to {SUPPRESSIONS_PER_REQUEST} addresses per request"),
-                ));
-            }
-            let mut entries = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                let field = format!("addresses[{i}]");
-                let Some(address) = item.as_str() else {
-                    return Err(invalid(&field, "must be a string"));
-                };
-                if address.contains(['\r', '\n', '\0'])
-                    || smtp_wire::address::check_mailbox(address, !address.is_ascii()).is_err()
-                    || address.is_empty()
-                {
-                    return Err(invalid(&field, "is not a valid email address"));
-                }
-                entries.push((address.to_string(), reason.clone()));
-            }
-            let added = state
-                .tenancy
-                .store
-                .add_suppressions(&key.tenant_id, &entries)
-                .await
-                .map_err(store_error)?;
-            Ok((
-                StatusCode::OK,
-                Json(json!({ "added": added, "already": entries.len() as u64 - added })),
-            )
-                .into_response())
+) -> Result<Response, ApiError> {
+    let map = object_body(&body, &["addresses", "reason"])?;
+    let reason = optional_string(&map, "reason")?.unwrap_or_else(|| "manual".into());
+    if !["manual", "bounce", "complaint", "unsubscribe"].contains(&reason.as_str()) {
+        return Err(invalid(
+            "reason",
+            "must be manual, bounce, complaint or unsubscribe",
+        ));
+    }
+    let Some(Value::Array(items)) = map.get("addresses") else {
+        return Err(invalid("addresses", "must be an array of addresses"));
+    };
+    if items.is_empty() || items.len() > SUPPRESSIONS_PER_REQUEST {
+        return Err(invalid(
+            "addresses",
+            format!("1 to {SUPPRESSIONS_PER_REQUEST} addresses per request"),
+        ));
+    }
+    let mut entries = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let field = format!("addresses[{i}]");
+        let Some(address) = item.as_str() else {
+            return Err(invalid(&field, "must be a string"));
+        };
+        if address.contains(['\r', '\n', '\0'])
+            || smtp_wire::address::check_mailbox(address, !address.is_ascii()).is_err()
+            || address.is_empty()
+        {
+            return Err(invalid(&field, "is not a valid email address"));
         }
-        .await,
+        entries.push((address.to_string(), reason.clone()));
+    }
+    let added = state
+        .tenancy
+        .store
+        .add_suppressions(&key.tenant_id, &entries)
+        .await
+        .map_err(store_error)?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "added": added, "already": entries.len() as u64 - added })),
     )
+        .into_response())
 }
 
 /// `DELETE /v1/suppressions/{address}`: mail to it is sent again.
 pub(crate) async fn remove_suppression<S: ControlStore + EventStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
     Path(address): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    respond(
-        async {
-            let key = auth::authorize(&state.tenancy.store, &headers, Scope::Manage).await?;
-            if state
-                .tenancy
-                .store
-                .remove_suppression(&key.tenant_id, &address)
-                .await
-                .map_err(store_error)?
-            {
-                Ok(StatusCode::NO_CONTENT.into_response())
-            } else {
-                Err(not_found())
-            }
-        }
-        .await,
+    Authorized { key, .. }: Authorized<Manage>,
+) -> Result<Response, ApiError> {
+    removed(
+        state
+            .tenancy
+            .store
+            .remove_suppression(&key.tenant_id, &address)
+            .await
+            .map_err(store_error)?,
     )
 }
