@@ -356,6 +356,30 @@ pub struct Account {
     pub sent_today: i64,
 }
 
+/// What every management call may answer besides its own outcomes.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum ManageFailures {
+    #[response(status = 401, description = "No or unknown key")]
+    Unauthorized(Errors),
+    #[response(status = 403, description = "Key without the manage scope")]
+    Forbidden(Errors),
+    #[response(status = 503, description = "Control plane unavailable")]
+    Unavailable(Errors),
+}
+
+/// What every reading call may answer besides its own outcomes.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum ReadFailures {
+    #[response(status = 401, description = "No or unknown key")]
+    Unauthorized(Errors),
+    #[response(status = 403, description = "Key without the read scope")]
+    Forbidden(Errors),
+    #[response(status = 503, description = "Control plane unavailable")]
+    Unavailable(Errors),
+}
+
 #[utoipa::path(post, path = "/v1/messages", tag = "send",
     request_body = SendRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "A retried request with the same key is answered the same and sends nothing again")),
@@ -377,10 +401,8 @@ fn send_messages() {}
     params(("id" = String, Path, description = "Message id")),
     responses(
         (status = 200, description = "The message and its events", body = MessageStatus),
-        (status = 401, description = "No or unknown key", body = Errors),
-        (status = 403, description = "Key without the read scope", body = Errors),
         (status = 404, description = "Unknown, or another account's", body = Errors),
-        (status = 503, description = "Control plane unavailable", body = Errors),
+        ReadFailures,
     ))]
 #[allow(dead_code)]
 fn message_status() {}
@@ -388,9 +410,7 @@ fn message_status() {}
 #[utoipa::path(get, path = "/v1/domains", tag = "manage",
     responses(
         (status = 200, description = "The account's sending domains", body = DomainList),
-        (status = 401, description = "No or unknown key", body = Errors),
-        (status = 403, description = "Key without the manage scope", body = Errors),
-        (status = 503, description = "Control plane unavailable", body = Errors),
+        ManageFailures,
     ))]
 #[allow(dead_code)]
 fn list_domains() {}
@@ -399,10 +419,8 @@ fn list_domains() {}
     responses(
         (status = 201, description = "Added, with its DKIM key; publish the records", body = Domain),
         (status = 400, description = "Invalid request", body = Errors),
-        (status = 401, description = "No or unknown key", body = Errors),
-        (status = 403, description = "Key without the manage scope", body = Errors),
         (status = 409, description = "Already added, here or by another account", body = Errors),
-        (status = 503, description = "Control plane unavailable", body = Errors),
+        ManageFailures,
     ))]
 #[allow(dead_code)]
 fn add_domain() {}
@@ -411,10 +429,8 @@ fn add_domain() {}
     params(("domain" = String, Path)),
     responses(
         (status = 200, description = "The domain and its records", body = Domain),
-        (status = 401, description = "No or unknown key", body = Errors),
-        (status = 403, description = "Key without the manage scope", body = Errors),
         (status = 404, description = "Not a domain of this account", body = Errors),
-        (status = 503, description = "Control plane unavailable", body = Errors),
+        ManageFailures,
     ))]
 #[allow(dead_code)]
 fn get_domain() {}
@@ -423,10 +439,8 @@ fn get_domain() {}
     params(("domain" = String, Path)),
     responses(
         (status = 204, description = "Removed; mail from it is refused from now on"),
-        (status = 401, description = "No or unknown key", body = Errors),
-        (status = 403, description = "Key without the manage scope", body = Errors),
         (status = 404, description = "Not a domain of this account", body = Errors),
-        (status = 503, description = "Control plane unavailable", body = Errors),
+        ManageFailures,
     ))]
 #[allow(dead_code)]
 fn remove_domain() {}
@@ -434,9 +448,7 @@ fn remove_domain() {}
 #[utoipa::path(get, path = "/v1/keys", tag = "manage",
     responses(
         (status = 200, description = "The account's keys, revoked ones included; never a secret", body = KeyList),
-        (status = 401, description = "No or unknown key", body = Errors),
-        (status = 403, description = "Key without the manage scope", body = Errors),
-        (status = 503, description = "Control plane unavailable", body = Errors),
+        ManageFailures,
     ))]
 #[allow(dead_code)]
 fn list_keys() {}
@@ -445,9 +457,7 @@ fn list_keys() {}
     responses(
         (status = 201, description = "Made; the token is shown this once", body = CreatedKey),
         (status = 400, description = "Invalid request", body = Errors),
-        (status = 401, description = "No or unknown key", body = Errors),
-        (status = 403, description = "Key without the manage scope", body = Errors),
-        (status = 503, description = "Control plane unavailable", body = Errors),
+        ManageFailures,
     ))]
 #[allow(dead_code)]
 fn add_key() {}
@@ -456,10 +466,8 @@ fn add_key() {}
     params(("id" = String, Path, description = "The key's public part, tsb_<12 hex>")),
     responses(
         (status = 200, description = "The key", body = Key),
-        (status = 401, description = "No or unknown key", body = Errors),
-        (status = 403, description = "Key without the manage scope", body = Errors),
         (status = 404, description = "Not a key of this account", body = Errors),
-        (status = 503, description = "Control plane unavailable", body = Errors),
+        ManageFailures,
     ))]
 #[allow(dead_code)]
 fn get_key() {}
@@ -468,10 +476,8 @@ fn get_key() {}
     params(("id" = String, Path, description = "The key's public part, tsb_<12 hex>")),
     responses(
         (status = 204, description = "Revoked at once"),
-        (status = 401, description = "No or unknown key", body = Errors),
-        (status = 403, description = "Key without the manage scope", body = Errors),
         (status = 404, description = "Not a live key of this account", body = Errors),
-        (status = 503, description = "Control plane unavailable", body = Errors),
+        ManageFailures,
     ))]
 #[allow(dead_code)]
 fn revoke_key() {}
@@ -479,9 +485,7 @@ fn revoke_key() {}
 #[utoipa::path(get, path = "/v1/account", tag = "manage",
     responses(
         (status = 200, description = "The calling account, its limits and today's count", body = Account),
-        (status = 401, description = "No or unknown key", body = Errors),
-        (status = 403, description = "Key without the read scope", body = Errors),
-        (status = 503, description = "Control plane unavailable", body = Errors),
+        ReadFailures,
     ))]
 #[allow(dead_code)]
 fn account() {}
@@ -501,9 +505,7 @@ fn account() {}
     responses(
         (status = 200, description = "Events, oldest first", body = EventPage),
         (status = 400, description = "Invalid parameter", body = Errors),
-        (status = 401, description = "No or unknown key", body = Errors),
-        (status = 403, description = "Key without the read scope", body = Errors),
-        (status = 503, description = "Control plane unavailable", body = Errors),
+        ReadFailures,
     ))]
 #[allow(dead_code)]
 fn list_events() {}
@@ -516,9 +518,7 @@ fn list_events() {}
     responses(
         (status = 200, description = "The messages, each with its events", body = FoundMessages),
         (status = 400, description = "Neither parameter, or an unknown one", body = Errors),
-        (status = 401, description = "No or unknown key", body = Errors),
-        (status = 403, description = "Key without the read scope", body = Errors),
-        (status = 503, description = "Control plane unavailable", body = Errors),
+        ReadFailures,
     ))]
 #[allow(dead_code)]
 fn find_messages() {}
@@ -531,9 +531,7 @@ fn find_messages() {}
     responses(
         (status = 200, description = "Suppressed addresses by address", body = SuppressionPage),
         (status = 400, description = "Invalid parameter", body = Errors),
-        (status = 401, description = "No or unknown key", body = Errors),
-        (status = 403, description = "Key without the read scope", body = Errors),
-        (status = 503, description = "Control plane unavailable", body = Errors),
+        ReadFailures,
     ))]
 #[allow(dead_code)]
 fn list_suppressions() {}
@@ -542,9 +540,7 @@ fn list_suppressions() {}
     responses(
         (status = 200, description = "Added (existing ones keep their reason)", body = AddedSuppressions),
         (status = 400, description = "Invalid request", body = Errors),
-        (status = 401, description = "No or unknown key", body = Errors),
-        (status = 403, description = "Key without the manage scope", body = Errors),
-        (status = 503, description = "Control plane unavailable", body = Errors),
+        ManageFailures,
     ))]
 #[allow(dead_code)]
 fn add_suppressions() {}
@@ -553,10 +549,8 @@ fn add_suppressions() {}
     params(("address" = String, Path)),
     responses(
         (status = 200, description = "Suppressed", body = Suppression),
-        (status = 401, description = "No or unknown key", body = Errors),
-        (status = 403, description = "Key without the read scope", body = Errors),
         (status = 404, description = "Not suppressed", body = Errors),
-        (status = 503, description = "Control plane unavailable", body = Errors),
+        ReadFailures,
     ))]
 #[allow(dead_code)]
 fn get_suppression() {}
@@ -565,10 +559,8 @@ fn get_suppression() {}
     params(("address" = String, Path)),
     responses(
         (status = 204, description = "Mail to it is sent again"),
-        (status = 401, description = "No or unknown key", body = Errors),
-        (status = 403, description = "Key without the manage scope", body = Errors),
         (status = 404, description = "Not suppressed", body = Errors),
-        (status = 503, description = "Control plane unavailable", body = Errors),
+        ManageFailures,
     ))]
 #[allow(dead_code)]
 fn remove_suppression() {}
@@ -576,9 +568,7 @@ fn remove_suppression() {}
 #[utoipa::path(get, path = "/v1/webhooks", tag = "events",
     responses(
         (status = 200, description = "The account's webhook endpoints", body = WebhookList),
-        (status = 401, description = "No or unknown key", body = Errors),
-        (status = 403, description = "Key without the manage scope", body = Errors),
-        (status = 503, description = "Control plane unavailable", body = Errors),
+        ManageFailures,
     ))]
 #[allow(dead_code)]
 fn list_webhooks() {}
@@ -587,9 +577,7 @@ fn list_webhooks() {}
     responses(
         (status = 201, description = "Added; it receives events recorded from now on", body = CreatedWebhook),
         (status = 400, description = "Invalid request, or a URL that resolves to a private address", body = Errors),
-        (status = 401, description = "No or unknown key", body = Errors),
-        (status = 403, description = "Key without the manage scope", body = Errors),
-        (status = 503, description = "Control plane unavailable", body = Errors),
+        ManageFailures,
     ))]
 #[allow(dead_code)]
 fn add_webhook() {}
@@ -598,10 +586,8 @@ fn add_webhook() {}
     params(("id" = String, Path)),
     responses(
         (status = 204, description = "Removed"),
-        (status = 401, description = "No or unknown key", body = Errors),
-        (status = 403, description = "Key without the manage scope", body = Errors),
         (status = 404, description = "Not an endpoint of this account", body = Errors),
-        (status = 503, description = "Control plane unavailable", body = Errors),
+        ManageFailures,
     ))]
 #[allow(dead_code)]
 fn remove_webhook() {}
@@ -611,10 +597,8 @@ fn remove_webhook() {}
     responses(
         (status = 200, description = "Delivery attempts, newest first", body = DeliveryList),
         (status = 400, description = "Invalid parameter", body = Errors),
-        (status = 401, description = "No or unknown key", body = Errors),
-        (status = 403, description = "Key without the manage scope", body = Errors),
         (status = 404, description = "Not an endpoint of this account", body = Errors),
-        (status = 503, description = "Control plane unavailable", body = Errors),
+        ManageFailures,
     ))]
 #[allow(dead_code)]
 fn webhook_deliveries() {}
