@@ -7,45 +7,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-/// An allow-listed network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Network {
-    pub addr: IpAddr,
-    pub prefix: u8,
-}
-
-impl Network {
-    /// `a.b.c.d/n`, `x::/n`, or a bare address.
-    pub fn parse(text: &str) -> Option<Network> {
-        let (addr, prefix) = match text.split_once('/') {
-            Some((a, p)) => (a.parse::<IpAddr>().ok()?, p.parse::<u8>().ok()?),
-            None => {
-                let addr = text.parse::<IpAddr>().ok()?;
-                (addr, if addr.is_ipv4() { 32 } else { 128 })
-            }
-        };
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        (prefix <= max).then_some(Network { addr, prefix })
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
+use smtp_server::cidr::Cidr;
 
 /// Why a webhook URL cannot be called.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -93,7 +55,7 @@ pub fn internal(ip: IpAddr) -> bool {
 /// The guard, with the operator's allow-list.
 #[derive(Debug, Clone, Default)]
 pub struct Guard {
-    pub allowed: Vec<Network>,
+    pub allowed: Vec<Cidr>,
 }
 
 impl Guard {
@@ -169,7 +131,7 @@ mod tests {
             );
         }
         let guard = Guard {
-            allowed: vec![Network::parse("127.0.0.0/8").unwrap()],
+            allowed: vec!["127.0.0.0/8".parse().unwrap()],
         };
         assert!(guard.permits("127.0.0.2".parse().unwrap()));
         assert!(!guard.permits("10.0.0.1".parse().unwrap()));
@@ -191,7 +153,7 @@ mod tests {
         let url = reqwest::Url::parse("ftp://example.com/").unwrap();
         assert_eq!(guard.resolve(&url).await, Err(Refused::BadUrl));
         let open = Guard {
-            allowed: vec![Network::parse("127.0.0.1").unwrap()],
+            allowed: vec!["127.0.0.1".parse().unwrap()],
         };
         let url = reqwest::Url::parse("http://127.0.0.1:9/hook").unwrap();
         assert_eq!(

@@ -43,11 +43,8 @@ pub fn validate(raw: &RawEvents, hooks: &RawWebhooks) -> anyhow::Result<Events> 
         .iter()
         .enumerate()
         .map(|(i, text)| {
-            events::ssrf::Network::parse(text).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "webhooks.allow_networks[{i}]: {text:?} is not an address or network"
-                )
-            })
+            text.parse::<smtp_server::cidr::Cidr>()
+                .map_err(|e| anyhow::anyhow!("webhooks.allow_networks[{i}]: {e}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let timeout = duration("webhooks.timeout", hooks.timeout.as_deref(), "10s")?;
