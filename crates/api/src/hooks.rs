@@ -17,7 +17,7 @@ use crate::ApiState;
 use crate::auth::{Authorized, Manage};
 use crate::error::ApiError;
 use crate::manage::{not_found, object_body, optional_string, removed, store_error};
-use crate::records::{invalid, limit};
+use crate::records::{invalid, known_only, limit};
 
 fn webhook_json(hook: &store::Webhook) -> Value {
     let kinds: Vec<&str> = hook.kinds.iter().map(|k| k.as_str()).collect();
@@ -109,9 +109,7 @@ pub(crate) async fn webhook_deliveries<S: ControlStore + EventStore + 'static>(
     Query(query): Query<HashMap<String, String>>,
     Authorized { key, .. }: Authorized<Manage>,
 ) -> Result<Response, ApiError> {
-    if let Some(unknown) = query.keys().find(|k| k.as_str() != "limit") {
-        return Err(invalid(unknown, "is not a known parameter"));
-    }
+    known_only(&query, &["limit"])?;
     let deliveries = state
         .tenancy
         .store

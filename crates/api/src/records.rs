@@ -38,6 +38,14 @@ fn time(field: &str, text: &str) -> Result<i64, ApiError> {
         .map_err(|_| invalid(field, "must be Unix milliseconds or an RFC 3339 time"))
 }
 
+/// Refuses query parameters other than `known`, naming the first.
+pub(crate) fn known_only(query: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
+    match query.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(unknown) => Err(invalid(unknown, "is not a known parameter")),
+        None => Ok(()),
+    }
+}
+
 pub(crate) fn limit(query: &HashMap<String, String>) -> Result<u32, ApiError> {
     match query.get("limit") {
         None => Ok(PAGE_DEFAULT),
@@ -61,9 +69,7 @@ fn filter(query: &HashMap<String, String>) -> Result<EventFilter, ApiError> {
         "after",
         "limit",
     ];
-    if let Some(unknown) = query.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(invalid(unknown, "is not a known parameter"));
-    }
+    known_only(query, KNOWN)?;
     let kinds = match query.get("type") {
         None => Vec::new(),
         Some(list) => list
@@ -122,12 +128,7 @@ pub(crate) async fn find_messages<S: ControlStore + EventStore + 'static>(
     Query(query): Query<HashMap<String, String>>,
     Authorized { key, .. }: Authorized<Read>,
 ) -> Result<Response, ApiError> {
-    if let Some(unknown) = query
-        .keys()
-        .find(|k| !["custom_id", "recipient"].contains(&k.as_str()))
-    {
-        return Err(invalid(unknown, "is not a known parameter"));
-    }
+    known_only(&query, &["custom_id", "recipient"])?;
     let filter = EventFilter {
         custom_id: query.get("custom_id").cloned(),
         recipient: query.get("recipient").cloned(),
@@ -275,12 +276,7 @@ pub(crate) async fn list_suppressions<S: ControlStore + EventStore + 'static>(
     Query(query): Query<HashMap<String, String>>,
     Authorized { key, .. }: Authorized<Read>,
 ) -> Result<Response, ApiError> {
-    if let Some(unknown) = query
-        .keys()
-        .find(|k| !["after", "limit"].contains(&k.as_str()))
-    {
-        return Err(invalid(unknown, "is not a known parameter"));
-    }
+    known_only(&query, &["after", "limit"])?;
     let limit = limit(&query)?;
     let page = state
         .tenancy
@@ -329,7 +325,7 @@ pub(crate) async fn add_suppressions<S: ControlStore + EventStore + 'static>(
 ) -> Result<Response, ApiError> {
     let map = object_body(&body, &["addresses", "reason"])?;
     let reason = optional_string(&map, "reason")?.unwrap_or_else(|| "manual".into());
-    if !["manual", "bounce", "complaint", "unsubscribe"].contains(&reason.as_str()) {
+    if !store::SUPPRESSION_REASONS.contains(&reason.as_str()) {
         return Err(invalid(
             "reason",
             "must be manual, bounce, complaint or unsubscribe",

@@ -93,6 +93,9 @@ pub struct EventFilter {
     pub limit: u32,
 }
 
+/// Why an address is suppressed.
+pub const SUPPRESSION_REASONS: &[&str] = &["manual", "bounce", "complaint", "unsubscribe"];
+
 /// A suppressed address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Suppression {

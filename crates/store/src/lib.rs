@@ -18,8 +18,8 @@ pub mod sqlite_events;
 use std::future::Future;
 
 pub use events::{
-    EventFilter, EventKind, EventStore, NewEvent, StoredEvent, Suppression, Webhook,
-    WebhookDelivery,
+    EventFilter, EventKind, EventStore, NewEvent, SUPPRESSION_REASONS, StoredEvent, Suppression,
+    Webhook, WebhookDelivery,
 };
 pub use keys::{KeyError, Scope, Scopes};
 pub use sqlite::SqliteStore;

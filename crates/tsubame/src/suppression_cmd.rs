@@ -23,7 +23,7 @@ pub enum SuppressionCommand {
         #[arg(long)]
         tenant: String,
         /// manual, bounce, complaint or unsubscribe.
-        #[arg(long, default_value = "manual")]
+        #[arg(long, default_value = "manual", value_parser = reasons())]
         reason: String,
     },
     /// Send to an address again.
@@ -39,12 +39,16 @@ pub enum SuppressionCommand {
         #[arg(long)]
         tenant: String,
         /// Reason for lines that give none.
-        #[arg(long, default_value = "manual")]
+        #[arg(long, default_value = "manual", value_parser = reasons())]
         reason: String,
     },
 }
 
-const REASONS: &[&str] = &["manual", "bounce", "complaint", "unsubscribe"];
+use store::SUPPRESSION_REASONS as REASONS;
+
+fn reasons() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(REASONS)
+}
 /// Addresses written per transaction while importing.
 const CHUNK: usize = 5000;
 
@@ -108,9 +112,6 @@ pub fn run(command: SuppressionCommand, data: &DataDir) -> anyhow::Result<()> {
                 reason,
             } => {
                 let tenant = tenant_cmd::find(&store, &tenant).await?;
-                if !REASONS.contains(&reason.as_str()) {
-                    bail!("--reason must be one of {}", REASONS.join(", "));
-                }
                 if let Some(bad) = addresses.iter().find(|a| !valid(a)) {
                     bail!("{bad:?} is not a valid email address");
                 }
@@ -135,9 +136,6 @@ pub fn run(command: SuppressionCommand, data: &DataDir) -> anyhow::Result<()> {
                 reason,
             } => {
                 let tenant = tenant_cmd::find(&store, &tenant).await?;
-                if !REASONS.contains(&reason.as_str()) {
-                    bail!("--reason must be one of {}", REASONS.join(", "));
-                }
                 import(&store, &tenant.id, &file, &reason).await?;
             }
         }
