@@ -41,7 +41,12 @@ impl Ingress {
     pub async fn submit(&self, mut txn: Transaction, client_ip: IpAddr) -> Reply {
         let started = Instant::now();
         // Bounces and feedback reports to the platform's return paths are read, not queued.
-        if let Some(tenants) = &self.tenants {
+        if let Some(tenants) = &self.tenants
+            && txn
+                .recipients
+                .iter()
+                .any(|r| tenants.is_return_path(&r.address))
+        {
             let (inbound, outbound): (Vec<_>, Vec<_>) = txn
                 .recipients
                 .into_iter()

@@ -99,13 +99,9 @@ impl<S: ControlStore> Tenancy<S> {
             .map_err(unavailable)
     }
 
-    /// The live key with the `send` scope that SMTP AUTH credentials name, if any.
-    /// `Ok(None)` also when the credentials are not an API key at all (see [`smtp_token`]).
-    pub async fn smtp_login(&self, user: &str, password: &str) -> Result<Option<ApiKey>, Refusal> {
-        let Some(token) = smtp_token(user, password) else {
-            return Ok(None);
-        };
-        let key = self.store.authenticate(&token).await.map_err(unavailable)?;
+    /// The live key with the `send` scope a token (from [`smtp_token`]) names, if any.
+    pub async fn smtp_login(&self, token: &str) -> Result<Option<ApiKey>, Refusal> {
+        let key = self.store.authenticate(token).await.map_err(unavailable)?;
         Ok(key.filter(|k| k.scopes.allows(Scope::Send)))
     }
 }

@@ -20,10 +20,10 @@ pub struct SmtpTenants<S> {
 impl<S: ControlStore + EventStore + 'static> Tenants for SmtpTenants<S> {
     fn login<'a>(&'a self, user: &'a str, password: &'a str) -> BoxFuture<'a, Login> {
         Box::pin(async move {
-            if tenancy::smtp_token(user, password).is_none() {
+            let Some(token) = tenancy::smtp_token(user, password) else {
                 return Login::NotTenant;
-            }
-            match self.tenancy.smtp_login(user, password).await {
+            };
+            match self.tenancy.smtp_login(&token).await {
                 Ok(Some(key)) => Login::Tenant(key.tenant_id),
                 Ok(None) => Login::Refused,
                 Err(_) => Login::Unavailable,
@@ -48,8 +48,11 @@ impl<S: ControlStore + EventStore + 'static> Tenants for SmtpTenants<S> {
                 .await
                 .map_err(refusal)?
                 .ok_or_else(|| not_ours("From address", &author))?;
-            // The envelope sender (where bounces go) must be the tenant's too; `<>` is fine.
+            // The envelope sender (where bounces go) must be the tenant's too; `<>` is fine,
+            // and so is the From domain, already looked up.
+            let sender_domain = sender.rsplit_once('@').map_or("", |(_, d)| d);
             if !sender.is_empty()
+                && !sender_domain.eq_ignore_ascii_case(&domain.domain)
                 && self
                     .tenancy
                     .sending_domain(tenant_id, sender)
