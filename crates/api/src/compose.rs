@@ -178,7 +178,7 @@ pub fn compose(
             .map_or(0, |d| d.as_millis() as u64),
         client_ip: submitter.client_ip.clone(),
         helo: "http-api".into(),
-        auth_user: Some(format!("tenant:{}", submitter.tenant_id)),
+        auth_user: Some(spool::tenant_marker(&submitter.tenant_id)),
         not_before_ms: message.send_at_ms.unwrap_or(0),
         attributes: crate::attributes::stored(message),
     };

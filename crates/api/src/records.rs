@@ -175,7 +175,7 @@ pub(crate) async fn message_status<S: ControlStore + EventStore + 'static>(
     let timeline = timeline(&state.tenancy.store, &key.tenant_id, &id.to_string()).await?;
     let spool = state.spool.clone();
     let found = tokio::task::spawn_blocking(move || spool.envelope(id)).await;
-    let owner = format!("tenant:{}", key.tenant_id);
+    let owner = spool::tenant_marker(&key.tenant_id);
     let queued = match found {
         Ok(Ok((envelope, done))) if envelope.auth_user.as_deref() == Some(owner.as_str()) => {
             Some((envelope, done))

@@ -11,11 +11,6 @@ pub(crate) fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// The tenant a stored `auth_user` names (`tenant:<id>`).
-pub fn tenant_of(auth_user: Option<&str>) -> Option<&str> {
-    auth_user?.strip_prefix("tenant:")
-}
-
 /// The parts of a message's attributes (JSON) that events carry.
 struct Attributes {
     custom_id: Option<String>,
@@ -71,7 +66,7 @@ fn event(
 /// mail, operator deletions).
 pub fn from_delivery(e: &delivery::events::Event) -> Option<NewEvent> {
     use delivery::events::Outcome;
-    let tenant = tenant_of(e.auth_user.as_deref())?;
+    let tenant = spool::tenant_of(e.auth_user.as_deref()?)?;
     let kind = match e.outcome {
         Outcome::Delivered => EventKind::Delivered,
         Outcome::Deferred => EventKind::Deferred,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use smtp_wire::{Event, PeerContext, ReadPhase, Session, SessionConfig};
+use spool::tenant_marker;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -16,7 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::ServerConfig;
 use crate::limits::Permit;
 use crate::submit::Ingress;
-use crate::tenants::{Login, Tenants, tenant_marker};
+use crate::tenants::{Login, Tenants};
 
 /// What every connection shares.
 pub(crate) struct Shared {

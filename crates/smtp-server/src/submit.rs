@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use smtp_wire::{DsnRet, Reply, Transaction};
-use spool::{Envelope, Recipient, Spool, SpoolError};
+use spool::{Envelope, Recipient, Spool, SpoolError, tenant_of};
 
 use crate::headers;
-use crate::tenants::{Tenants, tenant_of};
+use crate::tenants::Tenants;
 
 /// Turns transactions into spooled messages.
 #[derive(Clone)]

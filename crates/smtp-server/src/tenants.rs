@@ -25,17 +25,6 @@ pub enum Login {
     NotTenant,
 }
 
-/// The `auth_user` of a tenant's messages, in the spool and the queue view; the same for
-/// mail that came by the HTTP API, so per-tenant views see both.
-pub fn tenant_marker(tenant_id: &str) -> String {
-    format!("tenant:{tenant_id}")
-}
-
-/// The tenant a stored `auth_user` names, if any.
-pub fn tenant_of(auth_user: &str) -> Option<&str> {
-    auth_user.strip_prefix("tenant:")
-}
-
 /// A tenant's message the platform takes.
 pub struct Admitted {
     /// The key of the sending domain of its From address.

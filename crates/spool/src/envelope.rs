@@ -131,6 +131,17 @@ impl Envelope {
     }
 }
 
+/// The `auth_user` of a tenant's message (HTTP API or SMTP AUTH with its key): per-tenant
+/// views (message lookups, events) recognise their mail by it.
+pub fn tenant_marker(tenant_id: &str) -> String {
+    format!("tenant:{tenant_id}")
+}
+
+/// The tenant a stored `auth_user` names, if any.
+pub fn tenant_of(auth_user: &str) -> Option<&str> {
+    auth_user.strip_prefix("tenant:")
+}
+
 /// Marks the optional tail of an envelope (schedule and attributes).
 const TAIL_V1: u8 = 1;
 

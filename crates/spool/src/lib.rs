@@ -56,7 +56,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 pub use arrival::{Arrival, Stored};
-pub use envelope::{Envelope, Recipient};
+pub use envelope::{Envelope, Recipient, tenant_marker, tenant_of};
 pub use error::SpoolError;
 pub use id::{IdGenerator, MessageId};
 pub use index::Totals;
