@@ -71,15 +71,6 @@ impl EventSink {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-
-    /// A sink whose events go nowhere (tests, tools).
-    pub fn discard() -> EventSink {
-        let (tx, _) = mpsc::unbounded_channel();
-        EventSink {
-            tx,
-            pending: Arc::default(),
-        }
-    }
 }
 
 /// Per-tenant wake-ups after writes: a webhook task sleeps until its own tenant has new
