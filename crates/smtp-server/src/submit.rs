@@ -40,26 +40,8 @@ impl Ingress {
     /// the spool reports the record fsynced.
     pub async fn submit(&self, mut txn: Transaction, client_ip: IpAddr) -> Reply {
         let started = Instant::now();
-        // Bounces and feedback reports to the platform's return paths are read, not queued.
-        if let Some(tenants) = &self.tenants
-            && txn
-                .recipients
-                .iter()
-                .any(|r| tenants.is_return_path(&r.address))
-        {
-            let (inbound, outbound): (Vec<_>, Vec<_>) = txn
-                .recipients
-                .into_iter()
-                .partition(|r| tenants.is_return_path(&r.address));
-            txn.recipients = outbound;
-            if !inbound.is_empty() {
-                let addresses: Vec<String> = inbound.into_iter().map(|r| r.address).collect();
-                let reply = tenants.inbound(&addresses, &txn.content).await;
-                tracing::info!(client = %client_ip, recipients = addresses.len(), size = txn.content.len(), reply = %reply.summary(), "report to a return path");
-                if txn.recipients.is_empty() || reply.code >= 400 {
-                    return reply;
-                }
-            }
+        if let Some(reply) = self.take_reports(&mut txn, client_ip).await {
+            return reply;
         }
         let id = self.spool.next_id();
         let queue_id = id.to_string();
@@ -85,29 +67,25 @@ impl Ingress {
         }
         let recipients = txn.recipients.len();
         let sender = txn.sender.address.clone();
-        let tenant = txn
-            .auth_user
-            .as_deref()
-            .and_then(tenant_of)
-            .map(str::to_string);
+        // A tenant's message, when the platform has tenants and the session logged in as one.
+        let tenant = self.tenants.as_deref().zip(
+            txn.auth_user
+                .as_deref()
+                .and_then(tenant_of)
+                .map(str::to_string),
+        );
         let (mut envelope, content) = envelope(txn, client_ip, now.as_millis() as u64);
         let mut suppressed = Vec::new();
         // The fields to put in front of the content: ours, or the tenant's signed set.
-        let (content, fields) = match (&self.tenants, &tenant) {
-            (Some(tenants), Some(tenant)) => {
+        let (content, fields) = match &tenant {
+            Some((tenants, tenant)) => {
                 let addresses: Vec<String> = envelope
                     .recipients
                     .iter()
                     .map(|r| r.address.clone())
                     .collect();
                 match sign(
-                    tenants.as_ref(),
-                    tenant,
-                    &queue_id,
-                    &sender,
-                    &addresses,
-                    &added,
-                    content,
+                    *tenants, tenant, &queue_id, &sender, &addresses, &added, content,
                 )
                 .await
                 {
@@ -115,15 +93,7 @@ impl Ingress {
                         envelope.sender = signed.return_path;
                         envelope.flags |= Envelope::FLAG_NO_DSN;
                         // Suppressed recipients are not sent to; the rest of the message is.
-                        let mut index = 0;
-                        envelope.recipients.retain(|r| {
-                            let keep = !signed.suppressed.contains(&index);
-                            if !keep {
-                                suppressed.push(r.address.clone());
-                            }
-                            index += 1;
-                            keep
-                        });
+                        suppressed = drop_recipients(&mut envelope, &signed.suppressed);
                         (signed.content, signed.fields)
                     }
                     Err(reply) => {
@@ -132,10 +102,10 @@ impl Ingress {
                     }
                 }
             }
-            (_, _) => (content, added),
+            None => (content, added),
         };
         if envelope.recipients.is_empty() {
-            if let (Some(tenants), Some(tenant)) = (&self.tenants, &tenant) {
+            if let Some((tenants, tenant)) = &tenant {
                 tenants.admitted(tenant, &queue_id, &[], &suppressed);
             }
             tracing::info!(id = %queue_id, client = %client_ip, sender = %sender, "message not queued: every recipient is suppressed");
@@ -145,13 +115,13 @@ impl Ingress {
                 format!("Ok: {queue_id} not queued, every recipient is suppressed"),
             );
         }
-        let queued: Vec<String> = match (&self.tenants, &tenant) {
-            (Some(_), Some(_)) => envelope
+        let queued: Vec<String> = match &tenant {
+            Some(_) => envelope
                 .recipients
                 .iter()
                 .map(|r| r.address.clone())
                 .collect(),
-            _ => Vec::new(),
+            None => Vec::new(),
         };
         let mut prefix = trace;
         prefix.push_str(&fields);
@@ -161,7 +131,7 @@ impl Ingress {
             .insert_with_prefix(id, envelope, prefix.as_bytes(), content)
             .await;
         if result.is_ok()
-            && let (Some(tenants), Some(tenant)) = (&self.tenants, &tenant)
+            && let Some((tenants, tenant)) = &tenant
         {
             tenants.admitted(tenant, &queue_id, &queued, &suppressed);
         }
@@ -202,6 +172,28 @@ impl Ingress {
         reply
     }
 
+    /// Takes what is addressed to the platform's return paths (bounces, feedback reports,
+    /// unsubscribes): read, not queued. Returns the reply when nothing else is left to
+    /// queue; the other recipients, if any, stay in `txn`.
+    async fn take_reports(&self, txn: &mut Transaction, client_ip: IpAddr) -> Option<Reply> {
+        let tenants = self.tenants.as_deref()?;
+        if !txn
+            .recipients
+            .iter()
+            .any(|r| tenants.is_return_path(&r.address))
+        {
+            return None;
+        }
+        let (inbound, outbound): (Vec<_>, Vec<_>) = std::mem::take(&mut txn.recipients)
+            .into_iter()
+            .partition(|r| tenants.is_return_path(&r.address));
+        txn.recipients = outbound;
+        let addresses: Vec<String> = inbound.into_iter().map(|r| r.address).collect();
+        let reply = tenants.inbound(&addresses, &txn.content).await;
+        tracing::info!(client = %client_ip, recipients = addresses.len(), size = txn.content.len(), reply = %reply.summary(), "report to a return path");
+        (txn.recipients.is_empty() || reply.code >= 400).then_some(reply)
+    }
+
     fn refused(
         &self,
         reply: &Reply,
@@ -216,6 +208,21 @@ impl Ingress {
             reply = %reply.summary(), reason, "message rejected"
         );
     }
+}
+
+/// Removes the recipients at `indices` from the envelope and returns their addresses.
+fn drop_recipients(envelope: &mut Envelope, indices: &[usize]) -> Vec<String> {
+    let mut dropped = Vec::new();
+    let mut index = 0;
+    envelope.recipients.retain(|r| {
+        let keep = !indices.contains(&index);
+        if !keep {
+            dropped.push(r.address.clone());
+        }
+        index += 1;
+        keep
+    });
+    dropped
 }
 
 /// A tenant's message as the platform takes it.
