@@ -89,6 +89,14 @@ pub struct Addresses {
     pub one_click: Option<String>,
 }
 
+/// A composed message: its envelope, and its bytes as the DKIM-Signature field and the
+/// signed message, which the spool stores one after the other (no joined copy).
+pub struct Composed {
+    pub envelope: Envelope,
+    pub signature: String,
+    pub content: Vec<u8>,
+}
+
 pub fn compose(
     message: &Message,
     recipients: &[String],
@@ -97,7 +105,7 @@ pub fn compose(
     hostname: &str,
     submitter: &Submitter,
     signer: &dkim::Signer,
-) -> std::io::Result<(Envelope, Vec<u8>)> {
+) -> std::io::Result<Composed> {
     let mut builder = MessageBuilder::new()
         .from(address(&message.from))
         .subject(message.subject.as_str())
@@ -145,11 +153,8 @@ pub fn compose(
         (None, None) => None,
     };
     builder = builder.body(body(text, message.html.as_deref(), &message.attachments));
-    let unsigned = builder.write_to_vec()?;
-    let signature = signer.sign(&unsigned).map_err(std::io::Error::other)?;
-    let mut content = Vec::with_capacity(signature.len() + unsigned.len());
-    content.extend_from_slice(signature.as_bytes());
-    content.extend_from_slice(&unsigned);
+    let content = builder.write_to_vec()?;
+    let signature = signer.sign(&content).map_err(std::io::Error::other)?;
     let smtputf8 =
         !message.from.email.is_ascii() || message.recipients().iter().any(|r| !r.is_ascii());
     // The tenant learns what happens from events, not DSNs.
@@ -157,6 +162,7 @@ pub fn compose(
     if smtputf8 {
         flags |= Envelope::FLAG_SMTPUTF8;
     }
+    // The signature field is CRLF-terminated: the content decides.
     if canonical(&content) {
         flags |= Envelope::FLAG_CANONICAL;
     }
@@ -182,7 +188,11 @@ pub fn compose(
         not_before_ms: message.send_at_ms.unwrap_or(0),
         attributes: crate::attributes::stored(message),
     };
-    Ok((envelope, content))
+    Ok(Composed {
+        envelope,
+        signature,
+        content,
+    })
 }
 
 /// Every CR and LF in a CRLF pair, ending with one: delivery may send it as is.
@@ -225,7 +235,7 @@ mod tests {
             created_ms: 0,
         };
         let signer = tenancy::Signers::default().get(&domain).expect("signer");
-        let (envelope, bytes) = compose(
+        let composed = compose(
             &message,
             &message.recipients(),
             &Addresses {
@@ -239,6 +249,8 @@ mod tests {
             &signer,
         )
         .expect("compose");
+        let envelope = composed.envelope;
+        let bytes = [composed.signature.as_bytes(), &composed.content].concat();
         assert!(bytes.starts_with(b"DKIM-Signature: v=1; a=ed25519-sha256;"));
         (envelope, String::from_utf8(bytes).expect("utf8"))
     }

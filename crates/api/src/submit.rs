@@ -109,7 +109,7 @@ pub(crate) async fn submit<S: ControlStore + EventStore>(
                     compose::compose(
                         message, kept, &addresses, id, &hostname, &submitter, &signer,
                     )
-                    .map(|(envelope, content)| (*i, envelope, content))
+                    .map(|composed| (*i, composed))
                 })
                 .collect::<Result<Vec<_>, _>>()
         }));
@@ -130,10 +130,20 @@ pub(crate) async fn submit<S: ControlStore + EventStore>(
     }
     // All inserts in flight together: they share the spool's group commits.
     let mut inserts = tokio::task::JoinSet::new();
-    for (i, envelope, content) in pending {
+    for (i, composed) in pending {
         let spool = state.spool.clone();
         let id = ids[i];
-        inserts.spawn(async move { (i, spool.insert(id, envelope, content).await) });
+        inserts.spawn(async move {
+            let compose::Composed {
+                envelope,
+                signature,
+                content,
+            } = composed;
+            let done = spool
+                .insert_with_prefix(id, envelope, signature.as_bytes(), content)
+                .await;
+            (i, done)
+        });
     }
     let mut queued = vec![false; messages.len()];
     let mut failure = None;
