@@ -434,13 +434,8 @@ pub(crate) async fn sender_domains<S: ControlStore + EventStore>(
         if !known.contains_key(&domain) {
             let found = state
                 .tenancy
-                .store
-                .sending_domain(tenant_id, &domain)
-                .await
-                .map_err(|err| {
-                    tracing::error!(error = %err, "control plane unavailable");
-                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "control plane unavailable")
-                })?;
+                .sending_domain(tenant_id, &message.from.email)
+                .await?;
             known.insert(domain.clone(), found);
         }
         out.push(known.get(&domain).cloned().flatten());

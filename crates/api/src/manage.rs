@@ -174,24 +174,19 @@ pub(crate) async fn add_domain<S: ControlStore + EventStore + 'static>(
             ApiError::invalid(vec![FieldError::at("algorithm", "must be rsa or ed25519")])
         })?,
     };
-    let selector = optional_string(&map, "selector")?.unwrap_or_else(dkim::default_selector);
+    let selector = optional_string(&map, "selector")?;
+    let tenant_id = key.tenant_id.clone();
     // RSA key generation takes tens of milliseconds of CPU: off the async workers.
-    let pair = tokio::task::spawn_blocking(move || dkim::generate(algorithm))
-        .await
-        .map_err(|err| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))?
-        .map_err(|err| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))?;
+    let new = tokio::task::spawn_blocking(move || {
+        tenancy::new_domain(&tenant_id, domain, algorithm, selector)
+    })
+    .await
+    .map_err(|err| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))?
+    .map_err(|err| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))?;
     let added = state
         .tenancy
         .store
-        .add_domain(SendingDomain {
-            domain,
-            tenant_id: key.tenant_id.clone(),
-            selector,
-            algorithm: algorithm.name().into(),
-            private_key: pair.private_pkcs8,
-            public_key: pair.public_b64,
-            created_ms: 0,
-        })
+        .add_domain(new)
         .await
         .map_err(store_error)?;
     Ok((

@@ -122,6 +122,26 @@ impl<S: ControlStore + EventStore> Tenancy<S> {
     }
 }
 
+/// A new sending domain for a tenant with a freshly made DKIM key (RSA key generation takes
+/// tens of milliseconds: call off the async workers), ready for `ControlStore::add_domain`.
+pub fn new_domain(
+    tenant_id: &str,
+    domain: String,
+    algorithm: dkim::Algorithm,
+    selector: Option<String>,
+) -> Result<SendingDomain, dkim::DkimError> {
+    let pair = dkim::generate(algorithm)?;
+    Ok(SendingDomain {
+        domain,
+        tenant_id: tenant_id.to_string(),
+        selector: selector.unwrap_or_else(dkim::default_selector),
+        algorithm: algorithm.name().into(),
+        private_key: pair.private_pkcs8,
+        public_key: pair.public_b64,
+        created_ms: 0,
+    })
+}
+
 /// The API key that SMTP AUTH credentials carry, in the forms clients of other platforms
 /// already use: user `apikey` and the key as password (SendGrid); the key's public part
 /// `tsb_<id>` as user and the rest as password (Mailjet); or any user and the whole key as

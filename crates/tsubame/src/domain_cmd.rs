@@ -139,18 +139,8 @@ pub fn run(command: DomainCommand, data: &DataDir) -> anyhow::Result<()> {
                 let Some(algorithm) = Algorithm::parse(&algorithm) else {
                     bail!("--algorithm must be rsa or ed25519");
                 };
-                let pair = dkim::generate(algorithm)?;
-                let added = store
-                    .add_domain(SendingDomain {
-                        domain,
-                        tenant_id: tenant.id.clone(),
-                        selector: selector.unwrap_or_else(dkim::default_selector),
-                        algorithm: algorithm.name().into(),
-                        private_key: pair.private_pkcs8,
-                        public_key: pair.public_b64,
-                        created_ms: 0,
-                    })
-                    .await?;
+                let new = tenancy::new_domain(&tenant.id, domain, algorithm, selector)?;
+                let added = store.add_domain(new).await?;
                 println!(
                     "domain {} added for tenant {}; publish:",
                     added.domain, tenant.name
