@@ -96,3 +96,41 @@ impl From<tenancy::Refusal> for ApiError {
         }
     }
 }
+
+/// Control-plane failures as the management API answers them: a field-named 400 for what
+/// the store refuses, 409 for a taken domain, 404 for what the tenant does not have, 503
+/// for a database that does not answer.
+impl From<store::StoreError> for ApiError {
+    fn from(err: store::StoreError) -> ApiError {
+        use store::StoreError;
+        match err {
+            StoreError::Invalid { field, reason } => {
+                ApiError::invalid(vec![FieldError::at(field, reason)])
+            }
+            StoreError::DuplicateDomain(domain) => ApiError {
+                status: StatusCode::CONFLICT,
+                errors: vec![FieldError::at(
+                    "domain",
+                    format!("{domain} is already a sending domain of this account"),
+                )],
+                retry_after: None,
+            },
+            StoreError::DomainTaken(domain) => ApiError {
+                status: StatusCode::CONFLICT,
+                errors: vec![FieldError::at(
+                    "domain",
+                    format!("{domain} is not available"),
+                )],
+                retry_after: None,
+            },
+            StoreError::Key(err) => {
+                ApiError::invalid(vec![FieldError::at("scopes", err.to_string())])
+            }
+            StoreError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "not found"),
+            other => {
+                tracing::error!(error = %other, "control plane unavailable");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "control plane unavailable")
+            }
+        }
+    }
+}

@@ -16,7 +16,7 @@ use store::{ControlStore, EventKind, EventStore};
 use crate::ApiState;
 use crate::auth::{Authorized, Manage};
 use crate::error::ApiError;
-use crate::manage::{not_found, object_body, optional_string, removed, store_error};
+use crate::manage::{not_found, object_body, optional_string, removed};
 use crate::records::{invalid, known_only, limit};
 
 fn webhook_json(hook: &store::Webhook) -> Value {
@@ -36,12 +36,7 @@ pub(crate) async fn list_webhooks<S: ControlStore + EventStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
     Authorized { key, .. }: Authorized<Manage>,
 ) -> Result<Response, ApiError> {
-    let hooks = state
-        .tenancy
-        .store
-        .webhooks(&key.tenant_id)
-        .await
-        .map_err(store_error)?;
+    let hooks = state.tenancy.store.webhooks(&key.tenant_id).await?;
     let list: Vec<Value> = hooks.iter().map(webhook_json).collect();
     Ok(Json(json!({ "webhooks": list })).into_response())
 }
@@ -79,8 +74,7 @@ pub(crate) async fn add_webhook<S: ControlStore + EventStore + 'static>(
         .tenancy
         .store
         .add_webhook(&key.tenant_id, &url, &kinds)
-        .await
-        .map_err(store_error)?;
+        .await?;
     let mut body = webhook_json(&hook);
     body["secret"] = hook.secret.clone().into();
     Ok((StatusCode::CREATED, Json(body)).into_response())
@@ -97,8 +91,7 @@ pub(crate) async fn remove_webhook<S: ControlStore + EventStore + 'static>(
             .tenancy
             .store
             .remove_webhook(&key.tenant_id, &id)
-            .await
-            .map_err(store_error)?,
+            .await?,
     )
 }
 
@@ -114,8 +107,7 @@ pub(crate) async fn webhook_deliveries<S: ControlStore + EventStore + 'static>(
         .tenancy
         .store
         .webhook_deliveries(&key.tenant_id, &id, limit(&query)?)
-        .await
-        .map_err(store_error)?
+        .await?
         .ok_or_else(not_found)?;
     let list: Vec<Value> = deliveries
         .iter()

@@ -17,36 +17,6 @@ use crate::ApiState;
 use crate::auth::{Authorized, Manage, Read};
 use crate::error::{ApiError, FieldError};
 
-pub(crate) fn store_error(err: StoreError) -> ApiError {
-    match err {
-        StoreError::Invalid { field, reason } => {
-            ApiError::invalid(vec![FieldError::at(field, reason)])
-        }
-        StoreError::DuplicateDomain(domain) => ApiError {
-            status: StatusCode::CONFLICT,
-            errors: vec![FieldError::at(
-                "domain",
-                format!("{domain} is already a sending domain of this account"),
-            )],
-            retry_after: None,
-        },
-        StoreError::DomainTaken(domain) => ApiError {
-            status: StatusCode::CONFLICT,
-            errors: vec![FieldError::at(
-                "domain",
-                format!("{domain} is not available"),
-            )],
-            retry_after: None,
-        },
-        StoreError::Key(err) => ApiError::invalid(vec![FieldError::at("scopes", err.to_string())]),
-        StoreError::NotFound(_) => not_found(),
-        other => {
-            tracing::error!(error = %other, "control plane unavailable");
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "control plane unavailable")
-        }
-    }
-}
-
 /// The answer to a DELETE: 204, or 404 when the tenant had no such thing.
 pub(crate) fn removed(found: bool) -> Result<Response, ApiError> {
     if found {
@@ -141,12 +111,7 @@ pub(crate) async fn list_domains<S: ControlStore + EventStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
     Authorized { key, .. }: Authorized<Manage>,
 ) -> Result<Response, ApiError> {
-    let domains = state
-        .tenancy
-        .store
-        .domains(&key.tenant_id)
-        .await
-        .map_err(store_error)?;
+    let domains = state.tenancy.store.domains(&key.tenant_id).await?;
     let list: Vec<Value> = domains
         .iter()
         .map(|d| domain_json(d, &state.hostname))
@@ -183,12 +148,7 @@ pub(crate) async fn add_domain<S: ControlStore + EventStore + 'static>(
     .await
     .map_err(|err| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))?
     .map_err(|err| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))?;
-    let added = state
-        .tenancy
-        .store
-        .add_domain(new)
-        .await
-        .map_err(store_error)?;
+    let added = state.tenancy.store.add_domain(new).await?;
     Ok((
         StatusCode::CREATED,
         Json(domain_json(&added, &state.hostname)),
@@ -206,8 +166,7 @@ pub(crate) async fn get_domain<S: ControlStore + EventStore + 'static>(
         .tenancy
         .store
         .sending_domain(&key.tenant_id, &domain)
-        .await
-        .map_err(store_error)?
+        .await?
         .ok_or_else(not_found)?;
     Ok(Json(domain_json(&found, &state.hostname)).into_response())
 }
@@ -223,8 +182,7 @@ pub(crate) async fn remove_domain<S: ControlStore + EventStore + 'static>(
             .tenancy
             .store
             .remove_domain(&key.tenant_id, &domain)
-            .await
-            .map_err(store_error)?,
+            .await?,
     )
 }
 
@@ -233,12 +191,7 @@ pub(crate) async fn list_keys<S: ControlStore + EventStore + 'static>(
     State(state): State<Arc<ApiState<S>>>,
     Authorized { key, .. }: Authorized<Manage>,
 ) -> Result<Response, ApiError> {
-    let keys = state
-        .tenancy
-        .store
-        .keys(&key.tenant_id)
-        .await
-        .map_err(store_error)?;
+    let keys = state.tenancy.store.keys(&key.tenant_id).await?;
     let list: Vec<Value> = keys.iter().map(key_json).collect();
     Ok(Json(json!({ "keys": list })).into_response())
 }
@@ -266,7 +219,7 @@ pub(crate) async fn add_key<S: ControlStore + EventStore + 'static>(
                     "must be an array of strings",
                 )])
             })?;
-            Scopes::parse(&words.join(",")).map_err(|err| store_error(err.into()))?
+            Scopes::parse(&words.join(",")).map_err(StoreError::from)?
         }
         Some(_) => {
             return Err(ApiError::invalid(vec![FieldError::at(
@@ -279,8 +232,7 @@ pub(crate) async fn add_key<S: ControlStore + EventStore + 'static>(
         .tenancy
         .store
         .add_key(&key.tenant_id, &name, scopes)
-        .await
-        .map_err(store_error)?;
+        .await?;
     let mut body = key_json(&made.key);
     body["token"] = made.token.into();
     Ok((StatusCode::CREATED, Json(body)).into_response())
@@ -292,12 +244,7 @@ pub(crate) async fn get_key<S: ControlStore + EventStore + 'static>(
     Path(id): Path<String>,
     Authorized { key, .. }: Authorized<Manage>,
 ) -> Result<Response, ApiError> {
-    let keys = state
-        .tenancy
-        .store
-        .keys(&key.tenant_id)
-        .await
-        .map_err(store_error)?;
+    let keys = state.tenancy.store.keys(&key.tenant_id).await?;
     let found = keys.iter().find(|k| k.id == id).ok_or_else(not_found)?;
     Ok(Json(key_json(found)).into_response())
 }
@@ -308,14 +255,7 @@ pub(crate) async fn revoke_key<S: ControlStore + EventStore + 'static>(
     Path(id): Path<String>,
     Authorized { key, .. }: Authorized<Manage>,
 ) -> Result<Response, ApiError> {
-    removed(
-        state
-            .tenancy
-            .store
-            .revoke_key(&key.tenant_id, &id)
-            .await
-            .map_err(store_error)?,
-    )
+    removed(state.tenancy.store.revoke_key(&key.tenant_id, &id).await?)
 }
 
 /// `GET /v1/account`: the calling tenant, its limits and today's count (scope `read`).
@@ -324,15 +264,11 @@ pub(crate) async fn account<S: ControlStore + EventStore + 'static>(
     Authorized { key, .. }: Authorized<Read>,
 ) -> Result<Response, ApiError> {
     let store = &state.tenancy.store;
-    let tenant = store
-        .tenant(&key.tenant_id)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(not_found)?;
+    let tenant = store.tenant(&key.tenant_id).await?.ok_or_else(not_found)?;
     let day = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() / 86_400) as i64;
-    let saved = store.usage(&tenant.id, day).await.map_err(store_error)?;
+    let saved = store.usage(&tenant.id, day).await?;
     let sent_today = state
         .tenancy
         .quotas

@@ -17,7 +17,7 @@ use store::{ControlStore, EventFilter, EventKind, EventStore};
 use crate::ApiState;
 use crate::auth::{Authorized, Manage, Read};
 use crate::error::{ApiError, FieldError};
-use crate::manage::{not_found, object_body, optional_string, removed, store_error};
+use crate::manage::{not_found, object_body, optional_string, removed};
 
 /// Events per page unless `limit` says otherwise.
 const PAGE_DEFAULT: u32 = 100;
@@ -108,12 +108,7 @@ pub(crate) async fn list_events<S: ControlStore + EventStore + 'static>(
     Authorized { key, .. }: Authorized<Read>,
 ) -> Result<Response, ApiError> {
     let filter = filter(&query)?;
-    let found = state
-        .tenancy
-        .store
-        .events(&key.tenant_id, &filter)
-        .await
-        .map_err(store_error)?;
+    let found = state.tenancy.store.events(&key.tenant_id, &filter).await?;
     let next = (found.len() as u32 == filter.limit)
         .then(|| found.last().map(|e| e.id.to_string()))
         .flatten();
@@ -138,12 +133,7 @@ pub(crate) async fn find_messages<S: ControlStore + EventStore + 'static>(
     if filter.custom_id.is_none() && filter.recipient.is_none() {
         return Err(invalid("custom_id", "custom_id or recipient is required"));
     }
-    let found = state
-        .tenancy
-        .store
-        .events(&key.tenant_id, &filter)
-        .await
-        .map_err(store_error)?;
+    let found = state.tenancy.store.events(&key.tenant_id, &filter).await?;
     let mut messages: Vec<(String, Vec<Value>)> = Vec::new();
     for event in &found {
         let json = events::webhooks::event_json(event);
@@ -263,10 +253,7 @@ pub(crate) async fn timeline<S: EventStore>(
         limit: 1000,
         ..EventFilter::default()
     };
-    let found = store
-        .events(tenant_id, &filter)
-        .await
-        .map_err(store_error)?;
+    let found = store.events(tenant_id, &filter).await?;
     Ok(found.iter().map(events::webhooks::event_json).collect())
 }
 
@@ -286,8 +273,7 @@ pub(crate) async fn list_suppressions<S: ControlStore + EventStore + 'static>(
             query.get("after").map(String::as_str),
             limit,
         )
-        .await
-        .map_err(store_error)?;
+        .await?;
     let next = (page.len() as u32 == limit)
         .then(|| page.last().map(|s| s.address.clone()))
         .flatten();
@@ -308,8 +294,7 @@ pub(crate) async fn get_suppression<S: ControlStore + EventStore + 'static>(
         .tenancy
         .store
         .suppression(&key.tenant_id, &address)
-        .await
-        .map_err(store_error)?
+        .await?
         .ok_or_else(not_found)?;
     Ok(Json(
         json!({"address": found.address, "reason": found.reason, "created_ms": found.created_ms}),
@@ -358,8 +343,7 @@ pub(crate) async fn add_suppressions<S: ControlStore + EventStore + 'static>(
         .tenancy
         .store
         .add_suppressions(&key.tenant_id, &entries)
-        .await
-        .map_err(store_error)?;
+        .await?;
     Ok((
         StatusCode::OK,
         Json(json!({ "added": added, "already": entries.len() as u64 - added })),
@@ -378,7 +362,6 @@ pub(crate) async fn remove_suppression<S: ControlStore + EventStore + 'static>(
             .tenancy
             .store
             .remove_suppression(&key.tenant_id, &address)
-            .await
-            .map_err(store_error)?,
+            .await?,
     )
 }
