@@ -363,6 +363,13 @@ fn webhooks_to_internal_addresses_are_refused_and_undeliverable_events_are_dropp
         "http://169.254.169.254/latest/meta-data",
         "http://[::1]:9/",
         "http://10.0.0.1/",
+        // IPv6 forms that lead to an internal IPv4 address through a translator or tunnel.
+        "http://[64:ff9b::127.0.0.1]:9/",
+        "http://[64:ff9b:1::a9fe:a9fe]/",
+        "http://[2002:7f00:1::]:9/",
+        "http://[2001:0:7f00:1::]:9/",
+        "http://[::127.0.0.1]:9/",
+        "http://[fec0::1]/",
         "ftp://example.com/",
     ] {
         let refused = call(
