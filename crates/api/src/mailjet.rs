@@ -89,7 +89,7 @@ pub fn error_code(error: &FieldError) -> &'static str {
         "mj-0006"
     } else if m.contains("recipients; at most") || m.contains("at least one recipient") {
         "send-0015"
-    } else if m.contains("is set by tsubame") {
+    } else if m.contains("is set by tsubame") || m.contains("receiving servers") {
         "send-0011"
     } else {
         "mj-0005"

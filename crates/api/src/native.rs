@@ -208,8 +208,18 @@ impl Check {
                 self.fail(path, "is not a valid header name");
                 continue;
             }
-            if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            let lower = name.to_ascii_lowercase();
+            if RESERVED_HEADERS.contains(&lower.as_str()) {
                 self.fail(path, "is set by tsubame; use the message's own field");
+                continue;
+            }
+            if lower == "authentication-results" || lower.starts_with("arc-") {
+                // Receivers record their verdicts in these; one forged by a sender could be
+                // trusted by a mailbox downstream as if a verifier had written it.
+                self.fail(
+                    path,
+                    "is written by receiving servers; a sender may not set it",
+                );
                 continue;
             }
             if let Some(value) = self.line(&path, value) {
@@ -443,6 +453,42 @@ mod tests {
                 "messages[0].headers.Subject",
                 "messages[0].headers.X-A",
                 "messages[0].subject",
+            ]
+        );
+    }
+
+    /// Verdict headers (Authentication-Results, ARC-*) are receivers' to write: a forged
+    /// one could be trusted downstream. Every API refuses them, naming the header.
+    #[test]
+    fn receivers_verdict_headers_are_refused() {
+        let body = r#"{"messages":[{"from":"a@acme.test","to":["b@x.test"],"subject":"s","text":"t",
+            "headers":{"Authentication-Results":"mx.example; dkim=pass","ARC-Seal":"i=1; cv=none",
+            "arc-message-signature":"x","ARC-Authentication-Results":"i=1; spf=pass","X-Arc":"ok"}}]}"#;
+        let mut got = fields(body);
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "messages[0].headers.ARC-Authentication-Results",
+                "messages[0].headers.ARC-Seal",
+                "messages[0].headers.Authentication-Results",
+                "messages[0].headers.arc-message-signature",
+            ]
+        );
+        let sendgrid = r#"{"personalizations":[{"to":[{"email":"b@x.test"}],
+            "headers":{"ARC-Seal":"i=1"}}],"from":{"email":"a@acme.test"},"subject":"s",
+            "headers":{"Authentication-Results":"x"},"content":[{"type":"text/plain","value":"x"}]}"#;
+        let mut got: Vec<String> = crate::sendgrid::parse(sendgrid.as_bytes())
+            .expect_err("refused")
+            .into_iter()
+            .filter_map(|e| e.field)
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "headers.Authentication-Results",
+                "personalizations[0].headers.ARC-Seal"
             ]
         );
     }

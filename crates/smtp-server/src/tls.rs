@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -71,10 +72,27 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// How long a generated certificate is valid. Clients that check dates at all would refuse
+/// the rcgen default (1975 to 4096) as absurd, and a year is what public CAs issue.
+const SELF_SIGNED_VALIDITY: Duration = Duration::from_secs(365 * 86_400);
+
+/// A generated certificate is replaced at start-up when it has less than this left.
+const SELF_SIGNED_RENEW_BEFORE: Duration = Duration::from_secs(30 * 86_400);
+
+/// The file beside a generated certificate that records the host name it was made for, so
+/// a changed `hostname` gets a new certificate.
+const SELF_SIGNED_MARKER: &str = "cert.hostname";
+
+/// The generated certificate and key, made anew when missing, made for another host name,
+/// or near expiry (judged by the certificate file's age).
 fn ensure_self_signed(dir: &Path, hostname: &str) -> Result<(PathBuf, PathBuf), TlsError> {
     let cert_path = dir.join("cert.pem");
     let key_path = dir.join("key.pem");
-    if cert_path.exists() && key_path.exists() {
+    let marker_path = dir.join(SELF_SIGNED_MARKER);
+    if cert_path.exists()
+        && key_path.exists()
+        && self_signed_current(&cert_path, &marker_path, hostname)
+    {
         return Ok((cert_path, key_path));
     }
     let io = |path: &Path| {
@@ -82,14 +100,50 @@ fn ensure_self_signed(dir: &Path, hostname: &str) -> Result<(PathBuf, PathBuf), 
         move |source| TlsError::Io { path, source }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let names = vec![hostname.to_string(), "localhost".to_string()];
-    let generated =
-        rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
+    let generated = self_signed(hostname, SystemTime::now())?;
     write_private(&key_path, generated.signing_key.serialize_pem().as_bytes())
         .map_err(io(&key_path))?;
     write_private(&cert_path, generated.cert.pem().as_bytes()).map_err(io(&cert_path))?;
-    tracing::info!(cert = %cert_path.display(), "generated a self-signed TLS certificate");
+    write_private(&marker_path, hostname.as_bytes()).map_err(io(&marker_path))?;
+    tracing::info!(cert = %cert_path.display(), hostname, "generated a self-signed TLS certificate");
     Ok((cert_path, key_path))
+}
+
+fn self_signed_current(cert_path: &Path, marker_path: &Path, hostname: &str) -> bool {
+    let made_for = std::fs::read_to_string(marker_path).unwrap_or_default();
+    let age = std::fs::metadata(cert_path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok());
+    made_for == hostname
+        && age.is_some_and(|age| age + SELF_SIGNED_RENEW_BEFORE < SELF_SIGNED_VALIDITY)
+}
+
+/// A self-signed certificate naming `hostname` (subject CN and DNS name) and localhost,
+/// valid from a day before `now` (clocks differ) for [`SELF_SIGNED_VALIDITY`].
+fn self_signed(
+    hostname: &str,
+    now: SystemTime,
+) -> Result<rcgen::CertifiedKey<rcgen::KeyPair>, TlsError> {
+    let failed = |e: rcgen::Error| TlsError::Generate(e.to_string());
+    let mut names = vec![hostname.to_string()];
+    if hostname != "localhost" {
+        names.push("localhost".to_string());
+    }
+    let mut params = rcgen::CertificateParams::new(names).map_err(failed)?;
+    let mut subject = rcgen::DistinguishedName::new();
+    subject.push(rcgen::DnType::CommonName, hostname);
+    params.distinguished_name = subject;
+    let unix = |t: SystemTime| {
+        let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+        time::OffsetDateTime::from_unix_timestamp(secs)
+            .map_err(|e| TlsError::Generate(e.to_string()))
+    };
+    params.not_before = unix(now - Duration::from_secs(86_400))?;
+    params.not_after = unix(now + SELF_SIGNED_VALIDITY)?;
+    let signing_key = rcgen::KeyPair::generate().map_err(failed)?;
+    let cert = params.self_signed(&signing_key).map_err(failed)?;
+    Ok(rcgen::CertifiedKey { cert, signing_key })
 }
 
 /// Writes a file readable by its owner only.

@@ -31,7 +31,7 @@ pub fn check_mailbox(address: &str, smtputf8: bool) -> Result<(), AddressError> 
         return Err(AddressError::NeedsSmtpUtf8);
     }
     if domain.starts_with('[') {
-        return if domain.ends_with(']') {
+        return if address_literal(domain).is_some() {
             Ok(())
         } else {
             Err(AddressError::Syntax)
@@ -48,6 +48,23 @@ pub fn check_mailbox(address: &str, smtputf8: bool) -> Result<(), AddressError> 
         Ok(())
     } else {
         Err(AddressError::Syntax)
+    }
+}
+
+/// The IP address of an address literal domain (`[192.0.2.1]`, `[IPv6:2001:db8::1]`,
+/// RFC 5321 §4.1.3), or `None` when `domain` is not one. General address literals (other
+/// tags) name no address we could deliver to and are not accepted.
+pub fn address_literal(domain: &str) -> Option<std::net::IpAddr> {
+    let inner = domain.strip_prefix('[')?.strip_suffix(']')?;
+    match inner.get(..5) {
+        Some(tag) if tag.eq_ignore_ascii_case("ipv6:") => inner[5..]
+            .parse::<std::net::Ipv6Addr>()
+            .ok()
+            .map(std::net::IpAddr::V6),
+        _ => inner
+            .parse::<std::net::Ipv4Addr>()
+            .ok()
+            .map(std::net::IpAddr::V4),
     }
 }
 
@@ -68,11 +85,25 @@ mod tests {
         assert_eq!(check_mailbox("a@example.com", false), Ok(()));
         assert_eq!(check_mailbox("a+b.c@sub-1.example.co.jp", false), Ok(()));
         assert_eq!(check_mailbox("a@[127.0.0.1]", false), Ok(()));
+        assert_eq!(check_mailbox("a@[IPv6:2001:db8::1]", false), Ok(()));
+        assert_eq!(check_mailbox("a@[ipv6:::1]", false), Ok(()));
     }
 
     #[test]
     fn refuses_malformed() {
-        for bad in ["a", "@x.com", "a@", "a@-x.com", "a@x..com", "a@x .com"] {
+        for bad in [
+            "a",
+            "@x.com",
+            "a@",
+            "a@-x.com",
+            "a@x..com",
+            "a@x .com",
+            "a@[1.2.3]",
+            "a@[300.1.1.1]",
+            "a@[IPv6:1.2.3.4]",
+            "a@[x:y]",
+            "a@[127.0.0.1",
+        ] {
             assert_eq!(
                 check_mailbox(bad, false),
                 Err(AddressError::Syntax),

@@ -4,6 +4,7 @@
 use smtp_proto::{Error as ParseError, MailFrom, RcptTo, Request};
 
 use crate::address::{AddressError, check_mailbox};
+use crate::address_forms::{self, Rewritten};
 use crate::auth;
 use crate::data::{BdatReceiver, DataReceiver};
 use crate::envelope::{DsnRet, Notify, Recipient, Sender};
@@ -12,6 +13,12 @@ use crate::session::{BdatState, Event, Phase, Session};
 
 impl Session {
     pub(crate) fn command(&mut self, line: &[u8]) -> Option<Event> {
+        let rewritten = address_forms::for_parser(line, &self.config.hostname);
+        let (line, literal) = match &rewritten {
+            Rewritten::Unchanged => (line, None),
+            Rewritten::Postmaster { line } => (&line[..], None),
+            Rewritten::Literal { line, address } => (&line[..], Some(address.clone())),
+        };
         let request = match Request::parse(&mut line.iter()) {
             Ok(request) => request,
             Err(err) => {
@@ -22,8 +29,18 @@ impl Session {
         match request {
             Request::Ehlo { host } => self.hello(host.into_owned(), true),
             Request::Helo { host } => self.hello(host.into_owned(), false),
-            Request::Mail { from } => self.mail(from),
-            Request::Rcpt { to } => return self.rcpt(to),
+            Request::Mail { mut from } => {
+                if let Some(address) = literal {
+                    from.address = address.into();
+                }
+                self.mail(from)
+            }
+            Request::Rcpt { mut to } => {
+                if let Some(address) = literal {
+                    to.address = address.into();
+                }
+                return self.rcpt(to);
+            }
             Request::Data => return self.data(),
             Request::Bdat {
                 chunk_size,

@@ -16,6 +16,7 @@
 //! - [`client`]: the SMTP client state machine used for delivery.
 
 pub mod address;
+mod address_forms;
 pub mod auth;
 pub mod client;
 mod commands;

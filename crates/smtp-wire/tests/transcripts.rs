@@ -493,3 +493,48 @@ fn auth_that_cannot_be_checked_is_a_temporary_failure() {
     assert!(out.starts_with("235 2.7.0"), "{out}");
     assert_eq!(asked, 2);
 }
+
+/// RFC 5321 §4.1.1.3 requires `RCPT TO:<Postmaster>` without a domain to be accepted, and
+/// §4.1.3 allows address literals; neither is bad syntax (relay rules still apply).
+#[test]
+fn postmaster_and_address_literals_are_valid_recipients() {
+    let mut d = Driver::new(TRUSTED);
+    d.send(b"EHLO c\r\nMAIL FROM:<a@b.test>\r\n");
+    for rcpt in [
+        "<postmaster>",
+        "<Postmaster>",
+        "<user@[192.0.2.1]>",
+        "<user@[IPv6:2001:db8::1]>",
+    ] {
+        let out = d.send(format!("RCPT TO:{rcpt}\r\n").as_bytes());
+        assert!(out.starts_with("250 2.1.5"), "{rcpt}: {out}");
+        d.send(b"RSET\r\nMAIL FROM:<a@b.test>\r\n");
+    }
+    d.send(b"RSET\r\nMAIL FROM:<user@[192.0.2.1]>\r\nRCPT TO:<Postmaster>\r\n");
+    d.send(b"RCPT TO:<x@[IPv6:::1]>\r\nDATA\r\nhi\r\n.\r\n");
+    let txn = d.spooled.last().expect("spooled");
+    assert_eq!(txn.sender.address, "user@[192.0.2.1]");
+    let rcpts: Vec<&str> = txn.recipients.iter().map(|r| r.address.as_str()).collect();
+    assert_eq!(rcpts, ["postmaster@mx.test", "x@[IPv6:::1]"]);
+    for bad in [
+        "<user@[192.0.2.1>",
+        "<user@[not an address]>",
+        "<postmaster2>",
+    ] {
+        d.send(b"RSET\r\nMAIL FROM:<a@b.test>\r\n");
+        let out = d.send(format!("RCPT TO:{bad}\r\n").as_bytes());
+        assert!(out.starts_with("501"), "{bad}: {out}");
+    }
+}
+
+/// Relay rules apply to the valid forms as to any address: a client that may not relay
+/// gets 550 5.7.1, not a syntax error.
+#[test]
+fn postmaster_and_literals_from_untrusted_clients_are_relay_denied() {
+    let mut d = Driver::new(UNTRUSTED);
+    d.send(b"EHLO c\r\nMAIL FROM:<a@b.test>\r\n");
+    for rcpt in ["<postmaster>", "<user@[192.0.2.1]>"] {
+        let out = d.send(format!("RCPT TO:{rcpt}\r\n").as_bytes());
+        assert!(out.starts_with("550 5.7.1"), "{rcpt}: {out}");
+    }
+}

@@ -175,7 +175,13 @@ impl Router {
                 self.static_route(static_route),
                 Instant::now() + STATIC_ROUTE_TTL,
             ),
-            None => self.mx_route(domain).await?,
+            None => match smtp_wire::address::address_literal(domain) {
+                Some(ip) => (
+                    self.literal_route(domain, ip),
+                    Instant::now() + STATIC_ROUTE_TTL,
+                ),
+                None => self.mx_route(domain).await?,
+            },
         };
         let route = Arc::new(route);
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
@@ -209,6 +215,20 @@ impl Router {
             hosts: route.hosts.clone(),
             tls: route.tls.unwrap_or(self.config.default_tls),
             auth: route.auth.clone(),
+        }
+    }
+
+    /// An address literal (`user@[192.0.2.1]`) names its host: no MX lookup (RFC 5321
+    /// §5.1). Each literal is a site of its own.
+    fn literal_route(&self, domain: &str, ip: std::net::IpAddr) -> Route {
+        Route {
+            site: Arc::from(domain),
+            hosts: vec![HostPort {
+                host: ip.to_string(),
+                port: self.config.mx_port,
+            }],
+            tls: self.config.default_tls,
+            auth: None,
         }
     }
 

@@ -310,3 +310,24 @@ async fn parallel_connection_failures_back_off_once_and_retry_lifts_the_back_off
     assert_eq!(sink.messages().len(), 40);
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }
+
+/// An address literal (RFC 5321 §4.1.3) names the host to deliver to: no MX lookup, no
+/// DNS at all (the test DNS has no record for anything here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn address_literals_are_delivered_to_the_named_host() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let (sink, port) = sink_on(&["127.0.0.4"], SinkOptions::default(), sink_dir.path());
+    let rig = rig(start_dns(&[]).await, port, |_| {}).await;
+    let id = rig.submit("", &["someone@[127.0.0.4]"], 0, 0).await;
+    rig.wait_gone(id, Duration::from_secs(10)).await;
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0]["recipients"][0], "someone@[127.0.0.4]");
+    let events = wait_for(Duration::from_secs(2), || {
+        let events = rig.events();
+        (!events.is_empty()).then_some(events)
+    })
+    .await;
+    assert_eq!(events[0]["outcome"], "delivered", "{events:?}");
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}

@@ -234,3 +234,63 @@ fn swaks_plain_starttls_auth_implicit_tls_and_pipelining() {
     assert!(ok && out.contains("250 2.0.0 Ok: queued as"), "{out}");
     assert_eq!(server.queued_ids().len(), 2);
 }
+
+/// The certificate generated on first start, as OpenSSL sees it on the implicit-TLS port:
+/// it names the configured host name (subject and subjectAltName) and is valid from about
+/// now for about a year, not the generator's defaults (a generic subject, 1975 to 4096).
+#[test]
+fn generated_certificate_names_the_host_and_has_a_sensible_validity() {
+    let server = TestServer::start("");
+    let script = format!(
+        "openssl s_client -connect {} -servername mx.test </dev/null 2>/dev/null \
+         | openssl x509 -noout -subject -ext subjectAltName -startdate -enddate -dateopt iso_8601",
+        server.smtps
+    );
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("openssl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.replace(" = ", "=").contains("subject=CN=mx.test"),
+        "{text}"
+    );
+    assert!(text.contains("DNS:mx.test"), "{text}");
+    let date = |key: &str| -> i64 {
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("{key}: {text}"));
+        // ISO 8601 "2026-12-03 07:33:27Z": days since the epoch from the date part.
+        let d: Vec<i64> = line[..10]
+            .split('-')
+            .map(|p| p.parse().expect("date"))
+            .collect();
+        days_from_civil(d[0], d[1], d[2])
+    };
+    let today = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        / 86_400) as i64;
+    let (start, end) = (date("notBefore="), date("notAfter="));
+    assert!(
+        (today - 2..=today).contains(&start),
+        "notBefore {start}, today {today}"
+    );
+    assert!(
+        (today + 300..=today + 400).contains(&end),
+        "notAfter {end}, today {today}"
+    );
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
