@@ -42,6 +42,7 @@ async fn receiver(tls: bool, recipients_max: usize, relay: &str) -> Receiver {
             connections_per_ip_max: 100,
             connection_rate_per_ip_max: 10_000,
             rate_interval: Duration::from_secs(60),
+            exempt_networks: Vec::new(),
         },
         timeouts: Timeouts {
             greeting_delay: Duration::ZERO,

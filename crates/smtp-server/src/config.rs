@@ -34,7 +34,7 @@ pub struct ServerConfig {
 }
 
 /// Limits applied when a connection arrives.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnectionLimits {
     /// Open connections across all clients.
     pub connections_max: usize,
@@ -44,6 +44,9 @@ pub struct ConnectionLimits {
     pub connection_rate_per_ip_max: u32,
     /// The window for `connection_rate_per_ip_max`.
     pub rate_interval: Duration,
+    /// Client networks the per-address limits do not apply to (only `connections_max`
+    /// does): trusted applications that open one connection per message are not attackers.
+    pub exempt_networks: Vec<Cidr>,
 }
 
 /// How long a client may take.

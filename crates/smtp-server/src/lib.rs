@@ -79,7 +79,7 @@ impl Server {
             local_checks: tenants.is_some(),
         });
         let (shutdown_tx, shutdown) = watch::channel(false);
-        let limiter = Limiter::new(config.limits);
+        let limiter = Limiter::new(config.limits.clone());
         let shared = Arc::new(Shared {
             ingress: Ingress::new(spool, config.hostname.clone(), tenants.clone()),
             tenants,

@@ -1,6 +1,8 @@
 //! Admission control at accept time: a global connection cap, a per-address cap, and a
 //! per-address rate of new connections. A refusal costs one small write and a close, so a
-//! flood of connections cannot buy TLS handshakes or session state.
+//! flood of connections cannot buy TLS handshakes or session state. Addresses in the
+//! exempt networks (by default the trusted relay networks, as Postfix exempts mynetworks)
+//! only count towards the global cap.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -64,7 +66,8 @@ pub struct Limiter {
 /// Held for the life of a connection; releases its slots on drop.
 #[derive(Debug)]
 pub struct Permit {
-    ip: IpAddr,
+    /// The address whose per-address slot this holds; `None` for an exempt address.
+    ip: Option<IpAddr>,
     state: Arc<Mutex<State>>,
 }
 
@@ -72,7 +75,7 @@ impl Drop for Permit {
     fn drop(&mut self) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.open -= 1;
-        if let Some(entry) = state.per_ip.get_mut(&self.ip) {
+        if let Some(entry) = self.ip.and_then(|ip| state.per_ip.get_mut(&ip)) {
             entry.open -= 1;
         }
     }
@@ -92,6 +95,13 @@ impl Limiter {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if state.open >= self.limits.connections_max {
             return Err(Refusal::Global);
+        }
+        if self.limits.exempt_networks.iter().any(|n| n.contains(ip)) {
+            state.open += 1;
+            return Ok(Permit {
+                ip: None,
+                state: self.state.clone(),
+            });
         }
         state.admitted_since_sweep += 1;
         if state.admitted_since_sweep >= 4096 {
@@ -116,7 +126,7 @@ impl Limiter {
         entry.open += 1;
         state.open += 1;
         Ok(Permit {
-            ip,
+            ip: Some(ip),
             state: self.state.clone(),
         })
     }
@@ -148,7 +158,35 @@ mod tests {
             connections_per_ip_max: 2,
             connection_rate_per_ip_max: 4,
             rate_interval: Duration::from_secs(10),
+            exempt_networks: vec!["10.0.0.0/8".parse().expect("cidr")],
         })
+    }
+
+    /// A trusted application opening one connection per message, many at once, is held
+    /// only by the global cap.
+    #[test]
+    fn exempt_networks_skip_the_per_address_limits() {
+        let limiter = limiter();
+        let now = Instant::now();
+        let app: IpAddr = "10.1.2.3".parse().expect("ip");
+        for _ in 0..100 {
+            drop(limiter.admit(app, now).expect("exempt from the rate"));
+        }
+        let held: Vec<Permit> = (0..3)
+            .map(|_| {
+                limiter
+                    .admit(app, now)
+                    .expect("exempt from the per-address cap")
+            })
+            .collect();
+        assert_eq!(limiter.admit(app, now).err(), Some(Refusal::Global));
+        drop(held);
+        assert_eq!(limiter.open(), 0);
+        let other: IpAddr = "127.0.0.1".parse().expect("ip");
+        for _ in 0..4 {
+            drop(limiter.admit(other, now).expect("within rate"));
+        }
+        assert_eq!(limiter.admit(other, now).err(), Some(Refusal::Rate));
     }
 
     #[test]

@@ -53,6 +53,7 @@ pub struct RawSmtp {
     pub connections_per_ip_max: Option<u32>,
     pub connection_rate_per_ip_max: Option<u32>,
     pub connection_rate_interval: Option<String>,
+    pub connection_limit_exceptions: Option<Vec<String>>,
     pub greeting_delay: Option<String>,
     pub command_timeout: Option<String>,
     pub data_idle_timeout: Option<String>,
@@ -149,6 +150,17 @@ fn in_range(key: &str, value: u64, min: u64, max: u64) -> anyhow::Result<u64> {
     Ok(value)
 }
 
+/// A list of networks; errors name the key and the index.
+fn cidrs(key: &str, list: &[String]) -> anyhow::Result<Vec<Cidr>> {
+    list.iter()
+        .enumerate()
+        .map(|(i, n)| {
+            n.parse::<Cidr>()
+                .map_err(|e| anyhow::anyhow!("{key}[{i}]: {e}"))
+        })
+        .collect()
+}
+
 fn system_hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
@@ -190,14 +202,7 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> anyhow::Result<Config>
         .relay_networks
         .clone()
         .unwrap_or_else(|| vec!["127.0.0.0/8".into(), "::1/128".into()]);
-    let relay_networks = networks
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            n.parse::<Cidr>()
-                .map_err(|e| anyhow::anyhow!("smtp.relay_networks[{i}]: {e}"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let relay_networks = cidrs("smtp.relay_networks", &networks)?;
     let limits = ConnectionLimits {
         connections_max: in_range(
             "smtp.connections_max",
@@ -222,6 +227,10 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> anyhow::Result<Config>
             s.connection_rate_interval.as_deref(),
             "60s",
         )?,
+        exempt_networks: match &s.connection_limit_exceptions {
+            None => relay_networks.clone(),
+            Some(list) => cidrs("smtp.connection_limit_exceptions", list)?,
+        },
     };
     if limits.rate_interval.is_zero() {
         bail!("smtp.connection_rate_interval: must be greater than zero");

@@ -37,7 +37,8 @@ fn expect_closed(client: &mut RawClient) {
 #[test]
 fn connection_limits_global_per_ip_and_rate() {
     let server = TestServer::start(
-        "connections_per_ip_max = 2\nconnections_max = 100\nconnection_rate_per_ip_max = 1000",
+        "connections_per_ip_max = 2\nconnections_max = 100\nconnection_rate_per_ip_max = 1000\n\
+         connection_limit_exceptions = []",
     );
     let _a = greeted(&server);
     let _b = greeted(&server);
@@ -62,8 +63,9 @@ fn connection_limits_global_per_ip_and_rate() {
         "421 4.7.0 Too many connections, try again later\r\n"
     );
 
-    let server =
-        TestServer::start("connection_rate_per_ip_max = 3\nconnection_rate_interval = \"60s\"");
+    let server = TestServer::start(
+        "connection_rate_per_ip_max = 3\nconnection_rate_interval = \"60s\"\nconnection_limit_exceptions = []",
+    );
     // A source address of its own, so the harness's readiness probes do not count.
     let source = "127.0.0.9".parse().expect("ip");
     for _ in 0..3 {
@@ -81,6 +83,51 @@ fn connection_limits_global_per_ip_and_rate() {
         other.reply().starts_with("220 "),
         "another address is not limited"
     );
+}
+
+/// Postfix's smtp-source opens one connection per message, as many mail libraries do. From
+/// a trusted network (loopback is one by default) 700 such messages in well under a minute
+/// all get through a rate limit of 600 a minute, and 60 at once through a per-address cap
+/// of 50; with the exemption switched off the same client is refused.
+#[test]
+fn trusted_clients_are_exempt_from_per_address_limits() {
+    let smtp_source = |server: &TestServer, messages: &str, sessions: &str| {
+        std::process::Command::new("/usr/sbin/smtp-source")
+            .args([
+                "-s",
+                sessions,
+                "-m",
+                messages,
+                "-f",
+                "app@client.test",
+                "-t",
+                "x@dest.test",
+            ])
+            .arg(server.smtp.to_string())
+            .output()
+            .expect("smtp-source (scripts/test installs postfix)")
+    };
+    let server = TestServer::start("");
+    let out = smtp_source(&server, "700", "60");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let queued = server.queued_ids().len();
+    assert_eq!(
+        queued, 700,
+        "every message of the trusted client was accepted"
+    );
+
+    let server = TestServer::start("connection_limit_exceptions = []");
+    let out = smtp_source(&server, "700", "60");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() || stderr.contains("421"),
+        "the untrusted path still limits: {stderr}"
+    );
+    assert!(server.queued_ids().len() < 700);
 }
 
 #[test]
