@@ -1,6 +1,7 @@
 //! A checked message → RFC 5322 bytes (mail-builder: MIME structure, encoded words, CRLF
 //! line endings) and its spool envelope. Bcc recipients are in the envelope only.
 
+use base64::Engine as _;
 use mail_builder::MessageBuilder;
 use mail_builder::headers::address::Address;
 use mail_builder::headers::content_type::ContentType;
@@ -48,7 +49,7 @@ fn body<'a>(
         let mut related = vec![part];
         related.extend(inline.iter().map(|a| {
             let disposition = ContentType::new("inline").attribute("filename", a.filename.as_str());
-            MimePart::new(a.content_type.as_str(), a.content.as_slice())
+            file_part(a)
                 .header("Content-Disposition", disposition)
                 .cid(a.content_id.as_deref().unwrap_or_default())
         }));
@@ -63,10 +64,41 @@ fn body<'a>(
         return readable;
     }
     let mut mixed = vec![readable];
-    mixed.extend(files.into_iter().map(|a| {
-        MimePart::new(a.content_type.as_str(), a.content.as_slice()).attachment(a.filename.as_str())
-    }));
+    mixed.extend(
+        files
+            .into_iter()
+            .map(|a| file_part(a).attachment(a.filename.as_str())),
+    );
     MimePart::new("multipart/mixed", mixed)
+}
+
+/// An attachment's part. The builder sends text media types as they are when it finds no
+/// reason to encode, but it looks only for 8-bit bytes and long lines: a text file with a
+/// NUL, a bare CR or a bare LF would go out as `7bit` that is not 7bit (NUL and bare line
+/// endings are refused or mangled by receivers, and the file would change). Those are
+/// base64-encoded here, byte for byte.
+fn file_part(a: &Attachment) -> MimePart<'_> {
+    if !needs_base64(&a.content) {
+        return MimePart::new(a.content_type.as_str(), a.content.as_slice());
+    }
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&a.content);
+    let mut wrapped = String::with_capacity(encoded.len() + encoded.len() / 38 + 2);
+    for line in encoded.as_bytes().chunks(76) {
+        // Base64 output is ASCII, so every chunk is valid UTF-8.
+        wrapped.push_str(std::str::from_utf8(line).unwrap_or_default());
+        wrapped.push_str("\r\n");
+    }
+    MimePart::new(a.content_type.as_str(), wrapped).transfer_encoding("base64")
+}
+
+/// True when `content` holds a NUL, a CR not followed by LF, or an LF not preceded by CR.
+fn needs_base64(content: &[u8]) -> bool {
+    content.contains(&0)
+        || content.first() == Some(&b'\n')
+        || content.last() == Some(&b'\r')
+        || content
+            .windows(2)
+            .any(|w| (w[0] == b'\r') != (w[1] == b'\n'))
 }
 
 /// Who sent it: the tenant, for the queue view and later the per-tenant policies.
@@ -253,6 +285,47 @@ mod tests {
         let bytes = [composed.signature.as_bytes(), &composed.content].concat();
         assert!(bytes.starts_with(b"DKIM-Signature: v=1; a=ed25519-sha256;"));
         (envelope, String::from_utf8(bytes).expect("utf8"))
+    }
+
+    /// A text attachment holding a NUL, a bare CR or a bare LF goes out base64-encoded and
+    /// arrives byte for byte; a clean one stays readable text.
+    #[test]
+    fn text_attachments_with_nul_or_bare_line_endings_are_base64() {
+        use base64::Engine as _;
+        use mail_parser::MimeHeaders as _;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let awkward: [&[u8]; 4] = [b"a\0b\r\n", b"one\ntwo\n", b"cr\ronly", b"ends in cr\r"];
+        for content in awkward {
+            let body = format!(
+                r#"{{"messages":[{{"from":"a@acme.test","to":["b@x.test"],"subject":"S","text":"Hi",
+                "attachments":[{{"filename":"a.txt","content_type":"text/plain","content":"{}"}},
+                               {{"filename":"clean.txt","content_type":"text/plain","content":"{}"}}]}}]}}"#,
+                b64(content),
+                b64(b"plain text\r\n")
+            );
+            let (envelope, text) = composed(&body);
+            assert_ne!(envelope.flags & Envelope::FLAG_CANONICAL, 0);
+            let parsed = mail_parser::MessageParser::new()
+                .parse(text.as_bytes())
+                .expect("parses");
+            let part = |name: &str| {
+                parsed
+                    .attachments()
+                    .find(|p| p.attachment_name() == Some(name))
+                    .expect("attachment")
+            };
+            let awkward = part("a.txt");
+            assert_eq!(
+                awkward.content_transfer_encoding(),
+                Some("base64"),
+                "{content:?}: {text}"
+            );
+            assert_eq!(awkward.contents(), content);
+            let clean = part("clean.txt");
+            assert_ne!(clean.content_transfer_encoding(), Some("base64"), "{text}");
+            assert_eq!(clean.contents(), b"plain text\r\n");
+            assert!(!text.as_bytes().contains(&0), "{text}");
+        }
     }
 
     #[test]

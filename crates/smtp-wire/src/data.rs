@@ -21,6 +21,17 @@ pub struct ContentFlaws {
     pub bare_line_ending: bool,
     /// The content grew past the size limit; the excess was discarded.
     pub too_big: bool,
+    /// A NUL byte was seen. RFC 5322 text never holds one, receivers handle it badly
+    /// (some truncate there, so what they show differs from what was signed and checked),
+    /// and it cannot be relayed as it is.
+    pub nul: bool,
+}
+
+impl ContentFlaws {
+    /// True when the content will be refused whatever follows, so it need not be kept.
+    fn poisoned(&self) -> bool {
+        self.too_big || self.bare_line_ending || self.nul
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +80,12 @@ impl DataReceiver {
 
     fn push(&mut self, out: &mut Vec<u8>, bytes: &[u8]) {
         self.received_bytes += bytes.len();
-        if self.flaws.too_big || self.flaws.bare_line_ending {
+        if self.flaws.poisoned() {
+            return;
+        }
+        if memchr::memchr(0, bytes).is_some() {
+            self.flaws.nul = true;
+            *out = Vec::new();
             return;
         }
         if out.len() + bytes.len() > self.max_bytes {
@@ -241,7 +257,11 @@ impl BdatReceiver {
             self.flaws.bare_line_ending = true;
             *out = Vec::new();
         }
-        if self.flaws.bare_line_ending || self.flaws.too_big {
+        if !self.flaws.poisoned() && memchr::memchr(0, chunk).is_some() {
+            self.flaws.nul = true;
+            *out = Vec::new();
+        }
+        if self.flaws.poisoned() {
             return;
         }
         if out.len() + chunk.len() > self.max_bytes {

@@ -521,6 +521,8 @@ enum Step {
 fn flaw_reason(flaws: ContentFlaws) -> &'static str {
     if flaws.bare_line_ending {
         "bare_line_ending"
+    } else if flaws.nul {
+        "nul"
     } else if flaws.too_big {
         "too_big"
     } else {
@@ -535,6 +537,8 @@ fn content_rejection(flaws: ContentFlaws, config: &SessionConfig) -> Reply {
             (5, 6, 0),
             "Message contains bare CR or LF; only CRLF line endings are accepted",
         )
+    } else if flaws.nul {
+        Reply::new(550, (5, 6, 0), "Message contains NUL characters")
     } else {
         let text = format!(
             "Message exceeds the size limit of {} bytes",

@@ -253,6 +253,43 @@ fn mixed_bare_endings_in_body_rejected() {
     assert!(d.spooled.is_empty());
 }
 
+/// A NUL anywhere in the content (a header, the body, split across reads, in a BDAT chunk)
+/// refuses the whole message with 550 5.6.0; the session carries on.
+#[test]
+fn nul_bytes_refuse_the_message() {
+    let mut d = Driver::new(TRUSTED);
+    d.send(b"EHLO c\r\n");
+    let payloads: [&[&[u8]]; 4] = [
+        &[b"Subject: a\0b\r\n\r\nbody\r\n.\r\n"],
+        &[b"Subject: s\r\n\r\nbo\0dy\r\n.\r\n"],
+        &[b"Subject: s\r\n\r\nbody", b"\0", b"\r\n.\r\n"],
+        &[b"\0\r\n.\r\n"],
+    ];
+    for parts in payloads {
+        d.send(b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n");
+        let mut out = String::new();
+        for part in parts {
+            out.push_str(&d.send(part));
+        }
+        assert!(
+            out.starts_with("550 5.6.0 Message contains NUL characters"),
+            "{parts:?}: {out}"
+        );
+    }
+    let out = d.send(
+        b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nBDAT 6\r\nab\0\r\ncBDAT 3 LAST\r\nd\r\n",
+    );
+    assert_eq!(codes(&out), ["250", "250", "550", "550"], "{out}");
+    assert!(
+        out.contains("550 5.6.0 Message contains NUL characters"),
+        "{out}"
+    );
+    assert!(d.spooled.is_empty());
+    let out = d.send(b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\nclean\r\n.\r\n");
+    assert_eq!(codes(&out), ["250", "250", "354", "250"], "{out}");
+    assert_eq!(d.spooled.len(), 1);
+}
+
 #[test]
 fn recipient_limit() {
     let mut d = Driver::new(TRUSTED);

@@ -66,3 +66,40 @@ fn bdat_content_with_bare_lf_is_rejected_and_counted_chunks_stay_in_sync() {
     assert!(client.cmd("NOOP").starts_with("250"));
     assert!(server.queued_ids().is_empty());
 }
+
+/// A NUL in a header or the body, by DATA or BDAT, refuses the message: nothing is queued
+/// (so nothing is relayed), and the refusals are counted by reason.
+#[test]
+fn nul_bytes_are_refused_and_never_queued() {
+    let server = TestServer::start("");
+    for content in [
+        &b"Subject: hi\0there\r\n\r\nbody\r\n.\r\n"[..],
+        &b"Subject: hi\r\n\r\nbo\0dy\r\n.\r\n"[..],
+    ] {
+        let mut client = RawClient::connect(server.smtp);
+        client.start_data("a@example.org", "b@example.com");
+        client.send(content);
+        let reply = client.reply();
+        assert!(reply.starts_with("550 5.6.0"), "{reply}");
+    }
+    let mut client = RawClient::connect(server.smtp);
+    client.reply();
+    client.cmd("EHLO c");
+    client.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n");
+    client.reply();
+    client.reply();
+    client.send(b"BDAT 14 LAST\r\nSubject: \0\r\n\r\n");
+    assert!(client.reply().starts_with("550 5.6.0"));
+    assert!(client.cmd("NOOP").starts_with("250"));
+    assert!(server.queued_ids().is_empty());
+    let metrics = String::from_utf8(
+        crate::harness::http_get(server.http, "/metrics", None)
+            .expect("metrics")
+            .1,
+    )
+    .expect("utf8");
+    assert!(
+        metrics.contains("tsubame_smtp_messages_rejected_total{reason=\"nul\"} 3"),
+        "{metrics}"
+    );
+}
