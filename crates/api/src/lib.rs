@@ -24,6 +24,7 @@ pub mod attributes;
 pub mod auth;
 pub mod compose;
 pub mod error;
+pub mod framework_errors;
 pub mod hooks;
 pub mod idempotency;
 pub mod mailjet;
@@ -294,14 +295,16 @@ async fn send_mailjet_authorized<S: ControlStore + EventStore>(
     let request = match mailjet::parse(body) {
         Ok(request) => request,
         Err(error) => {
+            // A named property: missing (mj-0003) or of the wrong type (mj-0004); none:
+            // the body is not JSON at all (mj-0002).
             let code = if error.field.is_some() {
-                "mj-0003"
+                mailjet::error_code(&error)
             } else {
                 "mj-0002"
             };
             return json(
                 StatusCode::BAD_REQUEST,
-                mailjet::global_error(400, code, &error.message),
+                mailjet::global_field_error(400, code, &error),
             );
         }
     };

@@ -251,13 +251,20 @@ pub fn parse(body: &[u8]) -> Result<Request, FieldError> {
             "the request body must be a JSON object",
         ));
     };
-    let sandbox = root
-        .get("SandboxMode")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let globals = root.get("Globals").and_then(Value::as_object);
-    let Some(messages) = root.get("Messages").and_then(Value::as_array) else {
-        return Err(FieldError::at("Messages", "is required"));
+    let sandbox = match root.get("SandboxMode") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(on)) => *on,
+        Some(_) => return Err(FieldError::at("SandboxMode", "must be a boolean")),
+    };
+    let globals = match root.get("Globals") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(map)) => Some(map),
+        Some(_) => return Err(FieldError::at("Globals", "must be an object")),
+    };
+    let messages = match root.get("Messages") {
+        None | Some(Value::Null) => return Err(FieldError::at("Messages", "is required")),
+        Some(Value::Array(messages)) => messages,
+        Some(_) => return Err(FieldError::at("Messages", "must be an array")),
     };
     if messages.is_empty() || messages.len() > MESSAGES_MAX {
         return Err(FieldError::at(
@@ -314,6 +321,17 @@ pub fn global_error(status: u16, code: &str, message: &str) -> Value {
         "ErrorMessage": message,
         "StatusCode": status,
     })
+}
+
+/// The answer for a request refused as a whole because of one property: the message names
+/// it, as the per-message errors do, and `ErrorRelatedTo` lists it.
+pub fn global_field_error(status: u16, code: &str, error: &FieldError) -> Value {
+    let mut value = global_error(status, code, &error.message);
+    if let Some(field) = &error.field {
+        value["ErrorMessage"] = format!("\"{field}\" {}", error.message).into();
+        value["ErrorRelatedTo"] = serde_json::json!([field]);
+    }
+    value
 }
 
 /// The response entry of a refused message.
@@ -410,6 +428,34 @@ mod tests {
     fn malformed_json_is_a_global_error() {
         assert!(parse(b"{").is_err());
         assert!(parse(br#"{"Messages":[]}"#).is_err());
+    }
+
+    /// A top-level property of the wrong type is named with what it must be, not reported
+    /// as missing, and the whole-request answer carries the name.
+    #[test]
+    fn wrong_types_at_the_top_level_name_the_property() {
+        for (body, field, message) in [
+            (r#"{"Messages":{"To":[]}}"#, "Messages", "must be an array"),
+            (r#"{"Messages":"x"}"#, "Messages", "must be an array"),
+            (r#"{}"#, "Messages", "is required"),
+            (
+                r#"{"Messages":[{}],"Globals":[]}"#,
+                "Globals",
+                "must be an object",
+            ),
+            (
+                r#"{"Messages":[{}],"SandboxMode":"yes"}"#,
+                "SandboxMode",
+                "must be a boolean",
+            ),
+        ] {
+            let error = parse(body.as_bytes()).expect_err(body);
+            assert_eq!(error.field.as_deref(), Some(field), "{body}");
+            assert_eq!(error.message, message, "{body}");
+            let answer = global_field_error(400, "mj-0003", &error);
+            assert_eq!(answer["ErrorMessage"], format!("\"{field}\" {message}"));
+            assert_eq!(answer["ErrorRelatedTo"][0], field);
+        }
     }
 
     #[test]

@@ -147,14 +147,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         metrics: Arc::new(move || recorder.render()),
         delivery: engine.clone(),
     });
-    let router = router.merge(api::router(api::ApiState::new(
-        spool.clone(),
-        tenancy,
-        event_sink.clone(),
-        config.events.webhooks.guard.clone(),
-        config.public_url.clone(),
-        config.smtp.hostname.clone(),
-    )));
+    let router = router
+        .merge(api::router(api::ApiState::new(
+            spool.clone(),
+            tenancy,
+            event_sink.clone(),
+            config.events.webhooks.guard.clone(),
+            config.public_url.clone(),
+            config.smtp.hostname.clone(),
+        )))
+        .layer(axum::middleware::from_fn(
+            api::framework_errors::json_errors,
+        ));
     std::fs::write(data.admin_url(), format!("http://{http_addr}\n"))?;
     tracing::info!(smtp = ?smtp.local_addrs(), http = %http_addr, data_dir = %data.root.display(), "tsubame serving");
 

@@ -11,6 +11,7 @@ mod config_cli;
 mod crash;
 mod events;
 mod faults;
+mod http_limits;
 mod inbound;
 mod limits;
 mod manage;
