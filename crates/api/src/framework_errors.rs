@@ -40,14 +40,23 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
     let text = axum::body::to_bytes(body, FRAMEWORK_TEXT_BYTES_MAX)
         .await
         .unwrap_or_default();
-    let error = describe(status, &String::from_utf8_lossy(&text));
+    let text = String::from_utf8_lossy(&text);
+    if text.contains(http_listener::bodies::BODY_TIMEOUT_TEXT) {
+        // The body did not arrive in time: 408, and the connection closes (what is left of
+        // the body could otherwise be read as the next request).
+        parts.status = StatusCode::REQUEST_TIMEOUT;
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    let error = describe(parts.status, &text);
     let value = if mailjet {
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        let code = if parts.status == StatusCode::PAYLOAD_TOO_LARGE {
             "mj-0006"
         } else {
             "mj-0002"
         };
-        mailjet::global_field_error(status.as_u16(), code, &error)
+        mailjet::global_field_error(parts.status.as_u16(), code, &error)
     } else {
         serde_json::json!({ "errors": [error] })
     };
@@ -90,6 +99,7 @@ fn describe(status: StatusCode, text: &str) -> FieldError {
                 "could not be read: it ended early or its chunked encoding is malformed",
             )
         }
+        StatusCode::REQUEST_TIMEOUT => FieldError::at("body", "did not arrive in time"),
         StatusCode::NOT_FOUND => FieldError::general("no such endpoint"),
         StatusCode::METHOD_NOT_ALLOWED => {
             FieldError::general("this endpoint does not accept that method")

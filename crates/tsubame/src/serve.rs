@@ -164,17 +164,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut http_stop = stop_rx.clone();
+    let http_limits = config.http_limits;
+    // The HTTP side is waited for at most 5 s below; requests in progress get that long.
+    let http_grace = Duration::from_secs(5);
     let http_task = tokio::spawn(async move {
         let graceful = async move {
             let _ = http_stop.wait_for(|stopped| *stopped).await;
         };
-        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        if let Err(err) = axum::serve(http, service)
-            .with_graceful_shutdown(graceful)
-            .await
-        {
-            tracing::error!(error = %err, "HTTP server failed");
-        }
+        http_listener::serve(http, router, http_limits, graceful, http_grace).await;
     });
     let mut smtp_stop = stop_rx.clone();
     let smtp_task = tokio::spawn(smtp.run(async move {

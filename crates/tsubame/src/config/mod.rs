@@ -4,6 +4,9 @@
 
 pub mod delivery;
 pub mod events;
+pub mod http;
+
+use http::RawHttp;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -72,13 +75,6 @@ pub struct RawTls {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawHttp {
-    pub listen: Option<String>,
-    pub public_url: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawSpool {
     pub segment_bytes_max: Option<u64>,
     pub batch_bytes_max: Option<u64>,
@@ -105,6 +101,7 @@ pub struct Config {
     pub smtp: ServerConfig,
     pub tls: Option<(PathBuf, PathBuf)>,
     pub http_listen: SocketAddr,
+    pub http_limits: http_listener::HttpLimits,
     /// How recipients reach this server's HTTP listener (one-click unsubscribe links).
     pub public_url: Option<String>,
     pub segment_bytes_max: u64,
@@ -337,6 +334,7 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> anyhow::Result<Config>
         smtp,
         tls,
         http_listen: addr("http.listen", &http_text)?,
+        http_limits: http::limits(&raw.http)?,
         public_url: match raw.http.public_url.as_deref() {
             None => None,
             Some(url) => {
