@@ -14,6 +14,7 @@ pub mod config;
 mod connection;
 pub mod headers;
 pub mod limits;
+pub mod long_lines;
 mod submit;
 pub mod tenants;
 pub mod tls;

@@ -43,6 +43,18 @@ impl Ingress {
         if let Some(reply) = self.take_reports(&mut txn, client_ip).await {
             return reply;
         }
+        if crate::long_lines::present(&txn.content) {
+            // Before anything is signed or stored: what is stored is what goes out.
+            let content = std::mem::take(&mut txn.content);
+            match tokio::task::spawn_blocking(move || crate::long_lines::rewrite(&content)).await {
+                Ok(rewritten) => txn.content = rewritten,
+                Err(err) => {
+                    tracing::error!(error = %err, "rewriting long lines failed");
+                    return Reply::new(451, (4, 3, 0), "Temporary failure, try again later");
+                }
+            }
+            metrics::counter!("tsubame_smtp_long_lines_rewritten_total").increment(1);
+        }
         let id = self.spool.next_id();
         let queue_id = id.to_string();
         let now = SystemTime::now()

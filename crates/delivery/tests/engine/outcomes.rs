@@ -331,3 +331,44 @@ async fn address_literals_are_delivered_to_the_named_host() {
     assert_eq!(events[0]["outcome"], "delivered", "{events:?}");
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }
+
+/// A stored message with a line over 998 octets (a record from before the ingress
+/// re-encoded such mail, or a bounce quoting one) still reaches aiosmtpd, which refuses
+/// longer lines: the line goes out broken with CRLF and a space.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_long_lines_are_broken_on_the_way_out() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let (sink, port) = sink_on(&["127.0.0.1"], SinkOptions::default(), sink_dir.path());
+    let rig = rig(start_dns(&[]).await, port, |_| {}).await;
+    let id = rig.spool.next_id();
+    let envelope = Envelope {
+        sender: "a@senders.test".into(),
+        recipients: vec![Recipient {
+            address: "b@sink.test".into(),
+            notify: 0,
+            orcpt: None,
+        }],
+        dsn_ret: 0,
+        dsn_envid: None,
+        flags: 0,
+        received_ms: 0,
+        client_ip: "127.0.0.1".into(),
+        helo: "client.test".into(),
+        auth_user: None,
+        not_before_ms: 0,
+        attributes: None,
+    };
+    let long = "y".repeat(2500);
+    let content = format!("Subject: long\r\n\r\n{long}\r\n");
+    rig.spool
+        .insert(id, envelope, content.into_bytes())
+        .await
+        .expect("insert");
+    rig.wait_gone(id, Duration::from_secs(10)).await;
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let delivered = messages[0]["content"].as_str().expect("content");
+    assert!(delivered.split("\r\n").all(|l| l.len() <= 998), "{delivered}");
+    assert!(delivered.replace("\r\n ", "").contains(&long));
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}

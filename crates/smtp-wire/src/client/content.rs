@@ -1,6 +1,12 @@
 //! Outbound content: every line ending becomes CRLF (a bare CR or LF is never emitted,
-//! whatever the stored content holds). For DATA, lines starting with "." are dot-stuffed and
-//! the `.` line ends it; for BDAT the content goes as it is, length-delimited.
+//! whatever the stored content holds), and no line is longer than SMTP allows (998 octets):
+//! the ingress re-encodes such mail before storing it, so a longer line here (a bounce
+//! quoting such a message, a record from an older version) is broken with CRLF and a
+//! space, as Postfix does. For DATA, lines starting with "." are dot-stuffed and the `.`
+//! line ends it; for BDAT the content goes as it is, length-delimited.
+
+/// Longest line sent, without its CRLF (RFC 5321 §4.5.3.1.6).
+pub const LINE_BYTES_MAX: usize = 998;
 
 /// Appends `content` to `out` ready for DATA, followed by the terminating `.` line.
 pub fn encode_data(content: &[u8], out: &mut Vec<u8>) {
@@ -19,9 +25,9 @@ pub fn bdat_chunk(content: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     std::borrow::Cow::Owned(out)
 }
 
-/// True when every CR and LF belongs to a CRLF and the content ends with one (or is empty):
-/// what [`encode`] would produce for BDAT anyway.
-fn is_canonical(content: &[u8]) -> bool {
+/// True when every CR and LF belongs to a CRLF, the content ends with one (or is empty)
+/// and no line is too long: what [`encode`] would produce for BDAT anyway.
+pub fn is_canonical(content: &[u8]) -> bool {
     if content.is_empty() {
         return true;
     }
@@ -29,13 +35,30 @@ fn is_canonical(content: &[u8]) -> bool {
         return false;
     }
     let mut line_feeds = 0usize;
+    let mut line_start = 0;
     for at in memchr::memchr_iter(b'\n', content) {
-        if at == 0 || content[at - 1] != b'\r' {
+        if at == 0 || content[at - 1] != b'\r' || at - 1 - line_start > LINE_BYTES_MAX {
             return false;
         }
+        line_start = at + 1;
         line_feeds += 1;
     }
     memchr::memchr_iter(b'\r', content).count() == line_feeds
+}
+
+/// Appends one line's text (no line ending) to `out`, broken with CRLF and a space where
+/// it is longer than [`LINE_BYTES_MAX`] (counting the dot already stuffed before it).
+fn push_line_text(text: &[u8], stuffed: bool, out: &mut Vec<u8>) {
+    let mut rest = text;
+    let mut width = LINE_BYTES_MAX - usize::from(stuffed);
+    while rest.len() > width {
+        out.extend_from_slice(&rest[..width]);
+        out.extend_from_slice(b"\r\n ");
+        rest = &rest[width..];
+        // A continuation line starts with its space.
+        width = LINE_BYTES_MAX - 1;
+    }
+    out.extend_from_slice(rest);
 }
 
 fn encode(content: &[u8], stuff_dots: bool, out: &mut Vec<u8>) {
@@ -43,17 +66,18 @@ fn encode(content: &[u8], stuff_dots: bool, out: &mut Vec<u8>) {
     let mut line_start = true;
     let mut i = 0;
     while i < content.len() {
-        if stuff_dots && line_start && content[i] == b'.' {
+        let stuffed = stuff_dots && line_start && content[i] == b'.';
+        if stuffed {
             out.push(b'.');
         }
         match memchr::memchr2(b'\r', b'\n', &content[i..]) {
             None => {
-                out.extend_from_slice(&content[i..]);
+                push_line_text(&content[i..], stuffed, out);
                 i = content.len();
                 line_start = false;
             }
             Some(offset) => {
-                out.extend_from_slice(&content[i..i + offset]);
+                push_line_text(&content[i..i + offset], stuffed, out);
                 out.extend_from_slice(b"\r\n");
                 let at = i + offset;
                 // CRLF counts once; a bare CR or bare LF each end a line of their own.
@@ -105,6 +129,31 @@ mod tests {
             assert!(matches!(chunk, std::borrow::Cow::Owned(_)), "{raw:?}");
             assert_eq!(&chunk[..], expected, "{raw:?}");
         }
+    }
+
+    /// A line over 998 octets is never sent as it is: it is broken with CRLF and a space,
+    /// by DATA (counting a stuffed dot) and by BDAT, and canonical content with such a line
+    /// is not borrowed as it is.
+    #[test]
+    fn long_lines_are_broken() {
+        let long = [&b"x".repeat(2500)[..], b"\r\n"].concat();
+        let sent = encoded(&long);
+        let text = String::from_utf8(sent.clone()).expect("ascii");
+        assert!(text.lines().all(|l| l.len() <= LINE_BYTES_MAX), "DATA");
+        assert_eq!(
+            text.trim_end_matches("\r\n.\r\n").replace("\r\n ", ""),
+            "x".repeat(2500)
+        );
+        let dotted = [&b"."[..], &b"y".repeat(997)[..], b"\r\n"].concat();
+        let sent = String::from_utf8(encoded(&dotted)).expect("ascii");
+        assert!(sent.lines().all(|l| l.len() <= LINE_BYTES_MAX), "{sent}");
+        assert!(!is_canonical(&long));
+        let chunk = bdat_chunk(&long);
+        assert!(matches!(chunk, std::borrow::Cow::Owned(_)));
+        let text = String::from_utf8(chunk.to_vec()).expect("ascii");
+        assert!(text.lines().all(|l| l.len() <= LINE_BYTES_MAX), "BDAT");
+        let exact = [&b"z".repeat(LINE_BYTES_MAX)[..], b"\r\n"].concat();
+        assert!(is_canonical(&exact));
     }
 
     proptest::proptest! {

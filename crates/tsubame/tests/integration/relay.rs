@@ -361,3 +361,68 @@ fn relayed_bdat_bodies_arrive_canonical_with_or_without_a_final_crlf() {
         );
     }
 }
+
+/// A message with a 3,000-octet body line and a 1,500-octet header field is accepted, then
+/// delivered to aiosmtpd, which refuses lines over 1,000 octets (`500 Line too long`): the
+/// body arrives quoted-printable with the same text, the field folded with the same value,
+/// and no line is over 998 octets. Mail with a NUL is refused and never reaches the sink.
+#[test]
+fn long_lines_are_reencoded_and_delivered_to_a_strict_receiver() {
+    use mail_parser::MimeHeaders as _;
+    let sink_dir = tempfile::tempdir().unwrap();
+    let (sink, port) = MxSink::start_free(&["127.0.0.1"], sink_dir.path(), SinkOptions::default());
+    let (_rt, dns) = dns(&[
+        Rr::mx("dest.test", 10, "mx.dest.test"),
+        Rr::a("mx.dest.test", "127.0.0.1"),
+    ]);
+    let server = TestServer::start(&delivery_config(&dns, port));
+    let long_body: String = (0..500).map(|i| format!("w{i} ")).collect::<String>() + "end";
+    let long_field: String = (0..250)
+        .map(|i| format!("<r{i}@x.test>"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(long_body.len() > 2000 && long_field.len() > 1000);
+    let content = format!(
+        "From: <a@src.test>\r\nTo: <b@dest.test>\r\nSubject: long\r\nReferences: {long_field}\r\n\r\n\
+         first\r\n{long_body}\r\nlast\r\n"
+    );
+    let mut client = crate::harness::RawClient::connect(server.smtp);
+    client.start_data("a@src.test", "b@dest.test");
+    client.send(content.as_bytes());
+    client.send(b".\r\n");
+    assert!(client.reply().starts_with("250 "));
+    client.send(b"MAIL FROM:<a@src.test>\r\nRCPT TO:<b@dest.test>\r\nDATA\r\n");
+    for _ in 0..3 {
+        client.reply();
+    }
+    client.send(b"Subject: nul\r\n\r\na\0b\r\n.\r\n");
+    assert!(client.reply().starts_with("550 5.6.0"));
+    client.cmd("QUIT");
+
+    let messages = sink.wait_messages(1, Duration::from_secs(15));
+    let delivered = messages[0]["content"].as_str().expect("content");
+    let longest = delivered.split("\r\n").map(str::len).max().unwrap_or(0);
+    assert!(
+        longest <= 998,
+        "a line of {longest} octets reached the receiver"
+    );
+    let parsed = mail_parser::MessageParser::default()
+        .parse(delivered.as_bytes())
+        .expect("parses");
+    assert_eq!(parsed.content_transfer_encoding(), Some("quoted-printable"));
+    assert_eq!(
+        parsed.body_text(0).expect("text"),
+        format!("first\r\n{long_body}\r\nlast\r\n")
+    );
+    let references = parsed
+        .header_raw("References")
+        .expect("References")
+        .replace("\r\n", "");
+    assert_eq!(references.trim(), long_field);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        sink.messages().len(),
+        1,
+        "the NUL message was never relayed"
+    );
+}
