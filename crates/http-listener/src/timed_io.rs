@@ -53,6 +53,12 @@ impl Drop for RequestGuard {
     }
 }
 
+impl Default for Activity {
+    fn default() -> Activity {
+        Activity::new()
+    }
+}
+
 impl Activity {
     pub fn new() -> Activity {
         Activity(Arc::new(Mutex::new(State {
