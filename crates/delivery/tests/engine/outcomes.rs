@@ -368,7 +368,10 @@ async fn stored_long_lines_are_broken_on_the_way_out() {
     let messages = sink.messages();
     assert_eq!(messages.len(), 1, "{messages:?}");
     let delivered = messages[0]["content"].as_str().expect("content");
-    assert!(delivered.split("\r\n").all(|l| l.len() <= 998), "{delivered}");
+    assert!(
+        delivered.split("\r\n").all(|l| l.len() <= 998),
+        "{delivered}"
+    );
     assert!(delivered.replace("\r\n ", "").contains(&long));
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }

@@ -358,6 +358,48 @@ fn mailjet_python_client_sends_unchanged() {
     sink.stop();
 }
 
+/// The official Node.js client, node-mailjet 6 (npm), which always builds https:// URLs,
+/// reaches the plain-HTTP listener through its `proxy` option as docs/api.md shows: the
+/// message is queued and delivered; a wrong secret gets 401.
+#[test]
+fn mailjet_node_client_sends_through_its_proxy_option() {
+    let capture = tempfile::tempdir().expect("tempdir");
+    let (sink, server) = relaying_to_sink(capture.path());
+    server.cli(&["tenant", "add", "acme"]);
+    add_domain(&server, "acme", "acme.test");
+    let token = server.cli(&["key", "add", "--tenant", "acme"]);
+    let (api_key, secret) = token.trim()[4..].split_once('_').expect("token shape");
+    let api_key = format!("tsb_{api_key}");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node/mailjet_send.js");
+    let body = r#"{"Messages":[{"From":{"Email":"news@acme.test","Name":"Acme"},
+        "To":[{"Email":"ann@x.test"}],"Subject":"From Node","TextPart":"Hello from node-mailjet"}]}"#;
+    let run = |secret: &str| -> Value {
+        let out = std::process::Command::new("node")
+            .args([script, &server.http.to_string(), &api_key, secret, body])
+            .output()
+            .expect("node (scripts/test installs node-mailjet)");
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!(
+                "node-mailjet printed {:?} {:?}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    };
+    let sent = run(secret);
+    assert_eq!(sent["status"], 200, "{sent}");
+    assert_eq!(sent["body"]["Messages"][0]["Status"], "success", "{sent}");
+    let refused = run("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    assert_eq!(refused["status"], 401, "{refused}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while delivered(capture.path()) < 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(delivered(capture.path()), 1);
+    drop(server);
+    sink.stop();
+}
+
 /// A virtual environment with `package` from PyPI, made once per build directory.
 pub(crate) fn venv_with(name: &str, package: &str) -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
