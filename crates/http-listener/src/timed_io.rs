@@ -32,6 +32,9 @@ struct State {
     idle_since: Instant,
     /// When the first byte after that came: a request head has started.
     head_started: Option<Instant>,
+    /// The reader waiting without a deadline while a request was served: woken when the
+    /// connection turns idle, so that the idle deadline starts to run.
+    reader: Option<std::task::Waker>,
 }
 
 /// Where a connection is, shared by its socket and its requests.
@@ -49,6 +52,9 @@ impl Drop for RequestGuard {
         if state.in_flight == 0 {
             state.idle_since = Instant::now();
             state.head_started = None;
+            if let Some(reader) = state.reader.take() {
+                reader.wake();
+            }
         }
     }
 }
@@ -65,6 +71,7 @@ impl Activity {
             in_flight: 0,
             idle_since: Instant::now(),
             head_started: None,
+            reader: None,
         })))
     }
 
@@ -87,10 +94,16 @@ impl Activity {
         }
     }
 
-    /// The read deadline now and the stage it belongs to; none while a request is served.
-    fn read_deadline(&self, deadlines: &Deadlines) -> Option<(Instant, &'static str)> {
-        let state = self.lock();
+    /// The read deadline now and the stage it belongs to; none while a request is served
+    /// (then `waker` is called when the connection turns idle).
+    fn read_deadline(
+        &self,
+        deadlines: &Deadlines,
+        waker: &std::task::Waker,
+    ) -> Option<(Instant, &'static str)> {
+        let mut state = self.lock();
         if state.in_flight > 0 {
+            state.reader = Some(waker.clone());
             return None;
         }
         Some(match state.head_started {
@@ -145,7 +158,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for TimedIo<S> {
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
-                let Some((deadline, stage)) = self.activity.read_deadline(&self.deadlines) else {
+                let Some((deadline, stage)) =
+                    self.activity.read_deadline(&self.deadlines, cx.waker())
+                else {
                     return Poll::Pending;
                 };
                 if self.read_timer.deadline() != deadline {
