@@ -6,39 +6,52 @@
 //! gone; otherwise deleting it would resurrect finished messages or recipients at the next
 //! recovery.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::id::MessageId;
+use crate::id_map::IdMap;
 
-/// Where a message lives and how far it has got.
+/// Where a message lives and how far it has got. Kept small (40 bytes): one per queued
+/// message, millions of them.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
-    pub segment: u64,
-    pub offset: u64,
+    /// Delivery's next attempt (Unix ms), from the last Deferred record.
+    pub next_attempt_ms: u64,
+    /// Finished recipients as a bit set, for messages of up to 64 recipients; larger ones
+    /// keep theirs in [`Index::wide_done`].
+    done: u64,
+    pub segment: u32,
+    /// Position in the segment file; segments stay below 4 GiB (the configuration caps
+    /// them at 2 GiB).
+    pub offset: u32,
     /// Framed record length.
     pub len: u32,
     pub content_bytes: u32,
     pub rcpt_total: u32,
-    /// Bit set of finished recipients; `None` until the first one finishes.
-    pub done: Option<Box<[u64]>>,
-    /// Delivery attempts so far and the next one (Unix ms), from the last Deferred record.
-    pub attempts: u32,
-    pub next_attempt_ms: u64,
+    /// Delivery attempts so far, from the last Deferred record.
+    pub attempts: u16,
 }
 
+/// Recipients a message's inline bit set covers.
+const INLINE_RECIPIENTS: u32 = 64;
+
 impl Entry {
-    pub fn rcpt_pending(&self) -> u32 {
-        let done: u32 = self
-            .done
-            .as_ref()
-            .map_or(0, |bits| bits.iter().map(|w| w.count_ones()).sum());
-        self.rcpt_total - done
+    pub fn new(segment: u64, offset: u64, len: u32, content_bytes: u32, rcpt_total: u32) -> Entry {
+        debug_assert!(offset <= u64::from(u32::MAX) && segment <= u64::from(u32::MAX));
+        Entry {
+            next_attempt_ms: 0,
+            done: 0,
+            segment: segment as u32,
+            offset: offset as u32,
+            len,
+            content_bytes,
+            rcpt_total,
+            attempts: 0,
+        }
     }
 
-    pub fn is_done(&self, index: u32) -> bool {
-        self.done
-            .as_ref()
-            .is_some_and(|bits| bits[(index / 64) as usize] & (1 << (index % 64)) != 0)
+    fn is_wide(&self) -> bool {
+        self.rcpt_total > INLINE_RECIPIENTS
     }
 }
 
@@ -64,7 +77,9 @@ pub struct Totals {
 
 #[derive(Debug, Default)]
 pub(crate) struct Index {
-    pub messages: BTreeMap<MessageId, Entry>,
+    pub messages: IdMap<Entry>,
+    /// Finished-recipient bit sets of messages with more than 64 recipients.
+    wide_done: HashMap<MessageId, Box<[u64]>>,
     segments: BTreeMap<u64, SegmentState>,
     recipients_pending: u64,
     content_bytes: u64,
@@ -75,23 +90,51 @@ impl Index {
         self.segments.entry(number).or_default();
     }
 
+    /// Recipients of `entry` (message `id`) not yet final.
+    pub fn rcpt_pending(&self, id: MessageId, entry: &Entry) -> u32 {
+        let done = if entry.is_wide() {
+            self.wide_done
+                .get(&id)
+                .map_or(0, |bits| bits.iter().map(|w| w.count_ones()).sum())
+        } else {
+            entry.done.count_ones()
+        };
+        entry.rcpt_total - done
+    }
+
+    /// Which of the message's recipients are final, in order.
+    pub fn done_flags(&self, id: MessageId, entry: &Entry) -> Vec<bool> {
+        let wide = if entry.is_wide() {
+            self.wide_done.get(&id)
+        } else {
+            None
+        };
+        (0..entry.rcpt_total)
+            .map(|i| match wide {
+                Some(bits) => bits[(i / 64) as usize] & (1 << (i % 64)) != 0,
+                None => !entry.is_wide() && entry.done & (1 << i) != 0,
+            })
+            .collect()
+    }
+
     pub fn insert(&mut self, id: MessageId, entry: Entry) {
-        self.recipients_pending += u64::from(entry.rcpt_pending());
+        self.recipients_pending += u64::from(entry.rcpt_total);
         self.content_bytes += u64::from(entry.content_bytes);
-        self.segments.entry(entry.segment).or_default().live += 1;
+        self.segments.entry(u64::from(entry.segment)).or_default().live += 1;
         if let Some(old) = self.messages.insert(id, entry) {
             // Ids are unique; a duplicate means a programming error or a replayed record.
             debug_assert!(false, "duplicate message id {id}");
-            self.forget(&old);
+            self.forget(id, &old);
         }
     }
 
-    fn forget(&mut self, entry: &Entry) {
-        self.recipients_pending -= u64::from(entry.rcpt_pending());
+    fn forget(&mut self, id: MessageId, entry: &Entry) {
+        self.recipients_pending -= u64::from(self.rcpt_pending(id, entry));
         self.content_bytes -= u64::from(entry.content_bytes);
-        if let Some(seg) = self.segments.get_mut(&entry.segment) {
+        if let Some(seg) = self.segments.get_mut(&u64::from(entry.segment)) {
             seg.live -= 1;
         }
+        self.wide_done.remove(&id);
     }
 
     fn note_ref(&mut self, record_segment: u64, message_segment: u64) {
@@ -109,19 +152,24 @@ impl Index {
         let Some(entry) = self.messages.get_mut(&id) else {
             return;
         };
-        let words = entry.rcpt_total.div_ceil(64) as usize;
-        let bits = entry
-            .done
-            .get_or_insert_with(|| vec![0u64; words].into_boxed_slice());
+        let total = entry.rcpt_total;
+        let bits: &mut [u64] = if entry.is_wide() {
+            let words = total.div_ceil(64) as usize;
+            self.wide_done
+                .entry(id)
+                .or_insert_with(|| vec![0u64; words].into_boxed_slice())
+        } else {
+            std::slice::from_mut(&mut entry.done)
+        };
         let mut newly = 0u64;
-        for &i in indices.iter().filter(|&&i| i < entry.rcpt_total) {
+        for &i in indices.iter().filter(|&&i| i < total) {
             let (word, bit) = ((i / 64) as usize, 1u64 << (i % 64));
             if bits[word] & bit == 0 {
                 bits[word] |= bit;
                 newly += 1;
             }
         }
-        let segment = entry.segment;
+        let segment = u64::from(entry.segment);
         self.recipients_pending -= newly;
         self.note_ref(record_segment, segment);
     }
@@ -130,7 +178,7 @@ impl Index {
     /// message is merely retried sooner after a restart.
     pub fn deferred(&mut self, id: MessageId, attempts: u32, next_attempt_ms: u64) {
         if let Some(entry) = self.messages.get_mut(&id) {
-            entry.attempts = attempts;
+            entry.attempts = attempts.min(u32::from(u16::MAX)) as u16;
             entry.next_attempt_ms = next_attempt_ms;
         }
     }
@@ -140,8 +188,8 @@ impl Index {
         let Some(entry) = self.messages.remove(&id) else {
             return;
         };
-        self.forget(&entry);
-        self.note_ref(record_segment, entry.segment);
+        self.forget(id, &entry);
+        self.note_ref(record_segment, u64::from(entry.segment));
     }
 
     /// Segments that may be deleted now, ascending (the order they must be unlinked in).
@@ -181,16 +229,7 @@ mod tests {
     use super::*;
 
     fn entry(segment: u64, rcpts: u32) -> Entry {
-        Entry {
-            segment,
-            offset: 0,
-            len: 10,
-            content_bytes: 5,
-            rcpt_total: rcpts,
-            done: None,
-            attempts: 0,
-            next_attempt_ms: 0,
-        }
+        Entry::new(segment, 0, 10, 5, rcpts)
     }
 
     #[test]
@@ -214,7 +253,16 @@ mod tests {
         index.insert(MessageId(1), entry(1, 70));
         index.recipients_done(MessageId(1), &[0, 65, 65, 99], 1);
         assert_eq!(index.totals().recipients_pending, 68);
-        let e = &index.messages[&MessageId(1)];
-        assert!(e.is_done(65) && !e.is_done(64));
+        let e = index.messages.get(&MessageId(1)).expect("entry").clone();
+        let flags = index.done_flags(MessageId(1), &e);
+        assert!(flags[65] && !flags[64] && flags[0] && !flags[1]);
+        // Up to 64 recipients the bit set is inline; the 64th is the last bit.
+        index.insert(MessageId(2), entry(1, 64));
+        index.recipients_done(MessageId(2), &[63, 64], 1);
+        let e = index.messages.get(&MessageId(2)).expect("entry").clone();
+        assert_eq!(index.rcpt_pending(MessageId(2), &e), 63);
+        assert!(index.done_flags(MessageId(2), &e)[63]);
+        index.remove(MessageId(1), 1);
+        assert!(index.wide_done.is_empty(), "a wide bit set goes with its message");
     }
 }

@@ -22,6 +22,7 @@ mod arrival;
 pub mod envelope;
 mod error;
 pub mod id;
+mod id_map;
 mod index;
 mod record;
 mod recovery;
@@ -454,20 +455,16 @@ impl Spool {
     /// Up to `limit` messages with ids greater than `after`, oldest first.
     pub fn list(&self, after: Option<MessageId>, limit: usize) -> Vec<MessageInfo> {
         let index = self.inner.lock_index();
-        let range = match after {
-            Some(after) => index
-                .messages
-                .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
-            None => index.messages.range(..),
-        };
-        range
+        index
+            .messages
+            .iter_after(after)
             .take(limit)
-            .map(|(&id, e)| MessageInfo {
+            .map(|(id, e)| MessageInfo {
                 id,
                 content_bytes: e.content_bytes,
                 recipients: e.rcpt_total,
-                recipients_pending: e.rcpt_pending(),
-                attempts: e.attempts,
+                recipients_pending: index.rcpt_pending(id, e),
+                attempts: u32::from(e.attempts),
                 next_attempt_ms: e.next_attempt_ms,
             })
             .collect()
@@ -501,8 +498,8 @@ impl Spool {
     fn locate(&self, id: MessageId) -> Result<(u64, u64, usize, Vec<bool>), SpoolError> {
         let index = self.inner.lock_index();
         let e = index.messages.get(&id).ok_or(SpoolError::NotFound)?;
-        let done: Vec<bool> = (0..e.rcpt_total).map(|i| e.is_done(i)).collect();
-        Ok((e.segment, e.offset, e.len as usize, done))
+        let done = index.done_flags(id, e);
+        Ok((u64::from(e.segment), u64::from(e.offset), e.len as usize, done))
     }
 
     /// Reads a message back: envelope, content, and which recipients are done.

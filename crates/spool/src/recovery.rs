@@ -111,16 +111,13 @@ fn replay(
             Record::Message { id, envelope, .. } => {
                 let content_offset =
                     record::message_content_offset(payload).unwrap_or(payload.len());
-                let entry = Entry {
-                    segment: number,
-                    offset: offset as u64,
-                    len: len as u32,
-                    content_bytes: (payload.len() - content_offset.min(payload.len())) as u32,
-                    rcpt_total: envelope.recipients.len() as u32,
-                    done: None,
-                    attempts: 0,
-                    next_attempt_ms: 0,
-                };
+                let entry = Entry::new(
+                    number,
+                    offset as u64,
+                    len as u32,
+                    (payload.len() - content_offset.min(payload.len())) as u32,
+                    envelope.recipients.len() as u32,
+                );
                 *max_id = (*max_id).max(Some(id));
                 index.insert(id, entry);
             }

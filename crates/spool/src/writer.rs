@@ -322,16 +322,8 @@ impl Writer {
                     content_bytes,
                     rcpt_total,
                 } => {
-                    let entry = Entry {
-                        segment: self.segment,
-                        offset,
-                        len,
-                        content_bytes: *content_bytes,
-                        rcpt_total: *rcpt_total,
-                        done: None,
-                        attempts: 0,
-                        next_attempt_ms: 0,
-                    };
+                    let entry =
+                        Entry::new(self.segment, offset, len, *content_bytes, *rcpt_total);
                     index.insert(*id, entry);
                 }
                 IndexOp::RecipientsDone { id, indices } => {

@@ -354,7 +354,7 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> anyhow::Result<Config>
             "spool.segment_bytes_max",
             raw.spool.segment_bytes_max.unwrap_or(64 << 20),
             4096,
-            1 << 32,
+            1 << 31,
         )?,
         batch_bytes_max: in_range(
             "spool.batch_bytes_max",
