@@ -92,9 +92,7 @@ impl<V> IdMap<V> {
             self.len += 1;
             return None;
         };
-        let Some(block) = self.blocks.get_mut(&key) else {
-            return None;
-        };
+        let block = self.blocks.get_mut(&key)?;
         let at = match block.ids.binary_search(&id) {
             Ok(at) => return Some(std::mem::replace(&mut block.values[at], value)),
             Err(at) => at,
@@ -121,9 +119,7 @@ impl<V> IdMap<V> {
                 key = right_key;
             }
         }
-        let Some(block) = self.blocks.get_mut(&key) else {
-            return None;
-        };
+        let block = self.blocks.get_mut(&key)?;
         let at = block.ids.binary_search(&id).unwrap_or_else(|at| at);
         block.ids.insert(at, id);
         block.values.insert(at, value);
