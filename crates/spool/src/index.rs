@@ -30,6 +30,9 @@ pub(crate) struct Entry {
     pub rcpt_total: u32,
     /// Delivery attempts so far, from the last Deferred record.
     pub attempts: u16,
+    /// An arrival notice was sent for it (it was inserted while delivery was subscribed):
+    /// delivery's start-up listing leaves it to the notice, so it is admitted once.
+    pub announced: bool,
 }
 
 /// Recipients a message's inline bit set covers.
@@ -47,6 +50,7 @@ impl Entry {
             content_bytes,
             rcpt_total,
             attempts: 0,
+            announced: false,
         }
     }
 
@@ -120,7 +124,10 @@ impl Index {
     pub fn insert(&mut self, id: MessageId, entry: Entry) {
         self.recipients_pending += u64::from(entry.rcpt_total);
         self.content_bytes += u64::from(entry.content_bytes);
-        self.segments.entry(u64::from(entry.segment)).or_default().live += 1;
+        self.segments
+            .entry(u64::from(entry.segment))
+            .or_default()
+            .live += 1;
         if let Some(old) = self.messages.insert(id, entry) {
             // Ids are unique; a duplicate means a programming error or a replayed record.
             debug_assert!(false, "duplicate message id {id}");
@@ -263,6 +270,9 @@ mod tests {
         assert_eq!(index.rcpt_pending(MessageId(2), &e), 63);
         assert!(index.done_flags(MessageId(2), &e)[63]);
         index.remove(MessageId(1), 1);
-        assert!(index.wide_done.is_empty(), "a wide bit set goes with its message");
+        assert!(
+            index.wide_done.is_empty(),
+            "a wide bit set goes with its message"
+        );
     }
 }

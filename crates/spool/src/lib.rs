@@ -185,6 +185,9 @@ pub struct MessageInfo {
     pub attempts: u32,
     /// When delivery wants to try again, Unix ms (0 when never deferred).
     pub next_attempt_ms: u64,
+    /// An arrival notice was (or is being) sent for it to the current subscriber: a
+    /// subscriber listing the backlog skips it, so each message is handed over once.
+    pub announced: bool,
 }
 
 /// Handle to an open spool; cheap to clone.
@@ -466,6 +469,7 @@ impl Spool {
                 recipients_pending: index.rcpt_pending(id, e),
                 attempts: u32::from(e.attempts),
                 next_attempt_ms: e.next_attempt_ms,
+                announced: e.announced,
             })
             .collect()
     }
@@ -499,7 +503,12 @@ impl Spool {
         let index = self.inner.lock_index();
         let e = index.messages.get(&id).ok_or(SpoolError::NotFound)?;
         let done = index.done_flags(id, e);
-        Ok((u64::from(e.segment), u64::from(e.offset), e.len as usize, done))
+        Ok((
+            u64::from(e.segment),
+            u64::from(e.offset),
+            e.len as usize,
+            done,
+        ))
     }
 
     /// Reads a message back: envelope, content, and which recipients are done.

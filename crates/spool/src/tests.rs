@@ -597,3 +597,34 @@ fn a_new_subscriber_never_hears_of_inserts_that_returned_before() {
         );
     }
 }
+
+/// Messages inserted while a subscriber listens are marked announced (it hears of them by
+/// notice); those inserted before, or recovered at start-up, are not, so a subscriber
+/// that lists the backlog after subscribing admits each message exactly once.
+#[test]
+fn listing_marks_what_notices_announce() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = rt();
+    let (spool, _) = Spool::open(&config(dir.path(), 1 << 20)).expect("open");
+    let before = spool.next_id();
+    insert_now(&rt, &spool, before, envelope(1), body(1));
+    let mut arrivals = spool.subscribe_arrivals(1 << 20);
+    let after = spool.next_id();
+    insert_now(&rt, &spool, after, envelope(1), body(2));
+    let listed: Vec<(MessageId, bool)> = spool
+        .list(None, 10)
+        .iter()
+        .map(|m| (m.id, m.announced))
+        .collect();
+    assert_eq!(listed, [(before, false), (after, true)]);
+    let heard = rt.block_on(arrivals.recv()).expect("notice");
+    assert_eq!(heard.id, after);
+    assert!(
+        arrivals.try_recv().is_err(),
+        "one notice, for the announced message only"
+    );
+    spool.shutdown();
+    let (spool, _) = Spool::open(&config(dir.path(), 1 << 20)).expect("reopen");
+    assert!(spool.list(None, 10).iter().all(|m| !m.announced));
+    spool.shutdown();
+}

@@ -187,13 +187,17 @@ impl Writer {
     }
 
     fn commit_and_answer(&mut self, batch: &mut Vec<Append>) {
-        let result = self.commit(batch);
-        // Held from before the first answer until the batch is announced: a subscriber is
-        // told about exactly the inserts that return after it subscribed (the notice comes
-        // after the answers, so the 250 never waits for delivery's hand-off).
+        // Held from before the index changes until the batch is announced: a subscriber is
+        // told about exactly the inserts that reach the index after it subscribed, and those
+        // are marked `announced` there, so a listing can leave them to the notices (the
+        // notice comes after the answers, so the 250 never waits for delivery's hand-off).
+        let inner = self.inner.clone();
+        let arrivals = inner.arrivals();
+        let announced = arrivals.is_some();
+        let result = self.commit(batch, announced);
         let inserts =
             result.is_ok() && batch.iter().any(|a| matches!(a.op, IndexOp::Insert { .. }));
-        let arrivals = inserts.then(|| self.inner.arrivals());
+        let arrivals = (inserts && announced).then_some(arrivals);
         let mut inserted = Vec::new();
         for append in batch.drain(..) {
             if let (Ok(()), IndexOp::Insert { id, .. }) = (&result, &append.op) {
@@ -237,7 +241,7 @@ impl Writer {
         Ok(())
     }
 
-    fn commit(&mut self, batch: &mut [Append]) -> Result<(), Fault> {
+    fn commit(&mut self, batch: &mut [Append], announced: bool) -> Result<(), Fault> {
         if self.inner.poisoned.load(Ordering::Acquire) {
             return Err(Fault::Poisoned);
         }
@@ -265,7 +269,7 @@ impl Writer {
             self.unsynced_since = Some(Instant::now());
         }
         self.offset = end;
-        self.apply(batch, &positions);
+        self.apply(batch, &positions, announced);
         Ok(())
     }
 
@@ -312,7 +316,7 @@ impl Writer {
         Ok(())
     }
 
-    fn apply(&mut self, batch: &[Append], positions: &[(u64, u32)]) {
+    fn apply(&mut self, batch: &[Append], positions: &[(u64, u32)], announced: bool) {
         let mut index = self.inner.lock_index();
         let mut any_removal = false;
         for (append, &(offset, len)) in batch.iter().zip(positions) {
@@ -322,8 +326,9 @@ impl Writer {
                     content_bytes,
                     rcpt_total,
                 } => {
-                    let entry =
+                    let mut entry =
                         Entry::new(self.segment, offset, len, *content_bytes, *rcpt_total);
+                    entry.announced = announced;
                     index.insert(*id, entry);
                 }
                 IndexOp::RecipientsDone { id, indices } => {

@@ -2,7 +2,7 @@
 //! deferred parts (one message, one recipient domain each, spread over `--spread` seconds),
 //! then takes them all back in due order; reports the time per operation and the memory per
 //! deferred part (RSS growth, so allocator overhead included) with what the engine keeps per
-//! deferred message besides the part: its sender string and its entry in the message table.
+//! deferred message besides the part (a single-part message has no other entry).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,14 +38,13 @@ pub fn run(args: QueueArgs) -> anyhow::Result<()> {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        // As the engine admits a message: its own sender string, the domain's shared name,
-        // and a count of its parts.
+        // As the engine admits a message: the domain's shared name, a count of its parts.
         let id = MessageId(u128::from(n) + 1);
         state.add_message(id, 1);
         let part = Part {
             id,
             domain: domains[(seed % domains.len() as u64) as usize].clone(),
-            sender: Arc::from("newsletter@sender.example"),
+
             rcpts: vec![0],
             attempts: 1,
             received_ms: 1_795_000_000_000 + n,

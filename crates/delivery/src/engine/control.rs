@@ -67,13 +67,9 @@ fn to_unix_ms(at: Instant, now: Instant, now_ms: u64) -> u64 {
     now_ms + at.saturating_duration_since(now).as_millis() as u64
 }
 
-fn note(entry: &mut DomainSummary, part: &Part) {
+fn note(entry: &mut DomainSummary, received_ms: u64) {
     entry.messages += 1;
-    entry.oldest_ms = Some(
-        entry
-            .oldest_ms
-            .map_or(part.received_ms, |o| o.min(part.received_ms)),
-    );
+    entry.oldest_ms = Some(entry.oldest_ms.map_or(received_ms, |o| o.min(received_ms)));
 }
 
 /// Totals for the metrics endpoint, without the per-domain breakdown.
@@ -109,8 +105,8 @@ impl Engine {
             g.sites
                 .push((site.name.to_string(), ready, site.connections, held));
         }
-        for part in state.timers.values() {
-            g.deferred += part.rcpts.len() as u64;
+        for part in state.timers.iter() {
+            g.deferred += part.rcpts().len() as u64;
             oldest = oldest.min(part.received_ms);
         }
         for part in state.held.values().flatten() {
@@ -152,7 +148,7 @@ impl Engine {
                 ready += part.rcpts.len() as u64;
                 let entry = domains.entry(part.domain.clone()).or_default();
                 entry.ready_recipients += part.rcpts.len() as u64;
-                note(entry, part);
+                note(entry, part.received_ms);
             }
             sites.push(SiteSummary {
                 site: site.name.to_string(),
@@ -174,14 +170,14 @@ impl Engine {
             });
         }
         let mut deferred_total = 0;
-        for (key, part) in &state.timers {
-            let due = state.due(*key);
-            deferred_total += part.rcpts.len() as u64;
+        for part in state.timers.iter() {
+            let due = state.timers.due(part);
+            deferred_total += part.rcpts().len() as u64;
             let entry = domains.entry(part.domain.clone()).or_default();
-            entry.deferred_recipients += part.rcpts.len() as u64;
+            entry.deferred_recipients += part.rcpts().len() as u64;
             let due_ms = to_unix_ms(due, now, now_ms);
             entry.next_attempt_ms = Some(entry.next_attempt_ms.map_or(due_ms, |n| n.min(due_ms)));
-            note(entry, part);
+            note(entry, part.received_ms);
         }
         let mut held_total = 0;
         for (domain, parts) in &state.held {
@@ -189,7 +185,7 @@ impl Engine {
                 held_total += part.rcpts.len() as u64;
                 let entry = domains.entry(domain.clone()).or_default();
                 entry.held_recipients += part.rcpts.len() as u64;
-                note(entry, part);
+                note(entry, part.received_ms);
             }
         }
         for domain in &state.paused_domains {
@@ -261,16 +257,14 @@ impl Engine {
     /// Sends matching deferred and held parts to delivery now. Returns how many recipients.
     pub fn retry_now(&self, filter: &Filter) -> u64 {
         let parts = {
+            let sender = self.inner.sender_lookup();
             let mut state = self.inner.lock();
-            let keys: Vec<_> = state
-                .timers
-                .iter()
-                .filter(|(_, p)| filter.is_empty() || filter_matches(filter, p, &state.routed))
-                .map(|(k, _)| *k)
-                .collect();
-            keys.into_iter()
-                .filter_map(|k| state.timers.remove(&k))
-                .collect::<Vec<_>>()
+            let state = &mut *state;
+            let routed = &state.routed;
+            state.timers.take_where(|d| {
+                let site = routed.get(&d.domain).map(|s| &**s);
+                filter.is_empty() || filter.matches(d.id, &d.domain, site, &sender)
+            })
         };
         let count = parts.iter().map(|p| p.rcpts.len() as u64).sum();
         self.lift_backoff(filter, &parts);
@@ -284,6 +278,7 @@ impl Engine {
     /// parts' sites, or every site matching the filter) try again at once, as Postfix's
     /// flush forgets dead destinations. Operator pauses and response-rule suspensions stay.
     fn lift_backoff(&self, filter: &Filter, parts: &[Part]) {
+        let sender = self.inner.sender_lookup();
         let mut state = self.inner.lock();
         let mut sites: std::collections::HashSet<Arc<str>> = parts
             .iter()
@@ -293,7 +288,7 @@ impl Engine {
             let ready_match = site
                 .ready
                 .iter()
-                .any(|p| filter.is_empty() || filter.matches(p, Some(name)));
+                .any(|p| filter.is_empty() || filter.matches(p.id, &p.domain, Some(name), &sender));
             if ready_match || filter.site.as_deref() == Some(&**name) {
                 sites.insert(name.clone());
             }
@@ -317,7 +312,8 @@ impl Engine {
     /// Bounces matching queued recipients (a DSN goes to the sender as usual). Returns how
     /// many recipients. Parts on a connection right now are not touched.
     pub fn bounce(&self, filter: &Filter, reason: &str) -> u64 {
-        let parts = self.inner.lock().take_matching(filter);
+        let sender = self.inner.sender_lookup();
+        let parts = self.inner.lock().take_matching(filter, &sender);
         let reply = Reply::new(
             550,
             (5, 0, 0),
@@ -336,7 +332,8 @@ impl Engine {
 
     /// Deletes matching queued recipients without any notification. Returns how many.
     pub fn delete(&self, filter: &Filter) -> u64 {
-        let parts = self.inner.lock().take_matching(filter);
+        let sender = self.inner.sender_lookup();
+        let parts = self.inner.lock().take_matching(filter, &sender);
         let mut count = 0;
         for part in parts {
             count += part.rcpts.len() as u64;
@@ -351,19 +348,23 @@ impl Engine {
     }
 }
 
-fn filter_matches(
-    filter: &Filter,
-    part: &Part,
-    routed: &std::collections::HashMap<Arc<str>, Arc<str>>,
-) -> bool {
-    filter.matches(part, routed.get(&part.domain).map(|s| &**s))
-}
-
 impl super::Inner {
+    /// Finds a queued message's sender in the spool: parts do not carry it (a large
+    /// backlog would hold one string per message), so a filter by sender reads envelopes.
+    fn sender_lookup(&self) -> impl Fn(MessageId) -> Option<String> + '_ {
+        |id| {
+            self.spool
+                .envelope(id)
+                .ok()
+                .map(|(envelope, _)| envelope.sender)
+        }
+    }
+
     /// Finishes a part's recipients without delivery or notification.
     fn delete_part(self: &Arc<Self>, part: Part) {
         let finished = self.lock().part_finished(part.id);
         let now = now_ms();
+        let sender = (self.sender_lookup())(part.id).unwrap_or_default();
         for &index in &part.rcpts {
             self.events.record(
                 part.id,
@@ -371,7 +372,7 @@ impl super::Inner {
                     time_ms: now,
                     outcome: Outcome::Deleted,
                     message_id: part.id.to_string(),
-                    sender: part.sender.to_string(),
+                    sender: sender.clone(),
                     recipient: format!("#{index}@{}", part.domain),
                     site: "operator".into(),
                     attempt: part.attempts,

@@ -179,9 +179,6 @@ impl Inner {
         schedule: Option<(u32, u64)>,
         stored: Option<spool::Stored>,
     ) {
-        if self.lock().messages.contains_key(&id) {
-            return;
-        }
         let fresh = stored.and_then(|record| {
             let envelope = record.envelope().ok()?;
             Some(Arc::new(Fresh { envelope, record }))
@@ -203,7 +200,6 @@ impl Inner {
                 (&read.0, &read.1)
             }
         };
-        let sender: Arc<str> = Arc::from(envelope.sender.as_str());
         // A scheduled message's queue clock (expiry, delay notices) starts when it may
         // first be sent, not when it was accepted.
         let not_before_ms = envelope.not_before_ms;
@@ -235,7 +231,6 @@ impl Inner {
                 parts.push(Part {
                     id,
                     domain: domain.clone(),
-                    sender: sender.clone(),
                     rcpts: slice.to_vec(),
                     attempts: schedule.map_or(0, |(attempts, _)| attempts),
                     received_ms: clock_ms,
@@ -393,7 +388,9 @@ async fn admit_backlog_then_arrivals(
         let page = inner.spool.list(after, 1000);
         let Some(last) = page.last() else { break };
         after = Some(last.id);
-        for info in &page {
+        // What the spool announced to us comes by notice; admitting it here too would
+        // deliver it twice.
+        for info in page.iter().filter(|info| !info.announced) {
             let schedule = (info.attempts > 0).then_some((info.attempts, info.next_attempt_ms));
             inner.admit(info.id, schedule, None);
         }

@@ -33,8 +33,27 @@ pub(crate) struct AttemptInfo {
     pub addresses: Option<Vec<String>>,
     /// Some recipient of the part asked for NOTIFY=SUCCESS.
     pub success_wanted: bool,
-    /// The message's `auth_user` and `attributes`, when the caller has read its envelope.
-    pub owner: Option<(Option<String>, Option<String>)>,
+    /// The message's sender, `auth_user` and `attributes`, when the caller has read its
+    /// envelope (parts do not carry them; otherwise they are read from the spool).
+    pub owner: Option<Owner>,
+}
+
+/// Who a message is from, as its envelope says.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Owner {
+    pub sender: String,
+    pub auth_user: Option<String>,
+    pub attributes: Option<String>,
+}
+
+impl Owner {
+    pub fn of(envelope: &Envelope) -> Owner {
+        Owner {
+            sender: envelope.sender.clone(),
+            auth_user: envelope.auth_user.clone(),
+            attributes: envelope.attributes.clone(),
+        }
+    }
 }
 
 impl AttemptInfo {
@@ -264,9 +283,7 @@ impl Inner {
             Some(owner) => owner.clone(),
             None => {
                 envelope = self.spool.envelope(part.id).ok().map(|(e, _)| e);
-                envelope.as_ref().map_or((None, None), |e| {
-                    (e.auth_user.clone(), e.attributes.clone())
-                })
+                envelope.as_ref().map(Owner::of).unwrap_or_default()
             }
         };
         for (index, reply, outcome) in all {
@@ -302,7 +319,7 @@ impl Inner {
                 time_ms: now_ms,
                 outcome,
                 message_id: part.id.to_string(),
-                sender: part.sender.to_string(),
+                sender: owner.sender.clone(),
                 recipient,
                 site: info.site.to_string(),
                 attempt,
@@ -313,8 +330,8 @@ impl Inner {
                 tls: info.tls.clone(),
                 attempt_ms,
                 queued_ms,
-                auth_user: owner.0.clone(),
-                attributes: owner.1.clone(),
+                auth_user: owner.auth_user.clone(),
+                attributes: owner.attributes.clone(),
             };
             tracing::debug!(target: "tsubame::delivery", id = %part.id, outcome = outcome.as_str(), recipient = %event.recipient, response = %event.response, "recipient settled");
             self.events.record(part.id, event, !message_finished);

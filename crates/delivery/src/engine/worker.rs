@@ -287,7 +287,7 @@ async fn deliver(inner: &Arc<Inner>, site: &Arc<str>, open: &mut Open, mut part:
                 .get(i as usize)
                 .is_some_and(|r| r.notify & crate::outcome::dsn::NOTIFY_SUCCESS != 0)
         }),
-        owner: Some((envelope.auth_user.clone(), envelope.attributes.clone())),
+        owner: Some(super::settle::Owner::of(envelope)),
     };
     match delivered {
         Ok(outcome) => {

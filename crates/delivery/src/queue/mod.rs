@@ -8,14 +8,19 @@
 //! connection.
 
 pub mod site;
+pub mod timer;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use spool::MessageId;
 
 pub use site::{Hold, Site};
+pub use timer::{Deferred, Timer};
+
+/// Capacity an empty ready queue may keep; a larger one is given back.
+const READY_CAPACITY_KEPT: usize = 4096;
 
 /// How soon a site blocked by its provider's total connection cap looks again.
 const PROVIDER_RETRY: Duration = Duration::from_millis(50);
@@ -26,7 +31,6 @@ pub struct Part {
     pub id: MessageId,
     /// Lower-case recipient domain.
     pub domain: Arc<str>,
-    pub sender: Arc<str>,
     /// Indices into the envelope's recipients.
     pub rcpts: Vec<u32>,
     /// Attempts made so far.
@@ -73,43 +77,36 @@ impl Filter {
         self.id.is_none() && self.domain.is_none() && self.sender.is_none() && self.site.is_none()
     }
 
-    /// True when the part matches every field given; `site` is where the part's domain goes.
-    pub fn matches(&self, part: &Part, site: Option<&str>) -> bool {
-        self.id.is_none_or(|id| id == part.id)
+    /// True when the part (message `id`, `domain`) matches every field given; `site` is
+    /// where the domain goes. Parts do not carry their sender: `sender` looks it up (from
+    /// the spool), and only when the filter names one.
+    pub fn matches(
+        &self,
+        id: MessageId,
+        domain: &str,
+        site: Option<&str>,
+        sender: impl FnOnce(MessageId) -> Option<String>,
+    ) -> bool {
+        self.id.is_none_or(|want| want == id)
             && self
                 .domain
                 .as_deref()
-                .is_none_or(|d| d.eq_ignore_ascii_case(&part.domain))
+                .is_none_or(|d| d.eq_ignore_ascii_case(domain))
+            && self.site.as_deref().is_none_or(|s| site == Some(s))
             && self
                 .sender
                 .as_deref()
-                .is_none_or(|s| s.eq_ignore_ascii_case(&part.sender))
-            && self.site.as_deref().is_none_or(|s| site == Some(s))
-    }
-}
-
-/// A retry timer's key: the due time in milliseconds since the state's origin in the high
-/// bits, a sequence number in the low bits keeping equal times apart. 8 bytes rather than
-/// the 24 of `(Instant, u64)`, which matters with millions of deferred parts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct TimerKey(u64);
-
-const TIMER_SEQ_BITS: u32 = 22;
-
-impl TimerKey {
-    fn due_ms(self) -> u64 {
-        self.0 >> TIMER_SEQ_BITS
+                .is_none_or(|s| sender(id).is_some_and(|found| s.eq_ignore_ascii_case(&found)))
     }
 }
 
 pub struct State {
     pub sites: HashMap<Arc<str>, Site>,
     /// Deferred parts by due time.
-    pub timers: BTreeMap<TimerKey, Part>,
-    /// What timer keys count from.
-    origin: Instant,
-    seq: u64,
-    /// Parts outstanding per message; the message is finished when it reaches zero.
+    pub timers: Timer,
+    /// Parts outstanding per message of several parts; a message that is not here has one,
+    /// and is finished when it is. (Most messages have one part: no entry for them keeps a
+    /// large backlog small.)
     pub messages: HashMap<MessageId, u32>,
     pub paused_domains: HashSet<Arc<str>>,
     /// Parts of paused domains.
@@ -133,9 +130,7 @@ impl Default for State {
     fn default() -> Self {
         State {
             sites: HashMap::new(),
-            timers: BTreeMap::new(),
-            origin: Instant::now(),
-            seq: 0,
+            timers: Timer::default(),
             messages: HashMap::new(),
             paused_domains: HashSet::new(),
             held: HashMap::new(),
@@ -151,18 +146,11 @@ impl Default for State {
 }
 
 impl State {
-    /// When a timer is due (to the millisecond; a part may come back up to 1 ms early).
-    pub fn due(&self, key: TimerKey) -> Instant {
-        self.origin + Duration::from_millis(key.due_ms())
-    }
-
-    fn ms_since_origin(&self, at: Instant) -> u64 {
-        at.saturating_duration_since(self.origin).as_millis() as u64
-    }
-
-    /// Registers a message with this many parts.
+    /// Registers a newly admitted message with this many parts.
     pub fn add_message(&mut self, id: MessageId, parts: u32) {
-        *self.messages.entry(id).or_default() += parts;
+        if parts > 1 {
+            self.messages.insert(id, parts);
+        }
     }
 
     /// A part reached its end (every recipient final). True when the whole message did.
@@ -217,37 +205,13 @@ impl State {
     }
 
     /// Schedules a deferred part. True when it is now the earliest timer.
-    pub fn schedule(&mut self, mut part: Part, due: Instant) -> bool {
-        part.fresh = None;
-        let due_ms = self.ms_since_origin(due);
-        let earliest = self
-            .timers
-            .keys()
-            .next()
-            .is_none_or(|k| due_ms < k.due_ms());
-        let seq_mask = (1u64 << TIMER_SEQ_BITS) - 1;
-        loop {
-            // The sequence wraps after 4 M; a key still taken then is skipped.
-            self.seq = self.seq.wrapping_add(1) & seq_mask;
-            let key = TimerKey(due_ms << TIMER_SEQ_BITS | self.seq);
-            if let std::collections::btree_map::Entry::Vacant(slot) = self.timers.entry(key) {
-                slot.insert(part);
-                return earliest;
-            }
-        }
+    pub fn schedule(&mut self, part: Part, due: Instant) -> bool {
+        self.timers.push(part, due)
     }
 
     /// Removes and returns every part due by `now`.
     pub fn take_due(&mut self, now: Instant) -> Vec<Part> {
-        let mut due = Vec::new();
-        let now_ms = self.ms_since_origin(now);
-        while let Some(entry) = self.timers.first_entry() {
-            if entry.key().due_ms() > now_ms {
-                break;
-            }
-            due.push(entry.remove());
-        }
-        due
+        self.timers.take_due(now)
     }
 
     /// Removes and returns the kicked sites due by `now`.
@@ -266,7 +230,7 @@ impl State {
 
     /// The next time the timer loop must wake.
     pub fn next_wake(&self) -> Option<Instant> {
-        let timer = self.timers.keys().next().map(|k| self.due(*k));
+        let timer = self.timers.next_due();
         let kick = self.kicks.first().map(|(t, _)| *t);
         match (timer, kick) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -351,6 +315,10 @@ impl State {
             let Some(part) = site.ready.pop_front() else {
                 continue;
             };
+            if site.ready.is_empty() && site.ready.capacity() > READY_CAPACITY_KEPT {
+                // A queue that held a large backlog gives its memory back once drained.
+                site.ready.shrink_to_fit();
+            }
             self.in_flight += 1;
             return Next::Deliver(part);
         }
@@ -378,35 +346,32 @@ impl State {
     }
 
     /// Removes queued (not in-flight) parts matching the filter from the ready queues, the
-    /// timer and the held lists.
-    pub fn take_matching(&mut self, filter: &Filter) -> Vec<Part> {
+    /// timer and the held lists. `sender` finds a message's sender (asked only when the
+    /// filter names one).
+    pub fn take_matching(
+        &mut self,
+        filter: &Filter,
+        sender: &dyn Fn(MessageId) -> Option<String>,
+    ) -> Vec<Part> {
         let mut taken = Vec::new();
         for site in self.sites.values_mut() {
             let name = site.name.clone();
             let (keep, take): (Vec<Part>, Vec<Part>) = site
                 .ready
                 .drain(..)
-                .partition(|p| !filter.matches(p, Some(&name)));
+                .partition(|p| !filter.matches(p.id, &p.domain, Some(&name), sender));
             site.ready = keep.into();
             taken.extend(take);
         }
-        let keys: Vec<TimerKey> = self
-            .timers
-            .iter()
-            .filter(|(_, p)| {
-                let site = self.routed.get(&p.domain).map(|s| &**s);
-                filter.matches(p, site)
-            })
-            .map(|(k, _)| *k)
-            .collect();
-        for key in keys {
-            if let Some(part) = self.timers.remove(&key) {
-                taken.push(part);
-            }
-        }
+        let routed = &self.routed;
+        taken.extend(self.timers.take_where(|d| {
+            let site = routed.get(&d.domain).map(|s| &**s);
+            filter.matches(d.id, &d.domain, site, sender)
+        }));
         for parts in self.held.values_mut() {
-            let (keep, take): (Vec<Part>, Vec<Part>) =
-                parts.drain(..).partition(|p| !filter.matches(p, None));
+            let (keep, take): (Vec<Part>, Vec<Part>) = parts
+                .drain(..)
+                .partition(|p| !filter.matches(p.id, &p.domain, None, sender));
             *parts = keep;
             taken.extend(take);
         }
@@ -423,7 +388,6 @@ mod tests {
         Part {
             id: MessageId(n),
             domain: Arc::from("example.com"),
-            sender: Arc::from("s@example.org"),
             rcpts: vec![0],
             attempts: 1,
             received_ms: 0,
@@ -456,16 +420,5 @@ mod tests {
         let last = state.take_due(base + Duration::from_secs(7200));
         assert_eq!(last.len(), 1);
         assert!(state.next_wake().is_none());
-    }
-
-    #[test]
-    fn a_wrapped_sequence_never_overwrites_a_timer() {
-        let mut state = State::default();
-        let due = Instant::now() + Duration::from_secs(1);
-        state.schedule(part(1), due);
-        // As if the sequence had wrapped all the way round: the next key is the first one's.
-        state.seq = 0;
-        state.schedule(part(2), due);
-        assert_eq!(state.timers.len(), 2);
     }
 }
