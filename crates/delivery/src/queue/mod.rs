@@ -100,6 +100,7 @@ impl Filter {
     }
 }
 
+#[derive(Default)]
 pub struct State {
     pub sites: HashMap<Arc<str>, Site>,
     /// Deferred parts by due time.
@@ -124,25 +125,6 @@ pub struct State {
     /// Open connections per provider (all its sites together).
     pub provider_connections: HashMap<String, u32>,
     pub stopping: bool,
-}
-
-impl Default for State {
-    fn default() -> Self {
-        State {
-            sites: HashMap::new(),
-            timers: Timer::default(),
-            messages: HashMap::new(),
-            paused_domains: HashSet::new(),
-            held: HashMap::new(),
-            routed: HashMap::new(),
-            domain_errors: HashMap::new(),
-            kicks: BTreeSet::new(),
-            routing: 0,
-            in_flight: 0,
-            provider_connections: HashMap::new(),
-            stopping: false,
-        }
-    }
 }
 
 impl State {
