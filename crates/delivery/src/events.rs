@@ -79,6 +79,10 @@ pub type EventListener = Arc<dyn Fn(Vec<Event>) + Send + Sync>;
 
 /// Attempts kept per message for the queue view.
 const HISTORY_PER_MESSAGE: usize = 8;
+/// Messages whose attempts are kept for the queue view, the most recently recorded: an
+/// attempt is a few hundred bytes, and a backlog of millions of deferred messages must not
+/// keep one each (the events file keeps every attempt).
+const HISTORY_MESSAGES_MAX: usize = 50_000;
 /// Events waiting for the writer; beyond this they are counted as dropped, never blocking
 /// delivery.
 const QUEUE_BOUND: usize = 100_000;
@@ -103,8 +107,43 @@ pub struct EventLog {
     counters: Mutex<SiteCounters>,
     /// `None` when events go to no file.
     queue: Option<SharedQueue>,
-    history: Mutex<HashMap<MessageId, VecDeque<Event>>>,
+    history: Mutex<History>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// The attempt history of at most [`HISTORY_MESSAGES_MAX`] messages.
+#[derive(Default)]
+struct History {
+    by_message: HashMap<MessageId, VecDeque<Event>>,
+    /// Messages in the order their history began; may still name forgotten ones.
+    order: VecDeque<MessageId>,
+}
+
+impl History {
+    fn record(&mut self, id: MessageId, event: Event) {
+        let entries = match self.by_message.entry(id) {
+            std::collections::hash_map::Entry::Occupied(found) => found.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                self.order.push_back(id);
+                slot.insert(VecDeque::new())
+            }
+        };
+        if entries.len() == HISTORY_PER_MESSAGE {
+            entries.pop_front();
+        }
+        entries.push_back(event);
+        while self.by_message.len() > HISTORY_MESSAGES_MAX {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            self.by_message.remove(&oldest);
+        }
+        if self.order.len() > 2 * HISTORY_MESSAGES_MAX {
+            // Mostly finished messages: keep the order list as small as the map.
+            let by_message = &self.by_message;
+            self.order.retain(|id| by_message.contains_key(id));
+        }
+    }
 }
 
 impl EventLog {
@@ -141,7 +180,7 @@ impl EventLog {
         Ok(EventLog {
             counters: Mutex::new(HashMap::new()),
             queue,
-            history: Mutex::new(HashMap::new()),
+            history: Mutex::new(History::default()),
             writer: Mutex::new(writer),
         })
     }
@@ -150,12 +189,10 @@ impl EventLog {
     pub fn record(&self, id: MessageId, event: Event, keep_history: bool) {
         self.count(&event.site, event.outcome);
         if keep_history {
-            let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
-            let entries = history.entry(id).or_default();
-            if entries.len() == HISTORY_PER_MESSAGE {
-                entries.pop_front();
-            }
-            entries.push_back(event.clone());
+            self.history
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .record(id, event.clone());
         }
         if let Some(queue) = &self.queue {
             let mut queued = queue.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -198,6 +235,7 @@ impl EventLog {
         self.history
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .by_message
             .remove(&id);
     }
 
@@ -206,6 +244,7 @@ impl EventLog {
         self.history
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .by_message
             .get(&id)
             .map(|h| h.iter().cloned().collect())
             .unwrap_or_default()
@@ -387,5 +426,36 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The queue view's attempt history is bounded in total, not only per message: the
+    /// most recently begun histories stay, the oldest go first, forgotten messages leave
+    /// no trace, and the last attempts of a message are kept.
+    #[test]
+    fn attempt_history_is_bounded() {
+        let log = EventLog::new(None, None).expect("log");
+        let total = HISTORY_MESSAGES_MAX as u128 + 10;
+        for n in 0..total {
+            log.record(MessageId(n), event("x", false), true);
+        }
+        let history = log.history.lock().expect("lock");
+        assert_eq!(history.by_message.len(), HISTORY_MESSAGES_MAX);
+        assert!(!history.by_message.contains_key(&MessageId(0)));
+        assert!(history.by_message.contains_key(&MessageId(total - 1)));
+        drop(history);
+        for _ in 0..HISTORY_PER_MESSAGE + 3 {
+            log.record(MessageId(total - 1), event("y", false), true);
+        }
+        assert_eq!(
+            log.attempts(MessageId(total - 1)).len(),
+            HISTORY_PER_MESSAGE
+        );
+        for n in 0..3 * HISTORY_MESSAGES_MAX as u128 {
+            let id = MessageId(total + n);
+            log.record(id, event("z", false), true);
+            log.forget(id);
+        }
+        let history = log.history.lock().expect("lock");
+        assert!(history.order.len() <= 2 * HISTORY_MESSAGES_MAX + 1);
     }
 }

@@ -597,7 +597,10 @@ impl Inner {
             match site {
                 // Others are still delivering: they will take the queue.
                 Some(site) if site.connections > 1 => Vec::new(),
-                Some(site) if dead || rule.is_some() => site.ready.drain(..).collect(),
+                Some(site) if dead || rule.is_some() => {
+                    // Taken whole, so the queue's memory goes with them.
+                    std::mem::take(&mut site.ready).into()
+                }
                 _ => Vec::new(),
             }
         };
