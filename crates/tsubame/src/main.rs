@@ -37,7 +37,10 @@ use crate::datadir::DataDir;
 // connection). glibc's malloc handles that cross-thread, mid-size pattern with its slowest
 // paths (`malloc_consolidate`, `_int_free`, arena locks): about 11 % of a relay's CPU in
 // `perf`. mimalloc's per-thread free lists cut that (bench/RESULTS.md, "Where the time
-// goes (relay)"), and it builds from one C file, which keeps clean builds short.
+// goes (relay)"), and it builds from one C file, which keeps clean builds short. It is
+// built without transparent huge pages (`no_thp`): with them, pages partly used by a
+// backlog's long-lived small objects count 2 MiB each, and a 1 M message backlog cost
+// ~60 % more RSS (bench/RESULTS.md, "Backlog memory").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
