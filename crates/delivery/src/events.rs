@@ -82,7 +82,7 @@ const HISTORY_PER_MESSAGE: usize = 8;
 /// Messages whose attempts are kept for the queue view, the most recently recorded: an
 /// attempt is a few hundred bytes, and a backlog of millions of deferred messages must not
 /// keep one each (the events file keeps every attempt).
-const HISTORY_MESSAGES_MAX: usize = 50_000;
+const HISTORY_MESSAGES_MAX: usize = 10_000;
 /// Events waiting for the writer; beyond this they are counted as dropped, never blocking
 /// delivery.
 const QUEUE_BOUND: usize = 100_000;
