@@ -284,16 +284,8 @@ fn break_long_lines(content: &[u8]) -> Vec<u8> {
             Some(text) => (text, &b"\r\n"[..]),
             None => (line, &b""[..]),
         };
-        let mut rest = text;
-        let mut width = LINE_BYTES_MAX;
-        while rest.len() > width {
-            out.extend_from_slice(&rest[..width]);
-            out.extend_from_slice(b"\r\n ");
-            rest = &rest[width..];
-            // Continuation lines start with the space.
-            width = LINE_BYTES_MAX - 1;
-        }
-        out.extend_from_slice(rest);
+        // The same breaking as delivery's, which meets what this did not rewrite.
+        smtp_wire::client::content::push_line_text(text, false, &mut out);
         out.extend_from_slice(ending);
     }
     out

@@ -48,7 +48,7 @@ pub fn is_canonical(content: &[u8]) -> bool {
 
 /// Appends one line's text (no line ending) to `out`, broken with CRLF and a space where
 /// it is longer than [`LINE_BYTES_MAX`] (counting the dot already stuffed before it).
-fn push_line_text(text: &[u8], stuffed: bool, out: &mut Vec<u8>) {
+pub fn push_line_text(text: &[u8], stuffed: bool, out: &mut Vec<u8>) {
     let mut rest = text;
     let mut width = LINE_BYTES_MAX - usize::from(stuffed);
     while rest.len() > width {

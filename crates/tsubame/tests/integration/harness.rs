@@ -403,19 +403,7 @@ impl RawClient {
     /// Connects from a chosen loopback source address (127.x), so that per-IP limits can be
     /// tested with several "clients" on one machine.
     pub fn connect_from(source: std::net::IpAddr, addr: SocketAddr) -> RawClient {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let stream = runtime.block_on(async {
-            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-            socket
-                .bind(SocketAddr::new(source, 0))
-                .expect("bind source");
-            socket.connect(addr).await.expect("connect")
-        });
-        let stream = stream.into_std().expect("std stream");
-        stream.set_nonblocking(false).expect("blocking");
+        let stream = tcp_from(source, addr);
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
             .expect("timeout");
@@ -463,4 +451,23 @@ impl RawClient {
         self.send(format!("{line}\r\n").as_bytes());
         self.reply()
     }
+}
+
+/// A blocking TCP connection from a chosen loopback source address (127.x), so that
+/// per-address limits can be tested with several "clients" on one machine.
+pub fn tcp_from(source: std::net::IpAddr, addr: SocketAddr) -> TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let stream = runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(SocketAddr::new(source, 0))
+            .expect("bind source");
+        socket.connect(addr).await.expect("connect")
+    });
+    let stream = stream.into_std().expect("std stream");
+    stream.set_nonblocking(false).expect("blocking");
+    stream
 }

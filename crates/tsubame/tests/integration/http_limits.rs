@@ -155,21 +155,7 @@ fn every_http_error_is_json_naming_the_field() {
 
 /// A TCP connection from a chosen loopback source address.
 fn connect_from(source: &str, addr: SocketAddr) -> TcpStream {
-    let source: std::net::IpAddr = source.parse().expect("ip");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let stream = runtime.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket
-            .bind(SocketAddr::new(source, 0))
-            .expect("bind source");
-        socket.connect(addr).await.expect("connect")
-    });
-    let stream = stream.into_std().expect("std stream");
-    stream.set_nonblocking(false).expect("blocking");
-    stream
+    crate::harness::tcp_from(source.parse().expect("ip"), addr)
 }
 
 /// How long until the server closes `stream` (reads return 0 or fail), reading and
