@@ -20,12 +20,8 @@ pub const LINE_BYTES_MAX: usize = 998;
 /// Quoted-printable and base64 lines are kept to RFC 2045's 76 characters.
 const ENCODED_LINE_BYTES: usize = 76;
 
-/// True when some line of `content` is longer than [`LINE_BYTES_MAX`].
-pub fn present(content: &[u8]) -> bool {
-    any_long(content)
-}
-
-fn any_long(bytes: &[u8]) -> bool {
+/// True when some line of `bytes` is longer than [`LINE_BYTES_MAX`].
+pub fn present(bytes: &[u8]) -> bool {
     let mut line_start = 0;
     for at in memchr::memchr_iter(b'\n', bytes) {
         let end = if at > 0 && bytes[at - 1] == b'\r' {
@@ -86,7 +82,7 @@ fn part_edits(
         PartType::Text(_) | PartType::Html(_) | PartType::Binary(_) | PartType::InlineBinary(_)
     );
     let mut new_header = None;
-    if leaf && any_long(&content[body.clone()]) {
+    if leaf && present(&content[body.clone()]) {
         let raw = &content[body.clone()];
         let replacement = match part.encoding {
             Encoding::Base64 => rewrap_base64(raw),
@@ -98,14 +94,14 @@ fn part_edits(
         };
         edits.push((body, replacement));
     }
-    let header_bytes = new_header.unwrap_or_else(|| content[header.clone()].to_vec());
-    if new_header_needed(&header_bytes, &content[header.clone()]) {
-        edits.push((header, fold_header_block(&header_bytes)));
+    match new_header {
+        Some(block) => edits.push((header, fold_header_block(&block))),
+        None if present(&content[header.clone()]) => {
+            let folded = fold_header_block(&content[header.clone()]);
+            edits.push((header, folded));
+        }
+        None => {}
     }
-}
-
-fn new_header_needed(new: &[u8], old: &[u8]) -> bool {
-    new != old || any_long(old)
 }
 
 /// The header block with `Content-Transfer-Encoding: quoted-printable` in place of any
@@ -275,7 +271,7 @@ fn rewrap_quoted_printable(raw: &[u8]) -> Vec<u8> {
 /// The last resort: lines still too long are broken with CRLF and a space every
 /// [`LINE_BYTES_MAX`] octets.
 fn break_long_lines(content: &[u8]) -> Vec<u8> {
-    if !any_long(content) {
+    if !present(content) {
         return content.to_vec();
     }
     let mut out = Vec::with_capacity(content.len() + content.len() / 256);
