@@ -183,6 +183,27 @@ impl Rig {
     }
 }
 
+/// A minimal envelope: one recipient, no DSN parameters, from the test client.
+fn envelope_to(sender: &str, recipient: &str) -> Envelope {
+    Envelope {
+        sender: sender.into(),
+        recipients: vec![Recipient {
+            address: recipient.into(),
+            notify: 0,
+            orcpt: None,
+        }],
+        dsn_ret: 0,
+        dsn_envid: None,
+        flags: 0,
+        received_ms: 0,
+        client_ip: "127.0.0.1".into(),
+        helo: "client.test".into(),
+        auth_user: None,
+        not_before_ms: 0,
+        attributes: None,
+    }
+}
+
 async fn wait_for<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
     loop {

@@ -341,23 +341,7 @@ async fn stored_long_lines_are_broken_on_the_way_out() {
     let (sink, port) = sink_on(&["127.0.0.1"], SinkOptions::default(), sink_dir.path());
     let rig = rig(start_dns(&[]).await, port, |_| {}).await;
     let id = rig.spool.next_id();
-    let envelope = Envelope {
-        sender: "a@senders.test".into(),
-        recipients: vec![Recipient {
-            address: "b@sink.test".into(),
-            notify: 0,
-            orcpt: None,
-        }],
-        dsn_ret: 0,
-        dsn_envid: None,
-        flags: 0,
-        received_ms: 0,
-        client_ip: "127.0.0.1".into(),
-        helo: "client.test".into(),
-        auth_user: None,
-        not_before_ms: 0,
-        attributes: None,
-    };
+    let envelope = envelope_to("a@senders.test", "b@sink.test");
     let long = "y".repeat(2500);
     let content = format!("Subject: long\r\n\r\n{long}\r\n");
     rig.spool

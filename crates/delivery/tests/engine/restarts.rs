@@ -87,23 +87,7 @@ async fn a_poisoned_spool_stops_delivery() {
     // The disk dies: the next write fails and poisons the spool.
     rig.spool.fail_fsyncs();
     let doomed = rig.spool.next_id();
-    let envelope = Envelope {
-        sender: String::new(),
-        recipients: vec![Recipient {
-            address: "x@sink.test".into(),
-            notify: 0,
-            orcpt: None,
-        }],
-        dsn_ret: 0,
-        dsn_envid: None,
-        flags: 0,
-        received_ms: 0,
-        client_ip: "127.0.0.1".into(),
-        helo: "client.test".into(),
-        auth_user: None,
-        not_before_ms: 0,
-        attributes: None,
-    };
+    let envelope = envelope_to("", "x@sink.test");
     assert!(
         rig.spool
             .insert(doomed, envelope, b"x\r\n".to_vec())
