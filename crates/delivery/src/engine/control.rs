@@ -254,7 +254,8 @@ impl Engine {
         }
     }
 
-    /// Sends matching deferred and held parts to delivery now. Returns how many recipients.
+    /// Sends matching deferred and held parts to delivery now. Returns how many recipients:
+    /// the deferred ones plus those waiting at sites whose back-off was lifted.
     pub fn retry_now(&self, filter: &Filter) -> u64 {
         let parts = {
             let sender = self.inner.sender_lookup();
@@ -266,18 +267,19 @@ impl Engine {
                 filter.is_empty() || filter.matches(d.id, &d.domain, site, &sender)
             })
         };
-        let count = parts.iter().map(|p| p.rcpts.len() as u64).sum();
-        self.lift_backoff(filter, &parts);
+        let deferred: u64 = parts.iter().map(|p| p.rcpts.len() as u64).sum();
+        let waiting = self.lift_backoff(filter, &parts);
         for part in parts {
             self.inner.route_part(part);
         }
-        count
+        deferred + waiting
     }
 
     /// "Retry now" means now: sites backing off after failed connections (the retried
     /// parts' sites, or every site matching the filter) try again at once, as Postfix's
     /// flush forgets dead destinations. Operator pauses and response-rule suspensions stay.
-    fn lift_backoff(&self, filter: &Filter, parts: &[Part]) {
+    /// Returns how many recipients were waiting at the sites it released.
+    fn lift_backoff(&self, filter: &Filter, parts: &[Part]) -> u64 {
         let sender = self.inner.sender_lookup();
         let mut state = self.inner.lock();
         let mut sites: std::collections::HashSet<Arc<str>> = parts
@@ -294,11 +296,13 @@ impl Engine {
             }
         }
         let mut lifted = Vec::new();
+        let mut waiting = 0;
         for name in sites {
             if let Some(site) = state.sites.get_mut(&name)
                 && site.backoff.take().is_some()
             {
                 site.connect_failures = 0;
+                waiting += site.ready.iter().map(|p| p.rcpts.len() as u64).sum::<u64>();
                 tracing::info!(target: "tsubame::delivery", site = %name, "connection back-off lifted by retry");
                 lifted.push(name);
             }
@@ -307,6 +311,7 @@ impl Engine {
         for name in lifted {
             self.inner.kick(&name);
         }
+        waiting
     }
 
     /// Bounces matching queued recipients (a DSN goes to the sender as usual). Returns how
