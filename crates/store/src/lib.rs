@@ -7,16 +7,21 @@
 //! # Layout
 //! - [`keys`]: the API key format, generation, hashing and scopes (no I/O).
 //! - [`sqlite`]: the SQLite implementation (sqlx, runtime queries, embedded migrations).
+//! - [`console`]: console logins, sessions and the audit log ([`ConsoleStore`]);
+//!   [`sqlite_console`]: on SQLite.
 //! - [`events`]: events, suppressions and webhooks ([`EventStore`]); [`sqlite_events`]: on
 //!   SQLite.
 
+pub mod console;
 pub mod events;
 pub mod keys;
 pub mod sqlite;
+pub mod sqlite_console;
 pub mod sqlite_events;
 
 use std::future::Future;
 
+pub use console::{AuditEntry, ConsoleStore, Login, Role, Session};
 pub use events::{
     EventFilter, EventKind, EventStore, NewEvent, SUPPRESSION_REASONS, StoredEvent, Suppression,
     Webhook, WebhookDelivery,
@@ -34,6 +39,8 @@ pub struct Tenant {
     pub rate_per_sec: Option<i64>,
     /// Messages per UTC day; `None`: no quota.
     pub daily_quota: Option<i64>,
+    /// Why the platform suspended it (its mail is refused, saying so); `None`: active.
+    pub suspended: Option<String>,
 }
 
 /// An API key as listed: never its secret.
@@ -155,6 +162,13 @@ pub trait ControlStore: Send + Sync {
         id: &str,
         rate_per_sec: Option<i64>,
         daily_quota: Option<i64>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Suspends a tenant with a reason (its API keys and SMTP logins are refused, saying
+    /// so) or reactivates it (`None`).
+    fn set_tenant_suspended(
+        &self,
+        id: &str,
+        reason: Option<&str>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Makes a key for a tenant.
     fn add_key(

@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_idempotency.sql"),
     include_str!("../migrations/0004_domains.sql"),
     include_str!("../migrations/0005_events_suppressions_webhooks.sql"),
+    include_str!("../migrations/0006_console.sql"),
 ];
 
 /// The SQLite control plane.
@@ -108,6 +109,7 @@ fn tenant_from(row: &SqliteRow) -> Result<Tenant, sqlx::Error> {
         created_ms: row.try_get("created_ms")?,
         rate_per_sec: row.try_get("rate_per_sec")?,
         daily_quota: row.try_get("daily_quota")?,
+        suspended: row.try_get("suspended_reason")?,
     })
 }
 
@@ -176,6 +178,7 @@ impl ControlStore for SqliteStore {
                 created_ms,
                 rate_per_sec: None,
                 daily_quota: None,
+                suspended: None,
             }),
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
                 Err(StoreError::DuplicateTenant(name.to_string()))
@@ -228,6 +231,22 @@ impl ControlStore for SqliteStore {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("tenant {id}")));
+        }
+        Ok(())
+    }
+
+    async fn set_tenant_suspended(&self, id: &str, reason: Option<&str>) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE tenants SET suspended_ms = CASE WHEN ?1 IS NULL THEN NULL ELSE ?2 END,
+             suspended_reason = ?1 WHERE id = ?3",
+        )
+        .bind(reason)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("tenant {id}")));
         }
