@@ -97,6 +97,7 @@ fn filter(query: &HashMap<String, String>) -> Result<EventFilter, ApiError> {
         tag: query.get("tag").cloned(),
         after_id,
         limit: limit(query)?,
+        ..EventFilter::default()
     })
 }
 

@@ -3,6 +3,8 @@
 //! and signing with mail-auth. Keys are PKCS#8 DER; the public part is kept in the form the
 //! DKIM record wants (SubjectPublicKeyInfo for RSA, the raw 32 bytes for Ed25519, RFC 8463).
 
+pub mod published;
+
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use aws_lc_rs::signature::KeyPair as _;
 use base64::Engine as _;

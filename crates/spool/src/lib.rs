@@ -96,6 +96,7 @@ pub(crate) struct Inner {
     poisoned: AtomicBool,
     /// fdatasync calls so far; with group commit this grows slower than the appends.
     fsyncs: std::sync::atomic::AtomicU64,
+    inserted: std::sync::atomic::AtomicU64,
     readers: ReaderCache,
     /// Bookkeeping records nobody waits for, on their way to the writer without a wake-up.
     detached: Detached,
@@ -214,6 +215,7 @@ impl Spool {
             index: Mutex::new(index),
             poisoned: AtomicBool::new(false),
             fsyncs: Default::default(),
+            inserted: Default::default(),
             readers: Mutex::new(Default::default()),
             detached: Detached::default(),
             arrivals: Mutex::new(None),
@@ -380,7 +382,14 @@ impl Spool {
             capacity,
             true,
         )
-        .await
+        .await?;
+        self.inner.inserted.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Messages stored by this process since it started (a counter for rates).
+    pub fn inserted_count(&self) -> u64 {
+        self.inner.inserted.load(Ordering::Relaxed)
     }
 
     /// Records that these recipients reached a final state. Lazy: answered once written,

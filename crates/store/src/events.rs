@@ -77,7 +77,7 @@ pub struct StoredEvent {
     pub event: NewEvent,
 }
 
-/// Which events to list, oldest first from `after_id`.
+/// Which events to list, oldest first from `after_id` (or newest first before `before_id`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFilter {
     pub from_ms: Option<i64>,
@@ -90,6 +90,10 @@ pub struct EventFilter {
     pub tag: Option<String>,
     /// Only events with a larger id (the cursor of the previous page).
     pub after_id: Option<i64>,
+    /// Only events with a smaller id (paging back through newest-first lists).
+    pub before_id: Option<i64>,
+    /// Newest first (the console's activity), instead of oldest first (webhooks, the API).
+    pub newest_first: bool,
     pub limit: u32,
 }
 
@@ -149,6 +153,22 @@ pub trait EventStore: Send + Sync {
         tenant_id: &str,
         filter: &EventFilter,
     ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+    /// A tenant's rollup rows with slots from `from_ms` to `to_ms`, by slot.
+    fn rollup(
+        &self,
+        tenant_id: &str,
+        resolution: crate::rollups::Resolution,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> impl Future<Output = Result<Vec<crate::rollups::RollupRow>, StoreError>> + Send;
+    /// A tenant's accept→delivered latency histogram over a period: (bucket, count).
+    fn latency_histogram(
+        &self,
+        tenant_id: &str,
+        resolution: crate::rollups::Resolution,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> impl Future<Output = Result<Vec<(i64, i64)>, StoreError>> + Send;
     /// Forgets events older than `before_ms`; returns how many.
     fn purge_events(&self, before_ms: i64) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// The largest event id so far (0 when none).

@@ -15,6 +15,7 @@
 pub mod console;
 pub mod events;
 pub mod keys;
+pub mod rollups;
 pub mod sqlite;
 pub mod sqlite_console;
 pub mod sqlite_events;

@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_domains.sql"),
     include_str!("../migrations/0005_events_suppressions_webhooks.sql"),
     include_str!("../migrations/0006_console.sql"),
+    include_str!("../migrations/0007_rollups.sql"),
 ];
 
 /// The SQLite control plane.

@@ -10,7 +10,68 @@ use crate::events::{
     EventFilter, EventKind, EventStore, NewEvent, StoredEvent, Suppression, Webhook,
     WebhookDelivery,
 };
+use crate::rollups::{self, Additions, Resolution, RollupRow};
 use crate::{SqliteStore, StoreError, now_ms};
+
+/// Upsert rows per statement (7 parameters each).
+const ROLLUP_ROWS: usize = 1000;
+
+fn tables(resolution: Resolution) -> (&'static str, &'static str) {
+    match resolution {
+        Resolution::Minute => ("rollup_minute", "latency_minute"),
+        Resolution::Hour => ("rollup_hour", "latency_hour"),
+    }
+}
+
+/// Adds a batch's counts to the rollup tables (inside the batch's transaction).
+async fn write_rollups(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    additions: &Additions,
+) -> Result<(), StoreError> {
+    for resolution in [Resolution::Minute, Resolution::Hour] {
+        let (counts, latency) = tables(resolution);
+        let rows: Vec<_> = additions
+            .counts
+            .iter()
+            .filter(|((r, _), _)| *r == resolution)
+            .collect();
+        for chunk in rows.chunks(ROLLUP_ROWS) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+                "INSERT INTO {counts} (tenant_id, slot, kind, domain, provider, category, count) "
+            ));
+            q.push_values(chunk, |mut row, ((_, key), count)| {
+                row.push_bind(&key.0)
+                    .push_bind(key.1)
+                    .push_bind(key.2)
+                    .push_bind(&key.3)
+                    .push_bind(key.4)
+                    .push_bind(&key.5)
+                    .push_bind(**count);
+            });
+            q.push(" ON CONFLICT DO UPDATE SET count = count + excluded.count");
+            q.build().execute(&mut **tx).await?;
+        }
+        let rows: Vec<_> = additions
+            .latency
+            .iter()
+            .filter(|((r, ..), _)| *r == resolution)
+            .collect();
+        for chunk in rows.chunks(ROLLUP_ROWS) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+                "INSERT INTO {latency} (tenant_id, slot, bucket, count) "
+            ));
+            q.push_values(chunk, |mut row, ((_, tenant, slot, bucket), count)| {
+                row.push_bind(tenant)
+                    .push_bind(*slot)
+                    .push_bind(*bucket)
+                    .push_bind(**count);
+            });
+            q.push(" ON CONFLICT DO UPDATE SET count = count + excluded.count");
+            q.build().execute(&mut **tx).await?;
+        }
+    }
+    Ok(())
+}
 
 /// Rows per INSERT statement (8 parameters each, well under SQLite's 32,766).
 const INSERT_ROWS: usize = 500;
@@ -90,6 +151,7 @@ impl EventStore for SqliteStore {
             });
             q.build().execute(&mut *tx).await?;
         }
+        write_rollups(&mut tx, &rollups::additions(events)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -104,6 +166,9 @@ impl EventStore for SqliteStore {
         q.push_bind(tenant_id);
         if let Some(after) = filter.after_id {
             q.push(" AND id > ").push_bind(after);
+        }
+        if let Some(before) = filter.before_id {
+            q.push(" AND id < ").push_bind(before);
         }
         if let Some(from) = filter.from_ms {
             q.push(" AND time_ms >= ").push_bind(from);
@@ -134,10 +199,70 @@ impl EventStore for SqliteStore {
                 .push_bind(tag)
                 .push(")");
         }
-        q.push(" ORDER BY id LIMIT ")
-            .push_bind(i64::from(filter.limit.clamp(1, EVENTS_PAGE_MAX)));
+        q.push(if filter.newest_first {
+            " ORDER BY id DESC LIMIT "
+        } else {
+            " ORDER BY id LIMIT "
+        })
+        .push_bind(i64::from(filter.limit.clamp(1, EVENTS_PAGE_MAX)));
         let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter().map(event_from).collect()
+    }
+
+    async fn rollup(
+        &self,
+        tenant_id: &str,
+        resolution: Resolution,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        let (counts, _) = tables(resolution);
+        let width = resolution.slot_ms();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT slot, kind, domain, provider, category, count FROM {counts}
+             WHERE tenant_id = ? AND slot >= ? AND slot < ? ORDER BY slot"
+        )))
+        .bind(tenant_id)
+        .bind(from_ms.div_euclid(width))
+        .bind(to_ms.div_euclid(width) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .filter_map(|r| {
+                let kind: String = r.try_get("kind").ok()?;
+                Some(Ok(RollupRow {
+                    slot_ms: r.try_get::<i64, _>("slot").ok()? * width,
+                    kind: EventKind::parse(&kind)?,
+                    domain: r.try_get("domain").ok()?,
+                    provider: r.try_get("provider").ok()?,
+                    category: r.try_get("category").ok()?,
+                    count: r.try_get("count").ok()?,
+                }))
+            })
+            .collect()
+    }
+
+    async fn latency_histogram(
+        &self,
+        tenant_id: &str,
+        resolution: Resolution,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        let (_, latency) = tables(resolution);
+        let width = resolution.slot_ms();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT bucket, SUM(count) AS n FROM {latency}
+             WHERE tenant_id = ? AND slot >= ? AND slot < ? GROUP BY bucket"
+        )))
+        .bind(tenant_id)
+        .bind(from_ms.div_euclid(width))
+        .bind(to_ms.div_euclid(width) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("bucket")?, r.try_get("n")?)))
+            .collect()
     }
 
     async fn purge_events(&self, before_ms: i64) -> Result<u64, StoreError> {

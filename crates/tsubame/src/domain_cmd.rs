@@ -214,34 +214,11 @@ async fn check(
             .txt(&record.name)
             .await
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        let state = if record.name.contains("._domainkey.") {
-            let key = format!("p={}", domain.public_key);
-            dkim_ok = found.iter().any(|t| t.replace(' ', "").contains(&key));
-            match (dkim_ok, found.is_empty()) {
-                (true, _) => "OK",
-                (false, true) => "MISSING",
-                (false, false) => "DIFFERENT",
-            }
-        } else if record.name.starts_with("_dmarc.") {
-            if found.iter().any(|t| t.starts_with("v=DMARC1")) {
-                "OK"
-            } else {
-                "MISSING"
-            }
-        } else {
-            let spf: Vec<&String> = found.iter().filter(|t| t.starts_with("v=spf1")).collect();
-            let mechanism = record.value.split_whitespace().nth(1).unwrap_or_default();
-            if spf
-                .iter()
-                .any(|t| t.split_whitespace().any(|m| m == mechanism))
-            {
-                "OK"
-            } else if spf.is_empty() {
-                "MISSING"
-            } else {
-                "DIFFERENT"
-            }
-        };
+        let state = dkim::published::judge(record, &found, &domain.public_key);
+        if record.name.contains("._domainkey.") {
+            dkim_ok = state == dkim::published::Published::Ok;
+        }
+        let state = state.as_str().to_ascii_uppercase();
         println!("{state:<10} {} TXT", record.name);
     }
     Ok(dkim_ok)

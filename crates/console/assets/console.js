@@ -1,0 +1,86 @@
+// tsubame console: progressive enhancement only; every page works without this file.
+// - times: <time datetime> shown in the viewer's time zone (UTC stays in the title)
+// - copy buttons: [data-copy] copies its value
+// - confirmations: forms with [data-confirm] ask first
+// - refresh in place: [data-refresh=N] re-fetches this page every N seconds and swaps
+//   the element with the same position, without reloading
+(function () {
+  "use strict";
+  function localTimes(root) {
+    root.querySelectorAll("time[datetime]").forEach(function (el) {
+      var when = new Date(el.getAttribute("datetime"));
+      if (isNaN(when)) return;
+      el.textContent = when.toLocaleString(document.documentElement.lang || undefined, {
+        year: "numeric", month: "2-digit", day: "2-digit",
+        hour: "2-digit", minute: "2-digit", second: "2-digit"
+      });
+    });
+  }
+  function copyButtons(root) {
+    root.querySelectorAll("button[data-copy]").forEach(function (button) {
+      button.hidden = false;
+      button.addEventListener("click", function () {
+        var value = button.getAttribute("data-copy");
+        var done = function () { button.setAttribute("data-copied", "1"); };
+        if (navigator.clipboard && window.isSecureContext) {
+          navigator.clipboard.writeText(value).then(done);
+        } else {
+          var area = document.createElement("textarea");
+          area.value = value;
+          document.body.appendChild(area);
+          area.select();
+          document.execCommand("copy");
+          area.remove();
+          done();
+        }
+      });
+    });
+  }
+  function confirmations(root) {
+    root.querySelectorAll("form[data-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        if (!window.confirm(form.getAttribute("data-confirm"))) event.preventDefault();
+      });
+    });
+  }
+  function refreshers() {
+    var all = document.querySelectorAll("[data-refresh]");
+    all.forEach(function (el, index) {
+      var seconds = Math.max(1, parseInt(el.getAttribute("data-refresh"), 10) || 30);
+      var timer = setInterval(function () {
+        if (document.hidden) return;
+        fetch(window.location.href, { credentials: "same-origin", headers: { "X-Refresh": "1" } })
+          .then(function (response) {
+            if (response.redirected || !response.ok) { clearInterval(timer); return null; }
+            return response.text();
+          })
+          .then(function (html) {
+            if (html === null) return;
+            var doc = new DOMParser().parseFromString(html, "text/html");
+            var fresh = doc.querySelectorAll("[data-refresh]")[index];
+            var current = document.querySelectorAll("[data-refresh]")[index];
+            if (!current) { clearInterval(timer); return; }
+            if (!fresh) {
+              // Finished (a job's page stops refreshing): take the new content once.
+              var replacement = doc.getElementById(current.id);
+              if (replacement) current.replaceWith(replacement);
+              localTimes(document);
+              clearInterval(timer);
+              return;
+            }
+            current.replaceWith(fresh);
+            localTimes(fresh);
+            copyButtons(fresh);
+            confirmations(fresh);
+          })
+          .catch(function () {});
+      }, seconds * 1000);
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    localTimes(document);
+    copyButtons(document);
+    confirmations(document);
+    refreshers();
+  });
+})();

@@ -1,0 +1,183 @@
+//! The web console of `tsubame serve`: server-rendered pages for a tenant's people
+//! (dashboard, activity, sending domains, API keys, suppressions, webhooks, account, audit
+//! log) and for the platform's operators (overview, queues, message lookup, tenants,
+//! shaping), on the same HTTP listener as the API.
+//!
+//! Pages are HTML rendered by minijinja from templates embedded in the binary, with one
+//! hand-written stylesheet and one small script (progressive enhancement: copy buttons,
+//! local times, in-place refresh, progress); every form works without JavaScript. Charts
+//! are SVG drawn on the server.
+//!
+//! # Layout
+//! - [`auth`]: passwords (argon2), sessions (server-side, cookie holds a random id), CSRF,
+//!   sign-in throttle, TOTP second factor, the signed-in [`auth::Viewer`] extractors.
+//! - [`render`]: the template environment, the message catalogues ([`i18n`]), security
+//!   headers, HTML errors.
+//! - [`pages`]: the tenant's pages; [`ops`]: the operators'.
+
+pub mod assets;
+pub mod auth;
+pub mod i18n;
+pub mod ops;
+pub mod pages;
+pub mod render;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use store::{ConsoleStore, ControlStore, EventStore};
+use tenancy::Tenancy;
+
+/// Settings validated by the binary.
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    /// Mark cookies `Secure` (served over HTTPS, directly or behind a TLS proxy).
+    pub secure_cookies: bool,
+    /// A session unused this long ends.
+    pub session_idle: Duration,
+    /// A session ends this long after sign-in, used or not.
+    pub session_absolute: Duration,
+    pub throttle: auth::throttle::ThrottleLimits,
+    /// The mail host named in sending domains' DNS records.
+    pub mail_host: String,
+    /// Where the live checks of sending domains' records ask.
+    pub dns: delivery::route::dns::DnsConfig,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            secure_cookies: false,
+            session_idle: Duration::from_secs(30 * 60),
+            session_absolute: Duration::from_secs(12 * 3600),
+            throttle: auth::throttle::ThrottleLimits::default(),
+            mail_host: "localhost".into(),
+            dns: delivery::route::dns::DnsConfig::default(),
+        }
+    }
+}
+
+/// What the handlers share.
+pub struct ConsoleState<S> {
+    pub tenancy: Arc<Tenancy<S>>,
+    pub delivery: Option<delivery::Engine>,
+    pub spool: spool::Spool,
+    pub events: events::EventSink,
+    pub webhook_guard: events::ssrf::Guard,
+    pub config: ConsoleConfig,
+    pub views: render::Views,
+    pub throttle: auth::throttle::LoginThrottle,
+    /// Second-factor time steps already used, per login (a code works once).
+    pub totp_used: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    pub imports: pages::imports::Imports,
+    /// Live platform rates for the operators; the binary feeds deliveries in.
+    pub rates: Arc<ops::rates::Rates>,
+}
+
+impl<S> ConsoleState<S> {
+    pub fn store(&self) -> &S {
+        &self.tenancy.store
+    }
+}
+
+/// Every trait the console needs of the control plane.
+pub trait Store: ControlStore + EventStore + ConsoleStore + 'static {}
+impl<T: ControlStore + EventStore + ConsoleStore + 'static> Store for T {}
+
+impl<S: Store> ConsoleState<S> {
+    pub fn new(
+        tenancy: Arc<Tenancy<S>>,
+        delivery: Option<delivery::Engine>,
+        spool: spool::Spool,
+        events: events::EventSink,
+        webhook_guard: events::ssrf::Guard,
+        config: ConsoleConfig,
+    ) -> Arc<ConsoleState<S>> {
+        Arc::new(ConsoleState {
+            tenancy,
+            delivery,
+            spool,
+            events,
+            webhook_guard,
+            throttle: auth::throttle::LoginThrottle::new(config.throttle),
+            config,
+            views: render::Views::new(),
+            totp_used: Default::default(),
+            imports: Default::default(),
+            rates: Default::default(),
+        })
+    }
+}
+
+/// The console's routes, to merge into the HTTP listener's router (served with connect
+/// info: sign-ins and the audit log record the client's address).
+pub fn router<S: Store>(state: Arc<ConsoleState<S>>) -> Router {
+    tokio::spawn(auth::sessions::purge_forever(state.clone()));
+    let sampler = state.clone();
+    tokio::spawn(async move {
+        loop {
+            let accepted = sampler.spool.inserted_count();
+            sampler.rates.sample_now(auth::sessions::now_ms(), accepted);
+            tokio::time::sleep(ops::rates::SAMPLE_EVERY).await;
+        }
+    });
+    Router::new()
+        .route("/", get(pages::dashboard::page::<S>))
+        .route(
+            "/login",
+            get(auth::login::form::<S>).post(auth::login::submit::<S>),
+        )
+        .route("/login/code", post(auth::login::second_factor::<S>))
+        .route("/logout", post(auth::login::logout::<S>))
+        .route("/activity", get(pages::activity::page::<S>))
+        .route("/activity/{id}", get(pages::activity::message::<S>))
+        .route(
+            "/domains",
+            get(pages::domains::page::<S>).post(pages::domains::add::<S>),
+        )
+        .route("/domains/{domain}", get(pages::domains::detail::<S>))
+        .route(
+            "/domains/{domain}/remove",
+            post(pages::domains::remove::<S>),
+        )
+        .route(
+            "/keys",
+            get(pages::keys::page::<S>).post(pages::keys::add::<S>),
+        )
+        .route("/keys/{id}/revoke", post(pages::keys::revoke::<S>))
+        .route(
+            "/suppressions",
+            get(pages::suppressions::page::<S>).post(pages::suppressions::add::<S>),
+        )
+        .route(
+            "/suppressions/remove",
+            post(pages::suppressions::remove::<S>),
+        )
+        .route("/suppressions.csv", get(pages::suppressions::export::<S>))
+        .route(
+            "/suppressions/import",
+            post(pages::suppressions::import::<S>),
+        )
+        .route("/suppressions/imports/{id}", get(pages::imports::page::<S>))
+        .route(
+            "/account",
+            get(pages::account::page::<S>).post(pages::account::change_password::<S>),
+        )
+        .route("/account/language", post(pages::account::language::<S>))
+        .route("/account/totp", post(pages::account::totp::<S>))
+        .route("/audit", get(pages::audit::page::<S>))
+        .route("/ops", get(ops::overview::page::<S>))
+        .route("/ops/queues", get(ops::queues::page::<S>))
+        .route("/ops/queues/action", post(ops::queues::action::<S>))
+        .route("/ops/messages", get(ops::messages::page::<S>))
+        .route(
+            "/ops/tenants",
+            get(ops::tenants::page::<S>).post(ops::tenants::add::<S>),
+        )
+        .route("/ops/tenants/{id}", post(ops::tenants::change::<S>))
+        .route("/assets/{name}", get(assets::serve))
+        .layer(axum::middleware::from_fn(render::security_headers))
+        .with_state(state)
+}

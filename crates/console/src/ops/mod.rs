@@ -1,0 +1,8 @@
+//! The operators' pages: the platform at a glance, queues per site with their actions,
+//! a message looked up by id across tenants, tenants (create, limits, suspend).
+
+pub mod messages;
+pub mod overview;
+pub mod queues;
+pub mod rates;
+pub mod tenants;
