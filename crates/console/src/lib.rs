@@ -94,6 +94,7 @@ impl<S: Store> ConsoleState<S> {
         events: events::EventSink,
         webhook_guard: events::ssrf::Guard,
         config: ConsoleConfig,
+        rates: Arc<ops::rates::Rates>,
     ) -> Arc<ConsoleState<S>> {
         Arc::new(ConsoleState {
             tenancy,
@@ -106,7 +107,7 @@ impl<S: Store> ConsoleState<S> {
             views: render::Views::new(),
             totp_used: Default::default(),
             imports: Default::default(),
-            rates: Default::default(),
+            rates,
         })
     }
 }

@@ -16,6 +16,7 @@ mod config;
 mod datadir;
 mod domain_cmd;
 mod fdlimit;
+mod login_cmd;
 mod queue_cmd;
 mod serve;
 mod sink_cmd;
@@ -130,6 +131,14 @@ enum Command {
         #[arg(long, global = true, default_value = "./tsubame-data")]
         data_dir: PathBuf,
     },
+    /// Manage web console logins (tenants' people and the platform's operators).
+    Login {
+        #[command(subcommand)]
+        command: login_cmd::LoginCommand,
+        /// Data directory (holds the control database).
+        #[arg(long, global = true, default_value = "./tsubame-data")]
+        data_dir: PathBuf,
+    },
     /// Manage tenants' API keys.
     Key {
         #[command(subcommand)]
@@ -218,6 +227,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             data_dir,
             json,
         } => tenant_cmd::key(command, &DataDir::new(data_dir), json),
+        Command::Login { command, data_dir } => login_cmd::run(command, &DataDir::new(data_dir)),
         Command::Domain { command, data_dir } => domain_cmd::run(command, &DataDir::new(data_dir)),
         Command::Suppression { command, data_dir } => {
             suppression_cmd::run(command, &DataDir::new(data_dir))

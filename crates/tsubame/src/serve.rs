@@ -91,9 +91,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         written,
         config.events.webhooks.clone(),
     ));
+    // The console's live rates are fed by the delivery event listener.
+    let rates: Arc<console::ops::rates::Rates> = Arc::default();
     let engine = if config.delivery.enabled {
         let sink = event_sink.clone();
+        let delivered = rates.clone();
         let listener: delivery::events::EventListener = Arc::new(move |batch| {
+            for event in &batch {
+                if event.outcome == delivery::events::Outcome::Delivered {
+                    delivered.delivered(event.queued_ms);
+                }
+            }
             let ours: Vec<store::NewEvent> = batch
                 .iter()
                 .filter_map(events::convert::from_delivery)
@@ -147,7 +155,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         metrics: Arc::new(move || recorder.render()),
         delivery: engine.clone(),
     });
+    let console_state = console::ConsoleState::new(
+        tenancy.clone(),
+        engine.clone(),
+        spool.clone(),
+        event_sink.clone(),
+        config.events.webhooks.guard.clone(),
+        config.console.clone(),
+        rates,
+    );
     let router = router
+        .merge(console::router(console_state))
         .merge(api::router(api::ApiState::new(
             spool.clone(),
             tenancy,

@@ -2,6 +2,7 @@
 //! validated [`Config`] the server runs with. Every error names the key it is about.
 //! docs/configuration.md lists every option; keep the two in step.
 
+pub mod console;
 pub mod delivery;
 pub mod events;
 pub mod http;
@@ -38,6 +39,8 @@ pub struct RawConfig {
     pub events: events::RawEvents,
     #[serde(default)]
     pub webhooks: events::RawWebhooks,
+    #[serde(default)]
+    pub console: console::RawConsole,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,6 +113,7 @@ pub struct Config {
     pub log_level: String,
     pub delivery: delivery::Delivery,
     pub events: events::Events,
+    pub console: ::console::ConsoleConfig,
 }
 
 /// Command-line values that override the file.
@@ -327,7 +331,27 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> anyhow::Result<Config>
         .unwrap_or_else(|| PathBuf::from("./tsubame-data"));
     let delivery = delivery::validate(&raw.delivery, &smtp.hostname, &data_dir)?;
     let events = events::validate(&raw.events, &raw.webhooks)?;
+    let public_url = match raw.http.public_url.as_deref() {
+        None => None,
+        Some(url) => {
+            let trimmed = url.trim_end_matches('/');
+            let ok = (trimmed.starts_with("https://") || trimmed.starts_with("http://"))
+                && trimmed.len() > "https://".len()
+                && !trimmed.contains(['?', '#', ' ', '"', '<', '>']);
+            if !ok {
+                bail!("http.public_url: {url:?} is not an http(s) URL without query or fragment");
+            }
+            Some(trimmed.to_string())
+        }
+    };
+    let console = console::validate(
+        &raw.console,
+        public_url.as_deref(),
+        &smtp.hostname,
+        &delivery.engine.dns,
+    )?;
     Ok(Config {
+        console,
         data_dir,
         delivery,
         events,
@@ -335,21 +359,7 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> anyhow::Result<Config>
         tls,
         http_listen: addr("http.listen", &http_text)?,
         http_limits: http::limits(&raw.http)?,
-        public_url: match raw.http.public_url.as_deref() {
-            None => None,
-            Some(url) => {
-                let trimmed = url.trim_end_matches('/');
-                let ok = (trimmed.starts_with("https://") || trimmed.starts_with("http://"))
-                    && trimmed.len() > "https://".len()
-                    && !trimmed.contains(['?', '#', ' ', '"', '<', '>']);
-                if !ok {
-                    bail!(
-                        "http.public_url: {url:?} is not an http(s) URL without query or fragment"
-                    );
-                }
-                Some(trimmed.to_string())
-            }
-        },
+        public_url,
         segment_bytes_max: in_range(
             "spool.segment_bytes_max",
             raw.spool.segment_bytes_max.unwrap_or(64 << 20),
