@@ -286,7 +286,7 @@ pub async fn second_factor<S: Store>(
 
 #[derive(Deserialize)]
 pub struct LogoutForm {
-    #[serde(rename = "_csrf")]
+    #[serde(rename = "_csrf", default)]
     csrf: String,
 }
 

@@ -67,6 +67,9 @@ impl Viewer {
             operator => self.login.role == Role::Operator,
             tenant_name => tenant.map(|t| t.name.clone()),
             page => page,
+            // Pages that have none leave these out; the layout asks for them.
+            notice => None::<&str>,
+            error => None::<String>,
         }
     }
 

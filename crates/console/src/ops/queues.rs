@@ -100,7 +100,7 @@ pub async fn page<S: Store>(
 
 #[derive(Deserialize)]
 pub struct ActionForm {
-    #[serde(rename = "_csrf")]
+    #[serde(rename = "_csrf", default)]
     csrf: String,
     action: String,
     site: String,

@@ -71,7 +71,7 @@ pub async fn page<S: Store>(
 
 #[derive(Deserialize)]
 pub struct AddForm {
-    #[serde(rename = "_csrf")]
+    #[serde(rename = "_csrf", default)]
     csrf: String,
     name: String,
 }
@@ -113,7 +113,7 @@ pub async fn add<S: Store>(
 
 #[derive(Deserialize)]
 pub struct ChangeForm {
-    #[serde(rename = "_csrf")]
+    #[serde(rename = "_csrf", default)]
     csrf: String,
     /// `limits`, `suspend` or `reactivate`.
     action: String,

@@ -80,7 +80,7 @@ pub async fn page<S: Store>(
 
 #[derive(Deserialize)]
 pub struct PasswordForm {
-    #[serde(rename = "_csrf")]
+    #[serde(rename = "_csrf", default)]
     csrf: String,
     current: String,
     new: String,
@@ -162,7 +162,7 @@ pub async fn change_password<S: Store>(
 
 #[derive(Deserialize)]
 pub struct LanguageForm {
-    #[serde(rename = "_csrf")]
+    #[serde(rename = "_csrf", default)]
     csrf: String,
     language: String,
 }
@@ -185,7 +185,7 @@ pub async fn language<S: Store>(
 
 #[derive(Deserialize)]
 pub struct TotpForm {
-    #[serde(rename = "_csrf")]
+    #[serde(rename = "_csrf", default)]
     csrf: String,
     /// `start`, `confirm` (with `secret` and `code`) or `off`.
     step: String,

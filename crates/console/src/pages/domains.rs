@@ -85,7 +85,7 @@ pub async fn page<S: Store>(
 
 #[derive(Deserialize)]
 pub struct AddForm {
-    #[serde(rename = "_csrf")]
+    #[serde(rename = "_csrf", default)]
     csrf: String,
     domain: String,
     #[serde(default)]
@@ -185,7 +185,7 @@ pub async fn detail<S: Store>(
 
 #[derive(Deserialize)]
 pub struct CsrfOnly {
-    #[serde(rename = "_csrf")]
+    #[serde(rename = "_csrf", default)]
     pub csrf: String,
 }
 

@@ -72,7 +72,7 @@ pub async fn page<S: Store>(
 
 #[derive(Deserialize)]
 pub struct AddForm {
-    #[serde(rename = "_csrf")]
+    #[serde(rename = "_csrf", default)]
     csrf: String,
     name: String,
     send: Option<String>,

@@ -104,7 +104,7 @@ pub async fn page<S: Store>(
 
 #[derive(Deserialize)]
 pub struct AddressForm {
-    #[serde(rename = "_csrf")]
+    #[serde(rename = "_csrf", default)]
     csrf: String,
     address: String,
 }

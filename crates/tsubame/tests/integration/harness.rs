@@ -70,6 +70,30 @@ impl TestServer {
         String::from_utf8(out.stdout).expect("utf8")
     }
 
+    /// Runs the CLI with `input` on stdin; panics unless it succeeds.
+    pub fn cli_with_input(&self, args: &[&str], input: &str) -> String {
+        use std::io::Write;
+        let mut child = Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("cli");
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input.as_bytes()).expect("stdin");
+        }
+        let out = child.wait_with_output().expect("cli");
+        assert!(
+            out.status.success(),
+            "tsubame {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf8")
+    }
+
     /// Starts a server with default settings plus `extra` TOML (merged into [smtp] etc. by the
     /// caller writing whole sections).
     pub fn start(extra: &str) -> TestServer {

@@ -8,6 +8,7 @@ mod api;
 mod api_content;
 mod clients;
 mod config_cli;
+mod console;
 mod crash;
 mod events;
 mod faults;

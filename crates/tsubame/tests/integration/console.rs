@@ -1,0 +1,107 @@
+//! The web console end to end: the real binary, logins made with the CLI, and Debian's
+//! chromium driven by playwright-core (`tests/node/console.mjs`) through sign-in, domains,
+//! keys, a message found in activity, suppressions and a CSV import, CSRF and tenant
+//! isolation, an expired session, and an operator pausing and resuming a site; axe-core
+//! checks every page for WCAG 2.1 A/AA violations. Screenshots go to
+//! `target/console-screenshots/`.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::api::{add_domain, post};
+use crate::harness::{TestServer, free_port};
+
+const PASSWORD: &str = "correct horse battery";
+
+fn node_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node")
+}
+
+#[test]
+fn the_console_in_a_real_browser() {
+    let closed = free_port();
+    let server = TestServer::start(&format!(
+        "[console]\nsession_idle = \"6s\"\n[delivery]\ntls = \"disabled\"\n[[delivery.route]]\ndomains = [\"held.example\"]\nhosts = [\"127.0.0.1:{closed}\"]\n"
+    ));
+    server.cli(&["tenant", "add", "acme"]);
+    server.cli(&["tenant", "add", "beta"]);
+    server.cli_with_input(
+        &[
+            "login",
+            "add",
+            "ann@acme.example",
+            "--tenant",
+            "acme",
+            "--role",
+            "owner",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    server.cli_with_input(
+        &["login", "add", "ops@platform.example", "--operator"],
+        &format!("{PASSWORD}\n"),
+    );
+    // A key for the browser to revoke, and beta's things ann must not reach.
+    let spare = server.cli(&["key", "add", "--tenant", "acme", "--name", "spare"]);
+    let spare_id = spare.trim().split('_').nth(1).expect("key id").to_string();
+    let beta_key = server.cli(&["key", "add", "--tenant", "beta", "--scopes", "all"]);
+    let beta_key = beta_key.trim().to_string();
+    let beta_key_id = beta_key.split('_').nth(1).expect("key id").to_string();
+    add_domain(&server, "beta", "beta.example");
+    let beta_sent = post(
+        &server,
+        &beta_key,
+        r#"{"messages":[{"from":"hi@beta.example","to":["x@held.example"],"subject":"beta","text":"beta"}]}"#,
+    );
+    let beta_message = beta_sent["body"]["messages"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{beta_sent}"))
+        .to_string();
+    // The site of held.example exists once mail went its way.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let site = loop {
+        let summary = server.admin_json("/admin/v1/queue/summary");
+        if let Some(site) = summary["sites"].as_array().and_then(|s| s.first()) {
+            break site["site"].as_str().expect("site").to_string();
+        }
+        assert!(Instant::now() < deadline, "no site appeared: {summary}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // More mail for the site while the browser pauses it: sent now, held by the back-off
+    // or the pause, counted as ready once the operator has paused it.
+    for i in 0..3 {
+        post(
+            &server,
+            &beta_key,
+            &format!(
+                r#"{{"messages":[{{"from":"hi@beta.example","to":["u{i}@held.example"],"subject":"s","text":"t"}}]}}"#
+            ),
+        );
+    }
+    let screenshots =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots");
+    let config = serde_json::json!({
+        "chromium": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+        "screenshots": screenshots,
+        "idle_ms": 6000,
+        "owner": { "email": "ann@acme.example", "password": PASSWORD, "spare_key": spare_id },
+        "operator": { "email": "ops@platform.example", "password": PASSWORD, "site": site },
+        "other": { "domain": "beta.example", "message": beta_message, "key": beta_key_id },
+    });
+    let out = Command::new("node")
+        .arg(node_dir().join("console.mjs"))
+        .arg(format!("http://{}", server.http))
+        .arg(config.to_string())
+        .current_dir(node_dir())
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "browser test failed:\n{stdout}\n{stderr}\n--- server log ---\n{}",
+        server.log_text()
+    );
+    assert!(stdout.contains("\"ok\":true"), "{stdout}");
+}

@@ -1,0 +1,248 @@
+// The console in a real browser: Debian's chromium driven by playwright-core, axe-core on
+// every page. Started by tests/integration/console.rs with a running server:
+//   node console.mjs <base url> <config json>
+// Exits non-zero with a message on the first failure; saves a screenshot of each page.
+import { chromium } from "playwright-core";
+import { readFileSync, mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
+
+const require = createRequire(import.meta.url);
+const axeSource = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
+const [base, configText] = process.argv.slice(2);
+const config = JSON.parse(configText);
+const shots = config.screenshots;
+mkdirSync(shots, { recursive: true });
+
+function check(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+const browser = await chromium.launch({
+  executablePath: config.chromium,
+  args: ["--no-sandbox", "--disable-dev-shm-usage"],
+});
+const checkedPages = [];
+
+async function audit(page, name) {
+  // Evaluated through the DevTools protocol: the page's CSP (no inline script) still holds.
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(async () =>
+    // eslint-disable-next-line no-undef
+    await axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } }));
+  const violations = result.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join("; ")})`);
+  check(violations.length === 0, `axe on ${name}: ${violations.join("\n")}`);
+  await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
+  checkedPages.push(name);
+}
+
+async function signIn(context, email, password) {
+  const page = await context.newPage();
+  page.on("dialog", (d) => (d.message().includes("alert") ? fail(`script ran: ${d.message()}`) : d.accept()));
+  await page.goto(`${base}/login`);
+  await page.fill("#email", email);
+  await page.fill("#password", password);
+  await Promise.all([page.waitForNavigation(), page.click("button[type=submit]")]);
+  return page;
+}
+
+function fail(message) {
+  console.error(message);
+  process.exit(1);
+}
+
+async function csrf(page) {
+  return page.locator("input[name=_csrf]").first().inputValue();
+}
+
+try {
+  // A wrong password fails cleanly, with the reason, and keeps the address typed.
+  {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${base}/`);
+    check(page.url().startsWith(`${base}/login`), `not sent to sign in: ${page.url()}`);
+    await page.fill("#email", config.owner.email);
+    await page.fill("#password", "not the password");
+    await page.click("button[type=submit]");
+    await page.waitForSelector("#login-error");
+    check((await page.textContent("#login-error")).includes("Wrong"), "no wrong-password message");
+    await audit(page, "login-wrong-password");
+    await context.close();
+  }
+  // Japanese from the browser's language.
+  {
+    const context = await browser.newContext({ locale: "ja-JP" });
+    const page = await context.newPage();
+    await page.goto(`${base}/login`);
+    check((await page.getAttribute("html", "lang")) === "ja", "login page not in Japanese");
+    check((await page.textContent("h1")).includes("ログイン"), "Japanese title missing");
+    await audit(page, "login-ja");
+    await context.close();
+  }
+
+  const owner = await browser.newContext();
+  const page = await signIn(owner, config.owner.email, config.owner.password);
+  check(page.url() === `${base}/`, `owner landed on ${page.url()}`);
+  await audit(page, "dashboard");
+
+  // Add a domain and read its records.
+  await page.goto(`${base}/domains`);
+  await audit(page, "domains");
+  await page.fill("#domain", "acme.example");
+  await Promise.all([page.waitForNavigation(), page.click("form[action='/domains'] button[type=submit]")]);
+  check(page.url().startsWith(`${base}/domains/acme.example`), `after adding: ${page.url()}`);
+  const records = await page.locator("table.records tbody tr").count();
+  check(records >= 3, `only ${records} records shown`);
+  check((await page.textContent("table.records")).includes("_domainkey.acme.example"), "no DKIM record");
+  await audit(page, "domain-records");
+
+  // Create a key (token shown once), revoke another.
+  await page.goto(`${base}/keys`);
+  await page.fill("#key-name", "console-test");
+  await page.check("input[name=read]");
+  await Promise.all([page.waitForNavigation(), page.click("form[action='/keys'] button[type=submit]")]);
+  const token = (await page.textContent(".token code")).trim();
+  check(token.startsWith("tsb_"), `no token shown: ${token}`);
+  await audit(page, "keys-created");
+  await page.goto(`${base}/keys`);
+  check(!(await page.content()).includes(token), "the token is shown again");
+  await Promise.all([
+    page.waitForNavigation(),
+    page.click(`form[action='/keys/${config.owner.spare_key}/revoke'] button`),
+  ]);
+  check((await page.textContent(".notice")).includes("revoked"), "no revoke notice");
+
+  // Send through the API with the new key; find it in activity; open its timeline. The
+  // subject, custom id and tag try to inject markup: the pages must show them as text.
+  const sent = await fetch(`${base}/v1/messages`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({
+      messages: [{
+        from: "news@acme.example", to: ["reader@example.net"],
+        subject: "<script>alert('subject')</script>", text: "Hello",
+        custom_id: "\"onmouseover=alert('custom')", tags: ["<img src=x onerror=alert('tag')>"],
+      }],
+    }),
+  });
+  const sentBody = await sent.text();
+  check(sent.status === 200 || sent.status === 202, `send answered ${sent.status}: ${sentBody}`);
+  const messageId = JSON.parse(sentBody).messages[0].id;
+  let found = false;
+  for (let i = 0; i < 50 && !found; i++) {
+    await page.goto(`${base}/activity?field=recipient&q=reader%40example.net`);
+    found = (await page.locator(`a[href='/activity/${messageId}']`).count()) > 0;
+    if (!found) await page.waitForTimeout(200);
+  }
+  check(found, "the message never appeared in activity");
+  check((await page.locator("img[src=x]").count()) === 0, "a tag became an element");
+  check((await page.textContent("table.events")).includes("<img src=x onerror=alert('tag')>"), "tag not shown as text");
+  await audit(page, "activity");
+  await Promise.all([page.waitForNavigation(), page.click(`a[href='/activity/${messageId}']`)]);
+  check((await page.locator("ol.timeline li").count()) >= 1, "empty timeline");
+  check((await page.textContent("ol.timeline")).includes("reader@example.net"), "timeline without recipient");
+  await audit(page, "message-timeline");
+
+  // Add and remove a suppression.
+  await page.goto(`${base}/suppressions`);
+  await page.fill("#address", "Blocked@Example.com");
+  await Promise.all([page.waitForNavigation(), page.click("form[method=post][action='/suppressions'] button")]);
+  check((await page.textContent("main")).includes("blocked@example.com"), "suppression not listed");
+  await audit(page, "suppressions");
+  await Promise.all([page.waitForNavigation(), page.click("form[action='/suppressions/remove'] button")]);
+  check(!(await page.textContent("main")).includes("blocked@example.com"), "suppression not removed");
+
+  // Import a CSV and watch its progress to the end.
+  const rows = ["email,reason"];
+  for (let i = 0; i < 5000; i++) rows.push(`user${i}@import.example,bounce`);
+  rows.push("not-an-address,bounce");
+  await page.setInputFiles("#file", { name: "list.csv", mimeType: "text/csv", buffer: Buffer.from(rows.join("\r\n")) });
+  await Promise.all([page.waitForNavigation(), page.click("form[action='/suppressions/import'] button")]);
+  check(page.url().includes("/suppressions/imports/"), `no job page: ${page.url()}`);
+  await page.waitForFunction(() => document.querySelector(".progress-text")?.textContent.includes("Finished"), null, { timeout: 20000 });
+  const progress = await page.textContent(".progress-text");
+  check(progress.includes("5000 new addresses") && progress.includes("1 refused"), `import counts: ${progress}`);
+  check((await page.textContent("#import-progress table")).includes("not-an-address"), "refused row not reported");
+  await audit(page, "suppression-import");
+  await page.goto(`${base}/account`);
+  await audit(page, "account");
+  await page.goto(`${base}/audit`);
+  check((await page.textContent("main")).includes("key.create"), "audit log misses key.create");
+  await audit(page, "audit-log");
+
+  // A form without its CSRF token is refused, and nothing changes.
+  const forged = await page.request.post(`${base}/suppressions`, { form: { address: "forged@example.com" } });
+  check(forged.status() === 403, `no CSRF token: ${forged.status()}`);
+  const withToken = await page.request.post(`${base}/suppressions`, { form: { address: "forged@example.com", _csrf: "wrong" } });
+  check(withToken.status() === 403, `wrong CSRF token: ${withToken.status()}`);
+
+  // Another tenant's ids: 404, like ids that do not exist.
+  const token2 = await csrf(page);
+  for (const [method, path] of [
+    ["GET", `/domains/${config.other.domain}`],
+    ["GET", `/activity/${config.other.message}`],
+    ["POST", `/keys/${config.other.key}/revoke`],
+    ["POST", `/domains/${config.other.domain}/remove`],
+    ["GET", `/suppressions/imports/0000`],
+  ]) {
+    const answer = method === "GET"
+      ? await page.request.get(`${base}${path}`)
+      : await page.request.post(`${base}${path}`, { form: { _csrf: token2 } });
+    check(answer.status() === 404, `${method} ${path} as another tenant: ${answer.status()}`);
+  }
+  const ops = await page.request.get(`${base}/ops/queues`);
+  check(ops.status() === 403, `a tenant login on operator pages: ${ops.status()}`);
+
+  // Security headers.
+  const head = await page.request.get(`${base}/`);
+  const csp = head.headers()["content-security-policy"] || "";
+  check(csp.includes("frame-ancestors 'none'") && !csp.includes("unsafe-inline"), `CSP: ${csp}`);
+  check(head.headers()["x-content-type-options"] === "nosniff", "no nosniff");
+  check(!!head.headers()["referrer-policy"], "no Referrer-Policy");
+  await owner.close();
+
+  // An expired session sends the person to sign in again, saying why.
+  {
+    const context = await browser.newContext();
+    const short = await signIn(context, config.owner.email, config.owner.password);
+    await short.waitForTimeout(config.idle_ms + 1000);
+    await short.goto(`${base}/keys`);
+    check(short.url().includes("/login") && short.url().includes("expired=1"), `after idling: ${short.url()}`);
+    check((await short.textContent("main")).includes("expired"), "no expiry notice");
+    await context.close();
+  }
+
+  // The operator pauses a site, sees its mail held, and resumes it.
+  {
+    const context = await browser.newContext();
+    const op = await signIn(context, config.operator.email, config.operator.password);
+    check(op.url() === `${base}/ops`, `operator landed on ${op.url()}`);
+    await audit(op, "ops-overview");
+    await op.goto(`${base}/ops/queues`);
+    await audit(op, "ops-queues");
+    const site = config.operator.site;
+    await Promise.all([op.waitForNavigation(), op.click(`button[aria-label='Pause ${site}']`)]);
+    check(op.url().includes("confirm=pause"), "pause not confirmed first");
+    await audit(op, "ops-confirm");
+    await Promise.all([op.waitForNavigation(), op.click(".confirm button[type=submit]")]);
+    check((await op.textContent(".notice")).includes("paused"), "no pause notice");
+    const row = op.locator("tr", { has: op.locator(`th:text-is('${site}')`) });
+    check((await row.textContent()).includes("Paused"), "site not shown paused");
+    check(/[1-9]/.test(await row.locator("td.num").first().textContent()), "no mail held at the paused site");
+    await Promise.all([op.waitForNavigation(), op.click(`button[aria-label='Resume ${site}']`)]);
+    await Promise.all([op.waitForNavigation(), op.click(".confirm button[type=submit]")]);
+    check((await op.textContent(".notice")).includes("resumed"), "no resume notice");
+    await op.goto(`${base}/ops/messages?id=${messageId}`);
+    check((await op.textContent("main")).includes("reader@example.net"), "message lookup found nothing");
+    await audit(op, "ops-message");
+    await op.goto(`${base}/ops/tenants`);
+    await audit(op, "ops-tenants");
+    await context.close();
+  }
+  console.log(JSON.stringify({ ok: true, pages: checkedPages }));
+} catch (err) {
+  console.error(err.stack || String(err));
+  process.exit(1);
+} finally {
+  await browser.close();
+}
