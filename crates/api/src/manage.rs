@@ -71,19 +71,7 @@ pub(crate) fn optional_string(
 }
 
 fn domain_json(domain: &SendingDomain, mail_host: &str) -> Value {
-    let records: Vec<Value> = dkim::Algorithm::parse(&domain.algorithm)
-        .map(|algorithm| {
-            dkim::records(
-                &domain.domain,
-                &domain.selector,
-                algorithm,
-                &domain.public_key,
-                &format!("a:{mail_host}"),
-                None,
-                mail_host,
-            )
-        })
-        .unwrap_or_default()
+    let records: Vec<Value> = tenancy::domain_records(domain, mail_host)
         .into_iter()
         .map(|r| json!({"name": r.name, "type": r.kind, "value": r.value, "purpose": r.purpose}))
         .collect();

@@ -228,10 +228,12 @@ mod tests {
     fn every_key_used_exists_in_every_language() {
         let pattern = "t(\"";
         let mut missing = Vec::new();
-        let sources = TEMPLATES
-            .iter()
-            .map(|(n, s)| (*n, *s))
-            .chain(crate::pages::RUST_KEYS.iter().map(|k| ("rust", *k)));
+        let sources = TEMPLATES.iter().map(|(n, s)| (*n, *s)).chain(
+            crate::pages::RUST_KEYS
+                .iter()
+                .chain(crate::pages::NOTICES)
+                .map(|k| ("rust", *k)),
+        );
         for (name, source) in sources {
             let keys: Vec<&str> = if name == "rust" {
                 vec![source]

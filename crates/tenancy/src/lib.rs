@@ -142,6 +142,24 @@ pub fn new_domain(
     })
 }
 
+/// The DNS records a sending domain publishes (DKIM, SPF naming `mail_host`, DMARC,
+/// return path), for the API, the CLI and the console alike.
+pub fn domain_records(domain: &SendingDomain, mail_host: &str) -> Vec<dkim::DnsRecord> {
+    dkim::Algorithm::parse(&domain.algorithm)
+        .map(|algorithm| {
+            dkim::records(
+                &domain.domain,
+                &domain.selector,
+                algorithm,
+                &domain.public_key,
+                &format!("a:{mail_host}"),
+                None,
+                mail_host,
+            )
+        })
+        .unwrap_or_default()
+}
+
 /// The API key that SMTP AUTH credentials carry, in the forms clients of other platforms
 /// already use: user `apikey` and the key as password (SendGrid); the key's public part
 /// `tsb_<id>` as user and the rest as password (Mailjet); or any user and the whole key as

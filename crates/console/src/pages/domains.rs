@@ -20,19 +20,7 @@ pub struct PageQuery {
 }
 
 fn records(domain: &SendingDomain, mail_host: &str) -> Vec<minijinja::Value> {
-    dkim::Algorithm::parse(&domain.algorithm)
-        .map(|algorithm| {
-            dkim::records(
-                &domain.domain,
-                &domain.selector,
-                algorithm,
-                &domain.public_key,
-                &format!("a:{mail_host}"),
-                None,
-                mail_host,
-            )
-        })
-        .unwrap_or_default()
+    tenancy::domain_records(domain, mail_host)
         .into_iter()
         .map(|r| {
             minijinja::context! { name => r.name, kind => r.kind, value => r.value, purpose => r.purpose }
