@@ -70,6 +70,9 @@ async fn check<S: ControlStore>(
             "unknown or revoked API key",
         ));
     };
+    if let Some(reason) = key.tenant_suspended.clone() {
+        return Err(tenancy::Refusal::Suspended(reason).into());
+    }
     if !key.scopes.allows(scope) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

@@ -87,6 +87,10 @@ impl From<tenancy::Refusal> for ApiError {
                 error.retry_after = Some(retry_after_secs);
                 error
             }
+            tenancy::Refusal::Suspended(reason) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("this account is suspended: {reason}"),
+            ),
             tenancy::Refusal::UnknownTenant => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "unknown tenant")
             }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use smtp_wire::{Event, PeerContext, ReadPhase, Session, SessionConfig};
+use smtp_wire::{Event, PeerContext, ReadPhase, Reply, Session, SessionConfig};
 use spool::tenant_marker;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -198,9 +198,20 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Event::Authenticate(credentials) => {
                 match authenticate(shared, credentials).await {
-                    Ok(identity) => {
+                    Ok(Authenticated::User(identity)) => {
                         tracing::info!(client = %peer.ip(), user = ?identity, ok = identity.is_some(), "SMTP AUTH");
                         session.complete_auth(identity);
+                    }
+                    Ok(Authenticated::Suspended(reason)) => {
+                        tracing::info!(client = %peer.ip(), reason = %reason, "SMTP AUTH of a suspended tenant");
+                        session.complete_auth_refused(Reply::new(
+                            535,
+                            (5, 7, 1),
+                            format!(
+                                "Authentication refused: this account is suspended: {}",
+                                one_line(&reason)
+                            ),
+                        ));
                     }
                     Err(why) => {
                         tracing::warn!(client = %peer.ip(), error = %why, "SMTP AUTH could not be checked");
@@ -297,12 +308,27 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Who the credentials name: a tenant (`tenant:<id>`) or a local SMTP user; `None` when
-/// they are wrong; `Err` when they could not be checked.
+/// What SMTP AUTH credentials turned out to be.
+enum Authenticated {
+    /// A tenant (`tenant:<id>`) or a local SMTP user; `None` when the credentials are wrong.
+    User(Option<String>),
+    /// A suspended tenant's (the operators' reason).
+    Suspended(String),
+}
+
+/// The operators' free text, safe inside a one-line reply.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect()
+}
+
+/// Who the credentials name; `Err` when they could not be checked.
 async fn authenticate(
     shared: &Shared,
     credentials: smtp_wire::auth::Credentials,
-) -> Result<Option<String>, String> {
+) -> Result<Authenticated, String> {
     let login = match &shared.tenants {
         Some(tenants) => {
             tenants
@@ -312,8 +338,9 @@ async fn authenticate(
         None => Login::NotTenant,
     };
     match login {
-        Login::Tenant(id) => Ok(Some(tenant_marker(&id))),
-        Login::Refused => Ok(None),
+        Login::Tenant(id) => Ok(Authenticated::User(Some(tenant_marker(&id)))),
+        Login::Refused => Ok(Authenticated::User(None)),
+        Login::Suspended(reason) => Ok(Authenticated::Suspended(reason)),
         Login::Unavailable => Err("the control plane did not answer".into()),
         Login::NotTenant => {
             let path = shared.users_path.clone();
@@ -324,7 +351,7 @@ async fn authenticate(
             })
             .await;
             match verified {
-                Ok(Ok(ok)) => Ok(ok.then_some(user)),
+                Ok(Ok(ok)) => Ok(Authenticated::User(ok.then_some(user))),
                 Ok(Err(err)) => Err(err.to_string()),
                 Err(err) => Err(err.to_string()),
             }

@@ -19,6 +19,8 @@ pub enum Login {
     Tenant(String),
     /// They look like a tenant's but are wrong, revoked or may not send.
     Refused,
+    /// Right credentials of a tenant the platform suspended (the reason given).
+    Suspended(String),
     /// They could not be checked now (the control plane did not answer).
     Unavailable,
     /// Not a tenant's: the local SMTP users decide.

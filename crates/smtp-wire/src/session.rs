@@ -492,6 +492,14 @@ impl Session {
         ));
     }
 
+    /// The driver's answer to [`Event::Authenticate`] when the credentials are right but
+    /// may not be used (a suspended account): `reply` says why, and counts as an error.
+    pub fn complete_auth_refused(&mut self, reply: Reply) {
+        debug_assert!(matches!(self.phase, Phase::Waiting));
+        self.phase = Phase::Command;
+        self.bad_command(reply);
+    }
+
     /// The driver's answer to [`Event::Authenticate`]: the verified user, or `None`.
     pub fn complete_auth(&mut self, user: Option<String>) {
         debug_assert!(matches!(self.phase, Phase::Waiting));

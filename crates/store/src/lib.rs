@@ -54,6 +54,9 @@ pub struct ApiKey {
     pub scopes: Scopes,
     pub created_ms: i64,
     pub revoked_ms: Option<i64>,
+    /// Why the key's tenant is suspended, as read with the key; `None`: active. Every
+    /// ingress refuses a suspended tenant's key, saying so.
+    pub tenant_suspended: Option<String>,
 }
 
 /// A key just made: the only time its full text exists outside the caller's hands.

@@ -145,6 +145,25 @@ pub(crate) fn check_domain(domain: &str) -> Result<String, StoreError> {
     }
 }
 
+/// A suspension reason is shown to the tenant's clients in SMTP replies and API errors:
+/// one line of plain text.
+fn check_reason(reason: &str) -> Result<(), StoreError> {
+    let invalid = |why: &str| StoreError::Invalid {
+        field: "reason",
+        reason: why.into(),
+    };
+    if reason.trim().is_empty() {
+        return Err(invalid("say why the account is suspended"));
+    }
+    if reason.chars().count() > 200 {
+        return Err(invalid("at most 200 characters"));
+    }
+    if reason.chars().any(char::is_control) {
+        return Err(invalid("one line, without control characters"));
+    }
+    Ok(())
+}
+
 fn key_from(row: &SqliteRow) -> Result<ApiKey, StoreError> {
     let scopes: String = row.try_get("scopes")?;
     Ok(ApiKey {
@@ -154,6 +173,7 @@ fn key_from(row: &SqliteRow) -> Result<ApiKey, StoreError> {
         scopes: Scopes::parse(&scopes)?,
         created_ms: row.try_get("created_ms")?,
         revoked_ms: row.try_get("revoked_ms")?,
+        tenant_suspended: row.try_get("suspended_reason")?,
     })
 }
 
@@ -239,6 +259,9 @@ impl ControlStore for SqliteStore {
     }
 
     async fn set_tenant_suspended(&self, id: &str, reason: Option<&str>) -> Result<(), StoreError> {
+        if let Some(reason) = reason {
+            check_reason(reason)?;
+        }
         let done = sqlx::query(
             "UPDATE tenants SET suspended_ms = CASE WHEN ?1 IS NULL THEN NULL ELSE ?2 END,
              suspended_reason = ?1 WHERE id = ?3",
@@ -290,6 +313,7 @@ impl ControlStore for SqliteStore {
                     scopes,
                     created_ms,
                     revoked_ms: None,
+                    tenant_suspended: None,
                 },
                 token,
             }),
@@ -302,8 +326,9 @@ impl ControlStore for SqliteStore {
 
     async fn keys(&self, tenant_id: &str) -> Result<Vec<ApiKey>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, tenant_id, name, scopes, created_ms, revoked_ms FROM api_keys \
-             WHERE tenant_id = ? ORDER BY created_ms, id",
+            "SELECT k.id, k.tenant_id, k.name, k.scopes, k.created_ms, k.revoked_ms, \
+             t.suspended_reason FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
+             WHERE k.tenant_id = ? ORDER BY k.created_ms, k.id",
         )
         .bind(tenant_id)
         .fetch_all(&self.pool)
@@ -329,8 +354,10 @@ impl ControlStore for SqliteStore {
             return Ok(None);
         };
         let row = sqlx::query(
-            "SELECT id, tenant_id, name, scopes, created_ms, revoked_ms, secret_sha256 \
-             FROM api_keys WHERE id = ? AND revoked_ms IS NULL",
+            "SELECT k.id, k.tenant_id, k.name, k.scopes, k.created_ms, k.revoked_ms, \
+             k.secret_sha256, t.suspended_reason \
+             FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
+             WHERE k.id = ? AND k.revoked_ms IS NULL",
         )
         .bind(id)
         .fetch_optional(&self.pool)

@@ -33,6 +33,9 @@ pub enum Refusal {
         message: String,
         retry_after_secs: u64,
     },
+    /// The platform suspended the tenant (the reason its operators gave).
+    #[error("the account is suspended: {0}")]
+    Suspended(String),
     /// The tenant was removed while its key was in use.
     #[error("unknown tenant")]
     UnknownTenant,
@@ -99,10 +102,17 @@ impl<S: ControlStore> Tenancy<S> {
             .map_err(unavailable)
     }
 
-    /// The live key with the `send` scope a token (from [`smtp_token`]) names, if any.
+    /// The live key with the `send` scope a token (from [`smtp_token`]) names, if any;
+    /// [`Refusal::Suspended`] when its tenant is suspended.
     pub async fn smtp_login(&self, token: &str) -> Result<Option<ApiKey>, Refusal> {
         let key = self.store.authenticate(token).await.map_err(unavailable)?;
-        Ok(key.filter(|k| k.scopes.allows(Scope::Send)))
+        let Some(key) = key.filter(|k| k.scopes.allows(Scope::Send)) else {
+            return Ok(None);
+        };
+        match &key.tenant_suspended {
+            Some(reason) => Err(Refusal::Suspended(reason.clone())),
+            None => Ok(Some(key)),
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Per-tenant sending limits: a rate (messages per second, a token bucket one second deep)
 //! and a daily quota (messages per UTC day), counting every way in together. A refusal says
 //! when to come back (HTTP 429 with Retry-After, SMTP 451 4.7.1). Limits are read from the control plane and refreshed every few seconds, so
-//! `tsubame tenant` changes take effect without a restart; daily counts are kept in memory
+//! `tsubame tenant` changes (and suspensions) take effect without a restart; daily counts are kept in memory
 //! and written to the control plane once a second, so a restart keeps them (a crash can lose
 //! at most the last second's count).
 
@@ -17,6 +17,7 @@ use crate::Refusal;
 const LIMITS_TTL: Duration = Duration::from_secs(5);
 
 struct TenantState {
+    suspended: Option<String>,
     rate: Option<i64>,
     quota: Option<i64>,
     fetched: Instant,
@@ -64,6 +65,9 @@ impl Quotas {
         let Some(t) = tenants.get_mut(tenant_id) else {
             return Ok(());
         };
+        if let Some(reason) = &t.suspended {
+            return Err(Refusal::Suspended(reason.clone()));
+        }
         if let Some(quota) = t.quota
             && t.used_today + n > quota
         {
@@ -110,6 +114,7 @@ impl Quotas {
             let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
             match tenants.get_mut(tenant_id).filter(|t| t.day == day) {
                 Some(t) => {
+                    t.suspended = tenant.suspended.clone();
                     t.rate = tenant.rate_per_sec;
                     t.quota = tenant.daily_quota;
                     t.fetched = now;
@@ -134,6 +139,7 @@ impl Quotas {
         tenants.insert(
             tenant_id.to_string(),
             TenantState {
+                suspended: tenant.suspended,
                 rate: tenant.rate_per_sec,
                 quota: tenant.daily_quota,
                 fetched: now,
@@ -182,5 +188,63 @@ fn too_many(message: String, retry_after_secs: u64) -> Refusal {
     Refusal::Limited {
         message,
         retry_after_secs,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use store::SqliteStore;
+
+    #[tokio::test]
+    async fn a_suspension_stops_a_tenant_already_admitted_once_its_limits_are_read_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("control.db"))
+            .await
+            .expect("store");
+        let tenant = store.add_tenant("acme").await.expect("tenant");
+        let quotas = Quotas::default();
+        quotas.admit(&store, &tenant.id, 1).await.expect("active");
+
+        store
+            .set_tenant_suspended(&tenant.id, Some("unpaid invoice"))
+            .await
+            .expect("suspend");
+        // Read again as if the limits had gone stale.
+        quotas
+            .refresh(
+                &store,
+                &tenant.id,
+                utc_day_and_seconds_left().0,
+                Instant::now(),
+            )
+            .await
+            .expect("refresh");
+        assert_eq!(
+            quotas.admit(&store, &tenant.id, 1).await,
+            Err(Refusal::Suspended("unpaid invoice".into()))
+        );
+
+        store
+            .set_tenant_suspended(&tenant.id, None)
+            .await
+            .expect("reactivate");
+        quotas
+            .refresh(
+                &store,
+                &tenant.id,
+                utc_day_and_seconds_left().0,
+                Instant::now(),
+            )
+            .await
+            .expect("refresh");
+        quotas
+            .admit(&store, &tenant.id, 1)
+            .await
+            .expect("active again");
+        assert_eq!(
+            quotas.used_today(&tenant.id, utc_day_and_seconds_left().0),
+            Some(2)
+        );
     }
 }

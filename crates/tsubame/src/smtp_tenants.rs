@@ -26,6 +26,7 @@ impl<S: ControlStore + EventStore + 'static> Tenants for SmtpTenants<S> {
             match self.tenancy.smtp_login(&token).await {
                 Ok(Some(key)) => Login::Tenant(key.tenant_id),
                 Ok(None) => Login::Refused,
+                Err(Refusal::Suspended(reason)) => Login::Suspended(reason),
                 Err(_) => Login::Unavailable,
             }
         })
@@ -168,9 +169,19 @@ fn refusal(refusal: Refusal) -> Reply {
             (4, 7, 1),
             format!("{message}; try again in {retry_after_secs} s"),
         ),
+        Refusal::Suspended(reason) => suspended(&reason),
         Refusal::UnknownTenant => Reply::new(550, (5, 7, 1), "This account no longer exists"),
         Refusal::Unavailable => {
             Reply::new(451, (4, 3, 0), "Temporary local problem, try again later")
         }
     }
+}
+
+/// The reply for a suspended tenant's message: permanent, with the operators' reason.
+fn suspended(reason: &str) -> Reply {
+    Reply::new(
+        550,
+        (5, 7, 1),
+        format!("This account is suspended: {reason}"),
+    )
 }

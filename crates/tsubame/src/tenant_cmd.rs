@@ -22,6 +22,15 @@ pub enum TenantCommand {
     Ls,
     /// Remove a tenant and everything it owns (keys included).
     Rm { name: String },
+    /// Suspend a tenant: its API keys and SMTP logins are refused with the reason.
+    Suspend {
+        name: String,
+        /// Told to the tenant's clients (one line).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift a tenant's suspension.
+    Reactivate { name: String },
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -102,15 +111,23 @@ pub fn tenant(command: TenantCommand, data: &DataDir, json: bool) -> anyhow::Res
                         .iter()
                         .map(|t| {
                             serde_json::json!({ "id": t.id, "name": t.name, "created_ms": t.created_ms,
-                                "rate_per_sec": t.rate_per_sec, "daily_quota": t.daily_quota })
+                                "rate_per_sec": t.rate_per_sec, "daily_quota": t.daily_quota,
+                                "suspended": t.suspended })
                         })
                         .collect();
                     println!("{}", serde_json::to_string_pretty(&rows)?);
                 } else {
-                    println!("{:<24} {:<20} {:>10} {:>12}", "NAME", "ID", "RATE/S", "DAILY QUOTA");
+                    println!(
+                        "{:<24} {:<20} {:>10} {:>12}  STATUS",
+                        "NAME", "ID", "RATE/S", "DAILY QUOTA"
+                    );
                     for t in tenants {
+                        let status = t
+                            .suspended
+                            .as_deref()
+                            .map_or("active".to_string(), |why| format!("suspended: {why}"));
                         println!(
-                            "{:<24} {:<20} {:>10} {:>12}",
+                            "{:<24} {:<20} {:>10} {:>12}  {status}",
                             t.name,
                             t.id,
                             limit(t.rate_per_sec),
@@ -123,6 +140,16 @@ pub fn tenant(command: TenantCommand, data: &DataDir, json: bool) -> anyhow::Res
                 let tenant = find(&store, &name).await?;
                 store.remove_tenant(&tenant.id).await?;
                 println!("tenant {} removed", tenant.name);
+            }
+            TenantCommand::Suspend { name, reason } => {
+                let tenant = find(&store, &name).await?;
+                store.set_tenant_suspended(&tenant.id, Some(&reason)).await?;
+                println!("tenant {} suspended", tenant.name);
+            }
+            TenantCommand::Reactivate { name } => {
+                let tenant = find(&store, &name).await?;
+                store.set_tenant_suspended(&tenant.id, None).await?;
+                println!("tenant {} reactivated", tenant.name);
             }
         }
         Ok(())

@@ -56,18 +56,24 @@ pub struct TestServer {
 impl TestServer {
     /// Runs the CLI against this server's data directory; panics unless it succeeds.
     pub fn cli(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.try_cli(args);
+        assert!(ok, "tsubame {args:?}: {err}");
+        out
+    }
+
+    /// Runs the CLI against this server's data directory: (succeeded, stdout, stderr).
+    pub fn try_cli(&self, args: &[&str]) -> (bool, String, String) {
         let out = Command::new(BIN)
             .args(args)
             .arg("--data-dir")
             .arg(&self.data_dir)
             .output()
             .expect("cli");
-        assert!(
+        (
             out.status.success(),
-            "tsubame {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf8")
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// Runs the CLI with `input` on stdin; panics unless it succeeds.

@@ -156,3 +156,53 @@ fn a_tenant_sends_over_smtp_signed_checked_and_within_its_quota() {
     drop(server);
     sink.stop();
 }
+
+#[test]
+fn a_suspended_tenant_is_refused_on_smtp_and_the_api_saying_why() {
+    let capture = tempfile::tempdir().expect("tempdir");
+    let (sink, server) =
+        relaying_to_sink_with(capture.path(), "relay_networks = [\"127.0.0.2/32\"]");
+    server.cli(&["tenant", "add", "acme"]);
+    server.cli(&["domain", "add", "acme.test", "--tenant", "acme"]);
+    let token = server.cli(&["key", "add", "--tenant", "acme"]);
+    let token = token.trim();
+    let body = r#"{"messages":[{"from":"news@acme.test","to":["eve@x.test"],"text":"API"}]}"#;
+
+    // A reason on several lines would break an SMTP reply: refused, naming the field.
+    let (ok, _, err) = server.try_cli(&["tenant", "suspend", "acme", "--reason", "a\r\n250 ok"]);
+    assert!(!ok && err.contains("reason"), "{err}");
+    server.cli(&["tenant", "suspend", "acme", "--reason", "unpaid invoice"]);
+    assert!(
+        server
+            .cli(&["tenant", "ls"])
+            .contains("suspended: unpaid invoice")
+    );
+
+    let refused = send(&server, "apikey", token, json!([]));
+    assert_eq!(refused["login"], 535, "{refused}");
+    assert_eq!(
+        refused["login_text"],
+        "5.7.1 Authentication refused: this account is suspended: unpaid invoice"
+    );
+    let api = post(&server, token, body);
+    assert_eq!(api["status"], 403, "{api}");
+    assert!(
+        api["body"]
+            .to_string()
+            .contains("this account is suspended: unpaid invoice"),
+        "{api}"
+    );
+
+    server.cli(&["tenant", "reactivate", "acme"]);
+    let sent = send(
+        &server,
+        "apikey",
+        token,
+        json!([message("", "news@acme.test", "ann@x.test")]),
+    );
+    assert_eq!(sent["login"], 235, "{sent}");
+    assert_eq!(sent["sent"][0]["code"], 250, "{sent}");
+    assert_eq!(post(&server, token, body)["status"], 200);
+    drop(server);
+    sink.stop();
+}

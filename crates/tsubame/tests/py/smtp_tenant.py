@@ -4,7 +4,7 @@ tenant's credentials, then each message of a JSON list, reporting every reply.
 
 Usage: smtp_tenant.py HOST PORT USER PASSWORD MESSAGES_JSON
 MESSAGES_JSON: [{"mail_from": ..., "from": ..., "to": ..., "subject": ...}, ...]
-Prints {"login": code, "sent": [{"code": int, "text": str}, ...]}.
+Prints {"login": code, "login_text": text (when refused), "sent": [{"code": int, "text": str}, ...]}.
 """
 import json
 import smtplib
@@ -21,7 +21,7 @@ smtp.starttls(context=ctx)
 try:
     code, _ = smtp.login(user, password)
 except smtplib.SMTPAuthenticationError as err:
-    print(json.dumps({"login": err.smtp_code, "sent": []}))
+    print(json.dumps({"login": err.smtp_code, "login_text": err.smtp_error.decode(), "sent": []}))
     sys.exit(0)
 
 sent = []
