@@ -1,6 +1,6 @@
 //! Webhook endpoints over HTTP (scope `manage`): add (with an SSRF check on the URL, the
-//! signing secret shown once), list, remove, and each endpoint's delivery log. Another
-//! tenant's endpoint is a 404 like an unknown one.
+//! signing secret shown once), list, remove, send a test batch, rotate the secret, and each
+//! endpoint's delivery log. Another tenant's endpoint is a 404 like an unknown one.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +18,17 @@ use crate::auth::{Authorized, Manage};
 use crate::error::ApiError;
 use crate::manage::{not_found, object_body, optional_string, removed};
 use crate::records::{invalid, known_only, limit};
+
+/// How long a rotated secret keeps signing beside the new one.
+pub const ROTATION_OVERLAP_MS: i64 = 24 * 3600 * 1000;
+
+fn delivery_json(d: &store::WebhookDelivery) -> Value {
+    json!({
+        "time_ms": d.time_ms, "events": d.events, "first_event": d.first_event,
+        "last_event": d.last_event, "status": d.status, "error": d.error,
+        "duration_ms": d.duration_ms,
+    })
+}
 
 fn webhook_json(hook: &store::Webhook) -> Value {
     let kinds: Vec<&str> = hook.kinds.iter().map(|k| k.as_str()).collect();
@@ -58,7 +69,7 @@ pub(crate) async fn add_webhook<S: ControlStore + EventStore + 'static>(
             matches!(u.scheme(), "http" | "https") && u.host_str().is_some() && url.len() <= 2048
         })
         .ok_or_else(|| invalid("url", "must be an http:// or https:// URL"))?;
-    if let Err(refused) = state.webhook_guard.resolve(&parsed).await {
+    if let Err(refused) = state.webhooks.guard.resolve(&parsed).await {
         return Err(invalid("url", refused.to_string()));
     }
     let kinds = match map.get("events") {
@@ -109,15 +120,38 @@ pub(crate) async fn webhook_deliveries<S: ControlStore + EventStore + 'static>(
         .webhook_deliveries(&key.tenant_id, &id, limit(&query)?)
         .await?
         .ok_or_else(not_found)?;
-    let list: Vec<Value> = deliveries
-        .iter()
-        .map(|d| {
-            json!({
-                "time_ms": d.time_ms, "events": d.events, "first_event": d.first_event,
-                "last_event": d.last_event, "status": d.status, "error": d.error,
-                "duration_ms": d.duration_ms,
-            })
-        })
-        .collect();
+    let list: Vec<Value> = deliveries.iter().map(delivery_json).collect();
     Ok(Json(json!({ "deliveries": list })).into_response())
+}
+
+/// `POST /v1/webhooks/{id}/test`: posts a test batch now and answers with the attempt, as
+/// its delivery log records it (200 whatever the endpoint answered).
+pub(crate) async fn test_webhook<S: ControlStore + EventStore + 'static>(
+    State(state): State<Arc<ApiState<S>>>,
+    Path(id): Path<String>,
+    Authorized { key, .. }: Authorized<Manage>,
+) -> Result<Response, ApiError> {
+    let hooks = state.tenancy.store.webhooks(&key.tenant_id).await?;
+    let hook = hooks.iter().find(|h| h.id == id).ok_or_else(not_found)?;
+    let delivery = events::webhooks::send_test(&state.tenancy.store, &state.webhooks, hook).await;
+    Ok(Json(delivery_json(&delivery)).into_response())
+}
+
+/// `POST /v1/webhooks/{id}/rotate`: a new signing secret, shown this once; the old one
+/// keeps signing beside it for 24 h.
+pub(crate) async fn rotate_webhook<S: ControlStore + EventStore + 'static>(
+    State(state): State<Arc<ApiState<S>>>,
+    Path(id): Path<String>,
+    Authorized { key, .. }: Authorized<Manage>,
+) -> Result<Response, ApiError> {
+    let hook = state
+        .tenancy
+        .store
+        .rotate_webhook_secret(&key.tenant_id, &id, ROTATION_OVERLAP_MS)
+        .await?
+        .ok_or_else(not_found)?;
+    let mut body = webhook_json(&hook);
+    body["secret"] = hook.secret.clone().into();
+    body["previous_secret_expires_ms"] = hook.previous_secret.map(|(_, until)| until).into();
+    Ok(Json(body).into_response())
 }

@@ -68,8 +68,8 @@ pub struct ApiState<S> {
     pub hostname: String,
     /// Where accepted and suppressed events go.
     pub events: events::EventSink,
-    /// Which webhook URLs may be added.
-    pub webhook_guard: events::ssrf::Guard,
+    /// Which webhook URLs may be added (its guard) and how test batches are posted.
+    pub webhooks: events::webhooks::WebhookConfig,
     /// How recipients reach this server (one-click unsubscribe links); none: mailto only.
     pub public_url: Option<String>,
 }
@@ -79,7 +79,7 @@ impl<S: ControlStore + EventStore + 'static> ApiState<S> {
         spool: Spool,
         tenancy: Arc<Tenancy<S>>,
         events: events::EventSink,
-        webhook_guard: events::ssrf::Guard,
+        webhooks: events::webhooks::WebhookConfig,
         public_url: Option<String>,
         hostname: String,
     ) -> Arc<ApiState<S>> {
@@ -88,7 +88,7 @@ impl<S: ControlStore + EventStore + 'static> ApiState<S> {
             tenancy,
             hostname,
             events,
-            webhook_guard,
+            webhooks,
             public_url,
         })
     }
@@ -148,6 +148,14 @@ pub fn router<S: ControlStore + EventStore + 'static>(state: Arc<ApiState<S>>) -
         .route(
             "/v1/webhooks/{id}/deliveries",
             axum::routing::get(hooks::webhook_deliveries::<S>),
+        )
+        .route(
+            "/v1/webhooks/{id}/test",
+            axum::routing::post(hooks::test_webhook::<S>),
+        )
+        .route(
+            "/v1/webhooks/{id}/rotate",
+            axum::routing::post(hooks::rotate_webhook::<S>),
         )
         .route(
             "/v1/unsubscribe/{token}",

@@ -221,6 +221,20 @@ pub struct CreatedWebhook {
     pub secret: String,
 }
 
+/// A webhook after its secret was rotated: the new secret is shown this once.
+#[derive(Serialize, ToSchema)]
+pub struct RotatedWebhook {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub created_ms: i64,
+    pub failing_since_ms: Option<i64>,
+    pub cursor: i64,
+    pub secret: String,
+    /// Until when the previous secret signs too (a second `v1=` in the signature header).
+    pub previous_secret_expires_ms: Option<i64>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct WebhookDelivery {
     pub time_ms: i64,
@@ -603,6 +617,26 @@ fn remove_webhook() {}
 #[allow(dead_code)]
 fn webhook_deliveries() {}
 
+#[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "events",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "A test batch (`\"test\": true`, sample events with id 0) was posted; the attempt as logged, whatever the endpoint answered", body = WebhookDelivery),
+        (status = 404, description = "Not an endpoint of this account", body = Errors),
+        ManageFailures,
+    ))]
+#[allow(dead_code)]
+fn test_webhook() {}
+
+#[utoipa::path(post, path = "/v1/webhooks/{id}/rotate", tag = "events",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "A new signing secret, shown this once; the previous one keeps signing beside it for 24 h", body = RotatedWebhook),
+        (status = 404, description = "Not an endpoint of this account", body = Errors),
+        ManageFailures,
+    ))]
+#[allow(dead_code)]
+fn rotate_webhook() {}
+
 #[utoipa::path(get, path = "/v1/unsubscribe/{token}", tag = "events", security(()),
     params(("token" = String, Path, description = "From a message's List-Unsubscribe")),
     responses(
@@ -645,7 +679,7 @@ impl Modify for BearerKey {
     paths(send_messages, message_status, list_domains, add_domain, get_domain, remove_domain,
           list_keys, add_key, get_key, revoke_key, account, list_events, find_messages, list_suppressions,
           add_suppressions, get_suppression, remove_suppression, list_webhooks, add_webhook,
-          remove_webhook, webhook_deliveries, unsubscribe_page, unsubscribe_confirm),
+          remove_webhook, webhook_deliveries, test_webhook, rotate_webhook, unsubscribe_page, unsubscribe_confirm),
     modifiers(&BearerKey),
     security(("api_key" = [])),
 )]

@@ -65,7 +65,8 @@ pub struct ConsoleState<S> {
     pub delivery: Option<delivery::Engine>,
     pub spool: spool::Spool,
     pub events: events::EventSink,
-    pub webhook_guard: events::ssrf::Guard,
+    /// Which webhook URLs may be added (its guard) and how test batches are posted.
+    pub webhooks: events::webhooks::WebhookConfig,
     pub config: ConsoleConfig,
     pub views: render::Views,
     pub throttle: auth::throttle::LoginThrottle,
@@ -92,7 +93,7 @@ impl<S: Store> ConsoleState<S> {
         delivery: Option<delivery::Engine>,
         spool: spool::Spool,
         events: events::EventSink,
-        webhook_guard: events::ssrf::Guard,
+        webhooks: events::webhooks::WebhookConfig,
         config: ConsoleConfig,
         rates: Arc<ops::rates::Rates>,
     ) -> Arc<ConsoleState<S>> {
@@ -101,7 +102,7 @@ impl<S: Store> ConsoleState<S> {
             delivery,
             spool,
             events,
-            webhook_guard,
+            webhooks,
             throttle: auth::throttle::LoginThrottle::new(config.throttle),
             config,
             views: render::Views::new(),

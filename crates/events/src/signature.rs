@@ -1,6 +1,8 @@
 //! Webhook signatures: HMAC-SHA256 over `<timestamp>.<body>` with the endpoint's secret,
 //! sent as `X-Tsubame-Timestamp: <unix seconds>` and `X-Tsubame-Signature: v1=<hex>`. The
-//! timestamp inside the signed text lets receivers refuse replays of old deliveries.
+//! timestamp inside the signed text lets receivers refuse replays of old deliveries. For a
+//! while after the secret is rotated the header carries two signatures, comma-separated
+//! (`v1=<new>,v1=<old>`): a receiver accepts the delivery if any of them verifies.
 
 use aws_lc_rs::hmac;
 
@@ -16,8 +18,15 @@ pub fn sign(secret: &str, timestamp: u64, body: &[u8]) -> String {
     format!("v1={hex}")
 }
 
-/// Checks a signature in constant time (what a receiver written in Rust would do).
-pub fn verify(secret: &str, timestamp: u64, body: &[u8], signature: &str) -> bool {
+/// Checks a signature header (one or more comma-separated `v1=` values) in constant time
+/// (what a receiver written in Rust would do).
+pub fn verify(secret: &str, timestamp: u64, body: &[u8], header: &str) -> bool {
+    header
+        .split(',')
+        .any(|one| verify_one(secret, timestamp, body, one.trim()))
+}
+
+fn verify_one(secret: &str, timestamp: u64, body: &[u8], signature: &str) -> bool {
     let Some(hex) = signature.strip_prefix("v1=") else {
         return false;
     };
@@ -76,5 +85,19 @@ mod tests {
             hex,
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn during_a_rotation_either_secret_verifies_the_header() {
+        let body = b"{\"events\":[]}";
+        let header = format!(
+            "{},{}",
+            sign("whsec_new", 1_700_000_000, body),
+            sign("whsec_old", 1_700_000_000, body)
+        );
+        assert!(verify("whsec_new", 1_700_000_000, body, &header));
+        assert!(verify("whsec_old", 1_700_000_000, body, &header));
+        assert!(!verify("whsec_other", 1_700_000_000, body, &header));
+        assert!(!verify("whsec_new", 1_700_000_000, body, "v1=zz,"));
     }
 }

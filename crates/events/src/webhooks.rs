@@ -80,14 +80,19 @@ pub async fn run<S: EventStore + Clone + 'static>(
     config: WebhookConfig,
 ) {
     let config = Arc::new(config);
-    let mut tasks: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+    // Each task keeps the secret it signs with: a rotation restarts it (from the saved
+    // cursor) with the new one.
+    let mut tasks: HashMap<String, (tokio::task::JoinHandle<()>, String)> = HashMap::new();
     loop {
         match store.all_webhooks().await {
             Ok(hooks) => {
-                let live: std::collections::HashSet<&str> =
-                    hooks.iter().map(|h| h.id.as_str()).collect();
-                tasks.retain(|id, task| {
-                    let keep = live.contains(id.as_str()) && !task.is_finished();
+                let live: HashMap<&str, &str> = hooks
+                    .iter()
+                    .map(|h| (h.id.as_str(), h.secret.as_str()))
+                    .collect();
+                tasks.retain(|id, (task, secret)| {
+                    let keep =
+                        live.get(id.as_str()) == Some(&secret.as_str()) && !task.is_finished();
                     if !keep {
                         task.abort();
                     }
@@ -96,9 +101,10 @@ pub async fn run<S: EventStore + Clone + 'static>(
                 for hook in hooks {
                     if !tasks.contains_key(&hook.id) {
                         let id = hook.id.clone();
+                        let secret = hook.secret.clone();
                         let wake = written.of(&hook.tenant_id);
                         let task = tokio::spawn(follow(store.clone(), hook, wake, config.clone()));
-                        tasks.insert(id, task);
+                        tasks.insert(id, (task, secret));
                     }
                 }
             }
@@ -106,6 +112,49 @@ pub async fn run<S: EventStore + Clone + 'static>(
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+}
+
+/// Posts a test batch to an endpoint, signed like real ones: `"test": true` and one sample
+/// event (id 0) of each kind it takes. Recorded in its delivery log; the cursor stays.
+pub async fn send_test<S: EventStore>(
+    store: &S,
+    config: &WebhookConfig,
+    hook: &Webhook,
+) -> WebhookDelivery {
+    let now = now_ms();
+    let kinds: Vec<&str> = if hook.kinds.is_empty() {
+        vec!["delivered"]
+    } else {
+        hook.kinds.iter().map(|k| k.as_str()).collect()
+    };
+    let events: Vec<Value> = kinds
+        .iter()
+        .map(|kind| {
+            json!({
+                "id": 0, "type": kind, "time_ms": now, "message_id": "test",
+                "recipient": "recipient@example.com", "custom_id": null, "tags": ["test"],
+                "detail": {},
+            })
+        })
+        .collect();
+    let body = json!({ "webhook_id": hook.id, "test": true, "events": events })
+        .to_string()
+        .into_bytes();
+    let started = Instant::now();
+    let posted = post(config, hook, body).await;
+    let delivery = WebhookDelivery {
+        time_ms: now,
+        events: kinds.len() as i64,
+        first_event: 0,
+        last_event: 0,
+        status: posted.status.map(i64::from),
+        error: posted.error,
+        duration_ms: started.elapsed().as_millis() as i64,
+    };
+    if let Err(err) = store.add_webhook_delivery(&hook.id, &delivery).await {
+        tracing::warn!(webhook = %hook.id, error = %err, "logging a webhook delivery failed");
+    }
+    delivery
 }
 
 /// The outcome of one post.
@@ -135,8 +184,15 @@ async fn post(config: &WebhookConfig, hook: &Webhook, body: Vec<u8>) -> Posted {
         Ok(client) => client,
         Err(err) => return failed(err.to_string()),
     };
-    let timestamp = (now_ms() / 1000) as u64;
-    let signature = signature::sign(&hook.secret, timestamp, &body);
+    let now = now_ms();
+    let timestamp = (now / 1000) as u64;
+    // After a rotation, the old secret signs too for a while: receivers accept any.
+    let signature = hook
+        .signing_secrets(now)
+        .iter()
+        .map(|secret| signature::sign(secret, timestamp, &body))
+        .collect::<Vec<_>>()
+        .join(",");
     let sent = client
         .post(url)
         .header("content-type", "application/json")

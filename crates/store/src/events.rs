@@ -125,6 +125,22 @@ pub struct Webhook {
     pub created_ms: i64,
     /// Since when deliveries have been failing, if they are.
     pub failing_since_ms: Option<i64>,
+    /// The secret before the last rotation and until when it still signs (beside
+    /// `secret`), so receivers can switch without refusing a delivery.
+    pub previous_secret: Option<(String, i64)>,
+}
+
+impl Webhook {
+    /// The secrets payloads are signed with at `now_ms`: the current one first.
+    pub fn signing_secrets(&self, now_ms: i64) -> Vec<&str> {
+        let mut secrets = vec![self.secret.as_str()];
+        if let Some((previous, until)) = &self.previous_secret
+            && now_ms < *until
+        {
+            secrets.push(previous);
+        }
+        secrets
+    }
 }
 
 /// One attempt to deliver a batch to a webhook.
@@ -225,6 +241,14 @@ pub trait EventStore: Send + Sync {
         id: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Moves an endpoint's cursor and failure state.
+    /// Gives a tenant's endpoint a new secret; the old one keeps signing for `overlap_ms`.
+    /// `None`: the tenant has no such endpoint.
+    fn rotate_webhook_secret(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        overlap_ms: i64,
+    ) -> impl Future<Output = Result<Option<Webhook>, StoreError>> + Send;
     fn set_webhook_state(
         &self,
         id: &str,

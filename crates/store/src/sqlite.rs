@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_events_suppressions_webhooks.sql"),
     include_str!("../migrations/0006_console.sql"),
     include_str!("../migrations/0007_rollups.sql"),
+    include_str!("../migrations/0008_webhook_rotation.sql"),
 ];
 
 /// The SQLite control plane.

@@ -121,7 +121,18 @@ fn webhook_from(row: &SqliteRow) -> Result<Webhook, StoreError> {
         cursor: row.try_get("cursor")?,
         created_ms: row.try_get("created_ms")?,
         failing_since_ms: row.try_get("failing_since_ms")?,
+        previous_secret: match (
+            row.try_get::<Option<String>, _>("previous_secret")?,
+            row.try_get::<Option<i64>, _>("previous_until_ms")?,
+        ) {
+            (Some(secret), Some(until)) => Some((secret, until)),
+            _ => None,
+        },
     })
+}
+
+fn new_secret() -> String {
+    format!("whsec_{}", random_hex(32))
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -395,11 +406,12 @@ impl EventStore for SqliteStore {
             id: format!("wh_{}", random_hex(8)),
             tenant_id: tenant_id.to_string(),
             url: url.to_string(),
-            secret: format!("whsec_{}", random_hex(32)),
+            secret: new_secret(),
             kinds: kinds.to_vec(),
             cursor: self.last_event_id().await?,
             created_ms: now_ms(),
             failing_since_ms: None,
+            previous_secret: None,
         };
         let inserted = sqlx::query(
             "INSERT INTO webhooks (id, tenant_id, url, secret, kinds, cursor, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -445,6 +457,25 @@ impl EventStore for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn rotate_webhook_secret(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        overlap_ms: i64,
+    ) -> Result<Option<Webhook>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE webhooks SET previous_secret = secret, previous_until_ms = ?, secret = ? \
+             WHERE tenant_id = ? AND id = ? RETURNING *",
+        )
+        .bind(now_ms() + overlap_ms)
+        .bind(new_secret())
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(webhook_from).transpose()
     }
 
     async fn set_webhook_state(

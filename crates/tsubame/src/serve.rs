@@ -160,7 +160,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         engine.clone(),
         spool.clone(),
         event_sink.clone(),
-        config.events.webhooks.guard.clone(),
+        config.events.webhooks.clone(),
         config.console.clone(),
         rates,
     );
@@ -170,7 +170,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             spool.clone(),
             tenancy,
             event_sink.clone(),
-            config.events.webhooks.guard.clone(),
+            config.events.webhooks.clone(),
             config.public_url.clone(),
             config.smtp.hostname.clone(),
         )))

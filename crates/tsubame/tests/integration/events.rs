@@ -346,6 +346,87 @@ fn events_suppressions_and_signed_webhooks_end_to_end() {
         "-",
     );
     assert_eq!(log["body"]["deliveries"][0]["status"], 200, "{log}");
+
+    // A test batch on demand: marked as a test, signed, logged, the cursor left alone.
+    let test = call(
+        &server,
+        "POST",
+        &format!("/v1/webhooks/{hook_id}/test"),
+        key,
+        "-",
+    );
+    assert_eq!(
+        (&test["status"], &test["body"]["status"]),
+        (&json!(200), &json!(200)),
+        "{test}"
+    );
+    let got = receiver.verified(&secret);
+    assert_eq!(got["bad_signatures"], 0, "{got}");
+    let last = got["events"]
+        .as_array()
+        .and_then(|e| e.last())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (&last["id"], &last["message_id"]),
+        (&json!(0), &json!("test")),
+        "{got}"
+    );
+
+    // Rotating the secret: shown once; another tenant cannot; deliveries are signed with
+    // both secrets for a while, so a receiver still on the old one keeps accepting.
+    let theirs = call(
+        &server,
+        "POST",
+        &format!("/v1/webhooks/{hook_id}/rotate"),
+        stranger,
+        "-",
+    );
+    assert_eq!(theirs["status"], 404, "{theirs}");
+    let rotated = call(
+        &server,
+        "POST",
+        &format!("/v1/webhooks/{hook_id}/rotate"),
+        key,
+        "-",
+    );
+    assert_eq!(rotated["status"], 200, "{rotated}");
+    let new_secret = rotated["body"]["secret"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    assert_ne!(new_secret, secret);
+    assert!(
+        rotated["body"]["previous_secret_expires_ms"]
+            .as_i64()
+            .is_some(),
+        "{rotated}"
+    );
+    // The endpoint's task picks up the new secret within its 2 s listing period.
+    std::thread::sleep(Duration::from_millis(2500));
+    let sent = post(
+        &server,
+        key,
+        r#"{"messages":[{"from":"news@acme.test","to":["dan@x.test"],"text":"t"}]}"#,
+    );
+    assert_eq!(sent["status"], 200, "{sent}");
+    wait_for(
+        "events signed with the new secret",
+        Duration::from_secs(20),
+        || {
+            receiver.verified(&new_secret)["events"]
+                .as_array()
+                .is_some_and(|e| {
+                    e.iter()
+                        .any(|e| e["recipient"] == "dan@x.test" && e["type"] == "delivered")
+                })
+        },
+    );
+    assert_eq!(
+        receiver.verified(&secret)["bad_signatures"],
+        0,
+        "the old secret still verifies"
+    );
     drop(server);
     sink.stop();
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Checks what a webhook receiver recorded, the way a tenant's receiver would, with
 Python's hmac and hashlib (not our code): each delivery's X-Tsubame-Signature must be
-HMAC-SHA256 of "<X-Tsubame-Timestamp>.<body>" with the endpoint's secret.
+HMAC-SHA256 of "<X-Tsubame-Timestamp>.<body>" with the endpoint's secret (after a secret
+rotation the header carries several comma-separated signatures: any may match).
 Usage: webhook_verify.py SECRET RECORD_FILE
 Prints {"deliveries": n, "accepted": n (answered 200), "bad_signatures": n,
 "events": [events of accepted deliveries, in arrival order]}."""
@@ -23,7 +24,8 @@ with open(path) as f:
         timestamp = headers.get("x-tsubame-timestamp", "")
         expected = "v1=" + hmac.new(secret.encode(), f"{timestamp}.".encode() + body,
                                     hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, headers.get("x-tsubame-signature", "")):
+        presented = headers.get("x-tsubame-signature", "").split(",")
+        if not any(hmac.compare_digest(expected, one.strip()) for one in presented):
             bad += 1
             continue
         if not record["down"]:
