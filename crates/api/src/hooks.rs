@@ -63,14 +63,8 @@ pub(crate) async fn add_webhook<S: ControlStore + EventStore + 'static>(
     let Some(url) = optional_string(&map, "url")? else {
         return Err(invalid("url", "is required"));
     };
-    let parsed = reqwest::Url::parse(&url)
-        .ok()
-        .filter(|u| {
-            matches!(u.scheme(), "http" | "https") && u.host_str().is_some() && url.len() <= 2048
-        })
-        .ok_or_else(|| invalid("url", "must be an http:// or https:// URL"))?;
-    if let Err(refused) = state.webhooks.guard.resolve(&parsed).await {
-        return Err(invalid("url", refused.to_string()));
+    if let Err(why) = state.webhooks.guard.check(&url).await {
+        return Err(invalid("url", why));
     }
     let kinds = match map.get("events") {
         None | Some(Value::Null) => Vec::new(),

@@ -164,6 +164,14 @@ pub fn router<S: Store>(state: Arc<ConsoleState<S>>) -> Router {
         )
         .route("/suppressions/imports/{id}", get(pages::imports::page::<S>))
         .route(
+            "/webhooks",
+            get(pages::webhooks::page::<S>).post(pages::webhooks::add::<S>),
+        )
+        .route("/webhooks/{id}", get(pages::webhooks::detail::<S>))
+        .route("/webhooks/{id}/test", post(pages::webhooks::test::<S>))
+        .route("/webhooks/{id}/rotate", post(pages::webhooks::rotate::<S>))
+        .route("/webhooks/{id}/remove", post(pages::webhooks::remove::<S>))
+        .route(
             "/account",
             get(pages::account::page::<S>).post(pages::account::change_password::<S>),
         )

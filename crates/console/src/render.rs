@@ -37,6 +37,8 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("import.html", include_str!("../templates/import.html")),
     ("account.html", include_str!("../templates/account.html")),
     ("audit.html", include_str!("../templates/audit.html")),
+    ("webhooks.html", include_str!("../templates/webhooks.html")),
+    ("webhook.html", include_str!("../templates/webhook.html")),
     (
         "ops_overview.html",
         include_str!("../templates/ops_overview.html"),

@@ -131,6 +131,23 @@ impl Guard {
         !internal(ip) || self.allowed.iter().any(|n| n.contains(ip))
     }
 
+    /// Whether a webhook URL may be added: http or https with a host, at most 2048
+    /// characters, resolving to addresses webhooks may reach. The error says why not.
+    pub async fn check(&self, url: &str) -> Result<(), String> {
+        let parsed = reqwest::Url::parse(url)
+            .ok()
+            .filter(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some()
+                    && url.len() <= 2048
+            })
+            .ok_or_else(|| "must be an http:// or https:// URL".to_string())?;
+        self.resolve(&parsed)
+            .await
+            .map(|_| ())
+            .map_err(|refused| refused.to_string())
+    }
+
     /// The address to connect to for `url`: its host resolved, the first permitted address.
     pub async fn resolve(&self, url: &reqwest::Url) -> Result<(String, SocketAddr), Refused> {
         if !matches!(url.scheme(), "http" | "https") {

@@ -13,6 +13,7 @@ pub mod domains;
 pub mod imports;
 pub mod keys;
 pub mod suppressions;
+pub mod webhooks;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -37,6 +38,8 @@ pub const NOTICES: &[&str] = &[
     "notice.bounced",
     "notice.tenant_added",
     "notice.tenant_changed",
+    "notice.webhook_tested",
+    "notice.webhook_removed",
 ];
 
 /// Catalogue keys used from Rust rather than from templates, besides [`NOTICES`] (both
@@ -88,6 +91,17 @@ pub fn require<S: Store>(
     } else {
         Err(state.views.error(viewer.lang, StatusCode::FORBIDDEN))
     }
+}
+
+/// A state change by the viewer: the form's CSRF token first, then the role's power.
+pub fn permitted<S: Store>(
+    state: &ConsoleState<S>,
+    viewer: &Viewer,
+    csrf: &str,
+    power: Power,
+) -> Result<(), Response> {
+    viewer.check_csrf(csrf)?;
+    require(state, viewer, power)
 }
 
 /// The store failed: logged, and a 500 page in the viewer's language.

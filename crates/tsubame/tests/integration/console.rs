@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::api::{add_domain, post};
-use crate::harness::{TestServer, free_port};
+use crate::harness::{TestServer, free_port, python_json};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -22,7 +22,7 @@ fn node_dir() -> PathBuf {
 fn the_console_in_a_real_browser() {
     let closed = free_port();
     let server = TestServer::start(&format!(
-        "[console]\nsession_idle = \"6s\"\n[delivery]\ntls = \"disabled\"\n[[delivery.route]]\ndomains = [\"held.example\"]\nhosts = [\"127.0.0.1:{closed}\"]\n"
+        "[console]\nsession_idle = \"6s\"\n[webhooks]\nallow_networks = [\"127.0.0.0/8\"]\n[delivery]\ntls = \"disabled\"\n[[delivery.route]]\ndomains = [\"held.example\"]\nhosts = [\"127.0.0.1:{closed}\"]\n"
     ));
     server.cli(&["tenant", "add", "acme"]);
     server.cli(&["tenant", "add", "beta"]);
@@ -58,6 +58,20 @@ fn the_console_in_a_real_browser() {
         .as_str()
         .unwrap_or_else(|| panic!("{beta_sent}"))
         .to_string();
+    let beta_hook = python_json(
+        "api_client.py",
+        &[
+            &format!("http://{}/v1/webhooks", server.http),
+            &beta_key,
+            r#"{"url":"http://127.0.0.1:9/beta"}"#,
+            "{}",
+            "POST",
+        ],
+    );
+    let beta_webhook = beta_hook["body"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{beta_hook}"))
+        .to_string();
     // The site of held.example exists once mail went its way.
     let deadline = Instant::now() + Duration::from_secs(10);
     let site = loop {
@@ -87,7 +101,7 @@ fn the_console_in_a_real_browser() {
         "idle_ms": 6000,
         "owner": { "email": "ann@acme.example", "password": PASSWORD, "spare_key": spare_id },
         "operator": { "email": "ops@platform.example", "password": PASSWORD, "site": site },
-        "other": { "domain": "beta.example", "message": beta_message, "key": beta_key_id },
+        "other": { "domain": "beta.example", "message": beta_message, "key": beta_key_id, "webhook": beta_webhook },
     });
     let out = Command::new("node")
         .arg(node_dir().join("console.mjs"))

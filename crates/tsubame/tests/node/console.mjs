@@ -4,6 +4,8 @@
 // Exits non-zero with a message on the first failure; saves a screenshot of each page.
 import { chromium } from "playwright-core";
 import { readFileSync, mkdirSync } from "node:fs";
+import { createServer } from "node:http";
+import { createHmac } from "node:crypto";
 import { createRequire } from "node:module";
 
 const require = createRequire(import.meta.url);
@@ -164,6 +166,54 @@ try {
   check(progress.includes("5000 new addresses") && progress.includes("1 refused"), `import counts: ${progress}`);
   check((await page.textContent("#import-progress table")).includes("not-an-address"), "refused row not reported");
   await audit(page, "suppression-import");
+  // Webhooks: add an endpoint whose URL tries to inject markup (shown as text), send a
+  // test batch to a receiver here (signed with the secret shown once), rotate the secret.
+  const received = [];
+  const receiver = createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      received.push({ headers: req.headers, body: Buffer.concat(chunks) });
+      res.writeHead(200).end("ok");
+    });
+  });
+  await new Promise((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+  const hookUrl = `http://127.0.0.1:${receiver.address().port}/hook?x="onmouseover=alert('url')><script>alert('url')</script>`;
+  await page.goto(`${base}/webhooks`);
+  await audit(page, "webhooks");
+  await page.fill("#hook-url", "http://10.0.0.1/private");
+  await page.click("form[action='/webhooks'] button[type=submit]");
+  await page.waitForSelector(".error");
+  check((await page.textContent(".error")).includes("cannot be used"), "a private URL was taken");
+  await page.fill("#hook-url", hookUrl);
+  await page.check("input[name=kind][value=delivered]");
+  await page.check("input[name=kind][value=bounced]");
+  await Promise.all([page.waitForNavigation(), page.click("form[action='/webhooks'] button[type=submit]")]);
+  const secret = (await page.textContent(".token code")).trim();
+  check(secret.startsWith("whsec_"), `no secret shown: ${secret}`);
+  check((await page.locator("script:not([src])").count()) === 0, "the URL became a script");
+  check((await page.textContent("main table")).includes(hookUrl), "URL not shown as text");
+  await Promise.all([page.waitForNavigation(), page.click(".token a")]);
+  const hookPage = page.url();
+  await Promise.all([page.waitForNavigation(), page.click("form[action$='/test'] button")]);
+  check((await page.textContent(".notice")).includes("Test batch sent"), "no test notice");
+  check((await page.textContent("#deliveries")).includes("Test batch"), "test not in the log");
+  check(received.length === 1, `receiver got ${received.length} requests`);
+  const first = received[0];
+  const signed = (secret) => "v1=" + createHmac("sha256", secret)
+    .update(`${first.headers["x-tsubame-timestamp"]}.`).update(first.body).digest("hex");
+  check(first.headers["x-tsubame-signature"] === signed(secret), "test batch not signed with the secret");
+  const batch = JSON.parse(first.body.toString());
+  check(batch.test === true && batch.events.map((e) => e.type).join() === "delivered,bounced", `test batch: ${first.body}`);
+  await audit(page, "webhook");
+  await Promise.all([page.waitForNavigation(), page.click("form[action$='/rotate'] button")]);
+  const rotated = (await page.textContent(".token code")).trim();
+  check(rotated.startsWith("whsec_") && rotated !== secret, "no new secret shown");
+  check((await page.textContent("main")).includes("Previous secret"), "the overlap is not shown");
+  await page.goto(hookPage);
+  check(!(await page.content()).includes(rotated), "the new secret is shown again");
+  receiver.close();
+
   await page.goto(`${base}/account`);
   await audit(page, "account");
   await page.goto(`${base}/audit`);
@@ -184,6 +234,10 @@ try {
     ["POST", `/keys/${config.other.key}/revoke`],
     ["POST", `/domains/${config.other.domain}/remove`],
     ["GET", `/suppressions/imports/0000`],
+    ["GET", `/webhooks/${config.other.webhook}`],
+    ["POST", `/webhooks/${config.other.webhook}/test`],
+    ["POST", `/webhooks/${config.other.webhook}/rotate`],
+    ["POST", `/webhooks/${config.other.webhook}/remove`],
   ]) {
     const answer = method === "GET"
       ? await page.request.get(`${base}${path}`)
