@@ -164,6 +164,11 @@ pub fn router<S: Store>(state: Arc<ConsoleState<S>>) -> Router {
         )
         .route("/suppressions/imports/{id}", get(pages::imports::page::<S>))
         .route(
+            "/team",
+            get(pages::team::page::<S>).post(pages::team::add::<S>),
+        )
+        .route("/team/{id}", post(pages::team::change::<S>))
+        .route(
             "/webhooks",
             get(pages::webhooks::page::<S>).post(pages::webhooks::add::<S>),
         )
@@ -176,6 +181,7 @@ pub fn router<S: Store>(state: Arc<ConsoleState<S>>) -> Router {
             get(pages::account::page::<S>).post(pages::account::change_password::<S>),
         )
         .route("/account/language", post(pages::account::language::<S>))
+        .route("/account/name", post(pages::account::name::<S>))
         .route("/account/totp", post(pages::account::totp::<S>))
         .route("/audit", get(pages::audit::page::<S>))
         .route("/ops", get(ops::overview::page::<S>))

@@ -38,6 +38,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("account.html", include_str!("../templates/account.html")),
     ("audit.html", include_str!("../templates/audit.html")),
     ("webhooks.html", include_str!("../templates/webhooks.html")),
+    ("team.html", include_str!("../templates/team.html")),
     ("webhook.html", include_str!("../templates/webhook.html")),
     (
         "ops_overview.html",

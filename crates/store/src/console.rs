@@ -53,6 +53,8 @@ impl Role {
 pub struct Login {
     pub id: String,
     pub email: String,
+    /// How the person is shown; empty: by address.
+    pub display_name: String,
     /// `None` for operators.
     pub tenant_id: Option<String>,
     pub role: Role,
@@ -142,6 +144,15 @@ pub trait ConsoleStore: Send + Sync {
         id: &str,
         secret: Option<&[u8]>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Sets the name a login is shown by (empty: its address; one line, 100 characters).
+    fn set_display_name(
+        &self,
+        id: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Changes a tenant login's role (never to or from operator).
+    fn set_role(&self, id: &str, role: Role)
+    -> impl Future<Output = Result<(), StoreError>> + Send;
     fn set_locale(
         &self,
         id: &str,

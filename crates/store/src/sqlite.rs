@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_console.sql"),
     include_str!("../migrations/0007_rollups.sql"),
     include_str!("../migrations/0008_webhook_rotation.sql"),
+    include_str!("../migrations/0009_login_names.sql"),
 ];
 
 /// The SQLite control plane.

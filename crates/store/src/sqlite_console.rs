@@ -15,6 +15,7 @@ fn login_from(row: &SqliteRow) -> Result<Login, StoreError> {
     Ok(Login {
         id: row.try_get("id")?,
         email: row.try_get("email")?,
+        display_name: row.try_get("display_name")?,
         tenant_id: row.try_get("tenant_id")?,
         role: Role::parse(&role).ok_or(StoreError::Invalid {
             field: "role",
@@ -96,6 +97,7 @@ impl ConsoleStore for SqliteStore {
             Ok(_) => Ok(Login {
                 id,
                 email,
+                display_name: String::new(),
                 tenant_id: tenant_id.map(str::to_string),
                 role,
                 password_hash: password_hash.to_string(),
@@ -182,6 +184,49 @@ impl ConsoleStore for SqliteStore {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    async fn set_display_name(&self, id: &str, name: &str) -> Result<(), StoreError> {
+        let name = name.trim();
+        let invalid = |reason: &str| StoreError::Invalid {
+            field: "display_name",
+            reason: reason.into(),
+        };
+        if name.chars().count() > 100 {
+            return Err(invalid("at most 100 characters"));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(invalid("one line, without control characters"));
+        }
+        let done = sqlx::query("UPDATE console_logins SET display_name = ? WHERE id = ?")
+            .bind(name)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("login {id}")));
+        }
+        Ok(())
+    }
+
+    async fn set_role(&self, id: &str, role: Role) -> Result<(), StoreError> {
+        if role == Role::Operator {
+            return Err(StoreError::Invalid {
+                field: "role",
+                reason: "a tenant's login cannot become an operator".into(),
+            });
+        }
+        let done = sqlx::query(
+            "UPDATE console_logins SET role = ? WHERE id = ? AND tenant_id IS NOT NULL",
+        )
+        .bind(role.as_str())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("login {id}")));
+        }
         Ok(())
     }
 

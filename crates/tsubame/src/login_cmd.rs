@@ -24,6 +24,9 @@ pub enum LoginCommand {
         /// One of the platform's operators (every tenant, queues, shaping).
         #[arg(long)]
         operator: bool,
+        /// The name the person is shown by (default: the address).
+        #[arg(long, default_value = "")]
+        name: String,
     },
     /// List logins (one tenant's with --tenant).
     Ls {
@@ -58,6 +61,7 @@ pub fn run(command: LoginCommand, data: &DataDir) -> anyhow::Result<()> {
                 tenant,
                 role,
                 operator,
+                name,
             } => {
                 let (tenant_id, role) = if operator {
                     (None, Role::Operator)
@@ -76,6 +80,12 @@ pub fn run(command: LoginCommand, data: &DataDir) -> anyhow::Result<()> {
                 let login = store
                     .add_login(&email, tenant_id.as_deref(), role, &password_hash)
                     .await?;
+                if !name.is_empty()
+                    && let Err(err) = store.set_display_name(&login.id, &name).await
+                {
+                    store.remove_login(&login.id).await?;
+                    return Err(err.into());
+                }
                 store
                     .audit(
                         tenant_id.as_deref(),
@@ -93,12 +103,12 @@ pub fn run(command: LoginCommand, data: &DataDir) -> anyhow::Result<()> {
                     None => None,
                 };
                 println!(
-                    "{:<40} {:<10} {:<20} {:<5}",
+                    "{:<40} {:<10} {:<20} {:<5} NAME",
                     "EMAIL", "ROLE", "TENANT", "TOTP"
                 );
                 for login in store.logins(tenant_id.as_deref()).await? {
                     println!(
-                        "{:<40} {:<10} {:<20} {:<5}",
+                        "{:<40} {:<10} {:<20} {:<5} {}",
                         login.email,
                         login.role.as_str(),
                         login.tenant_id.as_deref().unwrap_or("-"),
@@ -106,7 +116,8 @@ pub fn run(command: LoginCommand, data: &DataDir) -> anyhow::Result<()> {
                             "on"
                         } else {
                             "off"
-                        }
+                        },
+                        login.display_name
                     );
                 }
             }

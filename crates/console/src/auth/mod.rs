@@ -61,6 +61,7 @@ impl Viewer {
             csrf => self.session.csrf.clone(),
             me => minijinja::context! {
                 email => self.login.email.clone(),
+                name => self.login.display_name.clone(),
                 role => self.login.role.as_str(),
                 totp => self.login.totp_secret.is_some(),
             },

@@ -184,6 +184,36 @@ pub async fn language<S: Store>(
 }
 
 #[derive(Deserialize)]
+pub struct NameForm {
+    #[serde(rename = "_csrf", default)]
+    csrf: String,
+    name: String,
+}
+
+/// `POST /account/name`: the name the person is shown by.
+pub async fn name<S: Store>(
+    State(state): State<Arc<ConsoleState<S>>>,
+    who: TenantViewer,
+    Form(form): Form<NameForm>,
+) -> Response {
+    if let Err(refused) = who.viewer.check_csrf(&form.csrf) {
+        return refused;
+    }
+    match state
+        .store()
+        .set_display_name(&who.viewer.login.id, &form.name)
+        .await
+    {
+        Ok(()) => done("/account", "notice.name_changed"),
+        Err(err @ store::StoreError::Invalid { .. }) => {
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            render(&state, &who, status, Some(err.to_string()), None, None).await
+        }
+        Err(err) => store_failed(&state, &who.viewer, err),
+    }
+}
+
+#[derive(Deserialize)]
 pub struct TotpForm {
     #[serde(rename = "_csrf", default)]
     csrf: String,

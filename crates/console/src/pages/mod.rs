@@ -13,6 +13,7 @@ pub mod domains;
 pub mod imports;
 pub mod keys;
 pub mod suppressions;
+pub mod team;
 pub mod webhooks;
 
 use axum::http::StatusCode;
@@ -40,6 +41,10 @@ pub const NOTICES: &[&str] = &[
     "notice.tenant_changed",
     "notice.webhook_tested",
     "notice.webhook_removed",
+    "notice.login_added",
+    "notice.login_changed",
+    "notice.login_removed",
+    "notice.name_changed",
 ];
 
 /// Catalogue keys used from Rust rather than from templates, besides [`NOTICES`] (both
@@ -53,6 +58,12 @@ pub const RUST_KEYS: &[&str] = &[
     "login.throttled",
     "login.wrong",
     "login.wrong_code",
+    "webhooks.bad_url",
+    "team.not_yourself",
+    "role.owner",
+    "role.developer",
+    "role.marketer",
+    "role.viewer",
 ];
 
 /// The notice a query names, if it is one of ours.

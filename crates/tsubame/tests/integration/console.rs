@@ -42,6 +42,18 @@ fn the_console_in_a_real_browser() {
         &["login", "add", "ops@platform.example", "--operator"],
         &format!("{PASSWORD}\n"),
     );
+    server.cli_with_input(
+        &[
+            "login",
+            "add",
+            "bob@beta.example",
+            "--tenant",
+            "beta",
+            "--role",
+            "owner",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
     // A key for the browser to revoke, and beta's things ann must not reach.
     let spare = server.cli(&["key", "add", "--tenant", "acme", "--name", "spare"]);
     let spare_id = spare.trim().split('_').nth(1).expect("key id").to_string();
@@ -101,7 +113,8 @@ fn the_console_in_a_real_browser() {
         "idle_ms": 6000,
         "owner": { "email": "ann@acme.example", "password": PASSWORD, "spare_key": spare_id },
         "operator": { "email": "ops@platform.example", "password": PASSWORD, "site": site },
-        "other": { "domain": "beta.example", "message": beta_message, "key": beta_key_id, "webhook": beta_webhook },
+        "other": { "domain": "beta.example", "message": beta_message, "key": beta_key_id, "webhook": beta_webhook, "login": "bob@beta.example" },
+        "member": { "email": "dev@acme.example", "password": "another fine password" },
     });
     let out = Command::new("node")
         .arg(node_dir().join("console.mjs"))

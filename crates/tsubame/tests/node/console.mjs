@@ -214,8 +214,33 @@ try {
   check(!(await page.content()).includes(rotated), "the new secret is shown again");
   receiver.close();
 
+  // A display name that tries to inject markup is shown as text, in the header too.
+  const evilName = `Ann <script>alert('name')</script>"onmouseover=alert('name')`;
   await page.goto(`${base}/account`);
+  await page.fill("#display-name", evilName);
+  await Promise.all([page.waitForNavigation(), page.click("form[action='/account/name'] button")]);
+  check((await page.textContent(".notice")).includes("Name saved"), "no name notice");
+  check((await page.textContent(".who")) === evilName, `header shows ${await page.textContent(".who")}`);
+  check((await page.locator("script:not([src])").count()) === 0, "the name became a script");
   await audit(page, "account");
+
+  // The owner adds a person, changes their role; their own row has no actions.
+  await page.goto(`${base}/team`);
+  await page.fill("#member-email", config.member.email);
+  await page.fill("#member-name", "<img src=x onerror=alert('member')>");
+  await page.selectOption("#member-role", "developer");
+  await page.fill("#member-password", config.member.password);
+  await Promise.all([page.waitForNavigation(), page.click("form[action='/team'] button[type=submit]")]);
+  check((await page.textContent(".notice")).includes("Login added"), "no login notice");
+  check((await page.locator("img[src=x]").count()) === 0, "a member name became an element");
+  const memberRow = page.locator("tr", { hasText: config.member.email });
+  check((await memberRow.textContent()).includes("<img src=x onerror=alert('member')>"), "member name not shown as text");
+  await memberRow.locator("select").selectOption("viewer");
+  await Promise.all([page.waitForNavigation(), memberRow.locator("form:has(input[value=role]) button").click()]);
+  check((await page.textContent(".notice")).includes("Role changed"), "no role notice");
+  check((await page.locator("tr", { hasText: config.member.email }).textContent()).includes("Viewer"), "role not changed");
+  check((await page.locator("tr", { hasText: config.owner.email }).textContent()).includes("You"), "own row has actions");
+  await audit(page, "team");
   await page.goto(`${base}/audit`);
   check((await page.textContent("main")).includes("key.create"), "audit log misses key.create");
   await audit(page, "audit-log");
@@ -238,6 +263,7 @@ try {
     ["POST", `/webhooks/${config.other.webhook}/test`],
     ["POST", `/webhooks/${config.other.webhook}/rotate`],
     ["POST", `/webhooks/${config.other.webhook}/remove`],
+    ["POST", `/team/${config.other.login}`],
   ]) {
     const answer = method === "GET"
       ? await page.request.get(`${base}${path}`)
@@ -291,6 +317,35 @@ try {
     await audit(op, "ops-message");
     await op.goto(`${base}/ops/tenants`);
     await audit(op, "ops-tenants");
+    await context.close();
+  }
+  // The new viewer signs in and may look but not change.
+  {
+    const context = await browser.newContext();
+    const member = await signIn(context, config.member.email, config.member.password);
+    await member.goto(`${base}/team`);
+    check((await member.locator("form[action='/team']").count()) === 0, "a viewer may add logins");
+    const refused = await member.request.post(`${base}/team`, {
+      form: { _csrf: await csrf(member), email: "x@acme.example", role: "owner", password: "long enough password" },
+    });
+    check(refused.status() === 403, `a viewer adding a login: ${refused.status()}`);
+    await context.close();
+  }
+
+  // Too many wrong passwords for one account: refused with the reason, even when right.
+  {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    for (let i = 0; i < 6; i++) {
+      await page.goto(`${base}/login`);
+      await page.fill("#email", config.member.email);
+      await page.fill("#password", i < 5 ? `wrong ${i}` : config.member.password);
+      await page.click("button[type=submit]");
+      await page.waitForSelector("#login-error");
+    }
+    const said = await page.textContent("#login-error");
+    check(said.includes("Too many sign-in attempts"), `after 5 failures: ${said}`);
+    await audit(page, "login-throttled");
     await context.close();
   }
   console.log(JSON.stringify({ ok: true, pages: checkedPages }));
