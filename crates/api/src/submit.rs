@@ -158,7 +158,7 @@ pub(crate) async fn submit<S: ControlStore + EventStore>(
         }
     }
     let mut events = Vec::new();
-    for (i, ((message, _), (kept, dropped))) in messages.iter().zip(&split).enumerate() {
+    for (i, ((message, domain), (kept, dropped))) in messages.iter().zip(&split).enumerate() {
         let kept: &[String] = if queued[i] { kept } else { &[] };
         if kept.is_empty() && dropped.is_empty() {
             continue;
@@ -170,6 +170,7 @@ pub(crate) async fn submit<S: ControlStore + EventStore>(
             dropped,
             crate::attributes::stored(message).as_deref(),
             "api",
+            &domain.domain,
         ));
     }
     state.events.record(events);

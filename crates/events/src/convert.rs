@@ -90,6 +90,9 @@ pub fn from_delivery(e: &delivery::events::Event) -> Option<NewEvent> {
         detail.insert("tls".into(), tls.clone().into());
     }
     detail.insert("queued_ms".into(), e.queued_ms.into());
+    if let Some(domain) = sending_domain_of(&e.sender) {
+        detail.insert("sending_domain".into(), domain.into());
+    }
     Some(event(
         tenant,
         e.time_ms as i64,
@@ -101,6 +104,16 @@ pub fn from_delivery(e: &delivery::events::Event) -> Option<NewEvent> {
     ))
 }
 
+/// The tenant's sending domain a return path of ours names (`...@bounce.<domain>`), for
+/// the events' `sending_domain` (dashboards count per sending domain from it).
+pub fn sending_domain_of(return_path: &str) -> Option<String> {
+    let (_, host) = return_path.rsplit_once('@')?;
+    let host = host.to_ascii_lowercase();
+    host.strip_prefix("bounce.")
+        .filter(|d| !d.is_empty())
+        .map(str::to_string)
+}
+
 /// `accepted` for each recipient of a message just spooled, and `suppressed` for each one
 /// dropped because the tenant suppresses it. `via`: `api` or `smtp`.
 pub fn admitted(
@@ -110,6 +123,7 @@ pub fn admitted(
     suppressed: &[String],
     attributes_json: Option<&str>,
     via: &str,
+    sending_domain: &str,
 ) -> Vec<NewEvent> {
     let attrs = attributes(attributes_json);
     let now = now_ms();
@@ -117,6 +131,7 @@ pub fn admitted(
     for rcpt in queued {
         let mut detail = Map::new();
         detail.insert("via".into(), via.into());
+        detail.insert("sending_domain".into(), sending_domain.into());
         out.push(event(
             tenant_id,
             now,
@@ -128,7 +143,8 @@ pub fn admitted(
         ));
     }
     for rcpt in suppressed {
-        let detail = json!({"via": via, "reason": "the recipient is on the suppression list"});
+        let detail = json!({"via": via, "reason": "the recipient is on the suppression list",
+            "sending_domain": sending_domain});
         let Value::Object(detail) = detail else {
             continue;
         };
@@ -160,6 +176,7 @@ mod tests {
                 r#"{"custom_id":"c-1","tags":["a","b"],"metadata":{"k":"v"},"event_payload":"p"}"#,
             ),
             "api",
+            "acme.test",
         );
         assert_eq!(events.len(), 2);
         let accepted = &events[0];
@@ -172,7 +189,7 @@ mod tests {
         let detail: Value = serde_json::from_str(accepted.detail.as_deref().unwrap()).unwrap();
         assert_eq!(
             detail,
-            json!({"via":"api","metadata":{"k":"v"},"event_payload":"p"})
+            json!({"via":"api","sending_domain":"acme.test","metadata":{"k":"v"},"event_payload":"p"})
         );
         assert_eq!(events[1].kind, EventKind::Suppressed);
     }
@@ -183,7 +200,7 @@ mod tests {
             time_ms: 5,
             outcome: delivery::events::Outcome::Bounced,
             message_id: "M1".into(),
-            sender: "s@acme.test".into(),
+            sender: "bounces+M1.tag@bounce.acme.test".into(),
             recipient: "ann@x.test".into(),
             site: "mx".into(),
             attempt: 1,
@@ -207,5 +224,6 @@ mod tests {
         let detail: Value = serde_json::from_str(stored.detail.as_deref().unwrap()).unwrap();
         assert_eq!(detail["category"], "invalid_recipient");
         assert_eq!(detail["remote_host"], "mx.x.test");
+        assert_eq!(detail["sending_domain"], "acme.test", "from the return path");
     }
 }

@@ -118,7 +118,7 @@ impl Ingress {
         };
         if envelope.recipients.is_empty() {
             if let Some((tenants, tenant)) = &tenant {
-                tenants.admitted(tenant, &queue_id, &[], &suppressed);
+                tenants.admitted(tenant, &queue_id, &envelope.sender, &[], &suppressed);
             }
             tracing::info!(id = %queue_id, client = %client_ip, sender = %sender, "message not queued: every recipient is suppressed");
             return Reply::new(
@@ -135,6 +135,7 @@ impl Ingress {
                 .collect(),
             None => Vec::new(),
         };
+        let return_path = envelope.sender.clone();
         let mut prefix = trace;
         prefix.push_str(&fields);
         let size = prefix.len() + content.len();
@@ -145,7 +146,7 @@ impl Ingress {
         if result.is_ok()
             && let Some((tenants, tenant)) = &tenant
         {
-            tenants.admitted(tenant, &queue_id, &queued, &suppressed);
+            tenants.admitted(tenant, &queue_id, &return_path, &queued, &suppressed);
         }
         let (reply, reason) = match result {
             Ok(()) => (

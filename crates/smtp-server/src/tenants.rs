@@ -57,9 +57,17 @@ pub trait Tenants: Send + Sync + 'static {
         content: &'a [u8],
     ) -> BoxFuture<'a, Result<Admitted, Reply>>;
 
-    /// Reports what became of a taken message: spooled as `message_id` for `queued`
-    /// (empty when nothing was spooled), dropped for `suppressed`.
-    fn admitted(&self, tenant_id: &str, message_id: &str, queued: &[String], suppressed: &[String]);
+    /// Reports what became of a taken message: spooled as `message_id` (with the return
+    /// path it was given) for `queued` (empty when nothing was spooled), dropped for
+    /// `suppressed`.
+    fn admitted(
+        &self,
+        tenant_id: &str,
+        message_id: &str,
+        return_path: &str,
+        queued: &[String],
+        suppressed: &[String],
+    );
 
     /// True for the platform's return-path addresses: mail to them (bounces, feedback
     /// reports) is taken from anyone, without relay rights.

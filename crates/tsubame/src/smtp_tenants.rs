@@ -141,11 +141,13 @@ impl<S: ControlStore + EventStore + 'static> Tenants for SmtpTenants<S> {
         &self,
         tenant_id: &str,
         message_id: &str,
+        return_path: &str,
         queued: &[String],
         suppressed: &[String],
     ) {
+        let domain = events::convert::sending_domain_of(return_path).unwrap_or_default();
         self.events.record(events::convert::admitted(
-            tenant_id, message_id, queued, suppressed, None, "smtp",
+            tenant_id, message_id, queued, suppressed, None, "smtp", &domain,
         ));
     }
 }

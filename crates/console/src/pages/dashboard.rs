@@ -41,6 +41,8 @@ const CHART_HEIGHT: f64 = 200.0;
 #[derive(Deserialize, Default)]
 pub struct DashboardQuery {
     period: Option<String>,
+    /// One sending domain only; none or empty: all.
+    domain: Option<String>,
 }
 
 /// Period → (span, resolution read, chart point width).
@@ -80,13 +82,24 @@ pub async fn page<S: Store>(
     let now = crate::auth::sessions::now_ms();
     let from = now - span;
     let store = state.store();
-    let (rows, histogram) = match tokio::try_join!(
+    let (mut rows, histogram, sending_domains) = match tokio::try_join!(
         store.rollup(&who.tenant.id, resolution, from, now),
         store.latency_histogram(&who.tenant.id, resolution, from, now),
+        store.domains(&who.tenant.id),
     ) {
         Ok(found) => found,
         Err(err) => return store_failed(&state, &who.viewer, err),
     };
+    let chosen = query
+        .domain
+        .as_deref()
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(str::to_ascii_lowercase);
+    if let Some(domain) = &chosen {
+        rows.retain(|row| &row.domain == domain);
+    }
+    let domain_names: Vec<String> = sending_domains.into_iter().map(|d| d.domain).collect();
     let first_point = from.div_euclid(point_ms);
     let point_count = (now.div_euclid(point_ms) - first_point + 1) as usize;
     let mut series: BTreeMap<&str, Vec<i64>> = CHARTED
@@ -164,6 +177,8 @@ pub async fn page<S: Store>(
         "dashboard.html",
         minijinja::context! {
             period => name,
+            domain => chosen,
+            domain_names => domain_names,
             from_ms => from,
             to_ms => now,
             chart_max => max,

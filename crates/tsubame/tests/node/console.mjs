@@ -145,6 +145,13 @@ try {
   check((await page.textContent("ol.timeline")).includes("reader@example.net"), "timeline without recipient");
   await audit(page, "message-timeline");
 
+  // The dashboard counts the message for its sending domain, and can show that domain only.
+  await page.goto(`${base}/?period=24h&domain=acme.example`);
+  check((await page.textContent("#domains-h + div, section[aria-labelledby=domains-h]")).includes("acme.example"), "no row for the sending domain");
+  check((await page.inputValue("#domain")) === "acme.example", "domain not chosen");
+  await page.goto(`${base}/?period=24h&domain=beta.example`);
+  check((await page.locator("section[aria-labelledby=domains-h]").count()) === 0, "another tenant's domain counted");
+
   // Add and remove a suppression.
   await page.goto(`${base}/suppressions`);
   await page.fill("#address", "Blocked@Example.com");
