@@ -193,6 +193,8 @@ pub fn router<S: Store>(state: Arc<ConsoleState<S>>) -> Router {
             get(ops::tenants::page::<S>).post(ops::tenants::add::<S>),
         )
         .route("/ops/tenants/{id}", post(ops::tenants::change::<S>))
+        .route("/ops/shaping", get(ops::shaping::page::<S>))
+        .route("/ops/audit", get(ops::audit::page::<S>))
         .route("/assets/{name}", get(assets::serve))
         .layer(axum::middleware::from_fn(render::security_headers))
         .with_state(state)

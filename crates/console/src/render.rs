@@ -39,6 +39,14 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("audit.html", include_str!("../templates/audit.html")),
     ("webhooks.html", include_str!("../templates/webhooks.html")),
     ("team.html", include_str!("../templates/team.html")),
+    (
+        "ops_shaping.html",
+        include_str!("../templates/ops_shaping.html"),
+    ),
+    (
+        "ops_audit.html",
+        include_str!("../templates/ops_audit.html"),
+    ),
     ("webhook.html", include_str!("../templates/webhook.html")),
     (
         "ops_overview.html",

@@ -224,6 +224,9 @@ mod tests {
         let detail: Value = serde_json::from_str(stored.detail.as_deref().unwrap()).unwrap();
         assert_eq!(detail["category"], "invalid_recipient");
         assert_eq!(detail["remote_host"], "mx.x.test");
-        assert_eq!(detail["sending_domain"], "acme.test", "from the return path");
+        assert_eq!(
+            detail["sending_domain"], "acme.test",
+            "from the return path"
+        );
     }
 }

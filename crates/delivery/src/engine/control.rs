@@ -117,6 +117,11 @@ impl Engine {
         g
     }
 
+    /// The shaping in force: limits per provider and the response rules.
+    pub fn shaping(&self) -> &crate::shaping::Shaping {
+        &self.inner.config.shaping
+    }
+
     /// The queue by site and by domain.
     pub fn summary(&self) -> QueueSummary {
         let now = Instant::now();

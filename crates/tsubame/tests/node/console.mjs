@@ -315,7 +315,22 @@ try {
     check((await op.textContent(".notice")).includes("paused"), "no pause notice");
     const row = op.locator("tr", { has: op.locator(`th:text-is('${site}')`) });
     check((await row.textContent()).includes("Paused"), "site not shown paused");
-    check(/[1-9]/.test(await row.locator("td.num").first().textContent()), "no mail held at the paused site");
+    // Mail for the site sent now waits, ready, while the site is paused.
+    for (let i = 0; i < 3; i++) {
+      const held = await fetch(`${base}/v1/messages`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ messages: [{ from: "news@acme.example", to: [`held${i}@held.example`], subject: "held", text: "held" }] }),
+      });
+      check(held.status === 200, `sending to the paused site: ${held.status}`);
+    }
+    let ready = "0";
+    for (let i = 0; i < 50 && !/[1-9]/.test(ready); i++) {
+      await op.goto(`${base}/ops/queues`);
+      ready = await op.locator("tr", { has: op.locator(`th:text-is('${site}')`) }).locator("td.num").first().textContent();
+      if (!/[1-9]/.test(ready)) await op.waitForTimeout(100);
+    }
+    check(/[1-9]/.test(ready), `no mail held at the paused site: ${ready}`);
     await Promise.all([op.waitForNavigation(), op.click(`button[aria-label='Resume ${site}']`)]);
     await Promise.all([op.waitForNavigation(), op.click(".confirm button[type=submit]")]);
     check((await op.textContent(".notice")).includes("resumed"), "no resume notice");
@@ -324,6 +339,19 @@ try {
     await audit(op, "ops-message");
     await op.goto(`${base}/ops/tenants`);
     await audit(op, "ops-tenants");
+    await op.goto(`${base}/ops/shaping`);
+    const shaping = await op.textContent("main");
+    check(shaping.includes("gmail") && shaping.includes("docomo"), "providers missing from shaping");
+    check(shaping.includes(site), "the queued site is not listed under its shaping");
+    await audit(op, "ops-shaping");
+    await op.goto(`${base}/ops/audit`);
+    const platformLog = await op.textContent("main table");
+    check(platformLog.includes("site.pause") && platformLog.includes("webhook.add"), "platform audit log incomplete");
+    await op.selectOption("#tenant", "acme");
+    await Promise.all([op.waitForNavigation(), op.click("form[action='/ops/audit'] button")]);
+    const acmeLog = await op.textContent("main table");
+    check(acmeLog.includes("webhook.add") && !acmeLog.includes("site.pause"), "tenant filter of the audit log");
+    await audit(op, "ops-audit");
     await context.close();
   }
   // The new viewer signs in and may look but not change.
