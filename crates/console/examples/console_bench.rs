@@ -15,8 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use store::{
-    ConsoleStore, ControlStore, EventKind, EventStore, NewEvent, Role, Scopes, Session,
-    SqliteStore,
+    ConsoleStore, ControlStore, EventKind, EventStore, NewEvent, Role, Scopes, Session, SqliteStore,
 };
 
 const DAY_MS: i64 = 86_400_000;
@@ -80,7 +79,11 @@ fn event(i: usize, tenant: &str, now: i64, span_ms: i64) -> NewEvent {
         message % 200_000,
         RECIPIENT_DOMAINS[message % RECIPIENT_DOMAINS.len()]
     );
-    let sending_domain = if message % 3 == 0 { "news.acme.example" } else { "acme.example" };
+    let sending_domain = if message % 3 == 0 {
+        "news.acme.example"
+    } else {
+        "acme.example"
+    };
     let (kind, detail) = match (i % 2, message % 100) {
         (0, _) => (
             EventKind::Accepted,
@@ -187,7 +190,13 @@ async fn seed(data: &Path, args: &Args) -> anyhow_free::Result<()> {
     }
     for i in 0..2000 {
         store
-            .audit(Some(&acme.id), "owner@acme.example", "key.create", &format!("k{i}"), "127.0.0.1")
+            .audit(
+                Some(&acme.id),
+                "owner@acme.example",
+                "key.create",
+                &format!("k{i}"),
+                "127.0.0.1",
+            )
             .await?;
     }
     for (login, cookie) in [(&owner, OWNER_COOKIE), (&operator, OPERATOR_COOKIE)] {
@@ -274,6 +283,7 @@ async fn main() -> anyhow_free::Result<()> {
         "/activity?field=recipient&q=user123%40gmail.com",
         "/activity?field=custom_id&q=order-4242",
         "/activity?field=tag&q=receipt&period=7d",
+        "/activity?field=tag&q=no-such-tag",
         "/activity/BENCH0000012345",
         "/domains",
         "/keys",
@@ -292,9 +302,7 @@ async fn main() -> anyhow_free::Result<()> {
         "/ops/shaping",
         "/ops/audit",
     ];
-    println!(
-        "| page | p50 ms | p99 ms | max ms | bytes |\n|---|---:|---:|---:|---:|"
-    );
+    println!("| page | p50 ms | p99 ms | max ms | bytes |\n|---|---:|---:|---:|---:|");
     let mut worst = Duration::ZERO;
     for (cookie, pages) in [
         (OWNER_COOKIE, &owner_pages[..]),

@@ -169,13 +169,15 @@ pub trait EventStore: Send + Sync {
         tenant_id: &str,
         filter: &EventFilter,
     ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
-    /// A tenant's rollup rows with slots from `from_ms` to `to_ms`, by slot.
+    /// A tenant's rollup rows with slots from `from_ms` to `to_ms`, by slot; one sending
+    /// domain's only when `domain` is given.
     fn rollup(
         &self,
         tenant_id: &str,
         resolution: crate::rollups::Resolution,
         from_ms: i64,
         to_ms: i64,
+        domain: Option<&str>,
     ) -> impl Future<Output = Result<Vec<crate::rollups::RollupRow>, StoreError>> + Send;
     /// A tenant's accept→delivered latency histogram over a period: (bucket, count).
     fn latency_histogram(

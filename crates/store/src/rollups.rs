@@ -1,4 +1,5 @@
-//! Dashboard rollups: what a batch of events adds to the per-minute and per-hour counts
+//! Dashboard rollups: what a batch of events adds to the per-minute, per-hour and per-day
+//! (UTC) counts
 //! (no I/O here; `sqlite_events` writes them in the batch's transaction), the mailbox
 //! provider a recipient domain belongs to, and the latency histogram's buckets.
 
@@ -9,19 +10,24 @@ use crate::events::{EventKind, NewEvent};
 /// Slot widths in milliseconds.
 pub const MINUTE_MS: i64 = 60_000;
 pub const HOUR_MS: i64 = 3_600_000;
+pub const DAY_MS: i64 = 86_400_000;
 
 /// Which table a query reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Resolution {
     Minute,
     Hour,
+    Day,
 }
 
 impl Resolution {
+    pub const ALL: [Resolution; 3] = [Resolution::Minute, Resolution::Hour, Resolution::Day];
+
     pub fn slot_ms(self) -> i64 {
         match self {
             Resolution::Minute => MINUTE_MS,
             Resolution::Hour => HOUR_MS,
+            Resolution::Day => DAY_MS,
         }
     }
 }
@@ -119,7 +125,7 @@ pub fn additions(events: &[NewEvent]) -> Additions {
         let domain = json_text(&detail, "sending_domain")
             .unwrap_or("")
             .to_string();
-        for resolution in [Resolution::Minute, Resolution::Hour] {
+        for resolution in Resolution::ALL {
             let slot = e.time_ms.div_euclid(resolution.slot_ms());
             let key = (
                 e.tenant_id.clone(),

@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_rollups.sql"),
     include_str!("../migrations/0008_webhook_rotation.sql"),
     include_str!("../migrations/0009_login_names.sql"),
+    include_str!("../migrations/0010_day_rollups_event_tags.sql"),
 ];
 
 /// The SQLite control plane.
@@ -227,10 +228,24 @@ impl ControlStore for SqliteStore {
     }
 
     async fn remove_tenant(&self, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Tables keyed by tenant without a foreign key (derived data): cleared here.
+        for table in [
+            "DELETE FROM event_tags WHERE tenant = ?",
+            "DELETE FROM rollup_minute WHERE tenant_id = ?",
+            "DELETE FROM rollup_hour WHERE tenant_id = ?",
+            "DELETE FROM rollup_day WHERE tenant_id = ?",
+            "DELETE FROM latency_minute WHERE tenant_id = ?",
+            "DELETE FROM latency_hour WHERE tenant_id = ?",
+            "DELETE FROM latency_day WHERE tenant_id = ?",
+        ] {
+            sqlx::query(table).bind(id).execute(&mut *tx).await?;
+        }
         let done = sqlx::query("DELETE FROM tenants WHERE id = ?")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 

@@ -20,6 +20,7 @@ fn tables(resolution: Resolution) -> (&'static str, &'static str) {
     match resolution {
         Resolution::Minute => ("rollup_minute", "latency_minute"),
         Resolution::Hour => ("rollup_hour", "latency_hour"),
+        Resolution::Day => ("rollup_day", "latency_day"),
     }
 }
 
@@ -28,7 +29,7 @@ async fn write_rollups(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     additions: &Additions,
 ) -> Result<(), StoreError> {
-    for resolution in [Resolution::Minute, Resolution::Hour] {
+    for resolution in Resolution::ALL {
         let (counts, latency) = tables(resolution);
         let rows: Vec<_> = additions
             .counts
@@ -144,6 +145,9 @@ fn random_hex(bytes: usize) -> String {
 impl EventStore for SqliteStore {
     async fn add_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events")
+            .fetch_one(&mut *tx)
+            .await?;
         // Many rows per statement: each statement is a round trip to sqlx's worker thread,
         // which costs more than the insert itself.
         for chunk in events.chunks(INSERT_ROWS) {
@@ -162,6 +166,16 @@ impl EventStore for SqliteStore {
             });
             q.build().execute(&mut *tx).await?;
         }
+        if events.iter().any(|e| e.tags.is_some()) {
+            sqlx::query(
+                "INSERT OR IGNORE INTO event_tags (tenant, tag, event_id) \
+                 SELECT e.tenant_id, j.value, e.id FROM events e, json_each(e.tags) j \
+                 WHERE e.id > ? AND e.tags IS NOT NULL AND json_valid(e.tags) AND j.type = 'text'",
+            )
+            .bind(last)
+            .execute(&mut *tx)
+            .await?;
+        }
         write_rollups(&mut tx, &rollups::additions(events)).await?;
         tx.commit().await?;
         Ok(())
@@ -172,9 +186,27 @@ impl EventStore for SqliteStore {
         tenant_id: &str,
         filter: &EventFilter,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut q: QueryBuilder<Sqlite> =
-            QueryBuilder::new("SELECT * FROM events WHERE tenant_id = ");
-        q.push_bind(tenant_id);
+        // A tag search walks the tag's index newest first (or oldest first) and looks each
+        // event up; anything else reads the events' own indexes.
+        let mut q: QueryBuilder<Sqlite> = match &filter.tag {
+            Some(tag) => {
+                let mut q = QueryBuilder::new(
+                    "SELECT events.* FROM event_tags JOIN events ON events.id = event_tags.event_id \
+                     WHERE event_tags.tenant = ",
+                );
+                q.push_bind(tenant_id)
+                    .push(" AND event_tags.tag = ")
+                    .push_bind(tag)
+                    .push(" AND tenant_id = ")
+                    .push_bind(tenant_id);
+                q
+            }
+            None => {
+                let mut q = QueryBuilder::new("SELECT * FROM events WHERE tenant_id = ");
+                q.push_bind(tenant_id);
+                q
+            }
+        };
         if let Some(after) = filter.after_id {
             q.push(" AND id > ").push_bind(after);
         }
@@ -182,7 +214,15 @@ impl EventStore for SqliteStore {
             q.push(" AND id < ").push_bind(before);
         }
         if let Some(from) = filter.from_ms {
-            q.push(" AND time_ms >= ").push_bind(from);
+            // Newest first, ids follow time: walking the id index back from the newest and
+            // stopping at the page's end beats collecting a whole period by time and sorting
+            // it (`+` keeps SQLite from choosing the time index).
+            let column = if filter.newest_first {
+                " AND +time_ms >= "
+            } else {
+                " AND time_ms >= "
+            };
+            q.push(column).push_bind(from);
         }
         if let Some(to) = filter.to_ms {
             q.push(" AND time_ms < ").push_bind(to);
@@ -205,17 +245,14 @@ impl EventStore for SqliteStore {
         if let Some(custom_id) = &filter.custom_id {
             q.push(" AND custom_id = ").push_bind(custom_id);
         }
-        if let Some(tag) = &filter.tag {
-            q.push(" AND EXISTS (SELECT 1 FROM json_each(events.tags) WHERE value = ")
-                .push_bind(tag)
-                .push(")");
-        }
-        q.push(if filter.newest_first {
-            " ORDER BY id DESC LIMIT "
-        } else {
-            " ORDER BY id LIMIT "
-        })
-        .push_bind(i64::from(filter.limit.clamp(1, EVENTS_PAGE_MAX)));
+        let order = match (filter.tag.is_some(), filter.newest_first) {
+            (true, true) => " ORDER BY event_tags.event_id DESC LIMIT ",
+            (true, false) => " ORDER BY event_tags.event_id LIMIT ",
+            (false, true) => " ORDER BY id DESC LIMIT ",
+            (false, false) => " ORDER BY id LIMIT ",
+        };
+        q.push(order)
+            .push_bind(i64::from(filter.limit.clamp(1, EVENTS_PAGE_MAX)));
         let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter().map(event_from).collect()
     }
@@ -226,16 +263,19 @@ impl EventStore for SqliteStore {
         resolution: Resolution,
         from_ms: i64,
         to_ms: i64,
+        domain: Option<&str>,
     ) -> Result<Vec<RollupRow>, StoreError> {
         let (counts, _) = tables(resolution);
         let width = resolution.slot_ms();
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT slot, kind, domain, provider, category, count FROM {counts}
-             WHERE tenant_id = ? AND slot >= ? AND slot < ? ORDER BY slot"
+             WHERE tenant_id = ? AND slot >= ? AND slot < ? AND (?4 IS NULL OR domain = ?4)
+             ORDER BY slot"
         )))
         .bind(tenant_id)
         .bind(from_ms.div_euclid(width))
         .bind(to_ms.div_euclid(width) + 1)
+        .bind(domain)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -277,10 +317,18 @@ impl EventStore for SqliteStore {
     }
 
     async fn purge_events(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "DELETE FROM event_tags WHERE event_id IN (SELECT id FROM events WHERE time_ms < ?)",
+        )
+        .bind(before_ms)
+        .execute(&mut *tx)
+        .await?;
         let done = sqlx::query("DELETE FROM events WHERE time_ms < ?")
             .bind(before_ms)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(done.rows_affected())
     }
 

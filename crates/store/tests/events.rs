@@ -132,8 +132,132 @@ async fn events_filter_page_and_stay_with_their_tenant() {
     }
     assert_eq!(seen, all.iter().map(|e| e.id).collect::<Vec<_>>());
 
+    // Newest first by tag (through the tag index), with a cursor and a time bound; another
+    // tenant's events under the same tag are not found.
+    let tagged = by(EventFilter {
+        tag: Some("all".into()),
+        newest_first: true,
+        limit: 3,
+        ..filter()
+    })
+    .await;
+    let newest: Vec<i64> = all.iter().rev().take(3).map(|e| e.id).collect();
+    assert_eq!(tagged.iter().map(|e| e.id).collect::<Vec<_>>(), newest);
+    let older = by(EventFilter {
+        tag: Some("all".into()),
+        newest_first: true,
+        before_id: Some(newest[2]),
+        from_ms: Some(2005),
+        ..filter()
+    })
+    .await;
+    assert_eq!(
+        older.len(),
+        3,
+        "deliveries 5, 6 and 7: before the cursor and in the period"
+    );
+    let theirs = store
+        .events(
+            &b,
+            &EventFilter {
+                tag: Some("all".into()),
+                ..filter()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(theirs.len(), 1);
+
     assert_eq!(store.purge_events(2000).await.unwrap(), 11);
     assert_eq!(store.events(&a, &filter()).await.unwrap().len(), 10);
+    let after_purge = by(EventFilter {
+        tag: Some("all".into()),
+        ..filter()
+    })
+    .await;
+    assert_eq!(
+        after_purge.len(),
+        10,
+        "purged events leave the tag index too"
+    );
+}
+
+#[tokio::test]
+async fn rollups_count_per_minute_hour_and_day_and_by_sending_domain() {
+    use store::rollups::{DAY_MS, HOUR_MS, Resolution};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let a = store.add_tenant("acme").await.unwrap().id;
+    let day = 20_000 * DAY_MS;
+    let mut batch = Vec::new();
+    for (i, (time_ms, domain)) in [
+        (day + 10, "acme.test"),
+        (day + HOUR_MS + 10, "acme.test"),
+        (day + 2 * HOUR_MS, "news.acme.test"),
+        (day + DAY_MS + 5, "acme.test"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut e = event(
+            &a,
+            time_ms,
+            EventKind::Delivered,
+            &format!("m{i}"),
+            "ann@gmail.com",
+        );
+        e.detail = Some(format!(
+            r#"{{"sending_domain":"{domain}","queued_ms":{}}}"#,
+            100 * (i + 1)
+        ));
+        batch.push(e);
+    }
+    store.add_events(&batch).await.unwrap();
+    let total = |rows: &[store::rollups::RollupRow]| rows.iter().map(|r| r.count).sum::<i64>();
+    let days = store
+        .rollup(&a, Resolution::Day, day, day + 2 * DAY_MS, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        days.iter()
+            .map(|r| (r.slot_ms, r.count))
+            .filter(|(s, _)| *s == day)
+            .map(|(_, c)| c)
+            .sum::<i64>(),
+        3
+    );
+    assert_eq!(total(&days), 4);
+    assert!(days.iter().all(|r| r.provider == "gmail"));
+    let news = store
+        .rollup(
+            &a,
+            Resolution::Day,
+            day,
+            day + 2 * DAY_MS,
+            Some("news.acme.test"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(total(&news), 1);
+    let hours = store
+        .rollup(&a, Resolution::Hour, day, day + HOUR_MS, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        total(&hours),
+        2,
+        "the hour slots from `day` up to the one holding the end"
+    );
+    let minutes = store
+        .rollup(&a, Resolution::Minute, day, day + 60_000, None)
+        .await
+        .unwrap();
+    assert_eq!(total(&minutes), 1);
+    let latency = store
+        .latency_histogram(&a, Resolution::Day, day, day + 2 * DAY_MS)
+        .await
+        .unwrap();
+    assert_eq!(latency.iter().map(|(_, n)| n).sum::<i64>(), 4);
 }
 
 #[tokio::test]
