@@ -132,6 +132,21 @@ pub async fn add<S: Store>(
     }
 }
 
+/// The viewer's tenant's endpoint `id`, or the page to answer with (404 for anyone else's).
+async fn tenants_hook<S: Store>(
+    state: &ConsoleState<S>,
+    who: &TenantViewer,
+    id: &str,
+) -> Result<Webhook, Response> {
+    match state.store().webhooks(&who.tenant.id).await {
+        Ok(hooks) => hooks
+            .into_iter()
+            .find(|h| h.id == id)
+            .ok_or_else(|| state.views.error(who.viewer.lang, StatusCode::NOT_FOUND)),
+        Err(err) => Err(store_failed(state, &who.viewer, err)),
+    }
+}
+
 async fn detail_page<S: Store>(
     state: &ConsoleState<S>,
     who: &TenantViewer,
@@ -139,12 +154,9 @@ async fn detail_page<S: Store>(
     secret: Option<String>,
     notice_key: Option<&str>,
 ) -> Response {
-    let hooks = match state.store().webhooks(&who.tenant.id).await {
-        Ok(hooks) => hooks,
-        Err(err) => return store_failed(state, &who.viewer, err),
-    };
-    let Some(hook) = hooks.iter().find(|h| h.id == id) else {
-        return state.views.error(who.viewer.lang, StatusCode::NOT_FOUND);
+    let hook = match tenants_hook(state, who, id).await {
+        Ok(hook) => hook,
+        Err(refused) => return refused,
     };
     let log = match state
         .store()
@@ -171,7 +183,7 @@ async fn detail_page<S: Store>(
         StatusCode::OK,
         "webhook.html",
         minijinja::context! {
-            hook => hook_value(hook),
+            hook => hook_value(&hook),
             log => rows,
             secret => secret,
             notice => notice_key,
@@ -201,14 +213,11 @@ pub async fn test<S: Store>(
     if let Err(refused) = permitted(&state, &who.viewer, &form.csrf, Power::Integrate) {
         return refused;
     }
-    let hooks = match state.store().webhooks(&who.tenant.id).await {
-        Ok(hooks) => hooks,
-        Err(err) => return store_failed(&state, &who.viewer, err),
+    let hook = match tenants_hook(&state, &who, &id).await {
+        Ok(hook) => hook,
+        Err(refused) => return refused,
     };
-    let Some(hook) = hooks.iter().find(|h| h.id == id) else {
-        return state.views.error(who.viewer.lang, StatusCode::NOT_FOUND);
-    };
-    events::webhooks::send_test(state.store(), &state.webhooks, hook).await;
+    events::webhooks::send_test(state.store(), &state.webhooks, &hook).await;
     audit(
         &state,
         &who.viewer,

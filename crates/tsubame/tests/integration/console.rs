@@ -113,7 +113,7 @@ fn the_console_in_a_real_browser() {
         "idle_ms": 6000,
         "owner": { "email": "ann@acme.example", "password": PASSWORD, "spare_key": spare_id },
         "operator": { "email": "ops@platform.example", "password": PASSWORD, "site": site },
-        "other": { "domain": "beta.example", "message": beta_message, "key": beta_key_id, "webhook": beta_webhook, "login": "bob@beta.example" },
+        "other": { "domain": "beta.example", "message": beta_message, "key": beta_key_id, "webhook": beta_webhook, "login": "bob@beta.example", "token": beta_key },
         "member": { "email": "dev@acme.example", "password": "another fine password" },
     });
     let out = Command::new("node")

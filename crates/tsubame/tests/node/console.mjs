@@ -339,6 +339,21 @@ try {
     await audit(op, "ops-message");
     await op.goto(`${base}/ops/tenants`);
     await audit(op, "ops-tenants");
+    // Suspending a tenant refuses its API key, saying why; reactivating lets it in again.
+    const sendAsBeta = () => fetch(`${base}/v1/messages`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${config.other.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ messages: [{ from: "hi@beta.example", to: ["z@held.example"], subject: "s", text: "t" }] }),
+    });
+    const betaCard = op.locator("section.tenant-card", { has: op.locator("h2", { hasText: /^beta/ }) });
+    await betaCard.locator("input[name=reason]").fill("unpaid invoice");
+    await Promise.all([op.waitForNavigation(), betaCard.locator("button.danger").click()]);
+    const refused = await sendAsBeta();
+    const refusedBody = await refused.text();
+    check(refused.status === 403 && refusedBody.includes("suspended: unpaid invoice"), `suspended tenant: ${refused.status} ${refusedBody}`);
+    await Promise.all([op.waitForNavigation(), op.locator("section.tenant-card", { has: op.locator("h2", { hasText: /^beta/ }) }).locator("input[value=reactivate] + button").click()]);
+    const again = await sendAsBeta();
+    check(again.status === 200, `reactivated tenant: ${again.status}`);
     await op.goto(`${base}/ops/shaping`);
     const shaping = await op.textContent("main");
     check(shaping.includes("gmail") && shaping.includes("docomo"), "providers missing from shaping");
@@ -364,6 +379,37 @@ try {
       form: { _csrf: await csrf(member), email: "x@acme.example", role: "owner", password: "long enough password" },
     });
     check(refused.status() === 403, `a viewer adding a login: ${refused.status()}`);
+    await context.close();
+  }
+
+  // A tablet, dark, by keyboard: nothing wider than the screen, contrast holds, the skip
+  // link leads to the content, and a form is reached and sent with the keyboard alone.
+  {
+    const context = await browser.newContext({ viewport: { width: 768, height: 1024 }, colorScheme: "dark" });
+    const tablet = await signIn(context, config.owner.email, config.owner.password);
+    for (const path of ["/", "/activity", "/suppressions", "/webhooks", "/team"]) {
+      await tablet.goto(`${base}${path}`);
+      const overflow = await tablet.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      const widest = await tablet.evaluate(() => [...document.querySelectorAll("body *")]
+        .filter((el) => !el.parentElement.closest(".scroll") && el.getBoundingClientRect().right > window.innerWidth + 0.5)
+        .slice(0, 3).map((el) => `${el.tagName.toLowerCase()}.${el.className} (${Math.round(el.getBoundingClientRect().right)}px)`).join(", "));
+      check(overflow <= 0, `${path} is ${overflow}px wider than a tablet: ${widest}`);
+    }
+    await audit(tablet, "team-tablet-dark");
+    await tablet.goto(`${base}/suppressions`);
+    await tablet.keyboard.press("Tab");
+    check(await tablet.evaluate(() => document.activeElement.classList.contains("skip")), "the first Tab is not the skip link");
+    await tablet.keyboard.press("Enter");
+    check(tablet.url().endsWith("#main"), `skip link went to ${tablet.url()}`);
+    let reached = false;
+    for (let i = 0; i < 40 && !reached; i++) {
+      await tablet.keyboard.press("Tab");
+      reached = await tablet.evaluate(() => document.activeElement.id === "address");
+    }
+    check(reached, "the address field is not reachable with Tab");
+    await tablet.keyboard.type("keyboard@example.com");
+    await Promise.all([tablet.waitForNavigation(), tablet.keyboard.press("Enter")]);
+    check((await tablet.textContent(".notice")).includes("suppressed"), "the keyboard form was not sent");
     await context.close();
   }
 
