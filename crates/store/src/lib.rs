@@ -11,17 +11,25 @@
 //!   [`sqlite_console`]: on SQLite.
 //! - [`events`]: events, suppressions and webhooks ([`EventStore`]); [`sqlite_events`]: on
 //!   SQLite.
+//! - [`audience`]: contacts, property declarations, lists and memberships
+//!   ([`AudienceStore`]); [`sqlite_audience`]: on SQLite.
 
+pub mod audience;
 pub mod console;
 pub mod events;
 pub mod keys;
 pub mod rollups;
 pub mod sqlite;
+pub mod sqlite_audience;
 pub mod sqlite_console;
 pub mod sqlite_events;
 
 use std::future::Future;
 
+pub use audience::{
+    AudienceStore, Consent, Contact, ContactInput, ContactList, ContactQuery, Existing,
+    MemberStatus, Membership, PropertyDef, PropertyKind, Upserted,
+};
 pub use console::{AuditEntry, ConsoleStore, Login, Role, Session};
 pub use events::{
     EventFilter, EventKind, EventStore, NewEvent, SUPPRESSION_REASONS, StoredEvent, Suppression,

@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0008_webhook_rotation.sql"),
     include_str!("../migrations/0009_login_names.sql"),
     include_str!("../migrations/0010_day_rollups_event_tags.sql"),
+    include_str!("../migrations/0011_audience.sql"),
 ];
 
 /// The SQLite control plane.

@@ -1,0 +1,267 @@
+//! The audience's records: property declarations, contacts, lists and memberships
+//! ([`AudienceStore`]). Values reach the store already checked against the declarations (the
+//! `audience` crate does that); the store keeps list counts right as memberships change.
+
+use std::future::Future;
+
+use serde_json::{Map, Value};
+
+use crate::StoreError;
+
+/// What a declared property holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PropertyKind {
+    Text,
+    Number,
+    /// Stored as Unix milliseconds; shown as RFC 3339.
+    DateTime,
+    Boolean,
+    /// One of the listed values.
+    Choice(Vec<String>),
+}
+
+impl PropertyKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PropertyKind::Text => "text",
+            PropertyKind::Number => "number",
+            PropertyKind::DateTime => "datetime",
+            PropertyKind::Boolean => "boolean",
+            PropertyKind::Choice(_) => "choice",
+        }
+    }
+}
+
+/// A property a tenant declared for its contacts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PropertyDef {
+    /// Lower case letters, digits and `_`, starting with a letter; at most 64.
+    pub name: String,
+    pub kind: PropertyKind,
+    pub created_ms: i64,
+}
+
+/// A contact as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contact {
+    pub id: i64,
+    pub address: String,
+    pub timezone: Option<String>,
+    pub locale: Option<String>,
+    pub country: Option<String>,
+    /// Declared properties with values (see the `contacts` table for their encoding).
+    pub properties: Map<String, Value>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+/// A contact to add or update: fields left `None` keep their stored value; a property
+/// given as `null` is cleared.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ContactInput {
+    /// Normalised already (trimmed, lower case).
+    pub address: String,
+    pub timezone: Option<String>,
+    pub locale: Option<String>,
+    pub country: Option<String>,
+    pub properties: Map<String, Value>,
+}
+
+/// What an upsert does to contacts that exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Leave them as they are (add new ones only).
+    Keep,
+    /// Update them with the given fields.
+    Update,
+}
+
+/// How many contacts an upsert added, updated, or left alone; their ids in input order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Upserted {
+    pub added: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub ids: Vec<i64>,
+}
+
+/// A list of contacts, with counts kept as members change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactList {
+    pub id: String,
+    pub name: String,
+    /// New members are unconfirmed until they confirm.
+    pub double_opt_in: bool,
+    pub subscribed: i64,
+    pub unconfirmed: i64,
+    pub unsubscribed: i64,
+    pub created_ms: i64,
+}
+
+/// A contact's standing on a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MemberStatus {
+    Subscribed,
+    Unconfirmed,
+    Unsubscribed,
+}
+
+impl MemberStatus {
+    pub const ALL: [MemberStatus; 3] = [
+        MemberStatus::Subscribed,
+        MemberStatus::Unconfirmed,
+        MemberStatus::Unsubscribed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberStatus::Subscribed => "subscribed",
+            MemberStatus::Unconfirmed => "unconfirmed",
+            MemberStatus::Unsubscribed => "unsubscribed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<MemberStatus> {
+        MemberStatus::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// How and when a contact came to be on a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    /// `api`, `import`, `form`, `console`...
+    pub source: String,
+    pub time_ms: i64,
+    /// The network address consent came from, when known.
+    pub address: Option<String>,
+    /// When a double opt-in was confirmed.
+    pub confirmed_ms: Option<i64>,
+}
+
+/// A contact's membership of a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub list_id: String,
+    pub contact_id: i64,
+    pub status: MemberStatus,
+    pub consent: Consent,
+    pub updated_ms: i64,
+}
+
+/// Which contacts to list: by address prefix, after an id (pages), at most `limit`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContactQuery {
+    pub prefix: Option<String>,
+    pub after_id: Option<i64>,
+    pub limit: u32,
+}
+
+pub trait AudienceStore: Send + Sync {
+    /// Declares a property. A name taken already is an `Invalid` error naming `name`.
+    fn add_property(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        kind: &PropertyKind,
+    ) -> impl Future<Output = Result<PropertyDef, StoreError>> + Send;
+    /// A tenant's declarations, by name.
+    fn properties(
+        &self,
+        tenant_id: &str,
+    ) -> impl Future<Output = Result<Vec<PropertyDef>, StoreError>> + Send;
+    /// Removes a declaration and its values from every contact. False when there was none.
+    fn remove_property(
+        &self,
+        tenant_id: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Adds contacts (and updates existing ones when `existing` says so), in one
+    /// transaction. Addresses repeated in `contacts` are folded (the last one wins).
+    fn upsert_contacts(
+        &self,
+        tenant_id: &str,
+        contacts: &[ContactInput],
+        existing: Existing,
+    ) -> impl Future<Output = Result<Upserted, StoreError>> + Send;
+    /// A contact by id (digits) or address.
+    fn contact(
+        &self,
+        tenant_id: &str,
+        id_or_address: &str,
+    ) -> impl Future<Output = Result<Option<Contact>, StoreError>> + Send;
+    /// Contacts by id.
+    fn contacts(
+        &self,
+        tenant_id: &str,
+        query: &ContactQuery,
+    ) -> impl Future<Output = Result<Vec<Contact>, StoreError>> + Send;
+    /// How many contacts the tenant has.
+    fn contact_count(
+        &self,
+        tenant_id: &str,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+    /// Removes a contact and its memberships (list counts follow). False when none.
+    fn remove_contact(
+        &self,
+        tenant_id: &str,
+        id: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Makes a list; names are unique per tenant.
+    fn add_list(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        double_opt_in: bool,
+    ) -> impl Future<Output = Result<ContactList, StoreError>> + Send;
+    fn lists(
+        &self,
+        tenant_id: &str,
+    ) -> impl Future<Output = Result<Vec<ContactList>, StoreError>> + Send;
+    /// A list by id or name.
+    fn list(
+        &self,
+        tenant_id: &str,
+        id_or_name: &str,
+    ) -> impl Future<Output = Result<Option<ContactList>, StoreError>> + Send;
+    /// Removes a list and its memberships (not the contacts). False when none.
+    fn remove_list(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Sets the status of contacts (by id) on a list, recording consent for new members
+    /// and confirmations; the list's counts follow in the same transaction. Ids of other
+    /// tenants' contacts are skipped. Returns the list as it stands after.
+    fn set_members(
+        &self,
+        tenant_id: &str,
+        list_id: &str,
+        members: &[(i64, MemberStatus)],
+        consent: &Consent,
+    ) -> impl Future<Output = Result<ContactList, StoreError>> + Send;
+    /// Removes contacts from a list (counts follow). Returns the list as it stands after.
+    fn remove_members(
+        &self,
+        tenant_id: &str,
+        list_id: &str,
+        contact_ids: &[i64],
+    ) -> impl Future<Output = Result<ContactList, StoreError>> + Send;
+    /// A list's members with their contacts, by contact id after `after_id`, optionally of
+    /// one status.
+    fn members(
+        &self,
+        tenant_id: &str,
+        list_id: &str,
+        status: Option<MemberStatus>,
+        after_id: Option<i64>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<(Contact, Membership)>, StoreError>> + Send;
+    /// The lists a contact is on.
+    fn memberships(
+        &self,
+        tenant_id: &str,
+        contact_id: i64,
+    ) -> impl Future<Output = Result<Vec<Membership>, StoreError>> + Send;
+}
