@@ -59,3 +59,15 @@ CREATE TABLE list_members (
 ) WITHOUT ROWID;
 CREATE INDEX list_members_contact ON list_members(contact_id);
 CREATE INDEX list_members_status ON list_members(list_id, status, contact_id);
+
+-- Saved segments: the tenant's query text, checked again against the declarations each time
+-- it is used (a property may have been removed since).
+CREATE TABLE segments (
+    id TEXT PRIMARY KEY NOT NULL,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    query TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    UNIQUE (tenant_id, name)
+);

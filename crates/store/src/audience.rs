@@ -156,6 +156,16 @@ pub struct ContactQuery {
     pub limit: u32,
 }
 
+/// A segment saved by a tenant: its text, checked again whenever it is used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedSegment {
+    pub id: String,
+    pub name: String,
+    pub query: String,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
 pub trait AudienceStore: Send + Sync {
     /// Declares a property. A name taken already is an `Invalid` error naming `name`.
     fn add_property(
@@ -258,10 +268,125 @@ pub trait AudienceStore: Send + Sync {
         after_id: Option<i64>,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<(Contact, Membership)>, StoreError>> + Send;
+    /// How many of the tenant's contacts a checked segment selects.
+    fn segment_count(
+        &self,
+        tenant_id: &str,
+        condition: &Condition,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+    /// The contacts a checked segment selects, by id after `after_id`.
+    fn segment_contacts(
+        &self,
+        tenant_id: &str,
+        condition: &Condition,
+        after_id: Option<i64>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Contact>, StoreError>> + Send;
+    /// Saves a segment's text under a name (unique per tenant); replaces the text of an
+    /// existing one of that name.
+    fn save_segment(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        query: &str,
+    ) -> impl Future<Output = Result<SavedSegment, StoreError>> + Send;
+    fn segments(
+        &self,
+        tenant_id: &str,
+    ) -> impl Future<Output = Result<Vec<SavedSegment>, StoreError>> + Send;
+    /// A saved segment by id or name.
+    fn segment(
+        &self,
+        tenant_id: &str,
+        id_or_name: &str,
+    ) -> impl Future<Output = Result<Option<SavedSegment>, StoreError>> + Send;
+    fn remove_segment(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// The lists a contact is on.
     fn memberships(
         &self,
         tenant_id: &str,
         contact_id: i64,
     ) -> impl Future<Output = Result<Vec<Membership>, StoreError>> + Send;
+}
+
+/// A contact's own field or a declared property, as segments name them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Field {
+    Address,
+    Country,
+    Timezone,
+    Locale,
+    /// When the contact was added (Unix ms).
+    Created,
+    Updated,
+    /// A declared property (its name checked against the declarations).
+    Property(String),
+}
+
+/// A comparison of a segment condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    /// Text contains (case-insensitive).
+    Contains,
+    /// Text starts with (case-insensitive).
+    StartsWith,
+    /// Equal to one of a list.
+    In,
+}
+
+/// A value a segment compares with, already of the field's type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operand {
+    Text(String),
+    Number(f64),
+    Bool(bool),
+    /// Unix ms.
+    Time(i64),
+    /// `now() - <ms>`, evaluated when the segment is run.
+    Ago(i64),
+    List(Vec<String>),
+}
+
+/// A checked segment: what the `audience` crate's parser makes of a tenant's text, with
+/// every name resolved; the store turns it into a parameterised query (the text never
+/// becomes SQL).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    All,
+    And(Vec<Condition>),
+    Or(Vec<Condition>),
+    Not(Box<Condition>),
+    Compare {
+        field: Field,
+        op: Op,
+        value: Operand,
+    },
+    /// The field has a value (`true`) or has none.
+    IsSet {
+        field: Field,
+        set: bool,
+    },
+    /// On a list (by id) with a status.
+    InList {
+        list_id: String,
+        status: MemberStatus,
+    },
+    /// Has an event of this kind (`opened`, `clicked`, `delivered`...) within the last
+    /// `within_ms`.
+    Engaged {
+        kind: crate::EventKind,
+        within_ms: i64,
+    },
+    /// On the tenant's suppression list (`true`) or not.
+    Suppressed(bool),
 }

@@ -23,12 +23,14 @@ pub mod sqlite;
 pub mod sqlite_audience;
 pub mod sqlite_console;
 pub mod sqlite_events;
+mod sqlite_segments;
 
 use std::future::Future;
 
 pub use audience::{
-    AudienceStore, Consent, Contact, ContactInput, ContactList, ContactQuery, Existing,
-    MemberStatus, Membership, PropertyDef, PropertyKind, Upserted,
+    AudienceStore, Condition, Consent, Contact, ContactInput, ContactList, ContactQuery, Existing,
+    Field, MemberStatus, Membership, Op, Operand, PropertyDef, PropertyKind, SavedSegment,
+    Upserted,
 };
 pub use console::{AuditEntry, ConsoleStore, Login, Role, Session};
 pub use events::{

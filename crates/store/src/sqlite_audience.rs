@@ -8,9 +8,10 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use crate::audience::{
-    AudienceStore, Consent, Contact, ContactInput, ContactList, ContactQuery, Existing,
-    MemberStatus, Membership, PropertyDef, PropertyKind, Upserted,
+    AudienceStore, Condition, Consent, Contact, ContactInput, ContactList, ContactQuery, Existing,
+    MemberStatus, Membership, PropertyDef, PropertyKind, SavedSegment, Upserted,
 };
+use crate::sqlite_segments::{Param, compile};
 use crate::{SqliteStore, StoreError, now_ms};
 
 /// Contacts per INSERT statement (SQLite binds at most 32,766 values; 8 per row).
@@ -86,6 +87,16 @@ fn membership_from(row: &SqliteRow) -> Result<Membership, StoreError> {
             address: row.try_get("consent_address")?,
             confirmed_ms: row.try_get("confirmed_ms")?,
         },
+        updated_ms: row.try_get("updated_ms")?,
+    })
+}
+
+fn segment_from(row: &SqliteRow) -> Result<SavedSegment, StoreError> {
+    Ok(SavedSegment {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        query: row.try_get("query")?,
+        created_ms: row.try_get("created_ms")?,
         updated_ms: row.try_get("updated_ms")?,
     })
 }
@@ -692,6 +703,122 @@ impl AudienceStore for SqliteStore {
                 Ok((contact, membership))
             })
             .collect()
+    }
+
+    async fn segment_count(
+        &self,
+        tenant_id: &str,
+        condition: &Condition,
+    ) -> Result<i64, StoreError> {
+        let compiled = compile(condition);
+        let sql = format!(
+            "SELECT COUNT(*) FROM contacts c WHERE c.tenant_id = ? AND {}",
+            compiled.sql
+        );
+        let args = compiled.arguments(&[Param::Text(tenant_id.into())])?;
+        Ok(sqlx::query_scalar_with(sqlx::AssertSqlSafe(sql), args)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn segment_contacts(
+        &self,
+        tenant_id: &str,
+        condition: &Condition,
+        after_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Contact>, StoreError> {
+        let compiled = compile(condition);
+        let sql = format!(
+            "SELECT c.* FROM contacts c WHERE c.tenant_id = ? AND c.id > ? AND {} \
+             ORDER BY c.id LIMIT {}",
+            compiled.sql,
+            limit.clamp(1, CONTACTS_PAGE_MAX)
+        );
+        let args = compiled.arguments(&[
+            Param::Text(tenant_id.into()),
+            Param::Int(after_id.unwrap_or(0)),
+        ])?;
+        let rows = sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(contact_from).collect()
+    }
+
+    async fn save_segment(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        query: &str,
+    ) -> Result<SavedSegment, StoreError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(invalid("name", "1 to 100 characters on one line"));
+        }
+        if query.len() > 10_000 {
+            return Err(invalid("query", "at most 10,000 characters"));
+        }
+        let mut raw = [0u8; 8];
+        rand::rng().fill_bytes(&mut raw);
+        let id: String = std::iter::once("sg_".to_string())
+            .chain(raw.iter().map(|b| format!("{b:02x}")))
+            .collect();
+        let now = now_ms();
+        let row = sqlx::query(
+            "INSERT INTO segments (id, tenant_id, name, query, created_ms, updated_ms) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, name) DO UPDATE SET \
+             query = excluded.query, updated_ms = excluded.updated_ms RETURNING *",
+        )
+        .bind(&id)
+        .bind(tenant_id)
+        .bind(name)
+        .bind(query)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|err| match err {
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                StoreError::NotFound(format!("tenant {tenant_id}"))
+            }
+            err => err.into(),
+        })?;
+        segment_from(&row)
+    }
+
+    async fn segments(&self, tenant_id: &str) -> Result<Vec<SavedSegment>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM segments WHERE tenant_id = ? ORDER BY name")
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(segment_from).collect()
+    }
+
+    async fn segment(
+        &self,
+        tenant_id: &str,
+        id_or_name: &str,
+    ) -> Result<Option<SavedSegment>, StoreError> {
+        let row = sqlx::query(
+            "SELECT * FROM segments WHERE tenant_id = ? AND (id = ? OR name = ?) \
+             ORDER BY id = ? DESC LIMIT 1",
+        )
+        .bind(tenant_id)
+        .bind(id_or_name)
+        .bind(id_or_name)
+        .bind(id_or_name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(segment_from).transpose()
+    }
+
+    async fn remove_segment(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM segments WHERE tenant_id = ? AND id = ?")
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn memberships(
