@@ -58,7 +58,7 @@ impl Fixture {
                 &[
                     contact("ann@x.test", Some("JP"), json!({"signed_up": now - 5 * DAY, "plan": "pro", "score": 10, "vip": true, "city": "Kyoto"})),
                     contact("bob@x.test", Some("JP"), json!({"signed_up": now - 60 * DAY, "plan": "free", "score": 3, "city": "Osaka"})),
-                    contact("cy@y.test", Some("US"), json!({"signed_up": now - 1 * DAY, "plan": "pro", "city": "O'Brien \"town\""})),
+                    contact("cy@y.test", Some("US"), json!({"signed_up": now - DAY, "plan": "pro", "city": "O'Brien \"town\""})),
                     contact("dee@y.test", None, json!({})),
                 ],
                 Existing::Update,
