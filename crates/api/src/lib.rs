@@ -23,6 +23,7 @@ pub mod attachments;
 pub mod attributes;
 pub mod auth;
 pub mod compose;
+pub mod contacts;
 pub mod error;
 pub mod framework_errors;
 pub mod hooks;
@@ -97,7 +98,7 @@ impl<S: ControlStore + EventStore + 'static> ApiState<S> {
 /// The send API routes, to merge into the HTTP server's router. The server must be run with
 /// `into_make_service_with_connect_info::<SocketAddr>()`: the client's address is recorded
 /// with every message.
-pub fn router<S: ControlStore + EventStore + 'static>(state: Arc<ApiState<S>>) -> Router {
+pub fn router<S: contacts::Store>(state: Arc<ApiState<S>>) -> Router {
     Router::new()
         .route(
             "/v1/messages",
@@ -160,6 +161,53 @@ pub fn router<S: ControlStore + EventStore + 'static>(state: Arc<ApiState<S>>) -
         .route(
             "/v1/unsubscribe/{token}",
             axum::routing::get(unsubscribe::page::<S>).post(unsubscribe::confirm::<S>),
+        )
+        .route(
+            "/v1/contacts/properties",
+            axum::routing::get(contacts::properties::list::<S>)
+                .post(contacts::properties::add::<S>),
+        )
+        .route(
+            "/v1/contacts/properties/{name}",
+            axum::routing::delete(contacts::properties::remove::<S>),
+        )
+        .route(
+            "/v1/contacts",
+            axum::routing::get(contacts::contact::list::<S>).post(contacts::contact::upsert::<S>),
+        )
+        .route(
+            "/v1/contacts/{id}",
+            axum::routing::get(contacts::contact::get::<S>).delete(contacts::contact::remove::<S>),
+        )
+        .route(
+            "/v1/lists",
+            axum::routing::get(contacts::lists::all::<S>).post(contacts::lists::add::<S>),
+        )
+        .route(
+            "/v1/lists/{id}",
+            axum::routing::get(contacts::lists::get::<S>).delete(contacts::lists::remove::<S>),
+        )
+        .route(
+            "/v1/lists/{id}/members",
+            axum::routing::get(contacts::lists::members::<S>)
+                .post(contacts::lists::add_members::<S>),
+        )
+        .route(
+            "/v1/lists/{id}/members/remove",
+            axum::routing::post(contacts::lists::remove_members::<S>),
+        )
+        .route(
+            "/v1/segments",
+            axum::routing::get(contacts::segments::all::<S>).post(contacts::segments::save::<S>),
+        )
+        .route(
+            "/v1/segments/preview",
+            axum::routing::post(contacts::segments::preview::<S>),
+        )
+        .route(
+            "/v1/segments/{id}",
+            axum::routing::get(contacts::segments::get::<S>)
+                .delete(contacts::segments::remove::<S>),
         )
         .route("/openapi.json", axum::routing::get(openapi_json))
         .layer(DefaultBodyLimit::max(REQUEST_BYTES_MAX))

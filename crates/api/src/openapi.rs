@@ -373,7 +373,7 @@ pub struct Account {
 /// What every management call may answer besides its own outcomes.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)]
-enum ManageFailures {
+pub(crate) enum ManageFailures {
     #[response(status = 401, description = "No or unknown key")]
     Unauthorized(Errors),
     #[response(status = 403, description = "Key without the manage scope")]
@@ -385,7 +385,7 @@ enum ManageFailures {
 /// What every reading call may answer besides its own outcomes.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)]
-enum ReadFailures {
+pub(crate) enum ReadFailures {
     #[response(status = 401, description = "No or unknown key")]
     Unauthorized(Errors),
     #[response(status = 403, description = "Key without the read scope")]
@@ -679,7 +679,17 @@ impl Modify for BearerKey {
     paths(send_messages, message_status, list_domains, add_domain, get_domain, remove_domain,
           list_keys, add_key, get_key, revoke_key, account, list_events, find_messages, list_suppressions,
           add_suppressions, get_suppression, remove_suppression, list_webhooks, add_webhook,
-          remove_webhook, webhook_deliveries, test_webhook, rotate_webhook, unsubscribe_page, unsubscribe_confirm),
+          remove_webhook, webhook_deliveries, test_webhook, rotate_webhook, unsubscribe_page, unsubscribe_confirm,
+          crate::contacts::openapi::list_properties, crate::contacts::openapi::add_property,
+          crate::contacts::openapi::remove_property, crate::contacts::openapi::list_contacts,
+          crate::contacts::openapi::upsert_contacts, crate::contacts::openapi::get_contact,
+          crate::contacts::openapi::remove_contact, crate::contacts::openapi::list_lists,
+          crate::contacts::openapi::add_list, crate::contacts::openapi::get_list,
+          crate::contacts::openapi::remove_list, crate::contacts::openapi::list_members,
+          crate::contacts::openapi::add_members, crate::contacts::openapi::remove_members,
+          crate::contacts::openapi::preview_segment, crate::contacts::openapi::list_segments,
+          crate::contacts::openapi::save_segment, crate::contacts::openapi::get_segment,
+          crate::contacts::openapi::remove_segment),
     modifiers(&BearerKey),
     security(("api_key" = [])),
 )]

@@ -9,6 +9,7 @@ mod api_content;
 mod clients;
 mod config_cli;
 mod console;
+mod contacts;
 mod crash;
 mod events;
 mod faults;
