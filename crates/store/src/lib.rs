@@ -11,18 +11,21 @@
 //!   [`sqlite_console`]: on SQLite.
 //! - [`events`]: events, suppressions and webhooks ([`EventStore`]); [`sqlite_events`]: on
 //!   SQLite.
+//! - [`imports`]: contact imports as durable jobs ([`ImportStore`]); [`sqlite_imports`].
 //! - [`audience`]: contacts, property declarations, lists and memberships
 //!   ([`AudienceStore`]); [`sqlite_audience`]: on SQLite.
 
 pub mod audience;
 pub mod console;
 pub mod events;
+pub mod imports;
 pub mod keys;
 pub mod rollups;
 pub mod sqlite;
 pub mod sqlite_audience;
 pub mod sqlite_console;
 pub mod sqlite_events;
+pub mod sqlite_imports;
 mod sqlite_segments;
 
 use std::future::Future;
@@ -37,6 +40,7 @@ pub use events::{
     EventFilter, EventKind, EventStore, NewEvent, SUPPRESSION_REASONS, StoredEvent, Suppression,
     Webhook, WebhookDelivery,
 };
+pub use imports::{ImportBatch, ImportJob, ImportState, ImportStore, NewImport};
 pub use keys::{KeyError, Scope, Scopes};
 pub use sqlite::SqliteStore;
 

@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0009_login_names.sql"),
     include_str!("../migrations/0010_day_rollups_event_tags.sql"),
     include_str!("../migrations/0011_audience.sql"),
+    include_str!("../migrations/0012_imports.sql"),
 ];
 
 /// The SQLite control plane.
