@@ -73,6 +73,9 @@ pub struct ApiState<S> {
     pub webhooks: events::webhooks::WebhookConfig,
     /// How recipients reach this server (one-click unsubscribe links); none: mailto only.
     pub public_url: Option<String>,
+    /// Where contact imports are kept, and the runner to wake when one is added.
+    pub imports: imports::ImportsConfig,
+    pub imports_wake: Arc<tokio::sync::Notify>,
 }
 
 impl<S: ControlStore + EventStore + 'static> ApiState<S> {
@@ -83,6 +86,7 @@ impl<S: ControlStore + EventStore + 'static> ApiState<S> {
         webhooks: events::webhooks::WebhookConfig,
         public_url: Option<String>,
         hostname: String,
+        imports: (imports::ImportsConfig, Arc<tokio::sync::Notify>),
     ) -> Arc<ApiState<S>> {
         Arc::new(ApiState {
             spool,
@@ -91,6 +95,8 @@ impl<S: ControlStore + EventStore + 'static> ApiState<S> {
             events,
             webhooks,
             public_url,
+            imports: imports.0,
+            imports_wake: imports.1,
         })
     }
 }
@@ -208,6 +214,21 @@ pub fn router<S: contacts::Store>(state: Arc<ApiState<S>>) -> Router {
             "/v1/segments/{id}",
             axum::routing::get(contacts::segments::get::<S>)
                 .delete(contacts::segments::remove::<S>),
+        )
+        .route(
+            "/v1/imports",
+            axum::routing::get(contacts::imports::all::<S>)
+                .post(contacts::imports::upload::<S>)
+                // Files of any size up to the imports' own limit, streamed to disk.
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/v1/imports/{id}",
+            axum::routing::get(contacts::imports::get::<S>),
+        )
+        .route(
+            "/v1/imports/{id}/errors",
+            axum::routing::get(contacts::imports::errors::<S>),
         )
         .route("/openapi.json", axum::routing::get(openapi_json))
         .layer(DefaultBodyLimit::max(REQUEST_BYTES_MAX))

@@ -689,7 +689,9 @@ impl Modify for BearerKey {
           crate::contacts::openapi::add_members, crate::contacts::openapi::remove_members,
           crate::contacts::openapi::preview_segment, crate::contacts::openapi::list_segments,
           crate::contacts::openapi::save_segment, crate::contacts::openapi::get_segment,
-          crate::contacts::openapi::remove_segment),
+          crate::contacts::openapi::remove_segment, crate::contacts::openapi::upload_import,
+          crate::contacts::openapi::list_imports, crate::contacts::openapi::get_import,
+          crate::contacts::openapi::import_errors),
     modifiers(&BearerKey),
     security(("api_key" = [])),
 )]

@@ -13,6 +13,7 @@ mod bench_relay;
 mod bench_smtp;
 mod bench_spool;
 mod config;
+mod contacts_cmd;
 mod datadir;
 mod domain_cmd;
 mod fdlimit;
@@ -131,6 +132,14 @@ enum Command {
         #[arg(long, global = true, default_value = "./tsubame-data")]
         data_dir: PathBuf,
     },
+    /// Manage tenants' contacts (import CSV files, count).
+    Contacts {
+        #[command(subcommand)]
+        command: contacts_cmd::ContactsCommand,
+        /// Data directory (holds the control database).
+        #[arg(long, global = true, default_value = "./tsubame-data")]
+        data_dir: PathBuf,
+    },
     /// Manage web console logins (tenants' people and the platform's operators).
     Login {
         #[command(subcommand)]
@@ -231,6 +240,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Domain { command, data_dir } => domain_cmd::run(command, &DataDir::new(data_dir)),
         Command::Suppression { command, data_dir } => {
             suppression_cmd::run(command, &DataDir::new(data_dir))
+        }
+        Command::Contacts { command, data_dir } => {
+            contacts_cmd::run(command, &DataDir::new(data_dir))
         }
     }
 }

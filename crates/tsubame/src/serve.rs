@@ -155,6 +155,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         metrics: Arc::new(move || recorder.render()),
         delivery: engine.clone(),
     });
+    // Contact imports: queued ones and ones whose worker died are taken up from here.
+    let imports_config = imports::ImportsConfig::new(data.root.join("imports"));
+    let imports_wake = Arc::new(tokio::sync::Notify::new());
+    tokio::spawn(imports::runner::run(
+        tenancy.store.clone(),
+        imports_config.clone(),
+        imports_wake.clone(),
+    ));
     let console_state = console::ConsoleState::new(
         tenancy.clone(),
         engine.clone(),
@@ -173,6 +181,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             config.events.webhooks.clone(),
             config.public_url.clone(),
             config.smtp.hostname.clone(),
+            (imports_config, imports_wake),
         )))
         .layer(axum::middleware::from_fn(
             api::framework_errors::json_errors,

@@ -4,6 +4,7 @@
 //! is a 404 like an unknown one.
 
 pub mod contact;
+pub mod imports;
 pub mod lists;
 pub mod openapi;
 pub mod properties;
@@ -16,8 +17,19 @@ use crate::error::ApiError;
 use crate::records::invalid;
 
 /// Every store the audience handlers need.
-pub trait Store: store::ControlStore + store::EventStore + AudienceStore + 'static {}
-impl<T: store::ControlStore + store::EventStore + AudienceStore + 'static> Store for T {}
+pub trait Store:
+    store::ControlStore + store::EventStore + AudienceStore + store::ImportStore + Clone + 'static
+{
+}
+impl<T> Store for T where
+    T: store::ControlStore
+        + store::EventStore
+        + AudienceStore
+        + store::ImportStore
+        + Clone
+        + 'static
+{
+}
 
 /// A contact as the API shows it (date-time properties in RFC 3339).
 pub(crate) fn contact_json(contact: &Contact, declared: &[PropertyDef]) -> Value {

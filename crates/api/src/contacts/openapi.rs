@@ -413,3 +413,77 @@ pub(crate) fn get_segment() {}
     ))]
 #[allow(dead_code)]
 pub(crate) fn remove_segment() {}
+
+/// An import job and where it stands.
+#[derive(Serialize, ToSchema)]
+pub struct ImportJob {
+    pub id: String,
+    pub name: String,
+    /// queued, running, done or failed.
+    pub state: String,
+    /// utf-8 or shift_jis, told from the file.
+    pub encoding: String,
+    pub existing: String,
+    pub list_id: Option<String>,
+    pub total_bytes: i64,
+    pub done_bytes: i64,
+    pub percent: i64,
+    /// Records read so far (after the header).
+    pub rows: i64,
+    pub added: i64,
+    pub updated: i64,
+    pub unchanged: i64,
+    pub refused: i64,
+    /// Imported addresses that are on the suppression list (kept, never mailed).
+    pub suppressed: i64,
+    pub failure: Option<String>,
+    pub created_ms: i64,
+    pub started_ms: Option<i64>,
+    pub finished_ms: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ImportJobs {
+    pub imports: Vec<ImportJob>,
+}
+
+#[utoipa::path(post, path = "/v1/imports", tag = "contacts",
+    request_body(content = String, content_type = "text/csv", description = "The CSV file (RFC 4180; UTF-8 with or without BOM, or Shift_JIS). The header names the columns: email, timezone, locale, country and declared properties are mapped by name."),
+    params(
+        ("name" = Option<String>, Query, description = "What to call the file"),
+        ("existing" = Option<String>, Query, description = "update (default) or keep existing contacts"),
+        ("list" = Option<String>, Query, description = "A list (id or name) to put every imported contact on"),
+    ),
+    responses(
+        (status = 202, description = "Stored and queued; follow it with GET /v1/imports/{id}", body = ImportJob),
+        (status = 400, description = "No address column, an unknown property or list, an empty file", body = Errors),
+        (status = 413, description = "Larger than the imports' limit", body = Errors),
+        ManageFailures,
+    ))]
+#[allow(dead_code)]
+pub(crate) fn upload_import() {}
+
+#[utoipa::path(get, path = "/v1/imports", tag = "contacts",
+    responses((status = 200, description = "The newest 100 imports", body = ImportJobs), ReadFailures))]
+#[allow(dead_code)]
+pub(crate) fn list_imports() {}
+
+#[utoipa::path(get, path = "/v1/imports/{id}", tag = "contacts",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "The job and its progress", body = ImportJob),
+        (status = 404, description = "Not an import of this account", body = Errors),
+        ReadFailures,
+    ))]
+#[allow(dead_code)]
+pub(crate) fn get_import() {}
+
+#[utoipa::path(get, path = "/v1/imports/{id}/errors", tag = "contacts",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "The refused rows: `line,reason` per row (CSV)", content_type = "text/csv", body = String),
+        (status = 404, description = "Not an import of this account", body = Errors),
+        ReadFailures,
+    ))]
+#[allow(dead_code)]
+pub(crate) fn import_errors() {}

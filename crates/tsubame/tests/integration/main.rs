@@ -14,6 +14,7 @@ mod crash;
 mod events;
 mod faults;
 mod http_limits;
+mod imports;
 mod inbound;
 mod limits;
 mod manage;
