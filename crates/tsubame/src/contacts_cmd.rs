@@ -7,7 +7,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use store::{AudienceStore, Existing, ImportStore};
+use store::{AudienceStore, Existing, ImportStore, PropertyKind};
 
 use crate::datadir::DataDir;
 use crate::tenant_cmd;
@@ -37,6 +37,17 @@ pub enum ContactsCommand {
     Count {
         #[arg(long)]
         tenant: String,
+    },
+    /// Declare a property: text, number, datetime, boolean, or choice (with --choices).
+    Property {
+        name: String,
+        #[arg(value_parser = ["text", "number", "datetime", "boolean", "choice"])]
+        kind: String,
+        #[arg(long)]
+        tenant: String,
+        /// The values of a choice, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        choices: Vec<String>,
     },
 }
 
@@ -70,6 +81,23 @@ pub fn run(command: ContactsCommand, data: &DataDir) -> anyhow::Result<()> {
     tenant_cmd::runtime()?.block_on(async {
         let store = tenant_cmd::open(data).await?;
         match command {
+            ContactsCommand::Property {
+                name,
+                kind,
+                tenant,
+                choices,
+            } => {
+                let tenant = tenant_cmd::find(&store, &tenant).await?;
+                let kind = match kind.as_str() {
+                    "text" => PropertyKind::Text,
+                    "number" => PropertyKind::Number,
+                    "datetime" => PropertyKind::DateTime,
+                    "boolean" => PropertyKind::Boolean,
+                    _ => PropertyKind::Choice(choices),
+                };
+                let def = store.add_property(&tenant.id, &name, &kind).await?;
+                println!("property {} ({}) declared", def.name, def.kind.as_str());
+            }
             ContactsCommand::Count { tenant } => {
                 let tenant = tenant_cmd::find(&store, &tenant).await?;
                 println!("{}", store.contact_count(&tenant.id).await?);
