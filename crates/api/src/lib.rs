@@ -182,6 +182,10 @@ pub fn router<S: contacts::Store>(state: Arc<ApiState<S>>) -> Router {
             axum::routing::get(contacts::contact::list::<S>).post(contacts::contact::upsert::<S>),
         )
         .route(
+            "/v1/contacts/export",
+            axum::routing::get(contacts::contact::export::<S>),
+        )
+        .route(
             "/v1/contacts/{id}",
             axum::routing::get(contacts::contact::get::<S>).delete(contacts::contact::remove::<S>),
         )

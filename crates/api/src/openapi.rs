@@ -691,7 +691,7 @@ impl Modify for BearerKey {
           crate::contacts::openapi::save_segment, crate::contacts::openapi::get_segment,
           crate::contacts::openapi::remove_segment, crate::contacts::openapi::upload_import,
           crate::contacts::openapi::list_imports, crate::contacts::openapi::get_import,
-          crate::contacts::openapi::import_errors),
+          crate::contacts::openapi::import_errors, crate::contacts::openapi::export_contacts),
     modifiers(&BearerKey),
     security(("api_key" = [])),
 )]

@@ -323,3 +323,49 @@ mod tests {
         assert_eq!(detect_encoding(cut), encoding_rs::UTF_8);
     }
 }
+
+/// Contacts as CSV, the columns an import maps back by name: `email`, `timezone`,
+/// `locale`, `country`, every declared property (date-times in RFC 3339), `suppressed`.
+pub mod export {
+    use serde_json::Value;
+    use store::{Contact, PropertyDef};
+
+    fn field(text: &str) -> String {
+        if text.contains([',', '"', '\r', '\n']) || text.starts_with(' ') || text.ends_with(' ') {
+            format!("\"{}\"", text.replace('"', "\"\""))
+        } else {
+            text.to_string()
+        }
+    }
+
+    pub fn header(declared: &[PropertyDef]) -> String {
+        let mut out = String::from("email,timezone,locale,country");
+        for p in declared {
+            out.push(',');
+            out.push_str(&field(&p.name));
+        }
+        out.push_str(",suppressed\r\n");
+        out
+    }
+
+    /// One contact's line.
+    pub fn row(contact: &Contact, declared: &[PropertyDef], suppressed: bool) -> String {
+        let shown = crate::values::shown(declared, &contact.properties);
+        let mut out = field(&contact.address);
+        for own in [&contact.timezone, &contact.locale, &contact.country] {
+            out.push(',');
+            out.push_str(&field(own.as_deref().unwrap_or("")));
+        }
+        for p in declared {
+            out.push(',');
+            let text = match shown.get(&p.name) {
+                None | Some(Value::Null) => String::new(),
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+            };
+            out.push_str(&field(&text));
+        }
+        out.push_str(if suppressed { ",yes\r\n" } else { ",\r\n" });
+        out
+    }
+}

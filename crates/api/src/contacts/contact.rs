@@ -227,3 +227,85 @@ pub(crate) async fn remove<S: Store>(
     };
     removed(store.remove_contact(&key.tenant_id, contact.id).await?)
 }
+
+/// A channel's receiving end as a body stream.
+struct Chunks(tokio::sync::mpsc::Receiver<Result<axum::body::Bytes, std::io::Error>>);
+
+impl futures_core::Stream for Chunks {
+    type Item = Result<axum::body::Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+/// `GET /v1/contacts/export?segment=<query>`: every contact the segment selects (all
+/// without one) as CSV, streamed page by page; columns that an import maps back.
+pub(crate) async fn export<S: Store>(
+    State(state): State<Arc<ApiState<S>>>,
+    Query(query): Query<HashMap<String, String>>,
+    Authorized { key, .. }: Authorized<Read>,
+) -> Result<Response, ApiError> {
+    known_only(&query, &["segment"])?;
+    let store = state.tenancy.store.clone();
+    let tenant = key.tenant_id.clone();
+    let (declared, lists) = tokio::try_join!(store.properties(&tenant), store.lists(&tenant))?;
+    let text = query.get("segment").map_or("", String::as_str);
+    let condition = ::audience::parse_segment(text, &declared, &lists)
+        .map_err(|err| invalid("segment", err.to_string()))?;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        let header = ::audience::import::export::header(&declared);
+        if tx.send(Ok(header.into())).await.is_err() {
+            return;
+        }
+        let mut after = None;
+        loop {
+            let page = match store
+                .segment_contacts(&tenant, &condition, after, 1000)
+                .await
+            {
+                Ok(page) => page,
+                Err(err) => {
+                    let _ = tx.send(Err(std::io::Error::other(err.to_string()))).await;
+                    return;
+                }
+            };
+            let addresses: Vec<String> = page.iter().map(|c| c.address.clone()).collect();
+            let suppressed = match store.suppressed(&tenant, &addresses).await {
+                Ok(found) => found
+                    .into_iter()
+                    .collect::<std::collections::HashSet<String>>(),
+                Err(err) => {
+                    let _ = tx.send(Err(std::io::Error::other(err.to_string()))).await;
+                    return;
+                }
+            };
+            let mut chunk = String::with_capacity(page.len() * 120);
+            for contact in &page {
+                let flagged = suppressed.contains(&contact.address);
+                chunk.push_str(&::audience::import::export::row(
+                    contact, &declared, flagged,
+                ));
+            }
+            if tx.send(Ok(chunk.into())).await.is_err() || page.len() < 1000 {
+                return;
+            }
+            after = page.last().map(|c| c.id);
+        }
+    });
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"contacts.csv\"",
+            ),
+        ],
+        axum::body::Body::from_stream(Chunks(rx)),
+    )
+        .into_response())
+}

@@ -487,3 +487,13 @@ pub(crate) fn get_import() {}
     ))]
 #[allow(dead_code)]
 pub(crate) fn import_errors() {}
+
+#[utoipa::path(get, path = "/v1/contacts/export", tag = "contacts",
+    params(("segment" = Option<String>, Query, description = "A segment's query; none: every contact")),
+    responses(
+        (status = 200, description = "CSV: email, timezone, locale, country, every declared property, suppressed (yes or empty); streamed", content_type = "text/csv", body = String),
+        (status = 400, description = "The segment does not check", body = Errors),
+        ReadFailures,
+    ))]
+#[allow(dead_code)]
+pub(crate) fn export_contacts() {}

@@ -287,6 +287,36 @@ fn contacts_lists_and_segments_over_the_api() {
     );
     assert_eq!(segment["count"], 1);
 
+    // Export: the segment's contacts as CSV, with the columns an import maps back.
+    let export = call(
+        &server,
+        "GET",
+        "/v1/contacts/export?segment=country%20%3D%20%22JP%22",
+        key,
+        Value::Null,
+    );
+    assert_eq!(export["status"], 200, "{export}");
+    let text = export["body"].as_str().expect("csv");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "email,timezone,locale,country,plan,score,signed_up,vip,suppressed"
+    );
+    assert_eq!(
+        lines[1],
+        "ann@x.test,Asia/Tokyo,ja,JP,pro,10,2026-11-20T00:00:00Z,true,"
+    );
+    assert_eq!(lines[2], "bob@x.test,,,JP,free,3,,,yes");
+    assert_eq!(lines.len(), 3);
+    let bad = call(
+        &server,
+        "GET",
+        "/v1/contacts/export?segment=nope%20%3D%201",
+        key,
+        Value::Null,
+    );
+    assert_eq!(bad["body"]["errors"][0]["field"], "segment");
+
     // Another tenant: every id is a 404, and its own lists and contacts are empty.
     for path in [
         format!("/v1/contacts/{ann_id}"),
