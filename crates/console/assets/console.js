@@ -77,10 +77,47 @@
       }, seconds * 1000);
     });
   }
+  // The segment editor: the count (or the error) follows typing, a moment after it stops.
+  function segmentCounts() {
+    document.querySelectorAll("textarea[data-segment-count]").forEach(function (area) {
+      var result = document.getElementById("segment-result");
+      if (!result) return;
+      var timer = null;
+      var asked = 0;
+      area.addEventListener("input", function () {
+        clearTimeout(timer);
+        timer = setTimeout(function () {
+          var ticket = ++asked;
+          var url = area.getAttribute("data-segment-count") + "?query=" + encodeURIComponent(area.value);
+          fetch(url, { credentials: "same-origin" })
+            .then(function (response) { return response.ok ? response.json() : null; })
+            .then(function (answer) {
+              if (!answer || ticket !== asked) return;
+              var p = document.createElement("p");
+              if (answer.error) {
+                p.className = "error";
+                p.id = "segment-error";
+                p.textContent = answer.error;
+              } else {
+                var strong = document.createElement("strong");
+                strong.id = "segment-count";
+                strong.textContent = answer.count.toLocaleString();
+                p.appendChild(strong);
+                var label = result.getAttribute("data-contacts") || "";
+                p.appendChild(document.createTextNode(" " + label + " (" + answer.elapsed_ms + " ms)"));
+              }
+              result.replaceChildren(p);
+            })
+            .catch(function () {});
+        }, 250);
+      });
+    });
+  }
   document.addEventListener("DOMContentLoaded", function () {
     localTimes(document);
     copyButtons(document);
     confirmations(document);
     refreshers();
+    segmentCounts();
   });
 })();

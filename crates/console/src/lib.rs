@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
-use store::{ConsoleStore, ControlStore, EventStore};
+use store::{AudienceStore, ConsoleStore, ControlStore, EventStore, ImportStore};
 use tenancy::Tenancy;
 
 /// Settings validated by the binary.
@@ -75,6 +75,9 @@ pub struct ConsoleState<S> {
     pub imports: pages::imports::Imports,
     /// Live platform rates for the operators; the binary feeds deliveries in.
     pub rates: Arc<ops::rates::Rates>,
+    /// Where contact imports are kept, and the runner to wake when one is added.
+    pub contact_imports: imports::ImportsConfig,
+    pub contact_imports_wake: Arc<tokio::sync::Notify>,
 }
 
 impl<S> ConsoleState<S> {
@@ -84,8 +87,14 @@ impl<S> ConsoleState<S> {
 }
 
 /// Every trait the console needs of the control plane.
-pub trait Store: ControlStore + EventStore + ConsoleStore + 'static {}
-impl<T: ControlStore + EventStore + ConsoleStore + 'static> Store for T {}
+pub trait Store:
+    ControlStore + EventStore + ConsoleStore + AudienceStore + ImportStore + Clone + 'static
+{
+}
+impl<T> Store for T where
+    T: ControlStore + EventStore + ConsoleStore + AudienceStore + ImportStore + Clone + 'static
+{
+}
 
 impl<S: Store> ConsoleState<S> {
     pub fn new(
@@ -96,6 +105,7 @@ impl<S: Store> ConsoleState<S> {
         webhooks: events::webhooks::WebhookConfig,
         config: ConsoleConfig,
         rates: Arc<ops::rates::Rates>,
+        contact_imports: (imports::ImportsConfig, Arc<tokio::sync::Notify>),
     ) -> Arc<ConsoleState<S>> {
         Arc::new(ConsoleState {
             tenancy,
@@ -109,6 +119,8 @@ impl<S: Store> ConsoleState<S> {
             totp_used: Default::default(),
             imports: Default::default(),
             rates,
+            contact_imports: contact_imports.0,
+            contact_imports_wake: contact_imports.1,
         })
     }
 }
@@ -184,6 +196,31 @@ pub fn router<S: Store>(state: Arc<ConsoleState<S>>) -> Router {
         .route("/account/name", post(pages::account::name::<S>))
         .route("/account/totp", post(pages::account::totp::<S>))
         .route("/audit", get(pages::audit::page::<S>))
+        .route("/contacts", get(pages::contacts::page::<S>))
+        .route("/contacts/{id}", get(pages::contacts::detail::<S>))
+        .route(
+            "/lists",
+            get(pages::lists::page::<S>).post(pages::lists::add::<S>),
+        )
+        .route(
+            "/segments",
+            get(pages::segments::page::<S>).post(pages::segments::save::<S>),
+        )
+        .route("/segments/count", get(pages::segments::count::<S>))
+        .route(
+            "/contacts/imports",
+            get(pages::contact_imports::page::<S>)
+                .post(pages::contact_imports::upload::<S>)
+                .layer(axum::extract::DefaultBodyLimit::max(2 << 30)),
+        )
+        .route(
+            "/contacts/imports/{id}",
+            get(pages::contact_imports::job::<S>),
+        )
+        .route(
+            "/contacts/imports/{id}/errors.csv",
+            get(pages::contact_imports::errors::<S>),
+        )
         .route("/ops", get(ops::overview::page::<S>))
         .route("/ops/queues", get(ops::queues::page::<S>))
         .route("/ops/queues/action", post(ops::queues::action::<S>))

@@ -39,6 +39,18 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("audit.html", include_str!("../templates/audit.html")),
     ("webhooks.html", include_str!("../templates/webhooks.html")),
     ("team.html", include_str!("../templates/team.html")),
+    ("contacts.html", include_str!("../templates/contacts.html")),
+    ("contact.html", include_str!("../templates/contact.html")),
+    ("lists.html", include_str!("../templates/lists.html")),
+    ("segments.html", include_str!("../templates/segments.html")),
+    (
+        "contact_imports.html",
+        include_str!("../templates/contact_imports.html"),
+    ),
+    (
+        "contact_import.html",
+        include_str!("../templates/contact_import.html"),
+    ),
     (
         "ops_shaping.html",
         include_str!("../templates/ops_shaping.html"),

@@ -163,6 +163,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         imports_config.clone(),
         imports_wake.clone(),
     ));
+    let console_imports = (imports_config.clone(), imports_wake.clone());
     let console_state = console::ConsoleState::new(
         tenancy.clone(),
         engine.clone(),
@@ -171,6 +172,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         config.events.webhooks.clone(),
         config.console.clone(),
         rates,
+        console_imports,
     );
     let router = router
         .merge(console::router(console_state))

@@ -7,11 +7,15 @@
 pub mod account;
 pub mod activity;
 pub mod audit;
+pub mod contact_imports;
+pub mod contacts;
 pub mod dashboard;
 pub mod dns_check;
 pub mod domains;
 pub mod imports;
 pub mod keys;
+pub mod lists;
+pub mod segments;
 pub mod suppressions;
 pub mod team;
 pub mod webhooks;
@@ -45,6 +49,8 @@ pub const NOTICES: &[&str] = &[
     "notice.login_changed",
     "notice.login_removed",
     "notice.name_changed",
+    "notice.list_added",
+    "notice.segment_saved",
 ];
 
 /// Catalogue keys used from Rust rather than from templates, besides [`NOTICES`] (both
@@ -64,6 +70,13 @@ pub const RUST_KEYS: &[&str] = &[
     "role.developer",
     "role.marketer",
     "role.viewer",
+    "member.subscribed",
+    "member.unconfirmed",
+    "member.unsubscribed",
+    "imports.queued",
+    "imports.running",
+    "imports.done",
+    "imports.failed",
 ];
 
 /// The notice a query names, if it is one of ours.

@@ -84,6 +84,42 @@ fn the_console_in_a_real_browser() {
         .as_str()
         .unwrap_or_else(|| panic!("{beta_hook}"))
         .to_string();
+    // Beta's contact and import, which ann must not reach; acme's declared property.
+    let beta_contact = python_json(
+        "api_client.py",
+        &[
+            &format!("http://{}/v1/contacts", server.http),
+            &beta_key,
+            r#"{"contacts":[{"address":"zed@beta.example"}]}"#,
+        ],
+    );
+    let beta_contact = beta_contact["body"]["ids"][0]
+        .as_i64()
+        .expect("beta contact");
+    let beta_csv = tempfile::NamedTempFile::new().expect("csv");
+    std::fs::write(beta_csv.path(), "email\nyan@beta.example\n").expect("write");
+    let beta_import = python_json(
+        "upload.py",
+        &[
+            &format!("http://{}/v1/imports", server.http),
+            &beta_key,
+            beta_csv.path().to_str().expect("utf8"),
+        ],
+    );
+    let beta_import = beta_import["body"]["id"]
+        .as_str()
+        .expect("beta import")
+        .to_string();
+    server.cli(&[
+        "contacts",
+        "property",
+        "plan",
+        "choice",
+        "--choices",
+        "free,pro",
+        "--tenant",
+        "acme",
+    ]);
     // The site of held.example exists once mail went its way.
     let deadline = Instant::now() + Duration::from_secs(10);
     let site = loop {
@@ -113,7 +149,7 @@ fn the_console_in_a_real_browser() {
         "idle_ms": 6000,
         "owner": { "email": "ann@acme.example", "password": PASSWORD, "spare_key": spare_id },
         "operator": { "email": "ops@platform.example", "password": PASSWORD, "site": site },
-        "other": { "domain": "beta.example", "message": beta_message, "key": beta_key_id, "webhook": beta_webhook, "login": "bob@beta.example", "token": beta_key },
+        "other": { "domain": "beta.example", "message": beta_message, "key": beta_key_id, "webhook": beta_webhook, "login": "bob@beta.example", "token": beta_key, "contact": beta_contact, "import": beta_import },
         "member": { "email": "dev@acme.example", "password": "another fine password" },
     });
     let out = Command::new("node")

@@ -221,6 +221,50 @@ try {
   check(!(await page.content()).includes(rotated), "the new secret is shown again");
   receiver.close();
 
+  // The audience: a list, a CSV import with its progress and refused rows, contacts and a
+  // contact's page, the segment editor counting as one types.
+  await page.goto(`${base}/lists`);
+  await page.fill("#list-name", "Newsletter");
+  await Promise.all([page.waitForNavigation(), page.click("form[action='/lists'] button")]);
+  check((await page.textContent(".notice")).includes("List made"), "no list notice");
+  await audit(page, "lists");
+  const people = ["email,plan,country"];
+  for (let i = 0; i < 3000; i++) people.push(`person${i}@audience.example,${i % 2 ? "pro" : "free"},JP`);
+  people.push("<script>alert('csv')</script>,pro,JP");
+  await page.goto(`${base}/contacts/imports`);
+  await page.selectOption("#import-list", "Newsletter");
+  await page.setInputFiles("#import-file", { name: "people.csv", mimeType: "text/csv", buffer: Buffer.from(people.join("\n")) });
+  await Promise.all([page.waitForNavigation(), page.click("form[action='/contacts/imports'] button[type=submit]")]);
+  check(page.url().includes("/contacts/imports/im_"), `no import page: ${page.url()}`);
+  await page.waitForFunction(() => document.querySelector(".progress-text")?.textContent.includes("Finished"), null, { timeout: 30000 });
+  const imported = await page.textContent(".progress-text");
+  check(imported.includes("3000 added") && imported.includes("1 refused"), `import counts: ${imported}`);
+  check((await page.textContent("#contact-import table")).includes("3002"), "the refused row's line is not shown");
+  check((await page.locator("script:not([src])").count()) === 0, "a CSV cell became a script");
+  const errorFile = await page.request.get(`${base}${await page.getAttribute("a[href$='errors.csv']", "href")}`);
+  check((await errorFile.text()).startsWith("line,reason"), "no error file");
+  await audit(page, "contact-import");
+  await page.goto(`${base}/contacts?q=person12`);
+  check((await page.locator("table.contacts tbody tr").count()) >= 1, "contact search found nothing");
+  await audit(page, "contacts");
+  await Promise.all([page.waitForNavigation(), page.click("table.contacts tbody tr a")]);
+  const contactPage = await page.textContent("main");
+  check(contactPage.includes("Newsletter") && contactPage.includes("Subscribed") && contactPage.includes("import"), "contact page without its list and consent");
+  await audit(page, "contact");
+  await page.goto(`${base}/segments`);
+  await page.fill("#segment-query", 'plan = "pro" and in_list("Newsletter")');
+  await page.waitForFunction(() => document.querySelector("#segment-count")?.textContent.replace(/\D/g, "") === "1500", null, { timeout: 10000 });
+  await page.fill("#segment-query", 'plann = "pro"');
+  await page.waitForFunction(() => (document.querySelector("#segment-error")?.textContent || "").includes("column 1"), null, { timeout: 10000 });
+  await page.fill("#segment-query", 'country = "JP" and plan = "free"');
+  await Promise.all([page.waitForNavigation(), page.click("#segment-editor button")]);
+  check((await page.textContent("#segment-count")).replace(/\D/g, "") === "1500", "segment count without a script");
+  await page.fill("#segment-name", "Free in Japan");
+  await Promise.all([page.waitForNavigation(), page.click("form[method=post][action='/segments'] button")]);
+  check((await page.textContent(".notice")).includes("Segment saved"), "no segment notice");
+  check((await page.textContent("main")).includes("Free in Japan"), "saved segment not listed");
+  await audit(page, "segments");
+
   // A display name that tries to inject markup is shown as text, in the header too.
   const evilName = `Ann <script>alert('name')</script>"onmouseover=alert('name')`;
   await page.goto(`${base}/account`);
@@ -271,6 +315,9 @@ try {
     ["POST", `/webhooks/${config.other.webhook}/rotate`],
     ["POST", `/webhooks/${config.other.webhook}/remove`],
     ["POST", `/team/${config.other.login}`],
+    ["GET", `/contacts/${config.other.contact}`],
+    ["GET", `/contacts/imports/${config.other.import}`],
+    ["GET", `/contacts/imports/${config.other.import}/errors.csv`],
   ]) {
     const answer = method === "GET"
       ? await page.request.get(`${base}${path}`)
