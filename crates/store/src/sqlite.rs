@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0010_day_rollups_event_tags.sql"),
     include_str!("../migrations/0011_audience.sql"),
     include_str!("../migrations/0012_imports.sql"),
+    include_str!("../migrations/0013_engagement.sql"),
 ];
 
 /// The SQLite control plane.
@@ -240,6 +241,7 @@ impl ControlStore for SqliteStore {
             "DELETE FROM latency_minute WHERE tenant_id = ?",
             "DELETE FROM latency_hour WHERE tenant_id = ?",
             "DELETE FROM latency_day WHERE tenant_id = ?",
+            "DELETE FROM contact_engagement WHERE tenant_id = ?",
         ] {
             sqlx::query(table).bind(id).execute(&mut *tx).await?;
         }

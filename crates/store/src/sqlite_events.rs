@@ -24,6 +24,49 @@ fn tables(resolution: Resolution) -> (&'static str, &'static str) {
     }
 }
 
+/// The kinds segments ask about (`opened(within: ...)` and the like).
+const ENGAGEMENT: [EventKind; 6] = [
+    EventKind::Delivered,
+    EventKind::Opened,
+    EventKind::Clicked,
+    EventKind::Bounced,
+    EventKind::Complained,
+    EventKind::Unsubscribed,
+];
+
+/// Keeps the last time of each kind per recipient (inside the batch's transaction).
+async fn write_engagement(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    events: &[NewEvent],
+) -> Result<(), StoreError> {
+    let mut last: std::collections::HashMap<(&str, &str, String), i64> =
+        std::collections::HashMap::new();
+    for e in events.iter().filter(|e| ENGAGEMENT.contains(&e.kind)) {
+        let key = (
+            e.tenant_id.as_str(),
+            e.kind.as_str(),
+            e.recipient.to_ascii_lowercase(),
+        );
+        let at = last.entry(key).or_insert(e.time_ms);
+        *at = (*at).max(e.time_ms);
+    }
+    let rows: Vec<_> = last.into_iter().collect();
+    for chunk in rows.chunks(ROLLUP_ROWS) {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO contact_engagement (tenant_id, kind, address, last_ms) ",
+        );
+        q.push_values(chunk, |mut row, ((tenant, kind, address), at)| {
+            row.push_bind(*tenant)
+                .push_bind(*kind)
+                .push_bind(address.clone())
+                .push_bind(*at);
+        });
+        q.push(" ON CONFLICT DO UPDATE SET last_ms = MAX(last_ms, excluded.last_ms)");
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 /// Adds a batch's counts to the rollup tables (inside the batch's transaction).
 async fn write_rollups(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
@@ -177,6 +220,7 @@ impl EventStore for SqliteStore {
             .await?;
         }
         write_rollups(&mut tx, &rollups::additions(events)).await?;
+        write_engagement(&mut tx, events).await?;
         tx.commit().await?;
         Ok(())
     }

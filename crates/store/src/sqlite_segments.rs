@@ -156,9 +156,10 @@ fn compile_into(compiled: &mut Compiled, condition: &Condition, now: i64) {
         Condition::Engaged { kind, within_ms } => {
             compiled.params.push(Param::Text(kind.as_str().into()));
             compiled.params.push(Param::Int(now - within_ms));
+            // One row per recipient and kind (`contact_engagement`), not the events.
             compiled.sql.push_str(
-                "EXISTS (SELECT 1 FROM events e WHERE e.tenant_id = c.tenant_id \
-                 AND e.recipient = c.address AND e.kind = ? AND e.time_ms >= ?)",
+                "EXISTS (SELECT 1 FROM contact_engagement g WHERE g.tenant_id = c.tenant_id \
+                 AND g.kind = ? AND g.address = c.address AND g.last_ms >= ?)",
             );
         }
         Condition::Suppressed(yes) => {
