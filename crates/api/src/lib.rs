@@ -76,6 +76,8 @@ pub struct ApiState<S> {
     /// Where contact imports are kept, and the runner to wake when one is added.
     pub imports: imports::ImportsConfig,
     pub imports_wake: Arc<tokio::sync::Notify>,
+    /// Subscription form posts per client address.
+    pub forms: contacts::optin::FormLimiter,
 }
 
 impl<S: ControlStore + EventStore + 'static> ApiState<S> {
@@ -97,6 +99,7 @@ impl<S: ControlStore + EventStore + 'static> ApiState<S> {
             public_url,
             imports: imports.0,
             imports_wake: imports.1,
+            forms: Default::default(),
         })
     }
 }
@@ -201,6 +204,20 @@ pub fn router<S: contacts::Store>(state: Arc<ApiState<S>>) -> Router {
             "/v1/lists/{id}/members",
             axum::routing::get(contacts::lists::members::<S>)
                 .post(contacts::lists::add_members::<S>),
+        )
+        .route(
+            "/v1/lists/{id}/confirmation",
+            axum::routing::post(contacts::optin::set_confirmation::<S>)
+                .delete(contacts::optin::clear_confirmation::<S>),
+        )
+        .route(
+            "/v1/forms/{id}",
+            axum::routing::post(contacts::optin::form::<S>),
+        )
+        .route(
+            "/v1/confirm/{token}",
+            axum::routing::get(contacts::optin::confirm_page::<S>)
+                .post(contacts::optin::confirm::<S>),
         )
         .route(
             "/v1/lists/{id}/members/remove",
@@ -497,6 +514,34 @@ async fn send<S: ControlStore + EventStore>(
         axum::Json(serde_json::json!({ "messages": body })),
     )
         .into_response())
+}
+
+/// Sends a native message body (`{"messages": [...]}`) on a tenant's behalf, for mail the
+/// platform sends for it (double opt-in confirmations): checked, limited, signed and
+/// spooled like the tenant's own API mail.
+pub(crate) async fn send_for_tenant<S: ControlStore + EventStore>(
+    state: &ApiState<S>,
+    tenant_id: &str,
+    peer: SocketAddr,
+    body: &serde_json::Value,
+) -> Result<(), ApiError> {
+    let key = store::ApiKey {
+        id: "platform".into(),
+        tenant_id: tenant_id.to_string(),
+        name: "sent by the platform for the tenant".into(),
+        scopes: store::Scopes {
+            send: true,
+            read: false,
+            manage: false,
+        },
+        created_ms: 0,
+        revoked_ms: None,
+        tenant_suspended: None,
+    };
+    let messages = native::parse(body.to_string().as_bytes()).map_err(ApiError::invalid)?;
+    let messages = with_domains(state, tenant_id, messages, "messages").await?;
+    submit(state, &key, peer, &messages).await?;
+    Ok(())
 }
 
 /// Each message's sending domain, if the tenant has added its From domain.

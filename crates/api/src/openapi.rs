@@ -691,7 +691,10 @@ impl Modify for BearerKey {
           crate::contacts::openapi::save_segment, crate::contacts::openapi::get_segment,
           crate::contacts::openapi::remove_segment, crate::contacts::openapi::upload_import,
           crate::contacts::openapi::list_imports, crate::contacts::openapi::get_import,
-          crate::contacts::openapi::import_errors, crate::contacts::openapi::export_contacts),
+          crate::contacts::openapi::import_errors, crate::contacts::openapi::export_contacts,
+          crate::contacts::openapi::set_list_confirmation, crate::contacts::openapi::clear_list_confirmation,
+          crate::contacts::openapi::subscribe_form,
+          crate::contacts::openapi::confirm_page, crate::contacts::openapi::confirm_subscription),
     modifiers(&BearerKey),
     security(("api_key" = [])),
 )]

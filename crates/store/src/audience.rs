@@ -96,6 +96,20 @@ pub struct ContactList {
     pub unconfirmed: i64,
     pub unsubscribed: i64,
     pub created_ms: i64,
+    /// The confirmation mail of a double opt-in list, and the form's page after.
+    pub confirmation: Option<ListConfirmation>,
+}
+
+/// What a double opt-in list sends to a new member, and where its form leads after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListConfirmation {
+    /// An address on one of the tenant's sending domains.
+    pub from: String,
+    pub subject: String,
+    /// Plain text; `{{ confirm_url }}` is replaced by the member's link.
+    pub text: String,
+    /// Where the subscription form sends people after they send it.
+    pub redirect: Option<String>,
 }
 
 /// A contact's standing on a list.
@@ -235,6 +249,20 @@ pub trait AudienceStore: Send + Sync {
         tenant_id: &str,
         id_or_name: &str,
     ) -> impl Future<Output = Result<Option<ContactList>, StoreError>> + Send;
+    /// A list by id whatever its tenant, with the tenant's id: for the public subscription
+    /// form and confirmation links, which carry a list id and no key.
+    fn public_list(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<(String, ContactList)>, StoreError>> + Send;
+    /// Sets (or clears) a list's confirmation mail and form redirect. False when the tenant
+    /// has no such list.
+    fn set_list_confirmation(
+        &self,
+        tenant_id: &str,
+        list_id: &str,
+        confirmation: Option<&ListConfirmation>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Removes a list and its memberships (not the contacts). False when none.
     fn remove_list(
         &self,

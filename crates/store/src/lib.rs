@@ -32,8 +32,8 @@ use std::future::Future;
 
 pub use audience::{
     AudienceStore, Condition, Consent, Contact, ContactInput, ContactList, ContactQuery, Existing,
-    Field, MemberStatus, Membership, Op, Operand, PropertyDef, PropertyKind, SavedSegment,
-    Upserted,
+    Field, ListConfirmation, MemberStatus, Membership, Op, Operand, PropertyDef, PropertyKind,
+    SavedSegment, Upserted,
 };
 pub use console::{AuditEntry, ConsoleStore, Login, Role, Session};
 pub use events::{

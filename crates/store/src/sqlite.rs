@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0011_audience.sql"),
     include_str!("../migrations/0012_imports.sql"),
     include_str!("../migrations/0013_engagement.sql"),
+    include_str!("../migrations/0014_list_confirmation.sql"),
 ];
 
 /// The SQLite control plane.

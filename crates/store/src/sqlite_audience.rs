@@ -9,7 +9,7 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 use crate::audience::{
     AudienceStore, Condition, Consent, Contact, ContactInput, ContactList, ContactQuery, Existing,
-    MemberStatus, Membership, PropertyDef, PropertyKind, SavedSegment, Upserted,
+    ListConfirmation, MemberStatus, Membership, PropertyDef, PropertyKind, SavedSegment, Upserted,
 };
 use crate::sqlite_segments::{Param, compile};
 use crate::{SqliteStore, StoreError, now_ms};
@@ -71,6 +71,19 @@ fn list_from(row: &SqliteRow) -> Result<ContactList, StoreError> {
         unconfirmed: row.try_get("unconfirmed")?,
         unsubscribed: row.try_get("unsubscribed")?,
         created_ms: row.try_get("created_ms")?,
+        confirmation: match (
+            row.try_get::<Option<String>, _>("confirm_from")?,
+            row.try_get::<Option<String>, _>("confirm_subject")?,
+            row.try_get::<Option<String>, _>("confirm_text")?,
+        ) {
+            (Some(from), Some(subject), Some(text)) => Some(ListConfirmation {
+                from,
+                subject,
+                text,
+                redirect: row.try_get("form_redirect")?,
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -601,6 +614,7 @@ impl AudienceStore for SqliteStore {
                 unconfirmed: 0,
                 unsubscribed: 0,
                 created_ms,
+                confirmation: None,
             }),
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Err(invalid(
                 "name",
@@ -637,6 +651,37 @@ impl AudienceStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(list_from).transpose()
+    }
+
+    async fn public_list(&self, id: &str) -> Result<Option<(String, ContactList)>, StoreError> {
+        let row = sqlx::query("SELECT * FROM contact_lists WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref()
+            .map(|r| Ok((r.try_get("tenant_id")?, list_from(r)?)))
+            .transpose()
+    }
+
+    async fn set_list_confirmation(
+        &self,
+        tenant_id: &str,
+        list_id: &str,
+        confirmation: Option<&ListConfirmation>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE contact_lists SET confirm_from = ?, confirm_subject = ?, confirm_text = ?, \
+             form_redirect = ? WHERE tenant_id = ? AND id = ?",
+        )
+        .bind(confirmation.map(|c| c.from.as_str()))
+        .bind(confirmation.map(|c| c.subject.as_str()))
+        .bind(confirmation.map(|c| c.text.as_str()))
+        .bind(confirmation.and_then(|c| c.redirect.as_deref()))
+        .bind(tenant_id)
+        .bind(list_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn remove_list(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError> {

@@ -131,6 +131,50 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 }
 
 impl ReturnPaths {
+    /// `payload` in hex and a 128-bit HMAC over it and `purpose`.
+    fn seal(&self, purpose: &[u8], payload: &str) -> String {
+        let mut context = hmac::Context::with_key(&self.key);
+        context.update(purpose);
+        context.update(payload.as_bytes());
+        let tag = context.sign();
+        format!("{}.{}", hex(payload.as_bytes()), hex(&tag.as_ref()[..16]))
+    }
+
+    /// The payload of a token [`ReturnPaths::seal`] made for `purpose`, if it is one.
+    fn open(&self, purpose: &[u8], token: &str) -> Option<String> {
+        let (payload, tag) = token.split_once('.')?;
+        let payload = String::from_utf8(unhex(payload)?).ok()?;
+        let given = unhex(tag)?;
+        let mut signed = purpose.to_vec();
+        signed.extend_from_slice(payload.as_bytes());
+        let full = hmac::sign(&self.key, &signed);
+        let expected = &full.as_ref()[..16];
+        let same = given.len() == expected.len()
+            && given
+                .iter()
+                .zip(expected)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        same.then_some(payload)
+    }
+
+    /// The token of a double opt-in confirmation link: the list, the contact, and until
+    /// when it works (Unix ms), signed.
+    pub fn confirmation_token(&self, list_id: &str, contact_id: i64, expires_ms: i64) -> String {
+        self.seal(b"confirm|", &format!("{list_id}|{contact_id}|{expires_ms}"))
+    }
+
+    /// The list and contact a confirmation token names, if this node made it and it has
+    /// not expired at `now_ms`.
+    pub fn parse_confirmation(&self, token: &str, now_ms: i64) -> Option<(String, i64)> {
+        let payload = self.open(b"confirm|", token)?;
+        let mut parts = payload.splitn(3, '|');
+        let list = parts.next()?.to_string();
+        let contact = parts.next()?.parse().ok()?;
+        let expires: i64 = parts.next()?.parse().ok()?;
+        (now_ms < expires).then_some((list, contact))
+    }
+
     /// The token of a one-click unsubscribe link (RFC 8058) for one recipient of a message:
     /// what it names, in hex, and a 128-bit HMAC over it, so only links this node made work.
     pub fn unsubscribe_token(
@@ -144,31 +188,12 @@ impl ReturnPaths {
             sending_domain.to_ascii_lowercase(),
             recipient.to_ascii_lowercase()
         );
-        let mut context = hmac::Context::with_key(&self.key);
-        context.update(b"one-click|");
-        context.update(payload.as_bytes());
-        let tag = context.sign();
-        format!("{}.{}", hex(payload.as_bytes()), hex(&tag.as_ref()[..16]))
+        self.seal(b"one-click|", &payload)
     }
 
     /// What a token names, if this node made it.
     pub fn parse_unsubscribe_token(&self, token: &str) -> Option<Unsubscribe> {
-        let (payload, tag) = token.split_once('.')?;
-        let payload = String::from_utf8(unhex(payload)?).ok()?;
-        let given = unhex(tag)?;
-        let mut signed = b"one-click|".to_vec();
-        signed.extend_from_slice(payload.as_bytes());
-        let full = hmac::sign(&self.key, &signed);
-        let expected = &full.as_ref()[..16];
-        let same = given.len() == expected.len()
-            && given
-                .iter()
-                .zip(expected)
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        if !same {
-            return None;
-        }
+        let payload = self.open(b"one-click|", token)?;
         let mut parts = payload.splitn(3, '|');
         Some(Unsubscribe {
             message_id: parts.next()?.to_string(),
@@ -181,6 +206,31 @@ impl ReturnPaths {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn confirmation_tokens_name_one_membership_expire_and_cannot_be_forged() {
+        let paths = ReturnPaths::new(&[7; 32]);
+        let token = paths.confirmation_token("ls_1", 42, 2_000);
+        assert_eq!(
+            paths.parse_confirmation(&token, 1_999),
+            Some(("ls_1".into(), 42))
+        );
+        assert_eq!(paths.parse_confirmation(&token, 2_000), None, "expired");
+        let other = ReturnPaths::new(&[8; 32]);
+        assert_eq!(other.parse_confirmation(&token, 0), None, "another key");
+        let (payload, tag) = token.split_once('.').unwrap();
+        let forged = format!("{}.{tag}", hex(b"ls_1|43|2000"));
+        assert_eq!(
+            paths.parse_confirmation(&forged, 0),
+            None,
+            "another contact"
+        );
+        assert_eq!(paths.parse_confirmation(&format!("{payload}.00"), 0), None);
+        // An unsubscribe token is not a confirmation token, and the other way round.
+        let unsubscribe = paths.unsubscribe_token("M1", "acme.test", "ann@x.test");
+        assert_eq!(paths.parse_confirmation(&unsubscribe, 0), None);
+        assert_eq!(paths.parse_unsubscribe_token(&token), None);
+    }
 
     #[test]
     fn return_paths_round_trip_and_forgeries_are_refused() {

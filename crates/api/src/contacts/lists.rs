@@ -29,6 +29,10 @@ pub(crate) fn list_json(list: &ContactList) -> Value {
         "id": list.id, "name": list.name, "double_opt_in": list.double_opt_in,
         "subscribed": list.subscribed, "unconfirmed": list.unconfirmed,
         "unsubscribed": list.unsubscribed, "created_ms": list.created_ms,
+        "confirmation": list.confirmation.as_ref().map(|c| json!({
+            "from": c.from, "subject": c.subject, "text": c.text, "redirect": c.redirect,
+        })),
+        "form_url": format!("/v1/forms/{}", list.id),
     })
 }
 

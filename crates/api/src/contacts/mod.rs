@@ -7,6 +7,7 @@ pub mod contact;
 pub mod imports;
 pub mod lists;
 pub mod openapi;
+pub mod optin;
 pub mod properties;
 pub mod segments;
 

@@ -497,3 +497,80 @@ pub(crate) fn import_errors() {}
     ))]
 #[allow(dead_code)]
 pub(crate) fn export_contacts() {}
+
+/// A double opt-in list's confirmation mail; the text carries `{{ confirm_url }}`.
+#[derive(Serialize, ToSchema)]
+pub struct ListConfirmation {
+    /// An address on one of the account's sending domains.
+    #[schema(example = "news@example.com")]
+    pub from: String,
+    #[schema(example = "Please confirm your subscription")]
+    pub subject: String,
+    #[schema(example = "Confirm here: {{ confirm_url }}")]
+    pub text: String,
+    /// Where the subscription form sends people after they send it.
+    pub redirect: Option<String>,
+}
+
+/// The subscription form's fields.
+#[derive(Serialize, ToSchema)]
+pub struct FormFields {
+    pub email: String,
+    /// The honeypot: leave it out or empty (bots fill it; such posts are dropped).
+    pub website: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/lists/{id}/confirmation", tag = "contacts", request_body = ListConfirmation,
+    params(("id" = String, Path, description = "A list id or name")),
+    responses(
+        (status = 200, description = "Set; the list", body = ContactList),
+        (status = 400, description = "Invalid, or `from` is not on a sending domain of the account", body = Errors),
+        (status = 404, description = "Not a list of this account", body = Errors),
+        ManageFailures,
+    ))]
+#[allow(dead_code)]
+pub(crate) fn set_list_confirmation() {}
+
+#[utoipa::path(delete, path = "/v1/lists/{id}/confirmation", tag = "contacts",
+    params(("id" = String, Path, description = "A list id or name")),
+    responses(
+        (status = 204, description = "Cleared"),
+        (status = 404, description = "Not a list of this account", body = Errors),
+        ManageFailures,
+    ))]
+#[allow(dead_code)]
+pub(crate) fn clear_list_confirmation() {}
+
+#[utoipa::path(post, path = "/v1/forms/{id}", tag = "contacts", security(()),
+    request_body(content = FormFields, content_type = "application/x-www-form-urlencoded"),
+    params(("id" = String, Path, description = "The list's id (public)")),
+    responses(
+        (status = 200, description = "Taken (a confirmation mail is sent on a double opt-in list)", content_type = "text/html", body = String),
+        (status = 303, description = "Taken; to the list's redirect page"),
+        (status = 404, description = "Not a list", content_type = "text/html", body = String),
+        (status = 415, description = "Not a form post", body = Errors),
+        (status = 422, description = "Not an e-mail address", content_type = "text/html", body = String),
+        (status = 429, description = "Too many posts from this address (5 a minute)", content_type = "text/html", body = String),
+        (status = 503, description = "The list has no confirmation mail yet, or try again", content_type = "text/html", body = String),
+    ))]
+#[allow(dead_code)]
+pub(crate) fn subscribe_form() {}
+
+#[utoipa::path(get, path = "/v1/confirm/{token}", tag = "contacts", security(()),
+    params(("token" = String, Path, description = "From a confirmation mail")),
+    responses(
+        (status = 200, description = "A page with the confirm button", content_type = "text/html", body = String),
+        (status = 404, description = "Not a valid or unexpired link", content_type = "text/html", body = String),
+    ))]
+#[allow(dead_code)]
+pub(crate) fn confirm_page() {}
+
+#[utoipa::path(post, path = "/v1/confirm/{token}", tag = "contacts", security(()),
+    params(("token" = String, Path, description = "From a confirmation mail")),
+    responses(
+        (status = 200, description = "Confirmed: the member is subscribed", content_type = "text/html", body = String),
+        (status = 404, description = "Not a valid or unexpired link", content_type = "text/html", body = String),
+        (status = 503, description = "Could not be recorded; try again", content_type = "text/html", body = String),
+    ))]
+#[allow(dead_code)]
+pub(crate) fn confirm_subscription() {}

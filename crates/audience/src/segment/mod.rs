@@ -84,6 +84,7 @@ mod tests {
             unconfirmed: 0,
             unsubscribed: 0,
             created_ms: 0,
+            confirmation: None,
         }]
     }
 

@@ -19,6 +19,7 @@ mod inbound;
 mod limits;
 mod manage;
 mod openapi;
+mod optin;
 mod relay;
 mod relay_crash;
 mod shutdown;
