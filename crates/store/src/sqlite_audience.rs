@@ -791,7 +791,7 @@ impl AudienceStore for SqliteStore {
         tenant_id: &str,
         condition: &Condition,
     ) -> Result<i64, StoreError> {
-        let compiled = compile(condition);
+        let compiled = compile(condition, tenant_id);
         let sql = format!(
             "SELECT COUNT(*) FROM contacts c WHERE c.tenant_id = ? AND {}",
             compiled.sql
@@ -809,7 +809,7 @@ impl AudienceStore for SqliteStore {
         after_id: Option<i64>,
         limit: u32,
     ) -> Result<Vec<Contact>, StoreError> {
-        let compiled = compile(condition);
+        let compiled = compile(condition, tenant_id);
         let sql = format!(
             "SELECT c.* FROM contacts c WHERE c.tenant_id = ? AND c.id > ? AND {} \
              ORDER BY c.id LIMIT {}",
