@@ -104,6 +104,32 @@ fn membership_from(row: &SqliteRow) -> Result<Membership, StoreError> {
     })
 }
 
+/// A fresh id: `prefix` and 64 random bits in hex.
+fn new_id(prefix: &str) -> String {
+    let mut raw = [0u8; 8];
+    rand::rng().fill_bytes(&mut raw);
+    std::iter::once(prefix.to_string())
+        .chain(raw.iter().map(|b| format!("{b:02x}")))
+        .collect()
+}
+
+/// A row of a tenant's `table` (`contact_lists` or `segments`) by id, or else by name.
+async fn by_id_or_name(
+    store: &SqliteStore,
+    table: &'static str,
+    tenant_id: &str,
+    key: &str,
+) -> Result<Option<SqliteRow>, StoreError> {
+    Ok(sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT * FROM {table} WHERE tenant_id = ?1 AND (id = ?2 OR name = ?2) \
+         ORDER BY id = ?2 DESC LIMIT 1"
+    )))
+    .bind(tenant_id)
+    .bind(key)
+    .fetch_optional(&store.pool)
+    .await?)
+}
+
 fn segment_from(row: &SqliteRow) -> Result<SavedSegment, StoreError> {
     Ok(SavedSegment {
         id: row.try_get("id")?,
@@ -588,11 +614,7 @@ impl AudienceStore for SqliteStore {
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Err(invalid("name", "1 to 100 characters on one line"));
         }
-        let mut raw = [0u8; 8];
-        rand::rng().fill_bytes(&mut raw);
-        let id: String = std::iter::once("ls_".to_string())
-            .chain(raw.iter().map(|b| format!("{b:02x}")))
-            .collect();
+        let id = new_id("ls_");
         let created_ms = now_ms();
         let inserted = sqlx::query(
             "INSERT INTO contact_lists (id, tenant_id, name, double_opt_in, created_ms) \
@@ -640,16 +662,7 @@ impl AudienceStore for SqliteStore {
         tenant_id: &str,
         id_or_name: &str,
     ) -> Result<Option<ContactList>, StoreError> {
-        let row = sqlx::query(
-            "SELECT * FROM contact_lists WHERE tenant_id = ? AND (id = ? OR name = ?) \
-             ORDER BY id = ? DESC LIMIT 1",
-        )
-        .bind(tenant_id)
-        .bind(id_or_name)
-        .bind(id_or_name)
-        .bind(id_or_name)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = by_id_or_name(self, "contact_lists", tenant_id, id_or_name).await?;
         row.as_ref().map(list_from).transpose()
     }
 
@@ -839,11 +852,7 @@ impl AudienceStore for SqliteStore {
         if query.len() > 10_000 {
             return Err(invalid("query", "at most 10,000 characters"));
         }
-        let mut raw = [0u8; 8];
-        rand::rng().fill_bytes(&mut raw);
-        let id: String = std::iter::once("sg_".to_string())
-            .chain(raw.iter().map(|b| format!("{b:02x}")))
-            .collect();
+        let id = new_id("sg_");
         let now = now_ms();
         let row = sqlx::query(
             "INSERT INTO segments (id, tenant_id, name, query, created_ms, updated_ms) \
@@ -880,16 +889,7 @@ impl AudienceStore for SqliteStore {
         tenant_id: &str,
         id_or_name: &str,
     ) -> Result<Option<SavedSegment>, StoreError> {
-        let row = sqlx::query(
-            "SELECT * FROM segments WHERE tenant_id = ? AND (id = ? OR name = ?) \
-             ORDER BY id = ? DESC LIMIT 1",
-        )
-        .bind(tenant_id)
-        .bind(id_or_name)
-        .bind(id_or_name)
-        .bind(id_or_name)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = by_id_or_name(self, "segments", tenant_id, id_or_name).await?;
         row.as_ref().map(segment_from).transpose()
     }
 
