@@ -11,6 +11,8 @@
 //!   [`sqlite_console`]: on SQLite.
 //! - [`events`]: events, suppressions and webhooks ([`EventStore`]); [`sqlite_events`]: on
 //!   SQLite.
+//! - [`templates`]: stored message templates and their versions ([`TemplateStore`]);
+//!   [`sqlite_templates`].
 //! - [`imports`]: contact imports as durable jobs ([`ImportStore`]); [`sqlite_imports`].
 //! - [`audience`]: contacts, property declarations, lists and memberships
 //!   ([`AudienceStore`]); [`sqlite_audience`]: on SQLite.
@@ -27,6 +29,8 @@ pub mod sqlite_console;
 pub mod sqlite_events;
 pub mod sqlite_imports;
 mod sqlite_segments;
+pub mod sqlite_templates;
+pub mod templates;
 
 use std::future::Future;
 
@@ -43,6 +47,7 @@ pub use events::{
 pub use imports::{ImportBatch, ImportJob, ImportState, ImportStore, NewImport};
 pub use keys::{KeyError, Scope, Scopes};
 pub use sqlite::SqliteStore;
+pub use templates::{Dialect, StoredTemplate, TemplateStore, TemplateVersion, VersionContent};
 
 /// A customer of the platform. Everything a tenant owns is invisible to other tenants.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -34,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0012_imports.sql"),
     include_str!("../migrations/0013_engagement.sql"),
     include_str!("../migrations/0014_list_confirmation.sql"),
+    include_str!("../migrations/0015_templates.sql"),
 ];
 
 /// The SQLite control plane.
