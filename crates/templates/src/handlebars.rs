@@ -331,6 +331,7 @@ fn lookup<'a>(frames: &[Frame<'a>], path: &Path) -> Option<Value> {
 fn render_nodes<'a>(
     nodes: &'a [Node],
     frames: &mut Vec<Frame<'a>>,
+    html: bool,
     out: &mut String,
 ) -> Result<(), TemplateError> {
     for node in nodes {
@@ -339,15 +340,12 @@ fn render_nodes<'a>(
         }
         match node {
             Node::Text(text) => out.push_str(text),
-            Node::Value { path, escape: true } => {
+            Node::Value { path, escape: true } if html => {
                 if let Some(value) = lookup(frames, path) {
                     escape(&text_of(&value), out);
                 }
             }
-            Node::Value {
-                path,
-                escape: false,
-            } => {
+            Node::Value { path, .. } => {
                 if let Some(value) = lookup(frames, path) {
                     out.push_str(&text_of(&value));
                 }
@@ -359,7 +357,7 @@ fn render_nodes<'a>(
                 otherwise,
             } => {
                 let yes = truthy(lookup(frames, path).as_ref()) != *negate;
-                render_nodes(if yes { then } else { otherwise }, frames, out)?;
+                render_nodes(if yes { then } else { otherwise }, frames, html, out)?;
             }
             Node::Each {
                 path,
@@ -377,7 +375,7 @@ fn render_nodes<'a>(
                     _ => Vec::new(),
                 };
                 if items.is_empty() {
-                    render_nodes(otherwise, frames, out)?;
+                    render_nodes(otherwise, frames, html, out)?;
                     continue;
                 }
                 let count = items.len();
@@ -398,7 +396,7 @@ fn render_nodes<'a>(
                         last: i + 1 == count,
                         key: key.as_deref(),
                     });
-                    render_nodes(body, &mut inner, out)?;
+                    render_nodes(body, &mut inner, html, out)?;
                 }
             }
         }
@@ -407,8 +405,17 @@ fn render_nodes<'a>(
 }
 
 impl Template {
-    /// Renders against `data` (the message's `dynamic_template_data`).
+    /// Renders HTML against `data` (the message's `dynamic_template_data`): `{{x}}` escaped.
     pub fn render(&self, data: &Value) -> Result<String, TemplateError> {
+        self.render_as(data, true)
+    }
+
+    /// Renders a subject or plain text: nothing is HTML-escaped.
+    pub fn render_plain(&self, data: &Value) -> Result<String, TemplateError> {
+        self.render_as(data, false)
+    }
+
+    fn render_as(&self, data: &Value, html: bool) -> Result<String, TemplateError> {
         let mut out = String::new();
         let mut frames = vec![Frame {
             value: data,
@@ -416,7 +423,7 @@ impl Template {
             last: false,
             key: None,
         }];
-        render_nodes(&self.nodes, &mut frames, &mut out)?;
+        render_nodes(&self.nodes, &mut frames, html, &mut out)?;
         Ok(out)
     }
 }
@@ -524,6 +531,19 @@ mod tests {
         ));
         let deep = "{{#if a}}".repeat(40) + &"{{/if}}".repeat(40);
         assert!(matches!(parse(&deep), Err(TemplateError::Syntax { .. })));
+    }
+
+    #[test]
+    fn plain_parts_are_not_escaped() {
+        let t = parse("Order for {{name}}").unwrap();
+        assert_eq!(
+            t.render_plain(&json!({"name": "A & B"})).unwrap(),
+            "Order for A & B"
+        );
+        assert_eq!(
+            t.render(&json!({"name": "A & B"})).unwrap(),
+            "Order for A &amp; B"
+        );
     }
 
     #[test]
