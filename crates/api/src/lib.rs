@@ -35,6 +35,7 @@ pub mod openapi;
 pub mod records;
 pub mod schedule;
 pub mod sendgrid;
+pub mod stored_templates;
 pub mod submit;
 pub mod template;
 pub mod text;
@@ -107,7 +108,7 @@ impl<S: ControlStore + EventStore + 'static> ApiState<S> {
 /// The send API routes, to merge into the HTTP server's router. The server must be run with
 /// `into_make_service_with_connect_info::<SocketAddr>()`: the client's address is recorded
 /// with every message.
-pub fn router<S: contacts::Store>(state: Arc<ApiState<S>>) -> Router {
+pub fn router<S: stored_templates::TemplatesStore>(state: Arc<ApiState<S>>) -> Router {
     Router::new()
         .route(
             "/v1/messages",
@@ -250,6 +251,26 @@ pub fn router<S: contacts::Store>(state: Arc<ApiState<S>>) -> Router {
         .route(
             "/v1/imports/{id}/errors",
             axum::routing::get(contacts::imports::errors::<S>),
+        )
+        .route(
+            "/v1/templates",
+            axum::routing::get(stored_templates::all::<S>).post(stored_templates::add::<S>),
+        )
+        .route(
+            "/v1/templates/{id}",
+            axum::routing::get(stored_templates::get::<S>).delete(stored_templates::remove::<S>),
+        )
+        .route(
+            "/v1/templates/{id}/versions",
+            axum::routing::post(stored_templates::add_version::<S>),
+        )
+        .route(
+            "/v1/templates/{id}/versions/{version}/activate",
+            axum::routing::post(stored_templates::activate::<S>),
+        )
+        .route(
+            "/v1/templates/{id}/versions/{version}/preview",
+            axum::routing::post(stored_templates::preview::<S>),
         )
         .route("/openapi.json", axum::routing::get(openapi_json))
         .layer(DefaultBodyLimit::max(REQUEST_BYTES_MAX))

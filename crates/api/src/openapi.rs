@@ -694,7 +694,12 @@ impl Modify for BearerKey {
           crate::contacts::openapi::import_errors, crate::contacts::openapi::export_contacts,
           crate::contacts::openapi::set_list_confirmation, crate::contacts::openapi::clear_list_confirmation,
           crate::contacts::openapi::subscribe_form,
-          crate::contacts::openapi::confirm_page, crate::contacts::openapi::confirm_subscription),
+          crate::contacts::openapi::confirm_page, crate::contacts::openapi::confirm_subscription,
+          crate::contacts::openapi::list_templates, crate::contacts::openapi::add_template,
+          crate::contacts::openapi::get_template, crate::contacts::openapi::remove_template,
+          crate::contacts::openapi::add_template_version,
+          crate::contacts::openapi::activate_template_version,
+          crate::contacts::openapi::preview_template_version),
     modifiers(&BearerKey),
     security(("api_key" = [])),
 )]

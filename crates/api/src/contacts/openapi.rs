@@ -574,3 +574,140 @@ pub(crate) fn confirm_page() {}
     ))]
 #[allow(dead_code)]
 pub(crate) fn confirm_subscription() {}
+
+#[derive(Serialize, ToSchema)]
+pub struct StoredTemplate {
+    pub id: String,
+    pub name: String,
+    /// native, mailjet or handlebars.
+    pub dialect: String,
+    pub active_version: Option<i64>,
+    pub created_ms: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StoredTemplates {
+    pub templates: Vec<StoredTemplate>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NewTemplate {
+    #[schema(example = "Welcome")]
+    pub name: String,
+    /// native (default), mailjet or handlebars.
+    pub dialect: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NewTemplateVersion {
+    #[schema(example = "Welcome, {{name}}")]
+    pub subject: String,
+    pub html: Option<String>,
+    pub text: Option<String>,
+    /// Data previews use, and that the version must render with.
+    pub test_data: Option<serde_json::Value>,
+    /// Make it the active version (the first version always is).
+    pub active: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StoredTemplateVersion {
+    pub version: i64,
+    pub subject: String,
+    pub html: Option<String>,
+    pub text: Option<String>,
+    pub test_data: serde_json::Value,
+    pub created_ms: i64,
+    /// When a message first used it (from then on it cannot change).
+    pub used_ms: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TemplateDetail {
+    pub id: String,
+    pub name: String,
+    pub dialect: String,
+    pub active_version: Option<i64>,
+    pub created_ms: i64,
+    pub versions: Vec<StoredTemplateVersion>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PreviewRequest {
+    /// Default: the version's test data.
+    pub data: Option<serde_json::Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Rendered {
+    pub subject: String,
+    pub html: Option<String>,
+    pub text: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/templates", tag = "templates",
+    responses((status = 200, description = "Stored templates, by name", body = StoredTemplates), ReadFailures))]
+#[allow(dead_code)]
+pub(crate) fn list_templates() {}
+
+#[utoipa::path(post, path = "/v1/templates", tag = "templates", request_body = NewTemplate,
+    responses(
+        (status = 201, description = "Made", body = StoredTemplate),
+        (status = 400, description = "Invalid, or the name is taken", body = Errors),
+        ManageFailures,
+    ))]
+#[allow(dead_code)]
+pub(crate) fn add_template() {}
+
+#[utoipa::path(get, path = "/v1/templates/{id}", tag = "templates",
+    params(("id" = String, Path, description = "A template id or name")),
+    responses(
+        (status = 200, description = "The template with its versions", body = TemplateDetail),
+        (status = 404, description = "Not a template of this account", body = Errors),
+        ReadFailures,
+    ))]
+#[allow(dead_code)]
+pub(crate) fn get_template() {}
+
+#[utoipa::path(delete, path = "/v1/templates/{id}", tag = "templates",
+    params(("id" = String, Path, description = "A template id or name")),
+    responses(
+        (status = 204, description = "Removed with its versions"),
+        (status = 404, description = "Not a template of this account", body = Errors),
+        ManageFailures,
+    ))]
+#[allow(dead_code)]
+pub(crate) fn remove_template() {}
+
+#[utoipa::path(post, path = "/v1/templates/{id}/versions", tag = "templates", request_body = NewTemplateVersion,
+    params(("id" = String, Path, description = "A template id or name")),
+    responses(
+        (status = 201, description = "Added", body = StoredTemplateVersion),
+        (status = 400, description = "Invalid, or it does not render with its test data (the error names the part)", body = Errors),
+        (status = 404, description = "Not a template of this account", body = Errors),
+        ManageFailures,
+    ))]
+#[allow(dead_code)]
+pub(crate) fn add_template_version() {}
+
+#[utoipa::path(post, path = "/v1/templates/{id}/versions/{version}/activate", tag = "templates",
+    params(("id" = String, Path, description = "A template id or name"), ("version" = i64, Path)),
+    responses(
+        (status = 200, description = "Active", body = StoredTemplate),
+        (status = 400, description = "Not a version number", body = Errors),
+        (status = 404, description = "No such template or version", body = Errors),
+        ManageFailures,
+    ))]
+#[allow(dead_code)]
+pub(crate) fn activate_template_version() {}
+
+#[utoipa::path(post, path = "/v1/templates/{id}/versions/{version}/preview", tag = "templates", request_body = PreviewRequest,
+    params(("id" = String, Path, description = "A template id or name"), ("version" = i64, Path)),
+    responses(
+        (status = 200, description = "Rendered as a message would carry it", body = Rendered),
+        (status = 400, description = "Invalid data, or a part does not render (the error names it)", body = Errors),
+        (status = 404, description = "No such template or version", body = Errors),
+        ReadFailures,
+    ))]
+#[allow(dead_code)]
+pub(crate) fn preview_template_version() {}

@@ -383,3 +383,186 @@ fn contacts_lists_and_segments_over_the_api() {
         (&json!(1), &json!(1))
     );
 }
+
+#[test]
+fn stored_templates_in_three_dialects_with_versions_and_previews() {
+    let server = TestServer::start("");
+    server.cli(&["tenant", "add", "acme"]);
+    server.cli(&["tenant", "add", "beta"]);
+    let key = server.cli(&["key", "add", "--tenant", "acme", "--scopes", "all"]);
+    let key = key.trim();
+    let stranger = server.cli(&["key", "add", "--tenant", "beta", "--scopes", "all"]);
+    let stranger = stranger.trim();
+    let hb = ok(
+        call(
+            &server,
+            "POST",
+            "/v1/templates",
+            key,
+            json!({"name": "Welcome", "dialect": "handlebars"}),
+        ),
+        201,
+    );
+    let id = hb["id"].as_str().expect("id").to_string();
+    // A version must render with its own test data; the error names the part.
+    let broken = call(
+        &server,
+        "POST",
+        &format!("/v1/templates/{id}/versions"),
+        key,
+        json!({"subject": "Hi", "html": "{{#if x}}open"}),
+    );
+    assert_eq!(
+        (&broken["status"], &broken["body"]["errors"][0]["field"]),
+        (&json!(400), &json!("html"))
+    );
+    let v1 = ok(
+        call(
+            &server,
+            "POST",
+            &format!("/v1/templates/{id}/versions"),
+            key,
+            json!({"subject": "Welcome, {{name}}", "html": "<p>{{name}}</p>{{#each items}}<li>{{this}}</li>{{/each}}",
+                   "text": "Hi {{name}}", "test_data": {"name": "Ann", "items": ["tea"]}}),
+        ),
+        201,
+    );
+    assert_eq!(v1["version"], 1);
+    let shown = ok(
+        call(
+            &server,
+            "POST",
+            &format!("/v1/templates/{id}/versions/1/preview"),
+            key,
+            json!({"data": {"name": "A & B", "items": ["<x>"]}}),
+        ),
+        200,
+    );
+    assert_eq!(shown["subject"], "Welcome, A & B");
+    assert_eq!(shown["html"], "<p>A &amp; B</p><li>&lt;x&gt;</li>");
+    assert_eq!(shown["text"], "Hi A & B");
+    let default = ok(
+        call(
+            &server,
+            "POST",
+            &format!("/v1/templates/{id}/versions/1/preview"),
+            key,
+            json!({}),
+        ),
+        200,
+    );
+    assert_eq!(
+        default["subject"], "Welcome, Ann",
+        "the test data by default"
+    );
+    ok(
+        call(
+            &server,
+            "POST",
+            &format!("/v1/templates/{id}/versions"),
+            key,
+            json!({"subject": "v2", "text": "t"}),
+        ),
+        201,
+    );
+    let template = ok(
+        call(&server, "GET", "/v1/templates/Welcome", key, Value::Null),
+        200,
+    );
+    assert_eq!(
+        template["active_version"], 1,
+        "a later version is not active unless asked"
+    );
+    let active = ok(
+        call(
+            &server,
+            "POST",
+            &format!("/v1/templates/{id}/versions/2/activate"),
+            key,
+            Value::Null,
+        ),
+        200,
+    );
+    assert_eq!(active["active_version"], 2);
+
+    // The native and Mailjet dialects render their own syntax.
+    for (dialect, subject) in [
+        ("native", "Hi {{ name }}"),
+        ("mailjet", "Hi {{var:name:\"friend\"}}"),
+    ] {
+        let t = ok(
+            call(
+                &server,
+                "POST",
+                "/v1/templates",
+                key,
+                json!({"name": dialect, "dialect": dialect}),
+            ),
+            201,
+        );
+        let tid = t["id"].as_str().expect("id");
+        ok(
+            call(
+                &server,
+                "POST",
+                &format!("/v1/templates/{tid}/versions"),
+                key,
+                json!({"subject": subject, "text": "x", "test_data": {"name": "Ann"}}),
+            ),
+            201,
+        );
+        let p = ok(
+            call(
+                &server,
+                "POST",
+                &format!("/v1/templates/{tid}/versions/1/preview"),
+                key,
+                json!({}),
+            ),
+            200,
+        );
+        assert_eq!(p["subject"], "Hi Ann", "{dialect}");
+    }
+
+    // Another tenant: 404 everywhere.
+    assert_eq!(
+        call(
+            &server,
+            "GET",
+            &format!("/v1/templates/{id}"),
+            stranger,
+            Value::Null
+        )["status"],
+        404
+    );
+    assert_eq!(
+        call(
+            &server,
+            "POST",
+            &format!("/v1/templates/{id}/versions/1/preview"),
+            stranger,
+            json!({})
+        )["status"],
+        404
+    );
+    assert_eq!(
+        call(
+            &server,
+            "DELETE",
+            &format!("/v1/templates/{id}"),
+            stranger,
+            Value::Null
+        )["status"],
+        404
+    );
+    assert_eq!(
+        call(
+            &server,
+            "DELETE",
+            &format!("/v1/templates/{id}"),
+            key,
+            Value::Null
+        )["status"],
+        204
+    );
+}

@@ -1,0 +1,255 @@
+//! Stored templates over HTTP (scope `manage` to change, `read` to look and preview):
+//! `GET/POST /v1/templates`, `GET/DELETE /v1/templates/{id}`,
+//! `POST /v1/templates/{id}/versions`, `.../versions/{n}/activate`, `.../versions/{n}/preview`.
+//! Each version is checked in its template's dialect when it is added: one that does not
+//! render with its own test data is refused, naming the part.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use store::{Dialect, TemplateStore, TemplateVersion, VersionContent};
+
+use crate::ApiState;
+use crate::auth::{Authorized, Manage, Read};
+use crate::contacts::{Store, refused};
+use crate::error::ApiError;
+use crate::manage::{not_found, object_body, optional_string, removed};
+use crate::records::invalid;
+use crate::template::Part;
+
+/// Every store the templates' handlers need.
+pub trait TemplatesStore: Store + TemplateStore {}
+impl<T: Store + TemplateStore> TemplatesStore for T {}
+
+/// One part rendered in a dialect.
+pub fn render_part(
+    dialect: Dialect,
+    source: &str,
+    data: &Value,
+    part: Part,
+) -> Result<String, String> {
+    match dialect {
+        Dialect::Native => crate::template::render(source, data, part),
+        // Mailjet's `{{var:name}}` reads the variables under `var`.
+        Dialect::Mailjet => crate::template::render(
+            &crate::template::from_mailjet(source),
+            &json!({ "var": data }),
+            part,
+        ),
+        Dialect::Handlebars => {
+            let template = templates::handlebars::parse(source).map_err(|e| e.to_string())?;
+            match part {
+                Part::Html => template.render(data),
+                Part::Subject | Part::Text => template.render_plain(data),
+            }
+            .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// The three parts of a version rendered with `data`; errors name the part.
+pub fn render_version(
+    dialect: Dialect,
+    content: &VersionContent,
+    data: &Value,
+) -> Result<(String, Option<String>, Option<String>), ApiError> {
+    let subject = render_part(dialect, &content.subject, data, Part::Subject)
+        .map_err(|e| invalid("subject", e))?;
+    let html = content
+        .html
+        .as_deref()
+        .map(|h| render_part(dialect, h, data, Part::Html))
+        .transpose()
+        .map_err(|e| invalid("html", e))?;
+    let text = content
+        .text
+        .as_deref()
+        .map(|t| render_part(dialect, t, data, Part::Text))
+        .transpose()
+        .map_err(|e| invalid("text", e))?;
+    Ok((subject, html, text))
+}
+
+fn version_json(v: &TemplateVersion) -> Value {
+    json!({
+        "version": v.version, "subject": v.content.subject, "html": v.content.html,
+        "text": v.content.text,
+        "test_data": serde_json::from_str::<Value>(&v.content.test_data).unwrap_or(json!({})),
+        "created_ms": v.created_ms, "used_ms": v.used_ms,
+    })
+}
+
+fn template_json(t: &store::StoredTemplate) -> Value {
+    json!({
+        "id": t.id, "name": t.name, "dialect": t.dialect.as_str(),
+        "active_version": t.active_version, "created_ms": t.created_ms,
+    })
+}
+
+/// `GET /v1/templates`
+pub(crate) async fn all<S: TemplatesStore>(
+    State(state): State<Arc<ApiState<S>>>,
+    Authorized { key, .. }: Authorized<Read>,
+) -> Result<Response, ApiError> {
+    let list = state.tenancy.store.templates(&key.tenant_id).await?;
+    let list: Vec<Value> = list.iter().map(template_json).collect();
+    Ok(Json(json!({ "templates": list })).into_response())
+}
+
+/// `POST /v1/templates`: `{"name", "dialect": native | mailjet | handlebars}`.
+pub(crate) async fn add<S: TemplatesStore>(
+    State(state): State<Arc<ApiState<S>>>,
+    Authorized { key, .. }: Authorized<Manage>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let map = object_body(&body, &["name", "dialect"])?;
+    let name = optional_string(&map, "name")?.ok_or_else(|| invalid("name", "is required"))?;
+    let dialect = match optional_string(&map, "dialect")?.as_deref() {
+        None => Dialect::Native,
+        Some(text) => Dialect::parse(text)
+            .ok_or_else(|| invalid("dialect", "must be native, mailjet or handlebars"))?,
+    };
+    let made = state
+        .tenancy
+        .store
+        .add_template(&key.tenant_id, &name, dialect)
+        .await
+        .map_err(refused)?;
+    Ok((StatusCode::CREATED, Json(template_json(&made))).into_response())
+}
+
+/// `GET /v1/templates/{id}`: with its versions.
+pub(crate) async fn get<S: TemplatesStore>(
+    State(state): State<Arc<ApiState<S>>>,
+    Path(id): Path<String>,
+    Authorized { key, .. }: Authorized<Read>,
+) -> Result<Response, ApiError> {
+    let store = &state.tenancy.store;
+    let found = store
+        .template(&key.tenant_id, &id)
+        .await?
+        .ok_or_else(not_found)?;
+    let versions = store.versions(&key.tenant_id, &found.id).await?;
+    let mut body = template_json(&found);
+    body["versions"] = versions.iter().map(version_json).collect();
+    Ok(Json(body).into_response())
+}
+
+/// `DELETE /v1/templates/{id}`
+pub(crate) async fn remove<S: TemplatesStore>(
+    State(state): State<Arc<ApiState<S>>>,
+    Path(id): Path<String>,
+    Authorized { key, .. }: Authorized<Manage>,
+) -> Result<Response, ApiError> {
+    let store = &state.tenancy.store;
+    let found = store
+        .template(&key.tenant_id, &id)
+        .await?
+        .ok_or_else(not_found)?;
+    removed(store.remove_template(&key.tenant_id, &found.id).await?)
+}
+
+/// `POST /v1/templates/{id}/versions`: `{"subject", "html"?, "text"?, "test_data"?,
+/// "active"?}`; it must render with its test data.
+pub(crate) async fn add_version<S: TemplatesStore>(
+    State(state): State<Arc<ApiState<S>>>,
+    Path(id): Path<String>,
+    Authorized { key, .. }: Authorized<Manage>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let map = object_body(&body, &["subject", "html", "text", "test_data", "active"])?;
+    let store = &state.tenancy.store;
+    let found = store
+        .template(&key.tenant_id, &id)
+        .await?
+        .ok_or_else(not_found)?;
+    let subject =
+        optional_string(&map, "subject")?.ok_or_else(|| invalid("subject", "is required"))?;
+    let html = optional_string(&map, "html")?;
+    let text = optional_string(&map, "text")?;
+    if html.is_none() && text.is_none() {
+        return Err(invalid("text", "a version needs html or text"));
+    }
+    let test_data = match map.get("test_data") {
+        None | Some(Value::Null) => json!({}),
+        Some(Value::Object(o)) => Value::Object(o.clone()),
+        Some(_) => return Err(invalid("test_data", "must be an object")),
+    };
+    let active = match map.get("active") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(invalid("active", "must be true or false")),
+    };
+    let content = VersionContent {
+        subject,
+        html,
+        text,
+        test_data: test_data.to_string(),
+    };
+    render_version(found.dialect, &content, &test_data)?;
+    let made = store
+        .add_version(&key.tenant_id, &found.id, &content, active)
+        .await
+        .map_err(refused)?;
+    Ok((StatusCode::CREATED, Json(version_json(&made))).into_response())
+}
+
+/// `POST /v1/templates/{id}/versions/{n}/activate`
+pub(crate) async fn activate<S: TemplatesStore>(
+    State(state): State<Arc<ApiState<S>>>,
+    Path((id, version)): Path<(String, i64)>,
+    Authorized { key, .. }: Authorized<Manage>,
+) -> Result<Response, ApiError> {
+    let store = &state.tenancy.store;
+    let found = store
+        .template(&key.tenant_id, &id)
+        .await?
+        .ok_or_else(not_found)?;
+    if !store
+        .activate_version(&key.tenant_id, &found.id, version)
+        .await?
+    {
+        return Err(not_found());
+    }
+    let found = store
+        .template(&key.tenant_id, &found.id)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(Json(template_json(&found)).into_response())
+}
+
+/// `POST /v1/templates/{id}/versions/{n}/preview`: `{"data"?}` (default: its test data)
+/// → `{"subject", "html", "text"}` as a message would carry them.
+pub(crate) async fn preview<S: TemplatesStore>(
+    State(state): State<Arc<ApiState<S>>>,
+    Path((id, version)): Path<(String, i64)>,
+    Authorized { key, .. }: Authorized<Read>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let map = if body.is_empty() {
+        serde_json::Map::new()
+    } else {
+        object_body(&body, &["data"])?
+    };
+    let store = &state.tenancy.store;
+    let found = store
+        .template(&key.tenant_id, &id)
+        .await?
+        .ok_or_else(not_found)?;
+    let v = store
+        .version(&key.tenant_id, &found.id, version)
+        .await?
+        .ok_or_else(not_found)?;
+    let data = match map.get("data") {
+        None | Some(Value::Null) => serde_json::from_str(&v.content.test_data).unwrap_or(json!({})),
+        Some(Value::Object(o)) => Value::Object(o.clone()),
+        Some(_) => return Err(invalid("data", "must be an object")),
+    };
+    let (subject, html, text) = render_version(found.dialect, &v.content, &data)?;
+    Ok(Json(json!({ "subject": subject, "html": html, "text": text })).into_response())
+}
