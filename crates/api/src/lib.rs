@@ -277,7 +277,7 @@ pub fn router<S: stored_templates::TemplatesStore>(state: Arc<ApiState<S>>) -> R
         .with_state(state)
 }
 
-async fn send_native<S: ControlStore + EventStore + 'static>(
+async fn send_native<S: stored_templates::TemplatesStore>(
     State(state): State<Arc<ApiState<S>>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Authorized { key, .. }: Authorized<auth::Sends>,
@@ -503,15 +503,27 @@ async fn send_mailjet_authorized<S: ControlStore + EventStore>(
     json(status, serde_json::json!({ "Messages": entries }))
 }
 
-async fn send<S: ControlStore + EventStore>(
+async fn send<S: stored_templates::TemplatesStore>(
     state: &ApiState<S>,
     key: &store::ApiKey,
     peer: SocketAddr,
     body: &[u8],
 ) -> Result<Response, ApiError> {
-    let messages = native::parse(body).map_err(ApiError::invalid)?;
+    let (body, used) = stored_templates::fill_messages(state, &key.tenant_id, body).await?;
+    let messages = native::parse(&body).map_err(ApiError::invalid)?;
     let messages = with_domains(state, &key.tenant_id, messages, "messages").await?;
     let ids = submit(state, key, peer, &messages).await?;
+    for (template_id, version) in used {
+        // From now on the version cannot change: what was sent stays what it says.
+        if let Err(err) = state
+            .tenancy
+            .store
+            .mark_version_used(&template_id, version)
+            .await
+        {
+            tracing::warn!(error = %err, template = %template_id, "could not mark a template version used");
+        }
+    }
     metrics::counter!("tsubame_api_messages_total", "api" => "native")
         .increment(messages.len() as u64);
     let body: Vec<serde_json::Value> = messages

@@ -74,10 +74,17 @@ pub struct OutgoingMessage {
     pub metadata: Option<std::collections::BTreeMap<String, String>>,
     /// Up to 10 tags, kept with the message, never sent.
     pub tags: Option<Vec<String>>,
-    /// Variables for the subject, text and HTML, which are then minijinja templates.
+    /// Variables for the subject, text and HTML, which are then minijinja templates (or
+    /// for the stored template named by `template_id`).
     #[schema(value_type = Option<Object>)]
     pub variables: Option<serde_json::Value>,
     pub send_at: Option<SendAt>,
+    /// A stored template (id or name) whose active version gives the subject, text and
+    /// HTML, rendered in its dialect with `variables`; the message then gives none of the
+    /// parts the template has.
+    pub template_id: Option<String>,
+    /// A version of the template other than the active one.
+    pub template_version: Option<i64>,
 }
 
 /// `POST /v1/messages`: 1 to 500 messages.

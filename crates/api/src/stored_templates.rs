@@ -253,3 +253,92 @@ pub(crate) async fn preview<S: TemplatesStore>(
     let (subject, html, text) = render_version(found.dialect, &v.content, &data)?;
     Ok(Json(json!({ "subject": subject, "html": html, "text": text })).into_response())
 }
+
+/// Messages of a native send naming a stored template (`template_id`, optionally
+/// `template_version`; the active version otherwise) get its subject, text and HTML
+/// rendered with their `variables`; those fields are then taken out, so the native checks
+/// see a plain message and nothing is rendered twice. Returns the body to check and the
+/// versions used. A body without templates is returned as it is.
+pub(crate) async fn fill_messages<S: TemplatesStore>(
+    state: &ApiState<S>,
+    tenant_id: &str,
+    body: &[u8],
+) -> Result<(Vec<u8>, Vec<(String, i64)>), ApiError> {
+    let mut value: Value = match serde_json::from_slice(body) {
+        Ok(value) => value,
+        // Not JSON: the native parser says so, with its own message.
+        Err(_) => return Ok((body.to_vec(), Vec::new())),
+    };
+    let Some(messages) = value.get_mut("messages").and_then(Value::as_array_mut) else {
+        return Ok((body.to_vec(), Vec::new()));
+    };
+    if !messages.iter().any(|m| m.get("template_id").is_some()) {
+        return Ok((body.to_vec(), Vec::new()));
+    }
+    let store = &state.tenancy.store;
+    let mut used = Vec::new();
+    for (i, message) in messages.iter_mut().enumerate() {
+        let Some(map) = message.as_object_mut() else {
+            continue;
+        };
+        let Some(template_id) = map.remove("template_id") else {
+            continue;
+        };
+        let field = |name: &str| format!("messages[{i}].{name}");
+        let Some(template_id) = template_id.as_str() else {
+            return Err(invalid(
+                &field("template_id"),
+                "must be a template id or name",
+            ));
+        };
+        let template = store
+            .template(tenant_id, template_id)
+            .await?
+            .ok_or_else(|| invalid(&field("template_id"), "not a template of this account"))?;
+        let version = match map.remove("template_version") {
+            None | Some(Value::Null) => template.active_version,
+            Some(Value::Number(n)) => n.as_i64(),
+            Some(_) => {
+                return Err(invalid(
+                    &field("template_version"),
+                    "must be a version number",
+                ));
+            }
+        }
+        .ok_or_else(|| invalid(&field("template_id"), "the template has no version yet"))?;
+        let stored = store
+            .version(tenant_id, &template.id, version)
+            .await?
+            .ok_or_else(|| invalid(&field("template_version"), "no such version"))?;
+        let variables = match map.remove("variables") {
+            None | Some(Value::Null) => json!({}),
+            Some(v @ Value::Object(_)) => v,
+            Some(_) => return Err(invalid(&field("variables"), "must be an object")),
+        };
+        for (part, given) in [
+            ("subject", true),
+            ("text", stored.content.text.is_some()),
+            ("html", stored.content.html.is_some()),
+        ] {
+            if given && map.get(part).is_some_and(|v| !v.is_null()) {
+                return Err(invalid(&field(part), "is given by the template"));
+            }
+        }
+        let (subject, html, text) = render_version(template.dialect, &stored.content, &variables)
+            .map_err(|_| {
+            invalid(
+                &field("variables"),
+                "the template does not render with these variables",
+            )
+        })?;
+        map.insert("subject".into(), Value::String(subject));
+        if let Some(html) = html {
+            map.insert("html".into(), Value::String(html));
+        }
+        if let Some(text) = text {
+            map.insert("text".into(), Value::String(text));
+        }
+        used.push((template.id.clone(), version));
+    }
+    Ok((value.to_string().into_bytes(), used))
+}

@@ -566,3 +566,102 @@ fn stored_templates_in_three_dialects_with_versions_and_previews() {
         204
     );
 }
+
+#[test]
+fn a_message_sent_by_stored_template_carries_the_rendered_version() {
+    let capture = tempfile::tempdir().expect("tempdir");
+    let (sink, server) = crate::api::relaying_to_sink_with(capture.path(), "");
+    server.cli(&["tenant", "add", "acme"]);
+    server.cli(&["tenant", "add", "beta"]);
+    crate::api::add_domain(&server, "acme", "acme.test");
+    let key = server.cli(&["key", "add", "--tenant", "acme", "--scopes", "all"]);
+    let key = key.trim();
+    let theirs = server.cli(&["key", "add", "--tenant", "beta", "--scopes", "all"]);
+    let t = ok(
+        call(
+            &server,
+            "POST",
+            "/v1/templates",
+            key,
+            json!({"name": "Receipt", "dialect": "handlebars"}),
+        ),
+        201,
+    );
+    let id = t["id"].as_str().expect("id").to_string();
+    ok(
+        call(
+            &server,
+            "POST",
+            &format!("/v1/templates/{id}/versions"),
+            key,
+            json!({"subject": "Receipt {{order}}", "text": "Thanks {{name}}: {{#each items}}{{this}};{{/each}}",
+                   "test_data": {"order": 1, "name": "x", "items": []}}),
+        ),
+        201,
+    );
+    let message = |extra: Value| {
+        let mut m = json!({"from": "shop@acme.test", "to": ["ann@x.test"], "template_id": "Receipt",
+                           "variables": {"order": 42, "name": "Ann {{x}}", "items": ["tea", "cake"]}});
+        if let (Some(m), Some(extra)) = (m.as_object_mut(), extra.as_object()) {
+            m.extend(extra.clone());
+        }
+        json!({ "messages": [m] })
+    };
+    let sent = call(&server, "POST", "/v1/messages", key, message(json!({})));
+    assert_eq!(sent["status"], 200, "{sent}");
+    // The template gives the subject: a message cannot give it too.
+    let both = call(
+        &server,
+        "POST",
+        "/v1/messages",
+        key,
+        message(json!({"subject": "mine"})),
+    );
+    assert_eq!(
+        both["body"]["errors"][0]["field"], "messages[0].subject",
+        "{both}"
+    );
+    // Another tenant's template name means nothing to beta.
+    let foreign = call(
+        &server,
+        "POST",
+        "/v1/messages",
+        theirs.trim(),
+        message(json!({})),
+    );
+    assert_eq!(
+        foreign["body"]["errors"][0]["field"], "messages[0].template_id",
+        "{foreign}"
+    );
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while crate::api::delivered(capture.path()) < 1 {
+        assert!(std::time::Instant::now() < deadline, "not delivered");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let mail = std::fs::read_dir(capture.path())
+        .expect("capture")
+        .filter_map(Result::ok)
+        .find(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        .map(|e| std::fs::read_to_string(e.path()).expect("read"))
+        .expect("mail");
+    assert!(mail.contains("Subject: Receipt 42"), "{mail}");
+    // Variables are data: a value that looks like a template is not rendered again.
+    assert!(mail.contains("Thanks Ann {{x}}: tea;cake;"), "{mail}");
+    let template = ok(
+        call(
+            &server,
+            "GET",
+            &format!("/v1/templates/{id}"),
+            key,
+            Value::Null,
+        ),
+        200,
+    );
+    assert!(
+        template["versions"][0]["used_ms"].as_i64().is_some(),
+        "the version is frozen: {template}"
+    );
+    drop(server);
+    sink.stop();
+}
