@@ -265,6 +265,10 @@ pub fn router<S: stored_templates::TemplatesStore>(state: Arc<ApiState<S>>) -> R
             axum::routing::post(stored_templates::add_version::<S>),
         )
         .route(
+            "/v1/templates/{id}/versions/{version}",
+            axum::routing::put(stored_templates::update_version::<S>),
+        )
+        .route(
             "/v1/templates/{id}/versions/{version}/activate",
             axum::routing::post(stored_templates::activate::<S>),
         )

@@ -706,6 +706,7 @@ impl Modify for BearerKey {
           crate::contacts::openapi::get_template, crate::contacts::openapi::remove_template,
           crate::contacts::openapi::add_template_version,
           crate::contacts::openapi::activate_template_version,
+          crate::contacts::openapi::update_template_version,
           crate::contacts::openapi::preview_template_version),
     modifiers(&BearerKey),
     security(("api_key" = [])),

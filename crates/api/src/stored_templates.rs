@@ -1,6 +1,7 @@
 //! Stored templates over HTTP (scope `manage` to change, `read` to look and preview):
 //! `GET/POST /v1/templates`, `GET/DELETE /v1/templates/{id}`,
-//! `POST /v1/templates/{id}/versions`, `.../versions/{n}/activate`, `.../versions/{n}/preview`.
+//! `POST /v1/templates/{id}/versions`, `PUT .../versions/{n}` (while unused),
+//! `.../versions/{n}/activate`, `.../versions/{n}/preview`.
 //! Each version is checked in its template's dialect when it is added: one that does not
 //! render with its own test data is refused, naming the part.
 
@@ -168,10 +169,28 @@ pub(crate) async fn add_version<S: TemplatesStore>(
         .template(&key.tenant_id, &id)
         .await?
         .ok_or_else(not_found)?;
+    let content = version_content(&map, found.dialect)?;
+    let active = match map.get("active") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(invalid("active", "must be true or false")),
+    };
+    let made = store
+        .add_version(&key.tenant_id, &found.id, &content, active)
+        .await
+        .map_err(refused)?;
+    Ok((StatusCode::CREATED, Json(version_json(&made))).into_response())
+}
+
+/// A version's content from a request body, checked: it must render with its test data.
+fn version_content(
+    map: &serde_json::Map<String, Value>,
+    dialect: Dialect,
+) -> Result<VersionContent, ApiError> {
     let subject =
-        optional_string(&map, "subject")?.ok_or_else(|| invalid("subject", "is required"))?;
-    let html = optional_string(&map, "html")?;
-    let text = optional_string(&map, "text")?;
+        optional_string(map, "subject")?.ok_or_else(|| invalid("subject", "is required"))?;
+    let html = optional_string(map, "html")?;
+    let text = optional_string(map, "text")?;
     if html.is_none() && text.is_none() {
         return Err(invalid("text", "a version needs html or text"));
     }
@@ -180,23 +199,47 @@ pub(crate) async fn add_version<S: TemplatesStore>(
         Some(Value::Object(o)) => Value::Object(o.clone()),
         Some(_) => return Err(invalid("test_data", "must be an object")),
     };
-    let active = match map.get("active") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(invalid("active", "must be true or false")),
-    };
     let content = VersionContent {
         subject,
         html,
         text,
         test_data: test_data.to_string(),
     };
-    render_version(found.dialect, &content, &test_data)?;
-    let made = store
-        .add_version(&key.tenant_id, &found.id, &content, active)
+    render_version(dialect, &content, &test_data)?;
+    Ok(content)
+}
+
+/// `PUT /v1/templates/{id}/versions/{n}`: changes a version no message used yet (409 once
+/// one did: add a new version instead).
+pub(crate) async fn update_version<S: TemplatesStore>(
+    State(state): State<Arc<ApiState<S>>>,
+    Path((id, version)): Path<(String, i64)>,
+    Authorized { key, .. }: Authorized<Manage>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let map = object_body(&body, &["subject", "html", "text", "test_data"])?;
+    let store = &state.tenancy.store;
+    let found = store
+        .template(&key.tenant_id, &id)
+        .await?
+        .ok_or_else(not_found)?;
+    let content = version_content(&map, found.dialect)?;
+    match store
+        .update_version(&key.tenant_id, &found.id, version, &content)
         .await
-        .map_err(refused)?;
-    Ok((StatusCode::CREATED, Json(version_json(&made))).into_response())
+    {
+        Ok(true) => {}
+        Ok(false) => return Err(not_found()),
+        Err(store::StoreError::Invalid { reason, .. }) => {
+            return Err(ApiError::new(StatusCode::CONFLICT, reason));
+        }
+        Err(err) => return Err(err.into()),
+    }
+    let updated = store
+        .version(&key.tenant_id, &found.id, version)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(Json(version_json(&updated)).into_response())
 }
 
 /// `POST /v1/templates/{id}/versions/{n}/activate`

@@ -701,6 +701,27 @@ pub(crate) fn add_template_version() {}
 #[allow(dead_code)]
 pub(crate) fn activate_template_version() {}
 
+/// A version's new content.
+#[derive(Serialize, ToSchema)]
+pub struct ChangedTemplateVersion {
+    pub subject: String,
+    pub html: Option<String>,
+    pub text: Option<String>,
+    pub test_data: Option<serde_json::Value>,
+}
+
+#[utoipa::path(put, path = "/v1/templates/{id}/versions/{version}", tag = "templates", request_body = ChangedTemplateVersion,
+    params(("id" = String, Path, description = "A template id or name"), ("version" = i64, Path)),
+    responses(
+        (status = 200, description = "Changed", body = StoredTemplateVersion),
+        (status = 400, description = "Invalid, or it does not render with its test data", body = Errors),
+        (status = 404, description = "No such template or version", body = Errors),
+        (status = 409, description = "A message used this version: add a new one", body = Errors),
+        ManageFailures,
+    ))]
+#[allow(dead_code)]
+pub(crate) fn update_template_version() {}
+
 #[utoipa::path(post, path = "/v1/templates/{id}/versions/{version}/preview", tag = "templates", request_body = PreviewRequest,
     params(("id" = String, Path, description = "A template id or name"), ("version" = i64, Path)),
     responses(
