@@ -56,3 +56,25 @@ impl<T: store::ImportStore + store::AudienceStore + store::EventStore + Clone + 
     for T
 {
 }
+
+/// A job's refused rows as the downloadable error file: CSV with `line,reason`, a row per
+/// refused line in file order.
+pub async fn error_file<S: store::ImportStore>(
+    store: &S,
+    tenant_id: &str,
+    job_id: &str,
+) -> Result<String, store::StoreError> {
+    let mut out = String::from("line,reason\r\n");
+    let mut after = 0;
+    loop {
+        let page = store
+            .import_errors(tenant_id, job_id, after, 10_000)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = last.0;
+        for (line, reason) in &page {
+            out.push_str(&format!("{line},\"{}\"\r\n", reason.replace('"', "\"\"")));
+        }
+    }
+    Ok(out)
+}

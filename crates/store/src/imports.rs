@@ -79,6 +79,17 @@ pub struct ImportJob {
     pub finished_ms: Option<i64>,
 }
 
+impl ImportJob {
+    /// How far through its file the job is, 0 to 100.
+    pub fn percent(&self) -> i64 {
+        if self.total_bytes > 0 {
+            (self.done_bytes * 100 / self.total_bytes).min(100)
+        } else {
+            100
+        }
+    }
+}
+
 /// One batch of a job: the contacts its good rows make, its refused rows (line, reason),
 /// how many of its addresses are suppressed, and where the job stands after it.
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -155,10 +155,7 @@ pub fn run(command: ContactsCommand, data: &DataDir) -> anyhow::Result<()> {
                     .await?
                     .context("the import disappeared")?;
                 if let Some(path) = errors {
-                    let mut out = String::from("line,reason\n");
-                    for (line, reason) in store.import_errors(&tenant.id, &id, 0, 100_000).await? {
-                        out.push_str(&format!("{line},\"{}\"\n", reason.replace('"', "\"\"")));
-                    }
+                    let out = imports::error_file(&store, &tenant.id, &id).await?;
                     std::fs::write(&path, out)
                         .with_context(|| format!("writing {}", path.display()))?;
                 }

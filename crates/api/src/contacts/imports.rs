@@ -25,11 +25,7 @@ use crate::manage::not_found;
 use crate::records::invalid;
 
 pub(crate) fn job_json(job: &ImportJob) -> Value {
-    let percent = if job.total_bytes > 0 {
-        (job.done_bytes * 100 / job.total_bytes).min(100)
-    } else {
-        100
-    };
+    let percent = job.percent();
     json!({
         "id": job.id, "name": job.name, "state": job.state.as_str(), "encoding": job.encoding,
         "existing": match job.existing { Existing::Keep => "keep", Existing::Update => "update" },
@@ -186,18 +182,7 @@ pub(crate) async fn errors<S: Store>(
         .import(&key.tenant_id, &id)
         .await?
         .ok_or_else(not_found)?;
-    let mut out = String::from("line,reason\r\n");
-    let mut after = 0;
-    loop {
-        let page = store
-            .import_errors(&key.tenant_id, &job.id, after, 10_000)
-            .await?;
-        let Some(last) = page.last() else { break };
-        after = last.0;
-        for (line, reason) in &page {
-            out.push_str(&format!("{line},\"{}\"\r\n", reason.replace('"', "\"\"")));
-        }
-    }
+    let out = imports::error_file(store, &key.tenant_id, &job.id).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),

@@ -15,11 +15,7 @@ use crate::auth::{Power, TenantViewer, audit};
 use crate::{ConsoleState, Store};
 
 fn job_view(job: &ImportJob) -> minijinja::Value {
-    let percent = if job.total_bytes > 0 {
-        (job.done_bytes * 100 / job.total_bytes).min(100)
-    } else {
-        100
-    };
+    let percent = job.percent();
     minijinja::context! {
         id => job.id.clone(), name => job.name.clone(), state => job.state.as_str(),
         finished => matches!(job.state, store::ImportState::Done | store::ImportState::Failed),
@@ -207,22 +203,10 @@ pub async fn errors<S: Store>(
         Ok(None) => return state.views.error(who.viewer.lang, StatusCode::NOT_FOUND),
         Err(err) => return store_failed(&state, &who.viewer, err),
     }
-    let mut out = String::from("line,reason\r\n");
-    let mut after = 0;
-    loop {
-        let page = match store
-            .import_errors(&who.tenant.id, &id, after, 10_000)
-            .await
-        {
-            Ok(page) => page,
-            Err(err) => return store_failed(&state, &who.viewer, err),
-        };
-        let Some(last) = page.last() else { break };
-        after = last.0;
-        for (line, reason) in &page {
-            out.push_str(&format!("{line},\"{}\"\r\n", reason.replace('"', "\"\"")));
-        }
-    }
+    let out = match imports::error_file(store, &who.tenant.id, &id).await {
+        Ok(out) => out,
+        Err(err) => return store_failed(&state, &who.viewer, err),
+    };
     (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
