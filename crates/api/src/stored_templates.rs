@@ -76,6 +76,20 @@ pub fn render_version(
     Ok((subject, html, text))
 }
 
+/// The caller's template by id or name; another tenant's is a 404 like an unknown one.
+async fn tenants_template<S: TemplatesStore>(
+    state: &ApiState<S>,
+    tenant_id: &str,
+    id: &str,
+) -> Result<store::StoredTemplate, ApiError> {
+    state
+        .tenancy
+        .store
+        .template(tenant_id, id)
+        .await?
+        .ok_or_else(not_found)
+}
+
 fn version_json(v: &TemplateVersion) -> Value {
     json!({
         "version": v.version, "subject": v.content.subject, "html": v.content.html,
@@ -131,10 +145,7 @@ pub(crate) async fn get<S: TemplatesStore>(
     Authorized { key, .. }: Authorized<Read>,
 ) -> Result<Response, ApiError> {
     let store = &state.tenancy.store;
-    let found = store
-        .template(&key.tenant_id, &id)
-        .await?
-        .ok_or_else(not_found)?;
+    let found = tenants_template(&state, &key.tenant_id, &id).await?;
     let versions = store.versions(&key.tenant_id, &found.id).await?;
     let mut body = template_json(&found);
     body["versions"] = versions.iter().map(version_json).collect();
@@ -148,10 +159,7 @@ pub(crate) async fn remove<S: TemplatesStore>(
     Authorized { key, .. }: Authorized<Manage>,
 ) -> Result<Response, ApiError> {
     let store = &state.tenancy.store;
-    let found = store
-        .template(&key.tenant_id, &id)
-        .await?
-        .ok_or_else(not_found)?;
+    let found = tenants_template(&state, &key.tenant_id, &id).await?;
     removed(store.remove_template(&key.tenant_id, &found.id).await?)
 }
 
@@ -165,10 +173,7 @@ pub(crate) async fn add_version<S: TemplatesStore>(
 ) -> Result<Response, ApiError> {
     let map = object_body(&body, &["subject", "html", "text", "test_data", "active"])?;
     let store = &state.tenancy.store;
-    let found = store
-        .template(&key.tenant_id, &id)
-        .await?
-        .ok_or_else(not_found)?;
+    let found = tenants_template(&state, &key.tenant_id, &id).await?;
     let content = version_content(&map, found.dialect)?;
     let active = match map.get("active") {
         None | Some(Value::Null) => false,
@@ -219,10 +224,7 @@ pub(crate) async fn update_version<S: TemplatesStore>(
 ) -> Result<Response, ApiError> {
     let map = object_body(&body, &["subject", "html", "text", "test_data"])?;
     let store = &state.tenancy.store;
-    let found = store
-        .template(&key.tenant_id, &id)
-        .await?
-        .ok_or_else(not_found)?;
+    let found = tenants_template(&state, &key.tenant_id, &id).await?;
     let content = version_content(&map, found.dialect)?;
     match store
         .update_version(&key.tenant_id, &found.id, version, &content)
@@ -249,10 +251,7 @@ pub(crate) async fn activate<S: TemplatesStore>(
     Authorized { key, .. }: Authorized<Manage>,
 ) -> Result<Response, ApiError> {
     let store = &state.tenancy.store;
-    let found = store
-        .template(&key.tenant_id, &id)
-        .await?
-        .ok_or_else(not_found)?;
+    let found = tenants_template(&state, &key.tenant_id, &id).await?;
     if !store
         .activate_version(&key.tenant_id, &found.id, version)
         .await?
@@ -280,10 +279,7 @@ pub(crate) async fn preview<S: TemplatesStore>(
         object_body(&body, &["data"])?
     };
     let store = &state.tenancy.store;
-    let found = store
-        .template(&key.tenant_id, &id)
-        .await?
-        .ok_or_else(not_found)?;
+    let found = tenants_template(&state, &key.tenant_id, &id).await?;
     let v = store
         .version(&key.tenant_id, &found.id, version)
         .await?

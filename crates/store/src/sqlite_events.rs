@@ -188,9 +188,15 @@ fn random_hex(bytes: usize) -> String {
 impl EventStore for SqliteStore {
     async fn add_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events")
-            .fetch_one(&mut *tx)
-            .await?;
+        // Where this batch's ids start, for the tag index; only batches with tags need it.
+        let tagged = events.iter().any(|e| e.tags.is_some());
+        let last: i64 = if tagged {
+            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events")
+                .fetch_one(&mut *tx)
+                .await?
+        } else {
+            0
+        };
         // Many rows per statement: each statement is a round trip to sqlx's worker thread,
         // which costs more than the insert itself.
         for chunk in events.chunks(INSERT_ROWS) {
@@ -209,7 +215,7 @@ impl EventStore for SqliteStore {
             });
             q.build().execute(&mut *tx).await?;
         }
-        if events.iter().any(|e| e.tags.is_some()) {
+        if tagged {
             sqlx::query(
                 "INSERT OR IGNORE INTO event_tags (tenant, tag, event_id) \
                  SELECT e.tenant_id, j.value, e.id FROM events e, json_each(e.tags) j \
