@@ -196,6 +196,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let http_limits = config.http_limits;
     // The HTTP side is waited for at most 5 s below; requests in progress get that long.
     let http_grace = Duration::from_secs(5);
+    let signals = shutdown_signals()?;
     let http_task = tokio::spawn(async move {
         let graceful = async move {
             let _ = http_stop.wait_for(|stopped| *stopped).await;
@@ -207,7 +208,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let _ = smtp_stop.wait_for(|stopped| *stopped).await;
     }));
 
-    wait_for_signal().await?;
+    signals.await;
     tracing::info!("shutting down: no new connections, finishing transactions in flight");
     let _ = stop_tx.send(true);
     let _ = smtp_task.await;
@@ -222,12 +223,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// SIGTERM and SIGINT, listened for from the moment this is called (before anything is
+/// served: a signal that arrives as the first client connects must drain, not kill).
+fn shutdown_signals() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
