@@ -302,7 +302,7 @@ async fn send_native<S: stored_templates::TemplatesStore>(
     .await
 }
 
-async fn send_sendgrid<S: ControlStore + EventStore + 'static>(
+async fn send_sendgrid<S: stored_templates::TemplatesStore>(
     State(state): State<Arc<ApiState<S>>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Authorized { key, .. }: Authorized<auth::Sends>,
@@ -319,21 +319,27 @@ async fn send_sendgrid<S: ControlStore + EventStore + 'static>(
     .await
 }
 
-async fn send_sendgrid_authorized<S: ControlStore + EventStore>(
+async fn send_sendgrid_authorized<S: stored_templates::TemplatesStore>(
     state: &ApiState<S>,
     key: &store::ApiKey,
     peer: SocketAddr,
     body: &[u8],
 ) -> Response {
     let result = async {
-        let request = sendgrid::parse(body).map_err(ApiError::invalid)?;
+        let templates =
+            stored_templates::by_sendgrid_id(&state.tenancy.store, &key.tenant_id, body).await?;
+        let request = sendgrid::parse(body, &templates).map_err(ApiError::invalid)?;
         if request.sandbox {
             // SendGrid: a valid request in sandbox mode is answered 200 and not sent.
             return Ok(StatusCode::OK.into_response());
         }
+        let template = request.template.clone();
         let messages =
             with_domains(state, &key.tenant_id, request.messages, "personalizations").await?;
         let ids = submit(state, key, peer, &messages).await?;
+        if let Some(used) = &template {
+            stored_templates::mark_used(&state.tenancy.store, std::slice::from_ref(used)).await;
+        }
         metrics::counter!("tsubame_api_messages_total", "api" => "sendgrid")
             .increment(messages.len() as u64);
         let mut response = StatusCode::ACCEPTED.into_response();
@@ -379,7 +385,7 @@ fn mailjet_global(err: ApiError, code: &str) -> Response {
     response
 }
 
-async fn send_mailjet<S: ControlStore + EventStore + 'static>(
+async fn send_mailjet<S: stored_templates::TemplatesStore>(
     State(state): State<Arc<ApiState<S>>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -406,7 +412,7 @@ async fn send_mailjet<S: ControlStore + EventStore + 'static>(
     .await
 }
 
-async fn send_mailjet_authorized<S: ControlStore + EventStore>(
+async fn send_mailjet_authorized<S: stored_templates::TemplatesStore>(
     state: &ApiState<S>,
     key: &store::ApiKey,
     peer: SocketAddr,
@@ -415,7 +421,17 @@ async fn send_mailjet_authorized<S: ControlStore + EventStore>(
 ) -> Response {
     let json =
         |status: StatusCode, value: serde_json::Value| (status, axum::Json(value)).into_response();
-    let request = match mailjet::parse(body) {
+    let templates = match stored_templates::by_mailjet_number(
+        &state.tenancy.store,
+        &key.tenant_id,
+        &mailjet::template_ids(body),
+    )
+    .await
+    {
+        Ok(templates) => templates,
+        Err(err) => return mailjet_global(err, "mj-0000"),
+    };
+    let request = match mailjet::parse(body, &templates) {
         Ok(request) => request,
         Err(error) => {
             // A named property: missing (mj-0003) or of the wrong type (mj-0004); none:
@@ -465,7 +481,17 @@ async fn send_mailjet_authorized<S: ControlStore + EventStore>(
         vec![None; valid.len()]
     } else {
         match submit(state, key, peer, &valid).await {
-            Ok(done) => done.into_iter().map(|d| Some(d.id)).collect(),
+            Ok(done) => {
+                let used: Vec<(String, i64)> = request
+                    .entries
+                    .iter()
+                    .zip(&request.templates)
+                    .filter(|(e, _)| matches!(e, mailjet::Entry::Valid(_)))
+                    .filter_map(|(_, t)| t.clone())
+                    .collect();
+                stored_templates::mark_used(&state.tenancy.store, &used).await;
+                done.into_iter().map(|d| Some(d.id)).collect()
+            }
             Err(err) => {
                 let code = if err.status == StatusCode::TOO_MANY_REQUESTS {
                     "mj-0010"
@@ -517,17 +543,7 @@ async fn send<S: stored_templates::TemplatesStore>(
     let messages = native::parse(&body).map_err(ApiError::invalid)?;
     let messages = with_domains(state, &key.tenant_id, messages, "messages").await?;
     let ids = submit(state, key, peer, &messages).await?;
-    for (template_id, version) in used {
-        // From now on the version cannot change: what was sent stays what it says.
-        if let Err(err) = state
-            .tenancy
-            .store
-            .mark_version_used(&template_id, version)
-            .await
-        {
-            tracing::warn!(error = %err, template = %template_id, "could not mark a template version used");
-        }
-    }
+    stored_templates::mark_used(&state.tenancy.store, &used).await;
     metrics::counter!("tsubame_api_messages_total", "api" => "native")
         .increment(messages.len() as u64);
     let body: Vec<serde_json::Value> = messages

@@ -11,12 +11,14 @@ use serde_json::{Map, Value};
 use crate::attachments::Names;
 use crate::error::FieldError;
 use crate::native::{Check, Message};
+use crate::stored_templates::{Resolved, Templates, render_part};
+use crate::template::Part;
 
 /// Messages per request.
 pub const MESSAGES_MAX: usize = 50;
 
 /// Properties of a message tsubame cannot honour yet: refused by name.
-const UNSUPPORTED: &[&str] = &["TemplateID"];
+const UNSUPPORTED: &[&str] = &[];
 /// Accepted and, for now, without effect (tracking and campaign statistics come later; a
 /// template error always stops the message, as Mailjet's default `TemplateErrorDeliver`).
 const IGNORED: &[&str] = &[
@@ -47,6 +49,7 @@ const KNOWN: &[&str] = &[
     "InlinedAttachments",
     "TemplateLanguage",
     "Variables",
+    "TemplateID",
 ];
 
 /// Mailjet's attachment fields; inline ones carry a `ContentID`.
@@ -69,7 +72,45 @@ pub enum Entry {
 #[derive(Debug)]
 pub struct Request {
     pub entries: Vec<Entry>,
+    /// Per entry, the stored template version it was made from.
+    pub templates: Vec<Option<(String, i64)>>,
     pub sandbox: bool,
+}
+
+/// The `TemplateID`s a request names (in `Globals` and its messages), as text, for the
+/// caller to look up before [`parse`].
+pub fn template_ids(body: &[u8]) -> Vec<String> {
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<String> = std::iter::once(value.get("Globals"))
+        .chain(
+            value
+                .get("Messages")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(Some),
+        )
+        .flatten()
+        .filter_map(|m| template_key(m.get("TemplateID")?))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// A `TemplateID` as a number's text: Mailjet clients send a number, some a string of digits.
+fn template_key(value: &Value) -> Option<String> {
+    match value {
+        Value::Number(n) => n.as_u64().map(|n| n.to_string()),
+        Value::String(s)
+            if !s.is_empty() && s.len() < 19 && s.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            Some(s.clone())
+        }
+        _ => None,
+    }
 }
 
 /// Mailjet's error code for one of our checks, from the check's (fixed) wording.
@@ -77,6 +118,10 @@ pub fn error_code(error: &FieldError) -> &'static str {
     let m = error.message.as_str();
     if m.contains("text or html body") {
         "send-0003"
+    } else if m.contains("is given by the template") {
+        "send-0004"
+    } else if m.contains("not a template of this account") {
+        "send-0010"
     } else if m.contains("sending domain") {
         "send-0008"
     } else if m.contains("is required") {
@@ -117,7 +162,7 @@ fn with_globals(
     merged
 }
 
-fn entry(value: &Map<String, Value>) -> Entry {
+fn entry(value: &Map<String, Value>, templates: &Templates) -> (Entry, Option<(String, i64)>) {
     let mut check = Check { errors: Vec::new() };
     for key in value.keys() {
         if UNSUPPORTED.contains(&key.as_str()) {
@@ -196,25 +241,49 @@ fn entry(value: &Map<String, Value>) -> Entry {
             false
         }
     };
-    match value.get("Variables") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(variables)) if templated => {
-            // Mailjet's `{{var:name}}` reads Variables.name.
-            let context = serde_json::json!({ "var": variables });
-            subject = crate::template::from_mailjet(&subject);
-            text = text.map(|t| crate::template::from_mailjet(&t));
-            html = html.map(|t| crate::template::from_mailjet(&t));
-            let fields = ["Subject", "TextPart", "HTMLPart"].map(String::from);
-            check.render_parts(&fields, &context, &mut subject, &mut text, &mut html);
+    let variables = match value.get("Variables") {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(v @ Value::Object(_)) => v.clone(),
+        Some(_) => {
+            check.fail("Variables".into(), "must be an object");
+            Value::Object(Map::new())
         }
-        Some(Value::Object(_)) => {}
-        Some(_) => check.fail("Variables".into(), "must be an object"),
+    };
+    if templated {
+        // Mailjet's `{{var:name}}` reads Variables.name.
+        let context = serde_json::json!({ "var": variables });
+        subject = crate::template::from_mailjet(&subject);
+        text = text.map(|t| crate::template::from_mailjet(&t));
+        html = html.map(|t| crate::template::from_mailjet(&t));
+        let fields = ["Subject", "TextPart", "HTMLPart"].map(String::from);
+        check.render_parts(&fields, &context, &mut subject, &mut text, &mut html);
+    }
+    let mut used = None;
+    match value.get("TemplateID") {
+        None | Some(Value::Null) => {}
+        Some(id) => match template_key(id).and_then(|key| templates.get(&key)) {
+            None if template_key(id).is_none() => {
+                check.fail("TemplateID".into(), "must be a number")
+            }
+            None => check.fail("TemplateID".into(), "is not a template of this account"),
+            Some(stored) => {
+                let parts = fill_from_template(
+                    &mut check,
+                    stored,
+                    templated.then_some(&variables),
+                    (&mut subject, &mut text, &mut html),
+                );
+                if parts.is_some() {
+                    used = Some((stored.template_id.clone(), stored.version));
+                }
+            }
+        },
     }
     if !check.errors.is_empty() {
-        return Entry::Invalid(check.errors);
+        return (Entry::Invalid(check.errors), None);
     }
     let Some(from) = from else {
-        return Entry::Invalid(check.errors);
+        return (Entry::Invalid(check.errors), None);
     };
     let message = Message {
         from,
@@ -236,13 +305,63 @@ fn entry(value: &Map<String, Value>) -> Entry {
     // Mailjet sends no text part of its own for HTML-only mail; tsubame adds one (native
     // behaviour), which only improves how the message is received.
     match check.limits("To", "TextPart", "Attachments", &message) {
-        Some(()) => Entry::Valid(Box::new(message)),
-        None => Entry::Invalid(check.errors),
+        Some(()) => (Entry::Valid(Box::new(message)), used),
+        None => (Entry::Invalid(check.errors), None),
     }
 }
 
-/// Checks a Mailjet request. `Err` is a global error: nothing in it can be processed.
-pub fn parse(body: &[u8]) -> Result<Request, FieldError> {
+/// A message's parts from a stored template: the message's own Subject wins (as Mailjet's
+/// does); an HTML or text part both in the message and in the template is refused
+/// (send-0004). With `variables` (TemplateLanguage on) the template's parts are rendered
+/// in its dialect; without, they are sent as they are.
+fn fill_from_template(
+    check: &mut Check,
+    stored: &Resolved,
+    variables: Option<&Value>,
+    (subject, text, html): (&mut String, &mut Option<String>, &mut Option<String>),
+) -> Option<()> {
+    let content = &stored.content;
+    if html.is_some() && content.html.is_some() {
+        check.fail("HTMLPart".into(), "is given by the template");
+    }
+    if text.is_some() && content.text.is_some() {
+        check.fail("TextPart".into(), "is given by the template");
+    }
+    let mut failed = false;
+    let mut render = |source: &str, part: Part, field: &str| -> Option<String> {
+        let Some(data) = variables else {
+            return Some(source.to_string());
+        };
+        match render_part(stored.dialect, source, data, part) {
+            Ok(out) => Some(out),
+            Err(err) => {
+                check.fail(field.into(), format!("the template does not render: {err}"));
+                failed = true;
+                None
+            }
+        }
+    };
+    if subject.is_empty() {
+        *subject = render(&content.subject, Part::Subject, "Subject").unwrap_or_default();
+    }
+    if text.is_none() {
+        *text = content
+            .text
+            .as_deref()
+            .and_then(|t| render(t, Part::Text, "TextPart"));
+    }
+    if html.is_none() {
+        *html = content
+            .html
+            .as_deref()
+            .and_then(|t| render(t, Part::Html, "HTMLPart"));
+    }
+    (!failed).then_some(())
+}
+
+/// Checks a Mailjet request; `templates` holds the stored templates its `TemplateID`s name
+/// (see [`template_ids`]). `Err` is a global error: nothing in it can be processed.
+pub fn parse(body: &[u8], templates: &Templates) -> Result<Request, FieldError> {
     let value: Value = serde_json::from_slice(body).map_err(|_| {
         FieldError::general("Malformed JSON, please review the syntax and properties types.")
     })?;
@@ -272,14 +391,21 @@ pub fn parse(body: &[u8]) -> Result<Request, FieldError> {
             format!("must hold 1 to {MESSAGES_MAX} messages"),
         ));
     }
-    let entries = messages
+    let (entries, templates) = messages
         .iter()
         .map(|m| match m.as_object() {
-            Some(map) => entry(&with_globals(map, globals)),
-            None => Entry::Invalid(vec![FieldError::at("Messages", "must be an object")]),
+            Some(map) => entry(&with_globals(map, globals), templates),
+            None => (
+                Entry::Invalid(vec![FieldError::at("Messages", "must be an object")]),
+                None,
+            ),
         })
-        .collect();
-    Ok(Request { entries, sandbox })
+        .unzip();
+    Ok(Request {
+        entries,
+        templates,
+        sandbox,
+    })
 }
 
 /// A Mailjet-style 63-bit message number for a recipient of a spooled message: its
@@ -402,7 +528,7 @@ mod tests {
               {"To":[{"Email":"ann@x.test","Name":"Ann"}],"Subject":"Hi","TextPart":"t","Headers":{"X-B":"m"},"CustomID":"c1"},
               {"To":[{"Email":"bob@x.test"}],"Subject":"Hi"},
               {"To":[{"Email":"broken"}],"TextPart":"t","TemplateID":5}]}"#;
-        let request = parse(body.as_bytes()).expect("parsed");
+        let request = parse(body.as_bytes(), &Templates::new()).expect("parsed");
         let Entry::Valid(ann) = &request.entries[0] else {
             panic!("first is valid")
         };
@@ -419,15 +545,15 @@ mod tests {
         };
         let codes: Vec<_> = errors.iter().map(error_code).collect();
         assert!(
-            codes.contains(&"mj-0013") && codes.contains(&"mj-0005"),
+            codes.contains(&"mj-0013") && codes.contains(&"send-0010"),
             "{codes:?}"
         );
     }
 
     #[test]
     fn malformed_json_is_a_global_error() {
-        assert!(parse(b"{").is_err());
-        assert!(parse(br#"{"Messages":[]}"#).is_err());
+        assert!(parse(b"{", &Templates::new()).is_err());
+        assert!(parse(br#"{"Messages":[]}"#, &Templates::new()).is_err());
     }
 
     /// A top-level property of the wrong type is named with what it must be, not reported
@@ -449,7 +575,7 @@ mod tests {
                 "must be a boolean",
             ),
         ] {
-            let error = parse(body.as_bytes()).expect_err(body);
+            let error = parse(body.as_bytes(), &Templates::new()).expect_err(body);
             assert_eq!(error.field.as_deref(), Some(field), "{body}");
             assert_eq!(error.message, message, "{body}");
             let answer = global_field_error(400, "mj-0003", &error);
@@ -466,5 +592,54 @@ mod tests {
         let uuid = uuid(id);
         assert_eq!(uuid.len(), 36);
         assert_eq!(uuid.matches('-').count(), 4);
+    }
+
+    /// A stored template fills the parts a message leaves out; with TemplateLanguage its
+    /// parts are rendered with Variables, without it they go as they are; the message's own
+    /// Subject wins; HTMLPart beside a template with HTML is send-0004.
+    #[test]
+    fn stored_templates_fill_messages() {
+        let mut templates = Templates::new();
+        templates.insert(
+            "12".into(),
+            Resolved {
+                template_id: "tp_12".into(),
+                version: 1,
+                dialect: store::Dialect::Mailjet,
+                content: store::VersionContent {
+                    subject: "Hello {{var:name}}".into(),
+                    html: Some("<b>{{var:name}}</b>".into()),
+                    text: Some("Hi {{var:name}}".into()),
+                    test_data: "{}".into(),
+                },
+            },
+        );
+        let body = r#"{"Messages":[
+            {"From":{"Email":"a@acme.test"},"To":[{"Email":"b@x.test"}],"TemplateID":12,"TemplateLanguage":true,"Variables":{"name":"Ann"}},
+            {"From":{"Email":"a@acme.test"},"To":[{"Email":"b@x.test"}],"TemplateID":"12","Subject":"Own"},
+            {"From":{"Email":"a@acme.test"},"To":[{"Email":"b@x.test"}],"TemplateID":12,"HTMLPart":"<p>x</p>"},
+            {"From":{"Email":"a@acme.test"},"To":[{"Email":"b@x.test"}],"TemplateID":13}]}"#;
+        assert_eq!(template_ids(body.as_bytes()), vec!["12", "13"]);
+        let request = parse(body.as_bytes(), &templates).expect("parsed");
+        let Entry::Valid(first) = &request.entries[0] else {
+            panic!("first is valid: {:?}", request.entries[0])
+        };
+        assert_eq!(first.subject, "Hello Ann");
+        assert_eq!(first.html.as_deref(), Some("<b>Ann</b>"));
+        assert_eq!(request.templates[0], Some(("tp_12".into(), 1)));
+        let Entry::Valid(second) = &request.entries[1] else {
+            panic!("second is valid")
+        };
+        assert_eq!(second.subject, "Own");
+        assert_eq!(second.text.as_deref(), Some("Hi {{var:name}}"));
+        let Entry::Invalid(errors) = &request.entries[2] else {
+            panic!("third is refused")
+        };
+        assert_eq!(error_code(&errors[0]), "send-0004");
+        let Entry::Invalid(errors) = &request.entries[3] else {
+            panic!("fourth is refused")
+        };
+        assert_eq!(error_code(&errors[0]), "send-0010");
+        assert_eq!(request.templates[3], None);
     }
 }

@@ -478,7 +478,7 @@ mod tests {
         let sendgrid = r#"{"personalizations":[{"to":[{"email":"b@x.test"}],
             "headers":{"ARC-Seal":"i=1"}}],"from":{"email":"a@acme.test"},"subject":"s",
             "headers":{"Authentication-Results":"x"},"content":[{"type":"text/plain","value":"x"}]}"#;
-        let mut got: Vec<String> = crate::sendgrid::parse(sendgrid.as_bytes())
+        let mut got: Vec<String> = crate::sendgrid::parse(sendgrid.as_bytes(), &Default::default())
             .expect_err("refused")
             .into_iter()
             .filter_map(|e| e.field)

@@ -4,7 +4,9 @@
 //! empty body and `X-Message-Id`, or 200 in sandbox mode (checked, not sent); errors are
 //! `{"errors":[{"message","field","help"}]}`. Attachments, `custom_args` (metadata),
 //! `categories` (tags) and `send_at` are honoured, a personalization's own over the
-//! request's. What tsubame does not do (stored templates, unsubscribe groups, batches) is
+//! request's. A dynamic template (`template_id` `d-...`, a stored template of the tenant)
+//! gives the subject and bodies, rendered per personalization with its
+//! `dynamic_template_data`. What tsubame does not do (unsubscribe groups, batches) is
 //! refused by name rather than silently dropped.
 
 use serde_json::{Map, Value};
@@ -12,6 +14,8 @@ use serde_json::{Map, Value};
 use crate::attachments::Names;
 use crate::error::FieldError;
 use crate::native::{Check, Message};
+use crate::stored_templates::{Resolved, Templates, render_part};
+use crate::template::Part;
 
 /// SendGrid's attachment fields.
 const ATTACHMENT_NAMES: Names = Names {
@@ -30,10 +34,12 @@ pub const PERSONALIZATIONS_MAX: usize = 1000;
 pub struct Request {
     pub messages: Vec<Message>,
     pub sandbox: bool,
+    /// The stored template version the messages were made from.
+    pub template: Option<(String, i64)>,
 }
 
 /// Fields accepted at the top level; the ones tsubame cannot honour yet are refused.
-const UNSUPPORTED: &[&str] = &["template_id", "batch_id", "asm"];
+const UNSUPPORTED: &[&str] = &["batch_id", "asm"];
 const IGNORED: &[&str] = &["ip_pool_name", "tracking_settings", "reply_to_list"];
 
 fn object<'a>(
@@ -59,8 +65,30 @@ fn substitute(text: &str, substitutions: &[(String, String)]) -> String {
         })
 }
 
-/// Checks a SendGrid request body.
-pub fn parse(body: &[u8]) -> Result<Request, Vec<FieldError>> {
+/// One part of a dynamic template rendered with a personalization's data.
+fn render_template_part(
+    check: &mut Check,
+    template: &Resolved,
+    source: &str,
+    data: &Value,
+    part: Part,
+    field: &str,
+) -> Option<String> {
+    match render_part(template.dialect, source, data, part) {
+        Ok(out) => Some(out),
+        Err(err) => {
+            check.fail(
+                field.to_string(),
+                format!("the template does not render with this data: {err}"),
+            );
+            None
+        }
+    }
+}
+
+/// Checks a SendGrid request body; `templates` holds the dynamic template its
+/// `template_id` names, when it is the tenant's.
+pub fn parse(body: &[u8], templates: &Templates) -> Result<Request, Vec<FieldError>> {
     let value: Value = serde_json::from_slice(body).map_err(|err| {
         vec![FieldError::general(format!(
             "Bad Request: invalid JSON ({err})"
@@ -90,6 +118,7 @@ pub fn parse(body: &[u8]) -> Result<Request, Vec<FieldError>> {
             "custom_args",
             "categories",
             "send_at",
+            "template_id",
         ];
         if !known.contains(&key.as_str())
             && !UNSUPPORTED.contains(&key.as_str())
@@ -148,6 +177,35 @@ pub fn parse(body: &[u8]) -> Result<Request, Vec<FieldError>> {
         }
         Some(_) => check.fail("content".into(), "must be an array of {type, value}"),
     }
+    let template = match root.get("template_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) => {
+            match templates.get(id) {
+                Some(found) => Some(found),
+                None => {
+                    check.fail(
+                    "template_id".into(),
+                    format!("{id:?} is not a dynamic template of this account with an active version"),
+                );
+                    None
+                }
+            }
+        }
+        Some(_) => {
+            check.fail("template_id".into(), "must be a string");
+            None
+        }
+    };
+    if let Some(template) = template {
+        for (given, has, kind) in [
+            (&text, &template.content.text, "text/plain"),
+            (&html, &template.content.html, "text/html"),
+        ] {
+            if given.is_some() && has.is_some() {
+                check.fail("content".into(), format!("{kind} is given by the template"));
+            }
+        }
+    }
     let sandbox = object(&mut check, "mail_settings", root.get("mail_settings"))
         .and_then(|m| m.get("sandbox_mode"))
         .and_then(|s| s.get("enable"))
@@ -170,12 +228,19 @@ pub fn parse(body: &[u8]) -> Result<Request, Vec<FieldError>> {
         let Some(p) = object(&mut check, &field, Some(p)) else {
             continue;
         };
-        if p.get("dynamic_template_data").is_some_and(|v| !v.is_null()) {
-            check.fail(
-                format!("{field}.dynamic_template_data"),
-                "is not supported by this server yet",
-            );
-        }
+        let data_field = format!("{field}.dynamic_template_data");
+        let data = match p.get("dynamic_template_data") {
+            None | Some(Value::Null) => Value::Object(Map::new()),
+            Some(_) if template.is_none() => {
+                check.fail(data_field.clone(), "needs a template_id");
+                Value::Object(Map::new())
+            }
+            Some(v @ Value::Object(_)) => v.clone(),
+            Some(_) => {
+                check.fail(data_field.clone(), "must be an object");
+                Value::Object(Map::new())
+            }
+        };
         let mut metadata = custom_args.clone();
         for (key, value) in check.metadata(&format!("{field}.custom_args"), p.get("custom_args")) {
             metadata.retain(|(k, _)| *k != key);
@@ -218,23 +283,50 @@ pub fn parse(body: &[u8]) -> Result<Request, Vec<FieldError>> {
         let Some(from) = own_from.or_else(|| from.clone()) else {
             continue;
         };
-        let subject = own_subject.or_else(|| subject.clone());
-        if subject.is_none() {
-            check.fail(
-                format!("{field}.subject"),
-                "a subject is required (here or at the top level)",
-            );
-            continue;
-        }
+        let (subject, text, html) = match template {
+            // A dynamic template's subject wins, as SendGrid's does; its data can carry one.
+            Some(template) => {
+                let content = &template.content;
+                let mut render = |source: &str, part: Part| {
+                    render_template_part(&mut check, template, source, &data, part, &data_field)
+                };
+                let Some(subject) = render(&content.subject, Part::Subject) else {
+                    continue;
+                };
+                let own_text = match &content.text {
+                    Some(source) => render(source, Part::Text),
+                    None => text.clone(),
+                };
+                let own_html = match &content.html {
+                    Some(source) => render(source, Part::Html),
+                    None => html.clone(),
+                };
+                (subject, own_text, own_html)
+            }
+            None => {
+                let Some(subject) = own_subject.or_else(|| subject.clone()) else {
+                    check.fail(
+                        format!("{field}.subject"),
+                        "a subject is required (here or at the top level)",
+                    );
+                    continue;
+                };
+                (
+                    substitute(&subject, &substitutions),
+                    text.as_deref().map(|t| substitute(t, &substitutions)),
+                    html.as_deref().map(|t| substitute(t, &substitutions)),
+                )
+            }
+        };
         let message = Message {
             from,
             to,
             cc,
             bcc,
             reply_to: reply_to.clone(),
-            subject: substitute(&subject.unwrap_or_default(), &substitutions),
-            text: text.as_deref().map(|t| substitute(t, &substitutions)),
-            html: html.as_deref().map(|t| substitute(t, &substitutions)),
+            subject,
+            text,
+            html,
             headers: own_headers,
             attachments: attachments.clone(),
             custom_id: None,
@@ -252,6 +344,7 @@ pub fn parse(body: &[u8]) -> Result<Request, Vec<FieldError>> {
     }
     if text.is_none()
         && html.is_none()
+        && template.is_none()
         && !check
             .errors
             .iter()
@@ -263,7 +356,11 @@ pub fn parse(body: &[u8]) -> Result<Request, Vec<FieldError>> {
         );
     }
     if check.errors.is_empty() {
-        Ok(Request { messages, sandbox })
+        Ok(Request {
+            messages,
+            sandbox,
+            template: template.map(|t| (t.template_id.clone(), t.version)),
+        })
     } else {
         Err(check.errors)
     }
@@ -281,7 +378,7 @@ mod tests {
             "from":{"email":"news@acme.test"},"subject":"Hello -name-","headers":{"X-A":"1"},
             "content":[{"type":"text/plain","value":"Hi -name-"},{"type":"text/html","value":"<p>Hi -name-</p>"}],
             "categories":["welcome"],"custom_args":{"k":"v"}}"#;
-        let request = parse(body.as_bytes()).expect("valid");
+        let request = parse(body.as_bytes(), &Templates::new()).expect("valid");
         assert!(!request.sandbox);
         let [ann, bob] = request.messages.as_slice() else {
             panic!("two messages")
@@ -298,7 +395,7 @@ mod tests {
         let body = r#"{"personalizations":[{"to":[{"email":"not-an-address"}]}],
             "from":{"email":"a@acme.test"},"subject":"s","template_id":"d-1",
             "content":[{"type":"text/plain","value":"x"}]}"#;
-        let fields: Vec<String> = parse(body.as_bytes())
+        let fields: Vec<String> = parse(body.as_bytes(), &Templates::new())
             .expect_err("refused")
             .into_iter()
             .filter_map(|e| e.field)
@@ -310,7 +407,7 @@ mod tests {
         );
         let no_from = r#"{"personalizations":[{"to":[{"email":"b@x.test"}]}],"subject":"s",
             "content":[{"type":"text/plain","value":"x"}]}"#;
-        let errors = parse(no_from.as_bytes()).expect_err("refused");
+        let errors = parse(no_from.as_bytes(), &Templates::new()).expect_err("refused");
         assert_eq!(errors[0].field.as_deref(), Some("from"));
     }
 
@@ -319,6 +416,56 @@ mod tests {
         let body = r#"{"personalizations":[{"to":[{"email":"b@x.test"}]}],"from":{"email":"a@acme.test"},
             "subject":"s","content":[{"type":"text/plain","value":"x"}],
             "mail_settings":{"sandbox_mode":{"enable":true}}}"#;
-        assert!(parse(body.as_bytes()).expect("valid").sandbox);
+        assert!(
+            parse(body.as_bytes(), &Templates::new())
+                .expect("valid")
+                .sandbox
+        );
+    }
+
+    /// A dynamic template gives subject and bodies, rendered per personalization; content
+    /// the template has too is refused, and an unknown template is named.
+    #[test]
+    fn dynamic_templates_render_per_personalization() {
+        let mut templates = Templates::new();
+        templates.insert(
+            "d-00ff".into(),
+            Resolved {
+                template_id: "tp_00ff".into(),
+                version: 2,
+                dialect: store::Dialect::Handlebars,
+                content: store::VersionContent {
+                    subject: "Order {{order.id}}".into(),
+                    html: Some("<p>{{#each items}}{{this}};{{/each}}</p>".into()),
+                    text: None,
+                    test_data: "{}".into(),
+                },
+            },
+        );
+        let body = r#"{"personalizations":[
+            {"to":[{"email":"ann@x.test"}],"dynamic_template_data":{"order":{"id":7},"items":["a<b","c"]}},
+            {"to":[{"email":"bob@x.test"}],"dynamic_template_data":{"order":{"id":8},"items":[]}}],
+            "from":{"email":"shop@acme.test"},"template_id":"d-00ff"}"#;
+        let request = parse(body.as_bytes(), &templates).expect("valid");
+        assert_eq!(request.template, Some(("tp_00ff".into(), 2)));
+        assert_eq!(request.messages[0].subject, "Order 7");
+        assert_eq!(
+            request.messages[0].html.as_deref(),
+            Some("<p>a&lt;b;c;</p>")
+        );
+        assert_eq!(request.messages[1].subject, "Order 8");
+        let with_html = body.replace(
+            r#""template_id""#,
+            r#""content":[{"type":"text/html","value":"x"}],"template_id""#,
+        );
+        let errors = parse(with_html.as_bytes(), &templates).expect_err("refused");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.message.contains("given by the template"))
+        );
+        let unknown = body.replace("d-00ff", "d-0abc");
+        let errors = parse(unknown.as_bytes(), &templates).expect_err("refused");
+        assert_eq!(errors[0].field.as_deref(), Some("template_id"));
     }
 }

@@ -24,8 +24,118 @@ use crate::records::invalid;
 use crate::template::Part;
 
 /// Every store the templates' handlers need.
-pub trait TemplatesStore: Store + TemplateStore {}
-impl<T: Store + TemplateStore> TemplatesStore for T {}
+pub trait TemplatesStore: Store + TemplateStore + store::CompatStore {}
+impl<T: Store + TemplateStore + store::CompatStore> TemplatesStore for T {}
+
+/// A stored template's version, looked up for a compatible send API.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub template_id: String,
+    pub version: i64,
+    pub dialect: Dialect,
+    pub content: VersionContent,
+}
+
+/// Templates by the key a request named them with (Mailjet's number, SendGrid's `d-` id).
+pub type Templates = std::collections::HashMap<String, Resolved>;
+
+/// SendGrid's id of a template: `d-` and the hex of ours.
+pub fn sendgrid_id(template_id: &str) -> String {
+    format!(
+        "d-{}",
+        template_id.strip_prefix("tp_").unwrap_or(template_id)
+    )
+}
+
+/// Our id of a SendGrid template id, if it has the shape.
+pub fn from_sendgrid_id(id: &str) -> Option<String> {
+    let hex = id.strip_prefix("d-")?;
+    (!hex.is_empty() && hex.len() <= 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| format!("tp_{}", hex.to_ascii_lowercase()))
+}
+
+/// The active version of a tenant's template, if it has one.
+async fn active<S: TemplatesStore>(
+    store: &S,
+    tenant_id: &str,
+    template_id: &str,
+) -> Result<Option<Resolved>, ApiError> {
+    let Some(template) = store.template(tenant_id, template_id).await? else {
+        return Ok(None);
+    };
+    let Some(version) = template.active_version else {
+        return Ok(None);
+    };
+    Ok(store
+        .version(tenant_id, &template.id, version)
+        .await?
+        .map(|v| Resolved {
+            template_id: template.id.clone(),
+            version,
+            dialect: template.dialect,
+            content: v.content,
+        }))
+}
+
+/// The templates Mailjet `TemplateID`s name (numbers the Mailjet REST API gave them); ones
+/// that are not the tenant's, or have no active version, are left out.
+pub(crate) async fn by_mailjet_number<S: TemplatesStore>(
+    store: &S,
+    tenant_id: &str,
+    numbers: &[String],
+) -> Result<Templates, ApiError> {
+    let mut out = Templates::new();
+    for key in numbers {
+        let Ok(number) = key.parse::<i64>() else {
+            continue;
+        };
+        let Some(id) = store
+            .object(tenant_id, store::CompatKind::Template, number)
+            .await?
+        else {
+            continue;
+        };
+        if let Some(found) = active(store, tenant_id, &id).await? {
+            out.insert(key.clone(), found);
+        }
+    }
+    Ok(out)
+}
+
+/// The template a SendGrid `template_id` names, with its key, when it is the tenant's.
+pub(crate) async fn by_sendgrid_id<S: TemplatesStore>(
+    store: &S,
+    tenant_id: &str,
+    body: &[u8],
+) -> Result<Templates, ApiError> {
+    let mut out = Templates::new();
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return Ok(out);
+    };
+    let Some(key) = value.get("template_id").and_then(Value::as_str) else {
+        return Ok(out);
+    };
+    if let Some(id) = from_sendgrid_id(key)
+        && let Some(found) = active(store, tenant_id, &id).await?
+    {
+        out.insert(key.to_string(), found);
+    }
+    Ok(out)
+}
+
+/// Marks the versions messages were made from as used: from now on they cannot change,
+/// so what was sent stays what the version says.
+pub(crate) async fn mark_used<S: TemplatesStore>(store: &S, used: &[(String, i64)]) {
+    let mut seen = std::collections::HashSet::new();
+    for (template_id, version) in used {
+        if !seen.insert((template_id, version)) {
+            continue;
+        }
+        if let Err(err) = store.mark_version_used(template_id, *version).await {
+            tracing::warn!(error = %err, template = %template_id, "could not mark a template version used");
+        }
+    }
+}
 
 /// One part rendered in a dialect.
 pub fn render_part(

@@ -16,8 +16,11 @@
 //! - [`imports`]: contact imports as durable jobs ([`ImportStore`]); [`sqlite_imports`].
 //! - [`audience`]: contacts, property declarations, lists and memberships
 //!   ([`AudienceStore`]); [`sqlite_audience`]: on SQLite.
+//! - [`compat`]: integer ids and job results for the compatible APIs ([`CompatStore`]);
+//!   [`sqlite_compat`].
 
 pub mod audience;
+pub mod compat;
 pub mod console;
 pub mod events;
 pub mod imports;
@@ -25,6 +28,7 @@ pub mod keys;
 pub mod rollups;
 pub mod sqlite;
 pub mod sqlite_audience;
+pub mod sqlite_compat;
 pub mod sqlite_console;
 pub mod sqlite_events;
 pub mod sqlite_imports;
@@ -39,6 +43,7 @@ pub use audience::{
     Field, ListConfirmation, MemberStatus, Membership, Op, Operand, PropertyDef, PropertyKind,
     SavedSegment, Upserted,
 };
+pub use compat::{CompatKind, CompatStore};
 pub use console::{AuditEntry, ConsoleStore, Login, Role, Session};
 pub use events::{
     EventFilter, EventKind, EventStore, NewEvent, SUPPRESSION_REASONS, StoredEvent, Suppression,

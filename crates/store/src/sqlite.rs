@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0013_engagement.sql"),
     include_str!("../migrations/0014_list_confirmation.sql"),
     include_str!("../migrations/0015_templates.sql"),
+    include_str!("../migrations/0016_compat_numbers.sql"),
 ];
 
 /// The SQLite control plane.
