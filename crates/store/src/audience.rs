@@ -279,6 +279,15 @@ pub trait AudienceStore: Send + Sync {
         members: &[(i64, MemberStatus)],
         consent: &Consent,
     ) -> impl Future<Output = Result<ContactList, StoreError>> + Send;
+    /// As [`AudienceStore::set_members`], but a contact that unsubscribed from the list
+    /// stays unsubscribed (imports and bulk adds bring no new consent).
+    fn add_members(
+        &self,
+        tenant_id: &str,
+        list_id: &str,
+        members: &[(i64, MemberStatus)],
+        consent: &Consent,
+    ) -> impl Future<Output = Result<ContactList, StoreError>> + Send;
     /// Removes contacts from a list (counts follow). Returns the list as it stands after.
     fn remove_members(
         &self,

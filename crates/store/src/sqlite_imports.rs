@@ -151,7 +151,8 @@ impl ImportStore for SqliteStore {
                 address: None,
                 confirmed_ms: None,
             };
-            set_members_in(&mut tx, &job.tenant_id, list_id, &members, &consent).await?;
+            // An import never undoes an unsubscription: an old file brings no new consent.
+            set_members_in(&mut tx, &job.tenant_id, list_id, &members, &consent, true).await?;
         }
         for chunk in batch.errors.chunks(ERROR_ROWS) {
             let mut q: QueryBuilder<Sqlite> =

@@ -301,6 +301,30 @@ async fn list_counts_follow_members_and_consent_is_kept() {
         (list.subscribed, list.unconfirmed, list.unsubscribed),
         (2, 0, 1)
     );
+    // A bulk add (import, Mailjet addnoforce) leaves Bob unsubscribed and adds a newcomer.
+    let dan = store
+        .upsert_contacts(&a, &[input("dan@x.test", json!({}))], Existing::Update)
+        .await
+        .unwrap()
+        .ids[0];
+    let list = store
+        .add_members(
+            &a,
+            &news.id,
+            &[
+                (ids[1], MemberStatus::Subscribed),
+                (dan, MemberStatus::Subscribed),
+            ],
+            &consent("import"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (list.subscribed, list.unconfirmed, list.unsubscribed),
+        (3, 0, 1),
+        "an unsubscribed member stays unsubscribed"
+    );
+    store.remove_members(&a, &news.id, &[dan]).await.unwrap();
     let ann = store.memberships(&a, ids[0]).await.unwrap();
     assert_eq!(ann.len(), 1);
     assert_eq!(ann[0].status, MemberStatus::Subscribed);

@@ -315,7 +315,20 @@ impl AudienceStore for SqliteStore {
         consent: &Consent,
     ) -> Result<ContactList, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let list = set_members_in(&mut tx, tenant_id, list_id, members, consent).await?;
+        let list = set_members_in(&mut tx, tenant_id, list_id, members, consent, false).await?;
+        tx.commit().await?;
+        Ok(list)
+    }
+
+    async fn add_members(
+        &self,
+        tenant_id: &str,
+        list_id: &str,
+        members: &[(i64, MemberStatus)],
+        consent: &Consent,
+    ) -> Result<ContactList, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let list = set_members_in(&mut tx, tenant_id, list_id, members, consent, true).await?;
         tx.commit().await?;
         Ok(list)
     }

@@ -213,6 +213,7 @@ pub(crate) async fn set_members_in(
     list_id: &str,
     members: &[(i64, MemberStatus)],
     consent: &Consent,
+    keep_unsubscribed: bool,
 ) -> Result<ContactList, StoreError> {
     list_in(tx, tenant_id, list_id).await?;
     // Only this tenant's contacts; the last status given for a contact wins.
@@ -239,6 +240,9 @@ pub(crate) async fn set_members_in(
     }
     let wanted_ids: Vec<i64> = wanted.keys().copied().collect();
     let before = statuses(tx, list_id, &wanted_ids).await?;
+    if keep_unsubscribed {
+        wanted.retain(|id, _| before.get(id) != Some(&MemberStatus::Unsubscribed));
+    }
     let mut delta: HashMap<MemberStatus, i64> = HashMap::new();
     let now = now_ms();
     let rows: Vec<(i64, MemberStatus)> = wanted.into_iter().collect();
