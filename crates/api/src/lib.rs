@@ -29,6 +29,7 @@ pub mod framework_errors;
 pub mod hooks;
 pub mod idempotency;
 pub mod mailjet;
+pub mod mailjet_rest;
 pub mod manage;
 pub mod native;
 pub mod openapi;
@@ -277,6 +278,7 @@ pub fn router<S: stored_templates::TemplatesStore>(state: Arc<ApiState<S>>) -> R
             axum::routing::post(stored_templates::preview::<S>),
         )
         .route("/openapi.json", axum::routing::get(openapi_json))
+        .merge(mailjet_rest::routes::<S>())
         .layer(DefaultBodyLimit::max(REQUEST_BYTES_MAX))
         .with_state(state)
 }

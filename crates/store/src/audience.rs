@@ -263,6 +263,13 @@ pub trait AudienceStore: Send + Sync {
         list_id: &str,
         confirmation: Option<&ListConfirmation>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Renames a list (names are unique per tenant). False when the tenant has no such list.
+    fn rename_list(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Removes a list and its memberships (not the contacts). False when none.
     fn remove_list(
         &self,

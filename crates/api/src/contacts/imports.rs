@@ -67,7 +67,7 @@ fn request(tenant_id: &str, query: &HashMap<String, String>) -> Result<ImportReq
     })
 }
 
-fn stage_refused(err: StageError) -> ApiError {
+pub(crate) fn stage_refused(err: StageError) -> ApiError {
     match err {
         StageError::Store(err) => err.into(),
         StageError::Io(err) => {
@@ -114,7 +114,11 @@ pub(crate) async fn upload<S: Store>(
 }
 
 /// Streams a request body into `path` (fsynced), refusing more than `max` bytes.
-async fn write_body(body: Body, path: &std::path::Path, max: u64) -> Result<(), ApiError> {
+pub(crate) async fn write_body(
+    body: Body,
+    path: &std::path::Path,
+    max: u64,
+) -> Result<(), ApiError> {
     use http_body_util::BodyExt;
     let mut file = tokio::fs::File::create(path)
         .await

@@ -27,6 +27,15 @@ const UPSERT_ROWS: usize = 1000;
 /// Most contacts or members one page returns.
 pub const CONTACTS_PAGE_MAX: u32 = 1000;
 
+/// A list's name, trimmed: 1 to 100 characters on one line.
+fn list_name(name: &str) -> Result<&str, StoreError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(invalid("name", "1 to 100 characters on one line"));
+    }
+    Ok(name)
+}
+
 impl AudienceStore for SqliteStore {
     async fn add_property(
         &self,
@@ -211,10 +220,7 @@ impl AudienceStore for SqliteStore {
         name: &str,
         double_opt_in: bool,
     ) -> Result<ContactList, StoreError> {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(invalid("name", "1 to 100 characters on one line"));
-        }
+        let name = list_name(name)?;
         let id = new_id("ls_");
         let created_ms = now_ms();
         let inserted = sqlx::query(
@@ -296,6 +302,24 @@ impl AudienceStore for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn rename_list(&self, tenant_id: &str, id: &str, name: &str) -> Result<bool, StoreError> {
+        let name = list_name(name)?;
+        let done = sqlx::query("UPDATE contact_lists SET name = ? WHERE tenant_id = ? AND id = ?")
+            .bind(name)
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await;
+        match done {
+            Ok(done) => Ok(done.rows_affected() > 0),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Err(invalid(
+                "name",
+                format!("a list named {name:?} exists already"),
+            )),
+            Err(err) => Err(err.into()),
+        }
     }
 
     async fn remove_list(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
