@@ -7,6 +7,7 @@ mod admin;
 mod api;
 mod api_content;
 mod clients;
+mod compat_audience;
 mod config_cli;
 mod console;
 mod contacts;
