@@ -36,6 +36,7 @@ pub mod openapi;
 pub mod records;
 pub mod schedule;
 pub mod sendgrid;
+pub mod sendgrid_marketing;
 pub mod stored_templates;
 pub mod submit;
 pub mod template;
@@ -279,6 +280,7 @@ pub fn router<S: stored_templates::TemplatesStore>(state: Arc<ApiState<S>>) -> R
         )
         .route("/openapi.json", axum::routing::get(openapi_json))
         .merge(mailjet_rest::routes::<S>())
+        .merge(sendgrid_marketing::routes::<S>())
         .layer(DefaultBodyLimit::max(REQUEST_BYTES_MAX))
         .with_state(state)
 }
