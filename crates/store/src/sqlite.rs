@@ -45,6 +45,18 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// A transaction that writes: it takes the write lock at `BEGIN` (waiting up to the busy
+    /// timeout). A deferred one that reads first and writes later fails at once with
+    /// "database is locked" when another writer committed in between, which no waiting
+    /// can cure.
+    pub(crate) async fn write_tx(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl SqliteStore {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let options = SqliteConnectOptions::from_str("sqlite:")?
@@ -72,7 +84,7 @@ impl SqliteStore {
         if current == MIGRATIONS.len() as i64 {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let version: i64 = sqlx::query_scalar("PRAGMA user_version")
             .fetch_one(&mut *tx)
             .await?;
@@ -234,7 +246,7 @@ impl ControlStore for SqliteStore {
     }
 
     async fn remove_tenant(&self, id: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         // Tables keyed by tenant without a foreign key (derived data): cleared here.
         for table in [
             "DELETE FROM event_tags WHERE tenant = ?",

@@ -10,7 +10,7 @@ impl CompatStore for SqliteStore {
         kind: CompatKind,
         object_ids: &[String],
     ) -> Result<Vec<i64>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let mut out = Vec::with_capacity(object_ids.len());
         for object_id in object_ids {
             let number: i64 = sqlx::query_scalar(

@@ -160,7 +160,7 @@ impl ConsoleStore for SqliteStore {
         password_hash: &str,
         keep: Option<&[u8]>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "UPDATE console_logins SET password_hash = ?, password_changed_ms = ? WHERE id = ?",
         )

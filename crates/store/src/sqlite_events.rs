@@ -187,7 +187,7 @@ fn random_hex(bytes: usize) -> String {
 
 impl EventStore for SqliteStore {
     async fn add_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         // Where this batch's ids start, for the tag index; only batches with tags need it.
         let tagged = events.iter().any(|e| e.tags.is_some());
         let last: i64 = if tagged {
@@ -367,7 +367,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn purge_events(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "DELETE FROM event_tags WHERE event_id IN (SELECT id FROM events WHERE time_ms < ?)",
         )
@@ -419,7 +419,7 @@ impl EventStore for SqliteStore {
     ) -> Result<u64, StoreError> {
         let now = now_ms();
         let mut added = 0;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         for (address, reason) in entries {
             let done = sqlx::query(
                 "INSERT INTO suppressions (tenant_id, address, reason, created_ms) VALUES (?, ?, ?, ?) \

@@ -127,7 +127,7 @@ impl ImportStore for SqliteStore {
         lease_ms: i64,
         batch: &ImportBatch,
     ) -> Result<Upserted, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let row = sqlx::query(
             "UPDATE import_jobs SET lease_until_ms = ? WHERE id = ? AND owner = ? \
              AND state = 'running' RETURNING *",

@@ -139,7 +139,7 @@ impl TemplateStore for SqliteStore {
         content: &VersionContent,
         activate: bool,
     ) -> Result<TemplateVersion, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let active: Option<Option<i64>> = sqlx::query_scalar(
             "SELECT active_version FROM templates WHERE tenant_id = ? AND id = ?",
         )

@@ -95,7 +95,7 @@ impl AudienceStore for SqliteStore {
     }
 
     async fn remove_property(&self, tenant_id: &str, name: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query("DELETE FROM contact_properties WHERE tenant_id = ? AND name = ?")
             .bind(tenant_id)
             .bind(name)
@@ -124,7 +124,7 @@ impl AudienceStore for SqliteStore {
         contacts: &[ContactInput],
         existing: Existing,
     ) -> Result<Upserted, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let out = upsert_in(&mut tx, tenant_id, contacts, existing).await?;
         tx.commit().await?;
         Ok(out)
@@ -189,7 +189,7 @@ impl AudienceStore for SqliteStore {
     }
 
     async fn remove_contact(&self, tenant_id: &str, id: i64) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let memberships = sqlx::query(
             "SELECT m.list_id, m.status FROM list_members m JOIN contacts c ON c.id = m.contact_id \
              WHERE c.tenant_id = ? AND c.id = ?",
@@ -338,7 +338,7 @@ impl AudienceStore for SqliteStore {
         members: &[(i64, MemberStatus)],
         consent: &Consent,
     ) -> Result<ContactList, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let list = set_members_in(&mut tx, tenant_id, list_id, members, consent, false).await?;
         tx.commit().await?;
         Ok(list)
@@ -351,7 +351,7 @@ impl AudienceStore for SqliteStore {
         members: &[(i64, MemberStatus)],
         consent: &Consent,
     ) -> Result<ContactList, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let list = set_members_in(&mut tx, tenant_id, list_id, members, consent, true).await?;
         tx.commit().await?;
         Ok(list)
@@ -363,7 +363,7 @@ impl AudienceStore for SqliteStore {
         list_id: &str,
         contact_ids: &[i64],
     ) -> Result<ContactList, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         list_in(&mut tx, tenant_id, list_id).await?;
         let before = statuses(&mut tx, list_id, contact_ids).await?;
         let mut delta: HashMap<MemberStatus, i64> = HashMap::new();

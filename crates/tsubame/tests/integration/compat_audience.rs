@@ -178,3 +178,108 @@ fn the_mailjet_client_manages_the_audience_and_sends_by_template() {
         3
     );
 }
+
+#[test]
+fn the_sendgrid_client_manages_the_audience_and_sends_dynamic_templates() {
+    let server = TestServer::start("");
+    server.cli(&["tenant", "add", "acme"]);
+    server.cli(&["tenant", "add", "beta"]);
+    add_domain(&server, "acme", "acme.test");
+    let key = server.cli(&["key", "add", "--tenant", "acme", "--scopes", "all"]);
+    let other = server.cli(&["key", "add", "--tenant", "beta", "--scopes", "all"]);
+    let host = format!("http://{}", server.http);
+    let steps = python_json("sendgrid_audience.py", &[&host, key.trim(), other.trim()]);
+
+    // Custom fields are the declared properties.
+    assert_eq!(step(&steps, "field", 200)["field_type"], "Text");
+    assert_eq!(
+        step(&steps, "bad_field", 400)["errors"][0]["field"],
+        "field_type"
+    );
+    let fields = step(&steps, "fields", 200);
+    assert_eq!(
+        fields["custom_fields"].as_array().unwrap().len(),
+        2,
+        "{fields}"
+    );
+
+    // Contacts upsert as a job: bad ones are named in it, the rest written and listed.
+    let job = step(&steps, "job", 200);
+    assert_eq!(job["results"]["created_count"], 2, "{job}");
+    assert_eq!(job["results"]["errored_count"], 2, "{job}");
+    let errors = job["results"]["errors"].to_string();
+    assert!(
+        errors.contains("contacts[2]") && errors.contains("postal_code"),
+        "{errors}"
+    );
+    assert_eq!(step(&steps, "count", 200)["contact_count"], 2);
+    assert_eq!(step(&steps, "list_count", 200)["contact_count"], 2);
+    let search = step(&steps, "search", 200);
+    let ann = &search["result"]["ann@x.test"]["contact"];
+    assert_eq!(ann["first_name"], "Ann", "{search}");
+    assert_eq!(ann["country"], "JP");
+    assert_eq!(ann["custom_fields"]["plan"], "pro");
+    assert_eq!(ann["list_ids"].as_array().unwrap().len(), 1);
+    assert_eq!(search["result"]["zed@x.test"]["error"], "contact not found");
+    step(&steps, "search_none", 404);
+    assert_eq!(step(&steps, "rename", 200)["name"], "News");
+
+    // Dynamic templates with versions; a version that does not parse is refused.
+    let template = step(&steps, "template", 201)["id"].as_str().unwrap();
+    assert!(template.starts_with("d-"), "{template}");
+    step(&steps, "legacy", 400);
+    assert_eq!(step(&steps, "version", 201)["active"], 1);
+    assert_eq!(
+        step(&steps, "bad_version", 400)["errors"][0]["field"],
+        "subject"
+    );
+    let listed = step(&steps, "templates", 200);
+    assert_eq!(listed["result"][0]["versions"].as_array().unwrap().len(), 1);
+    step(&steps, "version_get", 200);
+
+    // Sending by template renders each personalization with its data, HTML-escaped.
+    step(&steps, "send", 202);
+    let queued = server.queued_ids();
+    assert_eq!(queued.len(), 2);
+    let mails: Vec<Value> = queued.iter().map(|id| summary(&server, id)).collect();
+    let ann_mail = mails
+        .iter()
+        .find(|m| m["subject"] == "Order 42 shipped")
+        .unwrap_or_else(|| panic!("{mails:#?}"));
+    let html = ann_mail["html"].as_str().unwrap();
+    assert!(html.contains("Hi Ann &lt;b&gt;"), "{html}");
+    assert!(
+        html.contains("<li>Tea</li><li>Cups</li>") && html.contains("gift wrapped"),
+        "{html}"
+    );
+    let bob_mail = mails
+        .iter()
+        .find(|m| m["subject"] == "Order 43 shipped")
+        .expect("bob");
+    assert!(bob_mail["html"].as_str().unwrap().contains("no wrap"));
+    assert_eq!(
+        bob_mail["text"].as_str().unwrap().trim_end(),
+        "Hi Bob, order 43"
+    );
+    assert_eq!(
+        step(&steps, "send_unknown", 400)["errors"][0]["field"],
+        "template_id"
+    );
+    // The version that was sent is frozen.
+    step(&steps, "patch_used", 400);
+
+    // Another tenant sees none of it and cannot send with it.
+    step(&steps, "stranger_template", 404);
+    step(&steps, "stranger_list", 404);
+    assert_eq!(
+        step(&steps, "stranger_send", 400)["errors"][0]["field"],
+        "template_id"
+    );
+    assert_eq!(
+        step(&steps, "stranger_fields", 200)["custom_fields"],
+        serde_json::json!([])
+    );
+    step(&steps, "remove_field", 204);
+    step(&steps, "remove_list", 202);
+    assert_eq!(step(&steps, "count_after", 200)["contact_count"], 0);
+}
