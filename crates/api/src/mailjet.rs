@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::attachments::Names;
 use crate::error::FieldError;
 use crate::native::{Check, Message};
-use crate::stored_templates::{Resolved, Templates, render_part};
+use crate::stored_templates::{Resolved, Templates};
 use crate::template::Part;
 
 /// Messages per request.
@@ -332,7 +332,7 @@ fn fill_from_template(
         let Some(data) = variables else {
             return Some(source.to_string());
         };
-        match render_part(stored.dialect, source, data, part) {
+        match templates::render(stored.dialect, source, data, part) {
             Ok(out) => Some(out),
             Err(err) => {
                 check.fail(field.into(), format!("the template does not render: {err}"));

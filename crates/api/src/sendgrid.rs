@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use crate::attachments::Names;
 use crate::error::FieldError;
 use crate::native::{Check, Message};
-use crate::stored_templates::{Resolved, Templates, render_part};
+use crate::stored_templates::{Resolved, Templates};
 use crate::template::Part;
 
 /// SendGrid's attachment fields.
@@ -74,7 +74,7 @@ fn render_template_part(
     part: Part,
     field: &str,
 ) -> Option<String> {
-    match render_part(template.dialect, source, data, part) {
+    match templates::render(template.dialect, source, data, part) {
         Ok(out) => Some(out),
         Err(err) => {
             check.fail(

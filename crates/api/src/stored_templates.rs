@@ -137,50 +137,24 @@ pub(crate) async fn mark_used<S: TemplatesStore>(store: &S, used: &[(String, i64
     }
 }
 
-/// One part rendered in a dialect.
-pub fn render_part(
-    dialect: Dialect,
-    source: &str,
-    data: &Value,
-    part: Part,
-) -> Result<String, String> {
-    match dialect {
-        Dialect::Native => crate::template::render(source, data, part),
-        // Mailjet's `{{var:name}}` reads the variables under `var`.
-        Dialect::Mailjet => crate::template::render(
-            &crate::template::from_mailjet(source),
-            &json!({ "var": data }),
-            part,
-        ),
-        Dialect::Handlebars => {
-            let template = templates::handlebars::parse(source).map_err(|e| e.to_string())?;
-            match part {
-                Part::Html => template.render(data),
-                Part::Subject | Part::Text => template.render_plain(data),
-            }
-            .map_err(|e| e.to_string())
-        }
-    }
-}
-
 /// The three parts of a version rendered with `data`; errors name the part.
 pub fn render_version(
     dialect: Dialect,
     content: &VersionContent,
     data: &Value,
 ) -> Result<(String, Option<String>, Option<String>), ApiError> {
-    let subject = render_part(dialect, &content.subject, data, Part::Subject)
+    let subject = templates::render(dialect, &content.subject, data, Part::Subject)
         .map_err(|e| invalid("subject", e))?;
     let html = content
         .html
         .as_deref()
-        .map(|h| render_part(dialect, h, data, Part::Html))
+        .map(|h| templates::render(dialect, h, data, Part::Html))
         .transpose()
         .map_err(|e| invalid("html", e))?;
     let text = content
         .text
         .as_deref()
-        .map(|t| render_part(dialect, t, data, Part::Text))
+        .map(|t| templates::render(dialect, t, data, Part::Text))
         .transpose()
         .map_err(|e| invalid("text", e))?;
     Ok((subject, html, text))

@@ -5,32 +5,7 @@ use std::future::Future;
 
 use crate::StoreError;
 
-/// How a template's text is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// minijinja (`{{ name }}`, `{% if %}`).
-    Native,
-    /// Mailjet's template language (`{{var:name:"default"}}`).
-    Mailjet,
-    /// The Handlebars subset of SendGrid's dynamic templates.
-    Handlebars,
-}
-
-impl Dialect {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Dialect::Native => "native",
-            Dialect::Mailjet => "mailjet",
-            Dialect::Handlebars => "handlebars",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Dialect> {
-        [Dialect::Native, Dialect::Mailjet, Dialect::Handlebars]
-            .into_iter()
-            .find(|d| d.as_str() == text)
-    }
-}
+pub use templates::Dialect;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredTemplate {
