@@ -113,11 +113,56 @@
       });
     });
   }
+  // The template editor: the preview follows typing, a moment after it stops. Subject and
+  // text come as JSON; the HTML part is posted to the preview frame (its answer forbids
+  // scripts), as the "Show the preview" button does without a script.
+  function templatePreview() {
+    var form = document.getElementById("template-form");
+    var button = document.getElementById("template-preview-button");
+    var result = document.getElementById("template-preview-result");
+    if (!form || !button || !result) return;
+    var timer = null;
+    var asked = 0;
+    form.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(function () {
+        var ticket = ++asked;
+        var body = new URLSearchParams(new FormData(form));
+        fetch(form.getAttribute("data-preview"), { method: "POST", body: body, credentials: "same-origin" })
+          .then(function (response) { return response.ok ? response.json() : null; })
+          .then(function (answer) {
+            if (!answer || ticket !== asked) return;
+            if (answer.error) {
+              var p = document.createElement("p");
+              p.className = "error";
+              p.id = "template-preview-error";
+              p.textContent = answer.error;
+              result.replaceChildren(p);
+              return;
+            }
+            var line = document.createElement("p");
+            var label = document.createElement("strong");
+            label.textContent = (document.querySelector("label[for=template-subject]") || {}).textContent + ":";
+            var subject = document.createElement("span");
+            subject.id = "template-preview-subject";
+            subject.textContent = answer.subject;
+            line.append(label, " ", subject);
+            var text = document.createElement("pre");
+            text.id = "template-preview-text";
+            text.textContent = answer.text || "";
+            result.replaceChildren(line, text);
+            form.requestSubmit(button);
+          })
+          .catch(function () {});
+      }, 300);
+    });
+  }
   document.addEventListener("DOMContentLoaded", function () {
     localTimes(document);
     copyButtons(document);
     confirmations(document);
     refreshers();
     segmentCounts();
+    templatePreview();
   });
 })();

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
-use store::{AudienceStore, ConsoleStore, ControlStore, EventStore, ImportStore};
+use store::{AudienceStore, ConsoleStore, ControlStore, EventStore, ImportStore, TemplateStore};
 use tenancy::Tenancy;
 
 /// Settings validated by the binary.
@@ -88,11 +88,25 @@ impl<S> ConsoleState<S> {
 
 /// Every trait the console needs of the control plane.
 pub trait Store:
-    ControlStore + EventStore + ConsoleStore + AudienceStore + ImportStore + Clone + 'static
+    ControlStore
+    + EventStore
+    + ConsoleStore
+    + AudienceStore
+    + ImportStore
+    + TemplateStore
+    + Clone
+    + 'static
 {
 }
 impl<T> Store for T where
-    T: ControlStore + EventStore + ConsoleStore + AudienceStore + ImportStore + Clone + 'static
+    T: ControlStore
+        + EventStore
+        + ConsoleStore
+        + AudienceStore
+        + ImportStore
+        + TemplateStore
+        + Clone
+        + 'static
 {
 }
 
@@ -207,6 +221,27 @@ pub fn router<S: Store>(state: Arc<ConsoleState<S>>) -> Router {
             get(pages::segments::page::<S>).post(pages::segments::save::<S>),
         )
         .route("/segments/count", get(pages::segments::count::<S>))
+        .route(
+            "/templates",
+            get(pages::templates::page::<S>).post(pages::templates::add::<S>),
+        )
+        .route("/templates/{id}", get(pages::templates::detail::<S>))
+        .route(
+            "/templates/{id}/versions",
+            post(pages::templates::save::<S>),
+        )
+        .route(
+            "/templates/{id}/versions/{version}/activate",
+            post(pages::templates::activate::<S>),
+        )
+        .route(
+            "/templates/{id}/preview",
+            post(pages::templates::preview::<S>),
+        )
+        .route(
+            "/templates/{id}/preview.html",
+            get(pages::templates::version_html::<S>).post(pages::templates::preview_html::<S>),
+        )
         .route(
             "/contacts/imports",
             get(pages::contact_imports::page::<S>)

@@ -18,6 +18,7 @@ pub mod lists;
 pub mod segments;
 pub mod suppressions;
 pub mod team;
+pub mod templates;
 pub mod webhooks;
 
 use axum::http::StatusCode;
@@ -51,6 +52,9 @@ pub const NOTICES: &[&str] = &[
     "notice.name_changed",
     "notice.list_added",
     "notice.segment_saved",
+    "notice.template_added",
+    "notice.template_saved",
+    "notice.template_activated",
 ];
 
 /// Catalogue keys used from Rust rather than from templates, besides [`NOTICES`] (both

@@ -110,6 +110,26 @@ fn the_console_in_a_real_browser() {
         .as_str()
         .expect("beta import")
         .to_string();
+    let beta_template = python_json(
+        "api_client.py",
+        &[
+            &format!("http://{}/v1/templates", server.http),
+            &beta_key,
+            r#"{"name":"Beta news","dialect":"native"}"#,
+        ],
+    );
+    let beta_template = beta_template["body"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{beta_template}"))
+        .to_string();
+    python_json(
+        "api_client.py",
+        &[
+            &format!("http://{}/v1/templates/{beta_template}/versions", server.http),
+            &beta_key,
+            r#"{"subject":"beta","text":"beta"}"#,
+        ],
+    );
     server.cli(&[
         "contacts",
         "property",
@@ -149,7 +169,7 @@ fn the_console_in_a_real_browser() {
         "idle_ms": 6000,
         "owner": { "email": "ann@acme.example", "password": PASSWORD, "spare_key": spare_id },
         "operator": { "email": "ops@platform.example", "password": PASSWORD, "site": site },
-        "other": { "domain": "beta.example", "message": beta_message, "key": beta_key_id, "webhook": beta_webhook, "login": "bob@beta.example", "token": beta_key, "contact": beta_contact, "import": beta_import },
+        "other": { "domain": "beta.example", "message": beta_message, "key": beta_key_id, "webhook": beta_webhook, "login": "bob@beta.example", "token": beta_key, "contact": beta_contact, "import": beta_import, "template": beta_template },
         "member": { "email": "dev@acme.example", "password": "another fine password" },
     });
     let out = Command::new("node")

@@ -265,6 +265,51 @@ try {
   check((await page.textContent("main")).includes("Free in Japan"), "saved segment not listed");
   await audit(page, "segments");
 
+  // Templates: make one, write a version with the preview following the typing (subject
+  // and text as a message would carry them, HTML in a frame where scripts do not run),
+  // an error naming its part, save, change the unused version, add and activate another.
+  await page.goto(`${base}/templates`);
+  await page.fill("#template-name", "Welcome");
+  await page.selectOption("#template-dialect", "handlebars");
+  await Promise.all([page.waitForNavigation(), page.click("form[action='/templates'] button")]);
+  check((await page.textContent(".notice")).includes("Template made"), "no template notice");
+  await page.fill("#template-subject", "Hello {{first_name}}");
+  await page.fill("#template-text", "Hi {{first_name}}, {{#each items}}{{this}};{{/each}}");
+  await page.fill("#template-data", '{"first_name": "Ann <b>", "items": ["tea", "cups"]}');
+  await page.fill("#template-html",
+    '<p style="color:#b00">Hi {{first_name}}</p><script>alert("alert from a template")</script><img alt="" src="https://tracker.example/x.png">');
+  await page.waitForFunction(() => document.querySelector("#template-preview-subject")?.textContent === "Hello Ann <b>", null, { timeout: 10000 });
+  check((await page.textContent("#template-preview-text")) === "Hi Ann <b>, tea;cups;", "text preview");
+  const frame = page.frameLocator("#template-preview-frame");
+  await frame.locator("p").waitFor({ timeout: 10000 });
+  check((await frame.locator("p").textContent()) === "Hi Ann <b>", "HTML preview");
+  check((await frame.locator("p").innerHTML()) === "Hi Ann &lt;b&gt;", "HTML preview not escaped");
+  await page.fill("#template-html", "{{#if gift}}unclosed");
+  await page.waitForFunction(() => (document.querySelector("#template-preview-error")?.textContent || "").startsWith("html:"), null, { timeout: 10000 });
+  await page.fill("#template-html", '<p style="color:#b00">Hi {{first_name}}</p>');
+  await page.waitForSelector("#template-preview-subject");
+  await Promise.all([page.waitForNavigation(), page.click("button[value=new]")]);
+  check((await page.textContent(".notice")).includes("Version saved"), "no version notice");
+  check((await page.textContent("tbody")).includes("active"), "the first version is not active");
+  await page.fill("#template-subject", "Welcome, {{first_name}}");
+  await Promise.all([page.waitForNavigation(), page.click("button[value=update]")]);
+  check((await page.inputValue("#template-subject")) === "Welcome, {{first_name}}", "unused version not changed");
+  check((await page.locator("tbody tr").count()) === 1, "an update added a version");
+  await page.fill("#template-subject", "Welcome back, {{first_name}}");
+  await Promise.all([page.waitForNavigation(), page.click("button[value=new]")]);
+  check((await page.locator("tbody tr").count()) === 2, "no second version");
+  await Promise.all([page.waitForNavigation(), page.click("form[action$='/versions/2/activate'] button")]);
+  check((await page.textContent(".notice")).includes("activated"), "no activation notice");
+  await audit(page, "template-editor");
+  // A bad draft is refused with the part named, and what was typed is kept.
+  await page.fill("#template-data", "[1, 2]");
+  await Promise.all([page.waitForNavigation(), page.click("button[value=new]")]);
+  check((await page.textContent("#template-error")).includes("test data"), "bad test data accepted");
+  check((await page.inputValue("#template-data")) === "[1, 2]", "typed test data lost");
+  await page.goto(`${base}/templates`);
+  check((await page.textContent("main")).includes("Welcome"), "template not listed");
+  await audit(page, "templates");
+
   // A display name that tries to inject markup is shown as text, in the header too.
   const evilName = `Ann <script>alert('name')</script>"onmouseover=alert('name')`;
   await page.goto(`${base}/account`);
@@ -318,6 +363,11 @@ try {
     ["GET", `/contacts/${config.other.contact}`],
     ["GET", `/contacts/imports/${config.other.import}`],
     ["GET", `/contacts/imports/${config.other.import}/errors.csv`],
+    ["GET", `/templates/${config.other.template}`],
+    ["GET", `/templates/${config.other.template}/preview.html`],
+    ["POST", `/templates/${config.other.template}/versions`],
+    ["POST", `/templates/${config.other.template}/versions/1/activate`],
+    ["POST", `/templates/${config.other.template}/preview`],
   ]) {
     const answer = method === "GET"
       ? await page.request.get(`${base}${path}`)
