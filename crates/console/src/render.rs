@@ -44,6 +44,11 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("lists.html", include_str!("../templates/lists.html")),
     ("segments.html", include_str!("../templates/segments.html")),
     (
+        "templates.html",
+        include_str!("../templates/templates.html"),
+    ),
+    ("template.html", include_str!("../templates/template.html")),
+    (
         "contact_imports.html",
         include_str!("../templates/contact_imports.html"),
     ),

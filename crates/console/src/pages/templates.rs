@@ -23,7 +23,8 @@ use crate::{ConsoleState, Store};
 
 /// The policy of the preview frame: the tenant's HTML with its inline styles, inline
 /// images only, no scripts (a sandbox with no permissions), framed by the console only.
-const PREVIEW_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'; sandbox";
+const PREVIEW_POLICY: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'; sandbox";
 
 #[derive(Deserialize, Default)]
 pub struct EditorQuery {
@@ -149,7 +150,14 @@ pub async fn page<S: Store>(
     who: TenantViewer,
     Query(query): Query<EditorQuery>,
 ) -> Response {
-    listing(&state, &who, StatusCode::OK, None, notice(query.notice.as_deref())).await
+    listing(
+        &state,
+        &who,
+        StatusCode::OK,
+        None,
+        notice(query.notice.as_deref()),
+    )
+    .await
 }
 
 async fn listing<S: Store>(
@@ -196,7 +204,11 @@ pub async fn add<S: Store>(
         return state.views.error(who.viewer.lang, StatusCode::BAD_REQUEST);
     };
     let tenant = &who.tenant.id;
-    match state.store().add_template(tenant, &form.name, dialect).await {
+    match state
+        .store()
+        .add_template(tenant, &form.name, dialect)
+        .await
+    {
         Ok(made) => {
             audit(&state, &who.viewer, Some(tenant), "template.add", &made.id).await;
             done(&format!("/templates/{}", made.id), "notice.template_added")
@@ -283,7 +295,16 @@ pub async fn detail<S: Store>(
         },
     };
     let notice_key = notice(query.notice.as_deref());
-    editor(&state, &who, &template, draft, StatusCode::OK, None, notice_key).await
+    editor(
+        &state,
+        &who,
+        &template,
+        draft,
+        StatusCode::OK,
+        None,
+        notice_key,
+    )
+    .await
 }
 
 /// `POST /templates/{id}/versions`: saves the draft as a new version (`action=new`) or into
@@ -307,7 +328,16 @@ pub async fn save<S: Store>(
     let content = match draft.content(template.dialect) {
         Ok((content, _)) => content,
         Err(error) => {
-            return editor(&state, &who, &template, draft, unprocessable, Some(error), None).await;
+            return editor(
+                &state,
+                &who,
+                &template,
+                draft,
+                unprocessable,
+                Some(error),
+                None,
+            )
+            .await;
         }
     };
     let store = state.store();
@@ -323,7 +353,14 @@ pub async fn save<S: Store>(
     };
     match saved {
         Ok(Some(n)) => {
-            audit(&state, &who.viewer, Some(tenant), "template.save", &format!("{} v{n}", template.id)).await;
+            audit(
+                &state,
+                &who.viewer,
+                Some(tenant),
+                "template.save",
+                &format!("{} v{n}", template.id),
+            )
+            .await;
             done(
                 &format!("/templates/{}?version={n}", template.id),
                 "notice.template_saved",
@@ -331,7 +368,16 @@ pub async fn save<S: Store>(
         }
         Ok(None) => state.views.error(who.viewer.lang, StatusCode::NOT_FOUND),
         Err(err @ store::StoreError::Invalid { .. }) => {
-            editor(&state, &who, &template, draft, unprocessable, Some(err.to_string()), None).await
+            editor(
+                &state,
+                &who,
+                &template,
+                draft,
+                unprocessable,
+                Some(err.to_string()),
+                None,
+            )
+            .await
         }
         Err(err) => store_failed(&state, &who.viewer, err),
     }
@@ -365,7 +411,14 @@ pub async fn activate<S: Store>(
         .await
     {
         Ok(true) => {
-            audit(&state, &who.viewer, Some(tenant), "template.activate", &format!("{} v{version}", template.id)).await;
+            audit(
+                &state,
+                &who.viewer,
+                Some(tenant),
+                "template.activate",
+                &format!("{} v{version}", template.id),
+            )
+            .await;
             done(
                 &format!("/templates/{}?version={version}", template.id),
                 "notice.template_activated",
@@ -403,28 +456,32 @@ pub async fn preview<S: Store>(
 
 /// The HTML part as the preview frame shows it, under [`PREVIEW_POLICY`].
 fn frame(html: String) -> Response {
-    let mut response = (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        html,
-    )
-        .into_response();
+    let mut response = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(PREVIEW_POLICY),
     );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("SAMEORIGIN"));
+    headers.insert(
+        header::X_FRAME_OPTIONS,
+        HeaderValue::from_static("SAMEORIGIN"),
+    );
     response
 }
 
 fn frame_text(rendered: Result<Rendered, String>) -> Response {
     match rendered {
-        Ok(Rendered { html: Some(html), .. }) => frame(html),
+        Ok(Rendered {
+            html: Some(html), ..
+        }) => frame(html),
         // No HTML part (or an error): a plain page saying so, escaped.
         Ok(_) => frame(String::from("<!doctype html><title>-</title><p>—</p>")),
         Err(error) => frame(format!(
             "<!doctype html><title>error</title><pre>{}</pre>",
-            error.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+            error
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
         )),
     }
 }
@@ -464,7 +521,11 @@ pub async fn version_html<S: Store>(
         return frame_text(Ok(Rendered::default()));
     };
     match state.store().version(tenant, &template.id, n).await {
-        Ok(Some(v)) => frame_text(Draft::from_version(&v).content(template.dialect).map(|(_, r)| r)),
+        Ok(Some(v)) => frame_text(
+            Draft::from_version(&v)
+                .content(template.dialect)
+                .map(|(_, r)| r),
+        ),
         Ok(None) => state.views.error(who.viewer.lang, StatusCode::NOT_FOUND),
         Err(err) => store_failed(&state, &who.viewer, err),
     }

@@ -125,7 +125,10 @@ fn the_console_in_a_real_browser() {
     python_json(
         "api_client.py",
         &[
-            &format!("http://{}/v1/templates/{beta_template}/versions", server.http),
+            &format!(
+                "http://{}/v1/templates/{beta_template}/versions",
+                server.http
+            ),
             &beta_key,
             r#"{"subject":"beta","text":"beta"}"#,
         ],

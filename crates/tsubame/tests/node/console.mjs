@@ -300,6 +300,10 @@ try {
   check((await page.locator("tbody tr").count()) === 2, "no second version");
   await Promise.all([page.waitForNavigation(), page.click("form[action$='/versions/2/activate'] button")]);
   check((await page.textContent(".notice")).includes("activated"), "no activation notice");
+  const frameAnswer = await page.request.get(`${page.url().split("?")[0]}/preview.html`);
+  const framePolicy = frameAnswer.headers()["content-security-policy"] || "";
+  check(framePolicy.includes("sandbox") && !framePolicy.includes("script-src"), `preview frame policy: ${framePolicy}`);
+  check((await frameAnswer.text()).includes('<p style="color:#b00">Hi Ann &lt;b&gt;</p>'), "the active version's HTML, rendered with its test data");
   await audit(page, "template-editor");
   // A bad draft is refused with the part named, and what was typed is kept.
   await page.fill("#template-data", "[1, 2]");
