@@ -39,20 +39,7 @@ pub struct Resolved {
 /// Templates by the key a request named them with (Mailjet's number, SendGrid's `d-` id).
 pub type Templates = std::collections::HashMap<String, Resolved>;
 
-/// SendGrid's id of a template: `d-` and the hex of ours.
-pub fn sendgrid_id(template_id: &str) -> String {
-    format!(
-        "d-{}",
-        template_id.strip_prefix("tp_").unwrap_or(template_id)
-    )
-}
-
-/// Our id of a SendGrid template id, if it has the shape.
-pub fn from_sendgrid_id(id: &str) -> Option<String> {
-    let hex = id.strip_prefix("d-")?;
-    (!hex.is_empty() && hex.len() <= 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| format!("tp_{}", hex.to_ascii_lowercase()))
-}
+pub use store::compat::{from_sendgrid_id, sendgrid_id};
 
 /// The active version of a tenant's template, if it has one.
 async fn active<S: TemplatesStore>(
@@ -183,11 +170,39 @@ fn version_json(v: &TemplateVersion) -> Value {
     })
 }
 
-fn template_json(t: &store::StoredTemplate) -> Value {
-    json!({
-        "id": t.id, "name": t.name, "dialect": t.dialect.as_str(),
-        "active_version": t.active_version, "created_ms": t.created_ms,
-    })
+/// Templates as the API shows them, with the ids the compatible APIs know them by
+/// (Mailjet's `TemplateID` number, SendGrid's `d-` id).
+async fn templates_json<S: TemplatesStore>(
+    state: &ApiState<S>,
+    tenant_id: &str,
+    list: &[store::StoredTemplate],
+) -> Result<Vec<Value>, ApiError> {
+    let ids: Vec<String> = list.iter().map(|t| t.id.clone()).collect();
+    let numbers = state
+        .tenancy
+        .store
+        .numbers(tenant_id, store::CompatKind::Template, &ids)
+        .await?;
+    Ok(list
+        .iter()
+        .zip(numbers)
+        .map(|(t, number)| {
+            json!({
+                "id": t.id, "name": t.name, "dialect": t.dialect.as_str(),
+                "active_version": t.active_version, "created_ms": t.created_ms,
+                "mailjet_id": number, "sendgrid_id": sendgrid_id(&t.id),
+            })
+        })
+        .collect())
+}
+
+async fn template_json<S: TemplatesStore>(
+    state: &ApiState<S>,
+    tenant_id: &str,
+    t: &store::StoredTemplate,
+) -> Result<Value, ApiError> {
+    let mut shown = templates_json(state, tenant_id, std::slice::from_ref(t)).await?;
+    Ok(shown.pop().unwrap_or_default())
 }
 
 /// `GET /v1/templates`
@@ -196,7 +211,7 @@ pub(crate) async fn all<S: TemplatesStore>(
     Authorized { key, .. }: Authorized<Read>,
 ) -> Result<Response, ApiError> {
     let list = state.tenancy.store.templates(&key.tenant_id).await?;
-    let list: Vec<Value> = list.iter().map(template_json).collect();
+    let list = templates_json(&state, &key.tenant_id, &list).await?;
     Ok(Json(json!({ "templates": list })).into_response())
 }
 
@@ -219,7 +234,8 @@ pub(crate) async fn add<S: TemplatesStore>(
         .add_template(&key.tenant_id, &name, dialect)
         .await
         .map_err(refused)?;
-    Ok((StatusCode::CREATED, Json(template_json(&made))).into_response())
+    let shown = template_json(&state, &key.tenant_id, &made).await?;
+    Ok((StatusCode::CREATED, Json(shown)).into_response())
 }
 
 /// `GET /v1/templates/{id}`: with its versions.
@@ -231,7 +247,7 @@ pub(crate) async fn get<S: TemplatesStore>(
     let store = &state.tenancy.store;
     let found = tenants_template(&state, &key.tenant_id, &id).await?;
     let versions = store.versions(&key.tenant_id, &found.id).await?;
-    let mut body = template_json(&found);
+    let mut body = template_json(&state, &key.tenant_id, &found).await?;
     body["versions"] = versions.iter().map(version_json).collect();
     Ok(Json(body).into_response())
 }
@@ -346,7 +362,7 @@ pub(crate) async fn activate<S: TemplatesStore>(
         .template(&key.tenant_id, &found.id)
         .await?
         .ok_or_else(not_found)?;
-    Ok(Json(template_json(&found)).into_response())
+    Ok(Json(template_json(&state, &key.tenant_id, &found).await?).into_response())
 }
 
 /// `POST /v1/templates/{id}/versions/{n}/preview`: `{"data"?}` (default: its test data)

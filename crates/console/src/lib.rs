@@ -27,7 +27,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
-use store::{AudienceStore, ConsoleStore, ControlStore, EventStore, ImportStore, TemplateStore};
+use store::{
+    AudienceStore, CompatStore, ConsoleStore, ControlStore, EventStore, ImportStore, TemplateStore,
+};
 use tenancy::Tenancy;
 
 /// Settings validated by the binary.
@@ -94,6 +96,7 @@ pub trait Store:
     + AudienceStore
     + ImportStore
     + TemplateStore
+    + CompatStore
     + Clone
     + 'static
 {
@@ -105,6 +108,7 @@ impl<T> Store for T where
         + AudienceStore
         + ImportStore
         + TemplateStore
+        + CompatStore
         + Clone
         + 'static
 {

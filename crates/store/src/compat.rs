@@ -34,6 +34,21 @@ impl CompatKind {
     }
 }
 
+/// SendGrid's id of a template: `d-` and the hex of ours.
+pub fn sendgrid_id(template_id: &str) -> String {
+    format!(
+        "d-{}",
+        template_id.strip_prefix("tp_").unwrap_or(template_id)
+    )
+}
+
+/// Our id of a SendGrid template id, if it has the shape.
+pub fn from_sendgrid_id(id: &str) -> Option<String> {
+    let hex = id.strip_prefix("d-")?;
+    (!hex.is_empty() && hex.len() <= 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| format!("tp_{}", hex.to_ascii_lowercase()))
+}
+
 pub trait CompatStore: Send + Sync {
     /// The numbers of a tenant's objects of one kind, in input order; an object gets its
     /// number on first use and keeps it.

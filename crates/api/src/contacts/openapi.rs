@@ -583,6 +583,11 @@ pub struct StoredTemplate {
     pub dialect: String,
     pub active_version: Option<i64>,
     pub created_ms: i64,
+    /// The number Mailjet's API (`TemplateID`) knows it by.
+    pub mailjet_id: i64,
+    /// The id SendGrid's API (`template_id`) knows it by.
+    #[schema(example = "d-0123456789abcdef")]
+    pub sendgrid_id: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -629,6 +634,8 @@ pub struct TemplateDetail {
     pub dialect: String,
     pub active_version: Option<i64>,
     pub created_ms: i64,
+    pub mailjet_id: i64,
+    pub sendgrid_id: String,
     pub versions: Vec<StoredTemplateVersion>,
 }
 

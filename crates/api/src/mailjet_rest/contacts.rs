@@ -215,14 +215,8 @@ async fn walk_contacts<S: MjStore>(
             return Ok(out);
         };
         after = Some(last.id);
-        for contact in batch {
-            if skipped < page.offset {
-                skipped += 1;
-            } else if out.len() < page.limit {
-                out.push(contact);
-            } else {
-                return Ok(out);
-            }
+        if page.take(&mut skipped, &mut out, batch) {
+            return Ok(out);
         }
     }
 }

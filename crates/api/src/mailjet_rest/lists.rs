@@ -71,14 +71,8 @@ pub async fn walk_members<S: MjStore>(
             return Ok(out);
         };
         after = Some(last.id);
-        for member in batch {
-            if skipped < page.offset {
-                skipped += 1;
-            } else if out.len() < page.limit {
-                out.push(member);
-            } else {
-                return Ok(out);
-            }
+        if page.take(&mut skipped, &mut out, batch) {
+            return Ok(out);
         }
     }
 }

@@ -174,6 +174,21 @@ impl Page {
         })
     }
 
+    /// This page's share of the next batch of a walk in order: `offset` items skipped in
+    /// all, then up to `limit` kept. True once the page is full (the walk can stop).
+    pub fn take<T>(&self, skipped: &mut usize, out: &mut Vec<T>, batch: Vec<T>) -> bool {
+        for item in batch {
+            if *skipped < self.offset {
+                *skipped += 1;
+            } else if out.len() < self.limit {
+                out.push(item);
+            } else {
+                return true;
+            }
+        }
+        out.len() >= self.limit
+    }
+
     pub fn apply<T>(&self, items: Vec<T>) -> (Vec<T>, usize) {
         let total = items.len();
         let page = items
@@ -350,4 +365,23 @@ pub fn routes<S: MjStore>() -> axum::Router<Arc<ApiState<S>>> {
                 .post(templates::set_content::<S>)
                 .put(templates::set_content::<S>),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Page;
+
+    /// A walk in batches yields exactly the page Offset and Limit name.
+    #[test]
+    fn pages_are_taken_across_batches() {
+        let page = Page {
+            limit: 3,
+            offset: 4,
+        };
+        let (mut skipped, mut out) = (0, Vec::new());
+        assert!(!page.take(&mut skipped, &mut out, vec![1, 2, 3]));
+        assert!(!page.take(&mut skipped, &mut out, vec![4, 5]));
+        assert!(page.take(&mut skipped, &mut out, vec![6, 7, 8, 9]));
+        assert_eq!(out, [5, 6, 7]);
+    }
 }

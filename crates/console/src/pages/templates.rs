@@ -137,6 +137,20 @@ async fn tenants_template<S: Store>(
         .filter(|t| t.id == id))
 }
 
+/// The viewer's tenant's template, or the page to answer instead (404 for another
+/// tenant's, like an unknown one).
+async fn found<S: Store>(
+    state: &ConsoleState<S>,
+    who: &TenantViewer,
+    id: &str,
+) -> Result<StoredTemplate, Response> {
+    match tenants_template(state, &who.tenant.id, id).await {
+        Ok(Some(t)) => Ok(t),
+        Ok(None) => Err(state.views.error(who.viewer.lang, StatusCode::NOT_FOUND)),
+        Err(err) => Err(store_failed(state, &who.viewer, err)),
+    }
+}
+
 fn template_view(t: &StoredTemplate) -> minijinja::Value {
     minijinja::context! {
         id => t.id.clone(), name => t.name.clone(), dialect => t.dialect.as_str(),
@@ -230,7 +244,14 @@ async fn editor<S: Store>(
     error: Option<String>,
     notice_key: Option<&str>,
 ) -> Response {
-    let versions = match state.store().versions(&who.tenant.id, &template.id).await {
+    let tenant = &who.tenant.id;
+    let ids = [template.id.clone()];
+    let (versions, numbers) = match tokio::try_join!(
+        state.store().versions(tenant, &template.id),
+        state
+            .store()
+            .numbers(tenant, store::CompatKind::Template, &ids),
+    ) {
         Ok(found) => found,
         Err(err) => return store_failed(state, &who.viewer, err),
     };
@@ -259,6 +280,8 @@ async fn editor<S: Store>(
         "template.html",
         minijinja::context! {
             template => template_view(template), versions => rows,
+            mailjet_id => numbers.first().copied(),
+            sendgrid_id => store::compat::sendgrid_id(&template.id),
             subject => draft.subject, text => draft.text, html => draft.html,
             test_data => draft.test_data, version => draft.version,
             editable => shown.is_some_and(|v| v.used_ms.is_none()),
@@ -277,10 +300,9 @@ pub async fn detail<S: Store>(
     Query(query): Query<EditorQuery>,
 ) -> Response {
     let tenant = &who.tenant.id;
-    let template = match tenants_template(&state, tenant, &id).await {
-        Ok(Some(t)) => t,
-        Ok(None) => return state.views.error(who.viewer.lang, StatusCode::NOT_FOUND),
-        Err(err) => return store_failed(&state, &who.viewer, err),
+    let template = match found(&state, &who, &id).await {
+        Ok(t) => t,
+        Err(refused) => return refused,
     };
     let wanted = query.version.or(template.active_version);
     let draft = match wanted {
@@ -319,10 +341,9 @@ pub async fn save<S: Store>(
         return refused;
     }
     let tenant = &who.tenant.id;
-    let template = match tenants_template(&state, tenant, &id).await {
-        Ok(Some(t)) => t,
-        Ok(None) => return state.views.error(who.viewer.lang, StatusCode::NOT_FOUND),
-        Err(err) => return store_failed(&state, &who.viewer, err),
+    let template = match found(&state, &who, &id).await {
+        Ok(t) => t,
+        Err(refused) => return refused,
     };
     let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
     let content = match draft.content(template.dialect) {
@@ -400,10 +421,9 @@ pub async fn activate<S: Store>(
         return refused;
     }
     let tenant = &who.tenant.id;
-    let template = match tenants_template(&state, tenant, &id).await {
-        Ok(Some(t)) => t,
-        Ok(None) => return state.views.error(who.viewer.lang, StatusCode::NOT_FOUND),
-        Err(err) => return store_failed(&state, &who.viewer, err),
+    let template = match found(&state, &who, &id).await {
+        Ok(t) => t,
+        Err(refused) => return refused,
     };
     match state
         .store()
@@ -440,10 +460,9 @@ pub async fn preview<S: Store>(
     if let Err(refused) = who.viewer.check_csrf(&draft.csrf) {
         return refused;
     }
-    let template = match tenants_template(&state, &who.tenant.id, &id).await {
-        Ok(Some(t)) => t,
-        Ok(None) => return state.views.error(who.viewer.lang, StatusCode::NOT_FOUND),
-        Err(err) => return store_failed(&state, &who.viewer, err),
+    let template = match found(&state, &who, &id).await {
+        Ok(t) => t,
+        Err(refused) => return refused,
     };
     match draft.content(template.dialect) {
         Ok((_, rendered)) => Json(json!({
@@ -496,10 +515,9 @@ pub async fn preview_html<S: Store>(
     if let Err(refused) = who.viewer.check_csrf(&draft.csrf) {
         return refused;
     }
-    let template = match tenants_template(&state, &who.tenant.id, &id).await {
-        Ok(Some(t)) => t,
-        Ok(None) => return state.views.error(who.viewer.lang, StatusCode::NOT_FOUND),
-        Err(err) => return store_failed(&state, &who.viewer, err),
+    let template = match found(&state, &who, &id).await {
+        Ok(t) => t,
+        Err(refused) => return refused,
     };
     frame_text(draft.content(template.dialect).map(|(_, r)| r))
 }
@@ -512,10 +530,9 @@ pub async fn version_html<S: Store>(
     Query(query): Query<EditorQuery>,
 ) -> Response {
     let tenant = &who.tenant.id;
-    let template = match tenants_template(&state, tenant, &id).await {
-        Ok(Some(t)) => t,
-        Ok(None) => return state.views.error(who.viewer.lang, StatusCode::NOT_FOUND),
-        Err(err) => return store_failed(&state, &who.viewer, err),
+    let template = match found(&state, &who, &id).await {
+        Ok(t) => t,
+        Err(refused) => return refused,
     };
     let Some(n) = query.version.or(template.active_version) else {
         return frame_text(Ok(Rendered::default()));

@@ -161,6 +161,17 @@ fn the_mailjet_client_manages_the_audience_and_sends_by_template() {
         "the sent version is frozen"
     );
     assert_eq!(template["body"]["active_version"], 2);
+    // The native API names the ids the compatible APIs know it by.
+    assert_eq!(
+        template["body"]["mailjet_id"],
+        steps["template"]["body"]["Data"][0]["ID"]
+    );
+    assert!(
+        template["body"]["sendgrid_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("d-")),
+        "{template}"
+    );
 
     // Another tenant sees none of it.
     for name in [

@@ -273,6 +273,8 @@ try {
   await page.selectOption("#template-dialect", "handlebars");
   await Promise.all([page.waitForNavigation(), page.click("form[action='/templates'] button")]);
   check((await page.textContent(".notice")).includes("Template made"), "no template notice");
+  check(/^\d+$/.test(await page.textContent("#template-mailjet-id")), "no Mailjet TemplateID shown");
+  check((await page.textContent("#template-sendgrid-id")).startsWith("d-"), "no SendGrid template_id shown");
   await page.fill("#template-subject", "Hello {{first_name}}");
   await page.fill("#template-text", "Hi {{first_name}}, {{#each items}}{{this}};{{/each}}");
   await page.fill("#template-data", '{"first_name": "Ann <b>", "items": ["tea", "cups"]}');
