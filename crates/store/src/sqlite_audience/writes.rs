@@ -84,10 +84,14 @@ pub(crate) async fn upsert_in(
     // Fold repeated addresses into one, at the first one's position: later fields and
     // properties override earlier ones, as successive updates would.
     let mut order: Vec<&str> = Vec::with_capacity(contacts.len());
-    let mut latest: HashMap<&str, ContactInput> = HashMap::with_capacity(contacts.len());
+    // Borrowed unless folded: most batches repeat no address, and copying every contact's
+    // properties showed in the import's profile.
+    let mut latest: HashMap<&str, std::borrow::Cow<'_, ContactInput>> =
+        HashMap::with_capacity(contacts.len());
     for contact in contacts {
         match latest.get_mut(contact.address.as_str()) {
             Some(folded) => {
+                let folded = folded.to_mut();
                 folded.timezone = contact.timezone.clone().or(folded.timezone.take());
                 folded.locale = contact.locale.clone().or(folded.locale.take());
                 folded.country = contact.country.clone().or(folded.country.take());
@@ -99,7 +103,7 @@ pub(crate) async fn upsert_in(
                 );
             }
             None => {
-                latest.insert(contact.address.as_str(), contact.clone());
+                latest.insert(contact.address.as_str(), std::borrow::Cow::Borrowed(contact));
                 order.push(contact.address.as_str());
             }
         }
@@ -136,7 +140,9 @@ pub(crate) async fn upsert_in(
                 .push_bind(c.timezone.as_deref())
                 .push_bind(c.locale.as_deref())
                 .push_bind(c.country.as_deref())
-                .push_bind(Value::Object(c.properties.clone()).to_string())
+                .push_bind(
+                    serde_json::to_string(&c.properties).unwrap_or_else(|_| String::from("{}")),
+                )
                 .push_bind(now)
                 .push_bind(now);
         });
