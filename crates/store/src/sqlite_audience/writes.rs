@@ -103,7 +103,10 @@ pub(crate) async fn upsert_in(
                 );
             }
             None => {
-                latest.insert(contact.address.as_str(), std::borrow::Cow::Borrowed(contact));
+                latest.insert(
+                    contact.address.as_str(),
+                    std::borrow::Cow::Borrowed(contact),
+                );
                 order.push(contact.address.as_str());
             }
         }
