@@ -1,0 +1,7 @@
+//! Campaigns: a newsletter or announcement sent to lists and segments of a tenant's
+//! contacts. So far: [`local_time`], the moment a recipient gets a campaign sent "at 09:00
+//! in each recipient's time zone", and [`zones`], the zone a recipient is taken to live in
+//! when the contact has none.
+
+pub mod local_time;
+pub mod zones;
