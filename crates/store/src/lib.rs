@@ -16,10 +16,13 @@
 //! - [`imports`]: contact imports as durable jobs ([`ImportStore`]); [`sqlite_imports`].
 //! - [`audience`]: contacts, property declarations, lists and memberships
 //!   ([`AudienceStore`]); [`sqlite_audience`]: on SQLite.
+//! - [`campaigns`]: campaigns, their drafts and states ([`CampaignStore`]);
+//!   [`sqlite_campaigns`].
 //! - [`compat`]: integer ids and job results for the compatible APIs ([`CompatStore`]);
 //!   [`sqlite_compat`].
 
 pub mod audience;
+pub mod campaigns;
 pub mod compat;
 pub mod console;
 pub mod events;
@@ -28,6 +31,7 @@ pub mod keys;
 pub mod rollups;
 pub mod sqlite;
 pub mod sqlite_audience;
+pub mod sqlite_campaigns;
 pub mod sqlite_compat;
 pub mod sqlite_console;
 pub mod sqlite_events;
@@ -43,6 +47,7 @@ pub use audience::{
     Field, ListConfirmation, MemberStatus, Membership, Op, Operand, PropertyDef, PropertyKind,
     SavedSegment, Upserted,
 };
+pub use campaigns::{Campaign, CampaignDraft, CampaignState, CampaignStore};
 pub use compat::{CompatKind, CompatStore};
 pub use console::{AuditEntry, ConsoleStore, Login, Role, Session};
 pub use events::{

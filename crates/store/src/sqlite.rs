@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0014_list_confirmation.sql"),
     include_str!("../migrations/0015_templates.sql"),
     include_str!("../migrations/0016_compat_numbers.sql"),
+    include_str!("../migrations/0017_campaigns.sql"),
 ];
 
 /// The SQLite control plane.

@@ -4,7 +4,7 @@
 //! - [`writes`]: contact upserts and membership changes, inside a caller's transaction.
 //! - this file: the trait, one operation per method.
 
-mod rows;
+pub(crate) mod rows;
 mod writes;
 
 use std::collections::HashMap;

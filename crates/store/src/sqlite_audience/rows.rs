@@ -97,7 +97,7 @@ pub(super) fn membership_from(row: &SqliteRow) -> Result<Membership, StoreError>
 }
 
 /// A fresh id: `prefix` and 64 random bits in hex.
-pub(super) fn new_id(prefix: &str) -> String {
+pub(crate) fn new_id(prefix: &str) -> String {
     let mut raw = [0u8; 8];
     rand::rng().fill_bytes(&mut raw);
     std::iter::once(prefix.to_string())
