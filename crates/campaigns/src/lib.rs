@@ -1,7 +1,9 @@
 //! Campaigns: a newsletter or announcement sent to lists and segments of a tenant's
 //! contacts. So far: [`local_time`], the moment a recipient gets a campaign sent "at 09:00
 //! in each recipient's time zone", and [`zones`], the zone a recipient is taken to live in
-//! when the contact has none.
+//! when the contact has none, and [`window`], the days and hours a campaign may send in
+//! the recipient's zone.
 
 pub mod local_time;
+pub mod window;
 pub mod zones;
