@@ -2,8 +2,10 @@
 //! contacts. So far: [`local_time`], the moment a recipient gets a campaign sent "at 09:00
 //! in each recipient's time zone", and [`zones`], the zone a recipient is taken to live in
 //! when the contact has none, and [`window`], the days and hours a campaign may send in
-//! the recipient's zone.
+//! the recipient's zone; [`documents`] reads and checks a campaign's audience, schedule and
+//! window as the API takes them.
 
+pub mod documents;
 pub mod local_time;
 pub mod window;
 pub mod zones;
