@@ -207,3 +207,141 @@ pub fn read_window(value: &Value) -> Result<SendWindow, DocumentError> {
     }
     Ok(window)
 }
+
+/// What a campaign says: a stored template's version, or its own subject and bodies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    Template {
+        id: String,
+        /// The active version when the send starts, if none is named.
+        version: Option<i64>,
+    },
+    Inline {
+        subject: String,
+        html: Option<String>,
+        text: Option<String>,
+    },
+}
+
+/// The sender and the body of a campaign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Content {
+    pub from: String,
+    pub from_name: Option<String>,
+    pub reply_to: Option<String>,
+    pub body: Body,
+}
+
+fn optional_text(
+    map: &Map<String, Value>,
+    field: &str,
+    name: &str,
+) -> Result<Option<String>, DocumentError> {
+    match map.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(error(format!("{field}.{name}"), "must be text")),
+    }
+}
+
+/// One line of header text: no line breaks (they would start a new header).
+fn one_line(value: Option<String>, field: &str) -> Result<Option<String>, DocumentError> {
+    match value {
+        Some(v) if v.contains(['\r', '\n', '\0']) => {
+            Err(error(field, "must be one line (no line breaks)"))
+        }
+        other => Ok(other),
+    }
+}
+
+impl Content {
+    pub fn read(value: &Value) -> Result<Content, DocumentError> {
+        let field = "content";
+        let map = object(value, field)?;
+        known_only(
+            map,
+            field,
+            &[
+                "from",
+                "from_name",
+                "reply_to",
+                "template_id",
+                "template_version",
+                "subject",
+                "html",
+                "text",
+            ],
+        )?;
+        let from = optional_text(map, field, "from")?
+            .ok_or_else(|| error("content.from", "is required"))?;
+        let address = |text: &str, name: &str| -> Result<(), DocumentError> {
+            match text.rsplit_once('@') {
+                Some((local, domain))
+                    if !local.is_empty()
+                        && domain.contains('.')
+                        && !text.contains(char::is_whitespace) =>
+                {
+                    Ok(())
+                }
+                _ => Err(error(
+                    format!("content.{name}"),
+                    "must be an e-mail address",
+                )),
+            }
+        };
+        address(&from, "from")?;
+        let reply_to = optional_text(map, field, "reply_to")?;
+        if let Some(reply_to) = &reply_to {
+            address(reply_to, "reply_to")?;
+        }
+        let from_name = one_line(optional_text(map, field, "from_name")?, "content.from_name")?;
+        let subject = one_line(optional_text(map, field, "subject")?, "content.subject")?;
+        let html = optional_text(map, field, "html")?;
+        let text = optional_text(map, field, "text")?;
+        let body = match optional_text(map, field, "template_id")? {
+            Some(id) => {
+                if let Some(part) = [("subject", &subject), ("html", &html), ("text", &text)]
+                    .iter()
+                    .find(|(_, v)| v.is_some())
+                    .map(|(name, _)| *name)
+                {
+                    return Err(error(format!("content.{part}"), "is given by the template"));
+                }
+                let version = match map.get("template_version") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::Number(n)) if n.as_i64().is_some_and(|v| v > 0) => n.as_i64(),
+                    Some(_) => {
+                        return Err(error(
+                            "content.template_version",
+                            "must be a version number",
+                        ));
+                    }
+                };
+                Body::Template { id, version }
+            }
+            None => {
+                let subject = subject.ok_or_else(|| {
+                    error("content.subject", "is required (or name a template_id)")
+                })?;
+                if html.is_none() && text.is_none() {
+                    return Err(error(
+                        "content.html",
+                        "html or text is required (or name a template_id)",
+                    ));
+                }
+                Body::Inline {
+                    subject,
+                    html,
+                    text,
+                }
+            }
+        };
+        Ok(Content {
+            from,
+            from_name,
+            reply_to,
+            body,
+        })
+    }
+}

@@ -111,3 +111,65 @@ fn windows_read_days_and_hours() {
         "window.from"
     );
 }
+
+#[test]
+fn content_is_a_template_or_its_own_parts() {
+    use campaigns::documents::{Body, Content};
+    let by_template = Content::read(&json!({
+        "from": "news@acme.test", "from_name": "Acme", "template_id": "Newsletter", "template_version": 3
+    }))
+    .unwrap();
+    assert_eq!(
+        by_template.body,
+        Body::Template {
+            id: "Newsletter".into(),
+            version: Some(3)
+        }
+    );
+    let inline = Content::read(&json!({
+        "from": "news@acme.test", "subject": "December", "html": "<p>Hi {{ name }}</p>"
+    }))
+    .unwrap();
+    assert!(matches!(inline.body, Body::Inline { ref subject, .. } if subject == "December"));
+    for (doc, field) in [
+        (json!({"subject": "s", "text": "t"}), "content.from"),
+        (
+            json!({"from": "not an address", "subject": "s", "text": "t"}),
+            "content.from",
+        ),
+        (
+            json!({"from": "a@acme.test", "text": "t"}),
+            "content.subject",
+        ),
+        (
+            json!({"from": "a@acme.test", "subject": "s"}),
+            "content.html",
+        ),
+        (
+            json!({"from": "a@acme.test", "template_id": "T", "html": "<p>"}),
+            "content.html",
+        ),
+        (
+            json!({"from": "a@acme.test", "template_id": "T", "template_version": 0}),
+            "content.template_version",
+        ),
+        (
+            json!({"from": "a@acme.test", "subject": "a\r\nBcc: x@evil.test", "text": "t"}),
+            "content.subject",
+        ),
+        (
+            json!({"from": "a@acme.test", "from_name": "A\nB", "subject": "s", "text": "t"}),
+            "content.from_name",
+        ),
+        (
+            json!({"from": "a@acme.test", "reply_to": "nope", "subject": "s", "text": "t"}),
+            "content.reply_to",
+        ),
+        (
+            json!({"from": "a@acme.test", "subject": "s", "text": "t", "cc": "x"}),
+            "content.cc",
+        ),
+    ] {
+        assert_eq!(field_of(Content::read(&doc)), field, "{doc}");
+    }
+}
