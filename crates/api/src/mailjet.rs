@@ -80,6 +80,9 @@ pub struct Request {
 /// The `TemplateID`s a request names (in `Globals` and its messages), as text, for the
 /// caller to look up before [`parse`].
 pub fn template_ids(body: &[u8]) -> Vec<String> {
+    if !crate::stored_templates::mentions(body, "\"TemplateID\"") {
+        return Vec::new();
+    }
     let Ok(value) = serde_json::from_slice::<Value>(body) else {
         return Vec::new();
     };

@@ -21,7 +21,6 @@ use crate::contacts::{Store, refused};
 use crate::error::ApiError;
 use crate::manage::{not_found, object_body, optional_string, removed};
 use crate::records::invalid;
-use crate::template::Part;
 
 /// Every store the templates' handlers need.
 pub trait TemplatesStore: Store + TemplateStore + store::CompatStore {}
@@ -40,6 +39,13 @@ pub struct Resolved {
 pub type Templates = std::collections::HashMap<String, Resolved>;
 
 pub use store::compat::{from_sendgrid_id, sendgrid_id};
+
+/// Whether a request body names `key` at all: a byte scan, so that the sends that use no
+/// stored template (most of them) are not parsed twice. A key written with JSON escapes is
+/// missed here and then refused by the request's own checks, never silently ignored.
+pub(crate) fn mentions(body: &[u8], key: &str) -> bool {
+    body.windows(key.len()).any(|w| w == key.as_bytes())
+}
 
 /// The active version of a tenant's template, if it has one.
 async fn active<S: TemplatesStore>(
@@ -96,6 +102,9 @@ pub(crate) async fn by_sendgrid_id<S: TemplatesStore>(
     body: &[u8],
 ) -> Result<Templates, ApiError> {
     let mut out = Templates::new();
+    if !mentions(body, "\"template_id\"") {
+        return Ok(out);
+    }
     let Ok(value) = serde_json::from_slice::<Value>(body) else {
         return Ok(out);
     };
@@ -130,21 +139,15 @@ pub fn render_version(
     content: &VersionContent,
     data: &Value,
 ) -> Result<(String, Option<String>, Option<String>), ApiError> {
-    let subject = templates::render(dialect, &content.subject, data, Part::Subject)
-        .map_err(|e| invalid("subject", e))?;
-    let html = content
-        .html
-        .as_deref()
-        .map(|h| templates::render(dialect, h, data, Part::Html))
-        .transpose()
-        .map_err(|e| invalid("html", e))?;
-    let text = content
-        .text
-        .as_deref()
-        .map(|t| templates::render(dialect, t, data, Part::Text))
-        .transpose()
-        .map_err(|e| invalid("text", e))?;
-    Ok((subject, html, text))
+    let rendered = templates::render_parts(
+        dialect,
+        &content.subject,
+        content.html.as_deref(),
+        content.text.as_deref(),
+        data,
+    )
+    .map_err(|e| invalid(e.part, e.message))?;
+    Ok((rendered.subject, rendered.html, rendered.text))
 }
 
 /// The caller's template by id or name; another tenant's is a 404 like an unknown one.
@@ -398,21 +401,25 @@ pub(crate) async fn preview<S: TemplatesStore>(
 /// rendered with their `variables`; those fields are then taken out, so the native checks
 /// see a plain message and nothing is rendered twice. Returns the body to check and the
 /// versions used. A body without templates is returned as it is.
-pub(crate) async fn fill_messages<S: TemplatesStore>(
+pub(crate) async fn fill_messages<'a, S: TemplatesStore>(
     state: &ApiState<S>,
     tenant_id: &str,
-    body: &[u8],
-) -> Result<(Vec<u8>, Vec<(String, i64)>), ApiError> {
+    body: &'a [u8],
+) -> Result<(std::borrow::Cow<'a, [u8]>, Vec<(String, i64)>), ApiError> {
+    let unchanged = || Ok((std::borrow::Cow::Borrowed(body), Vec::new()));
+    if !mentions(body, "\"template_id\"") {
+        return unchanged();
+    }
     let mut value: Value = match serde_json::from_slice(body) {
         Ok(value) => value,
         // Not JSON: the native parser says so, with its own message.
-        Err(_) => return Ok((body.to_vec(), Vec::new())),
+        Err(_) => return unchanged(),
     };
     let Some(messages) = value.get_mut("messages").and_then(Value::as_array_mut) else {
-        return Ok((body.to_vec(), Vec::new()));
+        return unchanged();
     };
     if !messages.iter().any(|m| m.get("template_id").is_some()) {
-        return Ok((body.to_vec(), Vec::new()));
+        return unchanged();
     }
     let store = &state.tenancy.store;
     let mut used = Vec::new();
@@ -479,5 +486,8 @@ pub(crate) async fn fill_messages<S: TemplatesStore>(
         }
         used.push((template.id.clone(), version));
     }
-    Ok((value.to_string().into_bytes(), used))
+    Ok((
+        std::borrow::Cow::Owned(value.to_string().into_bytes()),
+        used,
+    ))
 }

@@ -152,6 +152,19 @@ pub struct Consent {
     pub confirmed_ms: Option<i64>,
 }
 
+impl Consent {
+    /// Consent given now-ish from `source`, from `address` when known; not yet a
+    /// confirmation.
+    pub fn given(source: &str, time_ms: i64, address: Option<String>) -> Consent {
+        Consent {
+            source: source.to_string(),
+            time_ms,
+            address,
+            confirmed_ms: None,
+        }
+    }
+}
+
 /// A contact's membership of a list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Membership {

@@ -1,5 +1,9 @@
 //! [`CompatStore`] on SQLite.
 
+use std::collections::HashMap;
+
+use sqlx::{QueryBuilder, Row, Sqlite};
+
 use crate::compat::{CompatKind, CompatStore};
 use crate::{SqliteStore, StoreError, now_ms};
 
@@ -10,23 +14,56 @@ impl CompatStore for SqliteStore {
         kind: CompatKind,
         object_ids: &[String],
     ) -> Result<Vec<i64>, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let mut out = Vec::with_capacity(object_ids.len());
-        for object_id in object_ids {
-            let number: i64 = sqlx::query_scalar(
-                "INSERT INTO compat_numbers (tenant_id, kind, object_id) VALUES (?, ?, ?)
-                 ON CONFLICT (tenant_id, kind, object_id) DO UPDATE SET kind = excluded.kind
-                 RETURNING number",
-            )
-            .bind(tenant_id)
-            .bind(kind.as_str())
-            .bind(object_id)
-            .fetch_one(&mut *tx)
-            .await?;
-            out.push(number);
+        // Read first: listing objects a client has seen before takes no write lock.
+        let mut known: HashMap<String, i64> = HashMap::with_capacity(object_ids.len());
+        for chunk in object_ids.chunks(500) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT object_id, number FROM compat_numbers WHERE tenant_id = ",
+            );
+            q.push_bind(tenant_id)
+                .push(" AND kind = ")
+                .push_bind(kind.as_str())
+                .push(" AND object_id IN (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(id);
+            }
+            q.push(")");
+            for row in q.build().fetch_all(&self.pool).await? {
+                known.insert(row.try_get("object_id")?, row.try_get("number")?);
+            }
         }
-        tx.commit().await?;
-        Ok(out)
+        let missing: Vec<&String> = object_ids
+            .iter()
+            .filter(|id| !known.contains_key(*id))
+            .collect();
+        if !missing.is_empty() {
+            let mut tx = self.write_tx().await?;
+            for object_id in missing {
+                // Another request may have numbered it since the read: keep its number.
+                let number: i64 = sqlx::query_scalar(
+                    "INSERT INTO compat_numbers (tenant_id, kind, object_id) VALUES (?, ?, ?)
+                     ON CONFLICT (tenant_id, kind, object_id) DO UPDATE SET kind = excluded.kind
+                     RETURNING number",
+                )
+                .bind(tenant_id)
+                .bind(kind.as_str())
+                .bind(object_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                known.insert(object_id.clone(), number);
+            }
+            tx.commit().await?;
+        }
+        object_ids
+            .iter()
+            .map(|id| {
+                known
+                    .get(id)
+                    .copied()
+                    .ok_or_else(|| StoreError::NotFound(format!("number of {id}")))
+            })
+            .collect()
     }
 
     async fn object(

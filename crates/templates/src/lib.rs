@@ -64,3 +64,40 @@ pub fn render(dialect: Dialect, source: &str, data: &Value, part: Part) -> Resul
         }
     }
 }
+
+/// A message's three parts rendered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub html: Option<String>,
+    pub text: Option<String>,
+}
+
+/// A part that did not render: which (`subject`, `html` or `text`) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartError {
+    pub part: &'static str,
+    pub message: String,
+}
+
+/// A version's subject, HTML and text rendered in `dialect` with `data`, in that order; the
+/// first part that fails is named.
+pub fn render_parts(
+    dialect: Dialect,
+    subject: &str,
+    html: Option<&str>,
+    text: Option<&str>,
+    data: &Value,
+) -> Result<Rendered, PartError> {
+    let one = |name: &'static str, source: &str, part: Part| {
+        render(dialect, source, data, part).map_err(|message| PartError {
+            part: name,
+            message,
+        })
+    };
+    Ok(Rendered {
+        subject: one("subject", subject, Part::Subject)?,
+        html: html.map(|h| one("html", h, Part::Html)).transpose()?,
+        text: text.map(|t| one("text", t, Part::Text)).transpose()?,
+    })
+}

@@ -231,12 +231,11 @@ pub(crate) async fn add_members<S: Store>(
         return Err(invalid("consent_address", "must be an IP address"));
     }
     let ids = named_contacts(&state, &key.tenant_id, contacts_field(&map)?).await?;
-    let consent = Consent {
-        source: "api".into(),
-        time_ms: super::now_ms(),
-        address: consent_address.or_else(|| Some(peer.ip().to_string())),
-        confirmed_ms: None,
-    };
+    let consent = Consent::given(
+        "api",
+        super::now_ms(),
+        consent_address.or_else(|| Some(peer.ip().to_string())),
+    );
     let members: Vec<(i64, MemberStatus)> = ids.into_iter().map(|id| (id, status)).collect();
     let list = state
         .tenancy

@@ -271,12 +271,7 @@ async fn subscribe<S: Store>(
     } else {
         MemberStatus::Subscribed
     };
-    let consent = Consent {
-        source: "form".into(),
-        time_ms: now_ms(),
-        address: Some(peer.ip().to_string()),
-        confirmed_ms: None,
-    };
+    let consent = Consent::given("form", now_ms(), Some(peer.ip().to_string()));
     store
         .set_members(tenant, &list.id, &[(contact_id, status)], &consent)
         .await?;

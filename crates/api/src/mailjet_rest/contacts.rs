@@ -277,10 +277,7 @@ pub(crate) async fn add<S: MjStore>(
         .await?
         .is_some()
     {
-        return Err(MjError::bad(format!(
-            "MJ18 A Contact resource with value \"{}\" for Email already exists.",
-            input.address
-        )));
+        return Err(MjError::exists("Contact", &input.address, "Email"));
     }
     store
         .upsert_contacts(&key.tenant_id, std::slice::from_ref(&input), Existing::Keep)
@@ -490,14 +487,7 @@ pub(crate) async fn add_metadata<S: MjStore>(
         .store
         .add_property(&key.tenant_id, name, &kind)
         .await
-        .map_err(|err| match err {
-            store::StoreError::Invalid { reason, .. } if reason.contains("exists") => {
-                MjError::bad(format!(
-                    "MJ18 A ContactMetaData resource with value \"{name}\" for Name already exists."
-                ))
-            }
-            err => err.into(),
-        })?;
+        .map_err(MjError::name_taken("ContactMetaData", name))?;
     let number = number(&state, &key.tenant_id, CompatKind::Property, &def.name).await?;
     Ok(created(metadata_json(&def, number)))
 }

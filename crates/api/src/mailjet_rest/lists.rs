@@ -99,15 +99,6 @@ pub(crate) async fn all<S: MjStore>(
     Ok(data(items, total))
 }
 
-fn taken(name: &str) -> impl FnOnce(store::StoreError) -> MjError + '_ {
-    move |err| match err {
-        store::StoreError::Invalid { reason, .. } if reason.contains("exists") => MjError::bad(
-            format!("MJ18 A Contacts List resource with value \"{name}\" for Name already exists."),
-        ),
-        err => err.into(),
-    }
-}
-
 /// `POST /v3/REST/contactslist`: `{"Name"}`.
 pub(crate) async fn add<S: MjStore>(
     State(state): State<Arc<ApiState<S>>>,
@@ -121,7 +112,7 @@ pub(crate) async fn add<S: MjStore>(
         .store
         .add_list(&key.tenant_id, name, false)
         .await
-        .map_err(taken(name))?;
+        .map_err(MjError::name_taken("Contacts List", name))?;
     let number = number(&state, &key.tenant_id, CompatKind::List, &list.id).await?;
     Ok(created(list_json(&list, number)))
 }
@@ -152,7 +143,7 @@ pub(crate) async fn rename<S: MjStore>(
             .store
             .rename_list(&key.tenant_id, &list.id, name)
             .await
-            .map_err(taken(name))?;
+            .map_err(MjError::name_taken("Contacts List", name))?;
     }
     let list = tenants_list(&state, &key.tenant_id, &id).await?;
     let number = number(&state, &key.tenant_id, CompatKind::List, &list.id).await?;
@@ -256,12 +247,7 @@ async fn apply_many<S: MjStore>(
         .upsert_contacts(tenant_id, &inputs, Existing::Update)
         .await?;
     exclude(state, tenant_id, excluded).await?;
-    let consent = Consent {
-        source: "api".into(),
-        time_ms: started,
-        address: None,
-        confirmed_ms: None,
-    };
+    let consent = Consent::given("api", started, None);
     for (list, _, action) in lists {
         let joining = if list.double_opt_in {
             MemberStatus::Unconfirmed
@@ -570,22 +556,14 @@ pub(crate) async fn add_recipient<S: MjStore>(
         .iter()
         .any(|m| m.list_id == list.id)
     {
-        return Err(MjError::bad(format!(
-            "MJ18 A ListRecipient resource with value \"{}\" for ContactID already exists.",
-            contact.id
-        )));
+        return Err(MjError::exists("ListRecipient", contact.id, "ContactID"));
     }
     let status = match map.get("IsUnsubscribed").and_then(Value::as_bool) {
         Some(true) => MemberStatus::Unsubscribed,
         _ if list.double_opt_in => MemberStatus::Unconfirmed,
         _ => MemberStatus::Subscribed,
     };
-    let consent = Consent {
-        source: "api".into(),
-        time_ms: super::super::contacts::now_ms(),
-        address: None,
-        confirmed_ms: None,
-    };
+    let consent = Consent::given("api", super::super::contacts::now_ms(), None);
     store
         .set_members(&key.tenant_id, &list.id, &[(contact.id, status)], &consent)
         .await?;
@@ -628,12 +606,7 @@ pub(crate) async fn update_recipient<S: MjStore>(
         Some(Value::Bool(false)) => MemberStatus::Subscribed,
         _ => return Err(MjError::bad("\"IsUnsubscribed\" must be a boolean")),
     };
-    let consent = Consent {
-        source: "api".into(),
-        time_ms: super::super::contacts::now_ms(),
-        address: None,
-        confirmed_ms: None,
-    };
+    let consent = Consent::given("api", super::super::contacts::now_ms(), None);
     state
         .tenancy
         .store

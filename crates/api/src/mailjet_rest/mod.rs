@@ -55,6 +55,24 @@ impl MjError {
         }
     }
 
+    /// Mailjet's duplicate error (MJ18) for a `resource` whose `field` has `value` already.
+    pub fn exists(resource: &str, value: impl std::fmt::Display, field: &str) -> MjError {
+        MjError::bad(format!(
+            "MJ18 A {resource} resource with value \"{value}\" for {field} already exists."
+        ))
+    }
+
+    /// A store refusal of a name already taken as Mailjet's MJ18; other errors as usual.
+    pub fn name_taken(resource: &str, name: &str) -> impl FnOnce(store::StoreError) -> MjError {
+        let (resource, name) = (resource.to_string(), name.to_string());
+        move |err| match err {
+            store::StoreError::Invalid { reason, .. } if reason.contains("exists") => {
+                MjError::exists(&resource, &name, "Name")
+            }
+            err => err.into(),
+        }
+    }
+
     pub fn not_found() -> MjError {
         MjError {
             status: StatusCode::NOT_FOUND,

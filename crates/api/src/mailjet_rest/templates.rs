@@ -84,12 +84,7 @@ pub(crate) async fn add<S: MjStore>(
         .store
         .add_template(&key.tenant_id, name, Dialect::Mailjet)
         .await
-        .map_err(|err| match err {
-            store::StoreError::Invalid { reason, .. } if reason.contains("exists") => MjError::bad(
-                format!("MJ18 A Template resource with value \"{name}\" for Name already exists."),
-            ),
-            err => err.into(),
-        })?;
+        .map_err(MjError::name_taken("Template", name))?;
     let number = number(&state, &key.tenant_id, CompatKind::Template, &made.id).await?;
     Ok(created(template_json(&made, number)))
 }

@@ -151,12 +151,7 @@ pub(crate) async fn upsert<S: TemplatesStore>(
         .upsert_contacts(&key.tenant_id, &inputs, Existing::Update)
         .await
         .map_err(refused)?;
-    let consent = Consent {
-        source: "api".into(),
-        time_ms: started,
-        address: None,
-        confirmed_ms: None,
-    };
+    let consent = Consent::given("api", started, None);
     for list in &lists {
         let status = if list.double_opt_in {
             MemberStatus::Unconfirmed

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use store::{Dialect, StoredTemplate, TemplateVersion, VersionContent};
-use templates::Part;
+use templates::Rendered;
 
 use super::{done, notice, permitted, store_failed};
 use crate::auth::{Power, TenantViewer, audit};
@@ -91,31 +91,15 @@ impl Draft {
     }
 }
 
-/// A version rendered as a message would carry it.
-#[derive(Debug, Default)]
-struct Rendered {
-    subject: String,
-    text: Option<String>,
-    html: Option<String>,
-}
-
 fn render(dialect: Dialect, content: &VersionContent, data: &Value) -> Result<Rendered, String> {
-    let part = |name: &str, source: &str, part: Part| {
-        templates::render(dialect, source, data, part).map_err(|e| format!("{name}: {e}"))
-    };
-    Ok(Rendered {
-        subject: part("subject", &content.subject, Part::Subject)?,
-        text: content
-            .text
-            .as_deref()
-            .map(|t| part("text", t, Part::Text))
-            .transpose()?,
-        html: content
-            .html
-            .as_deref()
-            .map(|h| part("html", h, Part::Html))
-            .transpose()?,
-    })
+    templates::render_parts(
+        dialect,
+        &content.subject,
+        content.html.as_deref(),
+        content.text.as_deref(),
+        data,
+    )
+    .map_err(|e| format!("{}: {}", e.part, e.message))
 }
 
 fn pretty(json_text: &str) -> String {

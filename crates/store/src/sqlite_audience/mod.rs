@@ -27,6 +27,10 @@ const UPSERT_ROWS: usize = 1000;
 /// Most contacts or members one page returns.
 pub const CONTACTS_PAGE_MAX: u32 = 1000;
 
+fn list_name_taken(name: &str) -> StoreError {
+    invalid("name", format!("a list named {name:?} exists already"))
+}
+
 /// A list's name, trimmed: 1 to 100 characters on one line.
 fn list_name(name: &str) -> Result<&str, StoreError> {
     let name = name.trim();
@@ -245,10 +249,9 @@ impl AudienceStore for SqliteStore {
                 created_ms,
                 confirmation: None,
             }),
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Err(invalid(
-                "name",
-                format!("a list named {name:?} exists already"),
-            )),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                Err(list_name_taken(name))
+            }
             Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
                 Err(StoreError::NotFound(format!("tenant {tenant_id}")))
             }
@@ -314,10 +317,9 @@ impl AudienceStore for SqliteStore {
             .await;
         match done {
             Ok(done) => Ok(done.rows_affected() > 0),
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Err(invalid(
-                "name",
-                format!("a list named {name:?} exists already"),
-            )),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                Err(list_name_taken(name))
+            }
             Err(err) => Err(err.into()),
         }
     }
