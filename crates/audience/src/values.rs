@@ -173,6 +173,17 @@ pub fn from_text(def: &PropertyDef, text: &str) -> Result<Option<Value>, ValueEr
     Ok(Some(value))
 }
 
+/// One value as loosely typed clients send it (Mailjet's, SendGrid's): text is read as a
+/// CSV cell would be (numbers, dates and booleans as text), empty text clears, other JSON
+/// is read as JSON.
+pub fn from_loose(def: &PropertyDef, value: &Value) -> Result<Value, ValueError> {
+    match value {
+        Value::String(s) if s.is_empty() => Ok(Value::Null),
+        Value::String(s) => from_text(def, s).map(|v| v.unwrap_or(Value::Null)),
+        other => from_json(def, other),
+    }
+}
+
 /// Checks every property of a contact against the declarations.
 pub fn check_properties(
     declared: &[PropertyDef],

@@ -46,6 +46,26 @@ pub(crate) fn contact_json(contact: &Contact, declared: &[PropertyDef]) -> Value
     })
 }
 
+/// Properties given by name as the compatible APIs' clients send them (see
+/// [`audience::values::from_loose`]), checked against the declarations; an unknown one
+/// names the API's own way to declare it (`hint`).
+pub(crate) fn loose_properties(
+    declared: &[PropertyDef],
+    given: impl IntoIterator<Item = (String, Value)>,
+    hint: &str,
+) -> Result<serde_json::Map<String, Value>, String> {
+    let mut out = serde_json::Map::new();
+    for (name, value) in given {
+        let def = declared.iter().find(|p| p.name == name).ok_or_else(|| {
+            format!("\"{name}\" is not a contact property of this account (add it with {hint})")
+        })?;
+        let value = ::audience::values::from_loose(def, &value)
+            .map_err(|e| format!("\"{}\" {e}", def.name))?;
+        out.insert(name, value);
+    }
+    Ok(out)
+}
+
 /// Store refusals as field errors (`Invalid` names its field); the rest as usual.
 pub(crate) fn refused(err: StoreError) -> ApiError {
     match err {

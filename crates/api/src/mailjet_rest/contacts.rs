@@ -88,38 +88,6 @@ pub async fn declare_name<S: MjStore>(
     Ok(store.properties(tenant_id).await?)
 }
 
-/// One property value as Mailjet clients send it: text is read as a CSV cell would be
-/// (numbers, dates and booleans as text), other JSON as it is.
-pub fn property_value(def: &PropertyDef, value: &Value) -> Result<Value, String> {
-    match value {
-        Value::String(s) if s.is_empty() => Ok(Value::Null),
-        Value::String(s) => audience::values::from_text(def, s)
-            .map(|v| v.unwrap_or(Value::Null))
-            .map_err(|e| e.to_string()),
-        other => audience::values::from_json(def, other).map_err(|e| e.to_string()),
-    }
-}
-
-/// Properties given by name, checked against the declarations.
-pub fn properties(
-    declared: &[PropertyDef],
-    given: impl IntoIterator<Item = (String, Value)>,
-) -> Result<Map<String, Value>, String> {
-    let mut out = Map::new();
-    for (name, value) in given {
-        let def = declared.iter().find(|p| p.name == name).ok_or_else(|| {
-            format!(
-                "\"{name}\" is not a contact property of this account (add it with contactmetadata)"
-            )
-        })?;
-        out.insert(
-            name,
-            property_value(def, &value).map_err(|e| format!("\"{}\" {e}", def.name))?,
-        );
-    }
-    Ok(out)
-}
-
 /// A contact to write from Mailjet's `Email`, `Name` and `Properties`.
 pub fn input(
     declared: &[PropertyDef],
@@ -148,7 +116,7 @@ pub fn input(
     Ok((
         ContactInput {
             address,
-            properties: properties(declared, given)?,
+            properties: crate::contacts::loose_properties(declared, given, "contactmetadata")?,
             ..ContactInput::default()
         },
         excluded,
@@ -407,7 +375,8 @@ pub(crate) async fn set_data<S: MjStore>(
         ));
     }
     let declared = state.tenancy.store.properties(&key.tenant_id).await?;
-    let properties = properties(&declared, given).map_err(MjError::bad)?;
+    let properties = crate::contacts::loose_properties(&declared, given, "contactmetadata")
+        .map_err(MjError::bad)?;
     let input = ContactInput {
         address: contact.address.clone(),
         properties,

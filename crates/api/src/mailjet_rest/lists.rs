@@ -215,7 +215,7 @@ async fn apply_many<S: MjStore>(
             "\"Contacts\" at most {CONTACTS_PER_REQUEST} per request (upload a CSV file for more)"
         )));
     }
-    let started = super::super::contacts::now_ms();
+    let started = crate::contacts::now_ms();
     let declared = if contacts
         .iter()
         .any(|c| c.get("Name").is_some_and(|v| !v.is_null()))
@@ -299,7 +299,7 @@ async fn apply_many<S: MjStore>(
         "Error": errors.join("\n"),
         "ErrorFile": "",
         "JobStart": super::time(Some(started)),
-        "JobEnd": super::time(Some(super::super::contacts::now_ms())),
+        "JobEnd": super::time(Some(crate::contacts::now_ms())),
         "Status": if errors.is_empty() { "Completed" } else { "Error" },
     }))
 }
@@ -563,7 +563,7 @@ pub(crate) async fn add_recipient<S: MjStore>(
         _ if list.double_opt_in => MemberStatus::Unconfirmed,
         _ => MemberStatus::Subscribed,
     };
-    let consent = Consent::given("api", super::super::contacts::now_ms(), None);
+    let consent = Consent::given("api", crate::contacts::now_ms(), None);
     store
         .set_members(&key.tenant_id, &list.id, &[(contact.id, status)], &consent)
         .await?;
@@ -606,7 +606,7 @@ pub(crate) async fn update_recipient<S: MjStore>(
         Some(Value::Bool(false)) => MemberStatus::Subscribed,
         _ => return Err(MjError::bad("\"IsUnsubscribed\" must be a boolean")),
     };
-    let consent = Consent::given("api", super::super::contacts::now_ms(), None);
+    let consent = Consent::given("api", crate::contacts::now_ms(), None);
     state
         .tenancy
         .store

@@ -89,7 +89,7 @@ fn contact_input(declared: &[PropertyDef], item: &Value) -> Result<ContactInput,
             other => return Err(format!("{other} is not a field this server keeps")),
         }
     }
-    let properties = crate::mailjet_rest::contacts::properties(declared, given)?;
+    let properties = crate::contacts::loose_properties(declared, given, "field_definitions")?;
     Ok(ContactInput {
         address,
         country,
