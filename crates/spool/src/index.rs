@@ -181,6 +181,18 @@ impl Index {
         self.note_ref(record_segment, segment);
     }
 
+    /// Marks a queued message announced (or not, for a later listing to find). False when
+    /// it is not queued.
+    pub fn set_announced(&mut self, id: MessageId, announced: bool) -> bool {
+        match self.messages.get_mut(&id) {
+            Some(entry) => {
+                entry.announced = announced;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Applies a Deferred record. It pins no segment: if its segment is reclaimed first the
     /// message is merely retried sooner after a restart.
     pub fn deferred(&mut self, id: MessageId, attempts: u32, next_attempt_ms: u64) {

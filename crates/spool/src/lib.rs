@@ -136,6 +136,23 @@ impl Inner {
         }
     }
 
+    /// Tells the arrivals consumer about released messages; their records are read back
+    /// from disk when delivered.
+    pub(crate) fn announce_ids(
+        arrivals: &mut std::sync::MutexGuard<'_, Option<(ArrivalSender, Arc<arrival::Budget>)>>,
+        ids: Vec<MessageId>,
+    ) {
+        let Some((tx, _)) = arrivals.as_ref() else {
+            return;
+        };
+        for id in ids {
+            if tx.send(Arrival { id, stored: None }).is_err() {
+                **arrivals = None;
+                return;
+            }
+        }
+    }
+
     /// The subscriber slot, locked.
     pub(crate) fn arrivals(
         &self,
@@ -364,11 +381,56 @@ impl Spool {
         prefix: &[u8],
         content: Vec<u8>,
     ) -> Result<(), SpoolError> {
+        self.insert_as(id, envelope, prefix, content, false).await
+    }
+
+    /// Stores a message durably like [`Spool::insert_with_prefix`] but keeps it from
+    /// delivery (no arrival notice, left out of listings) until [`Spool::release`]. A restart
+    /// forgets the hold: whoever holds messages must settle them (release or remove) before
+    /// delivery starts listing the spool. Campaigns use it so that a batch is delivered only
+    /// once the campaign's cursor says it was spooled.
+    pub async fn insert_held(
+        &self,
+        id: MessageId,
+        envelope: Envelope,
+        prefix: &[u8],
+        content: Vec<u8>,
+    ) -> Result<(), SpoolError> {
+        self.insert_as(id, envelope, prefix, content, true).await
+    }
+
+    /// Hands held messages to delivery: an arrival notice each when a consumer listens,
+    /// otherwise they show in the next listing. Ids no longer queued are skipped.
+    pub fn release(&self, ids: &[MessageId]) {
+        // Same lock order as the writer (arrivals, then index).
+        let mut arrivals = self.inner.arrivals();
+        let listening = arrivals.is_some();
+        let queued: Vec<MessageId> = {
+            let mut index = self.inner.lock_index();
+            ids.iter()
+                .copied()
+                .filter(|id| index.set_announced(*id, listening))
+                .collect()
+        };
+        if listening {
+            Inner::announce_ids(&mut arrivals, queued);
+        }
+    }
+
+    async fn insert_as(
+        &self,
+        id: MessageId,
+        envelope: Envelope,
+        prefix: &[u8],
+        content: Vec<u8>,
+        held: bool,
+    ) -> Result<(), SpoolError> {
         let content_bytes = prefix.len() + content.len();
         let op = IndexOp::Insert {
             id,
             content_bytes: content_bytes as u32,
             rcpt_total: envelope.recipients.len() as u32,
+            held,
         };
         let capacity = content_bytes + 256 + envelope.recipients.len() * 64;
         self.append(

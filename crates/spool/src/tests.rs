@@ -635,3 +635,54 @@ fn listing_marks_what_notices_announce() {
     assert!(spool.list(None, 10).iter().all(|m| !m.announced));
     spool.shutdown();
 }
+
+/// A held message is durable but unseen by delivery (no notice, out of listings) until it is
+/// released; a restart forgets the hold, so whoever holds must settle before delivery lists.
+#[test]
+fn held_messages_reach_delivery_only_when_released() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = rt();
+    let (spool, _) = Spool::open(&config(dir.path(), 1 << 20)).expect("open");
+    let mut arrivals = spool.subscribe_arrivals(1 << 20);
+    let held: Vec<MessageId> = (0..3).map(|_| spool.next_id()).collect();
+    let plain = spool.next_id();
+    rt.block_on(async {
+        for (n, id) in held.iter().enumerate() {
+            spool
+                .insert_held(*id, envelope(1), &[], body(n))
+                .await
+                .expect("insert held");
+        }
+        spool
+            .insert(plain, envelope(1), body(9))
+            .await
+            .expect("insert");
+        let first = arrivals.recv().await.expect("arrival");
+        assert_eq!(first.id, plain, "held messages are not announced");
+    });
+    assert!(arrivals.try_recv().is_err());
+    assert!(
+        spool.list(None, 10).iter().all(|m| m.announced),
+        "a listing leaves held messages alone"
+    );
+    let gone = spool.next_id();
+    spool.release(&[held[0], held[2], gone]);
+    let released: Vec<MessageId> = std::iter::from_fn(|| arrivals.try_recv().ok())
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(released, vec![held[0], held[2]], "unknown ids are skipped");
+    let (_, content, _) = spool.read(held[2]).expect("released message reads back");
+    assert_eq!(content, body(2));
+    spool.shutdown();
+    drop(spool);
+    // After a restart every message is an ordinary queued one again.
+    let (spool, _) = Spool::open(&config(dir.path(), 1 << 20)).expect("reopen");
+    let listed: Vec<MessageId> = spool
+        .list(None, 10)
+        .iter()
+        .filter(|m| !m.announced)
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(listed.len(), 4);
+    assert!(held.iter().all(|id| listed.contains(id)));
+}

@@ -36,6 +36,9 @@ pub(crate) enum IndexOp {
         id: MessageId,
         content_bytes: u32,
         rcpt_total: u32,
+        /// Not announced until [`crate::Spool::release`]: a campaign's batch waits for its
+        /// cursor to commit before delivery may see it.
+        held: bool,
     },
     RecipientsDone {
         id: MessageId,
@@ -200,7 +203,9 @@ impl Writer {
         let arrivals = (inserts && announced).then_some(arrivals);
         let mut inserted = Vec::new();
         for append in batch.drain(..) {
-            if let (Ok(()), IndexOp::Insert { id, .. }) = (&result, &append.op) {
+            if let (Ok(()), IndexOp::Insert { id, held, .. }) = (&result, &append.op)
+                && !held
+            {
                 inserted.push((*id, append.bytes));
             }
             let Some(reply) = append.reply else { continue };
@@ -325,10 +330,12 @@ impl Writer {
                     id,
                     content_bytes,
                     rcpt_total,
+                    held,
                 } => {
                     let mut entry =
                         Entry::new(self.segment, offset, len, *content_bytes, *rcpt_total);
-                    entry.announced = announced;
+                    // A held message is left out of listings as if announced, until released.
+                    entry.announced = announced || *held;
                     index.insert(*id, entry);
                 }
                 IndexOp::RecipientsDone { id, indices } => {
