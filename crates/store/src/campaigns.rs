@@ -80,12 +80,56 @@ pub struct CampaignDraft {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Campaign {
     pub id: String,
+    pub tenant_id: String,
     pub state: CampaignState,
     pub draft: CampaignDraft,
     pub created_ms: i64,
     pub updated_ms: i64,
     pub started_ms: Option<i64>,
     pub finished_ms: Option<i64>,
+    pub progress: Progress,
+}
+
+/// How far a send got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Progress {
+    /// The audience's size once fixed (at the start of the send).
+    pub recipients: Option<i64>,
+    /// Recipients numbered below this are spooled or skipped.
+    pub cursor: i64,
+    pub spooled: i64,
+    /// Suppressed or deleted after the audience was fixed.
+    pub skipped: i64,
+}
+
+/// Who a send goes to, resolved against the tenant's records: list ids and checked
+/// segment conditions. Suppressed addresses are always left out.
+#[derive(Debug, Clone, Default)]
+pub struct AudiencePlan {
+    pub lists: Vec<String>,
+    pub segments: Vec<crate::audience::Condition>,
+    /// Members of these lists in any state are left out.
+    pub exclude_lists: Vec<String>,
+    pub exclude_segments: Vec<crate::audience::Condition>,
+}
+
+/// One recipient of a send as the expansion reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendRecipient {
+    pub seq: i64,
+    pub address: String,
+    /// The contact as it is now; `None` when it was deleted since the start.
+    pub contact: Option<crate::audience::Contact>,
+    /// The tenant suppresses the address now.
+    pub suppressed: bool,
+}
+
+/// A batch recorded before its messages are spooled, not yet committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenBatch {
+    pub campaign_id: String,
+    pub first_seq: i64,
+    pub message_ids: Vec<u128>,
 }
 
 pub trait CampaignStore: Send + Sync {
@@ -122,4 +166,49 @@ pub trait CampaignStore: Send + Sync {
         id: &str,
         next: CampaignState,
     ) -> impl Future<Output = Result<Campaign, StoreError>> + Send;
+    /// Fixes the audience of a campaign about to send (once: a campaign whose audience is
+    /// fixed keeps it) and returns its size.
+    fn fix_audience(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        plan: &AudiencePlan,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+    /// Campaigns in `state`, every tenant's (for the sender's loop).
+    fn campaigns_in_state(
+        &self,
+        state: CampaignState,
+    ) -> impl Future<Output = Result<Vec<Campaign>, StoreError>> + Send;
+    /// Up to `limit` recipients numbered from `from_seq`, with their contacts as they are now.
+    fn send_recipients(
+        &self,
+        campaign: &Campaign,
+        from_seq: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<SendRecipient>, StoreError>> + Send;
+    /// Records a batch about to be spooled: recipients `first_seq..end_seq` and the message
+    /// ids they get. Refused unless `first_seq` is the campaign's cursor.
+    fn open_batch(
+        &self,
+        campaign_id: &str,
+        first_seq: i64,
+        end_seq: i64,
+        message_ids: &[u128],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Commits an open batch: the cursor moves to `end_seq` with the counts.
+    fn commit_batch(
+        &self,
+        campaign_id: &str,
+        first_seq: i64,
+        spooled: i64,
+        skipped: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Batches recorded but never committed (a crash between the two).
+    fn open_batches(&self) -> impl Future<Output = Result<Vec<OpenBatch>, StoreError>> + Send;
+    /// Forgets an open batch once its messages are out of the spool.
+    fn drop_batch(
+        &self,
+        campaign_id: &str,
+        first_seq: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

@@ -47,7 +47,10 @@ pub use audience::{
     Field, ListConfirmation, MemberStatus, Membership, Op, Operand, PropertyDef, PropertyKind,
     SavedSegment, Upserted,
 };
-pub use campaigns::{Campaign, CampaignDraft, CampaignState, CampaignStore};
+pub use campaigns::{
+    AudiencePlan, Campaign, CampaignDraft, CampaignState, CampaignStore, OpenBatch, Progress,
+    SendRecipient,
+};
 pub use compat::{CompatKind, CompatStore};
 pub use console::{AuditEntry, ConsoleStore, Login, Role, Session};
 pub use events::{

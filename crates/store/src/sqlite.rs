@@ -37,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0015_templates.sql"),
     include_str!("../migrations/0016_compat_numbers.sql"),
     include_str!("../migrations/0017_campaigns.sql"),
+    include_str!("../migrations/0018_campaign_sends.sql"),
 ];
 
 /// The SQLite control plane.

@@ -3,13 +3,18 @@
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use crate::campaigns::{Campaign, CampaignDraft, CampaignState, CampaignStore};
+use crate::campaigns::{
+    AudiencePlan, Campaign, CampaignDraft, CampaignState, CampaignStore, OpenBatch, Progress,
+    SendRecipient,
+};
+use crate::sqlite_segments::{Compiled, Param, compile};
 use crate::{SqliteStore, StoreError, now_ms};
 
-fn campaign_from(row: &SqliteRow) -> Result<Campaign, StoreError> {
+pub(crate) fn campaign_from(row: &SqliteRow) -> Result<Campaign, StoreError> {
     let state: String = row.try_get("state")?;
     Ok(Campaign {
         id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
         state: CampaignState::parse(&state).ok_or_else(|| StoreError::Invalid {
             field: "state",
             reason: format!("stored state {state:?} is unknown"),
@@ -26,6 +31,12 @@ fn campaign_from(row: &SqliteRow) -> Result<Campaign, StoreError> {
         updated_ms: row.try_get("updated_ms")?,
         started_ms: row.try_get("started_ms")?,
         finished_ms: row.try_get("finished_ms")?,
+        progress: Progress {
+            recipients: row.try_get("recipients")?,
+            cursor: row.try_get("cursor")?,
+            spooled: row.try_get("spooled")?,
+            skipped: row.try_get("skipped")?,
+        },
     })
 }
 
@@ -182,4 +193,240 @@ impl CampaignStore for SqliteStore {
         }
         Ok(found)
     }
+
+    async fn fix_audience(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        plan: &AudiencePlan,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let fixed: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT recipients FROM campaigns WHERE tenant_id = ? AND id = ?")
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match fixed {
+            None => return Err(StoreError::NotFound(format!("campaign {id}"))),
+            Some(Some(count)) => return Ok(count),
+            Some(None) => {}
+        }
+        let query = audience_query(tenant_id, plan);
+        let args = query.arguments(&[Param::Text(id.to_string())])?;
+        let inserted = sqlx::query_with(sqlx::AssertSqlSafe(query.sql), args)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected() as i64;
+        sqlx::query("UPDATE campaigns SET recipients = ?, updated_ms = ? WHERE id = ?")
+            .bind(inserted)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    async fn campaigns_in_state(&self, state: CampaignState) -> Result<Vec<Campaign>, StoreError> {
+        sqlx::query("SELECT * FROM campaigns WHERE state = ? ORDER BY created_ms, id")
+            .bind(state.as_str())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(campaign_from)
+            .collect()
+    }
+
+    async fn send_recipients(
+        &self,
+        campaign: &Campaign,
+        from_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<SendRecipient>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT r.seq, r.address AS recipient, c.*, \
+             EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = ? AND s.address = r.address) \
+             AS suppressed \
+             FROM campaign_recipients r LEFT JOIN contacts c ON c.id = r.contact_id \
+             WHERE r.campaign_id = ? AND r.seq >= ? ORDER BY r.seq LIMIT ?",
+        )
+        .bind(&campaign.tenant_id)
+        .bind(&campaign.id)
+        .bind(from_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let contact_id: Option<i64> = row.try_get("id")?;
+                Ok(SendRecipient {
+                    seq: row.try_get("seq")?,
+                    address: row.try_get("recipient")?,
+                    contact: match contact_id {
+                        Some(_) => Some(crate::sqlite_audience::rows::contact_from(row)?),
+                        None => None,
+                    },
+                    suppressed: row.try_get("suppressed")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn open_batch(
+        &self,
+        campaign_id: &str,
+        first_seq: i64,
+        end_seq: i64,
+        message_ids: &[u128],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let cursor: Option<i64> = sqlx::query_scalar("SELECT cursor FROM campaigns WHERE id = ?")
+            .bind(campaign_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if cursor != Some(first_seq) {
+            return Err(StoreError::Invalid {
+                field: "cursor",
+                reason: format!("the batch starts at {first_seq}, the cursor is at {cursor:?}"),
+            });
+        }
+        let ids: Vec<u8> = message_ids.iter().flat_map(|id| id.to_be_bytes()).collect();
+        sqlx::query(
+            "INSERT INTO campaign_batches (campaign_id, first_seq, end_seq, message_ids) \
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(campaign_id)
+        .bind(first_seq)
+        .bind(end_seq)
+        .bind(ids)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn commit_batch(
+        &self,
+        campaign_id: &str,
+        first_seq: i64,
+        spooled: i64,
+        skipped: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let end: Option<i64> = sqlx::query_scalar(
+            "UPDATE campaign_batches SET committed = 1 \
+             WHERE campaign_id = ? AND first_seq = ? AND committed = 0 RETURNING end_seq",
+        )
+        .bind(campaign_id)
+        .bind(first_seq)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(end) = end else {
+            return Err(StoreError::NotFound(format!(
+                "open batch {first_seq} of campaign {campaign_id}"
+            )));
+        };
+        sqlx::query(
+            "UPDATE campaigns SET cursor = ?, spooled = spooled + ?, skipped = skipped + ? \
+             WHERE id = ? AND cursor = ?",
+        )
+        .bind(end)
+        .bind(spooled)
+        .bind(skipped)
+        .bind(campaign_id)
+        .bind(first_seq)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn open_batches(&self) -> Result<Vec<OpenBatch>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT campaign_id, first_seq, message_ids FROM campaign_batches WHERE committed = 0",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let bytes: Vec<u8> = row.try_get("message_ids")?;
+                Ok(OpenBatch {
+                    campaign_id: row.try_get("campaign_id")?,
+                    first_seq: row.try_get("first_seq")?,
+                    message_ids: bytes
+                        .chunks_exact(16)
+                        .map(|c| {
+                            let mut id = [0u8; 16];
+                            id.copy_from_slice(c);
+                            u128::from_be_bytes(id)
+                        })
+                        .collect(),
+                })
+            })
+            .collect()
+    }
+
+    async fn drop_batch(&self, campaign_id: &str, first_seq: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM campaign_batches WHERE campaign_id = ? AND first_seq = ? AND committed = 0",
+        )
+        .bind(campaign_id)
+        .bind(first_seq)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// The INSERT that fixes an audience: contacts on the lists (subscribed) or in the segments,
+/// less those on an exclusion list or in an exclusion segment, less suppressed addresses,
+/// numbered by contact id. The first parameter is the campaign id.
+fn audience_query(tenant_id: &str, plan: &AudiencePlan) -> Compiled {
+    let mut params = vec![Param::Text(tenant_id.to_string())];
+    let mut wanted = Vec::new();
+    let in_lists = |lists: &[String], status: Option<&str>, params: &mut Vec<Param>| {
+        let marks = vec!["?"; lists.len()].join(", ");
+        params.extend(lists.iter().map(|l| Param::Text(l.clone())));
+        let status = status.map_or(String::new(), |s| format!(" AND m.status = '{s}'"));
+        format!(
+            "c.id IN (SELECT m.contact_id FROM list_members m \
+             WHERE m.list_id IN ({marks}){status})"
+        )
+    };
+    if !plan.lists.is_empty() {
+        wanted.push(in_lists(&plan.lists, Some("subscribed"), &mut params));
+    }
+    for condition in &plan.segments {
+        let compiled = compile(condition, tenant_id);
+        params.extend(compiled.params);
+        wanted.push(format!("({})", compiled.sql));
+    }
+    let wanted = if wanted.is_empty() {
+        "0".to_string()
+    } else {
+        wanted.join(" OR ")
+    };
+    let mut unwanted = Vec::new();
+    if !plan.exclude_lists.is_empty() {
+        unwanted.push(in_lists(&plan.exclude_lists, None, &mut params));
+    }
+    for condition in &plan.exclude_segments {
+        let compiled = compile(condition, tenant_id);
+        params.extend(compiled.params);
+        unwanted.push(format!("({})", compiled.sql));
+    }
+    let unwanted = if unwanted.is_empty() {
+        "0".to_string()
+    } else {
+        unwanted.join(" OR ")
+    };
+    params.push(Param::Text(tenant_id.to_string()));
+    let sql = format!(
+        "INSERT INTO campaign_recipients (campaign_id, seq, contact_id, address) \
+         SELECT ?, row_number() OVER (ORDER BY c.id) - 1, c.id, c.address FROM contacts c \
+         WHERE c.tenant_id = ? AND ({wanted}) AND NOT ({unwanted}) \
+         AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = ? AND s.address = c.address)"
+    );
+    Compiled { sql, params }
 }

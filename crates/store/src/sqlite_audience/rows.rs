@@ -40,7 +40,7 @@ pub(super) fn property_from(row: &SqliteRow) -> Result<PropertyDef, StoreError> 
     })
 }
 
-pub(super) fn contact_from(row: &SqliteRow) -> Result<Contact, StoreError> {
+pub(crate) fn contact_from(row: &SqliteRow) -> Result<Contact, StoreError> {
     let props: String = row.try_get("props")?;
     Ok(Contact {
         id: row.try_get("id")?,

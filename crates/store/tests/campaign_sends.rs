@@ -1,0 +1,205 @@
+//! A campaign's send on a real SQLite file: the audience is fixed once (lists, segments,
+//! exclusions, suppressions, another tenant's contacts never), read back in batches with
+//! the contacts as they are now, and the cursor moves only by committing the batch that
+//! starts at it; open batches are found again after a "crash" and can be dropped.
+
+use serde_json::Map;
+use store::audience::{Condition, Field, Op, Operand};
+use store::{
+    AudiencePlan, AudienceStore, CampaignDraft, CampaignStore, Consent, ContactInput, ControlStore,
+    EventStore, Existing, MemberStatus, SqliteStore, StoreError,
+};
+
+fn contact(address: &str, country: &str) -> ContactInput {
+    ContactInput {
+        address: address.into(),
+        timezone: None,
+        locale: None,
+        country: Some(country.into()),
+        properties: Map::new(),
+    }
+}
+
+#[tokio::test]
+async fn the_audience_is_fixed_once_and_spooled_batch_by_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("control.db"))
+        .await
+        .unwrap();
+    let a = store.add_tenant("acme").await.unwrap().id;
+    let b = store.add_tenant("beta").await.unwrap().id;
+    let people: Vec<ContactInput> = (0..10)
+        .map(|i| contact(&format!("p{i}@x.test"), if i < 5 { "JP" } else { "DE" }))
+        .collect();
+    let ids = store
+        .upsert_contacts(&a, &people, Existing::Update)
+        .await
+        .unwrap()
+        .ids;
+    // Beta has the same addresses: never in acme's audience.
+    store
+        .upsert_contacts(&b, &people, Existing::Update)
+        .await
+        .unwrap();
+    let news = store.add_list(&a, "News", false).await.unwrap();
+    let vip = store.add_list(&a, "VIP", false).await.unwrap();
+    let consent = Consent::given("test", 0, None);
+    // News: p0..p3 subscribed, p4 unsubscribed.
+    let mut members: Vec<(i64, MemberStatus)> = ids[..4]
+        .iter()
+        .map(|id| (*id, MemberStatus::Subscribed))
+        .collect();
+    members.push((ids[4], MemberStatus::Unsubscribed));
+    store
+        .add_members(&a, &news.id, &members, &consent)
+        .await
+        .unwrap();
+    // VIP (excluded): p1.
+    store
+        .add_members(&a, &vip.id, &[(ids[1], MemberStatus::Subscribed)], &consent)
+        .await
+        .unwrap();
+    // p2 is suppressed; the segment adds Germans but leaves out p9.
+    store
+        .add_suppressions(&a, &[("p2@x.test".into(), "bounce".into())])
+        .await
+        .unwrap();
+    let germans = Condition::Compare {
+        field: Field::Country,
+        op: Op::Eq,
+        value: Operand::Text("DE".into()),
+    };
+    let p9 = Condition::Compare {
+        field: Field::Address,
+        op: Op::Eq,
+        value: Operand::Text("p9@x.test".into()),
+    };
+    let plan = AudiencePlan {
+        lists: vec![news.id.clone()],
+        segments: vec![germans],
+        exclude_lists: vec![vip.id.clone()],
+        exclude_segments: vec![p9],
+    };
+    let campaign = store
+        .add_campaign(
+            &a,
+            &CampaignDraft {
+                name: "News".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.fix_audience(&b, &campaign.id, &plan).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        store.fix_audience(&a, &campaign.id, &plan).await.unwrap(),
+        6,
+        "News p0, p3 (p1 excluded, p2 suppressed, p4 unsubscribed) and Germans p5-p8 (p9 excluded)"
+    );
+    // Fixed once: new members and a wider plan change nothing.
+    store
+        .add_members(
+            &a,
+            &news.id,
+            &[(ids[9], MemberStatus::Subscribed)],
+            &consent,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .fix_audience(&a, &campaign.id, &AudiencePlan::default())
+            .await
+            .unwrap(),
+        6
+    );
+    let campaign = store.campaign(&a, &campaign.id).await.unwrap().unwrap();
+    assert_eq!(campaign.progress.recipients, Some(6));
+    let all = store.send_recipients(&campaign, 0, 100).await.unwrap();
+    let addresses: Vec<&str> = all.iter().map(|r| r.address.as_str()).collect();
+    assert_eq!(
+        addresses,
+        [
+            "p0@x.test",
+            "p3@x.test",
+            "p5@x.test",
+            "p6@x.test",
+            "p7@x.test",
+            "p8@x.test"
+        ]
+    );
+    assert_eq!(
+        all.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [0, 1, 2, 3, 4, 5]
+    );
+    assert!(all.iter().all(|r| !r.suppressed && r.contact.is_some()));
+    assert_eq!(
+        all[2].contact.as_ref().unwrap().country.as_deref(),
+        Some("DE")
+    );
+
+    // After the start: p5 suppressed, p6 deleted; the batch read says so.
+    store
+        .add_suppressions(&a, &[("p5@x.test".into(), "unsubscribe".into())])
+        .await
+        .unwrap();
+    store.remove_contact(&a, ids[6]).await.unwrap();
+    let page = store.send_recipients(&campaign, 2, 2).await.unwrap();
+    assert_eq!(page.len(), 2);
+    assert!(page[0].suppressed);
+    assert!(page[1].contact.is_none(), "deleted since the start");
+
+    // Batches: only the one at the cursor opens; committing moves the cursor.
+    assert!(matches!(
+        store.open_batch(&campaign.id, 2, 4, &[7, 8]).await,
+        Err(StoreError::Invalid {
+            field: "cursor",
+            ..
+        })
+    ));
+    store
+        .open_batch(&campaign.id, 0, 2, &[u128::MAX, 1])
+        .await
+        .unwrap();
+    store.commit_batch(&campaign.id, 0, 2, 0).await.unwrap();
+    assert!(
+        store.commit_batch(&campaign.id, 0, 2, 0).await.is_err(),
+        "a batch commits once"
+    );
+    store
+        .open_batch(&campaign.id, 2, 4, &[(1 << 100) + 5, 9])
+        .await
+        .unwrap();
+    // "Crash": the open batch is found again with its ids, and dropped.
+    drop(store);
+    let store = SqliteStore::open(&dir.path().join("control.db"))
+        .await
+        .unwrap();
+    let open = store.open_batches().await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].first_seq, 2);
+    assert_eq!(open[0].message_ids, vec![(1 << 100) + 5, 9]);
+    store.drop_batch(&campaign.id, 2).await.unwrap();
+    assert!(store.open_batches().await.unwrap().is_empty());
+    let campaign = store.campaign(&a, &campaign.id).await.unwrap().unwrap();
+    assert_eq!(campaign.progress.cursor, 2);
+    assert_eq!(campaign.progress.spooled, 2);
+    // The batch is spooled again from the cursor.
+    store
+        .open_batch(&campaign.id, 2, 5, &[10, 11, 12])
+        .await
+        .unwrap();
+    store.commit_batch(&campaign.id, 2, 1, 2).await.unwrap();
+    let campaign = store.campaign(&a, &campaign.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            campaign.progress.cursor,
+            campaign.progress.spooled,
+            campaign.progress.skipped
+        ),
+        (5, 3, 2)
+    );
+}
