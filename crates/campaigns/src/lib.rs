@@ -6,6 +6,9 @@
 //! window as the API takes them.
 
 pub mod documents;
+pub mod expand;
 pub mod local_time;
+pub mod plan;
+pub mod timing;
 pub mod window;
 pub mod zones;

@@ -486,6 +486,18 @@ impl Spool {
         self.append(&record, &[], op, 48, false).await
     }
 
+    /// Removes a message and returns once the removal is fsynced: for taking back a message
+    /// that must never be delivered (a campaign batch that did not commit).
+    pub async fn remove_durably(&self, id: MessageId) -> Result<(), SpoolError> {
+        let (record, op) = removal(id);
+        self.append(&record, &[], op, 32, true).await
+    }
+
+    /// Whether a message is queued.
+    pub fn contains(&self, id: MessageId) -> bool {
+        self.locate(id).is_ok()
+    }
+
     /// Removes a finished message. Lazy, like [`Spool::recipients_done`].
     pub async fn remove(&self, id: MessageId) -> Result<(), SpoolError> {
         let (record, op) = removal(id);

@@ -1,0 +1,315 @@
+//! Durable expansion: a campaign's fixed audience turned into spooled messages, batch by
+//! batch, so that a crash at any moment resumes with nobody mailed twice and nobody skipped.
+//!
+//! Each batch goes through three steps:
+//! 1. its message ids are recorded in the store as an *open* batch at the campaign's cursor;
+//! 2. its messages are composed and spooled *held* (durable, group-committed, but kept from
+//!    delivery);
+//! 3. the batch is committed with the cursor in one transaction, then released to delivery.
+//!
+//! A crash before 3 leaves an open batch: [`settle_open_batches`] takes its messages back
+//! out of the spool (durably) before delivery starts, and the batch is spooled again from
+//! the cursor. A crash after 3 leaves committed messages in the spool, which delivery finds
+//! at start-up like any other. Held messages were never seen by delivery, so none of an
+//! uncommitted batch can have gone out.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use spool::{Envelope, MessageId, Spool, SpoolError};
+use store::{Campaign, CampaignState, CampaignStore, Contact, SendRecipient, StoreError};
+
+use crate::documents::DocumentError;
+use crate::timing::Timing;
+
+/// Why a send stopped with an error; the campaign stays as it was and is tried again.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("spool: {0}")]
+    Spool(#[from] SpoolError),
+    #[error(transparent)]
+    Document(#[from] DocumentError),
+    #[error("composing: {0}")]
+    Compose(String),
+}
+
+/// A message ready to spool.
+pub struct Composed {
+    pub envelope: Envelope,
+    /// Stored before `content` without joining them (the DKIM signature).
+    pub prefix: Vec<u8>,
+    pub content: Vec<u8>,
+}
+
+/// One recipient to compose a message for.
+pub struct Addressee<'a> {
+    pub seq: i64,
+    pub address: &'a str,
+    pub contact: &'a Contact,
+    pub id: MessageId,
+    /// No delivery before this (Unix ms); 0: at once.
+    pub not_before_ms: u64,
+}
+
+/// A campaign ready to send: its content checked and loaded once.
+pub trait Prepared: Send + Sync + 'static {
+    /// The personalised message for one recipient (CPU work: called off the async workers).
+    fn compose(&self, to: &Addressee<'_>) -> Result<Composed, String>;
+    /// A batch was committed: its messages are queued, its skipped recipients are not.
+    fn recorded(&self, spooled: &[(MessageId, String)], skipped: &[String]);
+}
+
+/// What prepares a campaign's content (the API's composer, with DKIM and return paths).
+pub trait Sending: Send + Sync + 'static {
+    type Prepared: Prepared;
+    fn prepare(
+        &self,
+        campaign: &Campaign,
+    ) -> impl Future<Output = Result<Self::Prepared, SendError>> + Send;
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Every recipient is spooled or skipped; the campaign is `sent`.
+    Finished,
+    /// Someone paused or cancelled it; what is spooled stays spooled.
+    Stopped(CampaignState),
+}
+
+/// The expansion of campaigns into one spool.
+pub struct Expansion<S, X> {
+    pub store: Arc<S>,
+    pub spool: Spool,
+    pub sending: Arc<X>,
+    /// Recipients per batch (one store round and one group of spool commits each).
+    pub batch: u32,
+}
+
+/// A recipient who gets a message in this batch, with the id recorded for it.
+struct Planned {
+    recipient: SendRecipient,
+    id: MessageId,
+    not_before_ms: u64,
+}
+
+fn unix_ms(at: jiff::Timestamp) -> u64 {
+    u64::try_from(at.as_millisecond()).unwrap_or(0)
+}
+
+impl<S: CampaignStore, X: Sending> Expansion<S, X> {
+    /// Spools the campaign from its cursor to the end of its audience, or until it leaves
+    /// the `sending` state.
+    pub async fn run(&self, campaign: &Campaign) -> Result<Ended, SendError> {
+        let timing = Timing::of(campaign)?;
+        let prepared = Arc::new(self.sending.prepare(campaign).await?);
+        let total = campaign.progress.recipients.unwrap_or(0);
+        let mut cursor = campaign.progress.cursor;
+        let started = Instant::now();
+        let mut spooled_here: u64 = 0;
+        while cursor < total {
+            let now = self
+                .store
+                .campaign(&campaign.tenant_id, &campaign.id)
+                .await?;
+            match now.map(|c| c.state) {
+                Some(CampaignState::Sending) => {}
+                Some(other) => return Ok(Ended::Stopped(other)),
+                None => return Ok(Ended::Stopped(CampaignState::Cancelled)),
+            }
+            let limit = match campaign.draft.rate_per_sec {
+                Some(rate) if rate > 0 => self.batch.min(rate.clamp(1, i64::from(u32::MAX)) as u32),
+                _ => self.batch,
+            };
+            let rows = self.store.send_recipients(campaign, cursor, limit).await?;
+            let Some(last) = rows.last() else { break };
+            let end = last.seq + 1;
+            let spooled = self
+                .batch_at(campaign, &timing, &prepared, cursor, end, rows)
+                .await?;
+            spooled_here += spooled;
+            cursor = end;
+            if let Some(rate) = campaign.draft.rate_per_sec.filter(|r| *r > 0) {
+                // A ceiling: the next batch waits until the ones so far are due.
+                let due = Duration::from_secs_f64(spooled_here as f64 / rate as f64);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+        self.store
+            .set_campaign_state(&campaign.tenant_id, &campaign.id, CampaignState::Sent)
+            .await?;
+        Ok(Ended::Finished)
+    }
+
+    /// One batch: recorded open, composed, spooled held, committed, released. Returns how
+    /// many messages it spooled.
+    async fn batch_at(
+        &self,
+        campaign: &Campaign,
+        timing: &Timing,
+        prepared: &Arc<X::Prepared>,
+        first: i64,
+        end: i64,
+        rows: Vec<SendRecipient>,
+    ) -> Result<u64, SendError> {
+        let now = jiff::Timestamp::now();
+        let mut skipped = Vec::new();
+        let mut planned = Vec::with_capacity(rows.len());
+        for recipient in rows {
+            match &recipient.contact {
+                Some(contact) if !recipient.suppressed => {
+                    let at = timing.not_before(
+                        contact.timezone.as_deref(),
+                        contact.country.as_deref(),
+                        now,
+                    );
+                    let not_before_ms = if at > now { unix_ms(at) } else { 0 };
+                    planned.push(Planned {
+                        id: self.spool.next_id(),
+                        recipient,
+                        not_before_ms,
+                    });
+                }
+                _ => skipped.push(recipient.address),
+            }
+        }
+        let ids: Vec<MessageId> = planned.iter().map(|p| p.id).collect();
+        let raw: Vec<u128> = ids.iter().map(|id| id.0).collect();
+        self.store
+            .open_batch(&campaign.id, first, end, &raw)
+            .await?;
+        let spooled = match self.spool_held(prepared, planned).await {
+            Ok(spooled) => spooled,
+            Err(err) => {
+                // Take back what reached the spool so the batch can be spooled again.
+                take_back(&self.spool, &ids).await?;
+                self.store.drop_batch(&campaign.id, first).await?;
+                return Err(err);
+            }
+        };
+        self.store
+            .commit_batch(
+                &campaign.id,
+                first,
+                spooled.len() as i64,
+                skipped.len() as i64,
+            )
+            .await?;
+        self.spool.release(&ids);
+        prepared.recorded(&spooled, &skipped);
+        metrics::counter!("tsubame_campaign_spooled_total").increment(spooled.len() as u64);
+        Ok(spooled.len() as u64)
+    }
+
+    /// Composes on every core and spools all held, sharing group commits.
+    async fn spool_held(
+        &self,
+        prepared: &Arc<X::Prepared>,
+        mut planned: Vec<Planned>,
+    ) -> Result<Vec<(MessageId, String)>, SendError> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = planned.len().div_ceil(cores).max(16);
+        let mut jobs = Vec::new();
+        while !planned.is_empty() {
+            let rest = planned.split_off(chunk.min(planned.len()));
+            let part = std::mem::replace(&mut planned, rest);
+            let prepared = prepared.clone();
+            jobs.push(tokio::task::spawn_blocking(move || {
+                part.into_iter()
+                    .map(|p| {
+                        let contact = p.recipient.contact.as_ref().ok_or("no contact")?;
+                        let composed = prepared.compose(&Addressee {
+                            seq: p.recipient.seq,
+                            address: &p.recipient.address,
+                            contact,
+                            id: p.id,
+                            not_before_ms: p.not_before_ms,
+                        })?;
+                        Ok::<_, String>((p.id, p.recipient.address, composed))
+                    })
+                    .collect::<Result<Vec<_>, String>>()
+            }));
+        }
+        let mut inserts = tokio::task::JoinSet::new();
+        let mut failure = None;
+        for job in jobs {
+            let composed = match job.await {
+                Ok(Ok(composed)) => composed,
+                Ok(Err(err)) => {
+                    failure = Some(SendError::Compose(err));
+                    continue;
+                }
+                Err(err) => {
+                    failure = Some(SendError::Compose(err.to_string()));
+                    continue;
+                }
+            };
+            for (id, address, message) in composed {
+                let spool = self.spool.clone();
+                inserts.spawn(async move {
+                    spool
+                        .insert_held(id, message.envelope, &message.prefix, message.content)
+                        .await
+                        .map(|()| (id, address))
+                });
+            }
+        }
+        let mut spooled = Vec::new();
+        while let Some(done) = inserts.join_next().await {
+            match done {
+                Ok(Ok(one)) => spooled.push(one),
+                Ok(Err(err)) => failure = Some(err.into()),
+                Err(_) => failure = Some(SpoolError::Poisoned.into()),
+            }
+        }
+        match failure {
+            Some(err) => Err(err),
+            None => {
+                spooled.sort_unstable_by_key(|(id, _)| *id);
+                Ok(spooled)
+            }
+        }
+    }
+}
+
+/// Removes these messages from the spool, durably, where they are queued.
+async fn take_back(spool: &Spool, ids: &[MessageId]) -> Result<(), SpoolError> {
+    let mut removals = tokio::task::JoinSet::new();
+    for &id in ids.iter().filter(|id| spool.contains(**id)) {
+        let spool = spool.clone();
+        removals.spawn(async move { spool.remove_durably(id).await });
+    }
+    while let Some(done) = removals.join_next().await {
+        done.map_err(|_| SpoolError::Poisoned)??;
+    }
+    Ok(())
+}
+
+/// After a restart and before delivery starts: the messages of batches that never
+/// committed are removed from the spool and the batches forgotten, so they are spooled
+/// again from their campaign's cursor. Returns how many batches were settled.
+pub async fn settle_open_batches<S: CampaignStore>(
+    store: &S,
+    spool: &Spool,
+) -> Result<usize, SendError> {
+    let open = store.open_batches().await?;
+    for batch in &open {
+        let ids: Vec<MessageId> = batch.message_ids.iter().map(|id| MessageId(*id)).collect();
+        take_back(spool, &ids).await?;
+        store
+            .drop_batch(&batch.campaign_id, batch.first_seq)
+            .await?;
+        tracing::info!(
+            campaign = %batch.campaign_id,
+            first = batch.first_seq,
+            messages = ids.len(),
+            "campaign batch left open by a crash taken back; it is spooled again"
+        );
+    }
+    Ok(open.len())
+}
