@@ -22,6 +22,7 @@
 pub mod attachments;
 pub mod attributes;
 pub mod auth;
+pub mod campaigns;
 pub mod compose;
 pub mod contacts;
 pub mod error;
@@ -81,6 +82,8 @@ pub struct ApiState<S> {
     pub imports_wake: Arc<tokio::sync::Notify>,
     /// Subscription form posts per client address.
     pub forms: contacts::optin::FormLimiter,
+    /// Wakes the campaigns' loop when a campaign is started, resumed or stopped.
+    pub campaigns_wake: Arc<tokio::sync::Notify>,
 }
 
 impl<S: ControlStore + EventStore + 'static> ApiState<S> {
@@ -103,6 +106,7 @@ impl<S: ControlStore + EventStore + 'static> ApiState<S> {
             imports: imports.0,
             imports_wake: imports.1,
             forms: Default::default(),
+            campaigns_wake: Arc::new(tokio::sync::Notify::new()),
         })
     }
 }
@@ -110,7 +114,7 @@ impl<S: ControlStore + EventStore + 'static> ApiState<S> {
 /// The send API routes, to merge into the HTTP server's router. The server must be run with
 /// `into_make_service_with_connect_info::<SocketAddr>()`: the client's address is recorded
 /// with every message.
-pub fn router<S: stored_templates::TemplatesStore>(state: Arc<ApiState<S>>) -> Router {
+pub fn router<S: campaigns::CampaignsStore>(state: Arc<ApiState<S>>) -> Router {
     Router::new()
         .route(
             "/v1/messages",
@@ -277,6 +281,38 @@ pub fn router<S: stored_templates::TemplatesStore>(state: Arc<ApiState<S>>) -> R
         .route(
             "/v1/templates/{id}/versions/{version}/preview",
             axum::routing::post(stored_templates::preview::<S>),
+        )
+        .route(
+            "/v1/campaigns",
+            axum::routing::get(campaigns::all::<S>).post(campaigns::add::<S>),
+        )
+        .route(
+            "/v1/campaigns/{id}",
+            axum::routing::get(campaigns::get::<S>).patch(campaigns::update::<S>),
+        )
+        .route(
+            "/v1/campaigns/{id}/test",
+            axum::routing::post(campaigns::test::<S>),
+        )
+        .route(
+            "/v1/campaigns/{id}/send",
+            axum::routing::post(campaigns::send::<S>),
+        )
+        .route(
+            "/v1/campaigns/{id}/unschedule",
+            axum::routing::post(campaigns::unschedule::<S>),
+        )
+        .route(
+            "/v1/campaigns/{id}/pause",
+            axum::routing::post(campaigns::pause::<S>),
+        )
+        .route(
+            "/v1/campaigns/{id}/resume",
+            axum::routing::post(campaigns::resume::<S>),
+        )
+        .route(
+            "/v1/campaigns/{id}/cancel",
+            axum::routing::post(campaigns::cancel::<S>),
         )
         .route("/openapi.json", axum::routing::get(openapi_json))
         .merge(mailjet_rest::routes::<S>())

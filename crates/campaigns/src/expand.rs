@@ -183,8 +183,8 @@ impl<S: CampaignStore, X: Sending> Expansion<S, X> {
         self.store
             .open_batch(&campaign.id, first, end, &raw)
             .await?;
-        let spooled = match self.spool_held(prepared, planned).await {
-            Ok(spooled) => spooled,
+        let (spooled, failed) = match self.spool_held(prepared, planned).await {
+            Ok(done) => done,
             Err(err) => {
                 // Take back what reached the spool so the batch can be spooled again.
                 take_back(&self.spool, &ids).await?;
@@ -192,6 +192,22 @@ impl<S: CampaignStore, X: Sending> Expansion<S, X> {
                 return Err(err);
             }
         };
+        if spooled.is_empty() && !failed.is_empty() {
+            // Nobody in a whole batch could be composed: the content is at fault, not the
+            // contacts. Stop rather than skip the whole audience.
+            self.store.drop_batch(&campaign.id, first).await?;
+            self.store
+                .set_campaign_state(&campaign.tenant_id, &campaign.id, CampaignState::Paused)
+                .await?;
+            return Err(SendError::Compose(format!(
+                "no message of a batch could be composed ({}); the campaign is paused",
+                failed[0].1
+            )));
+        }
+        for (address, error) in &failed {
+            tracing::warn!(campaign = %campaign.id, recipient = %address, %error, "a campaign message could not be composed; recipient skipped");
+        }
+        skipped.extend(failed.into_iter().map(|(address, _)| address));
         self.store
             .commit_batch(
                 &campaign.id,
@@ -211,7 +227,7 @@ impl<S: CampaignStore, X: Sending> Expansion<S, X> {
         &self,
         prepared: &Arc<X::Prepared>,
         mut planned: Vec<Planned>,
-    ) -> Result<Vec<(MessageId, String)>, SendError> {
+    ) -> Result<(Vec<(MessageId, String)>, Vec<(String, String)>), SendError> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let chunk = planned.len().div_ceil(cores).max(16);
         let mut jobs = Vec::new();
@@ -222,34 +238,40 @@ impl<S: CampaignStore, X: Sending> Expansion<S, X> {
             jobs.push(tokio::task::spawn_blocking(move || {
                 part.into_iter()
                     .map(|p| {
-                        let contact = p.recipient.contact.as_ref().ok_or("no contact")?;
-                        let composed = prepared.compose(&Addressee {
-                            seq: p.recipient.seq,
-                            address: &p.recipient.address,
-                            contact,
-                            id: p.id,
-                            not_before_ms: p.not_before_ms,
-                        })?;
-                        Ok::<_, String>((p.id, p.recipient.address, composed))
+                        let composed = match p.recipient.contact.as_ref() {
+                            Some(contact) => prepared.compose(&Addressee {
+                                seq: p.recipient.seq,
+                                address: &p.recipient.address,
+                                contact,
+                                id: p.id,
+                                not_before_ms: p.not_before_ms,
+                            }),
+                            None => Err("the contact is gone".to_string()),
+                        };
+                        (p.id, p.recipient.address, composed)
                     })
-                    .collect::<Result<Vec<_>, String>>()
+                    .collect::<Vec<_>>()
             }));
         }
         let mut inserts = tokio::task::JoinSet::new();
         let mut failure = None;
+        let mut failed = Vec::new();
         for job in jobs {
             let composed = match job.await {
-                Ok(Ok(composed)) => composed,
-                Ok(Err(err)) => {
-                    failure = Some(SendError::Compose(err));
-                    continue;
-                }
+                Ok(composed) => composed,
                 Err(err) => {
                     failure = Some(SendError::Compose(err.to_string()));
                     continue;
                 }
             };
             for (id, address, message) in composed {
+                let message = match message {
+                    Ok(message) => message,
+                    Err(error) => {
+                        failed.push((address, error));
+                        continue;
+                    }
+                };
                 let spool = self.spool.clone();
                 inserts.spawn(async move {
                     spool
@@ -271,7 +293,7 @@ impl<S: CampaignStore, X: Sending> Expansion<S, X> {
             Some(err) => Err(err),
             None => {
                 spooled.sort_unstable_by_key(|(id, _)| *id);
-                Ok(spooled)
+                Ok((spooled, failed))
             }
         }
     }

@@ -9,6 +9,7 @@ pub mod documents;
 pub mod expand;
 pub mod local_time;
 pub mod plan;
+pub mod runner;
 pub mod timing;
 pub mod window;
 pub mod zones;

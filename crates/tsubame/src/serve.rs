@@ -22,6 +22,10 @@ const BATCH_BUCKETS: &[f64] = &[
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0,
 ];
 
+/// Recipients a campaign spools per batch: one store round trip and one burst of group
+/// commits each.
+const CAMPAIGN_BATCH: u32 = 1000;
+
 pub fn run(config: Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -77,6 +81,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let control = store::SqliteStore::open(&data.control())
         .await
         .with_context(|| format!("opening {}", data.control().display()))?;
+    // Campaign batches a crash left uncommitted are taken back out of the spool before
+    // delivery can see them; they are spooled again from their campaign's cursor.
+    let settled = campaigns::expand::settle_open_batches(&control, &spool)
+        .await
+        .context("settling campaign batches left open")?;
+    if settled > 0 {
+        tracing::info!(batches = settled, "open campaign batches taken back");
+    }
     // Events from every ingress and from delivery go through one recorder, which feeds the
     // suppression lists and wakes the webhooks.
     let (event_sink, event_recorder) = events::channel(control.clone());
@@ -174,17 +186,31 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         rates,
         console_imports,
     );
+    let api_state = api::ApiState::new(
+        spool.clone(),
+        tenancy,
+        event_sink.clone(),
+        config.events.webhooks.clone(),
+        config.public_url.clone(),
+        config.smtp.hostname.clone(),
+        (imports_config, imports_wake),
+    );
+    // Campaigns: due ones started, sending ones expanded into the spool.
+    let expansion = Arc::new(campaigns::expand::Expansion {
+        store: Arc::new(api_state.tenancy.store.clone()),
+        spool: spool.clone(),
+        sending: Arc::new(api::campaigns::composer::Composer {
+            state: api_state.clone(),
+        }),
+        batch: CAMPAIGN_BATCH,
+    });
+    tokio::spawn(campaigns::runner::run(
+        expansion,
+        api_state.campaigns_wake.clone(),
+    ));
     let router = router
         .merge(console::router(console_state))
-        .merge(api::router(api::ApiState::new(
-            spool.clone(),
-            tenancy,
-            event_sink.clone(),
-            config.events.webhooks.clone(),
-            config.public_url.clone(),
-            config.smtp.hostname.clone(),
-            (imports_config, imports_wake),
-        )))
+        .merge(api::router(api_state))
         .layer(axum::middleware::from_fn(
             api::framework_errors::json_errors,
         ));

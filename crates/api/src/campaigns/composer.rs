@@ -1,0 +1,299 @@
+//! A campaign's content prepared once and composed per recipient: the frozen template
+//! version (or the campaign's own subject and bodies) rendered with the contact's
+//! properties, then the same composition, return path, List-Unsubscribe and DKIM signature
+//! as API mail. The campaign's id rides in the message's attributes, so every event of the
+//! message names it.
+
+use std::sync::Arc;
+
+use campaigns::documents::{Body, Content};
+use campaigns::expand::{Addressee, Composed, Prepared, SendError, Sending};
+use serde_json::{Map, Value, json};
+use spool::MessageId;
+use store::{Campaign, Dialect, SendingDomain};
+
+use crate::ApiState;
+use crate::compose;
+use crate::native::{Mailbox, Message};
+
+use super::CampaignsStore;
+
+/// Prepares campaigns for the expansion.
+pub struct Composer<S> {
+    pub state: Arc<ApiState<S>>,
+}
+
+/// What every message of one campaign shares.
+pub struct PreparedCampaign<S> {
+    state: Arc<ApiState<S>>,
+    tenant_id: String,
+    campaign_id: String,
+    from: Mailbox,
+    reply_to: Option<Mailbox>,
+    dialect: Dialect,
+    subject: String,
+    html: Option<String>,
+    text: Option<String>,
+    /// The template version's test data, for test sends to addresses that are no contact.
+    pub(crate) test_data: Value,
+    domain: SendingDomain,
+    signer: Arc<dkim::Signer>,
+}
+
+/// The campaign's content document, read.
+pub(crate) fn content_of(campaign: &Campaign) -> Result<Content, SendError> {
+    let value: Value = serde_json::from_str(&campaign.draft.content).map_err(|_| {
+        campaigns::documents::DocumentError {
+            field: "content".into(),
+            message: "is not JSON".into(),
+        }
+    })?;
+    Ok(Content::read(&value)?)
+}
+
+fn refusal(field: &str, message: impl Into<String>) -> SendError {
+    SendError::Document(campaigns::documents::DocumentError {
+        field: field.into(),
+        message: message.into(),
+    })
+}
+
+/// The personalisation data for a contact: its properties, with `email`, `country`,
+/// `locale` and `timezone` beside them.
+pub(crate) fn contact_data(address: &str, contact: Option<&store::Contact>) -> Value {
+    let mut data = Map::new();
+    if let Some(contact) = contact {
+        data.extend(contact.properties.clone());
+        for (name, value) in [
+            ("country", &contact.country),
+            ("locale", &contact.locale),
+            ("timezone", &contact.timezone),
+        ] {
+            if let Some(value) = value {
+                data.insert(name.into(), Value::from(value.as_str()));
+            }
+        }
+    }
+    data.insert("email".into(), Value::from(address));
+    Value::Object(data)
+}
+
+impl<S: CampaignsStore> Composer<S> {
+    /// The campaign's content, template and sending domain checked against the tenant.
+    pub(crate) async fn prepared(
+        &self,
+        campaign: &Campaign,
+    ) -> Result<PreparedCampaign<S>, SendError> {
+        let content = content_of(campaign)?;
+        let store = &self.state.tenancy.store;
+        let (dialect, subject, html, text, test_data) = match &content.body {
+            Body::Inline {
+                subject,
+                html,
+                text,
+            } => (
+                Dialect::Native,
+                subject.clone(),
+                html.clone(),
+                text.clone(),
+                json!({}),
+            ),
+            Body::Template { id, version } => {
+                let template = store
+                    .template(&campaign.tenant_id, id)
+                    .await?
+                    .ok_or_else(|| {
+                        refusal(
+                            "content.template_id",
+                            format!("the tenant has no template {id:?}"),
+                        )
+                    })?;
+                let number = version.or(template.active_version).ok_or_else(|| {
+                    refusal("content.template_id", "the template has no active version")
+                })?;
+                let found = store
+                    .version(&campaign.tenant_id, &template.id, number)
+                    .await?
+                    .ok_or_else(|| {
+                        refusal(
+                            "content.template_version",
+                            format!("the template has no version {number}"),
+                        )
+                    })?;
+                (
+                    template.dialect,
+                    found.content.subject,
+                    found.content.html,
+                    found.content.text,
+                    serde_json::from_str(&found.content.test_data).unwrap_or_else(|_| json!({})),
+                )
+            }
+        };
+        let domain = self
+            .state
+            .tenancy
+            .sending_domain(&campaign.tenant_id, &content.from)
+            .await
+            .map_err(|err| SendError::Compose(err.to_string()))?
+            .ok_or_else(|| {
+                refusal(
+                    "content.from",
+                    format!(
+                        "{} is not a sending domain of this account; add it with `tsubame domain add`",
+                        content.from.rsplit_once('@').map_or("", |(_, d)| d)
+                    ),
+                )
+            })?;
+        let signer = self
+            .state
+            .tenancy
+            .signers
+            .get(&domain)
+            .map_err(|err| SendError::Compose(err.to_string()))?;
+        Ok(PreparedCampaign {
+            state: self.state.clone(),
+            tenant_id: campaign.tenant_id.clone(),
+            campaign_id: campaign.id.clone(),
+            from: Mailbox {
+                email: content.from.clone(),
+                name: content.from_name.clone(),
+            },
+            reply_to: content.reply_to.as_ref().map(|email| Mailbox {
+                email: email.clone(),
+                name: None,
+            }),
+            dialect,
+            subject,
+            html,
+            text,
+            test_data,
+            domain,
+            signer,
+        })
+    }
+}
+
+impl<S: CampaignsStore> Sending for Composer<S> {
+    type Prepared = PreparedCampaign<S>;
+
+    async fn prepare(&self, campaign: &Campaign) -> Result<PreparedCampaign<S>, SendError> {
+        self.prepared(campaign).await
+    }
+}
+
+impl<S: CampaignsStore> PreparedCampaign<S> {
+    /// The message for `address`, personalised with `data`; a test's subject is marked
+    /// and its events say `campaign_test` (reports leave them out).
+    pub(crate) fn message_for(
+        &self,
+        address: &str,
+        data: &Value,
+        test: bool,
+        id: MessageId,
+        not_before_ms: u64,
+    ) -> Result<Composed, String> {
+        let subject_prefix = if test { "[Test] " } else { "" };
+        let rendered = templates::render_parts(
+            self.dialect,
+            &self.subject,
+            self.html.as_deref(),
+            self.text.as_deref(),
+            data,
+        )
+        .map_err(|err| format!("{}: {}", err.part, err.message))?;
+        let message = Message {
+            from: self.from.clone(),
+            to: vec![Mailbox {
+                email: address.to_string(),
+                name: None,
+            }],
+            cc: Vec::new(),
+            bcc: Vec::new(),
+            reply_to: self.reply_to.clone(),
+            subject: format!("{subject_prefix}{}", rendered.subject),
+            text: rendered.text,
+            html: rendered.html,
+            headers: Vec::new(),
+            attachments: Arc::from(Vec::new()),
+            custom_id: None,
+            metadata: Vec::new(),
+            tags: Vec::new(),
+            event_payload: None,
+            send_at_ms: (not_before_ms > 0).then_some(not_before_ms),
+        };
+        let state = &self.state;
+        let text_id = id.to_string();
+        let return_paths = &state.tenancy.return_paths;
+        let addresses = compose::Addresses {
+            return_path: return_paths.address(&text_id, &self.domain.domain),
+            unsubscribe: return_paths.address_for(
+                tenancy::verp::Purpose::Unsubscribe,
+                &text_id,
+                &self.domain.domain,
+            ),
+            one_click: state.public_url.as_ref().map(|base| {
+                format!(
+                    "{base}/v1/unsubscribe/{}",
+                    return_paths.unsubscribe_token(&text_id, &self.domain.domain, address)
+                )
+            }),
+        };
+        let submitter = compose::Submitter {
+            tenant_id: self.tenant_id.clone(),
+            client_ip: "campaign".into(),
+        };
+        let composed = compose::compose(
+            &message,
+            &[address.to_string()],
+            &addresses,
+            id,
+            &state.hostname,
+            &submitter,
+            &self.signer,
+        )
+        .map_err(|err| err.to_string())?;
+        let mut envelope = composed.envelope;
+        envelope.attributes = Some(self.attributes(test));
+        Ok(Composed {
+            envelope,
+            prefix: composed.signature.into_bytes(),
+            content: composed.content,
+        })
+    }
+
+    fn attributes(&self, test: bool) -> String {
+        if test {
+            json!({ "campaign_id": self.campaign_id, "campaign_test": true }).to_string()
+        } else {
+            json!({ "campaign_id": self.campaign_id }).to_string()
+        }
+    }
+
+    pub(crate) fn record_accepted(&self, spooled: &[(MessageId, String)], test: bool) {
+        let attributes = self.attributes(test);
+        let mut events = Vec::with_capacity(spooled.len());
+        for (id, address) in spooled {
+            events.extend(events::convert::admitted(
+                &self.tenant_id,
+                &id.to_string(),
+                std::slice::from_ref(address),
+                &[],
+                Some(&attributes),
+                "campaign",
+                &self.domain.domain,
+            ));
+        }
+        self.state.events.record(events);
+    }
+}
+
+impl<S: CampaignsStore> Prepared for PreparedCampaign<S> {
+    fn compose(&self, to: &Addressee<'_>) -> Result<Composed, String> {
+        let data = contact_data(to.address, Some(to.contact));
+        self.message_for(to.address, &data, false, to.id, to.not_before_ms)
+    }
+
+    fn recorded(&self, spooled: &[(MessageId, String)], _skipped: &[String]) {
+        self.record_accepted(spooled, false);
+    }
+}
