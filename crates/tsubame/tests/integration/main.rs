@@ -6,6 +6,7 @@ mod harness;
 mod admin;
 mod api;
 mod api_content;
+mod campaign_crash;
 mod campaigns;
 mod clients;
 mod compat_audience;
