@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use spool::{Envelope, MessageId, Spool, SpoolError};
-use store::{Campaign, CampaignState, CampaignStore, Contact, SendRecipient, StoreError};
+use store::{Campaign, CampaignState, CampaignStore, Contact, StoreError};
 
 use crate::documents::DocumentError;
 use crate::timing::Timing;
@@ -59,7 +59,13 @@ pub trait Prepared: Send + Sync + 'static {
     /// The personalised message for one recipient (CPU work: called off the async workers).
     fn compose(&self, to: &Addressee<'_>) -> Result<Composed, String>;
     /// A batch was committed: its messages are queued, its skipped recipients are not.
-    fn recorded(&self, spooled: &[(MessageId, String)], skipped: &[String]);
+    /// The expansion waits for it, so a slow event store slows the expansion down rather
+    /// than letting events pile up in memory.
+    fn recorded(
+        &self,
+        spooled: &[(MessageId, String)],
+        skipped: &[String],
+    ) -> impl Future<Output = ()> + Send;
 }
 
 /// What prepares a campaign's content (the API's composer, with DKIM and return paths).
@@ -89,11 +95,17 @@ pub struct Expansion<S, X> {
     pub batch: u32,
 }
 
-/// A recipient who gets a message in this batch, with the id recorded for it.
-struct Planned {
-    recipient: SendRecipient,
-    id: MessageId,
-    not_before_ms: u64,
+/// A batch read and composed, not yet recorded or spooled.
+struct Ready {
+    first: i64,
+    end: i64,
+    /// Every id the batch hands out, recorded before anything is spooled.
+    ids: Vec<MessageId>,
+    composed: Vec<(MessageId, String, Composed)>,
+    /// Suppressed or deleted since the audience was fixed.
+    skipped: Vec<String>,
+    /// Recipients whose message could not be composed, and why.
+    failed: Vec<(String, String)>,
 }
 
 fn unix_ms(at: jiff::Timestamp) -> u64 {
@@ -102,15 +114,31 @@ fn unix_ms(at: jiff::Timestamp) -> u64 {
 
 impl<S: CampaignStore, X: Sending> Expansion<S, X> {
     /// Spools the campaign from its cursor to the end of its audience, or until it leaves
-    /// the `sending` state.
+    /// the `sending` state. The next batch is read and composed while the current one is
+    /// spooled and committed, so the cores compose while the disk syncs.
     pub async fn run(&self, campaign: &Campaign) -> Result<Ended, SendError> {
         let timing = Timing::of(campaign)?;
         let prepared = Arc::new(self.sending.prepare(campaign).await?);
         let total = campaign.progress.recipients.unwrap_or(0);
-        let mut cursor = campaign.progress.cursor;
+        let limit = match campaign.draft.rate_per_sec {
+            Some(rate) if rate > 0 => self.batch.min(rate.clamp(1, i64::from(u32::MAX)) as u32),
+            _ => self.batch,
+        };
         let started = Instant::now();
         let mut spooled_here: u64 = 0;
-        while cursor < total {
+        let mut ready = if campaign.progress.cursor < total {
+            self.read_and_compose(
+                campaign,
+                &timing,
+                &prepared,
+                campaign.progress.cursor,
+                limit,
+            )
+            .await?
+        } else {
+            None
+        };
+        while let Some(batch) = ready {
             let now = self
                 .store
                 .campaign(&campaign.tenant_id, &campaign.id)
@@ -120,18 +148,18 @@ impl<S: CampaignStore, X: Sending> Expansion<S, X> {
                 Some(other) => return Ok(Ended::Stopped(other)),
                 None => return Ok(Ended::Stopped(CampaignState::Cancelled)),
             }
-            let limit = match campaign.draft.rate_per_sec {
-                Some(rate) if rate > 0 => self.batch.min(rate.clamp(1, i64::from(u32::MAX)) as u32),
-                _ => self.batch,
-            };
-            let rows = self.store.send_recipients(campaign, cursor, limit).await?;
-            let Some(last) = rows.last() else { break };
-            let end = last.seq + 1;
-            let spooled = self
-                .batch_at(campaign, &timing, &prepared, cursor, end, rows)
-                .await?;
-            spooled_here += spooled;
-            cursor = end;
+            let next_from = batch.end;
+            let (spooled, next) =
+                tokio::join!(self.spool_batch(campaign, &prepared, batch), async {
+                    if next_from < total {
+                        self.read_and_compose(campaign, &timing, &prepared, next_from, limit)
+                            .await
+                    } else {
+                        Ok(None)
+                    }
+                });
+            spooled_here += spooled?;
+            ready = next?;
             if let Some(rate) = campaign.draft.rate_per_sec.filter(|r| *r > 0) {
                 // A ceiling: the next batch waits until the ones so far are due.
                 let due = Duration::from_secs_f64(spooled_here as f64 / rate as f64);
@@ -146,22 +174,26 @@ impl<S: CampaignStore, X: Sending> Expansion<S, X> {
         Ok(Ended::Finished)
     }
 
-    /// One batch: recorded open, composed, spooled held, committed, released. Returns how
-    /// many messages it spooled.
-    async fn batch_at(
+    /// Reads up to `limit` recipients from `from` and composes their messages on every
+    /// core; `None` past the end of the audience. Nothing is recorded or spooled yet.
+    async fn read_and_compose(
         &self,
         campaign: &Campaign,
         timing: &Timing,
         prepared: &Arc<X::Prepared>,
-        first: i64,
-        end: i64,
-        rows: Vec<SendRecipient>,
-    ) -> Result<u64, SendError> {
+        from: i64,
+        limit: u32,
+    ) -> Result<Option<Ready>, SendError> {
+        let rows = self.store.send_recipients(campaign, from, limit).await?;
+        let Some(last) = rows.last() else {
+            return Ok(None);
+        };
+        let end = last.seq + 1;
         let now = jiff::Timestamp::now();
         let mut skipped = Vec::new();
         let mut planned = Vec::with_capacity(rows.len());
         for recipient in rows {
-            match &recipient.contact {
+            match recipient.contact {
                 Some(contact) if !recipient.suppressed => {
                     let at = timing.not_before(
                         contact.timezone.as_deref(),
@@ -169,33 +201,82 @@ impl<S: CampaignStore, X: Sending> Expansion<S, X> {
                         now,
                     );
                     let not_before_ms = if at > now { unix_ms(at) } else { 0 };
-                    planned.push(Planned {
-                        id: self.spool.next_id(),
-                        recipient,
+                    planned.push((
+                        self.spool.next_id(),
+                        recipient.seq,
+                        recipient.address,
+                        contact,
                         not_before_ms,
-                    });
+                    ));
                 }
                 _ => skipped.push(recipient.address),
             }
         }
-        let ids: Vec<MessageId> = planned.iter().map(|p| p.id).collect();
-        let raw: Vec<u128> = ids.iter().map(|id| id.0).collect();
-        self.store
-            .open_batch(&campaign.id, first, end, &raw)
-            .await?;
-        let (spooled, failed) = match self.spool_held(prepared, planned).await {
-            Ok(done) => done,
-            Err(err) => {
-                // Take back what reached the spool so the batch can be spooled again.
-                take_back(&self.spool, &ids).await?;
-                self.store.drop_batch(&campaign.id, first).await?;
-                return Err(err);
+        let ids: Vec<MessageId> = planned.iter().map(|p| p.0).collect();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = planned.len().div_ceil(cores).max(16);
+        let mut jobs = Vec::new();
+        while !planned.is_empty() {
+            let rest = planned.split_off(chunk.min(planned.len()));
+            let part = std::mem::replace(&mut planned, rest);
+            let prepared = prepared.clone();
+            jobs.push(tokio::task::spawn_blocking(move || {
+                part.into_iter()
+                    .map(|(id, seq, address, contact, not_before_ms)| {
+                        let composed = prepared.compose(&Addressee {
+                            seq,
+                            address: &address,
+                            contact: &contact,
+                            id,
+                            not_before_ms,
+                        });
+                        (id, address, composed)
+                    })
+                    .collect::<Vec<_>>()
+            }));
+        }
+        let mut composed = Vec::with_capacity(ids.len());
+        let mut failed = Vec::new();
+        for job in jobs {
+            let done = job
+                .await
+                .map_err(|err| SendError::Compose(err.to_string()))?;
+            for (id, address, message) in done {
+                match message {
+                    Ok(message) => composed.push((id, address, message)),
+                    Err(error) => failed.push((address, error)),
+                }
             }
-        };
-        if spooled.is_empty() && !failed.is_empty() {
+        }
+        Ok(Some(Ready {
+            first: from,
+            end,
+            ids,
+            composed,
+            skipped,
+            failed,
+        }))
+    }
+
+    /// One composed batch: recorded open at the cursor, spooled held (sharing group
+    /// commits), committed with the cursor, released. Returns how many messages it spooled.
+    async fn spool_batch(
+        &self,
+        campaign: &Campaign,
+        prepared: &Arc<X::Prepared>,
+        batch: Ready,
+    ) -> Result<u64, SendError> {
+        let Ready {
+            first,
+            end,
+            ids,
+            composed,
+            mut skipped,
+            failed,
+        } = batch;
+        if composed.is_empty() && !failed.is_empty() {
             // Nobody in a whole batch could be composed: the content is at fault, not the
             // contacts. Stop rather than skip the whole audience.
-            self.store.drop_batch(&campaign.id, first).await?;
             self.store
                 .set_campaign_state(&campaign.tenant_id, &campaign.id, CampaignState::Paused)
                 .await?;
@@ -203,6 +284,35 @@ impl<S: CampaignStore, X: Sending> Expansion<S, X> {
                 "no message of a batch could be composed ({}); the campaign is paused",
                 failed[0].1
             )));
+        }
+        let raw: Vec<u128> = ids.iter().map(|id| id.0).collect();
+        self.store
+            .open_batch(&campaign.id, first, end, &raw)
+            .await?;
+        let mut inserts = tokio::task::JoinSet::new();
+        for (id, address, message) in composed {
+            let spool = self.spool.clone();
+            inserts.spawn(async move {
+                spool
+                    .insert_held(id, message.envelope, &message.prefix, message.content)
+                    .await
+                    .map(|()| (id, address))
+            });
+        }
+        let mut spooled = Vec::with_capacity(ids.len());
+        let mut failure = None;
+        while let Some(done) = inserts.join_next().await {
+            match done {
+                Ok(Ok(one)) => spooled.push(one),
+                Ok(Err(err)) => failure = Some(SendError::from(err)),
+                Err(_) => failure = Some(SpoolError::Poisoned.into()),
+            }
+        }
+        if let Some(err) = failure {
+            // Take back what reached the spool so the batch can be spooled again.
+            take_back(&self.spool, &ids).await?;
+            self.store.drop_batch(&campaign.id, first).await?;
+            return Err(err);
         }
         for (address, error) in &failed {
             tracing::warn!(campaign = %campaign.id, recipient = %address, %error, "a campaign message could not be composed; recipient skipped");
@@ -217,85 +327,10 @@ impl<S: CampaignStore, X: Sending> Expansion<S, X> {
             )
             .await?;
         self.spool.release(&ids);
-        prepared.recorded(&spooled, &skipped);
+        spooled.sort_unstable_by_key(|(id, _)| *id);
+        prepared.recorded(&spooled, &skipped).await;
         metrics::counter!("tsubame_campaign_spooled_total").increment(spooled.len() as u64);
         Ok(spooled.len() as u64)
-    }
-
-    /// Composes on every core and spools all held, sharing group commits.
-    async fn spool_held(
-        &self,
-        prepared: &Arc<X::Prepared>,
-        mut planned: Vec<Planned>,
-    ) -> Result<(Vec<(MessageId, String)>, Vec<(String, String)>), SendError> {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = planned.len().div_ceil(cores).max(16);
-        let mut jobs = Vec::new();
-        while !planned.is_empty() {
-            let rest = planned.split_off(chunk.min(planned.len()));
-            let part = std::mem::replace(&mut planned, rest);
-            let prepared = prepared.clone();
-            jobs.push(tokio::task::spawn_blocking(move || {
-                part.into_iter()
-                    .map(|p| {
-                        let composed = match p.recipient.contact.as_ref() {
-                            Some(contact) => prepared.compose(&Addressee {
-                                seq: p.recipient.seq,
-                                address: &p.recipient.address,
-                                contact,
-                                id: p.id,
-                                not_before_ms: p.not_before_ms,
-                            }),
-                            None => Err("the contact is gone".to_string()),
-                        };
-                        (p.id, p.recipient.address, composed)
-                    })
-                    .collect::<Vec<_>>()
-            }));
-        }
-        let mut inserts = tokio::task::JoinSet::new();
-        let mut failure = None;
-        let mut failed = Vec::new();
-        for job in jobs {
-            let composed = match job.await {
-                Ok(composed) => composed,
-                Err(err) => {
-                    failure = Some(SendError::Compose(err.to_string()));
-                    continue;
-                }
-            };
-            for (id, address, message) in composed {
-                let message = match message {
-                    Ok(message) => message,
-                    Err(error) => {
-                        failed.push((address, error));
-                        continue;
-                    }
-                };
-                let spool = self.spool.clone();
-                inserts.spawn(async move {
-                    spool
-                        .insert_held(id, message.envelope, &message.prefix, message.content)
-                        .await
-                        .map(|()| (id, address))
-                });
-            }
-        }
-        let mut spooled = Vec::new();
-        while let Some(done) = inserts.join_next().await {
-            match done {
-                Ok(Ok(one)) => spooled.push(one),
-                Ok(Err(err)) => failure = Some(err.into()),
-                Err(_) => failure = Some(SpoolError::Poisoned.into()),
-            }
-        }
-        match failure {
-            Some(err) => Err(err),
-            None => {
-                spooled.sort_unstable_by_key(|(id, _)| *id);
-                Ok((spooled, failed))
-            }
-        }
     }
 }
 

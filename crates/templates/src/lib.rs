@@ -3,6 +3,7 @@
 //! language, read as the native one) and [`handlebars`] (the subset SendGrid's dynamic
 //! templates use). [`render`] picks the dialect.
 
+pub mod compiled;
 pub mod handlebars;
 pub mod mailjet;
 pub mod native;

@@ -15,7 +15,7 @@ const FUEL: u64 = 100_000;
 /// Longest rendered result, in bytes.
 pub const RENDERED_BYTES_MAX: usize = 2 << 20;
 
-fn environment() -> Environment<'static> {
+pub(crate) fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_fuel(Some(FUEL));
     env.set_recursion_limit(50);
@@ -43,7 +43,7 @@ pub fn render(source: &str, variables: &Value, part: Part) -> Result<String, Str
     Ok(rendered)
 }
 
-fn describe(err: minijinja::Error) -> String {
+pub(crate) fn describe(err: minijinja::Error) -> String {
     let what = match err.detail() {
         Some(detail) => format!("{}: {detail}", err.kind()),
         None => err.kind().to_string(),

@@ -18,6 +18,11 @@ use crate::native::{Mailbox, Message};
 
 use super::CampaignsStore;
 
+/// Accepted events a campaign may leave unwritten before it waits for the writer.
+const EVENTS_BACKLOG_MAX: usize = 100_000;
+/// Longest a batch waits for the event writer.
+const EVENTS_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Prepares campaigns for the expansion.
 pub struct Composer<S> {
     pub state: Arc<ApiState<S>>,
@@ -30,10 +35,8 @@ pub struct PreparedCampaign<S> {
     campaign_id: String,
     from: Mailbox,
     reply_to: Option<Mailbox>,
-    dialect: Dialect,
-    subject: String,
-    html: Option<String>,
-    text: Option<String>,
+    /// The subject and bodies, parsed once for every recipient.
+    parts: templates::compiled::Compiled,
     /// The template version's test data, for test sends to addresses that are no contact.
     pub(crate) test_data: Value,
     domain: SendingDomain,
@@ -144,6 +147,9 @@ impl<S: CampaignsStore> Composer<S> {
                     ),
                 )
             })?;
+        let parts =
+            templates::compiled::Compiled::new(dialect, &subject, html.as_deref(), text.as_deref())
+                .map_err(|err| refusal(&format!("content.{}", err.part), err.message))?;
         let signer = self
             .state
             .tenancy
@@ -162,10 +168,7 @@ impl<S: CampaignsStore> Composer<S> {
                 email: email.clone(),
                 name: None,
             }),
-            dialect,
-            subject,
-            html,
-            text,
+            parts,
             test_data,
             domain,
             signer,
@@ -193,14 +196,10 @@ impl<S: CampaignsStore> PreparedCampaign<S> {
         not_before_ms: u64,
     ) -> Result<Composed, String> {
         let subject_prefix = if test { "[Test] " } else { "" };
-        let rendered = templates::render_parts(
-            self.dialect,
-            &self.subject,
-            self.html.as_deref(),
-            self.text.as_deref(),
-            data,
-        )
-        .map_err(|err| format!("{}: {}", err.part, err.message))?;
+        let rendered = self
+            .parts
+            .render(data)
+            .map_err(|err| format!("{}: {}", err.part, err.message))?;
         let message = Message {
             from: self.from.clone(),
             to: vec![Mailbox {
@@ -293,7 +292,15 @@ impl<S: CampaignsStore> Prepared for PreparedCampaign<S> {
         self.message_for(to.address, &data, false, to.id, to.not_before_ms)
     }
 
-    fn recorded(&self, spooled: &[(MessageId, String)], _skipped: &[String]) {
+    async fn recorded(&self, spooled: &[(MessageId, String)], _skipped: &[String]) {
         self.record_accepted(spooled, false);
+        // Events are written in the background; a campaign must not outrun them by more
+        // than a bounded backlog (memory), but never waits on them for long.
+        let deadline = std::time::Instant::now() + EVENTS_WAIT_MAX;
+        while self.state.events.pending() > EVENTS_BACKLOG_MAX
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 }
