@@ -95,6 +95,9 @@ pub struct Expansion<S, X> {
     pub batch: u32,
 }
 
+/// Batches composed ahead of the one being spooled.
+const AHEAD: usize = 2;
+
 /// A batch read and composed, not yet recorded or spooled.
 struct Ready {
     first: i64,
@@ -124,49 +127,59 @@ impl<S: CampaignStore, X: Sending> Expansion<S, X> {
             Some(rate) if rate > 0 => self.batch.min(rate.clamp(1, i64::from(u32::MAX)) as u32),
             _ => self.batch,
         };
-        let started = Instant::now();
-        let mut spooled_here: u64 = 0;
-        let mut ready = if campaign.progress.cursor < total {
-            self.read_and_compose(
-                campaign,
-                &timing,
-                &prepared,
-                campaign.progress.cursor,
-                limit,
-            )
-            .await?
-        } else {
-            None
-        };
-        while let Some(batch) = ready {
-            let now = self
-                .store
-                .campaign(&campaign.tenant_id, &campaign.id)
-                .await?;
-            match now.map(|c| c.state) {
-                Some(CampaignState::Sending) => {}
-                Some(other) => return Ok(Ended::Stopped(other)),
-                None => return Ok(Ended::Stopped(CampaignState::Cancelled)),
-            }
-            let next_from = batch.end;
-            let (spooled, next) =
-                tokio::join!(self.spool_batch(campaign, &prepared, batch), async {
-                    if next_from < total {
-                        self.read_and_compose(campaign, &timing, &prepared, next_from, limit)
-                            .await
-                    } else {
-                        Ok(None)
+        // Composing runs ahead of spooling by up to AHEAD batches: the cores compose while
+        // the disk syncs, and memory holds at most that many composed batches.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Ready, SendError>>(AHEAD);
+        let compose = async {
+            // Owned here, so the channel closes when composing ends.
+            let tx = tx;
+            let mut from = campaign.progress.cursor;
+            while from < total {
+                let next = match self
+                    .read_and_compose(campaign, &timing, &prepared, from, limit)
+                    .await
+                {
+                    Ok(None) => break,
+                    Ok(Some(ready)) => {
+                        from = ready.end;
+                        Ok(ready)
                     }
-                });
-            spooled_here += spooled?;
-            ready = next?;
-            if let Some(rate) = campaign.draft.rate_per_sec.filter(|r| *r > 0) {
-                // A ceiling: the next batch waits until the ones so far are due.
-                let due = Duration::from_secs_f64(spooled_here as f64 / rate as f64);
-                if let Some(wait) = due.checked_sub(started.elapsed()) {
-                    tokio::time::sleep(wait).await;
+                    Err(err) => Err(err),
+                };
+                let failed = next.is_err();
+                if tx.send(next).await.is_err() || failed {
+                    break;
                 }
             }
+        };
+        let spool = async {
+            let started = Instant::now();
+            let mut spooled_here: u64 = 0;
+            while let Some(batch) = rx.recv().await {
+                let batch = batch?;
+                let now = self
+                    .store
+                    .campaign(&campaign.tenant_id, &campaign.id)
+                    .await?;
+                match now.map(|c| c.state) {
+                    Some(CampaignState::Sending) => {}
+                    Some(other) => return Ok(Some(Ended::Stopped(other))),
+                    None => return Ok(Some(Ended::Stopped(CampaignState::Cancelled))),
+                }
+                spooled_here += self.spool_batch(campaign, &prepared, batch).await?;
+                if let Some(rate) = campaign.draft.rate_per_sec.filter(|r| *r > 0) {
+                    // A ceiling: the next batch waits until the ones so far are due.
+                    let due = Duration::from_secs_f64(spooled_here as f64 / rate as f64);
+                    if let Some(wait) = due.checked_sub(started.elapsed()) {
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+            }
+            Ok::<_, SendError>(None)
+        };
+        let ((), spooled) = tokio::join!(compose, spool);
+        if let Some(stopped) = spooled? {
+            return Ok(stopped);
         }
         self.store
             .set_campaign_state(&campaign.tenant_id, &campaign.id, CampaignState::Sent)

@@ -22,10 +22,6 @@ const BATCH_BUCKETS: &[f64] = &[
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0,
 ];
 
-/// Recipients a campaign spools per batch: one store round trip and one burst of group
-/// commits each.
-const CAMPAIGN_BATCH: u32 = 1000;
-
 pub fn run(config: Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -202,7 +198,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         sending: Arc::new(api::campaigns::composer::Composer {
             state: api_state.clone(),
         }),
-        batch: CAMPAIGN_BATCH,
+        batch: config.campaign_batch,
     });
     tokio::spawn(campaigns::runner::run(
         expansion,

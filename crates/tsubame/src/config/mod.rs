@@ -41,6 +41,16 @@ pub struct RawConfig {
     pub webhooks: events::RawWebhooks,
     #[serde(default)]
     pub console: console::RawConsole,
+    #[serde(default)]
+    pub campaigns: RawCampaigns,
+}
+
+/// `[campaigns]`: how campaigns are expanded into the spool.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCampaigns {
+    /// Recipients per batch (one open/commit of the cursor and one burst of spool commits).
+    pub batch: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -114,6 +124,8 @@ pub struct Config {
     pub delivery: delivery::Delivery,
     pub events: events::Events,
     pub console: ::console::ConsoleConfig,
+    /// Recipients a campaign spools per batch.
+    pub campaign_batch: u32,
 }
 
 /// Command-line values that override the file.
@@ -374,6 +386,12 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> anyhow::Result<Config>
         )? as usize,
         log_format,
         log_level,
+        campaign_batch: in_range(
+            "campaigns.batch",
+            raw.campaigns.batch.unwrap_or(2500),
+            1,
+            20_000,
+        )? as u32,
     })
 }
 

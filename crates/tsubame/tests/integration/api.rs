@@ -24,6 +24,19 @@ pub(crate) fn relaying_to_sink_with(
     (sink, server)
 }
 
+/// Like [`relaying_to_sink`], with more sections after the delivery route.
+pub(crate) fn relaying_to_sink_with_config(
+    capture: &std::path::Path,
+    sections: &str,
+) -> (SinkProcess, TestServer) {
+    let sink = SinkProcess::start(&["--capture", capture.to_str().expect("utf8")]);
+    let server = TestServer::start(&format!(
+        "[delivery]\ntls = \"disabled\"\n[[delivery.route]]\ndomains = [\"x.test\"]\nhosts = [\"{}\"]\n{sections}",
+        sink.addr
+    ));
+    (sink, server)
+}
+
 /// Gives `tenant` the sending domain `domain` with an Ed25519 key.
 pub(crate) fn add_domain(server: &TestServer, tenant: &str, domain: &str) {
     server.cli(&[

@@ -29,7 +29,10 @@ fn message_id(text: &str) -> Option<&str> {
 #[test]
 fn sigkill_during_expansion_mails_everyone_exactly_once() {
     let capture = tempfile::tempdir().expect("tempdir");
-    let (_sink, mut server) = relaying_to_sink(capture.path());
+    // Small batches: more of them, so more kills fall between a batch's record and its
+    // commit, the window recovery must handle.
+    let (_sink, mut server) =
+        crate::api::relaying_to_sink_with_config(capture.path(), "[campaigns]\nbatch = 200\n");
     server.cli(&["tenant", "add", "acme"]);
     add_domain(&server, "acme", "acme.test");
     let key = server.cli(&["key", "add", "--tenant", "acme", "--scopes", "all"]);
