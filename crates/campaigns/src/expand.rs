@@ -133,17 +133,35 @@ impl<S: CampaignStore, X: Sending> Expansion<S, X> {
         let compose = async {
             // Owned here, so the channel closes when composing ends.
             let tx = tx;
+            // The next rows are read while these are composed.
+            let read = |from: i64| async move {
+                if from < total {
+                    self.store.send_recipients(campaign, from, limit).await
+                } else {
+                    Ok(Vec::new())
+                }
+            };
             let mut from = campaign.progress.cursor;
-            while from < total {
-                let next = match self
-                    .read_and_compose(campaign, &timing, &prepared, from, limit)
-                    .await
-                {
-                    Ok(None) => break,
-                    Ok(Some(ready)) => {
-                        from = ready.end;
-                        Ok(ready)
+            let mut rows = read(from).await.map_err(SendError::from);
+            loop {
+                let current = match rows {
+                    Ok(current) if current.is_empty() => break,
+                    Ok(current) => current,
+                    Err(err) => {
+                        let _ = tx.send(Err(err)).await;
+                        break;
                     }
+                };
+                let end = current.last().map_or(from, |r| r.seq + 1);
+                let (composed, following) = tokio::join!(
+                    self.compose_rows(&timing, &prepared, from, current),
+                    read(end)
+                );
+                rows = following.map_err(SendError::from);
+                from = end;
+                let next = match composed {
+                    Ok(Some(ready)) => Ok(ready),
+                    Ok(None) => break,
                     Err(err) => Err(err),
                 };
                 let failed = next.is_err();
@@ -187,17 +205,15 @@ impl<S: CampaignStore, X: Sending> Expansion<S, X> {
         Ok(Ended::Finished)
     }
 
-    /// Reads up to `limit` recipients from `from` and composes their messages on every
-    /// core; `None` past the end of the audience. Nothing is recorded or spooled yet.
-    async fn read_and_compose(
+    /// Composes the messages of recipients read from `from` on every core; `None` for no
+    /// rows (past the end of the audience). Nothing is recorded or spooled yet.
+    async fn compose_rows(
         &self,
-        campaign: &Campaign,
         timing: &Timing,
         prepared: &Arc<X::Prepared>,
         from: i64,
-        limit: u32,
+        rows: Vec<store::SendRecipient>,
     ) -> Result<Option<Ready>, SendError> {
-        let rows = self.store.send_recipients(campaign, from, limit).await?;
         let Some(last) = rows.last() else {
             return Ok(None);
         };
