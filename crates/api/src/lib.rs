@@ -84,6 +84,9 @@ pub struct ApiState<S> {
     pub forms: contacts::optin::FormLimiter,
     /// Wakes the campaigns' loop when a campaign is started, resumed or stopped.
     pub campaigns_wake: Arc<tokio::sync::Notify>,
+    /// Where a cancelled campaign's queued messages are taken back (the delivery engine,
+    /// or the spool when delivery is off); set once at start-up.
+    pub queue: std::sync::OnceLock<Arc<dyn ::campaigns::expand::Withdraw>>,
 }
 
 impl<S: ControlStore + EventStore + 'static> ApiState<S> {
@@ -107,6 +110,7 @@ impl<S: ControlStore + EventStore + 'static> ApiState<S> {
             imports_wake: imports.1,
             forms: Default::default(),
             campaigns_wake: Arc::new(tokio::sync::Notify::new()),
+            queue: std::sync::OnceLock::new(),
         })
     }
 }

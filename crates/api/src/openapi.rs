@@ -707,7 +707,12 @@ impl Modify for BearerKey {
           crate::contacts::openapi::add_template_version,
           crate::contacts::openapi::activate_template_version,
           crate::contacts::openapi::update_template_version,
-          crate::contacts::openapi::preview_template_version),
+          crate::contacts::openapi::preview_template_version,
+          crate::campaigns::openapi::list_campaigns, crate::campaigns::openapi::add_campaign,
+          crate::campaigns::openapi::get_campaign, crate::campaigns::openapi::update_campaign,
+          crate::campaigns::openapi::test_campaign, crate::campaigns::openapi::send_campaign,
+          crate::campaigns::openapi::unschedule_campaign, crate::campaigns::openapi::pause_campaign,
+          crate::campaigns::openapi::resume_campaign, crate::campaigns::openapi::cancel_campaign),
     modifiers(&BearerKey),
     security(("api_key" = [])),
 )]

@@ -75,6 +75,31 @@ pub trait Sending: Send + Sync + 'static {
         &self,
         campaign: &Campaign,
     ) -> impl Future<Output = Result<Self::Prepared, SendError>> + Send;
+    /// Where a cancelled campaign's queued messages are taken back from.
+    fn queue(&self) -> Option<&dyn Withdraw>;
+}
+
+/// Takes a cancelled campaign's queued messages out of the queue.
+pub trait Withdraw: Send + Sync {
+    /// Removes these messages where they still wait; returns how many recipients.
+    fn withdraw(&self, ids: &std::collections::HashSet<MessageId>) -> u64;
+}
+
+/// Takes back every queued message of a cancelled campaign; returns how many recipients.
+pub async fn withdraw_campaign<S: CampaignStore>(
+    store: &S,
+    queue: &dyn Withdraw,
+    campaign_id: &str,
+) -> Result<u64, SendError> {
+    let ids: std::collections::HashSet<MessageId> = store
+        .batch_message_ids(campaign_id)
+        .await?
+        .into_iter()
+        .map(MessageId)
+        .collect();
+    let withdrawn = queue.withdraw(&ids);
+    tracing::info!(campaign = %campaign_id, recipients = withdrawn, "cancelled campaign's queued messages withdrawn");
+    Ok(withdrawn)
 }
 
 /// How a run ended.
@@ -181,6 +206,13 @@ impl<S: CampaignStore, X: Sending> Expansion<S, X> {
                     .await?;
                 match now.map(|c| c.state) {
                     Some(CampaignState::Sending) => {}
+                    Some(CampaignState::Cancelled) => {
+                        // A batch may have been committed after the cancel's own withdrawal.
+                        if let Some(queue) = self.sending.queue() {
+                            withdraw_campaign(&*self.store, queue, &campaign.id).await?;
+                        }
+                        return Ok(Some(Ended::Stopped(CampaignState::Cancelled)));
+                    }
                     Some(other) => return Ok(Some(Ended::Stopped(other))),
                     None => return Ok(Some(Ended::Stopped(CampaignState::Cancelled))),
                 }

@@ -1,4 +1,5 @@
--- A campaign's send. When it starts its audience is fixed into campaign_recipients (numbered
+-- A campaign's send (a sent campaign may still be cancelled: its queued messages are taken
+-- back). When it starts its audience is fixed into campaign_recipients (numbered
 -- in send order), then spooled in batches. A batch's message ids are recorded (committed = 0)
 -- before its messages are spooled, held, and the batch is committed with the cursor in one
 -- transaction before delivery may see them; after a crash an uncommitted batch's messages

@@ -53,7 +53,9 @@ impl CampaignState {
                 | (Sending, Paused)
                 | (Paused, Sending)
                 | (Sending, Sent)
-                | (Draft | Scheduled | Sending | Paused, Cancelled)
+                // A sent campaign's messages may still wait for their local time or
+                // window: cancelling takes them back.
+                | (Draft | Scheduled | Sending | Paused | Sent, Cancelled)
         )
     }
 
@@ -205,6 +207,12 @@ pub trait CampaignStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Batches recorded but never committed (a crash between the two).
     fn open_batches(&self) -> impl Future<Output = Result<Vec<OpenBatch>, StoreError>> + Send;
+    /// The message ids of a campaign's committed batches (to take its queued messages
+    /// back when it is cancelled).
+    fn batch_message_ids(
+        &self,
+        campaign_id: &str,
+    ) -> impl Future<Output = Result<Vec<u128>, StoreError>> + Send;
     /// Forgets an open batch once its messages are out of the spool.
     fn drop_batch(
         &self,

@@ -354,17 +354,20 @@ impl CampaignStore for SqliteStore {
                 Ok(OpenBatch {
                     campaign_id: row.try_get("campaign_id")?,
                     first_seq: row.try_get("first_seq")?,
-                    message_ids: bytes
-                        .chunks_exact(16)
-                        .map(|c| {
-                            let mut id = [0u8; 16];
-                            id.copy_from_slice(c);
-                            u128::from_be_bytes(id)
-                        })
-                        .collect(),
+                    message_ids: ids_of(&bytes),
                 })
             })
             .collect()
+    }
+
+    async fn batch_message_ids(&self, campaign_id: &str) -> Result<Vec<u128>, StoreError> {
+        let blobs: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT message_ids FROM campaign_batches WHERE campaign_id = ? AND committed = 1",
+        )
+        .bind(campaign_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(blobs.iter().flat_map(|b| ids_of(b)).collect())
     }
 
     async fn drop_batch(&self, campaign_id: &str, first_seq: i64) -> Result<(), StoreError> {
@@ -377,6 +380,18 @@ impl CampaignStore for SqliteStore {
         .await?;
         Ok(())
     }
+}
+
+/// Message ids stored 16 bytes each, big-endian.
+fn ids_of(bytes: &[u8]) -> Vec<u128> {
+    bytes
+        .chunks_exact(16)
+        .map(|c| {
+            let mut id = [0u8; 16];
+            id.copy_from_slice(c);
+            u128::from_be_bytes(id)
+        })
+        .collect()
 }
 
 /// The INSERT that fixes an audience: contacts on the lists (subscribed) or in the segments,

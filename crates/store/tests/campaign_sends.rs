@@ -193,6 +193,11 @@ async fn the_audience_is_fixed_once_and_spooled_batch_by_batch() {
         .await
         .unwrap();
     store.commit_batch(&campaign.id, 2, 1, 2).await.unwrap();
+    assert_eq!(
+        store.batch_message_ids(&campaign.id).await.unwrap(),
+        vec![u128::MAX, 1, 10, 11, 12],
+        "the committed batches' ids, for a cancel to take back"
+    );
     let campaign = store.campaign(&a, &campaign.id).await.unwrap().unwrap();
     assert_eq!(
         (

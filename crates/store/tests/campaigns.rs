@@ -100,6 +100,17 @@ async fn campaigns_move_only_along_their_transitions() {
     assert!(sent.finished_ms.is_some());
     refused(
         store
+            .set_campaign_state(&a, &made.id, CampaignState::Sending)
+            .await,
+    );
+    // A sent campaign can still be cancelled: what waits in the queue is taken back.
+    let cancelled = store
+        .set_campaign_state(&a, &made.id, CampaignState::Cancelled)
+        .await
+        .unwrap();
+    assert_eq!(cancelled.state, CampaignState::Cancelled);
+    refused(
+        store
             .set_campaign_state(&a, &made.id, CampaignState::Cancelled)
             .await,
     );
@@ -136,11 +147,12 @@ async fn campaigns_move_only_along_their_transitions() {
 fn the_transition_table() {
     use CampaignState::*;
     assert!(Draft.may_become(Sending) && Paused.may_become(Sending));
-    assert!(!Sent.may_become(Cancelled) && !Cancelled.may_become(Draft));
+    assert!(Sent.may_become(Cancelled) && !Cancelled.may_become(Draft));
+    assert!(!Cancelled.may_become(Cancelled) && !Sent.may_become(Sending));
     assert!(!Sending.may_become(Draft));
     assert_eq!(
         CampaignState::sources(Cancelled),
-        vec![Draft, Scheduled, Sending, Paused]
+        vec![Draft, Scheduled, Sending, Paused, Sent]
     );
     for state in CampaignState::ALL {
         assert_eq!(CampaignState::parse(state.as_str()), Some(state));

@@ -191,6 +191,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         config.smtp.hostname.clone(),
         (imports_config, imports_wake),
     );
+    // A cancelled campaign's queued messages: out of the delivery queues, or straight out
+    // of the spool when nothing delivers.
+    let queue: Arc<dyn campaigns::expand::Withdraw> = match &engine {
+        Some(engine) => Arc::new(EngineQueue(engine.clone())),
+        None => Arc::new(SpoolQueue(spool.clone())),
+    };
+    let _ = api_state.queue.set(queue);
     // Campaigns: due ones started, sending ones expanded into the spool.
     let expansion = Arc::new(campaigns::expand::Expansion {
         store: Arc::new(api_state.tenancy.store.clone()),
@@ -256,4 +263,28 @@ fn shutdown_signals() -> anyhow::Result<impl std::future::Future<Output = ()>> {
             _ = int.recv() => {}
         }
     })
+}
+
+/// Withdraws a cancelled campaign's messages from the delivery engine's queues.
+struct EngineQueue(delivery::Engine);
+
+impl campaigns::expand::Withdraw for EngineQueue {
+    fn withdraw(&self, ids: &std::collections::HashSet<spool::MessageId>) -> u64 {
+        self.0.delete_messages(ids)
+    }
+}
+
+/// Withdraws a cancelled campaign's messages from the spool when delivery is off.
+struct SpoolQueue(Spool);
+
+impl campaigns::expand::Withdraw for SpoolQueue {
+    fn withdraw(&self, ids: &std::collections::HashSet<spool::MessageId>) -> u64 {
+        let mut removed = 0;
+        for &id in ids {
+            if self.0.contains(id) && self.0.remove_detached(id).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
 }

@@ -182,6 +182,10 @@ impl<S: CampaignsStore> Sending for Composer<S> {
     async fn prepare(&self, campaign: &Campaign) -> Result<PreparedCampaign<S>, SendError> {
         self.prepared(campaign).await
     }
+
+    fn queue(&self) -> Option<&dyn campaigns::expand::Withdraw> {
+        self.state.queue.get().map(|q| &**q)
+    }
 }
 
 impl<S: CampaignsStore> PreparedCampaign<S> {

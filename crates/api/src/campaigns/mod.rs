@@ -9,6 +9,7 @@
 //! lists, segments, templates and sending domains, and freezes the template's version.
 
 pub mod composer;
+pub(crate) mod openapi;
 
 use std::sync::Arc;
 
@@ -408,11 +409,19 @@ pub(crate) async fn resume<S: CampaignsStore>(
     move_to(&state, &key.tenant_id, &id, CampaignState::Sending).await
 }
 
-/// `POST /v1/campaigns/{id}/cancel`: nobody else is spooled.
+/// `POST /v1/campaigns/{id}/cancel`: nobody else is spooled, and its messages still
+/// waiting in the queue (a local-time or windowed campaign's, or deferred ones) are taken
+/// out of it.
 pub(crate) async fn cancel<S: CampaignsStore>(
     State(state): State<Arc<ApiState<S>>>,
     Authorized { key, .. }: Authorized<Manage>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    move_to(&state, &key.tenant_id, &id, CampaignState::Cancelled).await
+    let answer = move_to(&state, &key.tenant_id, &id, CampaignState::Cancelled).await?;
+    if let Some(queue) = state.queue.get() {
+        campaigns::expand::withdraw_campaign(&state.tenancy.store, &**queue, &id)
+            .await
+            .map_err(failed)?;
+    }
+    Ok(answer)
 }

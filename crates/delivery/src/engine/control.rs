@@ -352,6 +352,19 @@ impl Engine {
         count
     }
 
+    /// Deletes every waiting part of these messages without any notification (a cancelled
+    /// campaign's queue). Parts on a connection right now finish their attempt. Returns how
+    /// many recipients.
+    pub fn delete_messages(&self, ids: &std::collections::HashSet<MessageId>) -> u64 {
+        let parts = self.inner.lock().take_where(&|id, _, _| ids.contains(&id));
+        let mut count = 0;
+        for part in parts {
+            count += part.rcpts.len() as u64;
+            self.inner.delete_part(part);
+        }
+        count
+    }
+
     /// The attempts recorded for a queued message.
     pub fn attempts(&self, id: MessageId) -> Vec<Event> {
         self.inner.events.attempts(id)

@@ -335,25 +335,34 @@ impl State {
         filter: &Filter,
         sender: &dyn Fn(MessageId) -> Option<String>,
     ) -> Vec<Part> {
+        self.take_where(&|id, domain, site| filter.matches(id, domain, site, sender))
+    }
+
+    /// Takes every waiting part (ready, on a timer, or held) for which `wanted(message,
+    /// domain, site)` holds; the site is `None` for held parts.
+    pub fn take_where(
+        &mut self,
+        wanted: &dyn Fn(MessageId, &str, Option<&str>) -> bool,
+    ) -> Vec<Part> {
         let mut taken = Vec::new();
         for site in self.sites.values_mut() {
             let name = site.name.clone();
             let (keep, take): (Vec<Part>, Vec<Part>) = site
                 .ready
                 .drain(..)
-                .partition(|p| !filter.matches(p.id, &p.domain, Some(&name), sender));
+                .partition(|p| !wanted(p.id, &p.domain, Some(&name)));
             site.ready = keep.into();
             taken.extend(take);
         }
         let routed = &self.routed;
         taken.extend(self.timers.take_where(|d| {
             let site = routed.get(&d.domain).map(|s| &**s);
-            filter.matches(d.id, &d.domain, site, sender)
+            wanted(d.id, &d.domain, site)
         }));
         for parts in self.held.values_mut() {
             let (keep, take): (Vec<Part>, Vec<Part>) = parts
                 .drain(..)
-                .partition(|p| !filter.matches(p.id, &p.domain, None, sender));
+                .partition(|p| !wanted(p.id, &p.domain, None));
             *parts = keep;
             taken.extend(take);
         }

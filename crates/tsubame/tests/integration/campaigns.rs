@@ -401,4 +401,80 @@ fn a_campaign_goes_to_its_audience_once_each_personalised() {
         .filter(|e| e["detail"]["campaign_test"] == true)
         .count();
     assert_eq!(tests, 2, "test sends are marked: {events}");
+
+    // A campaign whose window opens only in three days: its messages wait in the queue
+    // until a cancel takes them back, and none is delivered.
+    let later = ok(
+        call(&server, "POST", "/v1/lists", key, json!({"name": "Later"})),
+        201,
+    );
+    let later_members: Vec<String> = (35..40).map(|i| format!("p{i}@x.test")).collect();
+    ok(
+        call(
+            &server,
+            "POST",
+            &format!("/v1/lists/{}/members", later["id"].as_str().expect("id")),
+            key,
+            json!({"contacts": later_members}),
+        ),
+        200,
+    );
+    let day = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .checked_add(jiff::ToSpan::days(3))
+        .expect("date")
+        .weekday();
+    let day =
+        ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][day.to_monday_zero_offset() as usize];
+    let waiting = ok(
+        call(
+            &server,
+            "POST",
+            "/v1/campaigns",
+            key,
+            json!({
+                "name": "Later",
+                "audience": {"lists": ["Later"]},
+                "content": {"from": "news@acme.test", "subject": "Later {{ email }}", "text": "Later."},
+                "window": {"days": [day], "from": "09:00", "to": "10:00"},
+            }),
+        ),
+        201,
+    );
+    let waiting_id = waiting["id"].as_str().expect("id").to_string();
+    ok(
+        call(
+            &server,
+            "POST",
+            &format!("/v1/campaigns/{waiting_id}/send"),
+            key,
+            Value::Null,
+        ),
+        200,
+    );
+    wait_state(&server, key, &waiting_id, "sent");
+    assert_eq!(server.admin_json("/admin/v1/queue/summary")["messages"], 5);
+    let cancelled = ok(
+        call(
+            &server,
+            "POST",
+            &format!("/v1/campaigns/{waiting_id}/cancel"),
+            key,
+            Value::Null,
+        ),
+        200,
+    );
+    assert_eq!(cancelled["state"], "cancelled");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.admin_json("/admin/v1/queue/summary")["messages"] != 0 {
+        assert!(Instant::now() < deadline, "cancelled messages still queued");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        captured(capture.path())
+            .iter()
+            .all(|(_, text)| !text.contains("Subject: Later")),
+        "a cancelled campaign's message was delivered"
+    );
 }

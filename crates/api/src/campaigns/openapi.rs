@@ -1,0 +1,242 @@
+//! The OpenAPI description of campaigns (merged into the API document by
+//! [`crate::openapi`]); wire format only, the handlers check requests themselves.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::openapi::{Errors, ManageFailures, ReadFailures};
+
+/// Who a campaign goes to: lists and saved segments (ids or names), less exclusions.
+/// Suppressed addresses are always left out; members of an exclusion list in any state
+/// are left out.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"lists": ["News"], "exclude_segments": ["Bounced lately"]}))]
+pub struct CampaignAudience {
+    pub lists: Option<Vec<String>>,
+    pub segments: Option<Vec<String>>,
+    pub exclude_lists: Option<Vec<String>>,
+    pub exclude_segments: Option<Vec<String>>,
+}
+
+/// The sender and the body: a stored template (its active version when sent, unless one is
+/// named) or the campaign's own subject and bodies (native template syntax). Contact
+/// properties, `email`, `country`, `locale` and `timezone` fill the template.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"from": "news@example.com", "from_name": "Example News",
+    "subject": "Hello {{ first_name | default('there') }}", "text": "Our news."}))]
+pub struct CampaignContent {
+    /// An address at one of the account's sending domains.
+    pub from: Option<String>,
+    /// One line.
+    pub from_name: Option<String>,
+    pub reply_to: Option<String>,
+    /// A stored template's id or name.
+    pub template_id: Option<String>,
+    pub template_version: Option<i64>,
+    /// One line.
+    pub subject: Option<String>,
+    pub html: Option<String>,
+    pub text: Option<String>,
+}
+
+/// A local date and time in each recipient's zone (the contact's, else its country's
+/// usual one, else UTC).
+#[derive(Serialize, ToSchema)]
+pub struct LocalTime {
+    #[schema(example = "2026-12-24")]
+    pub date: String,
+    #[schema(example = "09:00")]
+    pub time: String,
+    /// For recipients whose moment has passed when the send starts: `next_day` (default)
+    /// or `at_once`.
+    pub passed: Option<String>,
+}
+
+/// When: one instant (`at`, RFC 3339 or Unix ms) or a local time (`local`).
+#[derive(Serialize, ToSchema)]
+pub struct CampaignSchedule {
+    pub at: Option<serde_json::Value>,
+    pub local: Option<LocalTime>,
+}
+
+/// Days and hours a recipient may be sent, in the recipient's zone.
+#[derive(Serialize, ToSchema)]
+pub struct SendWindow {
+    /// mon ... sun; default Monday to Friday.
+    pub days: Option<Vec<String>>,
+    #[schema(example = "09:00")]
+    pub from: String,
+    #[schema(example = "20:00")]
+    pub to: String,
+}
+
+/// A draft, or the fields of one to change (`null` clears schedule, window and rate).
+#[derive(Serialize, ToSchema)]
+pub struct CampaignDraft {
+    /// 1-200 characters, one line. Required when making one.
+    #[schema(example = "December newsletter")]
+    pub name: Option<String>,
+    pub audience: Option<CampaignAudience>,
+    pub content: Option<CampaignContent>,
+    #[schema(nullable)]
+    pub schedule: Option<CampaignSchedule>,
+    /// Messages per second at most, 1 to 1,000,000; the providers' shaping applies too.
+    #[schema(nullable)]
+    pub rate_per_sec: Option<i64>,
+    #[schema(nullable)]
+    pub window: Option<SendWindow>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CampaignProgress {
+    /// The audience's size once the send started.
+    pub recipients: Option<i64>,
+    pub spooled: i64,
+    /// Suppressed or deleted after the start, or whose message could not be composed.
+    pub skipped: i64,
+    pub remaining: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Campaign {
+    pub id: String,
+    pub name: String,
+    /// draft, scheduled, sending, paused, sent or cancelled.
+    pub state: String,
+    pub audience: serde_json::Value,
+    pub content: serde_json::Value,
+    pub schedule: Option<serde_json::Value>,
+    pub rate_per_sec: Option<i64>,
+    pub window: Option<serde_json::Value>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub started_ms: Option<i64>,
+    pub finished_ms: Option<i64>,
+    pub progress: CampaignProgress,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Campaigns {
+    pub campaigns: Vec<Campaign>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TestSend {
+    /// 1 to 10 addresses.
+    #[schema(example = json!(["me@example.com"]))]
+    pub to: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TestMessage {
+    pub id: String,
+    pub to: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TestSent {
+    pub messages: Vec<TestMessage>,
+}
+
+#[utoipa::path(get, path = "/v1/campaigns", tag = "campaigns",
+    responses((status = 200, description = "The account's campaigns, newest first", body = Campaigns), ReadFailures))]
+#[allow(dead_code)]
+pub(crate) fn list_campaigns() {}
+
+#[utoipa::path(post, path = "/v1/campaigns", tag = "campaigns", request_body = CampaignDraft,
+    responses(
+        (status = 201, description = "A new draft", body = Campaign),
+        (status = 400, description = "Invalid; the error names the field (`audience.lists[0]`)", body = Errors),
+        ManageFailures,
+    ))]
+#[allow(dead_code)]
+pub(crate) fn add_campaign() {}
+
+#[utoipa::path(get, path = "/v1/campaigns/{id}", tag = "campaigns",
+    params(("id" = String, Path, description = "A campaign id")),
+    responses(
+        (status = 200, description = "The campaign and its progress", body = Campaign),
+        (status = 404, description = "Not a campaign of this account", body = Errors),
+        ReadFailures,
+    ))]
+#[allow(dead_code)]
+pub(crate) fn get_campaign() {}
+
+#[utoipa::path(patch, path = "/v1/campaigns/{id}", tag = "campaigns", request_body = CampaignDraft,
+    params(("id" = String, Path, description = "A campaign id")),
+    responses(
+        (status = 200, description = "Changed", body = Campaign),
+        (status = 400, description = "Invalid, or no longer a draft (field `state`)", body = Errors),
+        (status = 404, description = "Not a campaign of this account", body = Errors),
+        ManageFailures,
+    ))]
+#[allow(dead_code)]
+pub(crate) fn update_campaign() {}
+
+#[utoipa::path(post, path = "/v1/campaigns/{id}/test", tag = "campaigns", request_body = TestSend,
+    params(("id" = String, Path, description = "A campaign id")),
+    responses(
+        (status = 200, description = "Queued, subject marked [Test]", body = TestSent),
+        (status = 400, description = "Invalid addresses, or content that cannot be sent (the error names the field)", body = Errors),
+        (status = 403, description = "The sender's domain is not the account's", body = Errors),
+        (status = 404, description = "Not a campaign of this account", body = Errors),
+        (status = 429, description = "Over the account's rate or daily quota", body = Errors),
+        ManageFailures,
+    ))]
+#[allow(dead_code)]
+pub(crate) fn test_campaign() {}
+
+#[utoipa::path(post, path = "/v1/campaigns/{id}/send", tag = "campaigns",
+    params(("id" = String, Path, description = "A campaign id")),
+    responses(
+        (status = 200, description = "Sending (or scheduled, when it has a schedule); the template version is frozen", body = Campaign),
+        (status = 400, description = "Not a draft, or a document or reference that does not check (the error names the field)", body = Errors),
+        (status = 404, description = "Not a campaign of this account", body = Errors),
+        ManageFailures,
+    ))]
+#[allow(dead_code)]
+pub(crate) fn send_campaign() {}
+
+#[utoipa::path(post, path = "/v1/campaigns/{id}/unschedule", tag = "campaigns",
+    params(("id" = String, Path, description = "A campaign id")),
+    responses(
+        (status = 200, description = "Back to draft", body = Campaign),
+        (status = 400, description = "Not scheduled (field `state`)", body = Errors),
+        (status = 404, description = "Not a campaign of this account", body = Errors),
+        ManageFailures,
+    ))]
+#[allow(dead_code)]
+pub(crate) fn unschedule_campaign() {}
+
+#[utoipa::path(post, path = "/v1/campaigns/{id}/pause", tag = "campaigns",
+    params(("id" = String, Path, description = "A campaign id")),
+    responses(
+        (status = 200, description = "Paused: nobody else is spooled until it resumes", body = Campaign),
+        (status = 400, description = "Not sending (field `state`)", body = Errors),
+        (status = 404, description = "Not a campaign of this account", body = Errors),
+        ManageFailures,
+    ))]
+#[allow(dead_code)]
+pub(crate) fn pause_campaign() {}
+
+#[utoipa::path(post, path = "/v1/campaigns/{id}/resume", tag = "campaigns",
+    params(("id" = String, Path, description = "A campaign id")),
+    responses(
+        (status = 200, description = "Sending again from where it stopped", body = Campaign),
+        (status = 400, description = "Not paused (field `state`)", body = Errors),
+        (status = 404, description = "Not a campaign of this account", body = Errors),
+        ManageFailures,
+    ))]
+#[allow(dead_code)]
+pub(crate) fn resume_campaign() {}
+
+#[utoipa::path(post, path = "/v1/campaigns/{id}/cancel", tag = "campaigns",
+    params(("id" = String, Path, description = "A campaign id")),
+    responses(
+        (status = 200, description = "Cancelled: nobody else is spooled, and its messages still queued are taken out of the queue", body = Campaign),
+        (status = 400, description = "Already sent or cancelled (field `state`)", body = Errors),
+        (status = 404, description = "Not a campaign of this account", body = Errors),
+        ManageFailures,
+    ))]
+#[allow(dead_code)]
+pub(crate) fn cancel_campaign() {}
