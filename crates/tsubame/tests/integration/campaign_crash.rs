@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::api::{add_domain, relaying_to_sink};
+use crate::api::add_domain;
 use crate::campaigns::{call, ok};
 
 const CONTACTS: usize = 20_000;
