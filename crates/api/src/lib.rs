@@ -42,6 +42,7 @@ pub mod stored_templates;
 pub mod submit;
 pub mod template;
 pub mod text;
+pub mod tracking;
 pub mod unsubscribe;
 
 use std::net::SocketAddr;
@@ -87,6 +88,9 @@ pub struct ApiState<S> {
     /// Where a cancelled campaign's queued messages are taken back (the delivery engine,
     /// or the spool when delivery is off); set once at start-up.
     pub queue: std::sync::OnceLock<Arc<dyn ::campaigns::expand::Withdraw>>,
+    /// Signs and reads open and click links; set once at start-up. Without it (or without
+    /// `public_url`) campaigns are sent untracked.
+    pub tracking: std::sync::OnceLock<::tracking::token::TrackingKey>,
 }
 
 impl<S: ControlStore + EventStore + 'static> ApiState<S> {
@@ -111,6 +115,7 @@ impl<S: ControlStore + EventStore + 'static> ApiState<S> {
             forms: Default::default(),
             campaigns_wake: Arc::new(tokio::sync::Notify::new()),
             queue: std::sync::OnceLock::new(),
+            tracking: std::sync::OnceLock::new(),
         })
     }
 }
@@ -318,6 +323,8 @@ pub fn router<S: campaigns::CampaignsStore>(state: Arc<ApiState<S>>) -> Router {
             "/v1/campaigns/{id}/cancel",
             axum::routing::post(campaigns::cancel::<S>),
         )
+        .route("/t/o/{token}", axum::routing::get(tracking::open::<S>))
+        .route("/t/c/{token}", axum::routing::get(tracking::click::<S>))
         .route("/openapi.json", axum::routing::get(openapi_json))
         .merge(mailjet_rest::routes::<S>())
         .merge(sendgrid_marketing::routes::<S>())

@@ -133,6 +133,11 @@ pub fn bounce_domain(domain: &str) -> String {
     format!("bounce.{domain}")
 }
 
+/// The host a sending domain's open and click links use (a CNAME to this platform).
+pub fn tracking_domain(domain: &str) -> String {
+    format!("track.{domain}")
+}
+
 /// The records a sending domain needs: its DKIM key, SPF allowing this platform
 /// (`spf_mechanism`, e.g. `include:_spf.mail.example.net` or `a:mx.example.net`), a DMARC
 /// policy to start from (`p=none`, reports to `dmarc_rua`), and the return-path domain whose
@@ -181,6 +186,12 @@ pub fn records(
             kind: "TXT",
             value: format!("v=spf1 {spf_mechanism} ~all"),
             purpose: "SPF for the return path, which receivers check first",
+        },
+        DnsRecord {
+            name: tracking_domain(domain),
+            kind: "CNAME",
+            value: format!("{bounce_host}."),
+            purpose: "tracking host: the open and click links of this domain's campaigns point here",
         },
     ]
 }

@@ -198,6 +198,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         None => Arc::new(SpoolQueue(spool.clone())),
     };
     let _ = api_state.queue.set(queue);
+    let _ = api_state.tracking.set(tracking::token::TrackingKey::new(
+        &data.ensure_bounce_key()?,
+    ));
     // Campaigns: due ones started, sending ones expanded into the spool.
     let expansion = Arc::new(campaigns::expand::Expansion {
         store: Arc::new(api_state.tenancy.store.clone()),

@@ -41,6 +41,9 @@ pub struct PreparedCampaign<S> {
     pub(crate) test_data: Value,
     domain: SendingDomain,
     signer: Arc<dkim::Signer>,
+    /// The tracking host's base URL (`https://track.<domain>`) and the key, when the
+    /// platform has a public URL to be reached at.
+    tracking: Option<(String, tracking::token::TrackingKey)>,
 }
 
 /// The campaign's content document, read.
@@ -156,7 +159,22 @@ impl<S: CampaignsStore> Composer<S> {
             .signers
             .get(&domain)
             .map_err(|err| SendError::Compose(err.to_string()))?;
+        let tracking = match (&self.state.public_url, self.state.tracking.get()) {
+            (Some(public), Some(key)) => {
+                let scheme = if public.starts_with("http://") {
+                    "http"
+                } else {
+                    "https"
+                };
+                Some((
+                    format!("{scheme}://{}", dkim::tracking_domain(&domain.domain)),
+                    key.clone(),
+                ))
+            }
+            _ => None,
+        };
         Ok(PreparedCampaign {
+            tracking,
             state: self.state.clone(),
             tenant_id: campaign.tenant_id.clone(),
             campaign_id: campaign.id.clone(),
@@ -204,6 +222,12 @@ impl<S: CampaignsStore> PreparedCampaign<S> {
             .parts
             .render(data)
             .map_err(|err| format!("{}: {}", err.part, err.message))?;
+        let html = match (&self.tracking, rendered.html) {
+            (Some((base, key)), Some(html)) if !test => {
+                Some(self.tracked(base, key, &html, address, id, not_before_ms))
+            }
+            (_, html) => html,
+        };
         let message = Message {
             from: self.from.clone(),
             to: vec![Mailbox {
@@ -215,7 +239,7 @@ impl<S: CampaignsStore> PreparedCampaign<S> {
             reply_to: self.reply_to.clone(),
             subject: format!("{subject_prefix}{}", rendered.subject),
             text: rendered.text,
-            html: rendered.html,
+            html,
             headers: Vec::new(),
             attachments: Arc::from(Vec::new()),
             custom_id: None,
@@ -261,6 +285,43 @@ impl<S: CampaignsStore> PreparedCampaign<S> {
             envelope,
             prefix: composed.signature.into_bytes(),
             content: composed.content,
+        })
+    }
+
+    /// `html` with its links through the tracking host and an open pixel.
+    fn tracked(
+        &self,
+        base: &str,
+        key: &tracking::token::TrackingKey,
+        html: &str,
+        address: &str,
+        id: MessageId,
+        not_before_ms: u64,
+    ) -> String {
+        let sent_ms = not_before_ms.max(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+        );
+        let token = |kind, link: u16, url: &str| {
+            key.seal(&tracking::token::Token {
+                kind,
+                message_id: id.0,
+                sent_s: u32::try_from(sent_ms / 1000).unwrap_or(u32::MAX),
+                link,
+                tenant: self.tenant_id.clone(),
+                recipient: address.to_string(),
+                campaign: self.campaign_id.clone(),
+                url: url.to_string(),
+            })
+        };
+        let pixel = token(tracking::token::Kind::Open, 0, "").map(|t| {
+            format!(
+                "<img src=\"{base}/t/o/{t}.gif\" width=\"1\" height=\"1\" alt=\"\" style=\"display:block;width:1px;height:1px;border:0\">"
+            )
+        });
+        tracking::rewrite::rewrite(html, pixel.as_deref(), |n, url| {
+            token(tracking::token::Kind::Click, n, url).map(|t| format!("{base}/t/c/{t}"))
         })
     }
 

@@ -30,3 +30,4 @@ mod sink;
 mod smtp_tenants;
 mod smuggling;
 mod tenants;
+mod tracking;

@@ -1,0 +1,222 @@
+//! Open and click tracking end to end: a campaign's HTML, read back from the sink with
+//! Python's email parser, has its links through `track.<domain>` and an open pixel; fetching
+//! them (Python's http.client) answers a GIF and a redirect to the original URL, records
+//! `opened`/`clicked` with the campaign id, the user agent and a truncated address, marks
+//! scanners and prefetches as `machine`; a forged or altered token is a 404.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::api::{add_domain, relaying_to_sink_with_config};
+use crate::campaigns::{call, ok, wait_state};
+use crate::harness::python_json;
+
+const PERSON: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+const SCANNER: &str = "Mozilla/5.0 (X11) AppleWebKit/537.36 HeadlessChrome/120.0";
+
+fn path_of(url: &str) -> String {
+    let rest = url.split_once("://").expect("absolute URL").1;
+    format!("/{}", rest.split_once('/').expect("a path").1)
+}
+
+#[test]
+fn opens_and_clicks_are_recorded_and_forged_links_refused() {
+    let capture = tempfile::tempdir().expect("tempdir");
+    let (_sink, server) = relaying_to_sink_with_config(
+        capture.path(),
+        "[http]\npublic_url = \"https://mail.platform.test\"\n",
+    );
+    server.cli(&["tenant", "add", "acme"]);
+    add_domain(&server, "acme", "acme.test");
+    let records = server.cli(&["domain", "records", "acme.test", "--tenant", "acme"]);
+    assert!(
+        records.contains("track.acme.test CNAME"),
+        "the tracking host is among the records to publish:\n{records}"
+    );
+    let key = server.cli(&["key", "add", "--tenant", "acme", "--scopes", "all"]);
+    let key = key.trim();
+    ok(
+        call(
+            &server,
+            "POST",
+            "/v1/contacts",
+            key,
+            json!({"contacts": [{"email": "ann@x.test"}]}),
+        ),
+        200,
+    );
+    ok(
+        call(&server, "POST", "/v1/lists", key, json!({"name": "News"})),
+        201,
+    );
+    let lists = ok(call(&server, "GET", "/v1/lists", key, Value::Null), 200);
+    let list_id = lists["lists"][0]["id"].as_str().expect("list").to_string();
+    ok(
+        call(
+            &server,
+            "POST",
+            &format!("/v1/lists/{list_id}/members"),
+            key,
+            json!({"contacts": ["ann@x.test"]}),
+        ),
+        200,
+    );
+    let campaign = ok(
+        call(
+            &server,
+            "POST",
+            "/v1/campaigns",
+            key,
+            json!({
+                "name": "Tracked",
+                "audience": {"lists": ["News"]},
+                "content": {"from": "news@acme.test", "subject": "Hi",
+                            "html": "<html><body><p><a href=\"https://shop.example/a?x=1&amp;y=2\">Shop</a> \
+                                     <a href=\"mailto:help@acme.test\">Help</a> \
+                                     <a href=\"https://acme.example/b\">B</a></p></body></html>",
+                            "text": "Hi"},
+            }),
+        ),
+        201,
+    );
+    let id = campaign["id"].as_str().expect("id").to_string();
+    ok(
+        call(
+            &server,
+            "POST",
+            &format!("/v1/campaigns/{id}/send"),
+            key,
+            Value::Null,
+        ),
+        200,
+    );
+    wait_state(&server, key, &id, "sent");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let eml: PathBuf = loop {
+        let found = std::fs::read_dir(capture.path())
+            .expect("capture")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "eml"));
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the campaign message never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let html = python_json("tracking_links.py", &[eml.to_str().expect("utf8")]);
+    let links: Vec<String> = html["links"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .map(|l| l.as_str().expect("href").to_string())
+        .collect();
+    assert_eq!(links.len(), 3, "{html}");
+    assert!(
+        links[0].starts_with("https://track.acme.test/t/c/"),
+        "{html}"
+    );
+    assert_eq!(
+        links[1], "mailto:help@acme.test",
+        "not an http link: left alone"
+    );
+    assert!(
+        links[2].starts_with("https://track.acme.test/t/c/"),
+        "{html}"
+    );
+    let pixel = html["pixels"][0].as_str().expect("a pixel").to_string();
+    assert!(pixel.starts_with("https://track.acme.test/t/o/"), "{html}");
+
+    let http = server.http.to_string();
+    let fetch = |url: &str, agent: &str| {
+        python_json(
+            "track_fetch.py",
+            &[&http, &path_of(url), "track.acme.test", agent],
+        )
+    };
+    // Seconds after sending, a scanner follows the link and an image proxy prefetches.
+    let scanned = fetch(&links[0], SCANNER);
+    assert_eq!(scanned["status"], 302);
+    assert_eq!(scanned["location"], "https://shop.example/a?x=1&y=2");
+    // Later, the person opens and clicks.
+    std::thread::sleep(Duration::from_millis(10_500));
+    let opened = fetch(&pixel, PERSON);
+    assert_eq!(
+        (&opened["status"], &opened["content_type"]),
+        (&json!(200), &json!("image/gif"))
+    );
+    let clicked = fetch(&links[2], PERSON);
+    assert_eq!(clicked["location"], "https://acme.example/b");
+
+    // Forged and altered tokens: 404, nothing recorded.
+    let mut altered = path_of(&links[2]);
+    let last = altered.pop().expect("a character");
+    altered.push(if last == 'A' { 'B' } else { 'A' });
+    for path in [altered.as_str(), "/t/c/AAAA", "/t/o/forged.gif"] {
+        let answer = python_json("track_fetch.py", &[&http, path, "track.acme.test", PERSON]);
+        assert_eq!(answer["status"], 404, "{path}: {answer}");
+    }
+    // An open token is no click token.
+    let swapped = path_of(&pixel)
+        .replace("/t/o/", "/t/c/")
+        .replace(".gif", "");
+    assert_eq!(
+        python_json(
+            "track_fetch.py",
+            &[&http, &swapped, "track.acme.test", PERSON]
+        )["status"],
+        404
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let events = loop {
+        let page = ok(
+            call(
+                &server,
+                "GET",
+                "/v1/events?type=opened,clicked",
+                key,
+                Value::Null,
+            ),
+            200,
+        );
+        let events = page["events"].as_array().expect("events").clone();
+        if events.len() >= 3 || Instant::now() > deadline {
+            break events;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(events.len(), 3, "{events:?}");
+    for event in &events {
+        assert_eq!(event["recipient"], "ann@x.test");
+        assert_eq!(event["detail"]["campaign_id"], id.as_str());
+        assert_eq!(
+            event["detail"]["ip"], "127.0.0.0",
+            "the address is truncated"
+        );
+    }
+    let scan = &events[0];
+    assert_eq!(
+        (&scan["type"], &scan["detail"]["machine"]),
+        (&json!("clicked"), &json!(true))
+    );
+    assert_eq!(scan["detail"]["link"], 1);
+    let open = &events[1];
+    assert_eq!(
+        (&open["type"], &open["detail"]["machine"]),
+        (&json!("opened"), &json!(false))
+    );
+    assert_eq!(open["detail"]["user_agent"], PERSON);
+    let click = &events[2];
+    assert_eq!(
+        (&click["type"], &click["detail"]["machine"]),
+        (&json!("clicked"), &json!(false))
+    );
+    assert_eq!(click["detail"]["link"], 2);
+    assert_eq!(click["detail"]["url"], "https://acme.example/b");
+}
