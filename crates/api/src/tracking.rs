@@ -4,9 +4,10 @@
 //! lookup: the token, signed by this platform, names the tenant, message, recipient,
 //! campaign, link number and URL. A forged or altered token is a 404.
 //!
-//! Events carry the user agent, the client address truncated (`/24` for IPv4, `/48` for
-//! IPv6: enough for a region, not a household), and `machine` when a privacy proxy or
-//! link scanner made them (`tracking::machine`); human rates leave those out.
+//! Events carry the user agent, the client address (truncated to `/24` for IPv4, `/48` for
+//! IPv6 — enough for a region, not a household — unless the tenant's tracking mode is
+//! `full`; the mode rides in the token), and `machine` when a privacy proxy or link scanner
+//! made them (`tracking::machine`); human rates leave those out.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -76,7 +77,12 @@ fn event(token: &Token, kind: EventKind, headers: &HeaderMap, peer: SocketAddr) 
     let mut detail = Map::new();
     detail.insert("campaign_id".into(), Value::from(token.campaign.as_str()));
     detail.insert("user_agent".into(), Value::from(agent));
-    detail.insert("ip".into(), Value::from(truncated(peer.ip())));
+    let address = if token.full_address {
+        peer.ip().to_string()
+    } else {
+        truncated(peer.ip())
+    };
+    detail.insert("ip".into(), Value::from(address));
     detail.insert("machine".into(), Value::from(machine.is_some()));
     if let Some(reason) = machine {
         detail.insert("machine_reason".into(), Value::from(reason));

@@ -134,7 +134,49 @@ pub struct OpenBatch {
     pub message_ids: Vec<u128>,
 }
 
+/// How a tenant's campaign opens and clicks are tracked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackingMode {
+    /// Links and images are left as they are: nothing is tracked.
+    Off,
+    /// Opens and clicks are recorded with the client address truncated.
+    Anonymous,
+    /// Opens and clicks are recorded with the whole client address.
+    Full,
+}
+
+impl TrackingMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrackingMode::Off => "off",
+            TrackingMode::Anonymous => "anonymous",
+            TrackingMode::Full => "full",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<TrackingMode> {
+        [
+            TrackingMode::Off,
+            TrackingMode::Anonymous,
+            TrackingMode::Full,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == text)
+    }
+}
+
 pub trait CampaignStore: Send + Sync {
+    /// The tenant's tracking mode (`Anonymous` unless set).
+    fn tracking_mode(
+        &self,
+        tenant_id: &str,
+    ) -> impl Future<Output = Result<TrackingMode, StoreError>> + Send;
+    /// Sets it; false when there is no such tenant.
+    fn set_tracking_mode(
+        &self,
+        tenant_id: &str,
+        mode: TrackingMode,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// A new draft.
     fn add_campaign(
         &self,

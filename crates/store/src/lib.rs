@@ -49,7 +49,7 @@ pub use audience::{
 };
 pub use campaigns::{
     AudiencePlan, Campaign, CampaignDraft, CampaignState, CampaignStore, OpenBatch, Progress,
-    SendRecipient,
+    SendRecipient, TrackingMode,
 };
 pub use compat::{CompatKind, CompatStore};
 pub use console::{AuditEntry, ConsoleStore, Login, Role, Session};

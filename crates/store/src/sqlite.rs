@@ -38,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0016_compat_numbers.sql"),
     include_str!("../migrations/0017_campaigns.sql"),
     include_str!("../migrations/0018_campaign_sends.sql"),
+    include_str!("../migrations/0019_tracking_mode.sql"),
 ];
 
 /// The SQLite control plane.

@@ -5,7 +5,7 @@ use sqlx::sqlite::SqliteRow;
 
 use crate::campaigns::{
     AudiencePlan, Campaign, CampaignDraft, CampaignState, CampaignStore, OpenBatch, Progress,
-    SendRecipient,
+    SendRecipient, TrackingMode,
 };
 use crate::sqlite_segments::{Compiled, Param, compile};
 use crate::{SqliteStore, StoreError, now_ms};
@@ -52,6 +52,30 @@ fn checked_name(name: &str) -> Result<&str, StoreError> {
 }
 
 impl CampaignStore for SqliteStore {
+    async fn tracking_mode(&self, tenant_id: &str) -> Result<TrackingMode, StoreError> {
+        let mode: Option<String> = sqlx::query_scalar("SELECT tracking FROM tenants WHERE id = ?")
+            .bind(tenant_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(mode
+            .as_deref()
+            .and_then(TrackingMode::parse)
+            .unwrap_or(TrackingMode::Anonymous))
+    }
+
+    async fn set_tracking_mode(
+        &self,
+        tenant_id: &str,
+        mode: TrackingMode,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE tenants SET tracking = ? WHERE id = ?")
+            .bind(mode.as_str())
+            .bind(tenant_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn add_campaign(
         &self,
         tenant_id: &str,

@@ -208,3 +208,38 @@ async fn the_audience_is_fixed_once_and_spooled_batch_by_batch() {
         (5, 3, 2)
     );
 }
+
+#[tokio::test]
+async fn tracking_modes_default_to_anonymous() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("control.db"))
+        .await
+        .unwrap();
+    let a = store.add_tenant("acme").await.unwrap().id;
+    let b = store.add_tenant("beta").await.unwrap().id;
+    assert_eq!(
+        store.tracking_mode(&a).await.unwrap(),
+        store::TrackingMode::Anonymous
+    );
+    assert!(
+        store
+            .set_tracking_mode(&a, store::TrackingMode::Off)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.tracking_mode(&a).await.unwrap(),
+        store::TrackingMode::Off
+    );
+    assert_eq!(
+        store.tracking_mode(&b).await.unwrap(),
+        store::TrackingMode::Anonymous,
+        "one tenant's mode is its own"
+    );
+    assert!(
+        !store
+            .set_tracking_mode("t_nobody", store::TrackingMode::Full)
+            .await
+            .unwrap()
+    );
+}

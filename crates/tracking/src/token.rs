@@ -2,7 +2,7 @@
 //! HMAC-SHA256 over a purpose label and the payload. The payload is binary:
 //!
 //! ```text
-//! version(1) kind(1) message id(16) sent at, Unix s(4) link(2)
+//! version(1) kind(1) flags(1) message id(16) sent at, Unix s(4) link(2)
 //! tenant(len u8 + bytes) recipient(len u8 + bytes) campaign(len u8 + bytes) url(rest)
 //! ```
 //!
@@ -50,7 +50,11 @@ pub struct Token {
     pub campaign: String,
     /// Where a click goes; empty for an open.
     pub url: String,
+    /// The tenant records whole client addresses (otherwise truncated).
+    pub full_address: bool,
 }
+
+const FLAG_FULL_ADDRESS: u8 = 1;
 
 /// The key tokens are signed with.
 #[derive(Clone)]
@@ -112,6 +116,11 @@ impl TrackingKey {
         let mut payload = Vec::with_capacity(64 + token.url.len());
         payload.push(VERSION);
         payload.push(token.kind.byte());
+        payload.push(if token.full_address {
+            FLAG_FULL_ADDRESS
+        } else {
+            0
+        });
         payload.extend_from_slice(&token.message_id.to_be_bytes());
         payload.extend_from_slice(&token.sent_s.to_be_bytes());
         payload.extend_from_slice(&token.link.to_be_bytes());
@@ -143,10 +152,11 @@ impl TrackingKey {
             return None;
         }
         let mut rest = payload;
-        let head = take(&mut rest, 2)?;
+        let head = take(&mut rest, 3)?;
         if head[0] != VERSION || head[1] != kind.byte() {
             return None;
         }
+        let full_address = head[2] & FLAG_FULL_ADDRESS != 0;
         let id: [u8; 16] = take(&mut rest, 16)?.try_into().ok()?;
         let sent: [u8; 4] = take(&mut rest, 4)?.try_into().ok()?;
         let link: [u8; 2] = take(&mut rest, 2)?.try_into().ok()?;
@@ -163,6 +173,7 @@ impl TrackingKey {
             recipient,
             campaign,
             url,
+            full_address,
         })
     }
 }

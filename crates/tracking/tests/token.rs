@@ -13,6 +13,7 @@ fn click() -> Token {
         recipient: "ann@example.com".into(),
         campaign: "cp_0123456789abcdef".into(),
         url: "https://shop.example/items?id=7&utm=news#top".into(),
+        full_address: false,
     }
 }
 
@@ -56,7 +57,13 @@ fn sealed_tokens_open_and_nothing_else_does() {
         ..click()
     };
     let sealed_open = key.seal(&open).expect("seals");
-    assert_eq!(key.open(Kind::Open, &sealed_open), Some(open));
+    assert_eq!(key.open(Kind::Open, &sealed_open), Some(open.clone()));
+    let full = Token {
+        full_address: true,
+        ..open
+    };
+    let sealed_full = key.seal(&full).expect("seals");
+    assert_eq!(key.open(Kind::Open, &sealed_full), Some(full));
 }
 
 #[test]

@@ -31,6 +31,9 @@ pub enum TenantCommand {
     },
     /// Lift a tenant's suspension.
     Reactivate { name: String },
+    /// How the tenant's campaign opens and clicks are tracked: off, anonymous (client
+    /// addresses truncated; the default) or full.
+    Tracking { name: String, mode: String },
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -150,6 +153,14 @@ pub fn tenant(command: TenantCommand, data: &DataDir, json: bool) -> anyhow::Res
                 let tenant = find(&store, &name).await?;
                 store.set_tenant_suspended(&tenant.id, None).await?;
                 println!("tenant {} reactivated", tenant.name);
+            }
+            TenantCommand::Tracking { name, mode } => {
+                let Some(mode) = store::TrackingMode::parse(&mode) else {
+                    bail!("tracking mode must be off, anonymous or full");
+                };
+                let tenant = find(&store, &name).await?;
+                store::CampaignStore::set_tracking_mode(&store, &tenant.id, mode).await?;
+                println!("tenant {} tracking: {}", tenant.name, mode.as_str());
             }
         }
         Ok(())

@@ -44,6 +44,8 @@ pub struct PreparedCampaign<S> {
     /// The tracking host's base URL (`https://track.<domain>`) and the key, when the
     /// platform has a public URL to be reached at.
     tracking: Option<(String, tracking::token::TrackingKey)>,
+    /// The tenant's mode says to keep whole client addresses.
+    full_address: bool,
 }
 
 /// The campaign's content document, read.
@@ -159,7 +161,9 @@ impl<S: CampaignsStore> Composer<S> {
             .signers
             .get(&domain)
             .map_err(|err| SendError::Compose(err.to_string()))?;
+        let mode = store.tracking_mode(&campaign.tenant_id).await?;
         let tracking = match (&self.state.public_url, self.state.tracking.get()) {
+            _ if mode == store::TrackingMode::Off => None,
             (Some(public), Some(key)) => {
                 let scheme = if public.starts_with("http://") {
                     "http"
@@ -175,6 +179,7 @@ impl<S: CampaignsStore> Composer<S> {
         };
         Ok(PreparedCampaign {
             tracking,
+            full_address: mode == store::TrackingMode::Full,
             state: self.state.clone(),
             tenant_id: campaign.tenant_id.clone(),
             campaign_id: campaign.id.clone(),
@@ -313,6 +318,7 @@ impl<S: CampaignsStore> PreparedCampaign<S> {
                 recipient: address.to_string(),
                 campaign: self.campaign_id.clone(),
                 url: url.to_string(),
+                full_address: self.full_address,
             })
         };
         let pixel = token(tracking::token::Kind::Open, 0, "").map(|t| {

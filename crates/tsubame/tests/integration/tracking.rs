@@ -16,6 +16,61 @@ use crate::harness::python_json;
 const PERSON: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
 const SCANNER: &str = "Mozilla/5.0 (X11) AppleWebKit/537.36 HeadlessChrome/120.0";
 
+/// The captured message whose subject is `subject`, waiting for it.
+fn captured_with(dir: &std::path::Path, subject: &str) -> PathBuf {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = std::fs::read_dir(dir)
+            .expect("capture")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .find(|p| {
+                std::fs::read_to_string(p)
+                    .is_ok_and(|t| t.contains(&format!("\r\nSubject: {subject}\r\n")))
+            });
+        if let Some(found) = found {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "{subject:?} never arrived");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn send(server: &crate::harness::TestServer, key: &str, subject: &str) -> String {
+    let campaign = ok(
+        call(
+            server,
+            "POST",
+            "/v1/campaigns",
+            key,
+            json!({
+                "name": subject,
+                "audience": {"lists": ["News"]},
+                "content": {"from": "news@acme.test", "subject": subject,
+                            "html": "<html><body><p><a href=\"https://shop.example/a?x=1&amp;y=2\">Shop</a> \
+                                     <a href=\"mailto:help@acme.test\">Help</a> \
+                                     <a href=\"https://acme.example/b\">B</a></p></body></html>",
+                            "text": "Hi"},
+            }),
+        ),
+        201,
+    );
+    let id = campaign["id"].as_str().expect("id").to_string();
+    ok(
+        call(
+            server,
+            "POST",
+            &format!("/v1/campaigns/{id}/send"),
+            key,
+            Value::Null,
+        ),
+        200,
+    );
+    wait_state(server, key, &id, "sent");
+    id
+}
+
 fn path_of(url: &str) -> String {
     let rest = url.split_once("://").expect("absolute URL").1;
     format!("/{}", rest.split_once('/').expect("a path").1)
@@ -63,52 +118,8 @@ fn opens_and_clicks_are_recorded_and_forged_links_refused() {
         ),
         200,
     );
-    let campaign = ok(
-        call(
-            &server,
-            "POST",
-            "/v1/campaigns",
-            key,
-            json!({
-                "name": "Tracked",
-                "audience": {"lists": ["News"]},
-                "content": {"from": "news@acme.test", "subject": "Hi",
-                            "html": "<html><body><p><a href=\"https://shop.example/a?x=1&amp;y=2\">Shop</a> \
-                                     <a href=\"mailto:help@acme.test\">Help</a> \
-                                     <a href=\"https://acme.example/b\">B</a></p></body></html>",
-                            "text": "Hi"},
-            }),
-        ),
-        201,
-    );
-    let id = campaign["id"].as_str().expect("id").to_string();
-    ok(
-        call(
-            &server,
-            "POST",
-            &format!("/v1/campaigns/{id}/send"),
-            key,
-            Value::Null,
-        ),
-        200,
-    );
-    wait_state(&server, key, &id, "sent");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let eml: PathBuf = loop {
-        let found = std::fs::read_dir(capture.path())
-            .expect("capture")
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|e| e == "eml"));
-        if let Some(found) = found {
-            break found;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the campaign message never arrived"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let id = send(&server, key, "Tracked");
+    let eml = captured_with(capture.path(), "Tracked");
     let html = python_json("tracking_links.py", &[eml.to_str().expect("utf8")]);
     let links: Vec<String> = html["links"]
         .as_array()
@@ -219,4 +230,35 @@ fn opens_and_clicks_are_recorded_and_forged_links_refused() {
     );
     assert_eq!(click["detail"]["link"], 2);
     assert_eq!(click["detail"]["url"], "https://acme.example/b");
+
+    // The tenant turns tracking off: links and images are left as they are.
+    server.cli(&["tenant", "tracking", "acme", "off"]);
+    send(&server, key, "Untracked");
+    let eml = captured_with(capture.path(), "Untracked");
+    let html = python_json("tracking_links.py", &[eml.to_str().expect("utf8")]);
+    assert_eq!(
+        html,
+        json!({"links": ["https://shop.example/a?x=1&y=2", "mailto:help@acme.test", "https://acme.example/b"], "pixels": []})
+    );
+    // Full: the whole client address is kept.
+    server.cli(&["tenant", "tracking", "acme", "full"]);
+    send(&server, key, "Full");
+    let eml = captured_with(capture.path(), "Full");
+    let html = python_json("tracking_links.py", &[eml.to_str().expect("utf8")]);
+    let pixel = html["pixels"][0].as_str().expect("a pixel").to_string();
+    assert_eq!(fetch(&pixel, PERSON)["status"], 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = ok(
+            call(&server, "GET", "/v1/events?type=opened", key, Value::Null),
+            200,
+        );
+        let events = page["events"].as_array().expect("events").clone();
+        if events.len() == 2 {
+            assert_eq!(events[1]["detail"]["ip"], "127.0.0.1", "{events:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{events:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
