@@ -34,6 +34,7 @@ pub mod mailjet_rest;
 pub mod manage;
 pub mod native;
 pub mod openapi;
+pub mod preferences;
 pub mod records;
 pub mod schedule;
 pub mod sendgrid;
@@ -322,6 +323,10 @@ pub fn router<S: campaigns::CampaignsStore>(state: Arc<ApiState<S>>) -> Router {
         .route(
             "/v1/campaigns/{id}/cancel",
             axum::routing::post(campaigns::cancel::<S>),
+        )
+        .route(
+            "/v1/preferences/{token}",
+            axum::routing::get(preferences::show::<S>).post(preferences::save::<S>),
         )
         .route("/t/o/{token}", axum::routing::get(tracking::open::<S>))
         .route("/t/c/{token}", axum::routing::get(tracking::click::<S>))

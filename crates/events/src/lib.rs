@@ -147,7 +147,15 @@ fn suppression_for(event: &NewEvent) -> Option<&'static str> {
             matches!(category.as_deref(), Some("invalid_recipient")).then_some("bounce")
         }
         EventKind::Complained => Some("complaint"),
-        EventKind::Unsubscribed => Some("unsubscribe"),
+        // Leaving a campaign's lists (the detail names them) is not leaving all mail.
+        EventKind::Unsubscribed => {
+            let scoped = event.detail.as_deref().is_some_and(|d| {
+                serde_json::from_str::<serde_json::Value>(d)
+                    .ok()
+                    .is_some_and(|v| v.get("lists").is_some())
+            });
+            (!scoped).then_some("unsubscribe")
+        }
         _ => None,
     }
 }
@@ -238,5 +246,38 @@ pub async fn purge_forever<S: EventStore>(store: S, retention: Duration) {
             Err(err) => tracing::warn!(error = %err, "purging old events failed"),
         }
         tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unsubscribed(detail: Option<&str>) -> NewEvent {
+        NewEvent {
+            tenant_id: "t_1".into(),
+            time_ms: 0,
+            kind: EventKind::Unsubscribed,
+            message_id: "m".into(),
+            recipient: "ann@x.test".into(),
+            custom_id: None,
+            tags: None,
+            detail: detail.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn leaving_lists_suppresses_nothing_leaving_all_mail_does() {
+        assert_eq!(suppression_for(&unsubscribed(None)), Some("unsubscribe"));
+        assert_eq!(
+            suppression_for(&unsubscribed(Some(r#"{"via":"mailto"}"#))),
+            Some("unsubscribe")
+        );
+        assert_eq!(
+            suppression_for(&unsubscribed(Some(
+                r#"{"lists":["ls_1"],"via":"one-click"}"#
+            ))),
+            None
+        );
     }
 }

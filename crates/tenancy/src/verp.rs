@@ -191,6 +191,40 @@ impl ReturnPaths {
         self.seal(b"one-click|", &payload)
     }
 
+    /// The token of a campaign message's preference link (and its RFC 8058 one-click
+    /// unsubscribe): the tenant, the message, the recipient and the campaign's lists.
+    pub fn preferences_token(
+        &self,
+        tenant_id: &str,
+        message_id: &str,
+        recipient: &str,
+        lists: &[String],
+    ) -> String {
+        let payload = format!(
+            "{tenant_id}|{message_id}|{}|{}",
+            recipient.to_ascii_lowercase(),
+            lists.join(",")
+        );
+        self.seal(b"preferences|", &payload)
+    }
+
+    /// What a preference token names, if this node made it.
+    pub fn parse_preferences_token(&self, token: &str) -> Option<Preferences> {
+        let payload = self.open(b"preferences|", token)?;
+        let mut parts = payload.splitn(4, '|');
+        Some(Preferences {
+            tenant_id: parts.next()?.to_string(),
+            message_id: parts.next()?.to_string(),
+            recipient: parts.next()?.to_string(),
+            lists: parts
+                .next()?
+                .split(',')
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect(),
+        })
+    }
+
     /// What a token names, if this node made it.
     pub fn parse_unsubscribe_token(&self, token: &str) -> Option<Unsubscribe> {
         let payload = self.open(b"one-click|", token)?;
@@ -201,6 +235,16 @@ impl ReturnPaths {
             recipient: parts.next()?.to_string(),
         })
     }
+}
+
+/// What a preference token names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preferences {
+    pub tenant_id: String,
+    pub message_id: String,
+    pub recipient: String,
+    /// The campaign's lists (ids): the one-click unsubscribe leaves these.
+    pub lists: Vec<String>,
 }
 
 #[cfg(test)]
@@ -297,5 +341,36 @@ mod tests {
             None
         );
         assert_eq!(paths.parse_unsubscribe_token("zz.zz"), None);
+    }
+
+    #[test]
+    fn preference_tokens_carry_the_lists_and_are_not_unsubscribe_tokens() {
+        let paths = ReturnPaths::new(&[7; 32]);
+        let lists = vec!["ls_1".to_string(), "ls_2".to_string()];
+        let token =
+            paths.preferences_token("t_1", "01KBZZ0000000000000000000A", "Ann@X.test", &lists);
+        assert_eq!(
+            paths.parse_preferences_token(&token),
+            Some(Preferences {
+                tenant_id: "t_1".into(),
+                message_id: "01KBZZ0000000000000000000A".into(),
+                recipient: "ann@x.test".into(),
+                lists,
+            })
+        );
+        assert_eq!(
+            paths.parse_unsubscribe_token(&token),
+            None,
+            "another purpose"
+        );
+        let none = paths.preferences_token("t_1", "01KBZZ0000000000000000000A", "ann@x.test", &[]);
+        assert_eq!(
+            paths.parse_preferences_token(&none).map(|p| p.lists),
+            Some(vec![])
+        );
+        assert_eq!(
+            ReturnPaths::new(&[8; 32]).parse_preferences_token(&token),
+            None
+        );
     }
 }

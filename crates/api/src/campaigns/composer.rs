@@ -46,6 +46,10 @@ pub struct PreparedCampaign<S> {
     tracking: Option<(String, tracking::token::TrackingKey)>,
     /// The tenant's mode says to keep whole client addresses.
     full_address: bool,
+    /// The campaign's lists (ids): its one-click unsubscribe leaves these.
+    lists: Vec<String>,
+    /// `List-Id` (RFC 2919) of the campaign's first list.
+    list_id: Option<String>,
 }
 
 /// The campaign's content document, read.
@@ -161,6 +165,7 @@ impl<S: CampaignsStore> Composer<S> {
             .signers
             .get(&domain)
             .map_err(|err| SendError::Compose(err.to_string()))?;
+        let (lists, list_id) = self.lists_of(campaign, &domain.domain).await?;
         let mode = store.tracking_mode(&campaign.tenant_id).await?;
         let tracking = match (&self.state.public_url, self.state.tracking.get()) {
             _ if mode == store::TrackingMode::Off => None,
@@ -180,6 +185,8 @@ impl<S: CampaignsStore> Composer<S> {
         Ok(PreparedCampaign {
             tracking,
             full_address: mode == store::TrackingMode::Full,
+            lists,
+            list_id,
             state: self.state.clone(),
             tenant_id: campaign.tenant_id.clone(),
             campaign_id: campaign.id.clone(),
@@ -196,6 +203,43 @@ impl<S: CampaignsStore> Composer<S> {
             domain,
             signer,
         })
+    }
+}
+
+impl<S: CampaignsStore> Composer<S> {
+    /// The campaign's lists (ids, in its order) and the `List-Id` of the first:
+    /// `"News" <ls_....list-id.acme.example>` (the name only when it is plain ASCII).
+    async fn lists_of(
+        &self,
+        campaign: &Campaign,
+        domain: &str,
+    ) -> Result<(Vec<String>, Option<String>), SendError> {
+        let document: Value = serde_json::from_str(&campaign.draft.audience).unwrap_or(Value::Null);
+        let Ok(audience) = campaigns::documents::Audience::read(&document) else {
+            return Ok((Vec::new(), None));
+        };
+        let known = self.state.tenancy.store.lists(&campaign.tenant_id).await?;
+        let lists: Vec<&store::ContactList> = audience
+            .lists
+            .iter()
+            .filter_map(|name| known.iter().find(|l| &l.id == name || &l.name == name))
+            .collect();
+        let list_id = lists.first().map(|list| {
+            let plain = list
+                .name
+                .chars()
+                .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ');
+            let id = format!(
+                "<{}.list-id.{domain}>",
+                list.id.to_ascii_lowercase().replace('_', "-")
+            );
+            if plain {
+                format!("\"{}\" {id}", list.name)
+            } else {
+                id
+            }
+        });
+        Ok((lists.iter().map(|l| l.id.clone()).collect(), list_id))
     }
 }
 
@@ -245,7 +289,11 @@ impl<S: CampaignsStore> PreparedCampaign<S> {
             subject: format!("{subject_prefix}{}", rendered.subject),
             text: rendered.text,
             html,
-            headers: Vec::new(),
+            headers: self
+                .list_id
+                .iter()
+                .map(|id| ("List-Id".to_string(), id.clone()))
+                .collect(),
             attachments: Arc::from(Vec::new()),
             custom_id: None,
             metadata: Vec::new(),
@@ -264,10 +312,25 @@ impl<S: CampaignsStore> PreparedCampaign<S> {
                 &self.domain.domain,
             ),
             one_click: state.public_url.as_ref().map(|base| {
-                format!(
-                    "{base}/v1/unsubscribe/{}",
-                    return_paths.unsubscribe_token(&text_id, &self.domain.domain, address)
-                )
+                let base = base.trim_end_matches('/');
+                if self.lists.is_empty() {
+                    // A campaign to segments only: unsubscribing stops all of the
+                    // tenant's mail to the address.
+                    format!(
+                        "{base}/v1/unsubscribe/{}",
+                        return_paths.unsubscribe_token(&text_id, &self.domain.domain, address)
+                    )
+                } else {
+                    format!(
+                        "{base}/v1/preferences/{}",
+                        return_paths.preferences_token(
+                            &self.tenant_id,
+                            &text_id,
+                            address,
+                            &self.lists
+                        )
+                    )
+                }
             }),
         };
         let submitter = compose::Submitter {

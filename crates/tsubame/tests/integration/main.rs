@@ -23,6 +23,7 @@ mod limits;
 mod manage;
 mod openapi;
 mod optin;
+mod preferences;
 mod relay;
 mod relay_crash;
 mod shutdown;
