@@ -111,6 +111,18 @@ async fn expand_one<S, X>(
         Ok(Ended::Stopped(state)) => {
             tracing::info!(campaign = %campaign.id, state = state.as_str(), "campaign stopped")
         }
+        Err(SendError::Document(err)) => {
+            // The content or audience stopped checking since the start (a sending domain
+            // or template removed): waiting will not fix it, the tenant must.
+            tracing::warn!(campaign = %campaign.id, error = %err, "campaign paused: its documents no longer check");
+            if let Err(err) = expansion
+                .store
+                .set_campaign_state(&campaign.tenant_id, &campaign.id, CampaignState::Paused)
+                .await
+            {
+                tracing::warn!(campaign = %campaign.id, error = %err, "pausing a campaign failed");
+            }
+        }
         Err(err) => {
             tracing::warn!(campaign = %campaign.id, error = %err, "campaign run failed; tried again shortly");
             tokio::time::sleep(RETRY).await;

@@ -92,7 +92,7 @@ pub(crate) fn wait_state(server: &TestServer, token: &str, id: &str, state: &str
 #[test]
 fn a_campaign_goes_to_its_audience_once_each_personalised() {
     let capture = tempfile::tempdir().expect("tempdir");
-    let (_sink, server) = relaying_to_sink(capture.path());
+    let (_sink, mut server) = relaying_to_sink(capture.path());
     server.cli(&["tenant", "add", "acme"]);
     server.cli(&["tenant", "add", "beta"]);
     add_domain(&server, "acme", "acme.test");
@@ -476,5 +476,53 @@ fn a_campaign_goes_to_its_audience_once_each_personalised() {
             .iter()
             .all(|(_, text)| !text.contains("Subject: Later")),
         "a cancelled campaign's message was delivered"
+    );
+
+    // At a ceiling of 1 message/s the sending domain is removed and the server restarted:
+    // the campaign cannot be composed any more and pauses itself rather than retrying
+    // forever.
+    add_domain(&server, "acme", "promo.acme.test");
+    let slow = ok(
+        call(
+            &server,
+            "POST",
+            "/v1/campaigns",
+            key,
+            json!({
+                "name": "Slow",
+                "audience": {"lists": ["News"]},
+                "content": {"from": "news@promo.acme.test", "subject": "Slow", "text": "Slow."},
+                "rate_per_sec": 1,
+            }),
+        ),
+        201,
+    );
+    let slow_id = slow["id"].as_str().expect("id").to_string();
+    ok(
+        call(
+            &server,
+            "POST",
+            &format!("/v1/campaigns/{slow_id}/send"),
+            key,
+            Value::Null,
+        ),
+        200,
+    );
+    assert_eq!(
+        call(
+            &server,
+            "DELETE",
+            "/v1/domains/promo.acme.test",
+            key,
+            Value::Null
+        )["status"],
+        204
+    );
+    server.terminate(Duration::from_secs(10));
+    server.spawn(&[]);
+    let paused = wait_state(&server, key, &slow_id, "paused");
+    assert!(
+        paused["progress"]["remaining"].as_i64().unwrap_or(0) > 0,
+        "stopped before the end: {paused}"
     );
 }
