@@ -54,8 +54,20 @@ pub struct Addressee<'a> {
     pub not_before_ms: u64,
 }
 
+/// Whether the tenant may send a batch now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    Granted,
+    /// Over the tenant's rate or daily quota: try again after this long.
+    Wait(Duration, String),
+    /// The tenant may not send at all (suspended): the campaign pauses.
+    Refused(String),
+}
+
 /// A campaign ready to send: its content checked and loaded once.
 pub trait Prepared: Send + Sync + 'static {
+    /// Counts `messages` against the tenant's rate limit and daily quota, like any mail.
+    fn admit(&self, messages: usize) -> impl Future<Output = Admission> + Send;
     /// The personalised message for one recipient (CPU work: called off the async workers).
     fn compose(&self, to: &Addressee<'_>) -> Result<Composed, String>;
     /// A batch was committed: its messages are queued, its skipped recipients are not.
@@ -122,6 +134,8 @@ pub struct Expansion<S, X> {
 
 /// Batches composed ahead of the one being spooled.
 const AHEAD: usize = 2;
+/// Longest a batch sleeps on the tenant's limits before looking at its state again.
+const ADMIT_RECHECK: Duration = Duration::from_secs(10);
 
 /// A batch read and composed, not yet recorded or spooled.
 struct Ready {
@@ -216,7 +230,16 @@ impl<S: CampaignStore, X: Sending> Expansion<S, X> {
                     Some(other) => return Ok(Some(Ended::Stopped(other))),
                     None => return Ok(Some(Ended::Stopped(CampaignState::Cancelled))),
                 }
-                spooled_here += self.spool_batch(campaign, &prepared, batch).await?;
+                let Some(spooled) = self.spool_batch(campaign, &prepared, batch).await? else {
+                    // Stopped while waiting for the tenant's limits.
+                    let state = self
+                        .store
+                        .campaign(&campaign.tenant_id, &campaign.id)
+                        .await?
+                        .map_or(CampaignState::Cancelled, |c| c.state);
+                    return Ok(Some(Ended::Stopped(state)));
+                };
+                spooled_here += spooled;
                 if let Some(rate) = campaign.draft.rate_per_sec.filter(|r| *r > 0) {
                     // A ceiling: the next batch waits until the ones so far are due.
                     let due = Duration::from_secs_f64(spooled_here as f64 / rate as f64);
@@ -319,14 +342,15 @@ impl<S: CampaignStore, X: Sending> Expansion<S, X> {
         }))
     }
 
-    /// One composed batch: recorded open at the cursor, spooled held (sharing group
-    /// commits), committed with the cursor, released. Returns how many messages it spooled.
+    /// One composed batch: admitted by the tenant's limits, recorded open at the cursor,
+    /// spooled held (sharing group commits), committed with the cursor, released. Returns
+    /// how many messages it spooled, or `None` when the campaign stopped while waiting.
     async fn spool_batch(
         &self,
         campaign: &Campaign,
         prepared: &Arc<X::Prepared>,
         batch: Ready,
-    ) -> Result<u64, SendError> {
+    ) -> Result<Option<u64>, SendError> {
         let Ready {
             first,
             end,
@@ -345,6 +369,34 @@ impl<S: CampaignStore, X: Sending> Expansion<S, X> {
                 "no message of a batch could be composed ({}); the campaign is paused",
                 failed[0].1
             )));
+        }
+        // The tenant's limits hold for campaigns as for any mail: a batch waits for its
+        // rate or the next day's quota (the state is checked while waiting).
+        loop {
+            match prepared.admit(composed.len()).await {
+                Admission::Granted => break,
+                Admission::Wait(wait, why) => {
+                    tracing::info!(campaign = %campaign.id, %why, wait_s = wait.as_secs(), "campaign waits for the tenant's limits");
+                    tokio::time::sleep(wait.min(ADMIT_RECHECK)).await;
+                    let now = self
+                        .store
+                        .campaign(&campaign.tenant_id, &campaign.id)
+                        .await?;
+                    if now.is_none_or(|c| c.state != CampaignState::Sending) {
+                        return Ok(None);
+                    }
+                }
+                Admission::Refused(why) => {
+                    self.store
+                        .set_campaign_state(
+                            &campaign.tenant_id,
+                            &campaign.id,
+                            CampaignState::Paused,
+                        )
+                        .await?;
+                    return Err(SendError::Compose(format!("the campaign is paused: {why}")));
+                }
+            }
         }
         let raw: Vec<u128> = ids.iter().map(|id| id.0).collect();
         self.store
@@ -391,7 +443,7 @@ impl<S: CampaignStore, X: Sending> Expansion<S, X> {
         spooled.sort_unstable_by_key(|(id, _)| *id);
         prepared.recorded(&spooled, &skipped).await;
         metrics::counter!("tsubame_campaign_spooled_total").increment(spooled.len() as u64);
-        Ok(spooled.len() as u64)
+        Ok(Some(spooled.len() as u64))
     }
 }
 

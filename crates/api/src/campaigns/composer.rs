@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use campaigns::documents::{Body, Content};
-use campaigns::expand::{Addressee, Composed, Prepared, SendError, Sending};
+use campaigns::expand::{Addressee, Admission, Composed, Prepared, SendError, Sending};
 use serde_json::{Map, Value, json};
 use spool::MessageId;
 use store::{Campaign, Dialect, SendingDomain};
@@ -421,6 +421,24 @@ impl<S: CampaignsStore> PreparedCampaign<S> {
 }
 
 impl<S: CampaignsStore> Prepared for PreparedCampaign<S> {
+    async fn admit(&self, messages: usize) -> Admission {
+        match self.state.tenancy.admit(&self.tenant_id, messages).await {
+            Ok(()) => Admission::Granted,
+            Err(tenancy::Refusal::Limited {
+                message,
+                retry_after_secs,
+            }) => Admission::Wait(
+                std::time::Duration::from_secs(retry_after_secs.max(1)),
+                message,
+            ),
+            Err(tenancy::Refusal::Unavailable) => Admission::Wait(
+                std::time::Duration::from_secs(5),
+                "control plane unavailable".into(),
+            ),
+            Err(refusal) => Admission::Refused(refusal.to_string()),
+        }
+    }
+
     fn compose(&self, to: &Addressee<'_>) -> Result<Composed, String> {
         let data = contact_data(to.address, Some(to.contact));
         self.message_for(to.address, &data, false, to.id, to.not_before_ms)

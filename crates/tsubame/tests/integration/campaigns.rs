@@ -526,3 +526,103 @@ fn a_campaign_goes_to_its_audience_once_each_personalised() {
         "stopped before the end: {paused}"
     );
 }
+
+/// A campaign counts against the tenant's daily quota like any mail: a batch the quota
+/// cannot hold waits (the campaign stays `sending`, nothing is spooled) instead of going
+/// over it.
+#[test]
+fn a_campaign_waits_for_the_tenants_daily_quota() {
+    let capture = tempfile::tempdir().expect("tempdir");
+    let (_sink, server) = relaying_to_sink(capture.path());
+    server.cli(&["tenant", "add", "small", "--daily-quota", "5"]);
+    add_domain(&server, "small", "small.test");
+    let key = server.cli(&["key", "add", "--tenant", "small", "--scopes", "all"]);
+    let key = key.trim();
+    let contacts: Vec<Value> = (0..8)
+        .map(|i| json!({"email": format!("q{i}@x.test")}))
+        .collect();
+    ok(
+        call(
+            &server,
+            "POST",
+            "/v1/contacts",
+            key,
+            json!({"contacts": contacts}),
+        ),
+        200,
+    );
+    let list = ok(
+        call(&server, "POST", "/v1/lists", key, json!({"name": "All"})),
+        201,
+    );
+    let members: Vec<String> = (0..8).map(|i| format!("q{i}@x.test")).collect();
+    ok(
+        call(
+            &server,
+            "POST",
+            &format!("/v1/lists/{}/members", list["id"].as_str().expect("id")),
+            key,
+            json!({"contacts": members}),
+        ),
+        200,
+    );
+    let campaign = ok(
+        call(
+            &server,
+            "POST",
+            "/v1/campaigns",
+            key,
+            json!({
+                "name": "Too big",
+                "audience": {"lists": ["All"]},
+                "content": {"from": "news@small.test", "subject": "Hi", "text": "Hi"},
+            }),
+        ),
+        201,
+    );
+    let id = campaign["id"].as_str().expect("id").to_string();
+    ok(
+        call(
+            &server,
+            "POST",
+            &format!("/v1/campaigns/{id}/send"),
+            key,
+            Value::Null,
+        ),
+        200,
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server
+        .log_text()
+        .contains("campaign waits for the tenant's limits")
+    {
+        assert!(Instant::now() < deadline, "{}", server.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let now = ok(
+        call(
+            &server,
+            "GET",
+            &format!("/v1/campaigns/{id}"),
+            key,
+            Value::Null,
+        ),
+        200,
+    );
+    assert_eq!(now["state"], "sending", "{now}");
+    assert_eq!(now["progress"]["spooled"], 0, "{now}");
+    assert_eq!(now["progress"]["recipients"], 8, "{now}");
+    assert!(captured(capture.path()).is_empty());
+    // Cancelling a waiting campaign stops it.
+    let cancelled = ok(
+        call(
+            &server,
+            "POST",
+            &format!("/v1/campaigns/{id}/cancel"),
+            key,
+            Value::Null,
+        ),
+        200,
+    );
+    assert_eq!(cancelled["state"], "cancelled");
+}
