@@ -255,6 +255,11 @@ pub trait CampaignStore: Send + Sync {
         &self,
         campaign_id: &str,
     ) -> impl Future<Output = Result<Vec<u128>, StoreError>> + Send;
+    /// A campaign's report counters: (metric, dimension, count), dimension `""` for totals.
+    fn campaign_counts(
+        &self,
+        campaign_id: &str,
+    ) -> impl Future<Output = Result<Vec<(String, String, i64)>, StoreError>> + Send;
     /// Forgets an open batch once its messages are out of the spool.
     fn drop_batch(
         &self,

@@ -22,6 +22,7 @@
 //!   [`sqlite_compat`].
 
 pub mod audience;
+pub mod campaign_counts;
 pub mod campaigns;
 pub mod compat;
 pub mod console;

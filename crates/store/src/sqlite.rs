@@ -39,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0017_campaigns.sql"),
     include_str!("../migrations/0018_campaign_sends.sql"),
     include_str!("../migrations/0019_tracking_mode.sql"),
+    include_str!("../migrations/0020_campaign_counts.sql"),
 ];
 
 /// The SQLite control plane.

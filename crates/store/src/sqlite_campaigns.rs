@@ -394,6 +394,28 @@ impl CampaignStore for SqliteStore {
         Ok(blobs.iter().flat_map(|b| ids_of(b)).collect())
     }
 
+    async fn campaign_counts(
+        &self,
+        campaign_id: &str,
+    ) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT metric, dimension, count FROM campaign_counts WHERE campaign_id = ? \
+             ORDER BY metric, dimension",
+        )
+        .bind(campaign_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("metric")?,
+                    r.try_get("dimension")?,
+                    r.try_get("count")?,
+                ))
+            })
+            .collect()
+    }
+
     async fn drop_batch(&self, campaign_id: &str, first_seq: i64) -> Result<(), StoreError> {
         sqlx::query(
             "DELETE FROM campaign_batches WHERE campaign_id = ? AND first_seq = ? AND committed = 0",

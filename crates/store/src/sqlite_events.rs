@@ -67,6 +67,62 @@ async fn write_engagement(
     Ok(())
 }
 
+/// Adds a batch's campaign counters (inside the batch's transaction): new unique opens and
+/// clicks first (an insert that is ignored was counted before), then every increment.
+async fn write_campaign_counts(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    additions: crate::campaign_counts::CampaignAdditions,
+) -> Result<(), StoreError> {
+    let mut increments = additions.increments;
+    if increments.is_empty() {
+        return Ok(());
+    }
+    for chunk in additions.engaged.chunks(ROLLUP_ROWS) {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT OR IGNORE INTO campaign_engaged (campaign_id, kind, recipient, link) ",
+        );
+        q.push_values(chunk, |mut row, e| {
+            row.push_bind(&e.campaign)
+                .push_bind(e.kind)
+                .push_bind(&e.recipient)
+                .push_bind(e.link);
+        });
+        q.push(" RETURNING campaign_id, kind, link");
+        for row in q.build().fetch_all(&mut **tx).await? {
+            let campaign: String = row.try_get("campaign_id")?;
+            let kind: String = row.try_get("kind")?;
+            let link: i64 = row.try_get("link")?;
+            let dimension = if link == 0 {
+                String::new()
+            } else {
+                format!("link:{link}")
+            };
+            *increments
+                .entry((
+                    campaign,
+                    crate::campaign_counts::unique_metric(&kind),
+                    dimension,
+                ))
+                .or_default() += 1;
+        }
+    }
+    let rows: Vec<_> = increments.into_iter().collect();
+    for chunk in rows.chunks(ROLLUP_ROWS) {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO campaign_counts (campaign_id, metric, dimension, count) ",
+        );
+        q.push_values(chunk, |mut row, ((campaign, metric, dimension), count)| {
+            row.push_bind(campaign)
+                .push_bind(*metric)
+                .push_bind(dimension)
+                .push_bind(*count);
+        });
+        q.push(" ON CONFLICT DO UPDATE SET count = count + excluded.count");
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 /// Adds a batch's counts to the rollup tables (inside the batch's transaction).
 async fn write_rollups(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
@@ -227,6 +283,7 @@ impl EventStore for SqliteStore {
         }
         write_rollups(&mut tx, &rollups::additions(events)).await?;
         write_engagement(&mut tx, events).await?;
+        write_campaign_counts(&mut tx, crate::campaign_counts::additions(events)).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -243,3 +243,102 @@ async fn tracking_modes_default_to_anonymous() {
             .unwrap()
     );
 }
+
+fn event(kind: store::EventKind, recipient: &str, detail: serde_json::Value) -> store::NewEvent {
+    store::NewEvent {
+        tenant_id: "t".into(),
+        time_ms: 7_200_000 + 5,
+        kind,
+        message_id: "m".into(),
+        recipient: recipient.into(),
+        custom_id: None,
+        tags: None,
+        detail: Some(detail.to_string()),
+    }
+}
+
+/// Reports are counters kept while events are recorded: totals, by provider, bounce
+/// category, link and hour; unique opens and clicks counted once per person across
+/// batches; machines apart; test sends and other campaigns not mixed in.
+#[tokio::test]
+async fn campaign_reports_are_counted_as_events_arrive() {
+    use serde_json::json;
+    use store::EventKind::*;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("control.db"))
+        .await
+        .unwrap();
+    let t = store.add_tenant("t").await.unwrap().id;
+    let on = |kind, rcpt: &str, extra: serde_json::Value| {
+        let mut detail = json!({"campaign_id": "cp_1"});
+        if let (Some(d), serde_json::Value::Object(more)) = (detail.as_object_mut(), extra) {
+            d.extend(more);
+        }
+        let mut e = event(kind, rcpt, detail);
+        e.tenant_id = t.clone();
+        e
+    };
+    let human = json!({"machine": false});
+    store
+        .add_events(&[
+            on(Accepted, "a@gmail.com", json!({})),
+            on(Accepted, "b@yahoo.co.jp", json!({})),
+            on(Delivered, "a@gmail.com", json!({})),
+            on(
+                Bounced,
+                "b@yahoo.co.jp",
+                json!({"category": "invalid_recipient"}),
+            ),
+            on(Opened, "a@gmail.com", human.clone()),
+            on(Opened, "a@gmail.com", json!({"machine": true})),
+            on(Clicked, "a@gmail.com", json!({"machine": false, "link": 1})),
+            on(Accepted, "x@gmail.com", json!({"campaign_test": true})),
+            store::NewEvent {
+                tenant_id: t.clone(),
+                ..event(Accepted, "z@gmail.com", json!({"campaign_id": "cp_2"}))
+            },
+        ])
+        .await
+        .unwrap();
+    // A later batch: the same person opens again and clicks another link.
+    store
+        .add_events(&[
+            on(Opened, "a@gmail.com", human.clone()),
+            on(Clicked, "a@gmail.com", json!({"machine": false, "link": 1})),
+            on(Clicked, "a@gmail.com", json!({"machine": false, "link": 2})),
+        ])
+        .await
+        .unwrap();
+    let counts: std::collections::HashMap<(String, String), i64> = store
+        .campaign_counts("cp_1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(m, d, c)| ((m, d), c))
+        .collect();
+    let get = |m: &str, d: &str| counts.get(&(m.to_string(), d.to_string())).copied();
+    assert_eq!(
+        get("sent", ""),
+        Some(2),
+        "the test send is not counted: {counts:?}"
+    );
+    assert_eq!(get("sent", "provider:gmail"), Some(1));
+    assert_eq!(get("delivered", ""), Some(1));
+    assert_eq!(get("delivered", "hour:7200000"), Some(1));
+    assert_eq!(get("bounced", "category:invalid_recipient"), Some(1));
+    assert_eq!(get("opened", ""), Some(2));
+    assert_eq!(get("opened_unique", ""), Some(1));
+    assert_eq!(get("opened_machine", ""), Some(1));
+    assert_eq!(get("clicked", ""), Some(3));
+    assert_eq!(get("clicked_unique", ""), Some(1));
+    assert_eq!(get("clicked", "link:1"), Some(2));
+    assert_eq!(get("clicked_unique", "link:1"), Some(1));
+    assert_eq!(get("clicked_unique", "link:2"), Some(1));
+    assert_eq!(
+        store.campaign_counts("cp_2").await.unwrap(),
+        vec![
+            ("sent".to_string(), String::new(), 1),
+            ("sent".to_string(), "provider:gmail".to_string(), 1)
+        ]
+    );
+}
