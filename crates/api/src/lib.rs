@@ -321,6 +321,14 @@ pub fn router<S: campaigns::CampaignsStore>(state: Arc<ApiState<S>>) -> Router {
             axum::routing::post(campaigns::resume::<S>),
         )
         .route(
+            "/v1/campaigns/{id}/report",
+            axum::routing::get(campaigns::report::report::<S>),
+        )
+        .route(
+            "/v1/campaigns/{id}/report.csv",
+            axum::routing::get(campaigns::report::report_csv::<S>),
+        )
+        .route(
             "/v1/campaigns/{id}/cancel",
             axum::routing::post(campaigns::cancel::<S>),
         )

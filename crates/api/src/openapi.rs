@@ -712,7 +712,8 @@ impl Modify for BearerKey {
           crate::campaigns::openapi::get_campaign, crate::campaigns::openapi::update_campaign,
           crate::campaigns::openapi::test_campaign, crate::campaigns::openapi::send_campaign,
           crate::campaigns::openapi::unschedule_campaign, crate::campaigns::openapi::pause_campaign,
-          crate::campaigns::openapi::resume_campaign, crate::campaigns::openapi::cancel_campaign),
+          crate::campaigns::openapi::resume_campaign, crate::campaigns::openapi::cancel_campaign,
+          crate::campaigns::openapi::campaign_report, crate::campaigns::openapi::campaign_report_csv),
     modifiers(&BearerKey),
     security(("api_key" = [])),
 )]

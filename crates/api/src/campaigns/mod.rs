@@ -10,6 +10,7 @@
 
 pub mod composer;
 pub(crate) mod openapi;
+pub(crate) mod report;
 
 use std::sync::Arc;
 
@@ -147,7 +148,7 @@ fn draft_from(map: &Map<String, Value>, base: CampaignDraft) -> Result<CampaignD
     Ok(draft)
 }
 
-async fn tenants_campaign<S: CampaignsStore>(
+pub(crate) async fn tenants_campaign<S: CampaignsStore>(
     state: &ApiState<S>,
     tenant_id: &str,
     id: &str,

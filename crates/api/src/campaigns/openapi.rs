@@ -1,6 +1,8 @@
 //! The OpenAPI description of campaigns (merged into the API document by
 //! [`crate::openapi`]); wire format only, the handlers check requests themselves.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -240,3 +242,63 @@ pub(crate) fn resume_campaign() {}
     ))]
 #[allow(dead_code)]
 pub(crate) fn cancel_campaign() {}
+
+#[derive(Serialize, ToSchema)]
+pub struct LinkCount {
+    /// The link's number in the message, from 1.
+    pub link: i64,
+    /// Human clicks.
+    pub clicks: i64,
+    /// People who clicked it.
+    pub unique: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HourCount {
+    /// Start of the hour, Unix ms (UTC).
+    pub hour_ms: i64,
+    /// delivered, opened, clicked in that hour.
+    pub counts: HashMap<String, i64>,
+}
+
+/// A campaign's report: counters kept while its events arrive. Opens and clicks by
+/// machines (privacy proxies, link scanners) are in `opened_machine`/`clicked_machine`
+/// and left out of every other count and rate.
+#[derive(Serialize, ToSchema)]
+pub struct CampaignReport {
+    pub campaign_id: String,
+    pub state: String,
+    pub recipients: Option<i64>,
+    /// sent, delivered, bounced, deferred, expired, complained, unsubscribed, opened,
+    /// opened_unique, opened_machine, clicked, clicked_unique, clicked_machine.
+    pub totals: HashMap<String, i64>,
+    /// delivery and bounce over sent; open, click (unique, human), complaint and
+    /// unsubscribe over delivered.
+    pub rates: HashMap<String, f64>,
+    /// Bounces by category.
+    pub bounces: HashMap<String, i64>,
+    /// Counts by mailbox provider (gmail, yahoo, docomo, ..., other).
+    pub providers: HashMap<String, HashMap<String, i64>>,
+    pub links: Vec<LinkCount>,
+    pub hourly: Vec<HourCount>,
+}
+
+#[utoipa::path(get, path = "/v1/campaigns/{id}/report", tag = "campaigns",
+    params(("id" = String, Path, description = "A campaign id")),
+    responses(
+        (status = 200, description = "The report", body = CampaignReport),
+        (status = 404, description = "Not a campaign of this account", body = Errors),
+        ReadFailures,
+    ))]
+#[allow(dead_code)]
+pub(crate) fn campaign_report() {}
+
+#[utoipa::path(get, path = "/v1/campaigns/{id}/report.csv", tag = "campaigns",
+    params(("id" = String, Path, description = "A campaign id")),
+    responses(
+        (status = 200, description = "Every counter, one a row: metric,dimension,count", content_type = "text/csv", body = String),
+        (status = 404, description = "Not a campaign of this account", body = Errors),
+        ReadFailures,
+    ))]
+#[allow(dead_code)]
+pub(crate) fn campaign_report_csv() {}

@@ -231,6 +231,69 @@ fn opens_and_clicks_are_recorded_and_forged_links_refused() {
     assert_eq!(click["detail"]["link"], 2);
     assert_eq!(click["detail"]["url"], "https://acme.example/b");
 
+    // The campaign's report counts what happened, machines apart.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let report = loop {
+        let report = ok(
+            call(
+                &server,
+                "GET",
+                &format!("/v1/campaigns/{id}/report"),
+                key,
+                Value::Null,
+            ),
+            200,
+        );
+        if report["totals"]["delivered"] == 1 || Instant::now() > deadline {
+            break report;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let totals = &report["totals"];
+    assert_eq!(
+        [
+            &totals["sent"],
+            &totals["delivered"],
+            &totals["opened"],
+            &totals["opened_unique"],
+            &totals["clicked"],
+            &totals["clicked_unique"],
+            &totals["clicked_machine"]
+        ],
+        [
+            &json!(1),
+            &json!(1),
+            &json!(1),
+            &json!(1),
+            &json!(1),
+            &json!(1),
+            &json!(1)
+        ],
+        "{report}"
+    );
+    assert_eq!(
+        report["links"],
+        json!([{"link": 2, "clicks": 1, "unique": 1}]),
+        "{report}"
+    );
+    assert_eq!(report["rates"]["open"], 1.0, "{report}");
+    assert_eq!(report["rates"]["click"], 1.0, "{report}");
+    assert_eq!(report["providers"]["other"]["delivered"], 1, "{report}");
+    let csv = python_json(
+        "api_client.py",
+        &[
+            &format!("http://{}/v1/campaigns/{id}/report.csv", server.http),
+            key,
+            "-",
+            "{}",
+            "GET",
+        ],
+    );
+    let csv = csv["body"].as_str().expect("csv text").to_string();
+    assert!(csv.starts_with("metric,dimension,count\r\n"), "{csv}");
+    assert!(csv.contains("clicked_machine,,1\r\n"), "{csv}");
+    assert!(csv.contains("clicked,link:2,1\r\n"), "{csv}");
+
     // The tenant turns tracking off: links and images are left as they are.
     server.cli(&["tenant", "tracking", "acme", "off"]);
     send(&server, key, "Untracked");
