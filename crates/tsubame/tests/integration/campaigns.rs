@@ -89,6 +89,55 @@ pub(crate) fn wait_state(server: &TestServer, token: &str, id: &str, state: &str
     }
 }
 
+/// A list `name` with `addresses` subscribed (contacts made where missing, others kept as
+/// they are); its id.
+pub(crate) fn list_of(server: &TestServer, key: &str, name: &str, addresses: &[String]) -> String {
+    let contacts: Vec<Value> = addresses.iter().map(|a| json!({"email": a})).collect();
+    ok(
+        call(
+            server,
+            "POST",
+            "/v1/contacts",
+            key,
+            json!({"contacts": contacts}),
+        ),
+        200,
+    );
+    let list = ok(
+        call(server, "POST", "/v1/lists", key, json!({"name": name})),
+        201,
+    );
+    let id = list["id"].as_str().expect("list id").to_string();
+    ok(
+        call(
+            server,
+            "POST",
+            &format!("/v1/lists/{id}/members"),
+            key,
+            json!({"contacts": addresses}),
+        ),
+        200,
+    );
+    id
+}
+
+/// A campaign made from `draft` and sent; its id.
+pub(crate) fn sent_campaign(server: &TestServer, key: &str, draft: Value) -> String {
+    let campaign = ok(call(server, "POST", "/v1/campaigns", key, draft), 201);
+    let id = campaign["id"].as_str().expect("campaign id").to_string();
+    ok(
+        call(
+            server,
+            "POST",
+            &format!("/v1/campaigns/{id}/send"),
+            key,
+            Value::Null,
+        ),
+        200,
+    );
+    id
+}
+
 #[test]
 fn a_campaign_goes_to_its_audience_once_each_personalised() {
     let capture = tempfile::tempdir().expect("tempdir");
@@ -404,21 +453,8 @@ fn a_campaign_goes_to_its_audience_once_each_personalised() {
 
     // A campaign whose window opens only in three days: its messages wait in the queue
     // until a cancel takes them back, and none is delivered.
-    let later = ok(
-        call(&server, "POST", "/v1/lists", key, json!({"name": "Later"})),
-        201,
-    );
     let later_members: Vec<String> = (35..40).map(|i| format!("p{i}@x.test")).collect();
-    ok(
-        call(
-            &server,
-            "POST",
-            &format!("/v1/lists/{}/members", later["id"].as_str().expect("id")),
-            key,
-            json!({"contacts": later_members}),
-        ),
-        200,
-    );
+    list_of(&server, key, "Later", &later_members);
     let day = jiff::Timestamp::now()
         .to_zoned(jiff::tz::TimeZone::UTC)
         .date()
@@ -427,31 +463,15 @@ fn a_campaign_goes_to_its_audience_once_each_personalised() {
         .weekday();
     let day =
         ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][day.to_monday_zero_offset() as usize];
-    let waiting = ok(
-        call(
-            &server,
-            "POST",
-            "/v1/campaigns",
-            key,
-            json!({
-                "name": "Later",
-                "audience": {"lists": ["Later"]},
-                "content": {"from": "news@acme.test", "subject": "Later {{ email }}", "text": "Later."},
-                "window": {"days": [day], "from": "09:00", "to": "10:00"},
-            }),
-        ),
-        201,
-    );
-    let waiting_id = waiting["id"].as_str().expect("id").to_string();
-    ok(
-        call(
-            &server,
-            "POST",
-            &format!("/v1/campaigns/{waiting_id}/send"),
-            key,
-            Value::Null,
-        ),
-        200,
+    let waiting_id = sent_campaign(
+        &server,
+        key,
+        json!({
+            "name": "Later",
+            "audience": {"lists": ["Later"]},
+            "content": {"from": "news@acme.test", "subject": "Later {{ email }}", "text": "Later."},
+            "window": {"days": [day], "from": "09:00", "to": "10:00"},
+        }),
     );
     wait_state(&server, key, &waiting_id, "sent");
     assert_eq!(server.admin_json("/admin/v1/queue/summary")["messages"], 5);
@@ -482,31 +502,15 @@ fn a_campaign_goes_to_its_audience_once_each_personalised() {
     // the campaign cannot be composed any more and pauses itself rather than retrying
     // forever.
     add_domain(&server, "acme", "promo.acme.test");
-    let slow = ok(
-        call(
-            &server,
-            "POST",
-            "/v1/campaigns",
-            key,
-            json!({
-                "name": "Slow",
-                "audience": {"lists": ["News"]},
-                "content": {"from": "news@promo.acme.test", "subject": "Slow", "text": "Slow."},
-                "rate_per_sec": 1,
-            }),
-        ),
-        201,
-    );
-    let slow_id = slow["id"].as_str().expect("id").to_string();
-    ok(
-        call(
-            &server,
-            "POST",
-            &format!("/v1/campaigns/{slow_id}/send"),
-            key,
-            Value::Null,
-        ),
-        200,
+    let slow_id = sent_campaign(
+        &server,
+        key,
+        json!({
+            "name": "Slow",
+            "audience": {"lists": ["News"]},
+            "content": {"from": "news@promo.acme.test", "subject": "Slow", "text": "Slow."},
+            "rate_per_sec": 1,
+        }),
     );
     assert_eq!(
         call(
@@ -538,58 +542,16 @@ fn a_campaign_waits_for_the_tenants_daily_quota() {
     add_domain(&server, "small", "small.test");
     let key = server.cli(&["key", "add", "--tenant", "small", "--scopes", "all"]);
     let key = key.trim();
-    let contacts: Vec<Value> = (0..8)
-        .map(|i| json!({"email": format!("q{i}@x.test")}))
-        .collect();
-    ok(
-        call(
-            &server,
-            "POST",
-            "/v1/contacts",
-            key,
-            json!({"contacts": contacts}),
-        ),
-        200,
-    );
-    let list = ok(
-        call(&server, "POST", "/v1/lists", key, json!({"name": "All"})),
-        201,
-    );
     let members: Vec<String> = (0..8).map(|i| format!("q{i}@x.test")).collect();
-    ok(
-        call(
-            &server,
-            "POST",
-            &format!("/v1/lists/{}/members", list["id"].as_str().expect("id")),
-            key,
-            json!({"contacts": members}),
-        ),
-        200,
-    );
-    let campaign = ok(
-        call(
-            &server,
-            "POST",
-            "/v1/campaigns",
-            key,
-            json!({
-                "name": "Too big",
-                "audience": {"lists": ["All"]},
-                "content": {"from": "news@small.test", "subject": "Hi", "text": "Hi"},
-            }),
-        ),
-        201,
-    );
-    let id = campaign["id"].as_str().expect("id").to_string();
-    ok(
-        call(
-            &server,
-            "POST",
-            &format!("/v1/campaigns/{id}/send"),
-            key,
-            Value::Null,
-        ),
-        200,
+    list_of(&server, key, "All", &members);
+    let id = sent_campaign(
+        &server,
+        key,
+        json!({
+            "name": "Too big",
+            "audience": {"lists": ["All"]},
+            "content": {"from": "news@small.test", "subject": "Hi", "text": "Hi"},
+        }),
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     while !server

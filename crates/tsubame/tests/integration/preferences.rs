@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::api::{add_domain, relaying_to_sink_with_config};
-use crate::campaigns::{call, captured, ok, wait_state};
+use crate::campaigns::{call, captured, list_of, ok, sent_campaign, wait_state};
 use crate::harness::{TestServer, python_json};
 
 fn form(server: &TestServer, path: &str, body: &str) -> Value {
@@ -77,54 +77,17 @@ fn one_click_leaves_the_campaigns_list_and_the_page_manages_the_rest() {
         ),
         200,
     );
-    let news = ok(
-        call(&server, "POST", "/v1/lists", key, json!({"name": "News"})),
-        201,
-    );
-    let offers = ok(
-        call(&server, "POST", "/v1/lists", key, json!({"name": "Offers"})),
-        201,
-    );
-    let (news, offers) = (
-        news["id"].as_str().expect("id").to_string(),
-        offers["id"].as_str().expect("id").to_string(),
-    );
-    for list in [&news, &offers] {
-        ok(
-            call(
-                &server,
-                "POST",
-                &format!("/v1/lists/{list}/members"),
-                key,
-                json!({"contacts": ["ann@x.test", "bob@x.test"]}),
-            ),
-            200,
-        );
-    }
-    let campaign = ok(
-        call(
-            &server,
-            "POST",
-            "/v1/campaigns",
-            key,
-            json!({
-                "name": "News",
-                "audience": {"lists": ["News"]},
-                "content": {"from": "news@acme.test", "subject": "News", "text": "Hello."},
-            }),
-        ),
-        201,
-    );
-    let id = campaign["id"].as_str().expect("id").to_string();
-    ok(
-        call(
-            &server,
-            "POST",
-            &format!("/v1/campaigns/{id}/send"),
-            key,
-            Value::Null,
-        ),
-        200,
+    let both = ["ann@x.test".to_string(), "bob@x.test".to_string()];
+    let news = list_of(&server, key, "News", &both);
+    let offers = list_of(&server, key, "Offers", &both);
+    let id = sent_campaign(
+        &server,
+        key,
+        json!({
+            "name": "News",
+            "audience": {"lists": ["News"]},
+            "content": {"from": "news@acme.test", "subject": "News", "text": "Hello."},
+        }),
     );
     wait_state(&server, key, &id, "sent");
     let deadline = Instant::now() + Duration::from_secs(30);

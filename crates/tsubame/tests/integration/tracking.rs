@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::api::{add_domain, relaying_to_sink_with_config};
-use crate::campaigns::{call, ok, wait_state};
+use crate::campaigns::{call, list_of, ok, sent_campaign, wait_state};
 use crate::harness::python_json;
 
 const PERSON: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
@@ -38,34 +38,18 @@ fn captured_with(dir: &std::path::Path, subject: &str) -> PathBuf {
 }
 
 fn send(server: &crate::harness::TestServer, key: &str, subject: &str) -> String {
-    let campaign = ok(
-        call(
-            server,
-            "POST",
-            "/v1/campaigns",
-            key,
-            json!({
-                "name": subject,
-                "audience": {"lists": ["News"]},
-                "content": {"from": "news@acme.test", "subject": subject,
-                            "html": "<html><body><p><a href=\"https://shop.example/a?x=1&amp;y=2\">Shop</a> \
-                                     <a href=\"mailto:help@acme.test\">Help</a> \
-                                     <a href=\"https://acme.example/b\">B</a></p></body></html>",
-                            "text": "Hi"},
-            }),
-        ),
-        201,
-    );
-    let id = campaign["id"].as_str().expect("id").to_string();
-    ok(
-        call(
-            server,
-            "POST",
-            &format!("/v1/campaigns/{id}/send"),
-            key,
-            Value::Null,
-        ),
-        200,
+    let id = sent_campaign(
+        server,
+        key,
+        json!({
+            "name": subject,
+            "audience": {"lists": ["News"]},
+            "content": {"from": "news@acme.test", "subject": subject,
+                        "html": "<html><body><p><a href=\"https://shop.example/a?x=1&amp;y=2\">Shop</a> \
+                                 <a href=\"mailto:help@acme.test\">Help</a> \
+                                 <a href=\"https://acme.example/b\">B</a></p></body></html>",
+                        "text": "Hi"},
+        }),
     );
     wait_state(server, key, &id, "sent");
     id
@@ -92,32 +76,7 @@ fn opens_and_clicks_are_recorded_and_forged_links_refused() {
     );
     let key = server.cli(&["key", "add", "--tenant", "acme", "--scopes", "all"]);
     let key = key.trim();
-    ok(
-        call(
-            &server,
-            "POST",
-            "/v1/contacts",
-            key,
-            json!({"contacts": [{"email": "ann@x.test"}]}),
-        ),
-        200,
-    );
-    ok(
-        call(&server, "POST", "/v1/lists", key, json!({"name": "News"})),
-        201,
-    );
-    let lists = ok(call(&server, "GET", "/v1/lists", key, Value::Null), 200);
-    let list_id = lists["lists"][0]["id"].as_str().expect("list").to_string();
-    ok(
-        call(
-            &server,
-            "POST",
-            &format!("/v1/lists/{list_id}/members"),
-            key,
-            json!({"contacts": ["ann@x.test"]}),
-        ),
-        200,
-    );
+    list_of(&server, key, "News", &["ann@x.test".to_string()]);
     let id = send(&server, key, "Tracked");
     let eml = captured_with(capture.path(), "Tracked");
     let html = python_json("tracking_links.py", &[eml.to_str().expect("utf8")]);
