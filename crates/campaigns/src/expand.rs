@@ -70,12 +70,13 @@ pub trait Prepared: Send + Sync + 'static {
     fn admit(&self, messages: usize) -> impl Future<Output = Admission> + Send;
     /// The personalised message for one recipient (CPU work: called off the async workers).
     fn compose(&self, to: &Addressee<'_>) -> Result<Composed, String>;
-    /// A batch was committed: its messages are queued, its skipped recipients are not.
-    /// The expansion waits for it, so a slow event store slows the expansion down rather
-    /// than letting events pile up in memory.
+    /// A batch was committed: its messages (id, recipient, the attributes composed into
+    /// its envelope) are queued, its skipped recipients are not. The expansion waits for
+    /// it, so a slow event store slows the expansion down rather than letting events pile
+    /// up in memory.
     fn recorded(
         &self,
-        spooled: &[(MessageId, String)],
+        spooled: &[(MessageId, String, Option<String>)],
         skipped: &[String],
     ) -> impl Future<Output = ()> + Send;
 }
@@ -406,10 +407,11 @@ impl<S: CampaignStore, X: Sending> Expansion<S, X> {
         for (id, address, message) in composed {
             let spool = self.spool.clone();
             inserts.spawn(async move {
+                let attributes = message.envelope.attributes.clone();
                 spool
                     .insert_held(id, message.envelope, &message.prefix, message.content)
                     .await
-                    .map(|()| (id, address))
+                    .map(|()| (id, address, attributes))
             });
         }
         let mut spooled = Vec::with_capacity(ids.len());
@@ -440,7 +442,7 @@ impl<S: CampaignStore, X: Sending> Expansion<S, X> {
             )
             .await?;
         self.spool.release(&ids);
-        spooled.sort_unstable_by_key(|(id, _)| *id);
+        spooled.sort_unstable_by_key(|(id, ..)| *id);
         prepared.recorded(&spooled, &skipped).await;
         metrics::counter!("tsubame_campaign_spooled_total").increment(spooled.len() as u64);
         Ok(Some(spooled.len() as u64))

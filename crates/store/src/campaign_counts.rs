@@ -61,6 +61,10 @@ pub fn additions(events: &[NewEvent]) -> CampaignAdditions {
         let provider = format!("provider:{}", provider_of(domain));
         let hour = format!("hour:{}", e.time_ms - e.time_ms.rem_euclid(HOUR_MS));
         let machine = detail.get("machine").and_then(Value::as_bool) == Some(true);
+        let zone = detail
+            .get("zone")
+            .and_then(Value::as_str)
+            .map(|z| format!("zone:{z}"));
         let mut add = |metric: &'static str, dimension: String| {
             *out.increments
                 .entry((campaign.to_string(), metric, dimension))
@@ -70,11 +74,17 @@ pub fn additions(events: &[NewEvent]) -> CampaignAdditions {
             EventKind::Accepted => {
                 add("sent", String::new());
                 add("sent", provider);
+                if let Some(zone) = zone {
+                    add("sent", zone);
+                }
             }
             EventKind::Delivered => {
                 add("delivered", String::new());
                 add("delivered", provider);
                 add("delivered", hour);
+                if let Some(zone) = zone {
+                    add("delivered", zone);
+                }
             }
             EventKind::Bounced => {
                 let category = detail
@@ -109,6 +119,9 @@ pub fn additions(events: &[NewEvent]) -> CampaignAdditions {
                 add(kind, String::new());
                 add(kind, provider);
                 add(kind, hour);
+                if let Some(zone) = zone {
+                    add(kind, zone);
+                }
                 let link = detail.get("link").and_then(Value::as_i64).unwrap_or(0);
                 let recipient = e.recipient.to_ascii_lowercase();
                 if !opened {

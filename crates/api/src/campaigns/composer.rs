@@ -265,6 +265,7 @@ impl<S: CampaignsStore> PreparedCampaign<S> {
         test: bool,
         id: MessageId,
         not_before_ms: u64,
+        zone: Option<&str>,
     ) -> Result<Composed, String> {
         let subject_prefix = if test { "[Test] " } else { "" };
         let rendered = self
@@ -348,7 +349,7 @@ impl<S: CampaignsStore> PreparedCampaign<S> {
         )
         .map_err(|err| err.to_string())?;
         let mut envelope = composed.envelope;
-        envelope.attributes = Some(self.attributes(test));
+        envelope.attributes = Some(self.attributes(test, zone));
         Ok(Composed {
             envelope,
             prefix: composed.signature.into_bytes(),
@@ -394,24 +395,29 @@ impl<S: CampaignsStore> PreparedCampaign<S> {
         })
     }
 
-    fn attributes(&self, test: bool) -> String {
-        if test {
-            json!({ "campaign_id": self.campaign_id, "campaign_test": true }).to_string()
-        } else {
-            json!({ "campaign_id": self.campaign_id }).to_string()
+    /// What the message's events carry: the campaign, the recipient's zone (reports count
+    /// per zone), and whether it is a test.
+    fn attributes(&self, test: bool, zone: Option<&str>) -> String {
+        let mut attributes = json!({ "campaign_id": self.campaign_id });
+        if let Some(zone) = zone {
+            attributes["zone"] = Value::from(zone);
         }
+        if test {
+            attributes["campaign_test"] = Value::from(true);
+        }
+        attributes.to_string()
     }
 
-    pub(crate) fn record_accepted(&self, spooled: &[(MessageId, String)], test: bool) {
-        let attributes = self.attributes(test);
+    /// `accepted` events for spooled messages (id, recipient, the message's attributes).
+    pub(crate) fn record_accepted(&self, spooled: &[(MessageId, String, Option<String>)]) {
         let mut events = Vec::with_capacity(spooled.len());
-        for (id, address) in spooled {
+        for (id, address, attributes) in spooled {
             events.extend(events::convert::admitted(
                 &self.tenant_id,
                 &id.to_string(),
                 std::slice::from_ref(address),
                 &[],
-                Some(&attributes),
+                attributes.as_deref(),
                 "campaign",
                 &self.domain.domain,
             ));
@@ -441,11 +447,24 @@ impl<S: CampaignsStore> Prepared for PreparedCampaign<S> {
 
     fn compose(&self, to: &Addressee<'_>) -> Result<Composed, String> {
         let data = contact_data(to.address, Some(to.contact));
-        self.message_for(to.address, &data, false, to.id, to.not_before_ms)
+        let (zone, _) = campaigns::zones::recipient_zone(
+            to.contact.timezone.as_deref(),
+            to.contact.country.as_deref(),
+            None,
+        );
+        let zone = zone.iana_name().unwrap_or("UTC");
+        self.message_for(
+            to.address,
+            &data,
+            false,
+            to.id,
+            to.not_before_ms,
+            Some(zone),
+        )
     }
 
-    async fn recorded(&self, spooled: &[(MessageId, String)], _skipped: &[String]) {
-        self.record_accepted(spooled, false);
+    async fn recorded(&self, spooled: &[(MessageId, String, Option<String>)], _skipped: &[String]) {
+        self.record_accepted(spooled);
         // Events are written in the background; a campaign must not outrun them by more
         // than a bounded backlog (memory), but never waits on them for long.
         let deadline = std::time::Instant::now() + EVENTS_WAIT_MAX;

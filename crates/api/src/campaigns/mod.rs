@@ -285,19 +285,20 @@ pub(crate) async fn test<S: CampaignsStore>(
         };
         let id = state.spool.next_id();
         let message = prepared
-            .message_for(address, &data, true, id, 0)
+            .message_for(address, &data, true, id, 0, None)
             .map_err(|err| invalid("content", err))?;
+        let attributes = message.envelope.attributes.clone();
         state
             .spool
             .insert_with_prefix(id, message.envelope, &message.prefix, message.content)
             .await
             .map_err(|err| failed(err.into()))?;
-        sent.push((id, address.clone()));
+        sent.push((id, address.clone(), attributes));
     }
-    prepared.record_accepted(&sent, true);
+    prepared.record_accepted(&sent);
     let messages: Vec<Value> = sent
         .iter()
-        .map(|(id, to)| json!({"id": id.to_string(), "to": to}))
+        .map(|(id, to, _)| json!({"id": id.to_string(), "to": to}))
         .collect();
     Ok(Json(json!({ "messages": messages })).into_response())
 }

@@ -279,6 +279,9 @@ pub struct CampaignReport {
     pub bounces: HashMap<String, i64>,
     /// Counts by mailbox provider (gmail, yahoo, docomo, ..., other).
     pub providers: HashMap<String, HashMap<String, i64>>,
+    /// Sent and delivered by the recipient's time zone (the contact's, else its country's
+    /// usual one, else UTC).
+    pub zones: HashMap<String, HashMap<String, i64>>,
     pub links: Vec<LinkCount>,
     pub hourly: Vec<HourCount>,
 }

@@ -46,6 +46,7 @@ pub(crate) fn report_json(campaign: &store::Campaign, counts: &[(String, String,
     let mut totals: BTreeMap<String, i64> = TOTALS.iter().map(|m| (m.to_string(), 0)).collect();
     let mut bounces: BTreeMap<String, i64> = BTreeMap::new();
     let mut providers: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    let mut zones: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
     let mut links: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
     let mut hours: BTreeMap<i64, BTreeMap<String, i64>> = BTreeMap::new();
     for (metric, dimension, count) in counts {
@@ -59,6 +60,12 @@ pub(crate) fn report_json(campaign: &store::Campaign, counts: &[(String, String,
             Some(("provider", provider)) => {
                 providers
                     .entry(provider.to_string())
+                    .or_default()
+                    .insert(metric.clone(), *count);
+            }
+            Some(("zone", zone)) => {
+                zones
+                    .entry(zone.to_string())
                     .or_default()
                     .insert(metric.clone(), *count);
             }
@@ -108,6 +115,7 @@ pub(crate) fn report_json(campaign: &store::Campaign, counts: &[(String, String,
         "rates": rates,
         "bounces": bounces,
         "providers": providers,
+        "zones": zones,
         "links": links.iter().map(|(link, (clicks, unique))| json!({
             "link": link, "clicks": clicks, "unique": unique,
         })).collect::<Vec<_>>(),

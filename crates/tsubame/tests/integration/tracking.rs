@@ -238,6 +238,9 @@ fn opens_and_clicks_are_recorded_and_forged_links_refused() {
     assert_eq!(report["rates"]["open"], 1.0, "{report}");
     assert_eq!(report["rates"]["click"], 1.0, "{report}");
     assert_eq!(report["providers"]["other"]["delivered"], 1, "{report}");
+    // ann has no zone or country: UTC.
+    assert_eq!(report["zones"]["UTC"]["sent"], 1, "{report}");
+    assert_eq!(report["zones"]["UTC"]["delivered"], 1, "{report}");
     let csv = python_json(
         "api_client.py",
         &[
