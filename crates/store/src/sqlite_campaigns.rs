@@ -445,43 +445,40 @@ fn ids_of(bytes: &[u8]) -> Vec<u128> {
 /// numbered by contact id. The first parameter is the campaign id.
 fn audience_query(tenant_id: &str, plan: &AudiencePlan) -> Compiled {
     let mut params = vec![Param::Text(tenant_id.to_string())];
-    let mut wanted = Vec::new();
-    let in_lists = |lists: &[String], status: Option<&str>, params: &mut Vec<Param>| {
-        let marks = vec!["?"; lists.len()].join(", ");
-        params.extend(lists.iter().map(|l| Param::Text(l.clone())));
-        let status = status.map_or(String::new(), |s| format!(" AND m.status = '{s}'"));
-        format!(
-            "c.id IN (SELECT m.contact_id FROM list_members m \
-             WHERE m.list_id IN ({marks}){status})"
-        )
+    // "On these lists (in this state) or in these segments", as one OR of conditions over
+    // `contacts c`; "0" when there is none.
+    let any_of = |lists: &[String],
+                  status: Option<&str>,
+                  segments: &[crate::audience::Condition],
+                  params: &mut Vec<Param>| {
+        let mut parts = Vec::new();
+        if !lists.is_empty() {
+            let marks = vec!["?"; lists.len()].join(", ");
+            params.extend(lists.iter().map(|l| Param::Text(l.clone())));
+            let status = status.map_or(String::new(), |s| format!(" AND m.status = '{s}'"));
+            parts.push(format!(
+                "c.id IN (SELECT m.contact_id FROM list_members m \
+                 WHERE m.list_id IN ({marks}){status})"
+            ));
+        }
+        for condition in segments {
+            let compiled = compile(condition, tenant_id);
+            params.extend(compiled.params);
+            parts.push(format!("({})", compiled.sql));
+        }
+        if parts.is_empty() {
+            "0".to_string()
+        } else {
+            parts.join(" OR ")
+        }
     };
-    if !plan.lists.is_empty() {
-        wanted.push(in_lists(&plan.lists, Some("subscribed"), &mut params));
-    }
-    for condition in &plan.segments {
-        let compiled = compile(condition, tenant_id);
-        params.extend(compiled.params);
-        wanted.push(format!("({})", compiled.sql));
-    }
-    let wanted = if wanted.is_empty() {
-        "0".to_string()
-    } else {
-        wanted.join(" OR ")
-    };
-    let mut unwanted = Vec::new();
-    if !plan.exclude_lists.is_empty() {
-        unwanted.push(in_lists(&plan.exclude_lists, None, &mut params));
-    }
-    for condition in &plan.exclude_segments {
-        let compiled = compile(condition, tenant_id);
-        params.extend(compiled.params);
-        unwanted.push(format!("({})", compiled.sql));
-    }
-    let unwanted = if unwanted.is_empty() {
-        "0".to_string()
-    } else {
-        unwanted.join(" OR ")
-    };
+    let wanted = any_of(&plan.lists, Some("subscribed"), &plan.segments, &mut params);
+    let unwanted = any_of(
+        &plan.exclude_lists,
+        None,
+        &plan.exclude_segments,
+        &mut params,
+    );
     params.push(Param::Text(tenant_id.to_string()));
     let sql = format!(
         "INSERT INTO campaign_recipients (campaign_id, seq, contact_id, address) \
