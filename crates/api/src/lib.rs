@@ -333,6 +333,10 @@ pub fn router<S: campaigns::CampaignsStore>(state: Arc<ApiState<S>>) -> Router {
             axum::routing::post(campaigns::cancel::<S>),
         )
         .route(
+            "/v1/campaigns/{id}/winner",
+            axum::routing::post(campaigns::winner::<S>),
+        )
+        .route(
             "/v1/preferences/{token}",
             axum::routing::get(preferences::show::<S>).post(preferences::save::<S>),
         )

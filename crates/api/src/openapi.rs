@@ -713,6 +713,7 @@ impl Modify for BearerKey {
           crate::campaigns::openapi::test_campaign, crate::campaigns::openapi::send_campaign,
           crate::campaigns::openapi::unschedule_campaign, crate::campaigns::openapi::pause_campaign,
           crate::campaigns::openapi::resume_campaign, crate::campaigns::openapi::cancel_campaign,
+          crate::campaigns::openapi::decide_campaign_winner,
           crate::campaigns::openapi::campaign_report, crate::campaigns::openapi::campaign_report_csv),
     modifiers(&BearerKey),
     security(("api_key" = [])),

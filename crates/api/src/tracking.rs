@@ -77,6 +77,12 @@ fn event(token: &Token, kind: EventKind, headers: &HeaderMap, peer: SocketAddr) 
     let mut detail = Map::new();
     detail.insert("campaign_id".into(), Value::from(token.campaign.as_str()));
     detail.insert("user_agent".into(), Value::from(agent));
+    if let Some(variant) = token.variant {
+        detail.insert("variant".into(), Value::from(variant));
+    }
+    if !token.zone.is_empty() {
+        detail.insert("zone".into(), Value::from(token.zone.as_str()));
+    }
     let address = if token.full_address {
         peer.ip().to_string()
     } else {

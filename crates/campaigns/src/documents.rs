@@ -215,6 +215,8 @@ pub enum Body {
         id: String,
         /// The active version when the send starts, if none is named.
         version: Option<i64>,
+        /// A subject instead of the template's (an A/B variant's, say).
+        subject: Option<String>,
     },
     Inline {
         subject: String,
@@ -301,7 +303,7 @@ impl Content {
         let text = optional_text(map, field, "text")?;
         let body = match optional_text(map, field, "template_id")? {
             Some(id) => {
-                if let Some(part) = [("subject", &subject), ("html", &html), ("text", &text)]
+                if let Some(part) = [("html", &html), ("text", &text)]
                     .iter()
                     .find(|(_, v)| v.is_some())
                     .map(|(name, _)| *name)
@@ -318,7 +320,11 @@ impl Content {
                         ));
                     }
                 };
-                Body::Template { id, version }
+                Body::Template {
+                    id,
+                    version,
+                    subject,
+                }
             }
             None => {
                 let subject = subject.ok_or_else(|| {

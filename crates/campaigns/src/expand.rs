@@ -20,8 +20,75 @@ use std::time::{Duration, Instant};
 use spool::{Envelope, MessageId, Spool, SpoolError};
 use store::{Campaign, CampaignState, CampaignStore, Contact, StoreError};
 
+use crate::ab::AbTest;
 use crate::documents::DocumentError;
 use crate::timing::Timing;
+
+/// Who gets which variant when: the campaign's timing, or for an A/B test each variant's
+/// (its own send time over the campaign's) and the test group's end.
+struct Plan {
+    timings: Vec<Timing>,
+    /// Recipients below this are the test group (dealt to the variants in turn).
+    test_end: i64,
+    /// The winner, once decided: the rest of the audience gets it.
+    winner: Option<usize>,
+}
+
+impl Plan {
+    fn of(campaign: &Campaign) -> Result<Plan, DocumentError> {
+        let timing = Timing::of(campaign)?;
+        let Some(text) = campaign.draft.ab_test.as_deref() else {
+            return Ok(Plan {
+                timings: vec![timing],
+                test_end: 0,
+                winner: Some(0),
+            });
+        };
+        let value = serde_json::from_str(text).map_err(|_| DocumentError {
+            field: "ab".into(),
+            message: "is not JSON".into(),
+        })?;
+        let test = AbTest::read(&value, None)?;
+        let timings = test
+            .variants
+            .iter()
+            .map(|v| match &v.schedule {
+                Some(schedule) => Timing {
+                    schedule: Some(schedule.clone()),
+                    ..timing.clone()
+                },
+                None => timing.clone(),
+            })
+            .collect();
+        Ok(Plan {
+            timings,
+            test_end: campaign.ab.test_end.unwrap_or(0),
+            winner: campaign
+                .ab
+                .winner
+                .and_then(|w| usize::try_from(w).ok())
+                .filter(|w| *w < test.variants.len()),
+        })
+    }
+
+    /// The variant recipient `seq` gets; `None` past the test group before the winner.
+    fn variant(&self, seq: i64) -> Option<usize> {
+        if seq < self.test_end {
+            Some(seq.rem_euclid(self.timings.len() as i64) as usize)
+        } else {
+            self.winner
+        }
+    }
+
+    /// Where this run must stop: the test group's end while the winner is not known.
+    fn stop(&self, total: i64) -> i64 {
+        if self.winner.is_none() {
+            self.test_end.min(total)
+        } else {
+            total
+        }
+    }
+}
 
 /// Why a send stopped with an error; the campaign stays as it was and is tried again.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +119,8 @@ pub struct Addressee<'a> {
     pub id: MessageId,
     /// No delivery before this (Unix ms); 0: at once.
     pub not_before_ms: u64,
+    /// The A/B variant the recipient gets (0 without a test).
+    pub variant: usize,
 }
 
 /// Whether the tenant may send a batch now.
@@ -122,6 +191,8 @@ pub enum Ended {
     Finished,
     /// Someone paused or cancelled it; what is spooled stays spooled.
     Stopped(CampaignState),
+    /// An A/B test's group is spooled; the rest waits for the winner.
+    Testing,
 }
 
 /// The expansion of campaigns into one spool.
@@ -160,9 +231,11 @@ impl<S: CampaignStore, X: Sending> Expansion<S, X> {
     /// the `sending` state. The next batch is read and composed while the current one is
     /// spooled and committed, so the cores compose while the disk syncs.
     pub async fn run(&self, campaign: &Campaign) -> Result<Ended, SendError> {
-        let timing = Timing::of(campaign)?;
+        let plan = Plan::of(campaign)?;
         let prepared = Arc::new(self.sending.prepare(campaign).await?);
-        let total = campaign.progress.recipients.unwrap_or(0);
+        let total = plan.stop(campaign.progress.recipients.unwrap_or(0));
+        // The latest send time spooled in this run: an A/B test's waiting starts there.
+        let latest = std::sync::atomic::AtomicU64::new(0);
         let limit = match campaign.draft.rate_per_sec {
             Some(rate) if rate > 0 => self.batch.min(rate.clamp(1, i64::from(u32::MAX)) as u32),
             _ => self.batch,
@@ -176,6 +249,7 @@ impl<S: CampaignStore, X: Sending> Expansion<S, X> {
             // The next rows are read while these are composed.
             let read = |from: i64| async move {
                 if from < total {
+                    let limit = limit.min(u32::try_from(total - from).unwrap_or(u32::MAX));
                     self.store.send_recipients(campaign, from, limit).await
                 } else {
                     Ok(Vec::new())
@@ -194,7 +268,7 @@ impl<S: CampaignStore, X: Sending> Expansion<S, X> {
                 };
                 let end = current.last().map_or(from, |r| r.seq + 1);
                 let (composed, following) = tokio::join!(
-                    self.compose_rows(&timing, &prepared, from, current),
+                    self.compose_rows(&plan, &latest, &prepared, from, current),
                     read(end)
                 );
                 rows = following.map_err(SendError::from);
@@ -255,6 +329,20 @@ impl<S: CampaignStore, X: Sending> Expansion<S, X> {
         if let Some(stopped) = spooled? {
             return Ok(stopped);
         }
+        if plan.winner.is_none() {
+            let test = crate::runner::ab_test(campaign)?.ok_or_else(|| DocumentError {
+                field: "ab".into(),
+                message: "is missing".into(),
+            })?;
+            let now = unix_ms(jiff::Timestamp::now());
+            let from = latest.load(std::sync::atomic::Ordering::Relaxed).max(now);
+            let at = from.saturating_add(test.wait.as_millis() as u64);
+            self.store
+                .test_spooled(&campaign.id, i64::try_from(at).unwrap_or(i64::MAX))
+                .await?;
+            tracing::info!(campaign = %campaign.id, decide_at_ms = at, "A/B test group spooled; the winner is decided after the wait");
+            return Ok(Ended::Testing);
+        }
         self.store
             .set_campaign_state(&campaign.tenant_id, &campaign.id, CampaignState::Sent)
             .await?;
@@ -265,11 +353,15 @@ impl<S: CampaignStore, X: Sending> Expansion<S, X> {
     /// rows (past the end of the audience). Nothing is recorded or spooled yet.
     async fn compose_rows(
         &self,
-        timing: &Timing,
+        plan: &Plan,
+        latest: &std::sync::atomic::AtomicU64,
         prepared: &Arc<X::Prepared>,
         from: i64,
-        rows: Vec<store::SendRecipient>,
+        mut rows: Vec<store::SendRecipient>,
     ) -> Result<Option<Ready>, SendError> {
+        // Past the test group before the winner is known: not this run's (reads stop at
+        // the test group's end, so this keeps a mistake from skipping anyone).
+        rows.retain(|r| plan.variant(r.seq).is_some());
         let Some(last) = rows.last() else {
             return Ok(None);
         };
@@ -278,20 +370,24 @@ impl<S: CampaignStore, X: Sending> Expansion<S, X> {
         let mut skipped = Vec::new();
         let mut planned = Vec::with_capacity(rows.len());
         for recipient in rows {
+            let Some(variant) = plan.variant(recipient.seq) else {
+                continue;
+            };
             match recipient.contact {
                 Some(contact) if !recipient.suppressed => {
-                    let at = timing.not_before(
+                    let at = plan.timings[variant.min(plan.timings.len() - 1)].not_before(
                         contact.timezone.as_deref(),
                         contact.country.as_deref(),
                         now,
                     );
                     let not_before_ms = if at > now { unix_ms(at) } else { 0 };
+                    latest.fetch_max(not_before_ms, std::sync::atomic::Ordering::Relaxed);
                     planned.push((
                         self.spool.next_id(),
                         recipient.seq,
                         recipient.address,
                         contact,
-                        not_before_ms,
+                        (not_before_ms, variant),
                     ));
                 }
                 _ => skipped.push(recipient.address),
@@ -307,13 +403,14 @@ impl<S: CampaignStore, X: Sending> Expansion<S, X> {
             let prepared = prepared.clone();
             jobs.push(tokio::task::spawn_blocking(move || {
                 part.into_iter()
-                    .map(|(id, seq, address, contact, not_before_ms)| {
+                    .map(|(id, seq, address, contact, (not_before_ms, variant))| {
                         let composed = prepared.compose(&Addressee {
                             seq,
                             address: &address,
                             contact: &contact,
                             id,
                             not_before_ms,
+                            variant,
                         });
                         (id, address, composed)
                     })

@@ -3,8 +3,9 @@
 //! in each recipient's time zone", and [`zones`], the zone a recipient is taken to live in
 //! when the contact has none, and [`window`], the days and hours a campaign may send in
 //! the recipient's zone; [`documents`] reads and checks a campaign's audience, schedule and
-//! window as the API takes them.
+//! window as the API takes them; [`ab`] and [`winner`] run A/B tests.
 
+pub mod ab;
 pub mod documents;
 pub mod expand;
 pub mod local_time;
@@ -12,4 +13,5 @@ pub mod plan;
 pub mod runner;
 pub mod timing;
 pub mod window;
+pub mod winner;
 pub mod zones;

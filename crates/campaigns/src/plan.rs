@@ -63,6 +63,8 @@ pub async fn resolve<S: AudienceStore>(
         segments: conditions(&audience.segments, "segments")?,
         exclude_lists: list_ids(&audience.exclude_lists, "exclude_lists")?,
         exclude_segments: conditions(&audience.exclude_segments, "exclude_segments")?,
+
+        ..Default::default()
     };
     if plan.lists.is_empty() && plan.segments.is_empty() {
         return Err(SendError::Document(DocumentError {

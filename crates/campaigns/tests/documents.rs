@@ -123,8 +123,17 @@ fn content_is_a_template_or_its_own_parts() {
         by_template.body,
         Body::Template {
             id: "Newsletter".into(),
-            version: Some(3)
+            version: Some(3),
+            subject: None,
         }
+    );
+    // A subject may stand in for the template's (an A/B variant's); bodies may not.
+    let subject_over = Content::read(&json!({
+        "from": "news@acme.test", "template_id": "Newsletter", "subject": "Last chance"
+    }))
+    .unwrap();
+    assert!(
+        matches!(subject_over.body, Body::Template { subject: Some(ref s), .. } if s == "Last chance")
     );
     let inline = Content::read(&json!({
         "from": "news@acme.test", "subject": "December", "html": "<p>Hi {{ name }}</p>"

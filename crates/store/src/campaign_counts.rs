@@ -21,6 +21,8 @@ pub struct Engaged {
     pub recipient: String,
     /// The link clicked; 0 for "any link" and for opens.
     pub link: i64,
+    /// The dimensions a new unique is also counted under (zone, variant).
+    pub split: Vec<String>,
 }
 
 /// The increments and unique candidates of a batch.
@@ -61,67 +63,68 @@ pub fn additions(events: &[NewEvent]) -> CampaignAdditions {
         let provider = format!("provider:{}", provider_of(domain));
         let hour = format!("hour:{}", e.time_ms - e.time_ms.rem_euclid(HOUR_MS));
         let machine = detail.get("machine").and_then(Value::as_bool) == Some(true);
-        let zone = detail
-            .get("zone")
-            .and_then(Value::as_str)
-            .map(|z| format!("zone:{z}"));
+        // Every metric is also counted per recipient zone and per A/B variant.
+        let mut split = Vec::new();
+        if let Some(zone) = detail.get("zone").and_then(Value::as_str) {
+            split.push(format!("zone:{zone}"));
+        }
+        if let Some(variant) = detail.get("variant").and_then(Value::as_u64) {
+            split.push(format!("variant:{variant}"));
+        }
         let mut add = |metric: &'static str, dimension: String| {
             *out.increments
                 .entry((campaign.to_string(), metric, dimension))
                 .or_default() += 1;
         };
+        let add_split = |metric: &'static str, add: &mut dyn FnMut(&'static str, String)| {
+            add(metric, String::new());
+            for dimension in &split {
+                add(metric, dimension.clone());
+            }
+        };
         match e.kind {
             EventKind::Accepted => {
-                add("sent", String::new());
+                add_split("sent", &mut add);
                 add("sent", provider);
-                if let Some(zone) = zone {
-                    add("sent", zone);
-                }
             }
             EventKind::Delivered => {
-                add("delivered", String::new());
+                add_split("delivered", &mut add);
                 add("delivered", provider);
                 add("delivered", hour);
-                if let Some(zone) = zone {
-                    add("delivered", zone);
-                }
             }
             EventKind::Bounced => {
                 let category = detail
                     .get("category")
                     .and_then(Value::as_str)
                     .unwrap_or("other");
-                add("bounced", String::new());
+                add_split("bounced", &mut add);
                 add("bounced", provider);
                 add("bounced", format!("category:{category}"));
             }
             EventKind::Deferred => {
-                add("deferred", String::new());
+                add_split("deferred", &mut add);
                 add("deferred", provider);
             }
-            EventKind::Expired => add("expired", String::new()),
-            EventKind::Complained => add("complained", String::new()),
-            EventKind::Unsubscribed => add("unsubscribed", String::new()),
+            EventKind::Expired => add_split("expired", &mut add),
+            EventKind::Complained => add_split("complained", &mut add),
+            EventKind::Unsubscribed => add_split("unsubscribed", &mut add),
             EventKind::Opened | EventKind::Clicked => {
                 let opened = e.kind == EventKind::Opened;
                 let kind = if opened { "opened" } else { "clicked" };
                 if machine {
-                    add(
+                    add_split(
                         if opened {
                             "opened_machine"
                         } else {
                             "clicked_machine"
                         },
-                        String::new(),
+                        &mut add,
                     );
                     continue;
                 }
-                add(kind, String::new());
+                add_split(kind, &mut add);
                 add(kind, provider);
                 add(kind, hour);
-                if let Some(zone) = zone {
-                    add(kind, zone);
-                }
                 let link = detail.get("link").and_then(Value::as_i64).unwrap_or(0);
                 let recipient = e.recipient.to_ascii_lowercase();
                 if !opened {
@@ -131,6 +134,7 @@ pub fn additions(events: &[NewEvent]) -> CampaignAdditions {
                         kind,
                         recipient: recipient.clone(),
                         link,
+                        split: Vec::new(),
                     });
                 }
                 out.engaged.push(Engaged {
@@ -138,6 +142,7 @@ pub fn additions(events: &[NewEvent]) -> CampaignAdditions {
                     kind,
                     recipient,
                     link: 0,
+                    split: split.clone(),
                 });
             }
             EventKind::Suppressed => add("suppressed", String::new()),

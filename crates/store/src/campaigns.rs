@@ -77,6 +77,8 @@ pub struct CampaignDraft {
     pub schedule: Option<String>,
     pub rate_per_sec: Option<i64>,
     pub send_window: Option<String>,
+    /// The A/B test (variants, share, metric, wait), if any.
+    pub ab_test: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +92,28 @@ pub struct Campaign {
     pub started_ms: Option<i64>,
     pub finished_ms: Option<i64>,
     pub progress: Progress,
+    pub ab: AbProgress,
+}
+
+/// How far an A/B test got.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AbProgress {
+    /// Recipients numbered below this are the test group (set when the audience is fixed).
+    pub test_end: Option<i64>,
+    /// When the winner is decided (set once the test group is spooled).
+    pub decide_at_ms: Option<i64>,
+    /// The winning variant (0-based) and why it won.
+    pub winner: Option<i64>,
+    pub winner_reason: Option<String>,
+    pub decided_ms: Option<i64>,
+}
+
+impl Campaign {
+    /// An A/B campaign whose test group is out and whose winner is not decided: only the
+    /// test group may be spooled.
+    pub fn testing(&self) -> bool {
+        self.draft.ab_test.is_some() && self.ab.winner.is_none()
+    }
 }
 
 /// How far a send got.
@@ -113,6 +137,10 @@ pub struct AudiencePlan {
     /// Members of these lists in any state are left out.
     pub exclude_lists: Vec<String>,
     pub exclude_segments: Vec<crate::audience::Condition>,
+    /// An A/B test's group, in percent of the audience (and at least `test_minimum`):
+    /// the audience is fixed in a random order so that its first recipients are a sample.
+    pub test_percent: Option<u32>,
+    pub test_minimum: i64,
 }
 
 /// One recipient of a send as the expansion reads it.
@@ -260,6 +288,22 @@ pub trait CampaignStore: Send + Sync {
         &self,
         campaign_id: &str,
     ) -> impl Future<Output = Result<Vec<(String, String, i64)>, StoreError>> + Send;
+    /// The test group of an A/B campaign is spooled: its winner is decided at `at_ms`
+    /// (kept if already set).
+    fn test_spooled(
+        &self,
+        campaign_id: &str,
+        at_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Records an A/B campaign's winner; false when one was decided before (the first
+    /// decision stands).
+    fn decide_winner(
+        &self,
+        tenant_id: &str,
+        campaign_id: &str,
+        winner: i64,
+        reason: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Forgets an open batch once its messages are out of the spool.
     fn drop_batch(
         &self,

@@ -49,8 +49,8 @@ pub use audience::{
     SavedSegment, Upserted,
 };
 pub use campaigns::{
-    AudiencePlan, Campaign, CampaignDraft, CampaignState, CampaignStore, OpenBatch, Progress,
-    SendRecipient, TrackingMode,
+    AbProgress, AudiencePlan, Campaign, CampaignDraft, CampaignState, CampaignStore, OpenBatch,
+    Progress, SendRecipient, TrackingMode,
 };
 pub use compat::{CompatKind, CompatStore};
 pub use console::{AuditEntry, ConsoleStore, Login, Role, Session};

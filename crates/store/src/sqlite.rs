@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0018_campaign_sends.sql"),
     include_str!("../migrations/0019_tracking_mode.sql"),
     include_str!("../migrations/0020_campaign_counts.sql"),
+    include_str!("../migrations/0021_ab_tests.sql"),
 ];
 
 /// The SQLite control plane.

@@ -4,8 +4,8 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use crate::campaigns::{
-    AudiencePlan, Campaign, CampaignDraft, CampaignState, CampaignStore, OpenBatch, Progress,
-    SendRecipient, TrackingMode,
+    AbProgress, AudiencePlan, Campaign, CampaignDraft, CampaignState, CampaignStore, OpenBatch,
+    Progress, SendRecipient, TrackingMode,
 };
 use crate::sqlite_segments::{Compiled, Param, compile};
 use crate::{SqliteStore, StoreError, now_ms};
@@ -26,6 +26,7 @@ pub(crate) fn campaign_from(row: &SqliteRow) -> Result<Campaign, StoreError> {
             schedule: row.try_get("schedule")?,
             rate_per_sec: row.try_get("rate_per_sec")?,
             send_window: row.try_get("send_window")?,
+            ab_test: row.try_get("ab_test")?,
         },
         created_ms: row.try_get("created_ms")?,
         updated_ms: row.try_get("updated_ms")?,
@@ -36,6 +37,13 @@ pub(crate) fn campaign_from(row: &SqliteRow) -> Result<Campaign, StoreError> {
             cursor: row.try_get("cursor")?,
             spooled: row.try_get("spooled")?,
             skipped: row.try_get("skipped")?,
+        },
+        ab: AbProgress {
+            test_end: row.try_get("test_end")?,
+            decide_at_ms: row.try_get("decide_at_ms")?,
+            winner: row.try_get("winner")?,
+            winner_reason: row.try_get("winner_reason")?,
+            decided_ms: row.try_get("decided_ms")?,
         },
     })
 }
@@ -86,8 +94,8 @@ impl CampaignStore for SqliteStore {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO campaigns (id, tenant_id, name, state, audience, content, schedule, \
-             rate_per_sec, send_window, created_ms, updated_ms) \
-             VALUES (?, ?, ?, 'draft', ?, ?, ?, ?, ?, ?, ?)",
+             rate_per_sec, send_window, ab_test, created_ms, updated_ms) \
+             VALUES (?, ?, ?, 'draft', ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&id)
         .bind(tenant_id)
@@ -97,6 +105,7 @@ impl CampaignStore for SqliteStore {
         .bind(draft.schedule.as_deref())
         .bind(draft.rate_per_sec)
         .bind(draft.send_window.as_deref())
+        .bind(draft.ab_test.as_deref())
         .bind(now)
         .bind(now)
         .execute(&self.pool)
@@ -136,7 +145,7 @@ impl CampaignStore for SqliteStore {
         let name = checked_name(&draft.name)?;
         let done = sqlx::query(
             "UPDATE campaigns SET name = ?, audience = ?, content = ?, schedule = ?, \
-             rate_per_sec = ?, send_window = ?, updated_ms = ? \
+             rate_per_sec = ?, send_window = ?, ab_test = ?, updated_ms = ? \
              WHERE tenant_id = ? AND id = ? AND state = 'draft'",
         )
         .bind(name)
@@ -145,6 +154,7 @@ impl CampaignStore for SqliteStore {
         .bind(draft.schedule.as_deref())
         .bind(draft.rate_per_sec)
         .bind(draft.send_window.as_deref())
+        .bind(draft.ab_test.as_deref())
         .bind(now_ms())
         .bind(tenant_id)
         .bind(id)
@@ -242,12 +252,19 @@ impl CampaignStore for SqliteStore {
             .execute(&mut *tx)
             .await?
             .rows_affected() as i64;
-        sqlx::query("UPDATE campaigns SET recipients = ?, updated_ms = ? WHERE id = ?")
-            .bind(inserted)
-            .bind(now_ms())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let test_end = plan.test_percent.map(|percent| {
+            let share = (inserted * i64::from(percent) + 99) / 100;
+            share.max(plan.test_minimum).min(inserted)
+        });
+        sqlx::query(
+            "UPDATE campaigns SET recipients = ?, test_end = ?, updated_ms = ? WHERE id = ?",
+        )
+        .bind(inserted)
+        .bind(test_end)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(inserted)
     }
@@ -416,6 +433,38 @@ impl CampaignStore for SqliteStore {
             .collect()
     }
 
+    async fn test_spooled(&self, campaign_id: &str, at_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE campaigns SET decide_at_ms = COALESCE(decide_at_ms, ?) WHERE id = ?")
+            .bind(at_ms)
+            .bind(campaign_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn decide_winner(
+        &self,
+        tenant_id: &str,
+        campaign_id: &str,
+        winner: i64,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE campaigns SET winner = ?, winner_reason = ?, decided_ms = ?, updated_ms = ? \
+             WHERE tenant_id = ? AND id = ? AND ab_test IS NOT NULL AND winner IS NULL",
+        )
+        .bind(winner)
+        .bind(reason)
+        .bind(now)
+        .bind(now)
+        .bind(tenant_id)
+        .bind(campaign_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn drop_batch(&self, campaign_id: &str, first_seq: i64) -> Result<(), StoreError> {
         sqlx::query(
             "DELETE FROM campaign_batches WHERE campaign_id = ? AND first_seq = ? AND committed = 0",
@@ -442,7 +491,7 @@ fn ids_of(bytes: &[u8]) -> Vec<u128> {
 
 /// The INSERT that fixes an audience: contacts on the lists (subscribed) or in the segments,
 /// less those on an exclusion list or in an exclusion segment, less suppressed addresses,
-/// numbered by contact id. The first parameter is the campaign id.
+/// numbered by contact id (randomly for an A/B test). The first parameter is the campaign id.
 fn audience_query(tenant_id: &str, plan: &AudiencePlan) -> Compiled {
     let mut params = vec![Param::Text(tenant_id.to_string())];
     // "On these lists (in this state) or in these segments", as one OR of conditions over
@@ -480,9 +529,15 @@ fn audience_query(tenant_id: &str, plan: &AudiencePlan) -> Compiled {
         &mut params,
     );
     params.push(Param::Text(tenant_id.to_string()));
+    // An A/B test's group is the first recipients: a random order makes it a sample.
+    let order = if plan.test_percent.is_some() {
+        "random()"
+    } else {
+        "c.id"
+    };
     let sql = format!(
         "INSERT INTO campaign_recipients (campaign_id, seq, contact_id, address) \
-         SELECT ?, row_number() OVER (ORDER BY c.id) - 1, c.id, c.address FROM contacts c \
+         SELECT ?, row_number() OVER (ORDER BY {order}) - 1, c.id, c.address FROM contacts c \
          WHERE c.tenant_id = ? AND ({wanted}) AND NOT ({unwanted}) \
          AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = ? AND s.address = c.address)"
     );

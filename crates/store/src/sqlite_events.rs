@@ -77,6 +77,18 @@ async fn write_campaign_counts(
     if increments.is_empty() {
         return Ok(());
     }
+    // Where a new "any" open or click is also counted (its zone and variant).
+    let splits: std::collections::HashMap<(&str, &str, &str), &[String]> = additions
+        .engaged
+        .iter()
+        .filter(|e| e.link == 0)
+        .map(|e| {
+            (
+                (e.campaign.as_str(), e.kind, e.recipient.as_str()),
+                &e.split[..],
+            )
+        })
+        .collect();
     for chunk in additions.engaged.chunks(ROLLUP_ROWS) {
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT OR IGNORE INTO campaign_engaged (campaign_id, kind, recipient, link) ",
@@ -87,23 +99,28 @@ async fn write_campaign_counts(
                 .push_bind(&e.recipient)
                 .push_bind(e.link);
         });
-        q.push(" RETURNING campaign_id, kind, link");
+        q.push(" RETURNING campaign_id, kind, recipient, link");
         for row in q.build().fetch_all(&mut **tx).await? {
             let campaign: String = row.try_get("campaign_id")?;
             let kind: String = row.try_get("kind")?;
+            let recipient: String = row.try_get("recipient")?;
             let link: i64 = row.try_get("link")?;
-            let dimension = if link == 0 {
-                String::new()
-            } else {
-                format!("link:{link}")
-            };
-            *increments
-                .entry((
-                    campaign,
-                    crate::campaign_counts::unique_metric(&kind),
-                    dimension,
-                ))
-                .or_default() += 1;
+            let metric = crate::campaign_counts::unique_metric(&kind);
+            if link != 0 {
+                *increments
+                    .entry((campaign, metric, format!("link:{link}")))
+                    .or_default() += 1;
+                continue;
+            }
+            let split = splits
+                .get(&(campaign.as_str(), kind.as_str(), recipient.as_str()))
+                .copied()
+                .unwrap_or_default();
+            for dimension in std::iter::once("").chain(split.iter().map(String::as_str)) {
+                *increments
+                    .entry((campaign.clone(), metric, dimension.to_string()))
+                    .or_default() += 1;
+            }
         }
     }
     let rows: Vec<_> = increments.into_iter().collect();

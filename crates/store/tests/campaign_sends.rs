@@ -79,6 +79,8 @@ async fn the_audience_is_fixed_once_and_spooled_batch_by_batch() {
         segments: vec![germans],
         exclude_lists: vec![vip.id.clone()],
         exclude_segments: vec![p9],
+
+        ..Default::default()
     };
     let campaign = store
         .add_campaign(
@@ -341,4 +343,143 @@ async fn campaign_reports_are_counted_as_events_arrive() {
             ("sent".to_string(), "provider:gmail".to_string(), 1)
         ]
     );
+}
+
+/// An A/B campaign's audience is fixed in a random order with its test group marked; its
+/// counters are kept per variant and zone too (uniques once per person); the first
+/// decision stands.
+#[tokio::test]
+async fn ab_tests_fix_a_sampled_group_count_per_variant_and_decide_once() {
+    use serde_json::json;
+    use store::EventKind::*;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("control.db"))
+        .await
+        .unwrap();
+    let a = store.add_tenant("acme").await.unwrap().id;
+    let people: Vec<ContactInput> = (0..200)
+        .map(|i| contact(&format!("p{i:03}@x.test"), "JP"))
+        .collect();
+    let ids = store
+        .upsert_contacts(&a, &people, Existing::Update)
+        .await
+        .unwrap()
+        .ids;
+    let news = store.add_list(&a, "News", false).await.unwrap();
+    let members: Vec<(i64, MemberStatus)> = ids
+        .iter()
+        .map(|id| (*id, MemberStatus::Subscribed))
+        .collect();
+    store
+        .add_members(&a, &news.id, &members, &Consent::given("test", 0, None))
+        .await
+        .unwrap();
+    let campaign = store
+        .add_campaign(
+            &a,
+            &CampaignDraft {
+                name: "Subject test".into(),
+                ab_test: Some(r#"{"variants":[{},{}]}"#.into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let plan = AudiencePlan {
+        lists: vec![news.id.clone()],
+        test_percent: Some(15),
+        test_minimum: 2,
+        ..Default::default()
+    };
+    assert_eq!(
+        store.fix_audience(&a, &campaign.id, &plan).await.unwrap(),
+        200
+    );
+    let campaign = store.campaign(&a, &campaign.id).await.unwrap().unwrap();
+    assert_eq!(campaign.ab.test_end, Some(30));
+    assert!(campaign.testing());
+    let all = store.send_recipients(&campaign, 0, 1000).await.unwrap();
+    let mut addresses: Vec<&str> = all.iter().map(|r| r.address.as_str()).collect();
+    assert_ne!(
+        addresses[..30],
+        (0..30)
+            .map(|i| format!("p{i:03}@x.test"))
+            .collect::<Vec<_>>(),
+        "the test group is a random sample, not the oldest contacts"
+    );
+    addresses.sort_unstable();
+    addresses.dedup();
+    assert_eq!(addresses.len(), 200, "everyone once");
+
+    let on = |kind, rcpt: &str, extra: serde_json::Value| {
+        let mut detail = json!({"campaign_id": campaign.id, "zone": "Asia/Tokyo"});
+        if let (Some(d), serde_json::Value::Object(more)) = (detail.as_object_mut(), extra) {
+            d.extend(more);
+        }
+        store::NewEvent {
+            tenant_id: a.clone(),
+            ..event(kind, rcpt, detail)
+        }
+    };
+    let (v0, v1) = (
+        json!({"variant": 0}),
+        json!({"variant": 1, "machine": false}),
+    );
+    store
+        .add_events(&[
+            on(Accepted, "p1@x.test", v0.clone()),
+            on(Accepted, "p2@x.test", v1.clone()),
+            on(Accepted, "p3@x.test", v1.clone()),
+            on(Delivered, "p2@x.test", v1.clone()),
+            on(Opened, "p2@x.test", v1.clone()),
+            on(Opened, "p2@x.test", v1.clone()),
+            on(Opened, "p3@x.test", v1.clone()),
+            on(Clicked, "p3@x.test", json!({"variant": 1, "link": 1})),
+        ])
+        .await
+        .unwrap();
+    store
+        .add_events(&[on(Opened, "p2@x.test", v1.clone())])
+        .await
+        .unwrap();
+    let counts: std::collections::HashMap<(String, String), i64> = store
+        .campaign_counts(&campaign.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(m, d, c)| ((m, d), c))
+        .collect();
+    let get = |m: &str, d: &str| counts.get(&(m.to_string(), d.to_string())).copied();
+    assert_eq!(get("sent", "variant:0"), Some(1), "{counts:?}");
+    assert_eq!(get("sent", "variant:1"), Some(2));
+    assert_eq!(get("delivered", "variant:1"), Some(1));
+    assert_eq!(get("opened", "variant:1"), Some(4));
+    assert_eq!(get("opened_unique", "variant:1"), Some(2));
+    assert_eq!(get("opened_unique", "zone:Asia/Tokyo"), Some(2));
+    assert_eq!(get("opened_unique", ""), Some(2));
+    assert_eq!(get("clicked_unique", "variant:1"), Some(1));
+    assert_eq!(get("opened_unique", "variant:0"), None);
+
+    store.test_spooled(&campaign.id, 1_000).await.unwrap();
+    store.test_spooled(&campaign.id, 2_000).await.unwrap();
+    assert!(
+        store
+            .decide_winner(&a, &campaign.id, 1, "B wins")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .decide_winner(&a, &campaign.id, 0, "A after all")
+            .await
+            .unwrap(),
+        "the first decision stands"
+    );
+    let decided = store.campaign(&a, &campaign.id).await.unwrap().unwrap();
+    assert_eq!(decided.ab.decide_at_ms, Some(1_000), "set once");
+    assert_eq!(
+        (decided.ab.winner, decided.ab.winner_reason.as_deref()),
+        (Some(1), Some("B wins"))
+    );
+    assert!(decided.ab.decided_ms.is_some() && !decided.testing());
 }

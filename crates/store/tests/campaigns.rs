@@ -12,6 +12,7 @@ fn draft(name: &str) -> CampaignDraft {
         schedule: None,
         rate_per_sec: Some(100),
         send_window: None,
+        ab_test: None,
     }
 }
 

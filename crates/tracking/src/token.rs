@@ -3,8 +3,12 @@
 //!
 //! ```text
 //! version(1) kind(1) flags(1) message id(16) sent at, Unix s(4) link(2)
-//! tenant(len u8 + bytes) recipient(len u8 + bytes) campaign(len u8 + bytes) url(rest)
+//! tenant(len u8 + bytes) recipient(len u8 + bytes) campaign(len u8 + bytes)
+//! variant(1: 0 none, n + 1 for variant n) zone(len u8 + bytes) url(rest)
 //! ```
+//!
+//! Version 1 tokens (without variant and zone) still open: links in mail already
+//! delivered keep working.
 //!
 //! Everything an event needs travels in the link, so a click or open costs one HMAC and no
 //! lookup. The comparison of tags is constant-time.
@@ -13,7 +17,9 @@ use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+/// Tokens before variants and zones rode in them.
+const VERSION_1: u8 = 1;
 const TAG_BYTES: usize = 16;
 const PURPOSE: &[u8] = b"tsubame tracking v1|";
 /// Longest target URL a click link carries.
@@ -52,6 +58,10 @@ pub struct Token {
     pub url: String,
     /// The tenant records whole client addresses (otherwise truncated).
     pub full_address: bool,
+    /// The A/B variant the recipient got (0-based).
+    pub variant: Option<u8>,
+    /// The recipient's time zone (IANA name; empty when unknown).
+    pub zone: String,
 }
 
 const FLAG_FULL_ADDRESS: u8 = 1;
@@ -127,6 +137,11 @@ impl TrackingKey {
         short(&mut payload, &token.tenant)?;
         short(&mut payload, &token.recipient)?;
         short(&mut payload, &token.campaign)?;
+        payload.push(match token.variant {
+            None => 0,
+            Some(n) => n.checked_add(1)?,
+        });
+        short(&mut payload, &token.zone)?;
         payload.extend_from_slice(token.url.as_bytes());
         let tag = self.tag(&payload);
         payload.extend_from_slice(&tag);
@@ -153,7 +168,8 @@ impl TrackingKey {
         }
         let mut rest = payload;
         let head = take(&mut rest, 3)?;
-        if head[0] != VERSION || head[1] != kind.byte() {
+        let version = head[0];
+        if !(version == VERSION || version == VERSION_1) || head[1] != kind.byte() {
             return None;
         }
         let full_address = head[2] & FLAG_FULL_ADDRESS != 0;
@@ -163,6 +179,12 @@ impl TrackingKey {
         let tenant = take_short(&mut rest)?;
         let recipient = take_short(&mut rest)?;
         let campaign = take_short(&mut rest)?;
+        let (variant, zone) = if version == VERSION {
+            let variant = take(&mut rest, 1)?[0].checked_sub(1);
+            (variant, take_short(&mut rest)?)
+        } else {
+            (None, String::new())
+        };
         let url = String::from_utf8(rest.to_vec()).ok()?;
         Some(Token {
             kind,
@@ -174,6 +196,34 @@ impl TrackingKey {
             campaign,
             url,
             full_address,
+            variant,
+            zone,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A link in mail delivered before variants and zones rode in tokens still opens.
+    #[test]
+    fn version_1_tokens_still_open() {
+        let key = TrackingKey::new(&[3; 32]);
+        let mut payload = vec![VERSION_1, b'c', 0];
+        payload.extend_from_slice(&7u128.to_be_bytes());
+        payload.extend_from_slice(&1_796_000_000u32.to_be_bytes());
+        payload.extend_from_slice(&2u16.to_be_bytes());
+        for text in ["t_1", "ann@example.com", "cp_1"] {
+            short(&mut payload, text).expect("short");
+        }
+        payload.extend_from_slice(b"https://shop.example/");
+        let tag = key.tag(&payload);
+        payload.extend_from_slice(&tag);
+        let text = URL_SAFE_NO_PAD.encode(payload);
+        let token = key.open(Kind::Click, &text).expect("opens");
+        assert_eq!(token.campaign, "cp_1");
+        assert_eq!(token.url, "https://shop.example/");
+        assert_eq!((token.variant, token.zone.as_str()), (None, ""));
     }
 }

@@ -14,6 +14,8 @@ fn click() -> Token {
         campaign: "cp_0123456789abcdef".into(),
         url: "https://shop.example/items?id=7&utm=news#top".into(),
         full_address: false,
+        variant: Some(2),
+        zone: "Asia/Kolkata".into(),
     }
 }
 
@@ -63,7 +65,14 @@ fn sealed_tokens_open_and_nothing_else_does() {
         ..open
     };
     let sealed_full = key.seal(&full).expect("seals");
-    assert_eq!(key.open(Kind::Open, &sealed_full), Some(full));
+    assert_eq!(key.open(Kind::Open, &sealed_full), Some(full.clone()));
+    let plain = Token {
+        variant: None,
+        zone: String::new(),
+        ..full
+    };
+    let sealed_plain = key.seal(&plain).expect("seals");
+    assert_eq!(key.open(Kind::Open, &sealed_plain), Some(plain));
 }
 
 #[test]

@@ -33,12 +33,9 @@ pub struct PreparedCampaign<S> {
     state: Arc<ApiState<S>>,
     tenant_id: String,
     campaign_id: String,
-    from: Mailbox,
     reply_to: Option<Mailbox>,
-    /// The subject and bodies, parsed once for every recipient.
-    parts: templates::compiled::Compiled,
-    /// The template version's test data, for test sends to addresses that are no contact.
-    pub(crate) test_data: Value,
+    /// The campaign's content, or each A/B variant's (in order).
+    pub(crate) variants: Vec<VariantParts>,
     domain: SendingDomain,
     signer: Arc<dkim::Signer>,
     /// The tracking host's base URL (`https://track.<domain>`) and the key, when the
@@ -50,6 +47,46 @@ pub struct PreparedCampaign<S> {
     lists: Vec<String>,
     /// `List-Id` (RFC 2919) of the campaign's first list.
     list_id: Option<String>,
+}
+
+/// One content of a campaign (its only one, or an A/B variant's).
+pub(crate) struct VariantParts {
+    /// The variant's name (`None` without an A/B test).
+    pub(crate) name: Option<String>,
+    from: Mailbox,
+    /// The subject and bodies, parsed once for every recipient.
+    parts: templates::compiled::Compiled,
+    /// The template version's test data, for test sends to addresses that are no contact.
+    pub(crate) test_data: Value,
+}
+
+/// One message to compose.
+pub(crate) struct Recipient<'a> {
+    pub(crate) address: &'a str,
+    /// The personalisation data.
+    pub(crate) data: &'a Value,
+    pub(crate) id: MessageId,
+    pub(crate) not_before_ms: u64,
+    /// The recipient's zone (reports count per zone).
+    pub(crate) zone: Option<&'a str>,
+    /// The A/B variant (0 without a test).
+    pub(crate) variant: usize,
+    /// A test send: subject marked, not tracked, left out of reports.
+    pub(crate) test: bool,
+}
+
+/// The campaign's A/B test, if it has one.
+pub(crate) fn ab_of(campaign: &Campaign) -> Result<Option<campaigns::ab::AbTest>, SendError> {
+    let Some(text) = campaign.draft.ab_test.as_deref() else {
+        return Ok(None);
+    };
+    let value: Value =
+        serde_json::from_str(text).map_err(|_| campaigns::documents::DocumentError {
+            field: "ab".into(),
+            message: "is not JSON".into(),
+        })?;
+    let content: Value = serde_json::from_str(&campaign.draft.content).unwrap_or(Value::Null);
+    Ok(Some(campaigns::ab::AbTest::read(&value, Some(&content))?))
 }
 
 /// The campaign's content document, read.
@@ -98,49 +135,22 @@ impl<S: CampaignsStore> Composer<S> {
     ) -> Result<PreparedCampaign<S>, SendError> {
         let content = content_of(campaign)?;
         let store = &self.state.tenancy.store;
-        let (dialect, subject, html, text, test_data) = match &content.body {
-            Body::Inline {
-                subject,
-                html,
-                text,
-            } => (
-                Dialect::Native,
-                subject.clone(),
-                html.clone(),
-                text.clone(),
-                json!({}),
-            ),
-            Body::Template { id, version } => {
-                let template = store
-                    .template(&campaign.tenant_id, id)
-                    .await?
-                    .ok_or_else(|| {
-                        refusal(
-                            "content.template_id",
-                            format!("the tenant has no template {id:?}"),
-                        )
-                    })?;
-                let number = version.or(template.active_version).ok_or_else(|| {
-                    refusal("content.template_id", "the template has no active version")
-                })?;
-                let found = store
-                    .version(&campaign.tenant_id, &template.id, number)
-                    .await?
-                    .ok_or_else(|| {
-                        refusal(
-                            "content.template_version",
-                            format!("the template has no version {number}"),
-                        )
-                    })?;
-                (
-                    template.dialect,
-                    found.content.subject,
-                    found.content.html,
-                    found.content.text,
-                    serde_json::from_str(&found.content.test_data).unwrap_or_else(|_| json!({})),
-                )
+        let mut variants = Vec::new();
+        match ab_of(campaign)? {
+            None => variants.push(self.parts_of(campaign, &content, None).await?),
+            Some(test) => {
+                let base: Value =
+                    serde_json::from_str(&campaign.draft.content).unwrap_or(Value::Null);
+                for (n, variant) in test.variants.iter().enumerate() {
+                    let own = test.content(&base, n)?;
+                    let prefix = format!("ab.variants[{n}]");
+                    variants.push(
+                        self.parts_of(campaign, &own, Some((variant.name.clone(), prefix)))
+                            .await?,
+                    );
+                }
             }
-        };
+        }
         let domain = self
             .state
             .tenancy
@@ -156,9 +166,6 @@ impl<S: CampaignsStore> Composer<S> {
                     ),
                 )
             })?;
-        let parts =
-            templates::compiled::Compiled::new(dialect, &subject, html.as_deref(), text.as_deref())
-                .map_err(|err| refusal(&format!("content.{}", err.part), err.message))?;
         let signer = self
             .state
             .tenancy
@@ -190,18 +197,87 @@ impl<S: CampaignsStore> Composer<S> {
             state: self.state.clone(),
             tenant_id: campaign.tenant_id.clone(),
             campaign_id: campaign.id.clone(),
-            from: Mailbox {
-                email: content.from.clone(),
-                name: content.from_name.clone(),
-            },
+            variants,
             reply_to: content.reply_to.as_ref().map(|email| Mailbox {
                 email: email.clone(),
                 name: None,
             }),
-            parts,
-            test_data,
             domain,
             signer,
+        })
+    }
+
+    /// One content's template (or own parts) loaded and parsed; `variant` names it and
+    /// the field its errors start with.
+    async fn parts_of(
+        &self,
+        campaign: &Campaign,
+        content: &Content,
+        variant: Option<(String, String)>,
+    ) -> Result<VariantParts, SendError> {
+        let store = &self.state.tenancy.store;
+        let at = variant.as_ref().map_or("content", |(_, at)| at.as_str());
+        let (dialect, subject, html, text, test_data) = match &content.body {
+            Body::Inline {
+                subject,
+                html,
+                text,
+            } => (
+                Dialect::Native,
+                subject.clone(),
+                html.clone(),
+                text.clone(),
+                json!({}),
+            ),
+            Body::Template {
+                id,
+                version,
+                subject: subject_over,
+            } => {
+                let template = store
+                    .template(&campaign.tenant_id, id)
+                    .await?
+                    .ok_or_else(|| {
+                        refusal(
+                            &format!("{at}.template_id"),
+                            format!("the tenant has no template {id:?}"),
+                        )
+                    })?;
+                let number = version.or(template.active_version).ok_or_else(|| {
+                    refusal(
+                        &format!("{at}.template_id"),
+                        "the template has no active version",
+                    )
+                })?;
+                let found = store
+                    .version(&campaign.tenant_id, &template.id, number)
+                    .await?
+                    .ok_or_else(|| {
+                        refusal(
+                            &format!("{at}.template_version"),
+                            format!("the template has no version {number}"),
+                        )
+                    })?;
+                (
+                    template.dialect,
+                    subject_over.clone().unwrap_or(found.content.subject),
+                    found.content.html,
+                    found.content.text,
+                    serde_json::from_str(&found.content.test_data).unwrap_or_else(|_| json!({})),
+                )
+            }
+        };
+        let parts =
+            templates::compiled::Compiled::new(dialect, &subject, html.as_deref(), text.as_deref())
+                .map_err(|err| refusal(&format!("{at}.{}", err.part), err.message))?;
+        Ok(VariantParts {
+            name: variant.map(|(name, _)| name),
+            from: Mailbox {
+                email: content.from.clone(),
+                name: content.from_name.clone(),
+            },
+            parts,
+            test_data,
         })
     }
 }
@@ -258,28 +334,27 @@ impl<S: CampaignsStore> Sending for Composer<S> {
 impl<S: CampaignsStore> PreparedCampaign<S> {
     /// The message for `address`, personalised with `data`; a test's subject is marked
     /// and its events say `campaign_test` (reports leave them out).
-    pub(crate) fn message_for(
-        &self,
-        address: &str,
-        data: &Value,
-        test: bool,
-        id: MessageId,
-        not_before_ms: u64,
-        zone: Option<&str>,
-    ) -> Result<Composed, String> {
-        let subject_prefix = if test { "[Test] " } else { "" };
-        let rendered = self
+    pub(crate) fn message_for(&self, to: &Recipient<'_>) -> Result<Composed, String> {
+        let variant = self
+            .variants
+            .get(to.variant)
+            .ok_or_else(|| format!("the campaign has no variant {}", to.variant))?;
+        let subject_prefix = match (&variant.name, to.test) {
+            (_, false) => String::new(),
+            (None, true) => "[Test] ".to_string(),
+            (Some(name), true) => format!("[Test {name}] "),
+        };
+        let rendered = variant
             .parts
-            .render(data)
+            .render(to.data)
             .map_err(|err| format!("{}: {}", err.part, err.message))?;
         let html = match (&self.tracking, rendered.html) {
-            (Some((base, key)), Some(html)) if !test => {
-                Some(self.tracked(base, key, &html, address, id, not_before_ms))
-            }
+            (Some((base, key)), Some(html)) if !to.test => Some(self.tracked(base, key, &html, to)),
             (_, html) => html,
         };
+        let (address, id, not_before_ms) = (to.address, to.id, to.not_before_ms);
         let message = Message {
-            from: self.from.clone(),
+            from: variant.from.clone(),
             to: vec![Mailbox {
                 email: address.to_string(),
                 name: None,
@@ -349,7 +424,7 @@ impl<S: CampaignsStore> PreparedCampaign<S> {
         )
         .map_err(|err| err.to_string())?;
         let mut envelope = composed.envelope;
-        envelope.attributes = Some(self.attributes(test, zone));
+        envelope.attributes = Some(self.attributes(to));
         Ok(Composed {
             envelope,
             prefix: composed.signature.into_bytes(),
@@ -363,11 +438,9 @@ impl<S: CampaignsStore> PreparedCampaign<S> {
         base: &str,
         key: &tracking::token::TrackingKey,
         html: &str,
-        address: &str,
-        id: MessageId,
-        not_before_ms: u64,
+        to: &Recipient<'_>,
     ) -> String {
-        let sent_ms = not_before_ms.max(
+        let sent_ms = to.not_before_ms.max(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
@@ -375,14 +448,16 @@ impl<S: CampaignsStore> PreparedCampaign<S> {
         let token = |kind, link: u16, url: &str| {
             key.seal(&tracking::token::Token {
                 kind,
-                message_id: id.0,
+                message_id: to.id.0,
                 sent_s: u32::try_from(sent_ms / 1000).unwrap_or(u32::MAX),
                 link,
                 tenant: self.tenant_id.clone(),
-                recipient: address.to_string(),
+                recipient: to.address.to_string(),
                 campaign: self.campaign_id.clone(),
                 url: url.to_string(),
                 full_address: self.full_address,
+                variant: self.ab_variant(to),
+                zone: to.zone.unwrap_or("").to_string(),
             })
         };
         let pixel = token(tracking::token::Kind::Open, 0, "").map(|t| {
@@ -395,14 +470,25 @@ impl<S: CampaignsStore> PreparedCampaign<S> {
         })
     }
 
-    /// What the message's events carry: the campaign, the recipient's zone (reports count
-    /// per zone), and whether it is a test.
-    fn attributes(&self, test: bool, zone: Option<&str>) -> String {
+    /// The variant number a message carries (none without an A/B test).
+    fn ab_variant(&self, to: &Recipient<'_>) -> Option<u8> {
+        self.variants
+            .get(to.variant)
+            .and_then(|v| v.name.as_ref())
+            .and_then(|_| u8::try_from(to.variant).ok())
+    }
+
+    /// What the message's events carry: the campaign, the recipient's zone and the A/B
+    /// variant (reports count per zone and variant), and whether it is a test.
+    fn attributes(&self, to: &Recipient<'_>) -> String {
         let mut attributes = json!({ "campaign_id": self.campaign_id });
-        if let Some(zone) = zone {
+        if let Some(zone) = to.zone {
             attributes["zone"] = Value::from(zone);
         }
-        if test {
+        if let Some(variant) = self.ab_variant(to) {
+            attributes["variant"] = Value::from(variant);
+        }
+        if to.test {
             attributes["campaign_test"] = Value::from(true);
         }
         attributes.to_string()
@@ -453,14 +539,15 @@ impl<S: CampaignsStore> Prepared for PreparedCampaign<S> {
             None,
         );
         let zone = zone.iana_name().unwrap_or("UTC");
-        self.message_for(
-            to.address,
-            &data,
-            false,
-            to.id,
-            to.not_before_ms,
-            Some(zone),
-        )
+        self.message_for(&Recipient {
+            address: to.address,
+            data: &data,
+            id: to.id,
+            not_before_ms: to.not_before_ms,
+            zone: Some(zone),
+            variant: to.variant,
+            test: false,
+        })
     }
 
     async fn recorded(&self, spooled: &[(MessageId, String, Option<String>)], _skipped: &[String]) {

@@ -2,7 +2,7 @@
 //! `GET/POST /v1/campaigns`, `GET/PATCH /v1/campaigns/{id}` (a draft changes),
 //! `POST /v1/campaigns/{id}/test` (a test message to chosen addresses),
 //! `POST /v1/campaigns/{id}/send` (now, or at its schedule), and `.../unschedule`,
-//! `.../pause`, `.../resume`, `.../cancel`.
+//! `.../pause`, `.../resume`, `.../cancel`, and `.../winner` (decides an A/B test now).
 //!
 //! A draft's documents are checked as they are given (each error names its field, such as
 //! `audience.lists[0]` or `content.from`); sending checks them all against the tenant's
@@ -19,7 +19,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use campaigns::documents::{Audience, Body, Content, DocumentError, Schedule, read_window};
+use campaigns::documents::{Audience, Content, DocumentError, Schedule, read_window};
 use campaigns::expand::SendError;
 use campaigns::timing::Timing;
 use serde_json::{Map, Value, json};
@@ -47,6 +47,7 @@ const FIELDS: &[&str] = &[
     "schedule",
     "rate_per_sec",
     "window",
+    "ab",
 ];
 
 pub(crate) fn failed(err: SendError) -> ApiError {
@@ -80,6 +81,14 @@ pub(crate) fn campaign_json(campaign: &Campaign) -> Value {
         "schedule": draft.schedule.as_deref().map(document),
         "rate_per_sec": draft.rate_per_sec,
         "window": draft.send_window.as_deref().map(document),
+        "ab": draft.ab_test.as_deref().map(document),
+        "ab_progress": draft.ab_test.as_ref().map(|_| json!({
+            "test_recipients": campaign.ab.test_end,
+            "decide_at_ms": campaign.ab.decide_at_ms,
+            "winner": campaign.ab.winner,
+            "winner_reason": campaign.ab.winner_reason,
+            "decided_ms": campaign.ab.decided_ms,
+        })),
         "created_ms": campaign.created_ms,
         "updated_ms": campaign.updated_ms,
         "started_ms": campaign.started_ms,
@@ -131,6 +140,22 @@ fn draft_from(map: &Map<String, Value>, base: CampaignDraft) -> Result<CampaignD
             checked(read_window(window))?;
             draft.send_window = Some(window.to_string());
         }
+    }
+    match map.get("ab") {
+        None => {}
+        Some(Value::Null) => draft.ab_test = None,
+        Some(ab) => {
+            draft.ab_test = Some(ab.to_string());
+        }
+    }
+    // The variants are checked over the campaign's content (either may have changed).
+    if let Some(ab) = draft.ab_test.as_deref() {
+        let content = document(&draft.content);
+        let over = content
+            .as_object()
+            .is_some_and(|m| !m.is_empty())
+            .then_some(&content);
+        checked(campaigns::ab::AbTest::read(&document(ab), over))?;
     }
     match map.get("rate_per_sec") {
         None => {}
@@ -266,34 +291,46 @@ pub(crate) async fn test<S: CampaignsStore>(
     let prepared = composer.prepared(&campaign).await.map_err(failed)?;
     state
         .tenancy
-        .admit(&key.tenant_id, addresses.len())
+        .admit(&key.tenant_id, addresses.len() * prepared.variants.len())
         .await
         .map_err(ApiError::from)?;
     let store = &state.tenancy.store;
     let mut sent = Vec::new();
     for address in &addresses {
-        let data = match store.contact(&key.tenant_id, address).await? {
-            Some(contact) => composer::contact_data(address, Some(&contact)),
-            // No contact of that address: the template's own test data.
-            None => {
-                let mut data = prepared.test_data.clone();
-                if let Value::Object(map) = &mut data {
-                    map.insert("email".into(), Value::from(address.as_str()));
+        let contact = store.contact(&key.tenant_id, address).await?;
+        // An A/B campaign's test goes out in every variant, each subject marked with its name.
+        for (n, variant) in prepared.variants.iter().enumerate() {
+            let data = match &contact {
+                Some(contact) => composer::contact_data(address, Some(contact)),
+                // No contact of that address: the template's own test data.
+                None => {
+                    let mut data = variant.test_data.clone();
+                    if let Value::Object(map) = &mut data {
+                        map.insert("email".into(), Value::from(address.as_str()));
+                    }
+                    data
                 }
-                data
-            }
-        };
-        let id = state.spool.next_id();
-        let message = prepared
-            .message_for(address, &data, true, id, 0, None)
-            .map_err(|err| invalid("content", err))?;
-        let attributes = message.envelope.attributes.clone();
-        state
-            .spool
-            .insert_with_prefix(id, message.envelope, &message.prefix, message.content)
-            .await
-            .map_err(|err| failed(err.into()))?;
-        sent.push((id, address.clone(), attributes));
+            };
+            let id = state.spool.next_id();
+            let message = prepared
+                .message_for(&composer::Recipient {
+                    address,
+                    data: &data,
+                    id,
+                    not_before_ms: 0,
+                    zone: None,
+                    variant: n,
+                    test: true,
+                })
+                .map_err(|err| invalid("content", err))?;
+            let attributes = message.envelope.attributes.clone();
+            state
+                .spool
+                .insert_with_prefix(id, message.envelope, &message.prefix, message.content)
+                .await
+                .map_err(|err| failed(err.into()))?;
+            sent.push((id, address.clone(), attributes));
+        }
     }
     prepared.record_accepted(&sent);
     let messages: Vec<Value> = sent
@@ -331,21 +368,28 @@ pub(crate) async fn send<S: CampaignsStore>(
     };
     composer.prepared(&campaign).await.map_err(failed)?;
     let timing = Timing::of(&campaign).map_err(|e| failed(e.into()))?;
-    // The version sent is the one active now, whatever happens to the template later.
+    // The version sent is the one active now, whatever happens to the template later
+    // (the campaign's and each A/B variant's).
     let mut frozen = campaign.draft.clone();
-    let content = composer::content_of(&campaign).map_err(failed)?;
-    if let Body::Template { id, version: None } = &content.body
-        && let Some(template) = store.template(&key.tenant_id, id).await?
-        && let Some(active) = template.active_version
+    let mut content_doc = document(&frozen.content);
+    let mut changed = freeze_version(store, &key.tenant_id, &mut content_doc).await?;
+    let mut ab_doc = frozen.ab_test.as_deref().map(document);
+    if let Some(variants) = ab_doc
+        .as_mut()
+        .and_then(|d| d.get_mut("variants"))
+        .and_then(Value::as_array_mut)
     {
-        let mut doc = document(&frozen.content);
-        doc["template_version"] = Value::from(active);
-        frozen.content = doc.to_string();
+        for variant in variants {
+            changed |= freeze_version(store, &key.tenant_id, variant).await?;
+        }
+    }
+    if changed {
+        frozen.content = content_doc.to_string();
+        frozen.ab_test = ab_doc.map(|d| d.to_string());
         store
             .update_draft(&key.tenant_id, &campaign.id, &frozen)
             .await
             .map_err(refused)?;
-        store.mark_version_used(&template.id, active).await?;
     }
     let due = timing
         .starts_at()
@@ -364,6 +408,30 @@ pub(crate) async fn send<S: CampaignsStore>(
     state.campaigns_wake.notify_one();
     let campaign = tenants_campaign(&state, &key.tenant_id, &campaign.id).await?;
     Ok(Json(campaign_json(&campaign)).into_response())
+}
+
+/// Names the active version in a content document (or variant) that names a template
+/// but no version, and marks it used; true when it changed the document.
+async fn freeze_version<S: CampaignsStore>(
+    store: &S,
+    tenant_id: &str,
+    doc: &mut Value,
+) -> Result<bool, ApiError> {
+    let Some(id) = doc.get("template_id").and_then(Value::as_str) else {
+        return Ok(false);
+    };
+    if doc.get("template_version").is_some_and(|v| !v.is_null()) {
+        return Ok(false);
+    }
+    let Some(template) = store.template(tenant_id, id).await? else {
+        return Ok(false);
+    };
+    let Some(active) = template.active_version else {
+        return Ok(false);
+    };
+    doc["template_version"] = Value::from(active);
+    store.mark_version_used(&template.id, active).await?;
+    Ok(true)
 }
 
 async fn move_to<S: CampaignsStore>(
@@ -426,4 +494,57 @@ pub(crate) async fn cancel<S: CampaignsStore>(
             .map_err(failed)?;
     }
     Ok(answer)
+}
+
+/// `POST /v1/campaigns/{id}/winner`: decides an A/B test now instead of after its wait,
+/// by its metric (`{}`) or as the operator chooses (`{"variant": n}`); the rest of the
+/// audience then gets the winner.
+pub(crate) async fn winner<S: CampaignsStore>(
+    State(state): State<Arc<ApiState<S>>>,
+    Authorized { key, .. }: Authorized<Manage>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let map = if body.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
+    } else {
+        object_body(&body, &["variant"])?
+    };
+    let chosen = match map.get("variant") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| invalid("variant", "must be a variant number (0-based)"))?,
+        ),
+    };
+    let campaign = tenants_campaign(&state, &key.tenant_id, &id).await?;
+    if campaign.draft.ab_test.is_none() {
+        return Err(invalid("ab", "the campaign has no A/B test"));
+    }
+    if !campaign.testing() {
+        return Err(invalid("state", "the A/B test is already decided"));
+    }
+    if !matches!(
+        campaign.state,
+        CampaignState::Sending | CampaignState::Paused
+    ) {
+        return Err(invalid(
+            "state",
+            format!(
+                "the campaign is {}: a winner is chosen while it sends",
+                campaign.state.as_str()
+            ),
+        ));
+    }
+    if campaigns::runner::decide(&state.tenancy.store, &campaign, chosen)
+        .await
+        .map_err(failed)?
+        .is_none()
+    {
+        return Err(invalid("state", "the A/B test is already decided"));
+    }
+    state.campaigns_wake.notify_one();
+    let campaign = tenants_campaign(&state, &key.tenant_id, &id).await?;
+    Ok(Json(campaign_json(&campaign)).into_response())
 }

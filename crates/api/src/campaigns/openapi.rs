@@ -72,6 +72,55 @@ pub struct SendWindow {
     pub to: String,
 }
 
+/// One A/B variant: the content fields it changes over the campaign's, and its own send
+/// time for the test group.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"name": "B", "subject": "Last chance: {{ first_name }}"}))]
+pub struct AbVariant {
+    /// Default A, B, C, ...
+    pub name: Option<String>,
+    pub subject: Option<String>,
+    pub from_name: Option<String>,
+    pub html: Option<String>,
+    pub text: Option<String>,
+    pub template_id: Option<String>,
+    pub template_version: Option<i64>,
+    pub schedule: Option<CampaignSchedule>,
+}
+
+/// An A/B test: a random test group of the audience gets the variants in equal shares;
+/// after the wait the winner (by unique human opens or clicks over delivered, with a
+/// two-proportion z-test at the confidence) goes to the rest. When no variant is
+/// significantly better, `fallback` decides: `leader` (the best rate all the same) or
+/// `first`.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"variants": [{"subject": "December news"}, {"subject": "Your December"}],
+    "test_percent": 20, "metric": "opens", "wait_minutes": 240}))]
+pub struct AbTest {
+    /// 2 to 10.
+    pub variants: Vec<AbVariant>,
+    /// 1 to 100 (default 20).
+    pub test_percent: Option<u32>,
+    /// opens (default) or clicks.
+    pub metric: Option<String>,
+    /// 0 to 10080 (default 240).
+    pub wait_minutes: Option<f64>,
+    /// leader (default) or first.
+    pub fallback: Option<String>,
+    /// 0.8 to 0.999 (default 0.95).
+    pub confidence: Option<f64>,
+}
+
+/// How far an A/B test got.
+#[derive(Serialize, ToSchema)]
+pub struct AbProgress {
+    pub test_recipients: Option<i64>,
+    pub decide_at_ms: Option<i64>,
+    pub winner: Option<i64>,
+    pub winner_reason: Option<String>,
+    pub decided_ms: Option<i64>,
+}
+
 /// A draft, or the fields of one to change (`null` clears schedule, window and rate).
 #[derive(Serialize, ToSchema)]
 pub struct CampaignDraft {
@@ -87,6 +136,8 @@ pub struct CampaignDraft {
     pub rate_per_sec: Option<i64>,
     #[schema(nullable)]
     pub window: Option<SendWindow>,
+    #[schema(nullable)]
+    pub ab: Option<AbTest>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -110,6 +161,8 @@ pub struct Campaign {
     pub schedule: Option<serde_json::Value>,
     pub rate_per_sec: Option<i64>,
     pub window: Option<serde_json::Value>,
+    pub ab: Option<serde_json::Value>,
+    pub ab_progress: Option<AbProgress>,
     pub created_ms: i64,
     pub updated_ms: i64,
     pub started_ms: Option<i64>,
@@ -243,6 +296,47 @@ pub(crate) fn resume_campaign() {}
 #[allow(dead_code)]
 pub(crate) fn cancel_campaign() {}
 
+/// Decides an A/B test now: by its metric (`{}`), or the operator's pick.
+#[derive(Serialize, ToSchema)]
+pub struct WinnerChoice {
+    /// The variant (0-based).
+    pub variant: Option<u32>,
+}
+
+#[utoipa::path(post, path = "/v1/campaigns/{id}/winner", tag = "campaigns",
+    params(("id" = String, Path, description = "A campaign id")),
+    request_body(content = WinnerChoice, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Decided: the rest of the audience gets the winner", body = Campaign),
+        (status = 400, description = "No A/B test, already decided, or not sending (field `ab`, `state` or `variant`)", body = Errors),
+        (status = 404, description = "Not a campaign of this account", body = Errors),
+        ManageFailures,
+    ))]
+#[allow(dead_code)]
+pub(crate) fn decide_campaign_winner() {}
+
+#[derive(Serialize, ToSchema)]
+pub struct VariantReport {
+    pub variant: i64,
+    pub name: String,
+    pub winner: bool,
+    pub totals: HashMap<String, i64>,
+    /// delivery over sent; open, click, unsubscribe over delivered.
+    pub rates: HashMap<String, f64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AbReport {
+    /// opens or clicks.
+    pub metric: String,
+    pub test_percent: u32,
+    pub test_recipients: Option<i64>,
+    pub decide_at_ms: Option<i64>,
+    pub winner: Option<i64>,
+    pub winner_reason: Option<String>,
+    pub decided_ms: Option<i64>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct LinkCount {
     /// The link's number in the message, from 1.
@@ -269,6 +363,10 @@ pub struct CampaignReport {
     pub campaign_id: String,
     pub state: String,
     pub recipients: Option<i64>,
+    /// The A/B test's decision (none without a test).
+    pub ab: Option<AbReport>,
+    /// Each variant's counts and rates.
+    pub variants: Vec<VariantReport>,
     /// sent, delivered, bounced, deferred, expired, complained, unsubscribed, opened,
     /// opened_unique, opened_machine, clicked, clicked_unique, clicked_machine.
     pub totals: HashMap<String, i64>,
@@ -279,8 +377,8 @@ pub struct CampaignReport {
     pub bounces: HashMap<String, i64>,
     /// Counts by mailbox provider (gmail, yahoo, docomo, ..., other).
     pub providers: HashMap<String, HashMap<String, i64>>,
-    /// Sent and delivered by the recipient's time zone (the contact's, else its country's
-    /// usual one, else UTC).
+    /// Every count by the recipient's time zone (the contact's, else its country's usual
+    /// one, else UTC).
     pub zones: HashMap<String, HashMap<String, i64>>,
     pub links: Vec<LinkCount>,
     pub hourly: Vec<HourCount>,

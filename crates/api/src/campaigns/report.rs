@@ -1,7 +1,7 @@
 //! A campaign's report (`GET /v1/campaigns/{id}/report`, and `.../report.csv`): the
 //! counters kept while its events arrive, arranged as totals, rates (unique human opens and
 //! clicks over delivered; machines left out), bounces by category, per mailbox provider,
-//! per link and per hour. Nothing is scanned: one read of the counters.
+//! per link and per hour, per recipient zone and per A/B variant (with the test's decision). Nothing is scanned: one read of the counters.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -49,6 +49,7 @@ pub(crate) fn report_json(campaign: &store::Campaign, counts: &[(String, String,
     let mut zones: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
     let mut links: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
     let mut hours: BTreeMap<i64, BTreeMap<String, i64>> = BTreeMap::new();
+    let mut variants: BTreeMap<i64, BTreeMap<String, i64>> = BTreeMap::new();
     for (metric, dimension, count) in counts {
         match dimension.split_once(':') {
             None => {
@@ -68,6 +69,14 @@ pub(crate) fn report_json(campaign: &store::Campaign, counts: &[(String, String,
                     .entry(zone.to_string())
                     .or_default()
                     .insert(metric.clone(), *count);
+            }
+            Some(("variant", variant)) => {
+                if let Ok(variant) = variant.parse::<i64>() {
+                    variants
+                        .entry(variant)
+                        .or_default()
+                        .insert(metric.clone(), *count);
+                }
             }
             Some(("link", link)) => {
                 if let Ok(link) = link.parse::<i64>() {
@@ -107,8 +116,43 @@ pub(crate) fn report_json(campaign: &store::Campaign, counts: &[(String, String,
         "unsubscribe".into(),
         rate(get("unsubscribed"), get("delivered")),
     );
+    let ab = campaigns::runner::ab_test(campaign).ok().flatten();
+    let variants: Vec<Value> = ab
+        .iter()
+        .flat_map(|test| test.variants.iter().enumerate())
+        .map(|(n, variant)| {
+            let counts = variants.get(&(n as i64)).cloned().unwrap_or_default();
+            let get = |m: &str| counts.get(m).copied().unwrap_or(0);
+            let all: BTreeMap<&str, i64> = TOTALS.iter().map(|m| (*m, get(m))).collect();
+            json!({
+                "variant": n,
+                "name": variant.name,
+                "winner": campaign.ab.winner == Some(n as i64),
+                "totals": all,
+                "rates": {
+                    "delivery": rate(get("delivered"), get("sent")),
+                    "open": rate(get("opened_unique"), get("delivered")),
+                    "click": rate(get("clicked_unique"), get("delivered")),
+                    "unsubscribe": rate(get("unsubscribed"), get("delivered")),
+                },
+            })
+        })
+        .collect();
+    let ab_summary = ab.as_ref().map(|test| {
+        json!({
+            "metric": test.metric.as_str(),
+            "test_percent": test.test_percent,
+            "test_recipients": campaign.ab.test_end,
+            "decide_at_ms": campaign.ab.decide_at_ms,
+            "winner": campaign.ab.winner,
+            "winner_reason": campaign.ab.winner_reason,
+            "decided_ms": campaign.ab.decided_ms,
+        })
+    });
     json!({
         "campaign_id": campaign.id,
+        "ab": ab_summary,
+        "variants": variants,
         "state": campaign.state.as_str(),
         "recipients": campaign.progress.recipients,
         "totals": totals,

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod ab_tests;
 mod admin;
 mod api;
 mod api_content;
