@@ -57,14 +57,16 @@ fn names(map: &Map<String, Value>, field: &str, name: &str) -> Result<Vec<String
     }
 }
 
-/// Who a campaign goes to: lists and segments, minus exclusions (suppressions are always
-/// applied on top).
+/// Who a campaign goes to: lists and segments, narrowed to the filter segments when any,
+/// minus exclusions (suppressions are always applied on top).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Audience {
     pub lists: Vec<String>,
     pub segments: Vec<String>,
     pub exclude_lists: Vec<String>,
     pub exclude_segments: Vec<String>,
+    /// Only contacts also in one of these segments (a list "filtered by" a segment).
+    pub filter_segments: Vec<String>,
 }
 
 impl Audience {
@@ -74,13 +76,20 @@ impl Audience {
         known_only(
             map,
             field,
-            &["lists", "segments", "exclude_lists", "exclude_segments"],
+            &[
+                "lists",
+                "segments",
+                "exclude_lists",
+                "exclude_segments",
+                "filter_segments",
+            ],
         )?;
         let audience = Audience {
             lists: names(map, field, "lists")?,
             segments: names(map, field, "segments")?,
             exclude_lists: names(map, field, "exclude_lists")?,
             exclude_segments: names(map, field, "exclude_segments")?,
+            filter_segments: names(map, field, "filter_segments")?,
         };
         if audience.lists.is_empty() && audience.segments.is_empty() {
             return Err(error(field, "name at least one list or segment"));
@@ -222,6 +231,8 @@ pub enum Body {
         subject: String,
         html: Option<String>,
         text: Option<String>,
+        /// The template language the parts are written in (native unless said).
+        dialect: store::Dialect,
     },
 }
 
@@ -273,6 +284,7 @@ impl Content {
                 "subject",
                 "html",
                 "text",
+                "dialect",
             ],
         )?;
         let from = optional_text(map, field, "from")?
@@ -303,7 +315,8 @@ impl Content {
         let text = optional_text(map, field, "text")?;
         let body = match optional_text(map, field, "template_id")? {
             Some(id) => {
-                if let Some(part) = [("html", &html), ("text", &text)]
+                let dialect = optional_text(map, field, "dialect")?;
+                if let Some(part) = [("html", &html), ("text", &text), ("dialect", &dialect)]
                     .iter()
                     .find(|(_, v)| v.is_some())
                     .map(|(name, _)| *name)
@@ -336,10 +349,17 @@ impl Content {
                         "html or text is required (or name a template_id)",
                     ));
                 }
+                let dialect = match optional_text(map, field, "dialect")? {
+                    None => store::Dialect::Native,
+                    Some(name) => store::Dialect::parse(&name).ok_or_else(|| {
+                        error("content.dialect", "must be native, mailjet or handlebars")
+                    })?,
+                };
                 Body::Inline {
                     subject,
                     html,
                     text,
+                    dialect,
                 }
             }
         };

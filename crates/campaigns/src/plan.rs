@@ -63,6 +63,7 @@ pub async fn resolve<S: AudienceStore>(
         segments: conditions(&audience.segments, "segments")?,
         exclude_lists: list_ids(&audience.exclude_lists, "exclude_lists")?,
         exclude_segments: conditions(&audience.exclude_segments, "exclude_segments")?,
+        filter_segments: conditions(&audience.filter_segments, "filter_segments")?,
 
         ..Default::default()
     };

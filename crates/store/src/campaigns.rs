@@ -137,6 +137,8 @@ pub struct AudiencePlan {
     /// Members of these lists in any state are left out.
     pub exclude_lists: Vec<String>,
     pub exclude_segments: Vec<crate::audience::Condition>,
+    /// When any: only contacts in one of these too.
+    pub filter_segments: Vec<crate::audience::Condition>,
     /// An A/B test's group, in percent of the audience (and at least `test_minimum`):
     /// the audience is fixed in a random order so that its first recipients are a sample.
     pub test_percent: Option<u32>,

@@ -18,6 +18,8 @@ pub enum CompatKind {
     Upload,
     /// A contact's membership of a list (`<list id>/<contact id>`).
     Membership,
+    /// A campaign (Mailjet's campaign draft, and the campaign it becomes once sent).
+    Campaign,
 }
 
 impl CompatKind {
@@ -30,6 +32,7 @@ impl CompatKind {
             CompatKind::Import => "import",
             CompatKind::Upload => "upload",
             CompatKind::Membership => "membership",
+            CompatKind::Campaign => "campaign",
         }
     }
 }

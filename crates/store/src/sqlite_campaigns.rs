@@ -528,6 +528,11 @@ fn audience_query(tenant_id: &str, plan: &AudiencePlan) -> Compiled {
         &plan.exclude_segments,
         &mut params,
     );
+    let within = if plan.filter_segments.is_empty() {
+        "1".to_string()
+    } else {
+        any_of(&[], None, &plan.filter_segments, &mut params)
+    };
     params.push(Param::Text(tenant_id.to_string()));
     // An A/B test's group is the first recipients: a random order makes it a sample.
     let order = if plan.test_percent.is_some() {
@@ -538,7 +543,7 @@ fn audience_query(tenant_id: &str, plan: &AudiencePlan) -> Compiled {
     let sql = format!(
         "INSERT INTO campaign_recipients (campaign_id, seq, contact_id, address) \
          SELECT ?, row_number() OVER (ORDER BY {order}) - 1, c.id, c.address FROM contacts c \
-         WHERE c.tenant_id = ? AND ({wanted}) AND NOT ({unwanted}) \
+         WHERE c.tenant_id = ? AND ({wanted}) AND NOT ({unwanted}) AND ({within}) \
          AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = ? AND s.address = c.address)"
     );
     Compiled { sql, params }

@@ -88,7 +88,7 @@ impl Compiled {
                 let wrapped;
                 let data = match self.dialect {
                     Dialect::Mailjet => {
-                        wrapped = json!({ "var": data });
+                        wrapped = json!({ "var": data, "data": data });
                         &wrapped
                     }
                     _ => data,

@@ -52,7 +52,7 @@ pub fn render(dialect: Dialect, source: &str, data: &Value, part: Part) -> Resul
         // Mailjet's `{{var:name}}` reads the variables under `var`.
         Dialect::Mailjet => native::render(
             &mailjet::from_mailjet(source),
-            &json!({ "var": data }),
+            &json!({ "var": data, "data": data }),
             part,
         ),
         Dialect::Handlebars => {

@@ -10,7 +10,7 @@ use campaigns::documents::{Body, Content};
 use campaigns::expand::{Addressee, Admission, Composed, Prepared, SendError, Sending};
 use serde_json::{Map, Value, json};
 use spool::MessageId;
-use store::{Campaign, Dialect, SendingDomain};
+use store::{Campaign, SendingDomain};
 
 use crate::ApiState;
 use crate::compose;
@@ -222,8 +222,9 @@ impl<S: CampaignsStore> Composer<S> {
                 subject,
                 html,
                 text,
+                dialect,
             } => (
-                Dialect::Native,
+                *dialect,
                 subject.clone(),
                 html.clone(),
                 text.clone(),

@@ -285,19 +285,37 @@ pub(crate) async fn test<S: CampaignsStore>(
         }
     };
     let campaign = tenants_campaign(&state, &key.tenant_id, &id).await?;
+    let sent = send_tests(&state, &campaign, &addresses).await?;
+    let messages: Vec<Value> = sent
+        .iter()
+        .map(|(id, to)| json!({"id": id.to_string(), "to": to}))
+        .collect();
+    Ok(Json(json!({ "messages": messages })).into_response())
+}
+
+/// Sends the campaign's test message (every A/B variant) to each address; the messages'
+/// ids and recipients.
+pub(crate) async fn send_tests<S: CampaignsStore>(
+    state: &Arc<ApiState<S>>,
+    campaign: &Campaign,
+    addresses: &[String],
+) -> Result<Vec<(spool::MessageId, String)>, ApiError> {
     let composer = composer::Composer {
         state: state.clone(),
     };
     let prepared = composer.prepared(&campaign).await.map_err(failed)?;
     state
         .tenancy
-        .admit(&key.tenant_id, addresses.len() * prepared.variants.len())
+        .admit(
+            &campaign.tenant_id,
+            addresses.len() * prepared.variants.len(),
+        )
         .await
         .map_err(ApiError::from)?;
     let store = &state.tenancy.store;
     let mut sent = Vec::new();
-    for address in &addresses {
-        let contact = store.contact(&key.tenant_id, address).await?;
+    for address in addresses {
+        let contact = store.contact(&campaign.tenant_id, address).await?;
         // An A/B campaign's test goes out in every variant, each subject marked with its name.
         for (n, variant) in prepared.variants.iter().enumerate() {
             let data = match &contact {
@@ -333,11 +351,7 @@ pub(crate) async fn test<S: CampaignsStore>(
         }
     }
     prepared.record_accepted(&sent);
-    let messages: Vec<Value> = sent
-        .iter()
-        .map(|(id, to, _)| json!({"id": id.to_string(), "to": to}))
-        .collect();
-    Ok(Json(json!({ "messages": messages })).into_response())
+    Ok(sent.into_iter().map(|(id, to, _)| (id, to)).collect())
 }
 
 /// `POST /v1/campaigns/{id}/send`: checks everything against the tenant, freezes the
@@ -347,7 +361,18 @@ pub(crate) async fn send<S: CampaignsStore>(
     Authorized { key, .. }: Authorized<Manage>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let campaign = tenants_campaign(&state, &key.tenant_id, &id).await?;
+    let campaign = start_send(&state, &key.tenant_id, &id).await?;
+    Ok(Json(campaign_json(&campaign)).into_response())
+}
+
+/// Sends a draft: every document and reference checked, the template versions frozen,
+/// then started now (no schedule, or one already due) or scheduled.
+pub(crate) async fn start_send<S: CampaignsStore>(
+    state: &Arc<ApiState<S>>,
+    tenant_id: &str,
+    id: &str,
+) -> Result<Campaign, ApiError> {
+    let campaign = tenants_campaign(state, tenant_id, id).await?;
     if campaign.state != CampaignState::Draft {
         return Err(invalid(
             "state",
@@ -360,7 +385,7 @@ pub(crate) async fn send<S: CampaignsStore>(
     let store = &state.tenancy.store;
     // Every document and reference checked before anything changes.
     let audience = checked(Audience::read(&document(&campaign.draft.audience)))?;
-    campaigns::plan::resolve(store, &key.tenant_id, &audience)
+    campaigns::plan::resolve(store, tenant_id, &audience)
         .await
         .map_err(failed)?;
     let composer = composer::Composer {
@@ -372,7 +397,7 @@ pub(crate) async fn send<S: CampaignsStore>(
     // (the campaign's and each A/B variant's).
     let mut frozen = campaign.draft.clone();
     let mut content_doc = document(&frozen.content);
-    let mut changed = freeze_version(store, &key.tenant_id, &mut content_doc).await?;
+    let mut changed = freeze_version(store, tenant_id, &mut content_doc).await?;
     let mut ab_doc = frozen.ab_test.as_deref().map(document);
     if let Some(variants) = ab_doc
         .as_mut()
@@ -380,14 +405,14 @@ pub(crate) async fn send<S: CampaignsStore>(
         .and_then(Value::as_array_mut)
     {
         for variant in variants {
-            changed |= freeze_version(store, &key.tenant_id, variant).await?;
+            changed |= freeze_version(store, tenant_id, variant).await?;
         }
     }
     if changed {
         frozen.content = content_doc.to_string();
         frozen.ab_test = ab_doc.map(|d| d.to_string());
         store
-            .update_draft(&key.tenant_id, &campaign.id, &frozen)
+            .update_draft(tenant_id, &campaign.id, &frozen)
             .await
             .map_err(refused)?;
     }
@@ -395,19 +420,18 @@ pub(crate) async fn send<S: CampaignsStore>(
         .starts_at()
         .is_none_or(|at| at <= jiff::Timestamp::now());
     let campaign = if due {
-        let fresh = tenants_campaign(&state, &key.tenant_id, &id).await?;
+        let fresh = tenants_campaign(state, tenant_id, &id).await?;
         campaigns::runner::start(store, &fresh)
             .await
             .map_err(failed)?
     } else {
         store
-            .set_campaign_state(&key.tenant_id, &id, CampaignState::Scheduled)
+            .set_campaign_state(tenant_id, &id, CampaignState::Scheduled)
             .await
             .map_err(refused)?
     };
     state.campaigns_wake.notify_one();
-    let campaign = tenants_campaign(&state, &key.tenant_id, &campaign.id).await?;
-    Ok(Json(campaign_json(&campaign)).into_response())
+    tenants_campaign(state, tenant_id, &campaign.id).await
 }
 
 /// Names the active version in a content document (or variant) that names a template

@@ -7,7 +7,9 @@
 //!   and `contact/managemanycontacts`;
 //! - [`csv`]: `DATA/contactslist/{id}/CSVData/text:plain`, `csvimport`, and the error file;
 //! - [`filters`]: `contactfilter` (Mailjet's segment expressions, translated);
-//! - [`templates`]: `template` and `template/{id}/detailcontent`.
+//! - [`templates`]: `template` and `template/{id}/detailcontent`;
+//! - [`campaigns`]: `campaigndraft` (with `detailcontent`, `test`, `send`, `schedule`) and
+//!   `statcounters` for campaigns.
 //!
 //! Answers have Mailjet's envelope (`{"Count", "Data", "Total"}`) and errors its shape
 //! (`{"ErrorInfo", "ErrorMessage", "StatusCode"}`). Mailjet names objects by integer: lists,
@@ -15,6 +17,7 @@
 //! ([`store::CompatStore`]); contacts use their own. Authentication is Mailjet's Basic
 //! scheme, as for `/v3.1/send`. Another tenant's objects are 404 like unknown ones.
 
+pub mod campaigns;
 pub mod contacts;
 pub mod csv;
 pub mod filters;
@@ -33,12 +36,12 @@ use store::{ApiKey, CompatKind};
 
 use crate::ApiState;
 use crate::auth::Needs;
+use crate::campaigns::CampaignsStore;
 use crate::error::ApiError;
-use crate::stored_templates::TemplatesStore;
 
 /// Everything the Mailjet handlers need.
-pub trait MjStore: TemplatesStore {}
-impl<T: TemplatesStore> MjStore for T {}
+pub trait MjStore: CampaignsStore {}
+impl<T: CampaignsStore> MjStore for T {}
 
 /// An error in Mailjet's shape.
 #[derive(Debug)]
@@ -383,6 +386,35 @@ pub fn routes<S: MjStore>() -> axum::Router<Arc<ApiState<S>>> {
                 .post(templates::set_content::<S>)
                 .put(templates::set_content::<S>),
         )
+        .route(
+            "/v3/REST/campaigndraft",
+            get(campaigns::all::<S>).post(campaigns::add::<S>),
+        )
+        .route(
+            "/v3/REST/campaigndraft/{id}",
+            get(campaigns::get::<S>).put(campaigns::update::<S>),
+        )
+        .route(
+            "/v3/REST/campaigndraft/{id}/detailcontent",
+            get(campaigns::content::<S>)
+                .post(campaigns::post_content::<S>)
+                .put(campaigns::put_content::<S>),
+        )
+        .route(
+            "/v3/REST/campaigndraft/{id}/test",
+            post(campaigns::test::<S>),
+        )
+        .route(
+            "/v3/REST/campaigndraft/{id}/send",
+            post(campaigns::send::<S>),
+        )
+        .route(
+            "/v3/REST/campaigndraft/{id}/schedule",
+            get(campaigns::scheduled::<S>)
+                .post(campaigns::schedule::<S>)
+                .delete(campaigns::unschedule::<S>),
+        )
+        .route("/v3/REST/statcounters", get(campaigns::statcounters::<S>))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod campaign_crash;
 mod campaigns;
 mod clients;
 mod compat_audience;
+mod compat_campaigns;
 mod config_cli;
 mod console;
 mod contacts;
