@@ -18,6 +18,8 @@ pub struct CampaignAudience {
     pub segments: Option<Vec<String>>,
     pub exclude_lists: Option<Vec<String>>,
     pub exclude_segments: Option<Vec<String>>,
+    /// Narrows the audience to the contacts also in every one of these segments.
+    pub filter_segments: Option<Vec<String>>,
 }
 
 /// The sender and the body: a stored template (its active version when sent, unless one is
@@ -39,6 +41,9 @@ pub struct CampaignContent {
     pub subject: Option<String>,
     pub html: Option<String>,
     pub text: Option<String>,
+    /// The template language of the inline subject and bodies: `native` (default),
+    /// `mailjet` or `handlebars`.
+    pub dialect: Option<String>,
 }
 
 /// A local date and time in each recipient's zone (the contact's, else its country's
