@@ -11,7 +11,8 @@
 //! - `POST` of that form: the lists checked stay (or become again) subscribed, the others
 //!   are left; "leave all" leaves every list.
 //!
-//! Every change is an `unsubscribed` event (with the lists in its detail); the consent
+//! Every change is an `unsubscribed` event (with the lists and the message's campaign in
+//! its detail); the consent
 //! record of a re-subscription says `preferences`.
 
 use std::collections::HashSet;
@@ -333,7 +334,13 @@ pub(crate) async fn save<S: AudienceStore + ControlStore + EventStore + 'static>
         }
     }
     if !leave.is_empty() {
-        let mut detail = Map::new();
+        // The campaign the message came from counts the unsubscribe in its report.
+        let mut detail = events::inbound::campaign_detail(store, tenant, &found.named.message_id)
+            .await
+            .unwrap_or_else(|err| {
+                tracing::warn!(error = %err, "the unsubscribe's campaign is unknown");
+                Map::new()
+            });
         detail.insert("lists".into(), Value::from(leave.clone()));
         detail.insert(
             "via".into(),

@@ -18,6 +18,45 @@ struct Sent {
     recipients: Vec<String>,
     custom_id: Option<String>,
     tags: Option<String>,
+    /// The campaign the message belongs to (its id, variant, zone, test mark), carried on
+    /// so that bounces, complaints and unsubscribes count in the campaign's report.
+    campaign: Map<String, Value>,
+}
+
+/// The keys of a message's attributes that attribute its later events to a campaign.
+const CAMPAIGN_KEYS: [&str; 4] = ["campaign_id", "variant", "zone", "campaign_test"];
+
+/// The campaign attribution in an `accepted` event's detail (empty when none).
+fn campaign_of(detail: Option<&str>) -> Map<String, Value> {
+    let Some(Ok(Value::Object(detail))) = detail
+        .filter(|d| d.contains("\"campaign_id\""))
+        .map(serde_json::from_str::<Value>)
+    else {
+        return Map::new();
+    };
+    detail
+        .into_iter()
+        .filter(|(k, _)| CAMPAIGN_KEYS.contains(&k.as_str()))
+        .collect()
+}
+
+/// The campaign a tenant's message belongs to, from its `accepted` events, as detail
+/// fields to add to a later event about it (empty when it is no campaign's).
+pub async fn campaign_detail<S: EventStore>(
+    store: &S,
+    tenant_id: &str,
+    message_id: &str,
+) -> Result<Map<String, Value>, StoreError> {
+    let filter = EventFilter {
+        message_id: Some(message_id.to_string()),
+        kinds: vec![EventKind::Accepted],
+        limit: 1,
+        ..EventFilter::default()
+    };
+    let accepted = store.events(tenant_id, &filter).await?;
+    Ok(campaign_of(
+        accepted.first().and_then(|e| e.event.detail.as_deref()),
+    ))
 }
 
 async fn sent<S: ControlStore + EventStore>(
@@ -42,6 +81,7 @@ async fn sent<S: ControlStore + EventStore>(
         custom_id: first.event.custom_id.clone(),
         tags: first.event.tags.clone(),
         recipients: accepted.iter().map(|e| e.event.recipient.clone()).collect(),
+        campaign: campaign_of(first.event.detail.as_deref()),
         tenant_id,
     }))
 }
@@ -51,8 +91,11 @@ fn event(
     message_id: &str,
     recipient: &str,
     kind: EventKind,
-    detail: Value,
+    mut detail: Value,
 ) -> NewEvent {
+    if let Value::Object(map) = &mut detail {
+        map.extend(sent.campaign.clone());
+    }
     NewEvent {
         tenant_id: sent.tenant_id.clone(),
         time_ms: crate::convert::now_ms(),

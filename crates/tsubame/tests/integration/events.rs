@@ -14,16 +14,16 @@ use crate::harness::{TestServer, python_json};
 
 /// A webhook receiver (Python http.server), answering 503 while its control file says
 /// "down".
-struct Receiver {
+pub(crate) struct Receiver {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     record: std::path::PathBuf,
     control: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Receiver {
-    fn start(down: bool) -> Receiver {
+    pub(crate) fn start(down: bool) -> Receiver {
         Receiver::start_in(if down { "down" } else { "up" })
     }
 
@@ -65,7 +65,7 @@ impl Receiver {
         std::fs::write(&self.control, mode).expect("control");
     }
 
-    fn verified(&self, secret: &str) -> Value {
+    pub(crate) fn verified(&self, secret: &str) -> Value {
         if !self.record.exists() {
             return json!({"deliveries": 0, "accepted": 0, "bad_signatures": 0, "events": []});
         }

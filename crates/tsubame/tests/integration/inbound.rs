@@ -174,6 +174,94 @@ fn bounces_and_complaints_to_the_return_path_become_events_and_suppressions() {
     sink.stop();
 }
 
+/// Reports about a campaign's messages (a late DSN, a complaint, a List-Unsubscribe mail)
+/// carry the campaign's id, so they count in its report.
+#[test]
+fn late_bounces_complaints_and_unsubscribes_count_in_the_campaigns_report() {
+    use crate::campaigns::{list_of, ok, sent_campaign, wait_state};
+    let capture = tempfile::tempdir().expect("tempdir");
+    let (sink, server) =
+        relaying_to_sink_with(capture.path(), "relay_networks = [\"127.0.0.2/32\"]");
+    server.cli(&["tenant", "add", "acme"]);
+    add_domain(&server, "acme", "acme.test");
+    let key = server.cli(&["key", "add", "--tenant", "acme", "--scopes", "all"]);
+    let key = key.trim();
+    let people: Vec<String> = ["ann", "bob", "cy"]
+        .iter()
+        .map(|n| format!("{n}@x.test"))
+        .collect();
+    list_of(&server, key, "News", &people);
+    let id = sent_campaign(
+        &server,
+        key,
+        serde_json::json!({
+            "name": "News",
+            "audience": {"lists": ["News"]},
+            "content": {"from": "news@acme.test", "subject": "News", "text": "Hello."},
+        }),
+    );
+    wait_state(&server, key, &id, "sent");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while delivered(capture.path()) < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let verp = |who: &str| return_path_to(capture.path(), who);
+    assert_eq!(
+        report(&server, &verp("ann@x.test"), "dsn", "ann@x.test")["code"],
+        250
+    );
+    assert_eq!(
+        report(&server, &verp("bob@x.test"), "arf", "bob@x.test")["code"],
+        250
+    );
+    let unsubscribe = header_of(capture.path(), "cy@x.test", "List-Unsubscribe: <mailto:");
+    let unsubscribe = unsubscribe.trim_end_matches('>');
+    assert_eq!(
+        report(&server, unsubscribe, "unsubscribe", "cy@x.test")["code"],
+        250
+    );
+    for kind in ["bounced", "complained", "unsubscribed"] {
+        let found = events(&server, key, &format!("type={kind}"));
+        assert_eq!(found.len(), 1, "{kind}: {found:?}");
+        assert_eq!(found[0]["detail"]["campaign_id"], id.as_str(), "{found:?}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let report = ok(
+            crate::campaigns::call(
+                &server,
+                "GET",
+                &format!("/v1/campaigns/{id}/report"),
+                key,
+                Value::Null,
+            ),
+            200,
+        );
+        let totals = &report["totals"];
+        let counts = [
+            &totals["delivered"],
+            &totals["bounced"],
+            &totals["complained"],
+            &totals["unsubscribed"],
+        ];
+        if counts
+            == [
+                &Value::from(3),
+                &Value::from(1),
+                &Value::from(1),
+                &Value::from(1),
+            ]
+        {
+            assert_eq!(report["bounces"]["invalid_recipient"], 1, "{report}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{report}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(server);
+    sink.stop();
+}
+
 /// RFC 8058: a message to one recipient carries a signed one-click link (and the POST
 /// header, both covered by the DKIM signature); the provider's POST unsubscribes that
 /// recipient at once; a GET only shows a button; an altered link does nothing.

@@ -3,7 +3,8 @@
 //! one-click POST (as a mailbox provider's button sends it, through Python's urllib) leaves
 //! that list only and suppresses nothing; the preference page is in the contact's language,
 //! shows each list with its state, and its form re-joins or leaves lists; a forged link is
-//! a 404.
+//! a 404. Each unsubscribe counts in the campaign's report and reaches the tenant's webhook
+//! with the campaign's id.
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::api::{add_domain, relaying_to_sink_with_config};
 use crate::campaigns::{call, captured, list_of, ok, sent_campaign, wait_state};
+use crate::events::Receiver;
 use crate::harness::{TestServer, python_json};
 
 fn form(server: &TestServer, path: &str, body: &str) -> Value {
@@ -58,7 +60,8 @@ fn one_click_leaves_the_campaigns_list_and_the_page_manages_the_rest() {
     let capture = tempfile::tempdir().expect("tempdir");
     let (_sink, server) = relaying_to_sink_with_config(
         capture.path(),
-        "[http]\npublic_url = \"https://mail.platform.test\"\n",
+        "[http]\npublic_url = \"https://mail.platform.test\"\n\
+         [webhooks]\nallow_networks = [\"127.0.0.0/8\"]\nbackoff_max = \"1s\"\n",
     );
     server.cli(&["tenant", "add", "acme"]);
     add_domain(&server, "acme", "acme.test");
@@ -77,6 +80,18 @@ fn one_click_leaves_the_campaigns_list_and_the_page_manages_the_rest() {
         ),
         200,
     );
+    let receiver = Receiver::start(false);
+    let hook = ok(
+        call(
+            &server,
+            "POST",
+            "/v1/webhooks",
+            key,
+            json!({"url": format!("http://127.0.0.1:{}/hook", receiver.port)}),
+        ),
+        201,
+    );
+    let secret = hook["secret"].as_str().expect("secret").to_string();
     let both = ["ann@x.test".to_string(), "bob@x.test".to_string()];
     let news = list_of(&server, key, "News", &both);
     let offers = list_of(&server, key, "Offers", &both);
@@ -232,11 +247,47 @@ fn one_click_leaves_the_campaigns_list_and_the_page_manages_the_rest() {
         let events = page["events"].as_array().expect("events").clone();
         if events.len() == 2 {
             assert_eq!(events[0]["detail"]["lists"], json!([news]));
+            for event in &events {
+                assert_eq!(event["detail"]["campaign_id"], id.as_str(), "{event}");
+            }
             assert_eq!(events[0]["detail"]["via"], "one-click");
             assert_eq!(events[1]["detail"]["via"], "preferences");
             break;
         }
         assert!(Instant::now() < deadline, "{events:?}");
         std::thread::sleep(Duration::from_millis(100));
+    }
+    // The campaign's report counts both, and the webhook got them with its id.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let report = ok(
+            call(
+                &server,
+                "GET",
+                &format!("/v1/campaigns/{id}/report"),
+                key,
+                Value::Null,
+            ),
+            200,
+        );
+        let got = receiver.verified(&secret);
+        assert_eq!(got["bad_signatures"], 0, "{got}");
+        let hooked: Vec<&Value> = got["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter(|e| e["type"] == "unsubscribed")
+            .collect();
+        if report["totals"]["unsubscribed"] == 2 && hooked.len() == 2 {
+            for event in hooked {
+                assert_eq!(event["detail"]["campaign_id"], id.as_str(), "{event}");
+            }
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "report {report}, webhook {hooked:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -2,7 +2,9 @@
 //! Python's email parser, has its links through `track.<domain>` and an open pixel; fetching
 //! them (Python's http.client) answers a GIF and a redirect to the original URL, records
 //! `opened`/`clicked` with the campaign id, the user agent and a truncated address, marks
-//! scanners and prefetches as `machine`; a forged or altered token is a 404.
+//! scanners and prefetches as `machine`; a forged or altered token is a 404. The tenant's
+//! webhook (a Python receiver checking the signatures) gets the opened and clicked events
+//! with the campaign's id.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -11,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::api::{add_domain, relaying_to_sink_with_config};
 use crate::campaigns::{call, list_of, ok, sent_campaign, wait_state};
+use crate::events::Receiver;
 use crate::harness::python_json;
 
 const PERSON: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
@@ -65,7 +68,8 @@ fn opens_and_clicks_are_recorded_and_forged_links_refused() {
     let capture = tempfile::tempdir().expect("tempdir");
     let (_sink, server) = relaying_to_sink_with_config(
         capture.path(),
-        "[http]\npublic_url = \"https://mail.platform.test\"\n",
+        "[http]\npublic_url = \"https://mail.platform.test\"\n\
+         [webhooks]\nallow_networks = [\"127.0.0.0/8\"]\nbackoff_max = \"1s\"\n",
     );
     server.cli(&["tenant", "add", "acme"]);
     add_domain(&server, "acme", "acme.test");
@@ -77,6 +81,18 @@ fn opens_and_clicks_are_recorded_and_forged_links_refused() {
     let key = server.cli(&["key", "add", "--tenant", "acme", "--scopes", "all"]);
     let key = key.trim();
     list_of(&server, key, "News", &["ann@x.test".to_string()]);
+    let receiver = Receiver::start(false);
+    let hook = ok(
+        call(
+            &server,
+            "POST",
+            "/v1/webhooks",
+            key,
+            json!({"url": format!("http://127.0.0.1:{}/hook", receiver.port)}),
+        ),
+        201,
+    );
+    let secret = hook["secret"].as_str().expect("secret").to_string();
     let id = send(&server, key, "Tracked");
     let eml = captured_with(capture.path(), "Tracked");
     let html = python_json("tracking_links.py", &[eml.to_str().expect("utf8")]);
@@ -169,6 +185,28 @@ fn opens_and_clicks_are_recorded_and_forged_links_refused() {
             event["detail"]["ip"], "127.0.0.0",
             "the address is truncated"
         );
+    }
+    // The webhook got the same events, signed, with the campaign's id.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let hooked = loop {
+        let got = receiver.verified(&secret);
+        assert_eq!(got["bad_signatures"], 0, "{got}");
+        let engaged: Vec<Value> = got["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter(|e| e["type"] == "opened" || e["type"] == "clicked")
+            .cloned()
+            .collect();
+        if engaged.len() >= 3 || Instant::now() > deadline {
+            break engaged;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let kinds: Vec<&str> = hooked.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(kinds, ["clicked", "opened", "clicked"], "{hooked:?}");
+    for event in &hooked {
+        assert_eq!(event["detail"]["campaign_id"], id.as_str(), "{event}");
     }
     let scan = &events[0];
     assert_eq!(
