@@ -248,6 +248,12 @@ pub trait CampaignStore: Send + Sync {
         id: &str,
         plan: &AudiencePlan,
     ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+    /// How many contacts an audience counts now (what `fix_audience` would fix).
+    fn audience_count(
+        &self,
+        tenant_id: &str,
+        plan: &AudiencePlan,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
     /// Campaigns in `state`, every tenant's (for the sender's loop).
     fn campaigns_in_state(
         &self,

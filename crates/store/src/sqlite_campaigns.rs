@@ -269,6 +269,19 @@ impl CampaignStore for SqliteStore {
         Ok(inserted)
     }
 
+    async fn audience_count(
+        &self,
+        tenant_id: &str,
+        plan: &AudiencePlan,
+    ) -> Result<i64, StoreError> {
+        let condition = audience_condition(tenant_id, plan);
+        let args = condition.arguments(&[])?;
+        let sql = format!("SELECT count(*) FROM contacts c WHERE {}", condition.sql);
+        Ok(sqlx::query_scalar_with(sqlx::AssertSqlSafe(sql), args)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     async fn campaigns_in_state(&self, state: CampaignState) -> Result<Vec<Campaign>, StoreError> {
         sqlx::query("SELECT * FROM campaigns WHERE state = ? ORDER BY created_ms, id")
             .bind(state.as_str())
@@ -492,14 +505,18 @@ fn ids_of(bytes: &[u8]) -> Vec<u128> {
 /// The INSERT that fixes an audience: contacts on the lists (subscribed) or in the segments,
 /// less those on an exclusion list or in an exclusion segment, less suppressed addresses,
 /// numbered by contact id (randomly for an A/B test). The first parameter is the campaign id.
-fn audience_query(tenant_id: &str, plan: &AudiencePlan) -> Compiled {
+/// The audience's contacts `c` as a condition: wanted (on a list, subscribed, or in a
+/// segment), not unwanted, within every filter segment, not suppressed. Its first
+/// parameter is the tenant.
+fn audience_condition(tenant_id: &str, plan: &AudiencePlan) -> Compiled {
     let mut params = vec![Param::Text(tenant_id.to_string())];
-    // "On these lists (in this state) or in these segments", as one OR of conditions over
-    // `contacts c`; "0" when there is none.
-    let any_of = |lists: &[String],
-                  status: Option<&str>,
-                  segments: &[crate::audience::Condition],
-                  params: &mut Vec<Param>| {
+    // Conditions over `contacts c` joined by `joiner`; `empty` when there is none.
+    let all = |lists: &[String],
+               status: Option<&str>,
+               segments: &[crate::audience::Condition],
+               joiner: &str,
+               empty: &str,
+               params: &mut Vec<Param>| {
         let mut parts = Vec::new();
         if !lists.is_empty() {
             let marks = vec!["?"; lists.len()].join(", ");
@@ -516,24 +533,43 @@ fn audience_query(tenant_id: &str, plan: &AudiencePlan) -> Compiled {
             parts.push(format!("({})", compiled.sql));
         }
         if parts.is_empty() {
-            "0".to_string()
+            empty.to_string()
         } else {
-            parts.join(" OR ")
+            parts.join(joiner)
         }
     };
-    let wanted = any_of(&plan.lists, Some("subscribed"), &plan.segments, &mut params);
-    let unwanted = any_of(
+    // "On these lists (subscribed) or in these segments", less any exclusion, narrowed to
+    // the contacts in every filter segment.
+    let wanted = all(
+        &plan.lists,
+        Some("subscribed"),
+        &plan.segments,
+        " OR ",
+        "0",
+        &mut params,
+    );
+    let unwanted = all(
         &plan.exclude_lists,
         None,
         &plan.exclude_segments,
+        " OR ",
+        "0",
         &mut params,
     );
-    let within = if plan.filter_segments.is_empty() {
-        "1".to_string()
-    } else {
-        any_of(&[], None, &plan.filter_segments, &mut params)
-    };
+    let within = all(&[], None, &plan.filter_segments, " AND ", "1", &mut params);
     params.push(Param::Text(tenant_id.to_string()));
+    let sql = format!(
+        "c.tenant_id = ? AND ({wanted}) AND NOT ({unwanted}) AND ({within}) \
+         AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = ? AND s.address = c.address)"
+    );
+    Compiled { sql, params }
+}
+
+fn audience_query(tenant_id: &str, plan: &AudiencePlan) -> Compiled {
+    let Compiled {
+        sql: condition,
+        params,
+    } = audience_condition(tenant_id, plan);
     // An A/B test's group is the first recipients: a random order makes it a sample.
     let order = if plan.test_percent.is_some() {
         "random()"
@@ -543,8 +579,7 @@ fn audience_query(tenant_id: &str, plan: &AudiencePlan) -> Compiled {
     let sql = format!(
         "INSERT INTO campaign_recipients (campaign_id, seq, contact_id, address) \
          SELECT ?, row_number() OVER (ORDER BY {order}) - 1, c.id, c.address FROM contacts c \
-         WHERE c.tenant_id = ? AND ({wanted}) AND NOT ({unwanted}) AND ({within}) \
-         AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = ? AND s.address = c.address)"
+         WHERE {condition}"
     );
     Compiled { sql, params }
 }

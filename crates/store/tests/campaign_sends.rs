@@ -92,6 +92,33 @@ async fn the_audience_is_fixed_once_and_spooled_batch_by_batch() {
         )
         .await
         .unwrap();
+    // The live count says what fixing would fix; filter segments narrow it to the
+    // contacts in every one of them.
+    assert_eq!(store.audience_count(&a, &plan).await.unwrap(), 6);
+    let address_in = |addresses: &[&str]| {
+        Condition::Or(
+            addresses
+                .iter()
+                .map(|a| Condition::Compare {
+                    field: Field::Address,
+                    op: Op::Eq,
+                    value: Operand::Text((*a).into()),
+                })
+                .collect(),
+        )
+    };
+    let narrowed = AudiencePlan {
+        filter_segments: vec![
+            address_in(&["p0@x.test", "p3@x.test", "p5@x.test"]),
+            address_in(&["p3@x.test", "p5@x.test", "p6@x.test"]),
+        ],
+        ..plan.clone()
+    };
+    assert_eq!(
+        store.audience_count(&a, &narrowed).await.unwrap(),
+        2,
+        "p3 and p5 are in both filter segments"
+    );
     assert!(matches!(
         store.fix_audience(&b, &campaign.id, &plan).await,
         Err(StoreError::NotFound(_))
