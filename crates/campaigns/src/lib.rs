@@ -3,9 +3,11 @@
 //! in each recipient's time zone", and [`zones`], the zone a recipient is taken to live in
 //! when the contact has none, and [`window`], the days and hours a campaign may send in
 //! the recipient's zone; [`documents`] reads and checks a campaign's audience, schedule and
-//! window as the API takes them; [`ab`] and [`winner`] run A/B tests.
+//! window as the API takes them; [`ab`] and [`winner`] run A/B tests; [`desk`] is how the
+//! console reaches the API's campaign calls.
 
 pub mod ab;
+pub mod desk;
 pub mod documents;
 pub mod expand;
 pub mod local_time;

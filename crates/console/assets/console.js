@@ -4,6 +4,7 @@
 // - confirmations: forms with [data-confirm] ask first
 // - refresh in place: [data-refresh=N] re-fetches this page every N seconds and swaps
 //   the element with the same position, without reloading
+// - live counts and previews in the segment, template and campaign editors
 (function () {
   "use strict";
   function localTimes(root) {
@@ -157,6 +158,41 @@
       }, 300);
     });
   }
+  // The campaign wizard: the audience's count follows the checkboxes.
+  function audienceCounts() {
+    var form = document.getElementById("campaign-form");
+    var result = document.getElementById("audience-result");
+    if (!form || !result) return;
+    var names = ["list", "segment", "exclude_list", "exclude_segment"];
+    var asked = 0;
+    form.addEventListener("change", function (event) {
+      if (names.indexOf(event.target.name) < 0) return;
+      var ticket = ++asked;
+      var query = new URLSearchParams();
+      form.querySelectorAll("input[type=checkbox]:checked").forEach(function (box) {
+        if (names.indexOf(box.name) >= 0) query.append(box.name, box.value);
+      });
+      fetch(form.getAttribute("data-audience-count") + "?" + query.toString(), { credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (answer) {
+          if (!answer || ticket !== asked) return;
+          var p = document.createElement("p");
+          if (answer.error) {
+            p.className = "error";
+            p.id = "audience-error";
+            p.textContent = answer.error;
+          } else {
+            var strong = document.createElement("strong");
+            strong.id = "audience-count";
+            strong.textContent = answer.count.toLocaleString();
+            p.appendChild(strong);
+            p.appendChild(document.createTextNode(" " + (result.getAttribute("data-contacts") || "")));
+          }
+          result.replaceChildren(p);
+        })
+        .catch(function () {});
+    });
+  }
   document.addEventListener("DOMContentLoaded", function () {
     localTimes(document);
     copyButtons(document);
@@ -164,5 +200,6 @@
     refreshers();
     segmentCounts();
     templatePreview();
+    audienceCounts();
   });
 })();

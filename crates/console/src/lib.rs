@@ -1,7 +1,8 @@
 //! The web console of `tsubame serve`: server-rendered pages for a tenant's people
-//! (dashboard, activity, sending domains, API keys, suppressions, webhooks, account, audit
-//! log) and for the platform's operators (overview, queues, message lookup, tenants,
-//! shaping), on the same HTTP listener as the API.
+//! (dashboard, activity, sending domains, API keys, suppressions, webhooks, contacts,
+//! segments, templates, campaigns, account, audit log) and for the platform's operators
+//! (overview, queues, message lookup, tenants, shaping), on the same HTTP listener as the
+//! API.
 //!
 //! Pages are HTML rendered by minijinja from templates embedded in the binary, with one
 //! hand-written stylesheet and one small script (progressive enhancement: copy buttons,
@@ -28,7 +29,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{get, post};
 use store::{
-    AudienceStore, CompatStore, ConsoleStore, ControlStore, EventStore, ImportStore, TemplateStore,
+    AudienceStore, CampaignStore, CompatStore, ConsoleStore, ControlStore, EventStore, ImportStore,
+    TemplateStore,
 };
 use tenancy::Tenancy;
 
@@ -80,6 +82,8 @@ pub struct ConsoleState<S> {
     /// Where contact imports are kept, and the runner to wake when one is added.
     pub contact_imports: imports::ImportsConfig,
     pub contact_imports_wake: Arc<tokio::sync::Notify>,
+    /// The API's campaign calls, handed over by the binary once the API is built.
+    pub campaigns: std::sync::OnceLock<Arc<dyn campaigns::desk::CampaignDesk>>,
 }
 
 impl<S> ConsoleState<S> {
@@ -97,6 +101,7 @@ pub trait Store:
     + ImportStore
     + TemplateStore
     + CompatStore
+    + CampaignStore
     + Clone
     + 'static
 {
@@ -109,6 +114,7 @@ impl<T> Store for T where
         + ImportStore
         + TemplateStore
         + CompatStore
+        + CampaignStore
         + Clone
         + 'static
 {
@@ -139,6 +145,7 @@ impl<S: Store> ConsoleState<S> {
             rates,
             contact_imports: contact_imports.0,
             contact_imports_wake: contact_imports.1,
+            campaigns: std::sync::OnceLock::new(),
         })
     }
 }
@@ -246,6 +253,24 @@ pub fn router<S: Store>(state: Arc<ConsoleState<S>>) -> Router {
             "/templates/{id}/preview.html",
             get(pages::templates::version_html::<S>).post(pages::templates::preview_html::<S>),
         )
+        .route(
+            "/campaigns",
+            get(pages::campaigns::page::<S>).post(pages::campaigns::add::<S>),
+        )
+        .route("/campaigns/count", get(pages::campaigns::count::<S>))
+        .route(
+            "/campaigns/{id}",
+            get(pages::campaigns::detail::<S>).post(pages::campaigns::save::<S>),
+        )
+        .route(
+            "/campaigns/{id}/preview.html",
+            get(pages::campaigns::preview_html::<S>),
+        )
+        .route(
+            "/campaigns/{id}/report.csv",
+            get(pages::campaigns::report_csv::<S>),
+        )
+        .route("/campaigns/{id}/{action}", post(pages::campaigns::act::<S>))
         .route(
             "/contacts/imports",
             get(pages::contact_imports::page::<S>)

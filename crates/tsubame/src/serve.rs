@@ -198,6 +198,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         None => Arc::new(SpoolQueue(spool.clone())),
     };
     let _ = api_state.queue.set(queue);
+    let _ = console_state
+        .campaigns
+        .set(Arc::new(api::campaigns::desk::Desk {
+            state: api_state.clone(),
+        }));
     let _ = api_state.tracking.set(tracking::token::TrackingKey::new(
         &data.ensure_bounce_key()?,
     ));

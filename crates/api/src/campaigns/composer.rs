@@ -333,6 +333,28 @@ impl<S: CampaignsStore> Sending for Composer<S> {
 }
 
 impl<S: CampaignsStore> PreparedCampaign<S> {
+    /// Variant `n`'s sender, subject and bodies rendered with `data`, untracked (for a
+    /// preview); the part that fails is named.
+    pub(crate) fn rendered(
+        &self,
+        n: usize,
+        data: &Value,
+    ) -> Result<(String, templates::Rendered), String> {
+        let variant = self
+            .variants
+            .get(n)
+            .ok_or_else(|| format!("the campaign has no variant {n}"))?;
+        let from = match &variant.from.name {
+            Some(name) => format!("{name} <{}>", variant.from.email),
+            None => variant.from.email.clone(),
+        };
+        let rendered = variant
+            .parts
+            .render(data)
+            .map_err(|err| format!("{}: {}", err.part, err.message))?;
+        Ok((from, rendered))
+    }
+
     /// The message for `address`, personalised with `data`; a test's subject is marked
     /// and its events say `campaign_test` (reports leave them out).
     pub(crate) fn message_for(&self, to: &Recipient<'_>) -> Result<Composed, String> {

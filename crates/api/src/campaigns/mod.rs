@@ -9,6 +9,7 @@
 //! lists, segments, templates and sending domains, and freezes the template's version.
 
 pub mod composer;
+pub mod desk;
 pub(crate) mod openapi;
 pub(crate) mod report;
 
@@ -203,6 +204,16 @@ pub(crate) async fn add<S: CampaignsStore>(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let map = object_body(&body, FIELDS)?;
+    let made = add_draft(&state, &key.tenant_id, &map).await?;
+    Ok((StatusCode::CREATED, Json(campaign_json(&made))).into_response())
+}
+
+/// A new draft from a request's fields.
+pub(crate) async fn add_draft<S: CampaignsStore>(
+    state: &ApiState<S>,
+    tenant_id: &str,
+    map: &Map<String, Value>,
+) -> Result<Campaign, ApiError> {
     if !map.contains_key("name") {
         return Err(invalid("name", "is required"));
     }
@@ -211,14 +222,13 @@ pub(crate) async fn add<S: CampaignsStore>(
         content: "{}".into(),
         ..Default::default()
     };
-    let draft = draft_from(&map, base)?;
-    let made = state
+    let draft = draft_from(map, base)?;
+    state
         .tenancy
         .store
-        .add_campaign(&key.tenant_id, &draft)
+        .add_campaign(tenant_id, &draft)
         .await
-        .map_err(refused)?;
-    Ok((StatusCode::CREATED, Json(campaign_json(&made))).into_response())
+        .map_err(refused)
 }
 
 /// `GET /v1/campaigns/{id}`
@@ -239,18 +249,28 @@ pub(crate) async fn update<S: CampaignsStore>(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let map = object_body(&body, FIELDS)?;
-    let campaign = tenants_campaign(&state, &key.tenant_id, &id).await?;
-    let draft = draft_from(&map, campaign.draft)?;
+    let campaign = change_draft(&state, &key.tenant_id, &id, &map).await?;
+    Ok(Json(campaign_json(&campaign)).into_response())
+}
+
+/// Changes a draft with a request's fields.
+pub(crate) async fn change_draft<S: CampaignsStore>(
+    state: &ApiState<S>,
+    tenant_id: &str,
+    id: &str,
+    map: &Map<String, Value>,
+) -> Result<Campaign, ApiError> {
+    let campaign = tenants_campaign(state, tenant_id, id).await?;
+    let draft = draft_from(map, campaign.draft)?;
     let store = &state.tenancy.store;
     if !store
-        .update_draft(&key.tenant_id, &id, &draft)
+        .update_draft(tenant_id, id, &draft)
         .await
         .map_err(refused)?
     {
         return Err(not_found());
     }
-    let campaign = tenants_campaign(&state, &key.tenant_id, &id).await?;
-    Ok(Json(campaign_json(&campaign)).into_response())
+    tenants_campaign(state, tenant_id, id).await
 }
 
 /// `POST /v1/campaigns/{id}/test`: `{"to": [addresses]}`: the campaign's message to each,
@@ -264,7 +284,19 @@ pub(crate) async fn test<S: CampaignsStore>(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let map = object_body(&body, &["to"])?;
-    let addresses: Vec<String> = match map.get("to") {
+    let addresses = test_addresses(map.get("to"))?;
+    let campaign = tenants_campaign(&state, &key.tenant_id, &id).await?;
+    let sent = send_tests(&state, &campaign, &addresses).await?;
+    let messages: Vec<Value> = sent
+        .iter()
+        .map(|(id, to)| json!({"id": id.to_string(), "to": to}))
+        .collect();
+    Ok(Json(json!({ "messages": messages })).into_response())
+}
+
+/// The addresses a test send goes to (`to`: 1 to 10 of them), lower-cased.
+pub(crate) fn test_addresses(to: Option<&Value>) -> Result<Vec<String>, ApiError> {
+    Ok(match to {
         Some(Value::Array(items)) if !items.is_empty() && items.len() <= TEST_RECIPIENTS_MAX => {
             items
                 .iter()
@@ -283,14 +315,7 @@ pub(crate) async fn test<S: CampaignsStore>(
                 format!("must be 1 to {TEST_RECIPIENTS_MAX} addresses"),
             ));
         }
-    };
-    let campaign = tenants_campaign(&state, &key.tenant_id, &id).await?;
-    let sent = send_tests(&state, &campaign, &addresses).await?;
-    let messages: Vec<Value> = sent
-        .iter()
-        .map(|(id, to)| json!({"id": id.to_string(), "to": to}))
-        .collect();
-    Ok(Json(json!({ "messages": messages })).into_response())
+    })
 }
 
 /// Sends the campaign's test message (every A/B variant) to each address; the messages'
@@ -464,6 +489,18 @@ async fn move_to<S: CampaignsStore>(
     id: &str,
     next: CampaignState,
 ) -> Result<Response, ApiError> {
+    let campaign = moved(state, tenant_id, id, next).await?;
+    Ok(Json(campaign_json(&campaign)).into_response())
+}
+
+/// Moves a campaign to `next` (pause, resume, back to draft, cancel); a cancelled
+/// campaign's queued messages are withdrawn.
+pub(crate) async fn moved<S: CampaignsStore>(
+    state: &Arc<ApiState<S>>,
+    tenant_id: &str,
+    id: &str,
+    next: CampaignState,
+) -> Result<Campaign, ApiError> {
     tenants_campaign(state, tenant_id, id).await?;
     state
         .tenancy
@@ -472,8 +509,14 @@ async fn move_to<S: CampaignsStore>(
         .await
         .map_err(refused)?;
     state.campaigns_wake.notify_one();
-    let campaign = tenants_campaign(state, tenant_id, id).await?;
-    Ok(Json(campaign_json(&campaign)).into_response())
+    if next == CampaignState::Cancelled
+        && let Some(queue) = state.queue.get()
+    {
+        campaigns::expand::withdraw_campaign(&state.tenancy.store, &**queue, id)
+            .await
+            .map_err(failed)?;
+    }
+    tenants_campaign(state, tenant_id, id).await
 }
 
 /// `POST /v1/campaigns/{id}/unschedule`: a scheduled campaign back to draft.
@@ -511,13 +554,7 @@ pub(crate) async fn cancel<S: CampaignsStore>(
     Authorized { key, .. }: Authorized<Manage>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let answer = move_to(&state, &key.tenant_id, &id, CampaignState::Cancelled).await?;
-    if let Some(queue) = state.queue.get() {
-        campaigns::expand::withdraw_campaign(&state.tenancy.store, &**queue, &id)
-            .await
-            .map_err(failed)?;
-    }
-    Ok(answer)
+    move_to(&state, &key.tenant_id, &id, CampaignState::Cancelled).await
 }
 
 /// `POST /v1/campaigns/{id}/winner`: decides an A/B test now instead of after its wait,
@@ -542,7 +579,18 @@ pub(crate) async fn winner<S: CampaignsStore>(
                 .ok_or_else(|| invalid("variant", "must be a variant number (0-based)"))?,
         ),
     };
-    let campaign = tenants_campaign(&state, &key.tenant_id, &id).await?;
+    let campaign = choose_winner(&state, &key.tenant_id, &id, chosen).await?;
+    Ok(Json(campaign_json(&campaign)).into_response())
+}
+
+/// Decides a sending campaign's A/B test now: by its metric, or the `chosen` variant.
+pub(crate) async fn choose_winner<S: CampaignsStore>(
+    state: &Arc<ApiState<S>>,
+    tenant_id: &str,
+    id: &str,
+    chosen: Option<usize>,
+) -> Result<Campaign, ApiError> {
+    let campaign = tenants_campaign(state, tenant_id, id).await?;
     if campaign.draft.ab_test.is_none() {
         return Err(invalid("ab", "the campaign has no A/B test"));
     }
@@ -569,6 +617,5 @@ pub(crate) async fn winner<S: CampaignsStore>(
         return Err(invalid("state", "the A/B test is already decided"));
     }
     state.campaigns_wake.notify_one();
-    let campaign = tenants_campaign(&state, &key.tenant_id, &id).await?;
-    Ok(Json(campaign_json(&campaign)).into_response())
+    tenants_campaign(state, tenant_id, id).await
 }

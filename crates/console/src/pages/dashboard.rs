@@ -57,7 +57,7 @@ fn period(name: &str) -> (&'static str, i64, Resolution, i64) {
 }
 
 /// One polyline's `points` for a series of counts, scaled to the chart.
-fn points(values: &[i64], max: i64) -> String {
+pub(crate) fn points(values: &[i64], max: i64) -> String {
     let step = if values.len() > 1 {
         CHART_WIDTH / (values.len() - 1) as f64
     } else {

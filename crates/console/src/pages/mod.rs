@@ -7,6 +7,7 @@
 pub mod account;
 pub mod activity;
 pub mod audit;
+pub mod campaigns;
 pub mod contact_imports;
 pub mod contacts;
 pub mod dashboard;
@@ -55,6 +56,16 @@ pub const NOTICES: &[&str] = &[
     "notice.template_added",
     "notice.template_saved",
     "notice.template_activated",
+    "notice.campaign_added",
+    "notice.campaign_saved",
+    "notice.campaign_scheduled",
+    "notice.campaign_sending",
+    "notice.campaign_tested",
+    "notice.campaign_paused",
+    "notice.campaign_resumed",
+    "notice.campaign_cancelled",
+    "notice.campaign_unscheduled",
+    "notice.campaign_decided",
 ];
 
 /// Catalogue keys used from Rust rather than from templates, besides [`NOTICES`] (both
