@@ -49,6 +49,11 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("template.html", include_str!("../templates/template.html")),
     (
+        "campaigns.html",
+        include_str!("../templates/campaigns.html"),
+    ),
+    ("campaign.html", include_str!("../templates/campaign.html")),
+    (
         "contact_imports.html",
         include_str!("../templates/contact_imports.html"),
     ),

@@ -133,6 +133,18 @@ fn the_console_in_a_real_browser() {
             r#"{"subject":"beta","text":"beta"}"#,
         ],
     );
+    let beta_campaign = python_json(
+        "api_client.py",
+        &[
+            &format!("http://{}/v1/campaigns", server.http),
+            &beta_key,
+            r#"{"name":"Beta news"}"#,
+        ],
+    );
+    let beta_campaign = beta_campaign["body"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{beta_campaign}"))
+        .to_string();
     server.cli(&[
         "contacts",
         "property",
@@ -172,7 +184,7 @@ fn the_console_in_a_real_browser() {
         "idle_ms": 6000,
         "owner": { "email": "ann@acme.example", "password": PASSWORD, "spare_key": spare_id },
         "operator": { "email": "ops@platform.example", "password": PASSWORD, "site": site },
-        "other": { "domain": "beta.example", "message": beta_message, "key": beta_key_id, "webhook": beta_webhook, "login": "bob@beta.example", "token": beta_key, "contact": beta_contact, "import": beta_import, "template": beta_template },
+        "other": { "domain": "beta.example", "message": beta_message, "key": beta_key_id, "webhook": beta_webhook, "login": "bob@beta.example", "token": beta_key, "contact": beta_contact, "import": beta_import, "template": beta_template, "campaign": beta_campaign },
         "member": { "email": "dev@acme.example", "password": "another fine password" },
     });
     let out = Command::new("node")

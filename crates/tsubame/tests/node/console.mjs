@@ -316,6 +316,85 @@ try {
   check((await page.textContent("main")).includes("Welcome"), "template not listed");
   await audit(page, "templates");
 
+  // Campaigns: the wizard counts the audience as boxes are ticked, refuses a sender of
+  // another domain naming the field (keeping what was typed), previews each A/B variant as
+  // a chosen contact (HTML in a frame where scripts do not run), sends a test, then sends;
+  // the progress follows in place, the operator picks the winner, and the report draws
+  // its charts and exports its counters.
+  await page.goto(`${base}/campaigns`);
+  await audit(page, "campaigns-empty");
+  await page.fill("#campaign-name", "December <b>news</b>");
+  await Promise.all([page.waitForNavigation(), page.click("form[action='/campaigns'] button")]);
+  check(/\/campaigns\/cp_/.test(page.url()), `no campaign page: ${page.url()}`);
+  check((await page.textContent(".notice")).includes("Campaign made"), "no campaign notice");
+  check((await page.textContent("h1")).includes("December <b>news</b>"), "campaign name not shown as text");
+  const campaignUrl = page.url().split("?")[0];
+  const digits = (text) => (text || "").replace(/\D/g, "");
+  check(digits(await page.textContent("#audience-count")) === "0", "an empty audience counts someone");
+  await page.getByRole("group", { name: "Lists", exact: true }).getByLabel("Newsletter").check();
+  await page.waitForFunction(() => (document.querySelector("#audience-count")?.textContent || "").replace(/\D/g, "") === "3000", null, { timeout: 10000 });
+  await page.getByRole("group", { name: "Except segments" }).getByLabel("Free in Japan").check();
+  await page.waitForFunction(() => (document.querySelector("#audience-count")?.textContent || "").replace(/\D/g, "") === "1500", null, { timeout: 10000 });
+  await page.fill("#wizard-from", "news@elsewhere.example");
+  await page.fill("#wizard-from-name", "Acme");
+  await page.check("input[name=source][value=inline]");
+  await page.fill("#wizard-subject", "Hello {{ plan }}");
+  await page.fill("#wizard-html", "<p>Hi {{ email }}</p><script>alert('alert from a campaign')</script>");
+  await page.fill("#wizard-text", "Hi {{ email }}");
+  await page.check("#wizard-ab");
+  await page.fill("#wizard-ab-subjects", "Hello {{ plan }}");
+  await page.fill("#wizard-ab-percent", "10");
+  await Promise.all([page.waitForNavigation(), page.click("#campaign-save")]);
+  check((await page.textContent("#campaign-error")).includes("ab.variants"), `refusal without its field: ${await page.textContent("#campaign-error")}`);
+  check((await page.inputValue("#wizard-from")) === "news@elsewhere.example", "typed sender lost");
+  check((await page.inputValue("#wizard-html")).includes("<script>"), "typed HTML lost");
+  await page.fill("#wizard-ab-subjects", "Hello {{ plan }}\nHi {{ plan }}, news inside");
+  await Promise.all([page.waitForNavigation(), page.click("#campaign-save")]);
+  check((await page.textContent(".notice")).includes("Campaign saved"), "no save notice");
+  // A draft may be incomplete; its preview says what sending would refuse.
+  check((await page.textContent("#preview-error")).includes("content.from"), `preview of a foreign sender: ${await page.textContent("#preview-error")}`);
+  await page.fill("#wizard-from", "news@acme.example");
+  await Promise.all([page.waitForNavigation(), page.click("#campaign-save")]);
+  check((await page.textContent(".notice")).includes("Campaign saved"), "no save notice");
+  check(digits(await page.textContent("#audience-count")) === "1500", "saved audience count");
+  await page.fill("#preview-as", "person1@audience.example");
+  await Promise.all([page.waitForNavigation(), page.click("form[method=get] button")]);
+  check((await page.textContent("#preview-subject-0")) === "Hello pro", `variant A preview: ${await page.textContent("#preview-subject-0")}`);
+  check((await page.textContent("#preview-subject-1")) === "Hi pro, news inside", "variant B preview");
+  const campaignFrame = page.frameLocator("#preview-frame-1");
+  await campaignFrame.locator("p").waitFor({ timeout: 10000 });
+  check((await campaignFrame.locator("p").textContent()) === "Hi person1@audience.example", "HTML preview as the contact");
+  await audit(page, "campaign-wizard");
+  // A test to an address that is no contact has no plan to print: refused, saying why.
+  await page.fill("#test-to", "qa@held.example");
+  await Promise.all([page.waitForNavigation(), page.click("form[action$='/test'] button")]);
+  check((await page.textContent("#campaign-error")).includes("`plan` is undefined"), `test without data: ${await page.textContent("#campaign-error")}`);
+  await page.fill("#test-to", "person1@audience.example, person3@audience.example");
+  await Promise.all([page.waitForNavigation(), page.click("form[action$='/test'] button")]);
+  check((await page.textContent(".notice")).includes("Test message sent"), "no test notice");
+  await Promise.all([page.waitForNavigation(), page.click("#campaign-send")]);
+  check((await page.textContent(".notice")).includes("sending"), `no sending notice: ${await page.textContent(".notice")}`);
+  // The test group (10 %) is spooled, then the campaign waits for the winner.
+  await page.waitForFunction(() => (document.querySelector("#progress-spooled")?.textContent || "").replace(/\D/g, "") === "150", null, { timeout: 30000 });
+  await audit(page, "campaign-progress");
+  await page.selectOption("#winner-variant", "1");
+  await Promise.all([page.waitForNavigation(), page.click("form[action$='/winner'] button")]);
+  check((await page.textContent(".notice")).includes("A/B test decided"), "no decision notice");
+  await page.waitForFunction(() => document.querySelector("#campaign-live") && !document.querySelector("[data-refresh]") || (document.querySelector("#progress-spooled")?.textContent || "").replace(/\D/g, "") === "1500", null, { timeout: 60000 });
+  await page.goto(campaignUrl);
+  check((await page.textContent("#campaign-state")).includes("Sent"), `campaign state: ${await page.textContent("#campaign-state")}`);
+  check(digits(await page.textContent("#progress-spooled")) === "1500", "not everyone spooled");
+  check(digits(await page.textContent("#total-sent")) === "1500", `report sent: ${await page.textContent("#total-sent")}`);
+  check((await page.locator("svg[aria-labelledby=rates-title] rect").count()) === 4, "no rate bars");
+  check((await page.textContent("main")).includes("Winner: B"), "winner not shown");
+  await audit(page, "campaign-report");
+  const campaignCsv = await page.request.get(`${campaignUrl}/report.csv`);
+  const csvText = await campaignCsv.text();
+  check(csvText.startsWith("metric,dimension,count") && csvText.includes("sent,,1500"), `report CSV: ${csvText.slice(0, 200)}`);
+  await page.goto(`${base}/campaigns`);
+  check((await page.textContent("table.campaigns")).includes("Sent"), "campaign list without its state");
+  await audit(page, "campaigns");
+
   // A display name that tries to inject markup is shown as text, in the header too.
   const evilName = `Ann <script>alert('name')</script>"onmouseover=alert('name')`;
   await page.goto(`${base}/account`);
@@ -374,6 +453,12 @@ try {
     ["POST", `/templates/${config.other.template}/versions`],
     ["POST", `/templates/${config.other.template}/versions/1/activate`],
     ["POST", `/templates/${config.other.template}/preview`],
+    ["GET", `/campaigns/${config.other.campaign}`],
+    ["POST", `/campaigns/${config.other.campaign}`],
+    ["POST", `/campaigns/${config.other.campaign}/send`],
+    ["POST", `/campaigns/${config.other.campaign}/cancel`],
+    ["GET", `/campaigns/${config.other.campaign}/preview.html`],
+    ["GET", `/campaigns/${config.other.campaign}/report.csv`],
   ]) {
     const answer = method === "GET"
       ? await page.request.get(`${base}${path}`)
@@ -538,6 +623,15 @@ try {
   console.log(JSON.stringify({ ok: true, pages: checkedPages }));
 } catch (err) {
   console.error(err.stack || String(err));
+  // Where it stopped: each open page's address and text, and a screenshot.
+  for (const context of browser.contexts()) {
+    for (const open of context.pages()) {
+      try {
+        console.error(`--- ${open.url()}\n${(await open.textContent("main", { timeout: 1000 })) || ""}`.slice(0, 4000));
+        await open.screenshot({ path: `${shots}/failure.png`, fullPage: true });
+      } catch {}
+    }
+  }
   process.exit(1);
 } finally {
   await browser.close();

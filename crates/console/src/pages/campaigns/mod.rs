@@ -51,6 +51,19 @@ async fn tenants<S: Store>(
     }
 }
 
+/// The audience's count; nothing chosen yet counts nobody (the API would refuse it as
+/// incomplete).
+async fn counted(
+    desk: &dyn CampaignDesk,
+    tenant_id: &str,
+    audience: Value,
+) -> Result<i64, Refusal> {
+    if audience.as_object().is_none_or(Map::is_empty) {
+        return Ok(0);
+    }
+    desk.count(tenant_id, audience).await
+}
+
 fn row(c: &Campaign) -> minijinja::Value {
     minijinja::context! {
         id => c.id.clone(), name => c.draft.name.clone(), state => c.state.as_str(),
@@ -176,10 +189,13 @@ async fn show<S: Store>(
     // The audience's count now, and each content rendered: a draft's refusals are shown,
     // not fatal.
     let audience = values.get("audience").cloned().unwrap_or(json!({}));
-    let count = desk.count(tenant, audience).await;
-    let previews = desk
-        .preview(tenant, &campaign.id, shown.preview_as.as_deref())
-        .await;
+    let count = counted(&*desk, tenant, audience).await;
+    let previews = if draft {
+        desk.preview(tenant, &campaign.id, shown.preview_as.as_deref())
+            .await
+    } else {
+        Ok(Vec::new())
+    };
     let report = if draft {
         None
     } else {
@@ -393,7 +409,7 @@ pub async fn count<S: Store>(
         Err(refused) => return refused,
     };
     let audience = form::audience(&Fields(pairs));
-    match desk.count(&who.tenant.id, audience).await {
+    match counted(&*desk, &who.tenant.id, audience).await {
         Ok(count) => Json(json!({ "count": count })).into_response(),
         Err(refusal) => Json(json!({ "error": refusal.to_string() })).into_response(),
     }
