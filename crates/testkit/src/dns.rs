@@ -1,5 +1,6 @@
 //! An authoritative DNS server on loopback (hickory-server, UDP and TCP on one port) serving
-//! the zone `test.`: MX, A and AAAA records for test domains that point at sinks on 127.0.0.x.
+//! the zone `test.` (or any, the root included): MX, A and AAAA records for test domains that
+//! point at sinks on 127.0.0.x.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
@@ -83,7 +84,13 @@ pub struct TestDns {
 impl TestDns {
     /// Serves `records` (all under `test.`) with the given TTL, on 127.0.0.1, a free port.
     pub async fn start(records: &[Rr], ttl: u32) -> TestDns {
-        let origin = name("test");
+        TestDns::start_in("test", records, ttl).await
+    }
+
+    /// Serves `records` as the authority for `origin` ("." for every name: a test may then
+    /// give gmail.com its own MX, and nothing leaves the machine).
+    pub async fn start_in(origin: &str, records: &[Rr], ttl: u32) -> TestDns {
+        let origin = name(origin);
         let mut zone =
             InMemoryZoneHandler::empty(origin.clone(), ZoneType::Primary, AxfrPolicy::Deny);
         let soa = SOA::new(

@@ -8,6 +8,7 @@ mod admin;
 mod api;
 mod api_content;
 mod campaign_crash;
+mod campaign_providers;
 mod campaigns;
 mod clients;
 mod compat_audience;

@@ -18,6 +18,11 @@ pub struct SinkProcess {
 impl SinkProcess {
     pub fn start(args: &[&str]) -> SinkProcess {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        SinkProcess::start_on(addr, args)
+    }
+
+    /// On a chosen address (several sinks on 127.0.0.x with the same port play MX hosts).
+    pub fn start_on(addr: SocketAddr, args: &[&str]) -> SinkProcess {
         let mut child = Command::new(BIN)
             .arg("sink")
             .args(["--listen", &addr.to_string(), "--json"])
