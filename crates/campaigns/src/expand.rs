@@ -35,8 +35,11 @@ struct Plan {
 }
 
 impl Plan {
-    fn of(campaign: &Campaign) -> Result<Plan, DocumentError> {
-        let timing = Timing::of(campaign)?;
+    fn of(campaign: &Campaign, tenant_zone: Option<String>) -> Result<Plan, DocumentError> {
+        let timing = Timing {
+            tenant_zone,
+            ..Timing::of(campaign)?
+        };
         let Some(text) = campaign.draft.ab_test.as_deref() else {
             return Ok(Plan {
                 timings: vec![timing],
@@ -231,7 +234,8 @@ impl<S: CampaignStore, X: Sending> Expansion<S, X> {
     /// the `sending` state. The next batch is read and composed while the current one is
     /// spooled and committed, so the cores compose while the disk syncs.
     pub async fn run(&self, campaign: &Campaign) -> Result<Ended, SendError> {
-        let plan = Plan::of(campaign)?;
+        let tenant_zone = self.store.tenant_zone(&campaign.tenant_id).await?;
+        let plan = Plan::of(campaign, tenant_zone)?;
         let prepared = Arc::new(self.sending.prepare(campaign).await?);
         let total = plan.stop(campaign.progress.recipients.unwrap_or(0));
         // The latest send time spooled in this run: an A/B test's waiting starts there.

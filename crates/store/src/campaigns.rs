@@ -208,6 +208,17 @@ pub trait CampaignStore: Send + Sync {
         mode: TrackingMode,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// A new draft.
+    /// The tenant's time zone (IANA name), if it set one.
+    fn tenant_zone(
+        &self,
+        tenant_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// Sets (or with `None` clears) the tenant's time zone; false when no such tenant.
+    fn set_tenant_zone(
+        &self,
+        tenant_id: &str,
+        zone: Option<&str>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     fn add_campaign(
         &self,
         tenant_id: &str,

@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0019_tracking_mode.sql"),
     include_str!("../migrations/0020_campaign_counts.sql"),
     include_str!("../migrations/0021_ab_tests.sql"),
+    include_str!("../migrations/0022_tenant_timezone.sql"),
 ];
 
 /// The SQLite control plane.

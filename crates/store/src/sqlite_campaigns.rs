@@ -84,6 +84,28 @@ impl CampaignStore for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn tenant_zone(&self, tenant_id: &str) -> Result<Option<String>, StoreError> {
+        let zone: Option<Option<String>> =
+            sqlx::query_scalar("SELECT timezone FROM tenants WHERE id = ?")
+                .bind(tenant_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(zone.flatten())
+    }
+
+    async fn set_tenant_zone(
+        &self,
+        tenant_id: &str,
+        zone: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE tenants SET timezone = ? WHERE id = ?")
+            .bind(zone)
+            .bind(tenant_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn add_campaign(
         &self,
         tenant_id: &str,

@@ -34,6 +34,10 @@ pub enum TenantCommand {
     /// How the tenant's campaign opens and clicks are tracked: off, anonymous (client
     /// addresses truncated; the default) or full.
     Tracking { name: String, mode: String },
+    /// The tenant's time zone (IANA name, e.g. Asia/Tokyo; "none" clears it): campaigns'
+    /// local times and sending windows use it for contacts whose zone and country say
+    /// nothing.
+    Zone { name: String, zone: String },
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -161,6 +165,21 @@ pub fn tenant(command: TenantCommand, data: &DataDir, json: bool) -> anyhow::Res
                 let tenant = find(&store, &name).await?;
                 store::CampaignStore::set_tracking_mode(&store, &tenant.id, mode).await?;
                 println!("tenant {} tracking: {}", tenant.name, mode.as_str());
+            }
+            TenantCommand::Zone { name, zone } => {
+                let zone = (zone != "none").then_some(zone);
+                if let Some(zone) = &zone
+                    && jiff::tz::TimeZone::get(zone).is_err()
+                {
+                    bail!("{zone:?} is not a time zone name (IANA, e.g. Asia/Tokyo)");
+                }
+                let tenant = find(&store, &name).await?;
+                store::CampaignStore::set_tenant_zone(&store, &tenant.id, zone.as_deref()).await?;
+                println!(
+                    "tenant {} time zone: {}",
+                    tenant.name,
+                    zone.as_deref().unwrap_or("none (UTC)")
+                );
             }
         }
         Ok(())

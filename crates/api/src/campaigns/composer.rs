@@ -43,6 +43,8 @@ pub struct PreparedCampaign<S> {
     tracking: Option<(String, tracking::token::TrackingKey)>,
     /// The tenant's mode says to keep whole client addresses.
     full_address: bool,
+    /// The tenant's zone, for recipients whose own zone and country say nothing.
+    tenant_zone: Option<String>,
     /// The campaign's lists (ids): its one-click unsubscribe leaves these.
     lists: Vec<String>,
     /// `List-Id` (RFC 2919) of the campaign's first list.
@@ -174,6 +176,7 @@ impl<S: CampaignsStore> Composer<S> {
             .map_err(|err| SendError::Compose(err.to_string()))?;
         let (lists, list_id) = self.lists_of(campaign, &domain.domain).await?;
         let mode = store.tracking_mode(&campaign.tenant_id).await?;
+        let tenant_zone = store.tenant_zone(&campaign.tenant_id).await?;
         let tracking = match (&self.state.public_url, self.state.tracking.get()) {
             _ if mode == store::TrackingMode::Off => None,
             (Some(public), Some(key)) => {
@@ -192,6 +195,7 @@ impl<S: CampaignsStore> Composer<S> {
         Ok(PreparedCampaign {
             tracking,
             full_address: mode == store::TrackingMode::Full,
+            tenant_zone,
             lists,
             list_id,
             state: self.state.clone(),
@@ -559,7 +563,7 @@ impl<S: CampaignsStore> Prepared for PreparedCampaign<S> {
         let (zone, _) = campaigns::zones::recipient_zone(
             to.contact.timezone.as_deref(),
             to.contact.country.as_deref(),
-            None,
+            self.tenant_zone.as_deref(),
         );
         let zone = zone.iana_name().unwrap_or("UTC");
         self.message_for(&Recipient {

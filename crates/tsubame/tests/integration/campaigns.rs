@@ -588,3 +588,45 @@ fn a_campaign_waits_for_the_tenants_daily_quota() {
     );
     assert_eq!(cancelled["state"], "cancelled");
 }
+
+/// A contact whose zone and country say nothing lives in the tenant's zone: its report
+/// counts it there, and a zone that does not exist is refused by the CLI.
+#[test]
+fn contacts_without_a_zone_take_the_tenants() {
+    let capture = tempfile::tempdir().expect("tempdir");
+    let (_sink, server) = relaying_to_sink(capture.path());
+    server.cli(&["tenant", "add", "acme"]);
+    let (done, _, refused) = server.try_cli(&["tenant", "zone", "acme", "Mars/Olympus"]);
+    assert!(!done && refused.contains("not a time zone"), "{refused}");
+    assert!(
+        server
+            .cli(&["tenant", "zone", "acme", "Asia/Tokyo"])
+            .contains("Asia/Tokyo")
+    );
+    add_domain(&server, "acme", "acme.test");
+    let key = server.cli(&["key", "add", "--tenant", "acme", "--scopes", "all"]);
+    let key = key.trim();
+    list_of(&server, key, "All", &["nobody@x.test".to_string()]);
+    let id = sent_campaign(
+        &server,
+        key,
+        json!({
+            "name": "Zoned",
+            "audience": {"lists": ["All"]},
+            "content": {"from": "news@acme.test", "subject": "Hi", "text": "Hi"},
+        }),
+    );
+    wait_state(&server, key, &id, "sent");
+    let report = ok(
+        call(
+            &server,
+            "GET",
+            &format!("/v1/campaigns/{id}/report"),
+            key,
+            Value::Null,
+        ),
+        200,
+    );
+    assert_eq!(report["zones"]["Asia/Tokyo"]["sent"], 1, "{report}");
+    assert!(report["zones"].get("UTC").is_none(), "{report}");
+}
