@@ -18,6 +18,7 @@ mod datadir;
 mod domain_cmd;
 mod fdlimit;
 mod login_cmd;
+mod ops_cmd;
 mod queue_cmd;
 mod serve;
 mod sink_cmd;
@@ -103,6 +104,11 @@ enum Command {
     },
     /// Load generator for capacity tests.
     Bench(bench::BenchArgs),
+    /// Operations: service level objectives and their alerting rules.
+    Ops {
+        #[command(subcommand)]
+        command: ops_cmd::OpsCommand,
+    },
     /// A receiving SMTP server that behaves like a mailbox provider (staging, load tests).
     Sink(sink_cmd::SinkArgs),
     /// Manage tenants (the platform's customers).
@@ -225,6 +231,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             json,
         } => queue_cmd::run(command, &DataDir::new(data_dir), json),
         Command::Bench(args) => bench::run(args),
+        Command::Ops { command } => ops_cmd::run(command),
         Command::Sink(args) => sink_cmd::run(args),
         Command::Tenant {
             command,

@@ -14,10 +14,6 @@ use crate::config::Config;
 use crate::datadir::DataDir;
 
 /// Explicit buckets: summaries cannot be aggregated across nodes, histograms can.
-const LATENCY_BUCKETS_SECONDS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 7.0, 10.0,
-];
 const BATCH_BUCKETS: &[f64] = &[
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0,
 ];
@@ -33,7 +29,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let data = DataDir::new(config.data_dir.clone());
     let _lock = data.lock()?;
     let recorder = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS_SECONDS)?
+        .set_buckets_for_metric(
+            Matcher::Suffix("_seconds".into()),
+            ops::slo::LATENCY_BUCKETS_SECONDS,
+        )?
         .set_buckets_for_metric(
             Matcher::Full("tsubame_spool_batch_records".into()),
             BATCH_BUCKETS,

@@ -43,6 +43,9 @@ pub struct RawConfig {
     pub console: console::RawConsole,
     #[serde(default)]
     pub campaigns: RawCampaigns,
+    /// `[[slo]]`: the service level objectives.
+    #[serde(default)]
+    pub slo: Vec<ops::slo::SloSpec>,
 }
 
 /// `[campaigns]`: how campaigns are expanded into the spool.
@@ -126,6 +129,7 @@ pub struct Config {
     pub console: ::console::ConsoleConfig,
     /// Recipients a campaign spools per batch.
     pub campaign_batch: u32,
+    pub slos: Vec<ops::slo::Slo>,
 }
 
 /// Command-line values that override the file.
@@ -392,6 +396,7 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> anyhow::Result<Config>
             1,
             20_000,
         )? as u32,
+        slos: ops::slo::read(&raw.slo)?,
     })
 }
 

@@ -25,6 +25,7 @@ mod inbound;
 mod limits;
 mod manage;
 mod openapi;
+mod ops;
 mod optin;
 mod preferences;
 mod relay;

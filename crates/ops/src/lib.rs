@@ -1,0 +1,18 @@
+//! Operations built in (issue 17, under construction): the platform's service level
+//! objectives and what follows from them.
+//!
+//! - [`slo`]: `[[slo]]` in the config, checked once: what is measured (delivery latency,
+//!   acceptance, API latency, webhook freshness), the objective, the period, a tenant.
+//! - [`budget`]: error budgets and burn rates over the standard windows from counts of
+//!   good and total events, with a minimum-event guard; the multi-window burn-rate alert
+//!   policy (page at 14.4× over 1 h and 5 m or 6× over 6 h and 30 m, ticket at 1× over 3 d).
+//! - [`window`]: the server's own per-minute counters of good and total events, from
+//!   which the burn rates are computed without Prometheus.
+//! - [`rules`]: the same objectives and alerts as Prometheus recording and alerting rules
+//!   and as Sloth SLO specs (`tsubame ops export-rules`), for teams that run Prometheus.
+
+pub mod budget;
+pub mod duration;
+pub mod rules;
+pub mod slo;
+pub mod window;

@@ -1,0 +1,88 @@
+//! The server's own counters for an objective: good and total events per minute over the
+//! longest window (3 days), in a ring, so a window's counts are a sum of minutes.
+
+use std::time::Duration;
+
+use crate::budget::Counts;
+
+const MINUTE_MS: i64 = 60_000;
+
+/// Per-minute counts for the last `span`.
+#[derive(Debug, Clone)]
+pub struct MinuteCounts {
+    /// (minute number, counts) per slot; a slot holding an older minute is empty.
+    slots: Vec<(i64, Counts)>,
+}
+
+impl MinuteCounts {
+    pub fn new(span: Duration) -> MinuteCounts {
+        let minutes = (span.as_secs() / 60).max(1) as usize + 1;
+        MinuteCounts {
+            slots: vec![(i64::MIN, Counts::default()); minutes],
+        }
+    }
+
+    /// Adds events at `now_ms`.
+    pub fn record(&mut self, now_ms: i64, good: u64, total: u64) {
+        let minute = now_ms.div_euclid(MINUTE_MS);
+        let len = self.slots.len() as i64;
+        let slot = &mut self.slots[minute.rem_euclid(len) as usize];
+        if slot.0 != minute {
+            *slot = (minute, Counts::default());
+        }
+        slot.1.good += good;
+        slot.1.total += total;
+    }
+
+    /// The counts of the last `window` up to `now_ms` (whole minutes, the current one
+    /// included).
+    pub fn counts(&self, now_ms: i64, window: Duration) -> Counts {
+        let now = now_ms.div_euclid(MINUTE_MS);
+        let minutes = (window.as_secs() / 60).max(1) as i64;
+        let oldest = now - minutes + 1;
+        let mut out = Counts::default();
+        for (minute, counts) in &self.slots {
+            if (oldest..=now).contains(minute) {
+                out.good += counts.good;
+                out.total += counts.total;
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_sum_their_minutes_and_forget_older_ones() {
+        let mut c = MinuteCounts::new(Duration::from_secs(3600));
+        let t0 = 1_000 * MINUTE_MS;
+        c.record(t0, 10, 10);
+        c.record(t0 + 30_000, 5, 6);
+        c.record(t0 + 10 * MINUTE_MS, 1, 2);
+        let five = Duration::from_secs(300);
+        assert_eq!(
+            c.counts(t0 + 10 * MINUTE_MS, five),
+            Counts { good: 1, total: 2 }
+        );
+        assert_eq!(
+            c.counts(t0 + 10 * MINUTE_MS, Duration::from_secs(3600)),
+            Counts {
+                good: 16,
+                total: 18
+            }
+        );
+        // Two hours on, the slots of t0 are reused: nothing old is counted.
+        c.record(t0 + 61 * MINUTE_MS, 1, 1);
+        assert_eq!(
+            c.counts(t0 + 61 * MINUTE_MS, Duration::from_secs(3600)),
+            Counts { good: 2, total: 3 }
+        );
+        assert_eq!(
+            c.counts(t0 + 200 * MINUTE_MS, Duration::from_secs(3600)),
+            Counts::default()
+        );
+    }
+}
