@@ -1,5 +1,5 @@
-//! The operators' HTTP API: `/health`, `/metrics`, and `/admin/v1/queue/...` (view and
-//! delivery controls).
+//! The operators' HTTP API: `/health`, `/metrics`, `/admin/v1/queue/...` (view and
+//! delivery controls) and `/admin/v1/slo` (the objectives' budgets and burn rates).
 //!
 //! This crate is the only one that knows JSON for the admin surface. Queue endpoints require
 //! `Authorization: Bearer <token>`, where the token is the one the server wrote into its data
@@ -32,6 +32,8 @@ pub struct AdminState {
     pub metrics: MetricsRender,
     /// The delivery engine; `None` when delivery is disabled.
     pub delivery: Option<::delivery::Engine>,
+    /// The service level objectives, evaluated from the server's own counters.
+    pub slo: Arc<ops::tracker::Tracker>,
 }
 
 /// The complete router.
@@ -60,6 +62,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/v1/queue/retry", post(delivery::retry))
         .route("/admin/v1/queue/bounce", post(delivery::bounce))
         .route("/admin/v1/queue/delete", post(delivery::delete))
+        .route("/admin/v1/slo", get(slo_status))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -130,4 +133,12 @@ async fn metrics_text(State(state): State<AdminState>) -> Response {
 /// A JSON error body `{"error": "..."}` with a status code.
 pub(crate) fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// `GET /admin/v1/slo`: every objective's budget left, burn rates and alert.
+async fn slo_status(State(state): State<AdminState>) -> Response {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    axum::Json(serde_json::json!({ "slos": state.slo.status(now_ms) })).into_response()
 }

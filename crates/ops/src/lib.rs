@@ -7,7 +7,8 @@
 //!   good and total events, with a minimum-event guard; the multi-window burn-rate alert
 //!   policy (page at 14.4× over 1 h and 5 m or 6× over 6 h and 30 m, ticket at 1× over 3 d).
 //! - [`window`]: the server's own per-minute counters of good and total events, from
-//!   which the burn rates are computed without Prometheus.
+//!   which the burn rates are computed without Prometheus; [`tracker`] keeps them for
+//!   every objective and answers its status.
 //! - [`rules`]: the same objectives and alerts as Prometheus recording and alerting rules
 //!   and as Sloth SLO specs (`tsubame ops export-rules`), for teams that run Prometheus.
 
@@ -15,4 +16,5 @@ pub mod budget;
 pub mod duration;
 pub mod rules;
 pub mod slo;
+pub mod tracker;
 pub mod window;

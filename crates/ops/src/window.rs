@@ -1,30 +1,38 @@
-//! The server's own counters for an objective: good and total events per minute over the
-//! longest window (3 days), in a ring, so a window's counts are a sum of minutes.
+//! The server's own counters for an objective: good and total events per slot (a minute
+//! for the burn-rate windows, an hour for the budget's period), in a ring, so a window's
+//! counts are a sum of slots.
 
 use std::time::Duration;
 
 use crate::budget::Counts;
 
-const MINUTE_MS: i64 = 60_000;
-
-/// Per-minute counts for the last `span`.
+/// Counts per slot for the last `span`.
 #[derive(Debug, Clone)]
 pub struct MinuteCounts {
-    /// (minute number, counts) per slot; a slot holding an older minute is empty.
+    /// (slot number, counts) per slot; a slot holding an older number is empty.
     slots: Vec<(i64, Counts)>,
+    slot_ms: i64,
 }
 
 impl MinuteCounts {
+    /// Per minute.
     pub fn new(span: Duration) -> MinuteCounts {
-        let minutes = (span.as_secs() / 60).max(1) as usize + 1;
+        MinuteCounts::with_slot(span, Duration::from_secs(60))
+    }
+
+    /// Per `slot`.
+    pub fn with_slot(span: Duration, slot: Duration) -> MinuteCounts {
+        let slot_ms = (slot.as_millis() as i64).max(1);
+        let slots = (span.as_millis() as i64 / slot_ms).max(1) as usize + 1;
         MinuteCounts {
-            slots: vec![(i64::MIN, Counts::default()); minutes],
+            slots: vec![(i64::MIN, Counts::default()); slots],
+            slot_ms,
         }
     }
 
     /// Adds events at `now_ms`.
     pub fn record(&mut self, now_ms: i64, good: u64, total: u64) {
-        let minute = now_ms.div_euclid(MINUTE_MS);
+        let minute = now_ms.div_euclid(self.slot_ms);
         let len = self.slots.len() as i64;
         let slot = &mut self.slots[minute.rem_euclid(len) as usize];
         if slot.0 != minute {
@@ -34,11 +42,11 @@ impl MinuteCounts {
         slot.1.total += total;
     }
 
-    /// The counts of the last `window` up to `now_ms` (whole minutes, the current one
+    /// The counts of the last `window` up to `now_ms` (whole slots, the current one
     /// included).
     pub fn counts(&self, now_ms: i64, window: Duration) -> Counts {
-        let now = now_ms.div_euclid(MINUTE_MS);
-        let minutes = (window.as_secs() / 60).max(1) as i64;
+        let now = now_ms.div_euclid(self.slot_ms);
+        let minutes = (window.as_millis() as i64 / self.slot_ms).max(1);
         let oldest = now - minutes + 1;
         let mut out = Counts::default();
         for (minute, counts) in &self.slots {
@@ -54,6 +62,8 @@ impl MinuteCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MINUTE_MS: i64 = 60_000;
 
     #[test]
     fn windows_sum_their_minutes_and_forget_older_ones() {

@@ -97,6 +97,8 @@ pub(crate) struct Inner {
     /// fdatasync calls so far; with group commit this grows slower than the appends.
     fsyncs: std::sync::atomic::AtomicU64,
     inserted: std::sync::atomic::AtomicU64,
+    /// Messages the spool could not store (disk full, I/O errors): refused by our fault.
+    insert_failed: std::sync::atomic::AtomicU64,
     readers: ReaderCache,
     /// Bookkeeping records nobody waits for, on their way to the writer without a wake-up.
     detached: Detached,
@@ -233,6 +235,7 @@ impl Spool {
             poisoned: AtomicBool::new(false),
             fsyncs: Default::default(),
             inserted: Default::default(),
+            insert_failed: Default::default(),
             readers: Mutex::new(Default::default()),
             detached: Detached::default(),
             arrivals: Mutex::new(None),
@@ -433,18 +436,23 @@ impl Spool {
             held,
         };
         let capacity = content_bytes + 256 + envelope.recipients.len() * 64;
-        self.append(
-            &Record::Message {
-                id,
-                envelope,
-                content,
-            },
-            prefix,
-            op,
-            capacity,
-            true,
-        )
-        .await?;
+        let appended = self
+            .append(
+                &Record::Message {
+                    id,
+                    envelope,
+                    content,
+                },
+                prefix,
+                op,
+                capacity,
+                true,
+            )
+            .await;
+        if let Err(err) = appended {
+            self.inner.insert_failed.fetch_add(1, Ordering::Relaxed);
+            return Err(err);
+        }
         self.inner.inserted.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -452,6 +460,11 @@ impl Spool {
     /// Messages stored by this process since it started (a counter for rates).
     pub fn inserted_count(&self) -> u64 {
         self.inner.inserted.load(Ordering::Relaxed)
+    }
+
+    /// Messages this process could not store since it started (the spool's fault).
+    pub fn insert_failed_count(&self) -> u64 {
+        self.inner.insert_failed.load(Ordering::Relaxed)
     }
 
     /// Records that these recipients reached a final state. Lazy: answered once written,

@@ -98,15 +98,36 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         written,
         config.events.webhooks.clone(),
     ));
-    // The console's live rates are fed by the delivery event listener.
+    // The console's live rates and the objectives are fed by the delivery event listener.
     let rates: Arc<console::ops::rates::Rates> = Arc::default();
+    // Per-tenant objectives name the tenant; deliveries carry its id.
+    let mut slos = config.slos.clone();
+    for objective in &mut slos {
+        let Some(name) = objective.tenant.clone() else {
+            continue;
+        };
+        match store::ControlStore::tenant(&control, &name).await {
+            Ok(Some(tenant)) => objective.tenant = Some(tenant.id),
+            _ => {
+                tracing::warn!(slo = %objective.name, tenant = %name, "the objective's tenant does not exist: it counts nothing")
+            }
+        }
+    }
+    let slo = Arc::new(ops::tracker::Tracker::new(&slos));
     let engine = if config.delivery.enabled {
         let sink = event_sink.clone();
         let delivered = rates.clone();
+        let objectives = slo.clone();
         let listener: delivery::events::EventListener = Arc::new(move |batch| {
             for event in &batch {
                 if event.outcome == delivery::events::Outcome::Delivered {
                     delivered.delivered(event.queued_ms);
+                    let tenant = event.auth_user.as_deref().and_then(spool::tenant_of);
+                    objectives.delivered(
+                        event.time_ms as i64,
+                        tenant,
+                        std::time::Duration::from_millis(event.queued_ms),
+                    );
                 }
             }
             let ours: Vec<store::NewEvent> = batch
@@ -161,7 +182,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         token: Arc::from(token.as_str()),
         metrics: Arc::new(move || recorder.render()),
         delivery: engine.clone(),
+        slo: slo.clone(),
     });
+    // Acceptance: messages stored and messages the spool could not store, sampled.
+    tokio::spawn(sample_acceptance(spool.clone(), slo.clone()));
     // Contact imports: queued ones and ones whose worker died are taken up from here.
     let imports_config = imports::ImportsConfig::new(data.root.join("imports"));
     let imports_wake = Arc::new(tokio::sync::Notify::new());
@@ -293,5 +317,22 @@ impl campaigns::expand::Withdraw for SpoolQueue {
             }
         }
         removed
+    }
+}
+
+/// Feeds the acceptance objectives every few seconds: messages stored (good) and messages
+/// the spool refused (disk full, I/O errors: our fault) since the last sample.
+async fn sample_acceptance(spool: Spool, slo: Arc<ops::tracker::Tracker>) {
+    let (mut stored, mut failed) = (spool.inserted_count(), spool.insert_failed_count());
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        let (now_stored, now_failed) = (spool.inserted_count(), spool.insert_failed_count());
+        let refused = now_failed.saturating_sub(failed);
+        let total = now_stored.saturating_sub(stored) + refused;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        slo.offered(now_ms, total, refused);
+        (stored, failed) = (now_stored, now_failed);
     }
 }

@@ -139,3 +139,77 @@ tests:
         "{text}"
     );
 }
+
+/// The server evaluates its objectives from its own counters: deliveries through the API
+/// to a sink count for the latency objectives (an impossible 0.1 ms threshold pages, a
+/// 10 s one keeps its whole budget), stored messages for acceptance, and
+/// `tsubame ops slo` shows them.
+#[test]
+fn the_server_keeps_budgets_and_burn_rates_of_its_objectives() {
+    let capture = tempfile::tempdir().expect("tempdir");
+    let (_sink, server) = crate::api::relaying_to_sink_with_config(
+        capture.path(),
+        "[[slo]]\nname = \"instant\"\nkind = \"delivery_latency\"\nthreshold = \"0.1ms\"\nobjective = 99.9\nmin_events = 10\n\
+         [[slo]]\nname = \"relaxed\"\nkind = \"delivery_latency\"\nthreshold = \"10s\"\nobjective = 99.9\nmin_events = 10\n\
+         [[slo]]\nname = \"accept\"\nkind = \"acceptance\"\nobjective = 99.9\nmin_events = 10\n\
+         [[slo]]\nname = \"beta-only\"\nkind = \"delivery_latency\"\nthreshold = \"10s\"\nobjective = 99.9\ntenant = \"beta\"\n",
+    );
+    server.cli(&["tenant", "add", "acme"]);
+    crate::api::add_domain(&server, "acme", "acme.test");
+    let key = server.cli(&["key", "add", "--tenant", "acme", "--scopes", "all"]);
+    let messages: Vec<String> = (0..20)
+        .map(|i| format!(r#"{{"from":"news@acme.test","to":["u{i}@x.test"],"text":"t"}}"#))
+        .collect();
+    let sent = crate::api::post(
+        &server,
+        key.trim(),
+        &format!(r#"{{"messages":[{}]}}"#, messages.join(",")),
+    );
+    assert_eq!(sent["status"], 200, "{sent}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        let text = server.cli(&["ops", "slo", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        let by = |name: &str| {
+            v["slos"]
+                .as_array()
+                .and_then(|a| a.iter().find(|s| s["name"] == name).cloned())
+                .unwrap_or_default()
+        };
+        if by("relaxed")["total"] == 20 && by("accept")["total"].as_u64() >= Some(20) {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "{v}");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    let by = |name: &str| {
+        status["slos"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["name"] == name).cloned())
+            .expect("objective")
+    };
+    let instant = by("instant");
+    assert_eq!(
+        (&instant["good"], &instant["total"]),
+        (&serde_json::json!(0), &serde_json::json!(20))
+    );
+    assert_eq!(instant["alert"][0], "page", "{instant}");
+    assert!(instant["budget_left"].as_f64().unwrap() < 0.0, "{instant}");
+    let relaxed = by("relaxed");
+    assert_eq!(relaxed["good"], 20);
+    assert_eq!(relaxed["budget_left"], 1.0);
+    assert!(relaxed["alert"].is_null(), "{relaxed}");
+    assert_eq!(relaxed["burn_rates"][0], serde_json::json!(["5m", 0.0]));
+    let accept = by("accept");
+    assert_eq!(accept["good"], accept["total"], "{accept}");
+    assert_eq!(
+        by("beta-only")["total"],
+        0,
+        "another tenant's objective counts nothing of acme's"
+    );
+    let table = server.cli(&["ops", "slo"]);
+    assert!(
+        table.contains("instant") && table.contains("page"),
+        "{table}"
+    );
+}

@@ -1,0 +1,189 @@
+//! The objectives evaluated inside the server: deliveries and acceptances are counted per
+//! objective as they happen (a minute ring for the burn-rate windows, an hour ring for the
+//! budget's period), and [`Tracker::status`] answers each objective's budget left, burn
+//! rates and the alert the policy calls for. Counts live in memory: a restart starts them
+//! again.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::budget::{self, Burn, Counts, WINDOWS};
+use crate::duration::prometheus;
+use crate::slo::{Sli, Slo};
+use crate::window::MinuteCounts;
+
+struct Tracked {
+    slo: Slo,
+    minutes: MinuteCounts,
+    hours: MinuteCounts,
+}
+
+/// Every configured objective with its counters.
+pub struct Tracker {
+    tracked: Mutex<Vec<Tracked>>,
+}
+
+/// One objective's state, as the admin API and `tsubame ops slo` show it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SloStatus {
+    pub name: String,
+    pub kind: &'static str,
+    pub tenant: Option<String>,
+    /// Percent.
+    pub objective: f64,
+    pub period: String,
+    pub good: u64,
+    pub total: u64,
+    /// The share of the period's budget left (1 untouched; negative: overspent).
+    pub budget_left: f64,
+    /// Window → burn rate (`None`: fewer events than the objective's minimum).
+    pub burn_rates: Vec<(String, Option<f64>)>,
+    /// `page` or `ticket` when the policy fires, with the factor that did.
+    pub alert: Option<(&'static str, f64)>,
+}
+
+impl Tracker {
+    pub fn new(slos: &[Slo]) -> Tracker {
+        let longest = WINDOWS[WINDOWS.len() - 1];
+        Tracker {
+            tracked: Mutex::new(
+                slos.iter()
+                    .map(|slo| Tracked {
+                        slo: slo.clone(),
+                        minutes: MinuteCounts::new(longest),
+                        hours: MinuteCounts::with_slot(slo.period, Duration::from_secs(3600)),
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    fn each(&self, mut f: impl FnMut(&mut Tracked)) {
+        let mut tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
+        for t in tracked.iter_mut() {
+            f(t);
+        }
+    }
+
+    /// A recipient delivered `queued` after its acceptance, for `tenant` (if a tenant's).
+    pub fn delivered(&self, now_ms: i64, tenant: Option<&str>, queued: Duration) {
+        self.each(|t| {
+            let Sli::DeliveryLatency { threshold } = t.slo.sli else {
+                return;
+            };
+            if t.slo.tenant.is_some() && t.slo.tenant.as_deref() != tenant {
+                return;
+            }
+            let good = u64::from(queued <= threshold);
+            t.minutes.record(now_ms, good, 1);
+            t.hours.record(now_ms, good, 1);
+        });
+    }
+
+    /// Messages offered: `refused` of `total` refused by our fault.
+    pub fn offered(&self, now_ms: i64, total: u64, refused: u64) {
+        if total == 0 {
+            return;
+        }
+        self.each(|t| {
+            if t.slo.sli != Sli::Acceptance || t.slo.tenant.is_some() {
+                return;
+            }
+            let good = total.saturating_sub(refused);
+            t.minutes.record(now_ms, good, total);
+            t.hours.record(now_ms, good, total);
+        });
+    }
+
+    pub fn status(&self, now_ms: i64) -> Vec<SloStatus> {
+        let tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
+        tracked
+            .iter()
+            .map(|t| {
+                let period = t.hours.counts(now_ms, t.slo.period);
+                let burn = Burn::of(&t.slo, |w| t.minutes.counts(now_ms, w));
+                SloStatus {
+                    name: t.slo.name.clone(),
+                    kind: t.slo.sli.kind(),
+                    tenant: t.slo.tenant.clone(),
+                    objective: t.slo.objective * 100.0,
+                    period: prometheus(t.slo.period),
+                    good: period.good,
+                    total: period.total,
+                    budget_left: budget::budget_left(&t.slo, period),
+                    burn_rates: burn
+                        .rates
+                        .iter()
+                        .map(|(w, r)| (prometheus(*w), *r))
+                        .collect(),
+                    alert: burn.firing().map(|r| (r.severity.as_str(), r.factor)),
+                }
+            })
+            .collect()
+    }
+
+    /// Counts of one objective over `window` (tests and reports).
+    pub fn counts(&self, name: &str, now_ms: i64, window: Duration) -> Option<Counts> {
+        let tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
+        tracked
+            .iter()
+            .find(|t| t.slo.name == name)
+            .map(|t| t.minutes.counts(now_ms, window))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slo(name: &str, sli: Sli, tenant: Option<&str>) -> Slo {
+        Slo {
+            name: name.into(),
+            sli,
+            objective: 0.999,
+            period: Duration::from_secs(30 * 86_400),
+            min_events: 100,
+            tenant: tenant.map(str::to_string),
+            description: String::new(),
+        }
+    }
+
+    #[test]
+    fn deliveries_count_for_their_objectives_and_late_ones_burn() {
+        let seven = Sli::DeliveryLatency {
+            threshold: Duration::from_secs(7),
+        };
+        let tracker = Tracker::new(&[
+            slo("all", seven, None),
+            slo("acme", seven, Some("t_acme")),
+            slo("accept", Sli::Acceptance, None),
+        ]);
+        let now = 1_000_000_000;
+        for i in 0..1000 {
+            let late = i % 50 == 0; // 2 %: 20× a 0.1 % budget
+            let queued = Duration::from_secs(if late { 30 } else { 1 });
+            tracker.delivered(
+                now + i,
+                Some(if i % 2 == 0 { "t_acme" } else { "t_beta" }),
+                queued,
+            );
+        }
+        tracker.offered(now, 500, 0);
+        let status = tracker.status(now + 1000);
+        let all = &status[0];
+        assert_eq!((all.good, all.total), (980, 1000));
+        assert!(
+            (all.burn_rates[0].1.unwrap() - 20.0).abs() < 1e-9,
+            "{all:?}"
+        );
+        assert_eq!(all.alert, Some(("page", 14.4)));
+        assert!(all.budget_left < 0.0, "2 % late overspends a 0.1 % budget");
+        let acme = &status[1];
+        assert_eq!(acme.total, 500, "only acme's deliveries");
+        let accept = &status[2];
+        assert_eq!((accept.good, accept.total, accept.alert), (500, 500, None));
+        assert_eq!(accept.budget_left, 1.0);
+    }
+}
