@@ -39,6 +39,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         )?
         .install_recorder()
         .context("installing the metrics recorder")?;
+    zero_counters();
     let upkeep = recorder.clone();
     tokio::spawn(async move {
         loop {
@@ -335,4 +336,26 @@ async fn sample_acceptance(spool: Spool, slo: Arc<ops::tracker::Tracker>) {
         slo.offered(now_ms, total, refused);
         (stored, failed) = (now_stored, now_failed);
     }
+}
+
+/// Counters that alerts and dashboards divide by or compare are exported from the start,
+/// at zero, so a rate over them exists before the first event (Prometheus's advice for
+/// counters with known labels).
+fn zero_counters() {
+    for reason in ["spool_error", "disk_full", "tenant_policy"] {
+        metrics::counter!("tsubame_smtp_messages_rejected_total", "reason" => reason).absolute(0);
+    }
+    for name in [
+        "tsubame_smtp_messages_accepted_total",
+        "tsubame_events_recorded_total",
+        "tsubame_events_dropped_total",
+        "tsubame_webhook_failures_total",
+        "tsubame_webhook_events_delivered_total",
+        "tsubame_webhook_events_dropped_total",
+    ] {
+        metrics::counter!(name).absolute(0);
+    }
+    metrics::counter!("tsubame_smtp_connections_refused_total", "reason" => "early_talker")
+        .absolute(0);
+    metrics::gauge!("tsubame_smtp_connections").set(0.0);
 }

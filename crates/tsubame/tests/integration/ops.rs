@@ -213,3 +213,98 @@ fn the_server_keeps_budgets_and_burn_rates_of_its_objectives() {
         "{table}"
     );
 }
+
+/// Every PromQL query of the Grafana dashboards parses (promtool) and names only metrics the
+/// server exports (read from its `/metrics` after a message went through the API and one
+/// through SMTP) or the recording rules `tsubame ops export-rules` writes.
+#[test]
+fn dashboards_query_only_metrics_the_server_exports() {
+    let capture = tempfile::tempdir().expect("tempdir");
+    let (_sink, server) = crate::api::relaying_to_sink_with_config(capture.path(), "");
+    server.cli(&["tenant", "add", "acme"]);
+    crate::api::add_domain(&server, "acme", "acme.test");
+    let key = server.cli(&["key", "add", "--tenant", "acme", "--scopes", "all"]);
+    let key = key.trim();
+    let sent = crate::api::post(
+        &server,
+        key,
+        r#"{"messages":[{"from":"news@acme.test","to":["ann@x.test"],"text":"t"}]}"#,
+    );
+    assert_eq!(sent["status"], 200, "{sent}");
+    let port = server.smtp.port().to_string();
+    let messages = serde_json::json!([{ "mail_from": "news@acme.test", "from": "news@acme.test", "to": "bob@x.test", "subject": "By SMTP" }]);
+    let smtp = crate::harness::python_json(
+        "smtp_tenant.py",
+        &["127.0.0.1", &port, "apikey", key, &messages.to_string()],
+    );
+    assert_eq!(smtp["sent"][0]["code"], 250, "{smtp}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let exported = loop {
+        let (status, body) =
+            crate::harness::http_get(server.http, "/metrics", None).expect("GET /metrics");
+        assert_eq!(status, 200);
+        let text = String::from_utf8_lossy(&body).into_owned();
+        if text.contains("tsubame_delivery_latency_seconds_count")
+            && text.contains("tsubame_delivery_recipients_total")
+            && text.contains("tsubame_delivery_connections")
+        {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no delivery metrics yet:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let names: std::collections::HashSet<&str> = exported
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    let recorded: Vec<String> = ops::budget::WINDOWS
+        .iter()
+        .map(|w| {
+            format!(
+                "tsubame_slo:error_ratio:rate{}",
+                ops::duration::prometheus(*w)
+            )
+        })
+        .collect();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ops/dashboards");
+    let mut checked = 0;
+    // Each query also goes through Prometheus's own parser, as a recording rule.
+    let mut syntax = String::from("groups:\n  - name: dashboard-queries\n    rules:\n");
+    for entry in std::fs::read_dir(&dir).expect("dashboards") {
+        let path = entry.expect("entry").path();
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("JSON");
+        for panel in dashboard["panels"].as_array().expect("panels") {
+            for target in panel["targets"].as_array().expect("targets") {
+                let expr = target["expr"].as_str().expect("expr");
+                syntax.push_str(&format!(
+                    "      - record: dashboard:query:{checked}\n        expr: '{}'\n",
+                    expr.replace('\'', "''")
+                ));
+                let mut rest = expr;
+                while let Some(start) = rest.find("tsubame_") {
+                    let name: String = rest[start..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+                        .collect();
+                    rest = &rest[start + name.len()..];
+                    assert!(
+                        names.contains(name.as_str()) || recorded.contains(&name),
+                        "{}: panel {:?} queries {name}, which the server does not export",
+                        path.display(),
+                        panel["title"]
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 20, "only {checked} metric names checked");
+    let rules = tempfile::tempdir().expect("tempdir");
+    std::fs::write(rules.path().join("queries.yml"), syntax).expect("write");
+    promtool(&["check", "rules", "queries.yml"], rules.path());
+}
