@@ -74,10 +74,15 @@ pub fn event_json(e: &StoredEvent) -> Value {
 }
 
 /// Starts and stops one task per endpoint as endpoints are added and removed.
+/// Told of every delivered batch: the time, the tenant, and each event's age at delivery
+/// (ms), for the webhook freshness objectives.
+pub type FreshnessObserver = Arc<dyn Fn(i64, &str, &[i64]) + Send + Sync>;
+
 pub async fn run<S: EventStore + Clone + 'static>(
     store: S,
     written: Arc<crate::Written>,
     config: WebhookConfig,
+    observer: Option<FreshnessObserver>,
 ) {
     let config = Arc::new(config);
     // Each task keeps the secret it signs with: a rotation restarts it (from the saved
@@ -103,7 +108,13 @@ pub async fn run<S: EventStore + Clone + 'static>(
                         let id = hook.id.clone();
                         let secret = hook.secret.clone();
                         let wake = written.of(&hook.tenant_id);
-                        let task = tokio::spawn(follow(store.clone(), hook, wake, config.clone()));
+                        let task = tokio::spawn(follow(
+                            store.clone(),
+                            hook,
+                            wake,
+                            config.clone(),
+                            observer.clone(),
+                        ));
                         tasks.insert(id, (task, secret));
                     }
                 }
@@ -220,6 +231,7 @@ async fn follow<S: EventStore>(
     hook: Webhook,
     written: Arc<Notify>,
     config: Arc<WebhookConfig>,
+    observer: Option<FreshnessObserver>,
 ) {
     let mut cursor = hook.cursor;
     let mut failing_since = hook.failing_since_ms;
@@ -276,6 +288,17 @@ async fn follow<S: EventStore>(
             backoff = config.backoff_min;
             metrics::counter!("tsubame_webhook_events_delivered_total")
                 .increment(events.len() as u64);
+            let ages: Vec<i64> = events
+                .iter()
+                .map(|e| (now - e.event.time_ms).max(0))
+                .collect();
+            let age_histogram = metrics::histogram!("tsubame_webhook_event_age_seconds");
+            for age in &ages {
+                age_histogram.record(*age as f64 / 1000.0);
+            }
+            if let Some(observer) = &observer {
+                observer(now, &hook.tenant_id, &ages);
+            }
         } else {
             failing_since.get_or_insert(now);
             metrics::counter!("tsubame_webhook_failures_total").increment(1);

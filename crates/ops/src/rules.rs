@@ -24,16 +24,23 @@ fn seconds(d: Duration) -> String {
     format!("{}", d.as_secs_f64())
 }
 
-/// `None`: the server does not export that measurement yet.
+/// Events of a latency histogram over its threshold, and all of them.
+fn latency(histogram: &str, threshold: Duration) -> Queries {
+    Queries {
+        errors: format!(
+            "(sum(rate({histogram}_count[{{W}}])) - sum(rate({histogram}_bucket{{le=\"{}\"}}[{{W}}])))",
+            seconds(threshold)
+        ),
+        total: format!("sum(rate({histogram}_count[{{W}}]))"),
+    }
+}
+
+/// `None`: the server does not export that measurement.
 fn queries(sli: &Sli) -> Option<Queries> {
     match sli {
-        Sli::DeliveryLatency { threshold } => Some(Queries {
-            errors: format!(
-                "(sum(rate(tsubame_delivery_latency_seconds_count[{{W}}])) - sum(rate(tsubame_delivery_latency_seconds_bucket{{le=\"{}\"}}[{{W}}])))",
-                seconds(*threshold)
-            ),
-            total: "sum(rate(tsubame_delivery_latency_seconds_count[{W}]))".into(),
-        }),
+        Sli::DeliveryLatency { threshold } => {
+            Some(latency("tsubame_delivery_latency_seconds", *threshold))
+        }
         Sli::Acceptance => {
             let refused = "(sum(rate(tsubame_smtp_messages_rejected_total{reason=~\"spool_error|disk_full\"}[{W}])) or vector(0))";
             Some(Queries {
@@ -43,7 +50,12 @@ fn queries(sli: &Sli) -> Option<Queries> {
                 ),
             })
         }
-        Sli::ApiLatency { .. } | Sli::WebhookFreshness { .. } => None,
+        Sli::ApiLatency { threshold } => {
+            Some(latency("tsubame_http_request_duration_seconds", *threshold))
+        }
+        Sli::WebhookFreshness { threshold } => {
+            Some(latency("tsubame_webhook_event_age_seconds", *threshold))
+        }
     }
 }
 

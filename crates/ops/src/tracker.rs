@@ -82,6 +82,37 @@ impl Tracker {
         });
     }
 
+    /// Events delivered to a tenant's webhook, each `ages` (ms) after it happened.
+    pub fn webhook_delivered(&self, now_ms: i64, tenant: &str, ages: &[i64]) {
+        self.each(|t| {
+            let Sli::WebhookFreshness { threshold } = t.slo.sli else {
+                return;
+            };
+            if t.slo.tenant.as_deref().is_some_and(|mine| mine != tenant) {
+                return;
+            }
+            let limit = threshold.as_millis() as i64;
+            let good = ages.iter().filter(|a| **a <= limit).count() as u64;
+            t.minutes.record(now_ms, good, ages.len() as u64);
+            t.hours.record(now_ms, good, ages.len() as u64);
+        });
+    }
+
+    /// An API request answered after `took`.
+    pub fn api_answered(&self, now_ms: i64, took: Duration) {
+        self.each(|t| {
+            let Sli::ApiLatency { threshold } = t.slo.sli else {
+                return;
+            };
+            if t.slo.tenant.is_some() {
+                return;
+            }
+            let good = u64::from(took <= threshold);
+            t.minutes.record(now_ms, good, 1);
+            t.hours.record(now_ms, good, 1);
+        });
+    }
+
     /// Messages offered: `refused` of `total` refused by our fault.
     pub fn offered(&self, now_ms: i64, total: u64, refused: u64) {
         if total == 0 {
@@ -185,5 +216,33 @@ mod tests {
         let accept = &status[2];
         assert_eq!((accept.good, accept.total, accept.alert), (500, 500, None));
         assert_eq!(accept.budget_left, 1.0);
+    }
+
+    #[test]
+    fn webhook_ages_and_api_times_count_for_their_objectives() {
+        let tracker = Tracker::new(&[
+            slo(
+                "hooks",
+                Sli::WebhookFreshness {
+                    threshold: Duration::from_secs(60),
+                },
+                Some("t_acme"),
+            ),
+            slo(
+                "api",
+                Sli::ApiLatency {
+                    threshold: Duration::from_millis(250),
+                },
+                None,
+            ),
+        ]);
+        let now = 2_000_000_000;
+        tracker.webhook_delivered(now, "t_acme", &[1_000, 59_000, 61_000]);
+        tracker.webhook_delivered(now, "t_beta", &[1_000]);
+        tracker.api_answered(now, Duration::from_millis(10));
+        tracker.api_answered(now, Duration::from_millis(900));
+        let status = tracker.status(now);
+        assert_eq!((status[0].good, status[0].total), (2, 3));
+        assert_eq!((status[1].good, status[1].total), (1, 2));
     }
 }

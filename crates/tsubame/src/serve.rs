@@ -94,13 +94,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         control.clone(),
         config.events.retention,
     ));
-    tokio::spawn(events::webhooks::run(
-        control.clone(),
-        written,
-        config.events.webhooks.clone(),
-    ));
-    // The console's live rates and the objectives are fed by the delivery event listener.
-    let rates: Arc<console::ops::rates::Rates> = Arc::default();
     // Per-tenant objectives name the tenant; deliveries carry its id.
     let mut slos = config.slos.clone();
     for objective in &mut slos {
@@ -115,6 +108,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
     }
     let slo = Arc::new(ops::tracker::Tracker::new(&slos));
+    let freshness: events::webhooks::FreshnessObserver = {
+        let slo = slo.clone();
+        Arc::new(move |now_ms, tenant, ages| slo.webhook_delivered(now_ms, tenant, ages))
+    };
+    tokio::spawn(events::webhooks::run(
+        control.clone(),
+        written,
+        config.events.webhooks.clone(),
+        Some(freshness),
+    ));
+    // The console's live rates and the objectives are fed by the delivery event listener.
+    let rates: Arc<console::ops::rates::Rates> = Arc::default();
     let engine = if config.delivery.enabled {
         let sink = event_sink.clone();
         let delivered = rates.clone();
@@ -243,9 +248,27 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         expansion,
         api_state.campaigns_wake.clone(),
     ));
+    // Every API request's time, for the API latency objectives.
+    let api_slo = slo.clone();
     let router = router
         .merge(console::router(console_state))
-        .merge(api::router(api_state))
+        .merge(api::router(api_state).layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let slo = api_slo.clone();
+                async move {
+                    let started = std::time::Instant::now();
+                    let response = next.run(request).await;
+                    let took = started.elapsed();
+                    metrics::histogram!("tsubame_http_request_duration_seconds")
+                        .record(took.as_secs_f64());
+                    let now_ms = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as i64);
+                    slo.api_answered(now_ms, took);
+                    response
+                }
+            },
+        )))
         .layer(axum::middleware::from_fn(
             api::framework_errors::json_errors,
         ));

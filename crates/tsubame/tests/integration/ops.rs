@@ -22,6 +22,12 @@ objective = 99.99
 min_events = 100
 
 [[slo]]
+name = "webhooks-1m"
+kind = "webhook_freshness"
+threshold = "60s"
+objective = 99.0
+
+[[slo]]
 name = "acme-delivery"
 kind = "delivery_latency"
 threshold = "10s"
@@ -70,6 +76,10 @@ fn exported_rules_pass_promtool_and_alert_when_the_budget_burns() {
     assert!(
         sloth.contains("name: 'delivery-7s'") && sloth.contains("objective: 99.9"),
         "{sloth}"
+    );
+    assert!(
+        rules.contains("tsubame_webhook_event_age_seconds_bucket{le=\"60\"}"),
+        "{rules}"
     );
     promtool(&["check", "rules", "tsubame-slo-rules.yml"], dir.path());
 
@@ -152,6 +162,7 @@ fn the_server_keeps_budgets_and_burn_rates_of_its_objectives() {
         "[[slo]]\nname = \"instant\"\nkind = \"delivery_latency\"\nthreshold = \"0.1ms\"\nobjective = 99.9\nmin_events = 10\n\
          [[slo]]\nname = \"relaxed\"\nkind = \"delivery_latency\"\nthreshold = \"10s\"\nobjective = 99.9\nmin_events = 10\n\
          [[slo]]\nname = \"accept\"\nkind = \"acceptance\"\nobjective = 99.9\nmin_events = 10\n\
+         [[slo]]\nname = \"api\"\nkind = \"api_latency\"\nthreshold = \"10s\"\nobjective = 99.9\n\
          [[slo]]\nname = \"beta-only\"\nkind = \"delivery_latency\"\nthreshold = \"10s\"\nobjective = 99.9\ntenant = \"beta\"\n",
     );
     server.cli(&["tenant", "add", "acme"]);
@@ -207,6 +218,12 @@ fn the_server_keeps_budgets_and_burn_rates_of_its_objectives() {
         0,
         "another tenant's objective counts nothing of acme's"
     );
+    let api = by("api");
+    assert!(
+        api["total"].as_u64() >= Some(1),
+        "the send request counts: {api}"
+    );
+    assert_eq!(api["good"], api["total"], "{api}");
     let table = server.cli(&["ops", "slo"]);
     assert!(
         table.contains("instant") && table.contains("page"),
