@@ -1,8 +1,8 @@
 //! The objectives evaluated inside the server: deliveries and acceptances are counted per
 //! objective as they happen (a minute ring for the burn-rate windows, an hour ring for the
 //! budget's period), and [`Tracker::status`] answers each objective's budget left, burn
-//! rates and the alert the policy calls for. Counts live in memory: a restart starts them
-//! again.
+//! rates and the alert the policy calls for. The binary saves the recent slots every few
+//! seconds and restores them at start-up ([`Tracker::recent`], [`Tracker::restore`]).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -155,6 +155,36 @@ impl Tracker {
             .collect()
     }
 
+    /// The recent slots of every objective's rings, to save: (objective, slot length,
+    /// slot number, counts).
+    pub fn recent(&self, now_ms: i64) -> Vec<(String, i64, i64, Counts)> {
+        let tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for t in tracked.iter() {
+            for ring in [&t.minutes, &t.hours] {
+                for (slot, counts) in ring.recent(now_ms) {
+                    out.push((t.slo.name.clone(), ring.slot_ms(), slot, counts));
+                }
+            }
+        }
+        out
+    }
+
+    /// Puts back saved slots of objectives that still exist (by name), after a restart.
+    pub fn restore(&self, saved: &[(String, i64, i64, Counts)]) {
+        let mut tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, slot_ms, slot, counts) in saved {
+            let Some(t) = tracked.iter_mut().find(|t| &t.slo.name == name) else {
+                continue;
+            };
+            for ring in [&mut t.minutes, &mut t.hours] {
+                if ring.slot_ms() == *slot_ms {
+                    ring.restore(*slot, *counts);
+                }
+            }
+        }
+    }
+
     /// Counts of one objective over `window` (tests and reports).
     pub fn counts(&self, name: &str, now_ms: i64, window: Duration) -> Option<Counts> {
         let tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
@@ -244,5 +274,33 @@ mod tests {
         let status = tracker.status(now);
         assert_eq!((status[0].good, status[0].total), (2, 3));
         assert_eq!((status[1].good, status[1].total), (1, 2));
+    }
+
+    #[test]
+    fn saved_slots_restore_the_counts() {
+        let seven = Sli::DeliveryLatency {
+            threshold: Duration::from_secs(7),
+        };
+        let before = Tracker::new(&[slo("d", seven, None)]);
+        let now = 3_000_000_000;
+        for i in 0..10 {
+            before.delivered(
+                now + i,
+                None,
+                Duration::from_secs(if i < 8 { 1 } else { 9 }),
+            );
+        }
+        let saved = before.recent(now);
+        assert_eq!(
+            saved.len(),
+            2,
+            "one minute slot and one hour slot: {saved:?}"
+        );
+        let after = Tracker::new(&[slo("d", seven, None), slo("new", seven, None)]);
+        after.restore(&saved);
+        after.restore(&[("gone".into(), 60_000, 1, Counts { good: 1, total: 1 })]);
+        let status = after.status(now + 30_000);
+        assert_eq!((status[0].good, status[0].total), (8, 10));
+        assert_eq!(status[1].total, 0);
     }
 }

@@ -42,6 +42,27 @@ impl MinuteCounts {
         slot.1.total += total;
     }
 
+    pub fn slot_ms(&self) -> i64 {
+        self.slot_ms
+    }
+
+    /// The slot holding `now_ms` and the one before, with their counts (what changed
+    /// lately, for saving).
+    pub fn recent(&self, now_ms: i64) -> Vec<(i64, Counts)> {
+        let now = now_ms.div_euclid(self.slot_ms);
+        self.slots
+            .iter()
+            .filter(|(slot, c)| (now - 1..=now).contains(slot) && c.total > 0)
+            .copied()
+            .collect()
+    }
+
+    /// Puts back a saved slot (one older than the ring's span is ignored by `counts`).
+    pub fn restore(&mut self, slot: i64, counts: Counts) {
+        let len = self.slots.len() as i64;
+        self.slots[slot.rem_euclid(len) as usize] = (slot, counts);
+    }
+
     /// The counts of the last `window` up to `now_ms` (whole slots, the current one
     /// included).
     pub fn counts(&self, now_ms: i64, window: Duration) -> Counts {

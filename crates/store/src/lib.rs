@@ -30,6 +30,7 @@ pub mod events;
 pub mod imports;
 pub mod keys;
 pub mod rollups;
+pub mod slo;
 pub mod sqlite;
 pub mod sqlite_audience;
 pub mod sqlite_campaigns;
@@ -38,6 +39,7 @@ pub mod sqlite_console;
 pub mod sqlite_events;
 pub mod sqlite_imports;
 mod sqlite_segments;
+pub mod sqlite_slo;
 pub mod sqlite_templates;
 pub mod templates;
 
@@ -60,6 +62,7 @@ pub use events::{
 };
 pub use imports::{ImportBatch, ImportJob, ImportState, ImportStore, NewImport};
 pub use keys::{KeyError, Scope, Scopes};
+pub use slo::{SloSlot, SloStore};
 pub use sqlite::SqliteStore;
 pub use templates::{Dialect, StoredTemplate, TemplateStore, TemplateVersion, VersionContent};
 

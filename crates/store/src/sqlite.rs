@@ -42,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0020_campaign_counts.sql"),
     include_str!("../migrations/0021_ab_tests.sql"),
     include_str!("../migrations/0022_tenant_timezone.sql"),
+    include_str!("../migrations/0023_slo_counts.sql"),
 ];
 
 /// The SQLite control plane.

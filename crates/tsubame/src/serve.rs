@@ -108,6 +108,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
     }
     let slo = Arc::new(ops::tracker::Tracker::new(&slos));
+    restore_slo_counts(&control, &slo).await;
+    tokio::spawn(save_slo_counts(control.clone(), slo.clone()));
     let freshness: events::webhooks::FreshnessObserver = {
         let slo = slo.clone();
         Arc::new(move |now_ms, tenant, ages| slo.webhook_delivered(now_ms, tenant, ages))
@@ -381,4 +383,67 @@ fn zero_counters() {
     metrics::counter!("tsubame_smtp_connections_refused_total", "reason" => "early_talker")
         .absolute(0);
     metrics::gauge!("tsubame_smtp_connections").set(0.0);
+}
+
+/// How far back objectives' counters are kept: the longest period an objective may have.
+const SLO_KEPT: Duration = Duration::from_secs(91 * 86_400);
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Puts the objectives' saved counters back, so budgets and burn rates survive a restart.
+async fn restore_slo_counts(control: &store::SqliteStore, slo: &ops::tracker::Tracker) {
+    let since = unix_ms() - SLO_KEPT.as_millis() as i64;
+    match store::SloStore::slo_slots(control, since).await {
+        Ok(rows) => {
+            let saved: Vec<(String, i64, i64, ops::budget::Counts)> = rows
+                .into_iter()
+                .map(|r| {
+                    let counts = ops::budget::Counts {
+                        good: r.good,
+                        total: r.total,
+                    };
+                    (r.slo, r.grain_ms, r.slot, counts)
+                })
+                .collect();
+            slo.restore(&saved);
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "reading the objectives' counters failed; they start again")
+        }
+    }
+}
+
+/// Saves the objectives' recent counters every few seconds (a crash loses at most that),
+/// and forgets those older than any period once a day.
+async fn save_slo_counts(control: store::SqliteStore, slo: Arc<ops::tracker::Tracker>) {
+    let mut last_purge = 0;
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let now = unix_ms();
+        let slots: Vec<store::SloSlot> = slo
+            .recent(now)
+            .into_iter()
+            .map(|(name, grain_ms, slot, counts)| store::SloSlot {
+                slo: name,
+                grain_ms,
+                slot,
+                good: counts.good,
+                total: counts.total,
+            })
+            .collect();
+        if let Err(err) = store::SloStore::save_slo_slots(&control, &slots).await {
+            tracing::warn!(error = %err, "saving the objectives' counters failed");
+        }
+        if now - last_purge > 86_400_000 {
+            last_purge = now;
+            let before = now - SLO_KEPT.as_millis() as i64;
+            if let Err(err) = store::SloStore::purge_slo_slots(&control, before).await {
+                tracing::warn!(error = %err, "purging old objectives' counters failed");
+            }
+        }
+    }
 }

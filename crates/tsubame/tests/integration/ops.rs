@@ -153,11 +153,11 @@ tests:
 /// The server evaluates its objectives from its own counters: deliveries through the API
 /// to a sink count for the latency objectives (an impossible 0.1 ms threshold pages, a
 /// 10 s one keeps its whole budget), stored messages for acceptance, and
-/// `tsubame ops slo` shows them.
+/// `tsubame ops slo` shows them, also after a kill -9 and a restart.
 #[test]
 fn the_server_keeps_budgets_and_burn_rates_of_its_objectives() {
     let capture = tempfile::tempdir().expect("tempdir");
-    let (_sink, server) = crate::api::relaying_to_sink_with_config(
+    let (_sink, mut server) = crate::api::relaying_to_sink_with_config(
         capture.path(),
         "[[slo]]\nname = \"instant\"\nkind = \"delivery_latency\"\nthreshold = \"0.1ms\"\nobjective = 99.9\nmin_events = 10\n\
          [[slo]]\nname = \"relaxed\"\nkind = \"delivery_latency\"\nthreshold = \"10s\"\nobjective = 99.9\nmin_events = 10\n\
@@ -224,6 +224,21 @@ fn the_server_keeps_budgets_and_burn_rates_of_its_objectives() {
         "the send request counts: {api}"
     );
     assert_eq!(api["good"], api["total"], "{api}");
+    // The counters are saved every 5 s: after a kill -9 and a restart they are back.
+    std::thread::sleep(std::time::Duration::from_millis(5_500));
+    server.kill9();
+    server.spawn(&[]);
+    let text = server.cli(&["ops", "slo", "--json"]);
+    let after: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let relaxed_after = after["slos"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == "relaxed").cloned())
+        .expect("relaxed");
+    assert_eq!(
+        (&relaxed_after["good"], &relaxed_after["total"]),
+        (&serde_json::json!(20), &serde_json::json!(20)),
+        "{after}"
+    );
     let table = server.cli(&["ops", "slo"]);
     assert!(
         table.contains("instant") && table.contains("page"),
