@@ -16,6 +16,8 @@ use crate::window::MinuteCounts;
 
 struct Tracked {
     slo: Slo,
+    /// The id of the tenant `slo.tenant` names, once known (events carry ids).
+    tenant_id: Option<String>,
     minutes: MinuteCounts,
     hours: MinuteCounts,
 }
@@ -52,6 +54,7 @@ impl Tracker {
                 slos.iter()
                     .map(|slo| Tracked {
                         slo: slo.clone(),
+                        tenant_id: None,
                         minutes: MinuteCounts::new(longest),
                         hours: MinuteCounts::with_slot(slo.period, Duration::from_secs(3600)),
                     })
@@ -67,13 +70,37 @@ impl Tracker {
         }
     }
 
+    /// Tenant names of per-tenant objectives whose tenant id is not known yet.
+    pub fn unresolved_tenants(&self) -> Vec<String> {
+        let tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
+        let mut names: Vec<String> = tracked
+            .iter()
+            .filter(|t| t.tenant_id.is_none())
+            .filter_map(|t| t.slo.tenant.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// The tenant named `name` has the id `id` (per-tenant objectives count its events
+    /// from now on).
+    pub fn resolve_tenant(&self, name: &str, id: &str) {
+        self.each(|t| {
+            if t.slo.tenant.as_deref() == Some(name) {
+                t.tenant_id = Some(id.to_string());
+            }
+        });
+    }
+
     /// A recipient delivered `queued` after its acceptance, for `tenant` (if a tenant's).
     pub fn delivered(&self, now_ms: i64, tenant: Option<&str>, queued: Duration) {
         self.each(|t| {
             let Sli::DeliveryLatency { threshold } = t.slo.sli else {
                 return;
             };
-            if t.slo.tenant.is_some() && t.slo.tenant.as_deref() != tenant {
+            if t.slo.tenant.is_some() && (t.tenant_id.is_none() || t.tenant_id.as_deref() != tenant)
+            {
                 return;
             }
             let good = u64::from(queued <= threshold);
@@ -88,7 +115,7 @@ impl Tracker {
             let Sli::WebhookFreshness { threshold } = t.slo.sli else {
                 return;
             };
-            if t.slo.tenant.as_deref().is_some_and(|mine| mine != tenant) {
+            if t.slo.tenant.is_some() && t.tenant_id.as_deref() != Some(tenant) {
                 return;
             }
             let limit = threshold.as_millis() as i64;
@@ -218,9 +245,12 @@ mod tests {
         };
         let tracker = Tracker::new(&[
             slo("all", seven, None),
-            slo("acme", seven, Some("t_acme")),
+            slo("acme", seven, Some("acme")),
             slo("accept", Sli::Acceptance, None),
         ]);
+        assert_eq!(tracker.unresolved_tenants(), ["acme"]);
+        tracker.resolve_tenant("acme", "t_acme");
+        assert!(tracker.unresolved_tenants().is_empty());
         let now = 1_000_000_000;
         for i in 0..1000 {
             let late = i % 50 == 0; // 2 %: 20× a 0.1 % budget
@@ -256,7 +286,7 @@ mod tests {
                 Sli::WebhookFreshness {
                     threshold: Duration::from_secs(60),
                 },
-                Some("t_acme"),
+                Some("acme"),
             ),
             slo(
                 "api",
@@ -267,6 +297,13 @@ mod tests {
             ),
         ]);
         let now = 2_000_000_000;
+        tracker.webhook_delivered(now, "t_acme", &[1_000]);
+        assert_eq!(
+            tracker.status(now)[0].total,
+            0,
+            "the tenant is not known yet"
+        );
+        tracker.resolve_tenant("acme", "t_acme");
         tracker.webhook_delivered(now, "t_acme", &[1_000, 59_000, 61_000]);
         tracker.webhook_delivered(now, "t_beta", &[1_000]);
         tracker.api_answered(now, Duration::from_millis(10));

@@ -94,20 +94,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         control.clone(),
         config.events.retention,
     ));
-    // Per-tenant objectives name the tenant; deliveries carry its id.
-    let mut slos = config.slos.clone();
-    for objective in &mut slos {
-        let Some(name) = objective.tenant.clone() else {
-            continue;
-        };
-        match store::ControlStore::tenant(&control, &name).await {
-            Ok(Some(tenant)) => objective.tenant = Some(tenant.id),
-            _ => {
-                tracing::warn!(slo = %objective.name, tenant = %name, "the objective's tenant does not exist: it counts nothing")
-            }
-        }
-    }
-    let slo = Arc::new(ops::tracker::Tracker::new(&slos));
+    let slo = Arc::new(ops::tracker::Tracker::new(&config.slos));
+    resolve_slo_tenants(&control, &slo).await;
     restore_slo_counts(&control, &slo).await;
     tokio::spawn(save_slo_counts(control.clone(), slo.clone()));
     let freshness: events::webhooks::FreshnessObserver = {
@@ -435,6 +423,7 @@ async fn save_slo_counts(control: store::SqliteStore, slo: Arc<ops::tracker::Tra
                 total: counts.total,
             })
             .collect();
+        resolve_slo_tenants(&control, &slo).await;
         if let Err(err) = store::SloStore::save_slo_slots(&control, &slots).await {
             tracing::warn!(error = %err, "saving the objectives' counters failed");
         }
@@ -444,6 +433,16 @@ async fn save_slo_counts(control: store::SqliteStore, slo: Arc<ops::tracker::Tra
             if let Err(err) = store::SloStore::purge_slo_slots(&control, before).await {
                 tracing::warn!(error = %err, "purging old objectives' counters failed");
             }
+        }
+    }
+}
+
+/// Per-tenant objectives name their tenant; events carry its id. Looked up at start-up
+/// and again with every save, so a tenant added later is counted from then on.
+async fn resolve_slo_tenants(control: &store::SqliteStore, slo: &ops::tracker::Tracker) {
+    for name in slo.unresolved_tenants() {
+        if let Ok(Some(tenant)) = store::ControlStore::tenant(control, &name).await {
+            slo.resolve_tenant(&name, &tenant.id);
         }
     }
 }

@@ -152,7 +152,8 @@ tests:
 
 /// The server evaluates its objectives from its own counters: deliveries through the API
 /// to a sink count for the latency objectives (an impossible 0.1 ms threshold pages, a
-/// 10 s one keeps its whole budget), stored messages for acceptance, and
+/// 10 s one keeps its whole budget), stored messages for acceptance, events reaching a
+/// webhook receiver for webhook freshness (per tenant), and
 /// `tsubame ops slo` shows them, also after a kill -9 and a restart.
 #[test]
 fn the_server_keeps_budgets_and_burn_rates_of_its_objectives() {
@@ -163,11 +164,24 @@ fn the_server_keeps_budgets_and_burn_rates_of_its_objectives() {
          [[slo]]\nname = \"relaxed\"\nkind = \"delivery_latency\"\nthreshold = \"10s\"\nobjective = 99.9\nmin_events = 10\n\
          [[slo]]\nname = \"accept\"\nkind = \"acceptance\"\nobjective = 99.9\nmin_events = 10\n\
          [[slo]]\nname = \"api\"\nkind = \"api_latency\"\nthreshold = \"10s\"\nobjective = 99.9\n\
-         [[slo]]\nname = \"beta-only\"\nkind = \"delivery_latency\"\nthreshold = \"10s\"\nobjective = 99.9\ntenant = \"beta\"\n",
+         [[slo]]\nname = \"hooks\"\nkind = \"webhook_freshness\"\nthreshold = \"60s\"\nobjective = 99.9\ntenant = \"acme\"\n\
+         [[slo]]\nname = \"beta-only\"\nkind = \"delivery_latency\"\nthreshold = \"10s\"\nobjective = 99.9\ntenant = \"beta\"\n\
+         [webhooks]\nallow_networks = [\"127.0.0.0/8\"]\n",
     );
     server.cli(&["tenant", "add", "acme"]);
     crate::api::add_domain(&server, "acme", "acme.test");
     let key = server.cli(&["key", "add", "--tenant", "acme", "--scopes", "all"]);
+    // The objective's tenant was added after start-up: it is looked up again within 5 s.
+    std::thread::sleep(std::time::Duration::from_millis(5_500));
+    let receiver = crate::events::Receiver::start(false);
+    let hook = crate::campaigns::call(
+        &server,
+        "POST",
+        "/v1/webhooks",
+        key.trim(),
+        serde_json::json!({"url": format!("http://127.0.0.1:{}/hook", receiver.port)}),
+    );
+    assert_eq!(hook["status"], 201, "{hook}");
     let messages: Vec<String> = (0..20)
         .map(|i| format!(r#"{{"from":"news@acme.test","to":["u{i}@x.test"],"text":"t"}}"#))
         .collect();
@@ -187,7 +201,10 @@ fn the_server_keeps_budgets_and_burn_rates_of_its_objectives() {
                 .and_then(|a| a.iter().find(|s| s["name"] == name).cloned())
                 .unwrap_or_default()
         };
-        if by("relaxed")["total"] == 20 && by("accept")["total"].as_u64() >= Some(20) {
+        if by("relaxed")["total"] == 20
+            && by("accept")["total"].as_u64() >= Some(20)
+            && by("hooks")["total"].as_u64() >= Some(40)
+        {
             break v;
         }
         assert!(std::time::Instant::now() < deadline, "{v}");
@@ -218,6 +235,9 @@ fn the_server_keeps_budgets_and_burn_rates_of_its_objectives() {
         0,
         "another tenant's objective counts nothing of acme's"
     );
+    // Accepted and delivered events of the 20 messages reached acme's endpoint in time.
+    let hooks = by("hooks");
+    assert_eq!(hooks["good"], hooks["total"], "{hooks}");
     let api = by("api");
     assert!(
         api["total"].as_u64() >= Some(1),
