@@ -9,11 +9,14 @@
 //! - [`window`]: the server's own per-minute counters of good and total events, from
 //!   which the burn rates are computed without Prometheus; [`tracker`] keeps them for
 //!   every objective and answers its status.
+//! - [`lifecycle`]: an alert's life (triggered → acknowledged → resolved), escalation
+//!   L1 → L2 → L3, the response window per priority and its attainment, miss reasons.
 //! - [`rules`]: the same objectives and alerts as Prometheus recording and alerting rules
 //!   and as Sloth SLO specs (`tsubame ops export-rules`), for teams that run Prometheus.
 
 pub mod budget;
 pub mod duration;
+pub mod lifecycle;
 pub mod rules;
 pub mod slo;
 pub mod tracker;
