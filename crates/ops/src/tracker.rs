@@ -25,6 +25,9 @@ struct Tracked {
 /// Every configured objective with its counters.
 pub struct Tracker {
     tracked: Mutex<Vec<Tracked>>,
+    /// The kinds some objective measures: events of other kinds cost no lock (deliveries
+    /// and API requests are on hot paths).
+    kinds: Vec<&'static str>,
 }
 
 /// One objective's state, as the admin API and `tsubame ops slo` show it.
@@ -49,7 +52,10 @@ pub struct SloStatus {
 impl Tracker {
     pub fn new(slos: &[Slo]) -> Tracker {
         let longest = WINDOWS[WINDOWS.len() - 1];
+        let mut kinds: Vec<&'static str> = slos.iter().map(|s| s.sli.kind()).collect();
+        kinds.dedup();
         Tracker {
+            kinds,
             tracked: Mutex::new(
                 slos.iter()
                     .map(|slo| Tracked {
@@ -61,6 +67,11 @@ impl Tracker {
                     .collect(),
             ),
         }
+    }
+
+    /// Whether some objective measures `kind` (an [`Sli::kind`]).
+    pub fn measures(&self, kind: &str) -> bool {
+        self.kinds.contains(&kind)
     }
 
     fn each(&self, mut f: impl FnMut(&mut Tracked)) {
@@ -95,22 +106,36 @@ impl Tracker {
 
     /// A recipient delivered `queued` after its acceptance, for `tenant` (if a tenant's).
     pub fn delivered(&self, now_ms: i64, tenant: Option<&str>, queued: Duration) {
+        self.delivered_batch(&[(now_ms, tenant, queued)]);
+    }
+
+    /// Recipients delivered: (time, tenant, time since acceptance) each, under one lock.
+    pub fn delivered_batch(&self, delivered: &[(i64, Option<&str>, Duration)]) {
+        if delivered.is_empty() || !self.measures("delivery_latency") {
+            return;
+        }
         self.each(|t| {
             let Sli::DeliveryLatency { threshold } = t.slo.sli else {
                 return;
             };
-            if t.slo.tenant.is_some() && (t.tenant_id.is_none() || t.tenant_id.as_deref() != tenant)
-            {
-                return;
+            for (now_ms, tenant, queued) in delivered {
+                if t.slo.tenant.is_some()
+                    && (t.tenant_id.is_none() || t.tenant_id.as_deref() != *tenant)
+                {
+                    continue;
+                }
+                let good = u64::from(*queued <= threshold);
+                t.minutes.record(*now_ms, good, 1);
+                t.hours.record(*now_ms, good, 1);
             }
-            let good = u64::from(queued <= threshold);
-            t.minutes.record(now_ms, good, 1);
-            t.hours.record(now_ms, good, 1);
         });
     }
 
     /// Events delivered to a tenant's webhook, each `ages` (ms) after it happened.
     pub fn webhook_delivered(&self, now_ms: i64, tenant: &str, ages: &[i64]) {
+        if !self.measures("webhook_freshness") {
+            return;
+        }
         self.each(|t| {
             let Sli::WebhookFreshness { threshold } = t.slo.sli else {
                 return;
@@ -127,6 +152,9 @@ impl Tracker {
 
     /// An API request answered after `took`.
     pub fn api_answered(&self, now_ms: i64, took: Duration) {
+        if !self.measures("api_latency") {
+            return;
+        }
         self.each(|t| {
             let Sli::ApiLatency { threshold } = t.slo.sli else {
                 return;
@@ -142,7 +170,7 @@ impl Tracker {
 
     /// Messages offered: `refused` of `total` refused by our fault.
     pub fn offered(&self, now_ms: i64, total: u64, refused: u64) {
-        if total == 0 {
+        if total == 0 || !self.measures("acceptance") {
             return;
         }
         self.each(|t| {

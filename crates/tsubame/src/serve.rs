@@ -115,17 +115,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let delivered = rates.clone();
         let objectives = slo.clone();
         let listener: delivery::events::EventListener = Arc::new(move |batch| {
+            let mut timed = Vec::new();
             for event in &batch {
                 if event.outcome == delivery::events::Outcome::Delivered {
                     delivered.delivered(event.queued_ms);
-                    let tenant = event.auth_user.as_deref().and_then(spool::tenant_of);
-                    objectives.delivered(
+                    timed.push((
                         event.time_ms as i64,
-                        tenant,
-                        std::time::Duration::from_millis(event.queued_ms),
-                    );
+                        event.auth_user.as_deref().and_then(spool::tenant_of),
+                        Duration::from_millis(event.queued_ms),
+                    ));
                 }
             }
+            objectives.delivered_batch(&timed);
             let ours: Vec<store::NewEvent> = batch
                 .iter()
                 .filter_map(events::convert::from_delivery)

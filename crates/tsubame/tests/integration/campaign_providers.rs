@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use testkit::dns::{Rr, TestDns};
 
 use crate::api::add_domain;
-use crate::campaigns::{call, ok};
+use crate::campaigns::{call, ok, sent_campaign};
 use crate::harness::{TestServer, python_json};
 use crate::sink::SinkProcess;
 
@@ -209,34 +209,18 @@ fn a_campaign_to_100k_contacts_across_providers_matches_the_sinks() {
         "--list",
         "All",
     ]);
-    let campaign = ok(
-        call(
-            &server,
-            "POST",
-            "/v1/campaigns",
-            &key,
-            json!({
-                "name": "Providers",
-                "audience": {"lists": ["All"]},
-                "content": {"from": "news@acme.test", "subject": "Hello {{ first_name }}",
-                            "html": "<p>Hi {{ first_name }}, <a href=\"https://shop.example/sale\">sale</a> \
-                                     <a href=\"https://acme.example/news\">news</a></p>",
-                            "text": "Hi {{ first_name }}."},
-            }),
-        ),
-        201,
-    );
-    let id = campaign["id"].as_str().expect("id").to_string();
     let started = Instant::now();
-    ok(
-        call(
-            &server,
-            "POST",
-            &format!("/v1/campaigns/{id}/send"),
-            &key,
-            Value::Null,
-        ),
-        200,
+    let id = sent_campaign(
+        &server,
+        &key,
+        json!({
+            "name": "Providers",
+            "audience": {"lists": ["All"]},
+            "content": {"from": "news@acme.test", "subject": "Hello {{ first_name }}",
+                        "html": "<p>Hi {{ first_name }}, <a href=\"https://shop.example/sale\">sale</a> \
+                                 <a href=\"https://acme.example/news\">news</a></p>",
+                        "text": "Hi {{ first_name }}."},
+        }),
     );
 
     // Sent (everyone spooled), then delivered or bounced: every message settles.
