@@ -14,8 +14,26 @@ use crate::duration::prometheus;
 use crate::slo::{Sli, Slo};
 use crate::window::MinuteCounts;
 
+/// Late recipients remembered per objective (8 bytes each).
+const LATE_REMEMBERED: usize = 1 << 20;
+
+/// One delivery attempt's outcome, for the latency objectives.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    pub now_ms: i64,
+    pub tenant: Option<&'a str>,
+    /// From acceptance to this attempt.
+    pub queued: Duration,
+    /// A hash of the message and recipient (0: unknown), so a recipient counted late at a
+    /// deferral is not counted again at its delivery.
+    pub recipient: u64,
+    /// Delivered (else deferred).
+    pub delivered: bool,
+}
+
 struct Tracked {
     slo: Slo,
+    late: std::collections::HashSet<u64>,
     /// The id of the tenant `slo.tenant` names, once known (events carry ids).
     tenant_id: Option<String>,
     minutes: MinuteCounts,
@@ -61,6 +79,7 @@ impl Tracker {
                     .map(|slo| Tracked {
                         slo: slo.clone(),
                         tenant_id: None,
+                        late: Default::default(),
                         minutes: MinuteCounts::new(longest),
                         hours: MinuteCounts::with_slot(slo.period, Duration::from_secs(3600)),
                     })
@@ -106,27 +125,53 @@ impl Tracker {
 
     /// A recipient delivered `queued` after its acceptance, for `tenant` (if a tenant's).
     pub fn delivered(&self, now_ms: i64, tenant: Option<&str>, queued: Duration) {
-        self.delivered_batch(&[(now_ms, tenant, queued)]);
+        self.outcomes(&[Attempt {
+            now_ms,
+            tenant,
+            queued,
+            recipient: 0,
+            delivered: true,
+        }]);
     }
 
-    /// Recipients delivered: (time, tenant, time since acceptance) each, under one lock.
-    pub fn delivered_batch(&self, delivered: &[(i64, Option<&str>, Duration)]) {
-        if delivered.is_empty() || !self.measures("delivery_latency") {
+    /// Delivery attempts, under one lock. Each recipient counts once against a latency
+    /// objective: good when delivered within the threshold, bad as soon as it is known to
+    /// be late — at its delivery, or at the first deferral past the threshold (so an outage
+    /// burns the budget while it lasts, not hours later when the mail finally goes).
+    pub fn outcomes(&self, attempts: &[Attempt<'_>]) {
+        if attempts.is_empty() || !self.measures("delivery_latency") {
             return;
         }
         self.each(|t| {
             let Sli::DeliveryLatency { threshold } = t.slo.sli else {
                 return;
             };
-            for (now_ms, tenant, queued) in delivered {
+            for a in attempts {
                 if t.slo.tenant.is_some()
-                    && (t.tenant_id.is_none() || t.tenant_id.as_deref() != *tenant)
+                    && (t.tenant_id.is_none() || t.tenant_id.as_deref() != a.tenant)
                 {
                     continue;
                 }
-                let good = u64::from(*queued <= threshold);
-                t.minutes.record(*now_ms, good, 1);
-                t.hours.record(*now_ms, good, 1);
+                let late = a.queued > threshold;
+                let counted = a.recipient != 0 && t.late.contains(&a.recipient);
+                if a.delivered {
+                    if counted {
+                        t.late.remove(&a.recipient);
+                        continue;
+                    }
+                } else if !late || counted {
+                    continue;
+                } else {
+                    if t.late.len() >= LATE_REMEMBERED {
+                        // Beyond this many late recipients at once, the oldest are forgotten:
+                        // one of those delivered later counts a second time.
+                        t.late.clear();
+                    }
+                    t.late.insert(a.recipient);
+                }
+                let good = u64::from(!late);
+                t.minutes.record(a.now_ms, good, 1);
+                t.hours.record(a.now_ms, good, 1);
             }
         });
     }
@@ -264,6 +309,46 @@ mod tests {
             tenant: tenant.map(str::to_string),
             description: String::new(),
         }
+    }
+
+    #[test]
+    fn a_recipient_counts_late_once_at_its_first_late_deferral() {
+        let two = Sli::DeliveryLatency {
+            threshold: Duration::from_secs(2),
+        };
+        let tracker = Tracker::new(&[slo("all", two, None)]);
+        let at = |now_ms, queued_s, recipient, delivered| Attempt {
+            now_ms,
+            tenant: None,
+            queued: Duration::from_secs(queued_s),
+            recipient,
+            delivered,
+        };
+        let now = 1_000_000_000;
+        tracker.outcomes(&[
+            at(now, 1, 7, false), // deferred in time: not known yet
+            at(now, 3, 7, false), // late: bad now
+            at(now, 9, 7, false), // still late: already counted
+            at(now, 1, 8, true),  // another, in time
+        ]);
+        let c = tracker
+            .counts("all", now, Duration::from_secs(300))
+            .unwrap();
+        assert_eq!((c.good, c.total), (1, 2));
+        tracker.outcomes(&[at(now, 20, 7, true)]);
+        let c = tracker
+            .counts("all", now, Duration::from_secs(300))
+            .unwrap();
+        assert_eq!(
+            (c.good, c.total),
+            (1, 2),
+            "its delivery is not counted again"
+        );
+        tracker.outcomes(&[at(now, 20, 7, true)]);
+        let c = tracker
+            .counts("all", now, Duration::from_secs(300))
+            .unwrap();
+        assert_eq!((c.good, c.total), (1, 3), "forgotten once delivered");
     }
 
     #[test]

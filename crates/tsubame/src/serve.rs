@@ -115,18 +115,23 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let delivered = rates.clone();
         let objectives = slo.clone();
         let listener: delivery::events::EventListener = Arc::new(move |batch| {
-            let mut timed = Vec::new();
+            let mut attempts = Vec::new();
             for event in &batch {
-                if event.outcome == delivery::events::Outcome::Delivered {
+                let ok = event.outcome == delivery::events::Outcome::Delivered;
+                if ok {
                     delivered.delivered(event.queued_ms);
-                    timed.push((
-                        event.time_ms as i64,
-                        event.auth_user.as_deref().and_then(spool::tenant_of),
-                        Duration::from_millis(event.queued_ms),
-                    ));
+                }
+                if ok || event.outcome == delivery::events::Outcome::Deferred {
+                    attempts.push(ops::tracker::Attempt {
+                        now_ms: event.time_ms as i64,
+                        tenant: event.auth_user.as_deref().and_then(spool::tenant_of),
+                        queued: Duration::from_millis(event.queued_ms),
+                        recipient: recipient_key(&event.message_id, &event.recipient),
+                        delivered: ok,
+                    });
                 }
             }
-            objectives.delivered_batch(&timed);
+            objectives.outcomes(&attempts);
             let ours: Vec<store::NewEvent> = batch
                 .iter()
                 .filter_map(events::convert::from_delivery)
@@ -446,4 +451,13 @@ async fn resolve_slo_tenants(control: &store::SqliteStore, slo: &ops::tracker::T
             slo.resolve_tenant(&name, &tenant.id);
         }
     }
+}
+
+/// A message's recipient as a number, for the latency objectives' memory of late ones.
+fn recipient_key(message_id: &str, recipient: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    message_id.hash(&mut h);
+    recipient.hash(&mut h);
+    h.finish() | 1
 }
