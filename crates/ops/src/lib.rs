@@ -14,6 +14,7 @@
 //! - [`rules`]: the same objectives and alerts as Prometheus recording and alerting rules
 //!   and as Sloth SLO specs (`tsubame ops export-rules`), for teams that run Prometheus.
 
+pub mod alerts;
 pub mod budget;
 pub mod duration;
 pub mod lifecycle;
