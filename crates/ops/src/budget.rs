@@ -115,7 +115,7 @@ impl Burn {
         }
     }
 
-    fn rate(&self, window: Duration) -> Option<f64> {
+    pub fn rate(&self, window: Duration) -> Option<f64> {
         self.rates
             .iter()
             .find(|(w, _)| *w == window)
@@ -129,6 +129,19 @@ impl Burn {
             fast(rule.long) && fast(rule.short)
         })
     }
+}
+
+/// When the budget left runs out at the last hour's burn rate: budget left × period ÷ rate
+/// (a rate of 1 spends a whole budget in a period). None when not burning or already spent.
+pub fn exhaustion(slo: &Slo, period: Counts, burn: &Burn) -> Option<Duration> {
+    let left = budget_left(slo, period);
+    let rate = burn.rate(Duration::from_secs(3600))?;
+    if left <= 0.0 || rate <= 0.0 {
+        return None;
+    }
+    Some(Duration::from_secs_f64(
+        (left * slo.period.as_secs_f64() / rate).min(1e10),
+    ))
 }
 
 #[cfg(test)]
@@ -161,6 +174,12 @@ mod tests {
         assert!((budget_left(&slo, c(999_500, 1_000_000)) - 0.5).abs() < 1e-9);
         assert!(budget_left(&slo, c(990_000, 1_000_000)) < 0.0);
         assert_eq!(budget_left(&slo, c(0, 0)), 1.0);
+        // Half the budget left, burning at 10×: a 30-day budget lasts 30 d × 0.5 ÷ 10.
+        let burning = Burn::of(&slo, |_| c(9_900, 10_000));
+        let left = exhaustion(&slo, c(999_500, 1_000_000), &burning).unwrap();
+        assert_eq!(left.as_secs(), 30 * 86_400 / 20);
+        let calm = Burn::of(&slo, |_| c(10_000, 10_000));
+        assert_eq!(exhaustion(&slo, c(999_500, 1_000_000), &calm), None);
     }
 
     #[test]

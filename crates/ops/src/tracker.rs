@@ -65,6 +65,9 @@ pub struct SloStatus {
     pub burn_rates: Vec<(String, Option<f64>)>,
     /// `page` or `ticket` when the policy fires, with the factor that did.
     pub alert: Option<(&'static str, f64)>,
+    /// The exhaustion forecast: hours until the budget left is spent at the last hour's
+    /// burn rate (none when it is not burning or already spent).
+    pub exhausted_in_hours: Option<f64>,
 }
 
 impl Tracker {
@@ -250,6 +253,8 @@ impl Tracker {
                         .map(|(w, r)| (prometheus(*w), *r))
                         .collect(),
                     alert: burn.firing().map(|r| (r.severity.as_str(), r.factor)),
+                    exhausted_in_hours: budget::exhaustion(&t.slo, period, &burn)
+                        .map(|d| d.as_secs_f64() / 3600.0),
                 }
             })
             .collect()

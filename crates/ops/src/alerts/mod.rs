@@ -2,6 +2,7 @@
 //! engine that groups, de-duplicates, inhibits, silences and escalates ([`engine`]),
 //! silences and maintenance windows ([`silence`]).
 
+pub mod conditions;
 pub mod engine;
 pub mod priority;
 pub mod rule;
