@@ -21,6 +21,7 @@
 //! - [`compat`]: integer ids and job results for the compatible APIs ([`CompatStore`]);
 //!   [`sqlite_compat`].
 
+pub mod alerts;
 pub mod audience;
 pub mod campaign_counts;
 pub mod campaigns;
@@ -32,6 +33,7 @@ pub mod keys;
 pub mod rollups;
 pub mod slo;
 pub mod sqlite;
+pub mod sqlite_alerts;
 pub mod sqlite_audience;
 pub mod sqlite_campaigns;
 pub mod sqlite_compat;
@@ -45,6 +47,7 @@ pub mod templates;
 
 use std::future::Future;
 
+pub use alerts::{AlertAction, AlertRecord, OpsStore, ReportRecord, SilenceRecord};
 pub use audience::{
     AudienceStore, Condition, Consent, Contact, ContactInput, ContactList, ContactQuery, Existing,
     Field, ListConfirmation, MemberStatus, Membership, Op, Operand, PropertyDef, PropertyKind,
