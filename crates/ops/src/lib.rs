@@ -16,8 +16,10 @@
 
 pub mod alerts;
 pub mod budget;
+pub mod config;
 pub mod duration;
 pub mod lifecycle;
+pub mod oncall;
 pub mod rules;
 pub mod slo;
 pub mod tracker;

@@ -27,6 +27,16 @@ impl Priority {
         })
     }
 
+    pub fn parse(text: &str) -> Option<Priority> {
+        Some(match text.trim().to_ascii_uppercase().as_str() {
+            "P1" => Priority::P1,
+            "P2" => Priority::P2,
+            "P3" => Priority::P3,
+            "P4" => Priority::P4,
+            _ => return None,
+        })
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Priority::P1 => "P1",
@@ -51,6 +61,34 @@ pub enum MissReason {
 }
 
 impl MissReason {
+    pub const ALL: [MissReason; 5] = [
+        MissReason::OutOfHours,
+        MissReason::SeveralIncidents,
+        MissReason::NotificationFailed,
+        MissReason::WrongPriority,
+        MissReason::Other,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MissReason::OutOfHours => "out_of_hours",
+            MissReason::SeveralIncidents => "several_incidents",
+            MissReason::NotificationFailed => "notification_failed",
+            MissReason::WrongPriority => "wrong_priority",
+            MissReason::Other => "other",
+        }
+    }
+
+    pub fn label(&self) -> &'static str {
+        match self {
+            MissReason::OutOfHours => "out of hours",
+            MissReason::SeveralIncidents => "several incidents at once",
+            MissReason::NotificationFailed => "notification failed",
+            MissReason::WrongPriority => "wrong priority",
+            MissReason::Other => "other",
+        }
+    }
+
     pub fn parse(text: &str) -> Option<MissReason> {
         Some(match text {
             "out_of_hours" => MissReason::OutOfHours,
@@ -144,6 +182,13 @@ impl Alert {
             _ => None,
         })?;
         Some(answered - self.triggered_ms <= self.window_ms())
+    }
+
+    /// [`Alert::in_time`] as of `now_ms`: an alert still unanswered when its window has
+    /// passed is late already.
+    pub fn in_time_at(&self, now_ms: i64) -> Option<bool> {
+        self.in_time()
+            .or_else(|| (now_ms - self.triggered_ms > self.window_ms()).then_some(false))
     }
 
     pub fn resolve(

@@ -49,7 +49,11 @@ fn report_row(r: &SqliteRow, body: bool) -> Result<ReportRecord, StoreError> {
         period: r.try_get("period")?,
         created_ms: r.try_get("created_ms")?,
         content_type: r.try_get("content_type")?,
-        body: if body { r.try_get("body")? } else { String::new() },
+        body: if body {
+            r.try_get("body")?
+        } else {
+            String::new()
+        },
     })
 }
 
@@ -122,7 +126,11 @@ impl OpsStore for SqliteStore {
         rows.iter().map(alert_row).collect()
     }
 
-    async fn alerts_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<AlertRecord>, StoreError> {
+    async fn alerts_between(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<AlertRecord>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {ALERT_COLUMNS} FROM alerts WHERE triggered_ms >= ? AND triggered_ms < ? \
              ORDER BY triggered_ms DESC, id DESC"
@@ -135,10 +143,12 @@ impl OpsStore for SqliteStore {
     }
 
     async fn alert(&self, id: &str) -> Result<Option<AlertRecord>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?")))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(alert_row).transpose()
     }
 
@@ -256,7 +266,11 @@ impl OpsStore for SqliteStore {
         Ok(())
     }
 
-    async fn ops_samples(&self, from_ms: i64, to_ms: i64) -> Result<Vec<(i64, String)>, StoreError> {
+    async fn ops_samples(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
         let rows = sqlx::query(
             "SELECT at_ms, body FROM ops_samples WHERE at_ms >= ? AND at_ms < ? ORDER BY at_ms",
         )
