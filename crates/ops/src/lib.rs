@@ -19,6 +19,7 @@ pub mod budget;
 pub mod config;
 pub mod duration;
 pub mod lifecycle;
+pub mod notify;
 pub mod oncall;
 pub mod rules;
 pub mod slo;

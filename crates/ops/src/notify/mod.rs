@@ -1,0 +1,7 @@
+//! Notifications of alerts and reports: the channels' payloads ([`payload`]) and sending
+//! them with retries ([`send`]).
+
+pub mod payload;
+pub mod send;
+
+pub use send::{MailOut, Notifier, Outgoing};
