@@ -14,6 +14,7 @@
 //! - [`rules`]: the same objectives and alerts as Prometheus recording and alerting rules
 //!   and as Sloth SLO specs (`tsubame ops export-rules`), for teams that run Prometheus.
 
+pub mod activity;
 pub mod alerts;
 pub mod budget;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod duration;
 pub mod lifecycle;
 pub mod notify;
 pub mod oncall;
+pub mod report;
 pub mod rules;
 pub mod slo;
 pub mod tracker;

@@ -290,6 +290,16 @@ impl Tracker {
         }
     }
 
+    /// Counts of one objective over `window` from its hour slots (reports: up to its
+    /// period).
+    pub fn period_counts(&self, name: &str, now_ms: i64, window: Duration) -> Option<Counts> {
+        let tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
+        tracked
+            .iter()
+            .find(|t| t.slo.name == name)
+            .map(|t| t.hours.counts(now_ms, window))
+    }
+
     /// Counts of one objective over `window` (tests and reports).
     pub fn counts(&self, name: &str, now_ms: i64, window: Duration) -> Option<Counts> {
         let tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
