@@ -17,13 +17,17 @@
 pub mod activity;
 pub mod alerts;
 pub mod budget;
+pub mod clock;
 pub mod config;
 pub mod duration;
 pub mod lifecycle;
 pub mod notify;
+pub mod observe;
 pub mod oncall;
 pub mod report;
 pub mod rules;
+pub mod runner;
 pub mod slo;
+pub mod tls;
 pub mod tracker;
 pub mod window;

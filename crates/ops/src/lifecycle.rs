@@ -115,6 +115,7 @@ pub struct Alert {
     pub triggered_ms: i64,
     pub state: State,
     pub acknowledged_ms: Option<i64>,
+    pub acknowledged_by: Option<String>,
     /// 1 (first line) to 3.
     pub level: u8,
     pub miss: Option<(MissReason, String)>,
@@ -136,6 +137,7 @@ impl Alert {
             triggered_ms: now_ms,
             state: State::Triggered,
             acknowledged_ms: None,
+            acknowledged_by: None,
             level: 1,
             miss: None,
         }
@@ -165,6 +167,7 @@ impl Alert {
             State::Triggered => {
                 self.tick(now_ms);
                 self.acknowledged_ms = Some(now_ms);
+                self.acknowledged_by = Some(by.to_string());
                 self.state = State::Acknowledged {
                     by: by.to_string(),
                     at_ms: now_ms,
