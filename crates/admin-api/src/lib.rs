@@ -5,6 +5,7 @@
 //! `Authorization: Bearer <token>`, where the token is the one the server wrote into its data
 //! directory (mode 0600), so only someone who can read that directory can use them.
 
+mod alerts;
 mod auth;
 mod delivery;
 mod queue;
@@ -34,6 +35,8 @@ pub struct AdminState {
     pub delivery: Option<::delivery::Engine>,
     /// The service level objectives, evaluated from the server's own counters.
     pub slo: Arc<ops::tracker::Tracker>,
+    /// Alerts, silences, on-call and reports.
+    pub ops: Arc<ops::runner::Ops>,
 }
 
 /// The complete router.
@@ -63,6 +66,27 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/v1/queue/bounce", post(delivery::bounce))
         .route("/admin/v1/queue/delete", post(delivery::delete))
         .route("/admin/v1/slo", get(slo_status))
+        .route("/admin/v1/alerts", get(alerts::list))
+        .route("/admin/v1/alerts/{id}", get(alerts::show))
+        .route("/admin/v1/alerts/{id}/ack", post(alerts::ack))
+        .route("/admin/v1/alerts/{id}/resolve", post(alerts::resolve))
+        .route("/admin/v1/alerts/{id}/notes", post(alerts::note))
+        .route(
+            "/admin/v1/silences",
+            get(alerts::silences).post(alerts::add_silence),
+        )
+        .route(
+            "/admin/v1/silences/{id}",
+            axum::routing::delete(alerts::expire_silence),
+        )
+        .route("/admin/v1/oncall", get(alerts::oncall))
+        .route(
+            "/admin/v1/reports",
+            get(alerts::reports).post(alerts::make_report),
+        )
+        .route("/admin/v1/reports/{id}", get(alerts::report))
+        .route("/admin/v1/ops/evaluate", post(alerts::evaluate))
+        .route("/admin/v1/ops/clock", post(alerts::advance_clock))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

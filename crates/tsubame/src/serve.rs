@@ -110,10 +110,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     ));
     // The console's live rates and the objectives are fed by the delivery event listener.
     let rates: Arc<console::ops::rates::Rates> = Arc::default();
+    let activity: Arc<ops::activity::Activity> = Arc::default();
     let engine = if config.delivery.enabled {
         let sink = event_sink.clone();
         let delivered = rates.clone();
         let objectives = slo.clone();
+        let activity = activity.clone();
         let listener: delivery::events::EventListener = Arc::new(move |batch| {
             let mut attempts = Vec::new();
             for event in &batch {
@@ -121,6 +123,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 if ok {
                     delivered.delivered(event.queued_ms);
                 }
+                record_activity(&activity, event);
                 if ok || event.outcome == delivery::events::Outcome::Deferred {
                     attempts.push(ops::tracker::Attempt {
                         now_ms: event.time_ms as i64,
@@ -161,6 +164,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let token = data.ensure_token()?;
 
     // One tenancy for both ways in: a tenant's limits count API and SMTP mail together.
+    let control_for_ops = control.clone();
     let return_paths = tenancy::ReturnPaths::new(&data.ensure_bounce_key()?);
     let tenancy = tenancy::Tenancy::new(control, return_paths);
     let smtp = smtp_server::Server::bind(
@@ -179,12 +183,48 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding HTTP on {}", config.http_listen))?;
     let http_addr = http.local_addr()?;
+    // Alerts, on-call, notifications and reports, evaluated on the server's own clock
+    // (moved forward by the admin API only when started with TSUBAME_OPS_CLOCK=adjustable).
+    let clock = if std::env::var("TSUBAME_OPS_CLOCK").as_deref() == Ok("adjustable") {
+        tracing::warn!("the operations clock is adjustable (drills and tests only)");
+        ops::clock::Clock::adjustable()
+    } else {
+        ops::clock::Clock::system()
+    };
+    let observer = ops::observe::Observer::new(
+        spool.clone(),
+        data.spool(),
+        engine.clone(),
+        activity.clone(),
+        control_for_ops.clone(),
+        Some(match &config.tls {
+            Some((cert, _)) => cert.clone(),
+            None => data.tls().join("cert.pem"),
+        }),
+    );
+    let mail: Arc<dyn ops::notify::MailOut> = Arc::new(ops::notify::spool_mail::SpoolMail {
+        spool: spool.clone(),
+        hostname: config.smtp.hostname.clone(),
+    });
+    let operations = ops::runner::Ops::start(
+        control_for_ops,
+        config.ops.clone(),
+        clock,
+        config.smtp.hostname.clone(),
+        slo.clone(),
+        observer,
+        Some(mail),
+    )
+    .await
+    .context("starting the operations runner")?;
+    tokio::spawn(operations.clone().run());
     let router = admin_api::router(admin_api::AdminState {
         spool: spool.clone(),
         token: Arc::from(token.as_str()),
         metrics: Arc::new(move || recorder.render()),
         delivery: engine.clone(),
         slo: slo.clone(),
+        ops: operations.clone(),
     });
     // Acceptance: messages stored and messages the spool could not store, sampled.
     tokio::spawn(sample_acceptance(spool.clone(), slo.clone()));
@@ -460,4 +500,27 @@ fn recipient_key(message_id: &str, recipient: &str) -> u64 {
     message_id.hash(&mut h);
     recipient.hash(&mut h);
     h.finish() | 1
+}
+
+/// Feeds the operations' per-site and per-period counters from one delivery event.
+fn record_activity(activity: &ops::activity::Activity, event: &delivery::events::Event) {
+    use delivery::events::Outcome as O;
+    let outcome = match event.outcome {
+        O::Delivered => ops::activity::Outcome::Delivered,
+        O::Deferred => ops::activity::Outcome::Deferred,
+        O::Bounced => ops::activity::Outcome::Bounced,
+        O::Expired | O::Deleted => return,
+    };
+    let domain = event.recipient.rsplit('@').next().unwrap_or("");
+    let provider = match store::rollups::provider_of(domain) {
+        "other" => domain,
+        known => known,
+    };
+    activity.record(
+        &event.site,
+        provider,
+        outcome,
+        event.category == Some("dns_failure"),
+        event.queued_ms,
+    );
 }

@@ -3,5 +3,6 @@
 
 pub mod payload;
 pub mod send;
+pub mod spool_mail;
 
 pub use send::{MailOut, Notifier, Outgoing};

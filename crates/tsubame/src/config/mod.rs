@@ -46,6 +46,9 @@ pub struct RawConfig {
     /// `[[slo]]`: the service level objectives.
     #[serde(default)]
     pub slo: Vec<ops::slo::SloSpec>,
+    /// `[ops]`: alerts, on-call, notifications, reports.
+    #[serde(default)]
+    pub ops: ops::config::OpsSpec,
 }
 
 /// `[campaigns]`: how campaigns are expanded into the spool.
@@ -130,6 +133,7 @@ pub struct Config {
     /// Recipients a campaign spools per batch.
     pub campaign_batch: u32,
     pub slos: Vec<ops::slo::Slo>,
+    pub ops: ops::config::OpsConfig,
 }
 
 /// Command-line values that override the file.
@@ -397,6 +401,7 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> anyhow::Result<Config>
             20_000,
         )? as u32,
         slos: ops::slo::read(&raw.slo)?,
+        ops: ops::config::read(&raw.ops)?,
     })
 }
 
