@@ -178,7 +178,8 @@ fn err(field: impl Into<String>, message: impl Into<String>) -> OpsError {
 pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 /// The runbooks as shipped beside the binary; `runbook_base` points links at a copy your
 /// team can open (a wiki, the docs site).
-pub const DEFAULT_RUNBOOK_BASE: &str = "docs/operations.md";
+pub const DEFAULT_RUNBOOK_BASE: &str =
+    "https://github.com/tsubame-mail/tsubame/blob/main/docs/operations.md";
 
 fn parse_duration(field: &str, text: &str) -> Result<Duration, OpsError> {
     duration::parse(text).ok_or_else(|| err(field, format!("{text:?} is not a duration")))

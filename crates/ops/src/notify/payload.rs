@@ -202,11 +202,7 @@ pub fn mail(
     let subject = if subject.is_ascii() {
         subject
     } else {
-        use base64::Engine as _;
-        format!(
-            "=?UTF-8?B?{}?=",
-            base64::engine::general_purpose::STANDARD.encode(subject)
-        )
+        encoded_words(&subject)
     };
     let mut text = format!(
         "From: {from}\r\nTo: {}\r\nSubject: {subject}\r\nDate: {date}\r\nMessage-ID: <{id}@{domain}>\r\n\
@@ -248,6 +244,34 @@ pub fn mail_alert(change: &Change, ctx: &Context, from: &str, to: &[String]) -> 
     )
 }
 
+/// RFC 2047 encoded words of at most 75 characters each (whole UTF-8 characters per
+/// word), folded onto continuation lines.
+fn encoded_words(text: &str) -> String {
+    use base64::Engine as _;
+    let mut words = Vec::new();
+    let mut chunk = String::new();
+    for c in text.chars() {
+        // 45 bytes of UTF-8 are 60 of base64: with "=?UTF-8?B?" and "?=", 72.
+        if chunk.len() + c.len_utf8() > 45 {
+            words.push(std::mem::take(&mut chunk));
+        }
+        chunk.push(c);
+    }
+    if !chunk.is_empty() {
+        words.push(chunk);
+    }
+    words
+        .iter()
+        .map(|w| {
+            format!(
+                "=?UTF-8?B?{}?=",
+                base64::engine::general_purpose::STANDARD.encode(w)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n ")
+}
+
 fn truncate(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_string();
@@ -255,4 +279,29 @@ fn truncate(text: &str, max: usize) -> String {
     let mut out: String = text.chars().take(max - 1).collect();
     out.push('…');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_utf8_subjects_become_short_encoded_words() {
+        let subject = "[tsubame P1] objective burns at 100.0× (page policy at 14.4×); ".repeat(3);
+        let header = super::encoded_words(&subject);
+        for word in header.split("\r\n ") {
+            assert!(word.len() <= 75, "{word}");
+            assert!(word.starts_with("=?UTF-8?B?") && word.ends_with("?="));
+        }
+        let message = super::mail(
+            "a@b.test",
+            &["c@d.test".into()],
+            "ok × ok\r\nBcc: x@y",
+            "body",
+            0,
+            "id",
+        );
+        let text = String::from_utf8(message).unwrap();
+        assert!(!text.contains("\r\nBcc:"), "no header injection: {text}");
+        let subject = text.lines().find(|l| l.starts_with("Subject:")).unwrap();
+        assert!(subject.len() <= 78, "{subject}");
+    }
 }

@@ -50,6 +50,8 @@ pub struct TestServer {
     child: Option<Child>,
     /// Everything the server wrote to stderr (its log), shared with a reader thread.
     pub log: Arc<Mutex<String>>,
+    /// Environment variables for the server process.
+    env: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -103,10 +105,19 @@ impl TestServer {
     /// Starts a server with default settings plus `extra` TOML (merged into [smtp] etc. by the
     /// caller writing whole sections).
     pub fn start(extra: &str) -> TestServer {
+        TestServer::start_with_env(extra, &[])
+    }
+
+    /// Like [`TestServer::start`] with environment variables for the server process.
+    pub fn start_with_env(extra: &str, env: &[(&str, &str)]) -> TestServer {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("data");
         let mut server = TestServer::configure(tmp.path(), &data_dir, extra);
         server._tmp = Some(tmp);
+        server.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         server.spawn(&[]);
         server
     }
@@ -122,6 +133,7 @@ impl TestServer {
             extra: extra.to_string(),
             child: None,
             log: Arc::default(),
+            env: Vec::new(),
             _tmp: None,
         };
         server.pick_ports();
@@ -190,6 +202,7 @@ impl TestServer {
             .args(["serve", "--config"])
             .arg(&self.config_path)
             .env("TSUBAME_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

@@ -5,6 +5,7 @@ mod harness;
 
 mod ab_tests;
 mod admin;
+mod alerts;
 mod api;
 mod api_content;
 mod campaign_crash;
