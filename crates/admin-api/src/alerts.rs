@@ -350,3 +350,43 @@ pub async fn advance_clock(State(s): State<AdminState>, Json(b): Json<Advance>) 
         ),
     }
 }
+
+#[derive(Deserialize)]
+pub struct ForecastBody {
+    /// Recipients per domain: `{"gmail.com": 550000, "yahoo.co.jp": 400000}`.
+    recipients: BTreeMap<String, u64>,
+    /// Bytes per message.
+    message_bytes: Option<u64>,
+    /// RFC 3339; now when absent.
+    start: Option<String>,
+    rate_per_sec: Option<f64>,
+    node_rate: Option<f64>,
+}
+
+/// `POST /admin/v1/ops/forecast`: a planned campaign's duration, spool space and whether
+/// the delivery latency objective holds.
+pub async fn forecast(State(s): State<AdminState>, Json(b): Json<ForecastBody>) -> Response {
+    let start_ms = match b.start.as_deref() {
+        None => None,
+        Some(t) => match t.parse::<jiff::Timestamp>() {
+            Ok(t) => Some(t.as_millisecond()),
+            Err(_) => {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &format!("start: {t:?} is not an RFC 3339 time"),
+                );
+            }
+        },
+    };
+    let request = ops::runner::ForecastRequest {
+        recipients: b.recipients,
+        message_bytes: b.message_bytes.unwrap_or(50_000),
+        start_ms,
+        rate_per_sec: b.rate_per_sec,
+        node_rate: b.node_rate,
+    };
+    match s.ops.forecast(&request).await {
+        Ok(answer) => Json(answer).into_response(),
+        Err(e) => failure(e),
+    }
+}

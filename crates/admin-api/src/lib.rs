@@ -87,6 +87,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/v1/reports/{id}", get(alerts::report))
         .route("/admin/v1/ops/evaluate", post(alerts::evaluate))
         .route("/admin/v1/ops/clock", post(alerts::advance_clock))
+        .route("/admin/v1/ops/forecast", post(alerts::forecast))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

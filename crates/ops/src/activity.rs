@@ -83,6 +83,20 @@ pub struct Activity {
 
 impl Activity {
     pub fn record(&self, site: &str, provider: &str, outcome: Outcome, dns: bool, queued_ms: u64) {
+        self.record_attempt(site, provider, outcome, dns, queued_ms, 0);
+    }
+
+    /// [`Activity::record`] with the attempt's own time (its SMTP transaction), for the
+    /// site's mean transaction time.
+    pub fn record_attempt(
+        &self,
+        site: &str,
+        provider: &str,
+        outcome: Outcome,
+        dns: bool,
+        queued_ms: u64,
+        attempt_ms: u64,
+    ) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let s = inner
             .sites
@@ -99,6 +113,10 @@ impl Activity {
         }
         if dns {
             s.dns_failures += 1;
+        }
+        if attempt_ms > 0 {
+            s.attempts_timed += 1;
+            s.attempt_ms_total += attempt_ms;
         }
         let p = &mut inner.period;
         let e = p.providers.entry(provider.to_string()).or_default();

@@ -20,6 +20,7 @@ pub mod budget;
 pub mod clock;
 pub mod config;
 pub mod duration;
+pub mod forecast;
 pub mod lifecycle;
 pub mod notify;
 pub mod observe;

@@ -91,6 +91,19 @@ impl Tracker {
         }
     }
 
+    /// The tightest server-wide delivery latency threshold (forecasts check against it).
+    pub fn delivery_threshold(&self) -> Option<Duration> {
+        let tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
+        tracked
+            .iter()
+            .filter(|t| t.slo.tenant.is_none())
+            .filter_map(|t| match t.slo.sli {
+                Sli::DeliveryLatency { threshold } => Some(threshold),
+                _ => None,
+            })
+            .min()
+    }
+
     /// Whether some objective measures `kind` (an [`Sli::kind`]).
     pub fn measures(&self, kind: &str) -> bool {
         self.kinds.contains(&kind)

@@ -516,11 +516,12 @@ fn record_activity(activity: &ops::activity::Activity, event: &delivery::events:
         "other" => domain,
         known => known,
     };
-    activity.record(
+    activity.record_attempt(
         &event.site,
         provider,
         outcome,
         event.category == Some("dns_failure"),
         event.queued_ms,
+        event.attempt_ms,
     );
 }

@@ -85,6 +85,15 @@ pub struct Gauges {
     pub sites: Vec<(String, u64, u32, bool)>,
 }
 
+/// A domain's site and its limits.
+#[derive(Debug, Clone)]
+pub struct SitePlan {
+    pub site: String,
+    pub provider: Option<String>,
+    pub limits: crate::shaping::Limits,
+    pub provider_connections_max: Option<u32>,
+}
+
 impl Engine {
     /// Queue totals for /metrics: one pass, no per-domain maps.
     pub fn gauges(&self) -> Gauges {
@@ -115,6 +124,27 @@ impl Engine {
         }
         g.oldest_ms = (oldest != u64::MAX).then_some(oldest);
         g
+    }
+
+    /// Where mail for `domain` goes and under which limits (capacity forecasts): the site,
+    /// its provider, the site's limits and the provider's connection cap across its sites.
+    pub async fn site_of(&self, domain: &str) -> Result<SitePlan, crate::route::RouteError> {
+        let route = self
+            .inner
+            .router
+            .route(&domain.to_ascii_lowercase())
+            .await?;
+        let (provider, limits) = self
+            .inner
+            .config
+            .shaping
+            .for_hosts(route.hosts.iter().map(|h| h.host.as_str()));
+        Ok(SitePlan {
+            site: route.site.to_string(),
+            provider: provider.map(|p| p.name.clone()),
+            limits: limits.clone(),
+            provider_connections_max: provider.and_then(|p| p.connections_max_total),
+        })
     }
 
     /// The shaping in force: limits per provider and the response rules.

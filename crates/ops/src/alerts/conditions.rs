@@ -75,6 +75,9 @@ pub struct SiteSample {
     pub ready: u64,
     /// The reply rule that suspended it, while it is suspended.
     pub suspended: Option<String>,
+    /// Attempts with a measured transaction time, and their total (ms).
+    pub attempts_timed: u64,
+    pub attempt_ms_total: u64,
 }
 
 /// What the server looked like at one evaluation.
