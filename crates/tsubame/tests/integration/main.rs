@@ -20,6 +20,7 @@ mod contacts;
 mod crash;
 mod events;
 mod faults;
+mod forecast;
 mod http_limits;
 mod imports;
 mod inbound;
