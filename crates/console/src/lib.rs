@@ -84,6 +84,8 @@ pub struct ConsoleState<S> {
     pub contact_imports_wake: Arc<tokio::sync::Notify>,
     /// The API's campaign calls, handed over by the binary once the API is built.
     pub campaigns: std::sync::OnceLock<Arc<dyn campaigns::desk::CampaignDesk>>,
+    /// Alerts, objectives, on-call, reports and forecasts, handed over by the binary.
+    pub operations: std::sync::OnceLock<Arc<::ops::runner::Ops>>,
 }
 
 impl<S> ConsoleState<S> {
@@ -146,6 +148,7 @@ impl<S: Store> ConsoleState<S> {
             contact_imports: contact_imports.0,
             contact_imports_wake: contact_imports.1,
             campaigns: std::sync::OnceLock::new(),
+            operations: std::sync::OnceLock::new(),
         })
     }
 }
@@ -296,6 +299,24 @@ pub fn router<S: Store>(state: Arc<ConsoleState<S>>) -> Router {
         .route("/ops/tenants/{id}", post(ops::tenants::change::<S>))
         .route("/ops/shaping", get(ops::shaping::page::<S>))
         .route("/ops/audit", get(ops::audit::page::<S>))
+        .route("/ops/alerts", get(ops::alerts::page::<S>))
+        .route("/ops/alerts/{id}", get(ops::alerts::show::<S>))
+        .route("/ops/alerts/{id}/{action}", post(ops::alerts::act::<S>))
+        .route(
+            "/ops/silences/{id}/end",
+            post(ops::alerts::end_silence::<S>),
+        )
+        .route("/ops/slo", get(ops::slo::page::<S>))
+        .route("/ops/oncall", get(ops::oncall::page::<S>))
+        .route(
+            "/ops/reports",
+            get(ops::reports::page::<S>).post(ops::reports::make::<S>),
+        )
+        .route("/ops/reports/{id}", get(ops::reports::download::<S>))
+        .route(
+            "/ops/forecast",
+            get(ops::forecast::page::<S>).post(ops::forecast::run::<S>),
+        )
         .route("/assets/{name}", get(assets::serve))
         .layer(axum::middleware::from_fn(render::security_headers))
         .with_state(state)

@@ -62,6 +62,27 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/contact_import.html"),
     ),
     (
+        "ops_alerts.html",
+        include_str!("../templates/ops_alerts.html"),
+    ),
+    (
+        "ops_alert.html",
+        include_str!("../templates/ops_alert.html"),
+    ),
+    ("ops_slo.html", include_str!("../templates/ops_slo.html")),
+    (
+        "ops_oncall.html",
+        include_str!("../templates/ops_oncall.html"),
+    ),
+    (
+        "ops_reports.html",
+        include_str!("../templates/ops_reports.html"),
+    ),
+    (
+        "ops_forecast.html",
+        include_str!("../templates/ops_forecast.html"),
+    ),
+    (
         "ops_shaping.html",
         include_str!("../templates/ops_shaping.html"),
     ),

@@ -231,6 +231,25 @@ impl Ops {
         &self.config
     }
 
+    /// Every objective's status now.
+    pub fn slo_status(&self) -> Vec<crate::tracker::SloStatus> {
+        self.tracker.status(wall_ms())
+    }
+
+    /// The rotation's next shifts from now: (start, L1, L2, L3 names).
+    pub fn shifts(&self, count: usize) -> Vec<(i64, [String; 3])> {
+        let Some(r) = self.config.rotation.as_ref() else {
+            return Vec::new();
+        };
+        let mut at = self.clock.now_ms();
+        let mut out = Vec::new();
+        for _ in 0..count {
+            out.push((at, [1, 2, 3].map(|l| r.at(l, at).to_string())));
+            at = r.shift_ends_ms(at);
+        }
+        out
+    }
+
     /// Evaluates for ever.
     pub async fn run(self: Arc<Self>) {
         let mut tick = tokio::time::interval(self.config.evaluate_every);

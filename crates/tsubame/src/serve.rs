@@ -263,6 +263,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         None => Arc::new(SpoolQueue(spool.clone())),
     };
     let _ = api_state.queue.set(queue);
+    let _ = console_state.operations.set(operations.clone());
     let _ = console_state
         .campaigns
         .set(Arc::new(api::campaigns::desk::Desk {

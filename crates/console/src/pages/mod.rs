@@ -66,6 +66,12 @@ pub const NOTICES: &[&str] = &[
     "notice.campaign_cancelled",
     "notice.campaign_unscheduled",
     "notice.campaign_decided",
+    "notice.alert_acknowledged",
+    "notice.alert_resolved",
+    "notice.alert_noted",
+    "notice.alert_silenced",
+    "notice.silence_ended",
+    "notice.report_made",
 ];
 
 /// Catalogue keys used from Rust rather than from templates, besides [`NOTICES`] (both

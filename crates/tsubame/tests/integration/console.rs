@@ -21,9 +21,18 @@ fn node_dir() -> PathBuf {
 #[test]
 fn the_console_in_a_real_browser() {
     let closed = free_port();
-    let server = TestServer::start(&format!(
-        "[console]\nsession_idle = \"6s\"\n[webhooks]\nallow_networks = [\"127.0.0.0/8\"]\n[delivery]\ntls = \"disabled\"\n[[delivery.route]]\ndomains = [\"held.example\"]\nhosts = [\"127.0.0.1:{closed}\"]\n"
-    ));
+    // Operations: the held site's mail makes an "oldest message" alert within seconds; the
+    // browser moves the operations clock (admin API) to answer it late.
+    let server = TestServer::start_with_env(
+        &format!(
+            "[console]\nsession_idle = \"6s\"\n[webhooks]\nallow_networks = [\"127.0.0.0/8\"]\n[delivery]\ntls = \"disabled\"\n[[delivery.route]]\ndomains = [\"held.example\"]\nhosts = [\"127.0.0.1:{closed}\"]\n\
+             [[slo]]\nname = \"delivery-7s\"\nkind = \"delivery_latency\"\nthreshold = \"7s\"\nobjective = 99.9\n\
+             [ops]\nevaluate_every = \"1s\"\n[ops.thresholds]\noldest_message = \"1s\"\n\
+             [[ops.person]]\nname = \"ops\"\nemail = \"ops@platform.example\"\n\
+             [ops.oncall]\npeople = [\"ops\"]\nstart = \"2026-01-05T00:00:00Z\"\n"
+        ),
+        &[("TSUBAME_OPS_CLOCK", "adjustable")],
+    );
     server.cli(&["tenant", "add", "acme"]);
     server.cli(&["tenant", "add", "beta"]);
     server.cli_with_input(
@@ -183,7 +192,7 @@ fn the_console_in_a_real_browser() {
         "screenshots": screenshots,
         "idle_ms": 6000,
         "owner": { "email": "ann@acme.example", "password": PASSWORD, "spare_key": spare_id },
-        "operator": { "email": "ops@platform.example", "password": PASSWORD, "site": site },
+        "operator": { "email": "ops@platform.example", "password": PASSWORD, "site": site, "admin_token": server.token() },
         "other": { "domain": "beta.example", "message": beta_message, "key": beta_key_id, "webhook": beta_webhook, "login": "bob@beta.example", "token": beta_key, "contact": beta_contact, "import": beta_import, "template": beta_template, "campaign": beta_campaign },
         "member": { "email": "dev@acme.example", "password": "another fine password" },
     });

@@ -555,6 +555,83 @@ try {
     const acmeLog = await op.textContent("main table");
     check(acmeLog.includes("webhook.add") && !acmeLog.includes("site.pause"), "tenant filter of the audit log");
     await audit(op, "ops-audit");
+
+    // Operations built in: the held site's mail raises an alert; the clock moves 31
+    // minutes (a P2 waits 30) so it escalates, is acknowledged late and needs a miss
+    // reason to resolve; it comes back and is silenced; objectives, on-call, reports and a
+    // forecast.
+    const admin = (path, body) => fetch(`${base}${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${config.operator.admin_token}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    // Whichever conditions hold here (the held site's oldest message; the campaign's
+    // domains that do not resolve, which inhibit it), a triggered alert opens.
+    const triggered = (except) => op.locator("section.tenant-card", { has: op.locator(".badge", { hasText: "Triggered" }) })
+      .filter({ hasNot: op.locator(`a[href='/ops/alerts/${except}']`) }).first();
+    const waitAlert = async (except) => {
+      for (let i = 0; i < 60; i++) {
+        await op.goto(`${base}/ops/alerts`);
+        if ((await triggered(except).count()) > 0) return;
+        await op.waitForTimeout(250);
+      }
+      fail("no alert opened");
+    };
+    await waitAlert("none");
+    await audit(op, "ops-alerts");
+    const alertId = (await triggered("none").locator("h3 a").getAttribute("href")).split("/").pop();
+    const card = () => op.locator("section.tenant-card", { has: op.locator(`a[href='/ops/alerts/${alertId}']`) });
+    check((await admin("/admin/v1/ops/clock", { advance: "31m" })).status === 200, "moving the clock");
+    check((await admin("/admin/v1/ops/evaluate", {})).status === 200, "evaluating");
+    await op.goto(`${base}/ops/alerts`);
+    check((await card().textContent()).includes("L2"), `not escalated to L2 after its window: ${await card().textContent()}`);
+    await Promise.all([op.waitForNavigation(), card().locator("button", { hasText: "Acknowledge" }).click()]);
+    check((await op.textContent(".notice")).includes("acknowledged"), "no acknowledgement notice");
+    await op.goto(`${base}/ops/alerts/${alertId}`);
+    await op.fill("#text", "paged at night");
+    await Promise.all([op.waitForNavigation(), op.click("form[action$='/resolve'] button")]);
+    check((await op.textContent(".error")).includes("miss reason"), "a late alert resolved without a reason");
+    check((await op.inputValue("#text")) === "paged at night", "the typed text was lost");
+    await audit(op, "ops-alert-refused");
+    await op.selectOption("#reason", "out_of_hours");
+    await Promise.all([op.waitForNavigation(), op.click("form[action$='/resolve'] button")]);
+    check((await op.textContent(".notice")).includes("resolved"), "no resolve notice");
+    await op.fill("#note", "paused held.example");
+    await Promise.all([op.waitForNavigation(), op.click("form[action$='/note'] button")]);
+    const timeline = await op.textContent(".timeline");
+    for (const want of ["triggered", "escalated", "acknowledged", "resolved", "paused held.example"]) {
+      check(timeline.includes(want), `timeline without ${want}: ${timeline}`);
+    }
+    check((await op.textContent("main")).includes("Out of hours"), "the miss reason is not shown");
+    await audit(op, "ops-alert");
+    // The condition still holds: a new alert opens, and is silenced for an hour.
+    await waitAlert(alertId);
+    await Promise.all([op.waitForNavigation(), triggered(alertId).locator("button", { hasText: "Silence" }).click()]);
+    check((await op.textContent(".notice")).includes("silenced"), "no silence notice");
+    check((await op.textContent("main")).includes("alertname="), "the silence is not listed");
+    await op.goto(`${base}/ops/slo`);
+    check((await op.textContent("main")).includes("delivery-7s"), "objective missing");
+    check((await op.locator(".chart.burn svg").count()) === 1, "no burn chart");
+    await audit(op, "ops-slo");
+    await op.goto(`${base}/ops/oncall`);
+    check((await op.textContent("main")).includes("ops@platform.example"), "nobody on call");
+    await audit(op, "ops-oncall");
+    await op.goto(`${base}/ops/reports`);
+    await op.selectOption("#kind", "weekly");
+    await Promise.all([op.waitForNavigation(), op.click("form[action='/ops/reports'] button")]);
+    check((await op.textContent(".notice")).includes("Report made"), "no report notice");
+    await audit(op, "ops-reports");
+    const reportHref = await op.locator("main table a").first().getAttribute("href");
+    const report = await op.request.get(`${base}${reportHref}`);
+    check(report.status() === 200 && (await report.text()).includes("weekly report"), `report download: ${report.status()}`);
+    await op.goto(`${base}/ops/forecast`);
+    await op.fill("#recipients", "held.example 1000");
+    await Promise.all([op.waitForNavigation(), op.click("form[action='/ops/forecast'] button")]);
+    check((await op.textContent("main table")).includes("1,000"), "no forecast lane");
+    await audit(op, "ops-forecast");
+    await op.fill("#recipients", "nonsense");
+    await Promise.all([op.waitForNavigation(), op.click("form[action='/ops/forecast'] button")]);
+    check((await op.textContent(".error")).includes("recipients"), "a bad forecast form is not refused by field");
     await context.close();
   }
   // The new viewer signs in and may look but not change.
