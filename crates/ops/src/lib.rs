@@ -1,18 +1,17 @@
-//! Operations built in (issue 17, under construction): the platform's service level
-//! objectives and what follows from them.
+//! Operations built in: the platform's service level objectives, alerts with priorities,
+//! a response objective and on-call escalation, notifications, reports and capacity
+//! forecasts.
 //!
-//! - [`slo`]: `[[slo]]` in the config, checked once: what is measured (delivery latency,
-//!   acceptance, API latency, webhook freshness), the objective, the period, a tenant.
-//! - [`budget`]: error budgets and burn rates over the standard windows from counts of
-//!   good and total events, with a minimum-event guard; the multi-window burn-rate alert
-//!   policy (page at 14.4× over 1 h and 5 m or 6× over 6 h and 30 m, ticket at 1× over 3 d).
-//! - [`window`]: the server's own per-minute counters of good and total events, from
-//!   which the burn rates are computed without Prometheus; [`tracker`] keeps them for
-//!   every objective and answers its status.
-//! - [`lifecycle`]: an alert's life (triggered → acknowledged → resolved), escalation
-//!   L1 → L2 → L3, the response window per priority and its attainment, miss reasons.
-//! - [`rules`]: the same objectives and alerts as Prometheus recording and alerting rules
-//!   and as Sloth SLO specs (`tsubame ops export-rules`), for teams that run Prometheus.
+//! - [`slo`], [`budget`], [`window`], [`tracker`]: `[[slo]]`, error budgets and burn rates
+//!   over the standard windows with a minimum-event guard, the multi-window policy, the
+//!   server's own counters; [`rules`]: the same as Prometheus rules and Sloth specs.
+//! - [`alerts`]: built-in rules, conditions from observations, priorities from impact, the
+//!   engine (grouping, de-duplication, inhibition, silences, escalation); [`lifecycle`]:
+//!   one alert's life and the response windows; [`oncall`]: the rotation.
+//! - [`notify`]: Slack, PagerDuty Events v2, signed webhook and mail payloads, sent with
+//!   retries; [`report`]: the chat and monthly reports; [`forecast`]: capacity forecasts.
+//! - [`runner`]: all of it inside the server, with [`observe`] and [`activity`] gathering
+//!   what it looks at and [`clock`] the time it runs on; [`config`]: `[ops]`.
 
 pub mod activity;
 pub mod alerts;
