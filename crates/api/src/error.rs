@@ -40,7 +40,15 @@ pub struct ApiError {
     pub errors: Vec<FieldError>,
     /// Seconds, for 429 and 503.
     pub retry_after: Option<u64>,
+    /// The spool refused the messages (counted by the spool itself; see [`ServerFault`]).
+    pub spool_refused: bool,
 }
+
+/// Marks a response refused by this server's fault before the spool (control plane down,
+/// composing failed): the acceptance objectives count it. The spool's own refusals are
+/// counted by the spool.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerFault;
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
@@ -48,6 +56,7 @@ impl ApiError {
             status,
             errors: vec![FieldError::general(message)],
             retry_after: None,
+            spool_refused: false,
         }
     }
 
@@ -56,6 +65,7 @@ impl ApiError {
             status: StatusCode::BAD_REQUEST,
             errors,
             retry_after: None,
+            spool_refused: false,
         }
     }
 }
@@ -71,6 +81,9 @@ impl IntoResponse for ApiError {
             && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        if self.status.is_server_error() && !self.spool_refused {
+            response.extensions_mut().insert(ServerFault);
         }
         response
     }
@@ -118,6 +131,7 @@ impl From<store::StoreError> for ApiError {
                     format!("{domain} is already a sending domain of this account"),
                 )],
                 retry_after: None,
+                spool_refused: false,
             },
             StoreError::DomainTaken(domain) => ApiError {
                 status: StatusCode::CONFLICT,
@@ -126,6 +140,7 @@ impl From<store::StoreError> for ApiError {
                     format!("{domain} is not available"),
                 )],
                 retry_after: None,
+                spool_refused: false,
             },
             StoreError::Key(err) => {
                 ApiError::invalid(vec![FieldError::at("scopes", err.to_string())])
@@ -136,5 +151,38 @@ impl From<store::StoreError> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "control plane unavailable")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod fault_tests {
+    use super::*;
+
+    #[test]
+    fn server_faults_are_marked_for_the_acceptance_objectives_except_the_spools() {
+        let down = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "control plane unavailable");
+        assert!(
+            down.into_response()
+                .extensions()
+                .get::<ServerFault>()
+                .is_some()
+        );
+        let mut spool = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the spool refused");
+        spool.spool_refused = true;
+        assert!(
+            spool
+                .into_response()
+                .extensions()
+                .get::<ServerFault>()
+                .is_none()
+        );
+        let theirs = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad field");
+        assert!(
+            theirs
+                .into_response()
+                .extensions()
+                .get::<ServerFault>()
+                .is_none()
+        );
     }
 }

@@ -723,6 +723,7 @@ pub(crate) async fn with_domains<S: ControlStore + EventStore>(
             status: StatusCode::FORBIDDEN,
             errors,
             retry_after: None,
+            spool_refused: false,
         })
     }
 }

@@ -186,6 +186,7 @@ pub(crate) async fn submit<S: ControlStore + EventStore>(
             ),
         );
         error.retry_after = Some(5);
+        error.spool_refused = true;
         return Err(error);
     }
     Ok(ids

@@ -22,7 +22,6 @@ mod ops_cmd;
 mod queue_cmd;
 mod serve;
 mod sink_cmd;
-mod smtp_tenants;
 mod suppression_cmd;
 mod tenant_cmd;
 

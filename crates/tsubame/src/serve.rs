@@ -172,10 +172,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         spool.clone(),
         Some(tls),
         data.users(),
-        Some(Arc::new(crate::smtp_tenants::SmtpTenants {
+        Some(Arc::new(smtp_tenants::SmtpTenants {
             tenancy: tenancy.clone(),
             events: event_sink.clone(),
             classifier: Arc::new(config.delivery.engine.classifier.clone()),
+            slo: slo.clone(),
         })),
     )
     .context("binding SMTP listeners")?;
@@ -294,6 +295,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 let slo = api_slo.clone();
                 async move {
                     let started = std::time::Instant::now();
+                    let submits = request.method() == axum::http::Method::POST
+                        && SUBMIT_PATHS.contains(&request.uri().path());
                     let response = next.run(request).await;
                     let took = started.elapsed();
                     metrics::histogram!("tsubame_http_request_duration_seconds")
@@ -302,6 +305,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| d.as_millis() as i64);
                     slo.api_answered(now_ms, took);
+                    // A submission refused by our fault before the spool (the spool counts
+                    // its own refusals): one refused offer for the acceptance objectives.
+                    if submits
+                        && response
+                            .extensions()
+                            .get::<api::error::ServerFault>()
+                            .is_some()
+                    {
+                        slo.offered(now_ms, 1, 1);
+                    }
                     response
                 }
             },
@@ -493,6 +506,9 @@ async fn resolve_slo_tenants(control: &store::SqliteStore, slo: &ops::tracker::T
         }
     }
 }
+
+/// The API's message submission endpoints (native, SendGrid, Mailjet).
+const SUBMIT_PATHS: [&str; 3] = ["/v1/messages", "/v3/mail/send", "/v3.1/send"];
 
 /// A message's recipient as a number, for the latency objectives' memory of late ones.
 fn recipient_key(message_id: &str, recipient: &str) -> u64 {

@@ -281,6 +281,8 @@ fn slo_signals(obs: &Observations<'_>, t: &Thresholds, out: &mut Vec<Signal>) {
                 Impact {
                     burn: Some((severity, factor)),
                     tenants,
+                    // Which objective: acceptance paging means mail is being refused now.
+                    loss: s.kind == "acceptance" && severity == Severity::Page,
                     ..Default::default()
                 },
             ));
@@ -648,5 +650,36 @@ mod tests {
             ["P1", "P2", "P2", "P2", "P2", "P3", "P3", "P3", "P3"],
             "9 % free: P2; under 5 %: P1"
         );
+    }
+
+    #[test]
+    fn which_objective_burns_sets_the_priority() {
+        let status = |name: &str, kind: &'static str| SloStatus {
+            name: name.into(),
+            kind,
+            tenant: None,
+            objective: 99.9,
+            period: "30d".into(),
+            good: 900,
+            total: 1000,
+            budget_left: -99.0,
+            burn_rates: vec![("1h".into(), Some(8.0))],
+            alert: Some(("page", 6.0)),
+            exhausted_in_hours: None,
+        };
+        let slos = [
+            status("accept", "acceptance"),
+            status("fast", "delivery_latency"),
+        ];
+        let history = History::default();
+        let obs = Observations {
+            slos: &slos,
+            ..observe(&history, 0)
+        };
+        let p: Vec<_> = evaluate(&obs, &Thresholds::default())
+            .iter()
+            .map(|s| crate::alerts::priority(&s.impact).as_str())
+            .collect();
+        assert_eq!(p, ["P1", "P2"], "acceptance paging means mail refused now");
     }
 }

@@ -15,6 +15,8 @@ pub struct SmtpTenants<S> {
     pub events: events::EventSink,
     /// Categories for bounces that come back.
     pub classifier: Arc<delivery::outcome::classify::Classifier>,
+    /// The objectives: refusals by our fault count against acceptance.
+    pub slo: Arc<ops::tracker::Tracker>,
 }
 
 impl<S: ControlStore + EventStore + 'static> Tenants for SmtpTenants<S> {
@@ -33,6 +35,83 @@ impl<S: ControlStore + EventStore + 'static> Tenants for SmtpTenants<S> {
     }
 
     fn admit<'a>(
+        &'a self,
+        tenant_id: &'a str,
+        message_id: &'a str,
+        sender: &'a str,
+        recipients: &'a [String],
+        content: &'a [u8],
+    ) -> BoxFuture<'a, Result<Admitted, Reply>> {
+        Box::pin(async move {
+            let result = self
+                .admit_message(tenant_id, message_id, sender, recipients, content)
+                .await;
+            // Refused by our fault before the spool (control plane down, DKIM key
+            // unusable): a refused offer for the acceptance objectives.
+            if let Err(reply) = &result
+                && reply.code == 451
+                && reply.status == Some((4, 3, 0))
+            {
+                self.slo.offered(ops::clock::wall_ms(), 1, 1);
+            }
+            result
+        })
+    }
+
+    fn is_return_path(&self, address: &str) -> bool {
+        self.tenancy.return_paths.parse_any(address).is_some()
+    }
+
+    fn inbound<'a>(&'a self, recipients: &'a [String], content: &'a [u8]) -> BoxFuture<'a, Reply> {
+        Box::pin(async move {
+            use events::inbound::Mailbox;
+            let messages: Vec<(Mailbox, String, String)> = recipients
+                .iter()
+                .filter_map(|r| self.tenancy.return_paths.parse_any(r))
+                .map(|(purpose, id, domain)| {
+                    let mailbox = match purpose {
+                        tenancy::verp::Purpose::Bounce => Mailbox::Bounces,
+                        tenancy::verp::Purpose::Unsubscribe => Mailbox::Unsubscribe,
+                    };
+                    (mailbox, id, domain)
+                })
+                .collect();
+            let author = tenancy::author(content).ok();
+            match events::inbound::take(
+                &self.tenancy.store,
+                &self.classifier,
+                &messages,
+                author.as_deref(),
+                content,
+            )
+            .await
+            {
+                Ok(n) => Reply::new(250, (2, 0, 0), format!("Ok: report taken, {n} events")),
+                Err(err) => {
+                    tracing::error!(error = %err, "recording a report failed");
+                    Reply::new(451, (4, 3, 0), "Temporary local problem, try again later")
+                }
+            }
+        })
+    }
+
+    fn admitted(
+        &self,
+        tenant_id: &str,
+        message_id: &str,
+        return_path: &str,
+        queued: &[String],
+        suppressed: &[String],
+    ) {
+        let domain = events::convert::sending_domain_of(return_path).unwrap_or_default();
+        self.events.record(events::convert::admitted(
+            tenant_id, message_id, queued, suppressed, None, "smtp", &domain,
+        ));
+    }
+}
+
+impl<S: ControlStore + EventStore + 'static> SmtpTenants<S> {
+    fn admit_message<'a>(
         &'a self,
         tenant_id: &'a str,
         message_id: &'a str,
@@ -98,57 +177,6 @@ impl<S: ControlStore + EventStore + 'static> Tenants for SmtpTenants<S> {
                 unsubscribe,
             })
         })
-    }
-
-    fn is_return_path(&self, address: &str) -> bool {
-        self.tenancy.return_paths.parse_any(address).is_some()
-    }
-
-    fn inbound<'a>(&'a self, recipients: &'a [String], content: &'a [u8]) -> BoxFuture<'a, Reply> {
-        Box::pin(async move {
-            use events::inbound::Mailbox;
-            let messages: Vec<(Mailbox, String, String)> = recipients
-                .iter()
-                .filter_map(|r| self.tenancy.return_paths.parse_any(r))
-                .map(|(purpose, id, domain)| {
-                    let mailbox = match purpose {
-                        tenancy::verp::Purpose::Bounce => Mailbox::Bounces,
-                        tenancy::verp::Purpose::Unsubscribe => Mailbox::Unsubscribe,
-                    };
-                    (mailbox, id, domain)
-                })
-                .collect();
-            let author = tenancy::author(content).ok();
-            match events::inbound::take(
-                &self.tenancy.store,
-                &self.classifier,
-                &messages,
-                author.as_deref(),
-                content,
-            )
-            .await
-            {
-                Ok(n) => Reply::new(250, (2, 0, 0), format!("Ok: report taken, {n} events")),
-                Err(err) => {
-                    tracing::error!(error = %err, "recording a report failed");
-                    Reply::new(451, (4, 3, 0), "Temporary local problem, try again later")
-                }
-            }
-        })
-    }
-
-    fn admitted(
-        &self,
-        tenant_id: &str,
-        message_id: &str,
-        return_path: &str,
-        queued: &[String],
-        suppressed: &[String],
-    ) {
-        let domain = events::convert::sending_domain_of(return_path).unwrap_or_default();
-        self.events.record(events::convert::admitted(
-            tenant_id, message_id, queued, suppressed, None, "smtp", &domain,
-        ));
     }
 }
 
