@@ -290,28 +290,24 @@ pub async fn make_report(State(s): State<AdminState>, Json(b): Json<MakeReport>)
 /// `GET /admin/v1/reports/{id}`: the report itself (HTML or text), to download.
 pub async fn report(State(s): State<AdminState>, Path(id): Path<String>) -> Response {
     match s.ops.store().report(&id).await {
-        Ok(Some(r)) => {
-            let ext = if r.content_type.starts_with("text/html") {
-                "html"
-            } else {
-                "txt"
-            };
-            (
-                [
-                    (header::CONTENT_TYPE, r.content_type.clone()),
-                    (
-                        header::CONTENT_DISPOSITION,
-                        format!("inline; filename=\"tsubame-{}-{}.{ext}\"", r.kind, r.period),
+        Ok(Some(r)) => (
+            [
+                (header::CONTENT_TYPE, r.content_type.clone()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!(
+                        "inline; filename=\"{}\"",
+                        ::ops::report::file_name(&r.kind, &r.period, &r.content_type)
                     ),
-                    (
-                        header::CONTENT_SECURITY_POLICY,
-                        "default-src 'none'; style-src 'unsafe-inline'; img-src data:".into(),
-                    ),
-                ],
-                r.body,
-            )
-                .into_response()
-        }
+                ),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    ::ops::report::CONTENT_SECURITY_POLICY.into(),
+                ),
+            ],
+            r.body,
+        )
+            .into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, &format!("no report {id}")),
         Err(e) => store_failure(e),
     }

@@ -86,28 +86,24 @@ pub async fn download<S: Store>(
         return state.views.error(who.viewer.lang, StatusCode::NOT_FOUND);
     };
     match ops.store().report(&id).await {
-        Ok(Some(r)) => {
-            let ext = if r.content_type.starts_with("text/html") {
-                "html"
-            } else {
-                "txt"
-            };
-            (
-                [
-                    (header::CONTENT_TYPE, r.content_type.clone()),
-                    (
-                        header::CONTENT_DISPOSITION,
-                        format!("inline; filename=\"tsubame-{}-{}.{ext}\"", r.kind, r.period),
+        Ok(Some(r)) => (
+            [
+                (header::CONTENT_TYPE, r.content_type.clone()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!(
+                        "inline; filename=\"{}\"",
+                        ::ops::report::file_name(&r.kind, &r.period, &r.content_type)
                     ),
-                    (
-                        header::CONTENT_SECURITY_POLICY,
-                        "default-src 'none'; style-src 'unsafe-inline'; sandbox".to_string(),
-                    ),
-                ],
-                r.body,
-            )
-                .into_response()
-        }
+                ),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    ::ops::report::CONTENT_SECURITY_POLICY.to_string(),
+                ),
+            ],
+            r.body,
+        )
+            .into_response(),
         Ok(None) => state.views.error(who.viewer.lang, StatusCode::NOT_FOUND),
         Err(e) => store_failed(&state, &who.viewer, e),
     }

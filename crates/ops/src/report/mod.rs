@@ -167,6 +167,19 @@ impl Facts {
     }
 }
 
+/// The file name a report downloads as (`tsubame-monthly-2026-11.html`).
+pub fn file_name(kind: &str, period: &str, content_type: &str) -> String {
+    let ext = if content_type.starts_with("text/html") {
+        "html"
+    } else {
+        "txt"
+    };
+    format!("tsubame-{kind}-{period}.{ext}")
+}
+
+/// A report's security policy when served: nothing runs, nothing is fetched.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; sandbox";
+
 /// Miss reason codes in the order reports list them.
 pub fn reasons() -> impl Iterator<Item = MissReason> {
     MissReason::ALL.into_iter()

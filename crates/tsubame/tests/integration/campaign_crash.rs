@@ -47,15 +47,7 @@ fn sigkill_during_expansion_mails_everyone_exactly_once() {
         rows.push_str(&format!("c{i}@x.test\n"));
     }
     std::fs::write(&csv, rows).expect("write csv");
-    server.cli(&[
-        "contacts",
-        "import",
-        csv.to_str().expect("utf8"),
-        "--tenant",
-        "acme",
-        "--list",
-        "All",
-    ]);
+    crate::campaigns::import_to_all(&server, &csv);
     let campaign = ok(
         call(
             &server,

@@ -122,6 +122,19 @@ pub(crate) fn list_of(server: &TestServer, key: &str, name: &str, addresses: &[S
 }
 
 /// A campaign made from `draft` and sent; its id.
+/// Imports a CSV of contacts into acme's list "All" with the CLI.
+pub(crate) fn import_to_all(server: &TestServer, csv: &std::path::Path) {
+    server.cli(&[
+        "contacts",
+        "import",
+        csv.to_str().expect("utf8"),
+        "--tenant",
+        "acme",
+        "--list",
+        "All",
+    ]);
+}
+
 pub(crate) fn sent_campaign(server: &TestServer, key: &str, draft: Value) -> String {
     let campaign = ok(call(server, "POST", "/v1/campaigns", key, draft), 201);
     let id = campaign["id"].as_str().expect("campaign id").to_string();

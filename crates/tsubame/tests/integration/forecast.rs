@@ -177,15 +177,7 @@ fn a_forecast_is_within_15_percent_of_the_measured_campaign() {
         }
     }
     std::fs::write(&csv, rows).expect("csv");
-    server.cli(&[
-        "contacts",
-        "import",
-        csv.to_str().expect("utf8"),
-        "--tenant",
-        "acme",
-        "--list",
-        "All",
-    ]);
+    crate::campaigns::import_to_all(&server, &csv);
     let before: usize = sinks.iter().map(|s| arrivals(&s.1).len()).sum();
     let sent_ms = jiff::Timestamp::now().as_millisecond();
     sent_campaign(
