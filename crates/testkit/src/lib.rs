@@ -1,4 +1,5 @@
 //! Real peers for tests, started in-process. Only tests depend on this crate.
 
 pub mod dns;
+pub mod postgres;
 pub mod sink;
