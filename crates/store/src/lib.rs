@@ -30,6 +30,7 @@ pub mod console;
 pub mod events;
 pub mod imports;
 pub mod keys;
+pub mod pg;
 pub mod rollups;
 pub mod slo;
 pub mod sqlite;
@@ -65,6 +66,7 @@ pub use events::{
 };
 pub use imports::{ImportBatch, ImportJob, ImportState, ImportStore, NewImport};
 pub use keys::{KeyError, Scope, Scopes};
+pub use pg::PgStore;
 pub use slo::{SloSlot, SloStore};
 pub use sqlite::SqliteStore;
 pub use templates::{Dialect, StoredTemplate, TemplateStore, TemplateVersion, VersionContent};

@@ -118,7 +118,7 @@ impl SqliteStore {
     }
 }
 
-fn check_name(field: &'static str, name: &str) -> Result<(), StoreError> {
+pub(crate) fn check_name(field: &'static str, name: &str) -> Result<(), StoreError> {
     let ok = (1..=64).contains(&name.len())
         && name
             .bytes()
@@ -177,7 +177,7 @@ pub(crate) fn check_domain(domain: &str) -> Result<String, StoreError> {
 
 /// A suspension reason is shown to the tenant's clients in SMTP replies and API errors:
 /// one line of plain text.
-fn check_reason(reason: &str) -> Result<(), StoreError> {
+pub(crate) fn check_reason(reason: &str) -> Result<(), StoreError> {
     let invalid = |why: &str| StoreError::Invalid {
         field: "reason",
         reason: why.into(),

@@ -1,0 +1,449 @@
+//! [`ControlStore`] on PostgreSQL: the same records and refusals as on SQLite.
+
+use rand::RngCore;
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+use crate::keys::{self, Scopes};
+use crate::pg::PgStore;
+use crate::sqlite::{check_domain, check_name, check_reason};
+use crate::{
+    ApiKey, ControlStore, Idempotent, NewKey, SendingDomain, StoreError, StoredResponse, Tenant,
+    now_ms,
+};
+
+fn tenant_from(row: &PgRow) -> Result<Tenant, sqlx::Error> {
+    Ok(Tenant {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        created_ms: row.try_get("created_ms")?,
+        rate_per_sec: row.try_get("rate_per_sec")?,
+        daily_quota: row.try_get("daily_quota")?,
+        suspended: row.try_get("suspended_reason")?,
+    })
+}
+
+fn domain_from(row: &PgRow) -> Result<SendingDomain, sqlx::Error> {
+    Ok(SendingDomain {
+        domain: row.try_get("domain")?,
+        tenant_id: row.try_get("tenant_id")?,
+        selector: row.try_get("selector")?,
+        algorithm: row.try_get("algorithm")?,
+        private_key: row.try_get("private_key")?,
+        public_key: row.try_get("public_key")?,
+        created_ms: row.try_get("created_ms")?,
+    })
+}
+
+fn key_from(row: &PgRow) -> Result<ApiKey, StoreError> {
+    let scopes: String = row.try_get("scopes")?;
+    Ok(ApiKey {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        name: row.try_get("name")?,
+        scopes: Scopes::parse(&scopes)?,
+        created_ms: row.try_get("created_ms")?,
+        revoked_ms: row.try_get("revoked_ms")?,
+        tenant_suspended: row.try_get("suspended_reason")?,
+    })
+}
+
+impl ControlStore for PgStore {
+    async fn add_tenant(&self, name: &str) -> Result<Tenant, StoreError> {
+        check_name("tenant name", name)?;
+        let mut raw = [0u8; 8];
+        rand::rng().fill_bytes(&mut raw);
+        let id: String = std::iter::once("t_".to_string())
+            .chain(raw.iter().map(|b| format!("{b:02x}")))
+            .collect();
+        let created_ms = now_ms();
+        let inserted =
+            sqlx::query("INSERT INTO tenants (id, name, created_ms) VALUES ($1, $2, $3)")
+                .bind(&id)
+                .bind(name)
+                .bind(created_ms)
+                .execute(&self.pool)
+                .await;
+        match inserted {
+            Ok(_) => Ok(Tenant {
+                id,
+                name: name.to_string(),
+                created_ms,
+                rate_per_sec: None,
+                daily_quota: None,
+                suspended: None,
+            }),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                Err(StoreError::DuplicateTenant(name.to_string()))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM tenants ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(tenant_from).collect::<Result<_, _>>()?)
+    }
+
+    async fn tenant(&self, id_or_name: &str) -> Result<Option<Tenant>, StoreError> {
+        let row = sqlx::query("SELECT * FROM tenants WHERE id = $1 OR name = $2")
+            .bind(id_or_name)
+            .bind(id_or_name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(tenant_from).transpose()?)
+    }
+
+    async fn remove_tenant(&self, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("DELETE FROM tenants WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_tenant_limits(
+        &self,
+        id: &str,
+        rate_per_sec: Option<i64>,
+        daily_quota: Option<i64>,
+    ) -> Result<(), StoreError> {
+        for (field, value) in [("rate_per_sec", rate_per_sec), ("daily_quota", daily_quota)] {
+            if value.is_some_and(|v| v < 1) {
+                return Err(StoreError::Invalid {
+                    field,
+                    reason: "must be at least 1 (or unset for no limit)".into(),
+                });
+            }
+        }
+        let done =
+            sqlx::query("UPDATE tenants SET rate_per_sec = $1, daily_quota = $2 WHERE id = $3")
+                .bind(rate_per_sec)
+                .bind(daily_quota)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("tenant {id}")));
+        }
+        Ok(())
+    }
+
+    async fn set_tenant_suspended(&self, id: &str, reason: Option<&str>) -> Result<(), StoreError> {
+        if let Some(reason) = reason {
+            check_reason(reason)?;
+        }
+        let done = sqlx::query(
+            "UPDATE tenants SET suspended_ms = CASE WHEN $1::text IS NULL THEN NULL ELSE $2 END,
+             suspended_reason = $1 WHERE id = $3",
+        )
+        .bind(reason)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("tenant {id}")));
+        }
+        Ok(())
+    }
+
+    async fn add_key(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        scopes: Scopes,
+    ) -> Result<NewKey, StoreError> {
+        check_name("key name", name)?;
+        if scopes == Scopes::default() {
+            return Err(StoreError::Invalid {
+                field: "scopes",
+                reason: "a key needs at least one scope".into(),
+            });
+        }
+        let (id, token, hash) = keys::generate();
+        let created_ms = now_ms();
+        let inserted = sqlx::query(
+            "INSERT INTO api_keys (id, tenant_id, name, secret_sha256, scopes, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&id)
+        .bind(tenant_id)
+        .bind(name)
+        .bind(hash)
+        .bind(scopes.to_text())
+        .bind(created_ms)
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => Ok(NewKey {
+                key: ApiKey {
+                    id,
+                    tenant_id: tenant_id.to_string(),
+                    name: name.to_string(),
+                    scopes,
+                    created_ms,
+                    revoked_ms: None,
+                    tenant_suspended: None,
+                },
+                token,
+            }),
+            Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+                Err(StoreError::NotFound(format!("tenant {tenant_id}")))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn keys(&self, tenant_id: &str) -> Result<Vec<ApiKey>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT k.id, k.tenant_id, k.name, k.scopes, k.created_ms, k.revoked_ms, \
+             t.suspended_reason FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
+             WHERE k.tenant_id = $1 ORDER BY k.created_ms, k.id",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(key_from).collect()
+    }
+
+    async fn revoke_key(&self, tenant_id: &str, key_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_ms = $1 \
+             WHERE id = $2 AND tenant_id = $3 AND revoked_ms IS NULL",
+        )
+        .bind(now_ms())
+        .bind(key_id)
+        .bind(tenant_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn authenticate(&self, token: &str) -> Result<Option<ApiKey>, StoreError> {
+        let Ok((id, presented)) = keys::parse(token) else {
+            return Ok(None);
+        };
+        let row = sqlx::query(
+            "SELECT k.id, k.tenant_id, k.name, k.scopes, k.created_ms, k.revoked_ms, \
+             k.secret_sha256, t.suspended_reason \
+             FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
+             WHERE k.id = $1 AND k.revoked_ms IS NULL",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let stored: Vec<u8> = row.try_get("secret_sha256")?;
+        if !keys::same(&stored, &presented) {
+            return Ok(None);
+        }
+        Ok(Some(key_from(&row)?))
+    }
+
+    async fn usage(&self, tenant_id: &str, day: i64) -> Result<i64, StoreError> {
+        let used: Option<i64> = sqlx::query_scalar(
+            "SELECT messages FROM tenant_usage WHERE tenant_id = $1 AND day = $2",
+        )
+        .bind(tenant_id)
+        .bind(day)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(used.unwrap_or(0))
+    }
+
+    async fn add_usage(&self, tenant_id: &str, day: i64, messages: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO tenant_usage (tenant_id, day, messages) VALUES ($1, $2, $3) \
+             ON CONFLICT (tenant_id, day) DO UPDATE SET messages = tenant_usage.messages + excluded.messages",
+        )
+        .bind(tenant_id)
+        .bind(day)
+        .bind(messages)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn begin_idempotent(
+        &self,
+        tenant_id: &str,
+        key: &str,
+        request_sha256: &[u8],
+        retention_ms: i64,
+    ) -> Result<Idempotent, StoreError> {
+        let now = now_ms();
+        sqlx::query("DELETE FROM idempotency WHERE created_ms < $1")
+            .bind(now - retention_ms)
+            .execute(&self.pool)
+            .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency (tenant_id, key, request_sha256, created_ms) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(tenant_id)
+        .bind(key)
+        .bind(request_sha256)
+        .bind(now)
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => return Ok(Idempotent::New),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {}
+            Err(err) => return Err(err.into()),
+        }
+        let row = sqlx::query(
+            "SELECT request_sha256, status, headers, body FROM idempotency WHERE tenant_id = $1 AND key = $2",
+        )
+        .bind(tenant_id)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            // Pruned between the insert and the read: a new request after all.
+            return Ok(Idempotent::InProgress);
+        };
+        let stored_hash: Vec<u8> = row.try_get("request_sha256")?;
+        if !keys::same(&stored_hash, request_sha256) {
+            return Ok(Idempotent::Mismatch);
+        }
+        let status: Option<i64> = row.try_get("status")?;
+        let Some(status) = status else {
+            return Ok(Idempotent::InProgress);
+        };
+        let headers: Option<String> = row.try_get("headers")?;
+        let body: Option<Vec<u8>> = row.try_get("body")?;
+        Ok(Idempotent::Done(StoredResponse {
+            status: status as u16,
+            headers: headers
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.split_once(": "))
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            body: body.unwrap_or_default(),
+        }))
+    }
+
+    async fn finish_idempotent(
+        &self,
+        tenant_id: &str,
+        key: &str,
+        response: Option<&StoredResponse>,
+    ) -> Result<(), StoreError> {
+        match response {
+            Some(response) => {
+                let headers: String = response
+                    .headers
+                    .iter()
+                    .map(|(n, v)| format!("{n}: {v}\n"))
+                    .collect();
+                sqlx::query(
+                    "UPDATE idempotency SET status = $1, headers = $2, body = $3 WHERE tenant_id = $4 AND key = $5",
+                )
+                .bind(i64::from(response.status))
+                .bind(headers)
+                .bind(&response.body)
+                .bind(tenant_id)
+                .bind(key)
+                .execute(&self.pool)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM idempotency WHERE tenant_id = $1 AND key = $2")
+                    .bind(tenant_id)
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn add_domain(&self, domain: SendingDomain) -> Result<SendingDomain, StoreError> {
+        let name = check_domain(&domain.domain)?;
+        check_name("selector", &domain.selector)?;
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT tenant_id FROM domains WHERE domain = $1")
+                .bind(&name)
+                .fetch_optional(&self.pool)
+                .await?;
+        match existing {
+            Some(owner) if owner == domain.tenant_id => {
+                return Err(StoreError::DuplicateDomain(name));
+            }
+            Some(_) => return Err(StoreError::DomainTaken(name)),
+            None => {}
+        }
+        let stored = SendingDomain {
+            domain: name,
+            created_ms: now_ms(),
+            ..domain
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO domains (domain, tenant_id, selector, algorithm, private_key, public_key, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&stored.domain)
+        .bind(&stored.tenant_id)
+        .bind(&stored.selector)
+        .bind(&stored.algorithm)
+        .bind(&stored.private_key)
+        .bind(&stored.public_key)
+        .bind(stored.created_ms)
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => Ok(stored),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                Err(StoreError::DomainTaken(stored.domain))
+            }
+            Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+                Err(StoreError::NotFound(format!("tenant {}", stored.tenant_id)))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn domains(&self, tenant_id: &str) -> Result<Vec<SendingDomain>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM domains WHERE tenant_id = $1 ORDER BY domain")
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(domain_from).collect::<Result<_, _>>()?)
+    }
+
+    async fn sending_domain(
+        &self,
+        tenant_id: &str,
+        domain: &str,
+    ) -> Result<Option<SendingDomain>, StoreError> {
+        let row = sqlx::query("SELECT * FROM domains WHERE tenant_id = $1 AND domain = $2")
+            .bind(tenant_id)
+            .bind(domain.trim_end_matches('.').to_ascii_lowercase())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(domain_from).transpose()?)
+    }
+
+    async fn domain_owner(&self, domain: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT tenant_id FROM domains WHERE domain = $1")
+                .bind(domain.to_ascii_lowercase())
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn remove_domain(&self, tenant_id: &str, domain: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM domains WHERE tenant_id = $1 AND domain = $2")
+            .bind(tenant_id)
+            .bind(domain.trim_end_matches('.').to_ascii_lowercase())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}

@@ -1,0 +1,71 @@
+//! The control plane on PostgreSQL, for cluster mode: several nodes share one database
+//! (its durability and failover are PostgreSQL's: synchronous replication to standbys).
+//! The same store traits as [`crate::SqliteStore`], checked by one test suite run against
+//! both (`tests/control_suite.rs`). Built up trait by trait: [`ControlStore`] so far.
+//!
+//! [`ControlStore`]: crate::ControlStore
+
+mod control;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+use crate::StoreError;
+
+/// Schema steps, in order; the `schema_version` table holds how many ran.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations_pg/0001_control.sql")];
+
+/// Serialises migrations between nodes starting together (`pg_advisory_xact_lock` key).
+const MIGRATION_LOCK: i64 = 0x7473_7562_616d_65; // "tsubame"
+
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pub(crate) pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects (`postgres://user@host:port/db`) and brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        let store = PgStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::raw_sql("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+            .execute(&mut *tx)
+            .await?;
+        let version: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_version")
+            .fetch_optional(&mut *tx)
+            .await?;
+        let version = version.unwrap_or(0);
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::SchemaTooNew {
+                found: version,
+                known,
+            });
+        }
+        for sql in &MIGRATIONS[version as usize..] {
+            sqlx::raw_sql(*sql).execute(&mut *tx).await?;
+        }
+        sqlx::query("DELETE FROM schema_version")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
+            .bind(known)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
