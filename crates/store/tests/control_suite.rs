@@ -1,4 +1,5 @@
-//! One test suite for the control plane, run against both stores: SQLite on a file and
+//! One test suite for the control plane (tenants, keys, domains, idempotency, the
+//! objectives' counters, alerts and reports), run against both stores: SQLite on a file and
 //! PostgreSQL (a throwaway server from Debian's packages, `testkit::postgres`). Cluster
 //! mode's shared control plane must answer exactly as the single node's does.
 
@@ -188,6 +189,126 @@ mod cases {
         assert!(store.remove_domain(&a.id, "acme.example").await.unwrap());
         assert!(store.domains(&a.id).await.unwrap().is_empty());
     }
+
+    pub async fn slo_slots_are_saved_replaced_read_and_purged<S: store::SloStore>(store: &S) {
+        use store::SloSlot;
+        let slot = |slot: i64, good: u64, total: u64| SloSlot {
+            slo: "delivery-7s".into(),
+            grain_ms: 60_000,
+            slot,
+            good,
+            total,
+        };
+        store
+            .save_slo_slots(&[slot(10, 5, 6), slot(11, 1, 1)])
+            .await
+            .unwrap();
+        store.save_slo_slots(&[slot(10, 9, 10)]).await.unwrap();
+        let read = store.slo_slots(10 * 60_000).await.unwrap();
+        assert_eq!(read.len(), 2);
+        assert!(
+            read.contains(&slot(10, 9, 10)),
+            "a slot is replaced, not added to"
+        );
+        assert_eq!(store.purge_slo_slots(11 * 60_000).await.unwrap(), 1);
+        assert_eq!(store.slo_slots(0).await.unwrap(), vec![slot(11, 1, 1)]);
+    }
+
+    pub async fn alerts_timelines_silences_reports_and_samples<S: store::OpsStore>(store: &S) {
+        use store::{AlertAction, AlertRecord, ReportRecord, SilenceRecord};
+        let mut alert = AlertRecord {
+            id: "al_1".into(),
+            rule: "deferral_jump".into(),
+            labels: [("provider".to_string(), "yahoo".to_string())].into(),
+            summary: "yahoo defers".into(),
+            members: vec!["mx1".into(), "mx2".into()],
+            priority: "P2".into(),
+            level: 1,
+            triggered_ms: 1_000,
+            ..Default::default()
+        };
+        let action = |what: &str, at_ms: i64| AlertAction {
+            alert_id: "al_1".into(),
+            at_ms,
+            action: what.into(),
+            who: "tsubame".into(),
+            text: String::new(),
+        };
+        store
+            .save_alert(&alert, &[action("triggered", 1_000)])
+            .await
+            .unwrap();
+        assert_eq!(store.open_alerts().await.unwrap(), vec![alert.clone()]);
+        alert.acknowledged = Some(("ann".into(), 2_000));
+        alert.resolved = Some(("ann".into(), 3_000));
+        alert.miss = Some(("out_of_hours".into(), "night".into()));
+        store
+            .save_alert(&alert, &[action("resolved", 3_000)])
+            .await
+            .unwrap();
+        store
+            .add_alert_actions(&[action("note", 3_500)])
+            .await
+            .unwrap();
+        assert!(store.open_alerts().await.unwrap().is_empty());
+        assert_eq!(store.alert("al_1").await.unwrap(), Some(alert.clone()));
+        assert_eq!(store.alerts_between(0, 2_000).await.unwrap(), vec![alert]);
+        assert!(store.alerts_between(1_001, 9_000).await.unwrap().is_empty());
+        let timeline: Vec<String> = store
+            .alert_actions("al_1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.action)
+            .collect();
+        assert_eq!(timeline, ["triggered", "resolved", "note"]);
+
+        let silence = SilenceRecord {
+            id: "si_1".into(),
+            matchers: [("alertname".to_string(), "deferral_jump".to_string())].into(),
+            starts_ms: 0,
+            ends_ms: 10_000,
+            created_by: "ann".into(),
+            comment: "known".into(),
+        };
+        store.add_silence(&silence).await.unwrap();
+        assert_eq!(store.silences(5_000).await.unwrap(), vec![silence]);
+        assert!(store.expire_silence("si_1", 6_000).await.unwrap());
+        assert!(!store.expire_silence("si_1", 7_000).await.unwrap());
+        assert!(store.silences(6_500).await.unwrap().is_empty());
+
+        let report = ReportRecord {
+            id: "rp_weekly_2026-W49".into(),
+            kind: "weekly".into(),
+            period: "2026-W49".into(),
+            created_ms: 1,
+            content_type: "text/plain; charset=utf-8".into(),
+            body: "weekly report".into(),
+        };
+        assert!(store.save_report(&report).await.unwrap());
+        assert!(
+            !store.save_report(&report).await.unwrap(),
+            "one per kind and period"
+        );
+        assert_eq!(
+            store.report(&report.id).await.unwrap(),
+            Some(report.clone())
+        );
+        assert_eq!(
+            store.reports().await.unwrap()[0].body,
+            "",
+            "listed without bodies"
+        );
+
+        store.add_ops_sample(100, "{\"queued\":1}").await.unwrap();
+        store.add_ops_sample(100, "{\"queued\":2}").await.unwrap();
+        store.add_ops_sample(200, "{}").await.unwrap();
+        assert_eq!(
+            store.ops_samples(0, 150).await.unwrap(),
+            vec![(100, "{\"queued\":2}".to_string())]
+        );
+        assert_eq!(store.purge_ops_samples(150).await.unwrap(), 1);
+    }
 }
 
 macro_rules! suite {
@@ -222,4 +343,6 @@ suite!(
     tenants_cannot_touch_each_others_keys,
     idempotency_keys_claim_replay_refuse_and_expire,
     sending_domains_belong_to_one_tenant,
+    slo_slots_are_saved_replaced_read_and_purged,
+    alerts_timelines_silences_reports_and_samples,
 );

@@ -1,18 +1,26 @@
 //! The control plane on PostgreSQL, for cluster mode: several nodes share one database
 //! (its durability and failover are PostgreSQL's: synchronous replication to standbys).
 //! The same store traits as [`crate::SqliteStore`], checked by one test suite run against
-//! both (`tests/control_suite.rs`). Built up trait by trait: [`ControlStore`] so far.
+//! both (`tests/control_suite.rs`). Built up trait by trait: [`ControlStore`], [`SloStore`]
+//! and [`OpsStore`] so far.
 //!
 //! [`ControlStore`]: crate::ControlStore
+//! [`SloStore`]: crate::SloStore
+//! [`OpsStore`]: crate::OpsStore
 
+mod alerts;
 mod control;
+mod slo;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::StoreError;
 
 /// Schema steps, in order; the `schema_version` table holds how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations_pg/0001_control.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations_pg/0001_control.sql"),
+    include_str!("../../migrations_pg/0002_slo_and_ops.sql"),
+];
 
 /// Serialises migrations between nodes starting together (`pg_advisory_xact_lock` key).
 const MIGRATION_LOCK: i64 = 0x7473_7562_616d_65; // "tsubame"
