@@ -32,6 +32,7 @@ pub mod imports;
 pub mod keys;
 pub mod pg;
 pub mod rollups;
+mod rows;
 pub mod slo;
 pub mod sqlite;
 pub mod sqlite_alerts;

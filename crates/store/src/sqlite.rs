@@ -8,8 +8,7 @@ use std::str::FromStr;
 use rand::RngCore;
 use sqlx::Row;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
 use crate::keys::{self, Scopes};
@@ -133,29 +132,6 @@ pub(crate) fn check_name(field: &'static str, name: &str) -> Result<(), StoreErr
     }
 }
 
-fn tenant_from(row: &SqliteRow) -> Result<Tenant, sqlx::Error> {
-    Ok(Tenant {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        created_ms: row.try_get("created_ms")?,
-        rate_per_sec: row.try_get("rate_per_sec")?,
-        daily_quota: row.try_get("daily_quota")?,
-        suspended: row.try_get("suspended_reason")?,
-    })
-}
-
-fn domain_from(row: &SqliteRow) -> Result<SendingDomain, sqlx::Error> {
-    Ok(SendingDomain {
-        domain: row.try_get("domain")?,
-        tenant_id: row.try_get("tenant_id")?,
-        selector: row.try_get("selector")?,
-        algorithm: row.try_get("algorithm")?,
-        private_key: row.try_get("private_key")?,
-        public_key: row.try_get("public_key")?,
-        created_ms: row.try_get("created_ms")?,
-    })
-}
-
 pub(crate) fn check_domain(domain: &str) -> Result<String, StoreError> {
     let lower = domain.trim_end_matches('.').to_ascii_lowercase();
     let labels_ok = lower.split('.').count() >= 2
@@ -194,19 +170,6 @@ pub(crate) fn check_reason(reason: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn key_from(row: &SqliteRow) -> Result<ApiKey, StoreError> {
-    let scopes: String = row.try_get("scopes")?;
-    Ok(ApiKey {
-        id: row.try_get("id")?,
-        tenant_id: row.try_get("tenant_id")?,
-        name: row.try_get("name")?,
-        scopes: Scopes::parse(&scopes)?,
-        created_ms: row.try_get("created_ms")?,
-        revoked_ms: row.try_get("revoked_ms")?,
-        tenant_suspended: row.try_get("suspended_reason")?,
-    })
-}
-
 impl ControlStore for SqliteStore {
     async fn add_tenant(&self, name: &str) -> Result<Tenant, StoreError> {
         check_name("tenant name", name)?;
@@ -242,7 +205,10 @@ impl ControlStore for SqliteStore {
         let rows = sqlx::query("SELECT * FROM tenants ORDER BY name")
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(tenant_from).collect::<Result<_, _>>()?)
+        Ok(rows
+            .iter()
+            .map(crate::rows::tenant)
+            .collect::<Result<_, _>>()?)
     }
 
     async fn tenant(&self, id_or_name: &str) -> Result<Option<Tenant>, StoreError> {
@@ -251,7 +217,7 @@ impl ControlStore for SqliteStore {
             .bind(id_or_name)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(tenant_from).transpose()?)
+        Ok(row.as_ref().map(crate::rows::tenant).transpose()?)
     }
 
     async fn remove_tenant(&self, id: &str) -> Result<bool, StoreError> {
@@ -378,7 +344,7 @@ impl ControlStore for SqliteStore {
         .bind(tenant_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(key_from).collect()
+        rows.iter().map(crate::rows::key).collect()
     }
 
     async fn revoke_key(&self, tenant_id: &str, key_id: &str) -> Result<bool, StoreError> {
@@ -412,7 +378,7 @@ impl ControlStore for SqliteStore {
         if !keys::same(&stored, &presented) {
             return Ok(None);
         }
-        Ok(Some(key_from(&row)?))
+        Ok(Some(crate::rows::key(&row)?))
     }
 
     async fn usage(&self, tenant_id: &str, day: i64) -> Result<i64, StoreError> {
@@ -582,7 +548,10 @@ impl ControlStore for SqliteStore {
             .bind(tenant_id)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(domain_from).collect::<Result<_, _>>()?)
+        Ok(rows
+            .iter()
+            .map(crate::rows::domain)
+            .collect::<Result<_, _>>()?)
     }
 
     async fn sending_domain(
@@ -595,7 +564,7 @@ impl ControlStore for SqliteStore {
             .bind(domain.trim_end_matches('.').to_ascii_lowercase())
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(domain_from).transpose()?)
+        Ok(row.as_ref().map(crate::rows::domain).transpose()?)
     }
 
     async fn domain_owner(&self, domain: &str) -> Result<Option<String>, StoreError> {

@@ -1,9 +1,6 @@
 //! [`OpsStore`] on SQLite.
 
-use std::collections::BTreeMap;
-
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use crate::alerts::{AlertAction, AlertRecord, OpsStore, ReportRecord, SilenceRecord};
 use crate::{SqliteStore, StoreError};
@@ -11,51 +8,6 @@ use crate::{SqliteStore, StoreError};
 const ALERT_COLUMNS: &str = "id, rule, labels, summary, members, priority, level, triggered_ms, \
      acknowledged_by, acknowledged_ms, resolved_by, resolved_ms, cleared_ms, silenced_by, refired, \
      miss_reason, miss_text";
-
-fn json_map(text: &str) -> BTreeMap<String, String> {
-    serde_json::from_str(text).unwrap_or_default()
-}
-
-fn alert_row(r: &SqliteRow) -> Result<AlertRecord, StoreError> {
-    let pair = |who: &str, at: &str| -> Result<Option<(String, i64)>, StoreError> {
-        let who: Option<String> = r.try_get(who)?;
-        let at: Option<i64> = r.try_get(at)?;
-        Ok(who.zip(at))
-    };
-    let miss_reason: Option<String> = r.try_get("miss_reason")?;
-    let miss_text: Option<String> = r.try_get("miss_text")?;
-    Ok(AlertRecord {
-        id: r.try_get("id")?,
-        rule: r.try_get("rule")?,
-        labels: json_map(&r.try_get::<String, _>("labels")?),
-        summary: r.try_get("summary")?,
-        members: serde_json::from_str(&r.try_get::<String, _>("members")?).unwrap_or_default(),
-        priority: r.try_get("priority")?,
-        level: r.try_get("level")?,
-        triggered_ms: r.try_get("triggered_ms")?,
-        acknowledged: pair("acknowledged_by", "acknowledged_ms")?,
-        resolved: pair("resolved_by", "resolved_ms")?,
-        cleared_ms: r.try_get("cleared_ms")?,
-        silenced_by: r.try_get("silenced_by")?,
-        refired: r.try_get("refired")?,
-        miss: miss_reason.map(|m| (m, miss_text.unwrap_or_default())),
-    })
-}
-
-fn report_row(r: &SqliteRow, body: bool) -> Result<ReportRecord, StoreError> {
-    Ok(ReportRecord {
-        id: r.try_get("id")?,
-        kind: r.try_get("kind")?,
-        period: r.try_get("period")?,
-        created_ms: r.try_get("created_ms")?,
-        content_type: r.try_get("content_type")?,
-        body: if body {
-            r.try_get("body")?
-        } else {
-            String::new()
-        },
-    })
-}
 
 async fn insert_actions(
     tx: &mut sqlx::SqliteConnection,
@@ -123,7 +75,7 @@ impl OpsStore for SqliteStore {
         )))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(alert_row).collect()
+        rows.iter().map(crate::rows::alert).collect()
     }
 
     async fn alerts_between(
@@ -139,7 +91,7 @@ impl OpsStore for SqliteStore {
         .bind(to_ms)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(alert_row).collect()
+        rows.iter().map(crate::rows::alert).collect()
     }
 
     async fn alert(&self, id: &str) -> Result<Option<AlertRecord>, StoreError> {
@@ -149,7 +101,7 @@ impl OpsStore for SqliteStore {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(alert_row).transpose()
+        row.as_ref().map(crate::rows::alert).transpose()
     }
 
     async fn alert_actions(&self, id: &str) -> Result<Vec<AlertAction>, StoreError> {
@@ -201,7 +153,7 @@ impl OpsStore for SqliteStore {
             .map(|r| {
                 Ok(SilenceRecord {
                     id: r.try_get("id")?,
-                    matchers: json_map(&r.try_get::<String, _>("matchers")?),
+                    matchers: crate::rows::json_map(&r.try_get::<String, _>("matchers")?),
                     starts_ms: r.try_get("starts_ms")?,
                     ends_ms: r.try_get("ends_ms")?,
                     created_by: r.try_get("created_by")?,
@@ -244,7 +196,7 @@ impl OpsStore for SqliteStore {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| report_row(r, false)).collect()
+        rows.iter().map(|r| crate::rows::report(r, false)).collect()
     }
 
     async fn report(&self, id: &str) -> Result<Option<ReportRecord>, StoreError> {
@@ -254,7 +206,9 @@ impl OpsStore for SqliteStore {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(|r| report_row(r, true)).transpose()
+        row.as_ref()
+            .map(|r| crate::rows::report(r, true))
+            .transpose()
     }
 
     async fn add_ops_sample(&self, at_ms: i64, body: &str) -> Result<(), StoreError> {

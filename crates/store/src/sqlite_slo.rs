@@ -1,7 +1,5 @@
 //! [`SloStore`] on SQLite.
 
-use sqlx::Row;
-
 use crate::slo::{SloSlot, SloStore};
 use crate::{SqliteStore, StoreError};
 
@@ -35,17 +33,7 @@ impl SloStore for SqliteStore {
         .bind(since_ms)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(SloSlot {
-                    slo: r.try_get("slo")?,
-                    grain_ms: r.try_get("grain_ms")?,
-                    slot: r.try_get("slot")?,
-                    good: r.try_get::<i64, _>("good")?.max(0) as u64,
-                    total: r.try_get::<i64, _>("total")?.max(0) as u64,
-                })
-            })
-            .collect()
+        rows.iter().map(crate::rows::slo_slot).collect()
     }
 
     async fn purge_slo_slots(&self, before_ms: i64) -> Result<u64, StoreError> {

@@ -1,0 +1,132 @@
+//! Row readers shared by the SQLite and PostgreSQL stores: the same columns read from any
+//! sqlx row, so a record is built one way whichever database holds it.
+
+use std::collections::BTreeMap;
+
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use crate::alerts::{AlertRecord, ReportRecord};
+use crate::keys::Scopes;
+use crate::slo::SloSlot;
+use crate::{ApiKey, SendingDomain, StoreError, Tenant};
+
+fn text<R: Row>(r: &R, column: &str) -> Result<String, sqlx::Error>
+where
+    for<'a> &'a str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    r.try_get(column)
+}
+
+macro_rules! reader {
+    ($(#[$doc:meta])* fn $name:ident($r:ident $(, $arg:ident: $ty:ty)*) -> $out:ty $body:block) => {
+        $(#[$doc])*
+        pub(crate) fn $name<R: Row>($r: &R $(, $arg: $ty)*) -> $out
+        where
+            for<'a> &'a str: ColumnIndex<R>,
+            for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+            for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+            for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+        $body
+    };
+}
+
+pub(crate) fn json_map(text: &str) -> BTreeMap<String, String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+reader! {
+    fn tenant(row) -> Result<Tenant, sqlx::Error> {
+        Ok(Tenant {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            created_ms: row.try_get("created_ms")?,
+            rate_per_sec: row.try_get("rate_per_sec")?,
+            daily_quota: row.try_get("daily_quota")?,
+            suspended: row.try_get("suspended_reason")?,
+        })
+    }
+}
+
+reader! {
+    fn domain(row) -> Result<SendingDomain, sqlx::Error> {
+        Ok(SendingDomain {
+            domain: row.try_get("domain")?,
+            tenant_id: row.try_get("tenant_id")?,
+            selector: row.try_get("selector")?,
+            algorithm: row.try_get("algorithm")?,
+            private_key: row.try_get("private_key")?,
+            public_key: row.try_get("public_key")?,
+            created_ms: row.try_get("created_ms")?,
+        })
+    }
+}
+
+reader! {
+    fn key(row) -> Result<ApiKey, StoreError> {
+        let scopes: String = text(row, "scopes")?;
+        Ok(ApiKey {
+            id: row.try_get("id")?,
+            tenant_id: row.try_get("tenant_id")?,
+            name: row.try_get("name")?,
+            scopes: Scopes::parse(&scopes)?,
+            created_ms: row.try_get("created_ms")?,
+            revoked_ms: row.try_get("revoked_ms")?,
+            tenant_suspended: row.try_get("suspended_reason")?,
+        })
+    }
+}
+
+reader! {
+    fn alert(r) -> Result<AlertRecord, StoreError> {
+        let pair = |who: &str, at: &str| -> Result<Option<(String, i64)>, StoreError> {
+            let who: Option<String> = r.try_get(who)?;
+            let at: Option<i64> = r.try_get(at)?;
+            Ok(who.zip(at))
+        };
+        let miss_reason: Option<String> = r.try_get("miss_reason")?;
+        let miss_text: Option<String> = r.try_get("miss_text")?;
+        Ok(AlertRecord {
+            id: r.try_get("id")?,
+            rule: r.try_get("rule")?,
+            labels: json_map(&text(r, "labels")?),
+            summary: r.try_get("summary")?,
+            members: serde_json::from_str(&text(r, "members")?).unwrap_or_default(),
+            priority: r.try_get("priority")?,
+            level: r.try_get("level")?,
+            triggered_ms: r.try_get("triggered_ms")?,
+            acknowledged: pair("acknowledged_by", "acknowledged_ms")?,
+            resolved: pair("resolved_by", "resolved_ms")?,
+            cleared_ms: r.try_get("cleared_ms")?,
+            silenced_by: r.try_get("silenced_by")?,
+            refired: r.try_get("refired")?,
+            miss: miss_reason.map(|m| (m, miss_text.unwrap_or_default())),
+        })
+    }
+}
+
+reader! {
+    /// A report, with its body or (listings) without.
+    fn report(r, body: bool) -> Result<ReportRecord, StoreError> {
+        Ok(ReportRecord {
+            id: r.try_get("id")?,
+            kind: r.try_get("kind")?,
+            period: r.try_get("period")?,
+            created_ms: r.try_get("created_ms")?,
+            content_type: r.try_get("content_type")?,
+            body: if body { r.try_get("body")? } else { String::new() },
+        })
+    }
+}
+
+reader! {
+    fn slo_slot(r) -> Result<SloSlot, StoreError> {
+        Ok(SloSlot {
+            slo: r.try_get("slo")?,
+            grain_ms: r.try_get("grain_ms")?,
+            slot: r.try_get("slot")?,
+            good: r.try_get::<i64, _>("good")?.max(0) as u64,
+            total: r.try_get::<i64, _>("total")?.max(0) as u64,
+        })
+    }
+}
