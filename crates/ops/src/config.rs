@@ -104,6 +104,7 @@ pub struct ThresholdSpec {
     pub bounce_rate: Option<f64>,
     pub complaint_rate: Option<f64>,
     pub tls_warn: Option<String>,
+    pub disk_full_within: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -436,6 +437,9 @@ pub fn read(spec: &OpsSpec) -> Result<OpsConfig, OpsError> {
         }
         if let Some(d) = &t.tls_warn {
             thresholds.tls_warn = parse_duration("thresholds.tls_warn", d)?;
+        }
+        if let Some(d) = &t.disk_full_within {
+            thresholds.disk_full_within = parse_duration("thresholds.disk_full_within", d)?;
         }
     }
     Ok(OpsConfig {
