@@ -25,6 +25,10 @@ pub enum SpoolError {
     /// The spool writer has shut down.
     #[error("spool is shut down")]
     ShutDown,
+    /// The replicated copy (cluster mode) was not confirmed; the local copy is taken back.
+    /// SMTP: 451 4.3.0.
+    #[error("spool replica: {0}")]
+    Replica(String),
     /// Any other I/O error (opening, reading, listing).
     #[error("spool I/O error: {0}")]
     Io(#[from] std::io::Error),

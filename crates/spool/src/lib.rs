@@ -26,6 +26,7 @@ mod id_map;
 mod index;
 mod record;
 mod recovery;
+mod replica;
 mod segment;
 mod writer;
 
@@ -62,6 +63,7 @@ pub use error::SpoolError;
 pub use id::{IdGenerator, MessageId};
 pub use index::Totals;
 pub use recovery::RecoveryReport;
+pub use replica::{Replica, ReplicaFuture};
 
 use record::Record;
 use writer::{Append, Command, Detached, IndexOp, ReaderCache, Writer};
@@ -106,6 +108,8 @@ pub(crate) struct Inner {
     /// asks, with the budget for records carried in memory.
     arrivals: Mutex<Option<(ArrivalSender, Arc<arrival::Budget>)>>,
     dir: PathBuf,
+    /// The copy on other machines (cluster mode), attached once after opening.
+    replica: std::sync::OnceLock<Arc<dyn Replica>>,
     #[cfg(any(test, feature = "faults"))]
     fault: Mutex<Option<DurabilityFault>>,
 }
@@ -240,6 +244,7 @@ impl Spool {
             detached: Detached::default(),
             arrivals: Mutex::new(None),
             dir: config.dir.clone(),
+            replica: std::sync::OnceLock::new(),
             #[cfg(any(test, feature = "faults"))]
             fault: Mutex::new(None),
         });
@@ -274,9 +279,27 @@ impl Spool {
         self.ids.next()
     }
 
+    /// Attaches the replicated copy (cluster mode): from now on an insert is acknowledged
+    /// only once the replica holds the message too. Once per spool; false if one was attached.
+    pub fn attach_replica(&self, replica: Arc<dyn Replica>) -> bool {
+        self.inner.replica.set(replica).is_ok()
+    }
+
+    fn replica(&self) -> Option<&Arc<dyn Replica>> {
+        self.inner.replica.get()
+    }
+
     /// True once a failed fsync has poisoned the spool.
     pub fn is_poisoned(&self) -> bool {
         self.inner.poisoned.load(Ordering::Acquire)
+    }
+
+    fn send(&self, append: Append) -> Result<(), SpoolError> {
+        let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
+        let sender = sender.as_ref().ok_or(SpoolError::ShutDown)?;
+        sender
+            .send(Command::Append(append))
+            .map_err(|_| SpoolError::ShutDown)
     }
 
     async fn append(
@@ -301,11 +324,7 @@ impl Spool {
     ) -> Result<Answer, SpoolError> {
         let (reply, wait) = tokio::sync::oneshot::channel();
         let append = self.frame(record, prefix, op, capacity, durable, Some(reply))?;
-        let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
-        let sender = sender.as_ref().ok_or(SpoolError::ShutDown)?;
-        sender
-            .send(Command::Append(append))
-            .map_err(|_| SpoolError::ShutDown)?;
+        self.send(append)?;
         Ok(wait)
     }
 
@@ -352,7 +371,11 @@ impl Spool {
     /// delivery hot path, where nothing waits on a removal. Errors are those known at once.
     pub fn remove_detached(&self, id: MessageId) -> Result<(), SpoolError> {
         let (record, op) = removal(id);
-        self.submit_detached(&record, op)
+        self.submit_detached(&record, op)?;
+        if let Some(replica) = self.replica() {
+            replica.remove(id);
+        }
+        Ok(())
     }
 
     /// [`Spool::recipients_done`] without waiting for the writer (nor, mostly, waking it).
@@ -361,6 +384,9 @@ impl Spool {
         id: MessageId,
         indices: Vec<u32>,
     ) -> Result<(), SpoolError> {
+        if let Some(replica) = self.replica() {
+            replica.recipients_done(id, &indices);
+        }
         let (record, op) = recipients_done(id, indices);
         self.submit_detached(&record, op)
     }
@@ -405,6 +431,13 @@ impl Spool {
     /// Hands held messages to delivery: an arrival notice each when a consumer listens,
     /// otherwise they show in the next listing. Ids no longer queued are skipped.
     pub fn release(&self, ids: &[MessageId]) {
+        if let Some(replica) = self.replica() {
+            replica.release(ids);
+        }
+        self.release_local(ids);
+    }
+
+    fn release_local(&self, ids: &[MessageId]) {
         // Same lock order as the writer (arrivals, then index).
         let mut arrivals = self.inner.arrivals();
         let listening = arrivals.is_some();
@@ -433,28 +466,78 @@ impl Spool {
             id,
             content_bytes: content_bytes as u32,
             rcpt_total: envelope.recipients.len() as u32,
-            held,
+            // Replicated: delivery hears of it once the replica holds it too.
+            held: held || self.replica().is_some(),
         };
         let capacity = content_bytes + 256 + envelope.recipients.len() * 64;
-        let appended = self
-            .append(
-                &Record::Message {
-                    id,
-                    envelope,
-                    content,
-                },
-                prefix,
-                op,
-                capacity,
-                true,
-            )
-            .await;
+        let record = Record::Message {
+            id,
+            envelope,
+            content,
+        };
+        let appended = match self.replica() {
+            None => self.append(&record, prefix, op, capacity, true).await,
+            Some(replica) => {
+                let replica = replica.clone();
+                self.insert_replicated(replica, id, &record, prefix, op, held, capacity)
+                    .await
+            }
+        };
         if let Err(err) = appended {
             self.inner.insert_failed.fetch_add(1, Ordering::Relaxed);
             return Err(err);
         }
         self.inner.inserted.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Writes the local copy held while the replica stores its own, and hands the message to
+    /// delivery only when both are durable; takes the local copy back when the replica fails.
+    async fn insert_replicated(
+        &self,
+        replica: Arc<dyn Replica>,
+        id: MessageId,
+        record: &Record,
+        prefix: &[u8],
+        op: IndexOp,
+        held: bool,
+        capacity: usize,
+    ) -> Result<(), SpoolError> {
+        let (reply, wait) = tokio::sync::oneshot::channel();
+        let append = self.frame(record, prefix, op, capacity, true, Some(reply))?;
+        let copy = replica.store(id, append.bytes.clone(), held);
+        self.send(append)?;
+        let (local, copied) = tokio::join!(answered(wait), copy);
+        match (local, copied) {
+            (Ok(()), Ok(())) => {
+                if !held {
+                    self.release_local(&[id]);
+                }
+                Ok(())
+            }
+            (Ok(()), Err(reason)) => {
+                let (record, op) = removal(id);
+                let _ = self.submit_detached(&record, op);
+                Err(SpoolError::Replica(reason))
+            }
+            (Err(err), copied) => {
+                if copied.is_ok() {
+                    replica.remove(id);
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Stores a message record as read from a replica (a node's copy taken over, or this
+    /// node's own after its disk was lost), under its own id. Already queued: nothing to do.
+    pub async fn import(&self, record: &[u8], held: bool) -> Result<MessageId, SpoolError> {
+        let (id, envelope, content) = decode_message(record)?;
+        if self.contains(id) {
+            return Ok(id);
+        }
+        self.insert_as(id, envelope, &[], content, held).await?;
+        Ok(id)
     }
 
     /// Messages stored by this process since it started (a counter for rates).
@@ -475,6 +558,9 @@ impl Spool {
         id: MessageId,
         indices: Vec<u32>,
     ) -> Result<(), SpoolError> {
+        if let Some(replica) = self.replica() {
+            replica.recipients_done(id, &indices);
+        }
         let (record, op) = recipients_done(id, indices);
         self.append(&record, &[], op, 64, false).await
     }
@@ -503,7 +589,11 @@ impl Spool {
     /// that must never be delivered (a campaign batch that did not commit).
     pub async fn remove_durably(&self, id: MessageId) -> Result<(), SpoolError> {
         let (record, op) = removal(id);
-        self.append(&record, &[], op, 32, true).await
+        self.append(&record, &[], op, 32, true).await?;
+        if let Some(replica) = self.replica() {
+            replica.remove(id);
+        }
+        Ok(())
     }
 
     /// Whether a message is queued.
@@ -514,7 +604,11 @@ impl Spool {
     /// Removes a finished message. Lazy, like [`Spool::recipients_done`].
     pub async fn remove(&self, id: MessageId) -> Result<(), SpoolError> {
         let (record, op) = removal(id);
-        self.append(&record, &[], op, 32, false).await
+        self.append(&record, &[], op, 32, false).await?;
+        if let Some(replica) = self.replica() {
+            replica.remove(id);
+        }
+        Ok(())
     }
 
     /// Subscribes to newly durable messages: every message inserted from now on is announced
@@ -656,6 +750,21 @@ impl Spool {
 }
 
 /// A removal record and the index change it makes.
+/// Decodes a whole message record (as the spool writes it, and as a replica keeps it).
+pub fn decode_message(bytes: &[u8]) -> Result<(MessageId, Envelope, Vec<u8>), SpoolError> {
+    match record::frame(bytes) {
+        record::Framed::Ok { kind, payload, .. } => match record::decode(kind, payload, true)? {
+            Record::Message {
+                id,
+                envelope,
+                content,
+            } => Ok((id, envelope, content)),
+            _ => Err(SpoolError::Corrupt("not a message record")),
+        },
+        _ => Err(SpoolError::Corrupt("torn or corrupt record")),
+    }
+}
+
 fn removal(id: MessageId) -> (Record, IndexOp) {
     (Record::Removed { id }, IndexOp::Remove { id })
 }

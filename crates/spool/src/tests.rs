@@ -686,3 +686,110 @@ fn held_messages_reach_delivery_only_when_released() {
     assert_eq!(listed.len(), 4);
     assert!(held.iter().all(|id| listed.contains(id)));
 }
+
+/// An in-memory replica for the spool's side of the contract; it can refuse copies.
+#[derive(Default)]
+struct MemoryReplica {
+    refuse: std::sync::atomic::AtomicBool,
+    copies: std::sync::Mutex<std::collections::HashMap<MessageId, (Vec<u8>, bool)>>,
+    done: std::sync::Mutex<Vec<(MessageId, Vec<u32>)>>,
+    released: std::sync::Mutex<Vec<MessageId>>,
+}
+
+impl crate::Replica for MemoryReplica {
+    fn store(&self, id: MessageId, record: Vec<u8>, held: bool) -> crate::ReplicaFuture {
+        let refused = self.refuse.load(std::sync::atomic::Ordering::SeqCst);
+        if !refused {
+            self.copies.lock().unwrap().insert(id, (record, held));
+        }
+        Box::pin(async move {
+            // The copy answers after the local fsync has long been done.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            if refused {
+                Err("no quorum".to_string())
+            } else {
+                Ok(())
+            }
+        })
+    }
+    fn recipients_done(&self, id: MessageId, indices: &[u32]) {
+        self.done.lock().unwrap().push((id, indices.to_vec()));
+    }
+    fn release(&self, ids: &[MessageId]) {
+        self.released.lock().unwrap().extend_from_slice(ids);
+    }
+    fn remove(&self, id: MessageId) {
+        self.copies.lock().unwrap().remove(&id);
+    }
+}
+
+#[test]
+fn a_replicated_insert_is_delivered_only_when_the_replica_holds_it_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = rt();
+    let (spool, _) = Spool::open(&config(dir.path(), 1 << 20)).expect("open");
+    let replica = std::sync::Arc::new(MemoryReplica::default());
+    assert!(spool.attach_replica(replica.clone()));
+    assert!(!spool.attach_replica(replica.clone()), "once per spool");
+    let mut arrivals = spool.subscribe_arrivals(1 << 20);
+
+    // Both copies: acknowledged, then announced; the replica holds the very record bytes.
+    let good = spool.next_id();
+    rt.block_on(spool.insert(good, envelope(2), body(7)))
+        .expect("insert");
+    let arrival = rt.block_on(arrivals.recv()).expect("announced");
+    assert_eq!(arrival.id, good);
+    let (record, held) = replica.copies.lock().unwrap()[&good].clone();
+    assert!(!held);
+    let (id, env, content) = crate::decode_message(&record).expect("a whole record");
+    assert_eq!((id, env, content), (good, envelope(2), body(7)));
+
+    // The replica refuses: the sender hears an error, delivery never hears of the message.
+    replica
+        .refuse
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let bad = spool.next_id();
+    let err = rt
+        .block_on(spool.insert(bad, envelope(1), body(8)))
+        .unwrap_err();
+    assert!(matches!(err, SpoolError::Replica(_)), "{err}");
+    rt.block_on(async { tokio::time::sleep(std::time::Duration::from_millis(50)).await });
+    assert!(
+        arrivals.try_recv().is_err(),
+        "a refused message is not delivered"
+    );
+    assert!(!spool.contains(bad), "the local copy is taken back");
+    replica
+        .refuse
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+
+    // Bookkeeping follows: final recipients, release of held messages, removal.
+    rt.block_on(spool.recipients_done(good, vec![1]))
+        .expect("done");
+    assert_eq!(replica.done.lock().unwrap()[0], (good, vec![1]));
+    let campaign = spool.next_id();
+    rt.block_on(spool.insert_held(campaign, envelope(1), &[], body(3)))
+        .expect("held");
+    assert!(replica.copies.lock().unwrap()[&campaign].1, "held travels");
+    assert!(arrivals.try_recv().is_err());
+    spool.release(&[campaign]);
+    assert_eq!(*replica.released.lock().unwrap(), vec![campaign]);
+    assert_eq!(rt.block_on(arrivals.recv()).expect("released").id, campaign);
+    rt.block_on(spool.remove(good)).expect("remove");
+    spool.remove_detached(campaign).expect("remove");
+    assert!(replica.copies.lock().unwrap().is_empty());
+
+    // A record read back from a replica goes in under its own id, once.
+    let (other_dir, other) = (tempfile::tempdir().expect("tempdir"), record);
+    let (second, _) = Spool::open(&config(other_dir.path(), 1 << 20)).expect("open");
+    assert_eq!(
+        rt.block_on(second.import(&other, false)).expect("import"),
+        good
+    );
+    assert_eq!(
+        rt.block_on(second.import(&other, false)).expect("again"),
+        good
+    );
+    assert_eq!(second.list(None, 10).len(), 1);
+    assert!(crate::decode_message(&other[..other.len() - 1]).is_err());
+}

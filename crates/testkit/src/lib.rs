@@ -1,5 +1,6 @@
 //! Real peers for tests, started in-process. Only tests depend on this crate.
 
 pub mod dns;
+pub mod nats;
 pub mod postgres;
 pub mod sink;

@@ -1,0 +1,23 @@
+//! Cluster mode: several tsubame nodes share a replicated spool, so a node's loss costs no
+//! acknowledged mail.
+//!
+//! The replicated copy lives in NATS JetStream (file storage, three replicas, fsync before
+//! every acknowledgement), in several streams ("shards") so that one stream's leader election
+//! stalls only a share of the traffic. `server_check` refuses servers known to lose
+//! acknowledged writes; `streams` lays the shards out and creates them.
+
+pub mod server_check;
+pub mod streams;
+
+/// Errors of cluster mode's engines.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("spool server {server} refused: {reason}")]
+    UnsafeServer { server: String, reason: String },
+    #[error("spool servers: {0}")]
+    Connect(String),
+    #[error("spool stream {stream}: {reason}")]
+    Stream { stream: String, reason: String },
+    #[error("spool server monitoring {url}: {reason}")]
+    Monitor { url: String, reason: String },
+}
