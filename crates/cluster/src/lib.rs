@@ -6,6 +6,7 @@
 //! stalls only a share of the traffic. `server_check` refuses servers known to lose
 //! acknowledged writes; `streams` lays the shards out and creates them.
 
+pub mod replica;
 pub mod server_check;
 pub mod streams;
 

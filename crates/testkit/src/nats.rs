@@ -107,12 +107,13 @@ impl NatsCluster {
         node.child = Some(child);
     }
 
-    /// Waits until the server's `/healthz?js-enabled-only=true` answers 200.
+    /// Waits until the server's `/healthz` answers 200: JetStream on and, in a cluster, its
+    /// meta group led and caught up (before that, creating a stream times out).
     fn wait_healthy(&self, i: usize, limit: Duration) {
         let port = self.nodes[i].http_port;
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
-            if http_status(port, "/healthz?js-enabled-only=true") == Some(200) {
+            if http_status(port, "/healthz") == Some(200) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));

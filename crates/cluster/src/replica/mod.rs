@@ -1,0 +1,306 @@
+//! The spool's replicated copy in JetStream ([`spool::Replica`]).
+//!
+//! Each message record goes to one shard, under this node's subject; the publish
+//! acknowledgement (a majority of the stream's replicas have fsynced it) resolves the copy.
+//! A shard that does not answer within `shard_wait` (its leader is being elected) is left
+//! for the next one; the late acknowledgement, if it comes, is still followed so the copy
+//! is removed with the message. Final recipients and releases are small records beside the
+//! message; a removal deletes every record of the message by sequence.
+
+mod records;
+mod recover;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, stream};
+use bytes::Bytes;
+use spool::{MessageId, Replica, ReplicaFuture};
+
+use crate::ClusterError;
+use crate::streams::{self, Layout};
+
+pub use recover::{NodeCopy, StoredCopy};
+
+/// JetStream's de-duplication header: `<node>/<message id>`. The node is part of it so that
+/// a node taking over another's message (same id, same stream, within the duplicate window)
+/// stores a record of its own instead of being handed back the one it is about to delete.
+const DEDUP: &str = "Nats-Msg-Id";
+/// Header marking a message written held (a campaign batch not yet committed).
+pub(crate) const HELD: &str = "Tsubame-Held";
+
+/// How the replica behaves.
+#[derive(Debug, Clone)]
+pub struct ReplicaConfig {
+    /// This node's name: its records' subjects.
+    pub node: String,
+    pub layout: Layout,
+    /// Waiting this long on one shard before the copy goes to another.
+    pub shard_wait: Duration,
+    /// Giving up on a copy altogether (the sender is told to try again).
+    pub store_deadline: Duration,
+}
+
+impl Default for ReplicaConfig {
+    fn default() -> Self {
+        ReplicaConfig {
+            node: "node".into(),
+            layout: Layout {
+                shards: 6,
+                replicas: 3,
+            },
+            shard_wait: Duration::from_millis(400),
+            store_deadline: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Where a message's records are: (shard, stream sequence).
+type Locations = HashMap<MessageId, Vec<(u32, u64)>>;
+
+struct Shared {
+    js: jetstream::Context,
+    config: ReplicaConfig,
+    streams: Vec<stream::Stream>,
+    next: AtomicU32,
+    locations: Mutex<Locations>,
+    /// Deletions in flight, bounded so a burst of removals cannot flood the servers.
+    deleting: Arc<tokio::sync::Semaphore>,
+}
+
+/// The replicated copy of one node's spool.
+#[derive(Clone)]
+pub struct JetStreamReplica {
+    shared: Arc<Shared>,
+}
+
+impl JetStreamReplica {
+    /// Creates the shards when missing (checking their replication) and starts empty; call
+    /// [`JetStreamReplica::recover`] for this node's existing records.
+    pub async fn open(
+        js: jetstream::Context,
+        config: ReplicaConfig,
+    ) -> Result<JetStreamReplica, ClusterError> {
+        let streams = streams::ensure(&js, &config.layout).await?;
+        Ok(JetStreamReplica {
+            shared: Arc::new(Shared {
+                js,
+                config,
+                streams,
+                next: AtomicU32::new(0),
+                locations: Mutex::new(HashMap::new()),
+                deleting: Arc::new(tokio::sync::Semaphore::new(64)),
+            }),
+        })
+    }
+
+    pub fn node(&self) -> &str {
+        &self.shared.config.node
+    }
+
+    /// Messages whose records this replica tracks (live in the spool).
+    pub fn tracked(&self) -> usize {
+        self.shared.locations().len()
+    }
+
+    /// Reads every record a node left in the shards (this node's own at start, or a dead
+    /// node's being taken over).
+    pub async fn recover(&self, node: &str) -> Result<NodeCopy, ClusterError> {
+        recover::read_node(&self.shared.streams, node).await
+    }
+
+    /// Follows this node's own recovered records: they are deleted with their messages.
+    pub fn track(&self, copy: &NodeCopy) {
+        let mut locations = self.shared.locations();
+        for (id, stored) in &copy.messages {
+            locations
+                .entry(*id)
+                .or_default()
+                .extend_from_slice(&stored.locations);
+        }
+    }
+
+    /// Deletes records by location (a taken-over node's, once imported elsewhere).
+    pub async fn delete(&self, locations: &[(u32, u64)]) {
+        for &(shard, seq) in locations {
+            self.shared.delete_now(shard, seq).await;
+        }
+    }
+}
+
+impl Shared {
+    fn locations(&self) -> std::sync::MutexGuard<'_, Locations> {
+        self.locations.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn shard_of(&self, id: MessageId) -> u32 {
+        self.locations()
+            .get(&id)
+            .and_then(|l| l.first())
+            .map(|&(shard, _)| shard)
+            .unwrap_or((id.0 % self.config.layout.shards as u128) as u32)
+    }
+
+    /// A record of `id` landed at `(shard, seq)`: followed when the message is live,
+    /// deleted at once when it is already gone (removed, or its copy given up).
+    fn landed(self: &Arc<Self>, id: MessageId, shard: u32, seq: u64, live_only: bool) {
+        let mut locations = self.locations();
+        match locations.get_mut(&id) {
+            Some(at) => at.push((shard, seq)),
+            None if !live_only => {
+                locations.insert(id, vec![(shard, seq)]);
+            }
+            None => {
+                drop(locations);
+                self.delete_later(shard, seq);
+            }
+        }
+    }
+
+    fn delete_later(self: &Arc<Self>, shard: u32, seq: u64) {
+        let shared = self.clone();
+        tokio::spawn(async move { shared.delete_now(shard, seq).await });
+    }
+
+    async fn delete_now(&self, shard: u32, seq: u64) {
+        let Ok(_permit) = self.deleting.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(stream) = self.streams.get(shard as usize) else {
+            return;
+        };
+        // A failed delete leaves a record of a finished message: a takeover would deliver it
+        // again. Tried a few times; what stays is logged.
+        for attempt in 0..5u32 {
+            match stream.delete_message(seq).await {
+                Ok(_) => return,
+                Err(e) if e.to_string().contains("no message found") => return,
+                Err(e) if attempt == 4 => {
+                    tracing::warn!(shard, seq, error = %e, "replica: record not deleted");
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200 << attempt)).await,
+            }
+        }
+    }
+
+    /// Publishes a record to a shard and waits up to `wait` for its acknowledgement. A late
+    /// acknowledgement is followed in the background (the record is kept only if live).
+    async fn publish(
+        self: &Arc<Self>,
+        id: MessageId,
+        shard: u32,
+        subject: String,
+        headers: HeaderMap,
+        payload: Bytes,
+        wait: Duration,
+    ) -> Result<u64, String> {
+        let ack = self
+            .js
+            .publish_with_headers(subject, headers, payload)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut ack = std::future::IntoFuture::into_future(ack);
+        match tokio::time::timeout(wait, ack.as_mut()).await {
+            Ok(Ok(ack)) => Ok(ack.sequence),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => {
+                let shared = self.clone();
+                tokio::spawn(async move {
+                    if let Ok(ack) = ack.await {
+                        shared.landed(id, shard, ack.sequence, true);
+                    }
+                });
+                Err(format!("shard {shard} did not answer within {wait:?}"))
+            }
+        }
+    }
+
+    async fn store(
+        self: Arc<Self>,
+        id: MessageId,
+        record: Bytes,
+        held: bool,
+    ) -> Result<(), String> {
+        let shards = self.config.layout.shards.max(1);
+        let deadline = Instant::now() + self.config.store_deadline;
+        let first = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut last = String::new();
+        for attempt in 0u32.. {
+            let shard = first.wrapping_add(attempt) % shards;
+            let mut headers = HeaderMap::new();
+            headers.insert(DEDUP, format!("{}/{id}", self.config.node).as_str());
+            headers.insert(records::ID_HEADER, id.to_string().as_str());
+            if held {
+                headers.insert(HELD, "1");
+            }
+            let subject = streams::message_subject(shard, &self.config.node);
+            let wait = self
+                .config
+                .shard_wait
+                .min(deadline.saturating_duration_since(Instant::now()));
+            match self
+                .publish(id, shard, subject, headers, record.clone(), wait)
+                .await
+            {
+                Ok(seq) => {
+                    self.landed(id, shard, seq, false);
+                    return Ok(());
+                }
+                Err(e) => last = e,
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            if (attempt + 1) % shards == 0 {
+                // Every shard tried: give the elections a moment.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Err(format!("no shard stored the copy: {last}"))
+    }
+
+    /// Publishes a small bookkeeping record beside the message; nobody waits.
+    fn note(self: &Arc<Self>, id: MessageId, payload: Vec<u8>) {
+        let shared = self.clone();
+        tokio::spawn(async move {
+            let shard = shared.shard_of(id);
+            let subject = streams::done_subject(shard, &shared.config.node);
+            let mut headers = HeaderMap::new();
+            headers.insert(records::ID_HEADER, id.to_string().as_str());
+            let wait = shared.config.store_deadline;
+            match shared
+                .publish(id, shard, subject, headers, payload.into(), wait)
+                .await
+            {
+                Ok(seq) => shared.landed(id, shard, seq, true),
+                Err(e) => tracing::warn!(%id, error = %e, "replica: bookkeeping record lost"),
+            }
+        });
+    }
+}
+
+impl Replica for JetStreamReplica {
+    fn store(&self, id: MessageId, record: Vec<u8>, held: bool) -> ReplicaFuture {
+        Box::pin(self.shared.clone().store(id, Bytes::from(record), held))
+    }
+
+    fn recipients_done(&self, id: MessageId, indices: &[u32]) {
+        self.shared.note(id, records::done(id, indices));
+    }
+
+    fn release(&self, ids: &[MessageId]) {
+        for &id in ids {
+            self.shared.note(id, records::released(id));
+        }
+    }
+
+    fn remove(&self, id: MessageId) {
+        let at = self.shared.locations().remove(&id);
+        for (shard, seq) in at.unwrap_or_default() {
+            self.shared.delete_later(shard, seq);
+        }
+    }
+}
