@@ -6,9 +6,12 @@
 //! stalls only a share of the traffic. `server_check` refuses servers known to lose
 //! acknowledged writes; `streams` lays the shards out and creates them.
 
+pub mod membership;
+pub mod rejoin;
 pub mod replica;
 pub mod server_check;
 pub mod streams;
+pub mod takeover;
 
 /// Errors of cluster mode's engines.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,83 @@
+//! A survivor takes a dead node's work: wins the dead node's record (one compare-and-set),
+//! reads its copy from the shards, stores each message in its own spool (which copies it
+//! under the survivor's name before delivery hears of it), applies the recipients already
+//! final, deletes the dead node's records message by message, and finally forgets the node.
+//!
+//! A held batch never released (a campaign batch whose cursor did not commit) is dropped:
+//! its campaign spools it again. A retry schedule is not replicated: taken-over deferred mail
+//! is tried again at once.
+
+use std::time::{Duration, Instant};
+
+use spool::Spool;
+
+use crate::ClusterError;
+use crate::membership::{Member, Membership, NodeState};
+use crate::replica::JetStreamReplica;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Takeover {
+    pub node: String,
+    pub imported: usize,
+    /// Held, never-released campaign batches dropped (spooled again by their campaign).
+    pub dropped_held: usize,
+    pub took: Duration,
+}
+
+/// Whether `member` is this node's to take over now: silent for `dead_after` and not being
+/// taken over by another live node.
+pub fn due(me: &str, member: &Member, members: &[Member]) -> bool {
+    if member.alive || member.record.name == me {
+        return false;
+    }
+    match &member.record.state {
+        NodeState::TakenOver { by } => {
+            by == me || !members.iter().any(|m| &m.record.name == by && m.alive)
+        }
+        _ => true,
+    }
+}
+
+/// Takes `member`'s work over. `Ok(None)`: another node won it, or it came back.
+pub async fn take_over(
+    membership: &Membership,
+    replica: &JetStreamReplica,
+    spool: &Spool,
+    member: &Member,
+) -> Result<Option<Takeover>, ClusterError> {
+    let started = Instant::now();
+    let node = member.record.name.clone();
+    if !membership.mark_taken_over(member).await? {
+        return Ok(None);
+    }
+    tracing::warn!(node = %node, silent_ms = member.silent_for.as_millis() as u64, "taking over a dead node's spool");
+    let copy = replica.recover(&node).await?;
+    let mut report = Takeover {
+        node: node.clone(),
+        ..Takeover::default()
+    };
+    for (id, stored) in &copy.messages {
+        if stored.still_held() {
+            report.dropped_held += 1;
+        } else {
+            spool
+                .import(&stored.record, false)
+                .await
+                .map_err(|e| ClusterError::Stream {
+                    stream: format!("import of {id}"),
+                    reason: e.to_string(),
+                })?;
+            if !stored.done.is_empty() {
+                // Lazy: at worst these recipients are delivered again.
+                let _ = spool.recipients_done_detached(*id, stored.done.clone());
+            }
+            report.imported += 1;
+        }
+        replica.delete(&stored.locations).await;
+    }
+    replica.delete(&copy.leftovers).await;
+    membership.forget(&node).await?;
+    report.took = started.elapsed();
+    tracing::warn!(node = %node, imported = report.imported, dropped_held = report.dropped_held, took_ms = report.took.as_millis() as u64, "took over a dead node's spool");
+    Ok(Some(report))
+}
