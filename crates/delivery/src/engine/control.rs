@@ -251,6 +251,30 @@ impl Engine {
         }
     }
 
+    /// Cluster mode: stops (true) or resumes (false) starting deliveries, everywhere. Each
+    /// connection finishes the message it is on; mail stays queued.
+    pub fn set_fenced(&self, fenced: bool) {
+        let sites: Vec<Arc<str>> = {
+            let mut state = self.inner.lock();
+            if state.fenced == fenced {
+                return;
+            }
+            state.fenced = fenced;
+            for site in state.sites.values() {
+                site.notify.notify_waiters();
+            }
+            state.sites.keys().cloned().collect()
+        };
+        if fenced {
+            tracing::warn!(target: "tsubame::delivery", "delivery fenced: out of touch with the cluster");
+        } else {
+            tracing::info!(target: "tsubame::delivery", "delivery resumed: back in touch with the cluster");
+            for site in sites {
+                self.inner.kick(&site);
+            }
+        }
+    }
+
     /// Pauses or resumes a site. False when no such site is known.
     pub fn set_site_paused(&self, site: &str, paused: bool) -> bool {
         let name = {

@@ -125,6 +125,9 @@ pub struct State {
     /// Open connections per provider (all its sites together).
     pub provider_connections: HashMap<String, u32>,
     pub stopping: bool,
+    /// Cluster mode: this node lost touch with the cluster, whose other nodes may take its
+    /// mail over at any moment; nothing new starts until it is back.
+    pub fenced: bool,
 }
 
 impl State {
@@ -223,7 +226,7 @@ impl State {
     /// Decides whether `site` gets one more connection now; if so counts it as open. When a
     /// rate or hold is in the way, a kick is scheduled for when it ends.
     pub fn open_connection(&mut self, site_name: &Arc<str>, now: Instant) -> bool {
-        if self.stopping {
+        if self.stopping || self.fenced {
             return false;
         }
         let Some(site) = self.sites.get_mut(site_name) else {
@@ -274,7 +277,7 @@ impl State {
 
     /// The next part for a connection to `site_name`.
     pub fn next_part(&mut self, site_name: &Arc<str>, now: Instant) -> Next {
-        let stopping = self.stopping;
+        let stopping = self.stopping || self.fenced;
         let Some(site) = self.sites.get_mut(site_name) else {
             return Next::Stop;
         };

@@ -110,3 +110,27 @@ async fn a_poisoned_spool_stops_delivery() {
     );
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_engine_starts_nothing_until_it_is_back() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let (sink, port) = sink_on(&["127.0.0.1"], SinkOptions::default(), sink_dir.path());
+    let rig = rig(start_dns(&[]).await, port, |_| {}).await;
+    let first = rig
+        .submit("sender@senders.test", &["ok1@sink.test"], 0, 0)
+        .await;
+    rig.wait_gone(first, Duration::from_secs(5)).await;
+    // Out of touch with the cluster: a new message and the idle connection both wait.
+    rig.engine.set_fenced(true);
+    let waiting = rig
+        .submit("sender@senders.test", &["ok2@sink.test"], 0, 0)
+        .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(sink.messages().len(), 1, "nothing sent while fenced");
+    assert_eq!(rig.pending(waiting), Some(1));
+    // Back: delivered.
+    rig.engine.set_fenced(false);
+    rig.wait_gone(waiting, Duration::from_secs(5)).await;
+    assert_eq!(sink.messages().len(), 2);
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
