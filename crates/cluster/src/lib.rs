@@ -7,6 +7,7 @@
 //! acknowledged writes; `streams` lays the shards out and creates them.
 
 pub mod membership;
+pub mod node;
 pub mod rejoin;
 pub mod replica;
 pub mod server_check;
@@ -24,4 +25,8 @@ pub enum ClusterError {
     Stream { stream: String, reason: String },
     #[error("spool server monitoring {url}: {reason}")]
     Monitor { url: String, reason: String },
+    /// Cut off from the cluster long enough that another node took this node's work: the
+    /// process must restart, and its spool rejoins (dropping what went elsewhere).
+    #[error("this node's work was taken over by {0} while it was cut off; restart to rejoin")]
+    TakenOver(String),
 }

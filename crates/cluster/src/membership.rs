@@ -30,7 +30,9 @@ pub enum NodeState {
     Up,
     /// Accepting nothing new, finishing or handing back its work.
     Draining,
-    /// Its work went to `by` (it died, or was cut off too long).
+    /// Drained: its remaining work is for the others to take now.
+    HandingOver,
+    /// Its work went to `by` (it died, was cut off too long, or handed it over).
     TakenOver {
         by: String,
     },

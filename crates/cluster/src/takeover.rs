@@ -24,10 +24,16 @@ pub struct Takeover {
     pub took: Duration,
 }
 
-/// Whether `member` is this node's to take over now: silent for `dead_after` and not being
-/// taken over by another live node.
+/// Whether `member` is this node's to take over now: handing its work over, or silent for
+/// `dead_after` and not being taken over by another live node.
 pub fn due(me: &str, member: &Member, members: &[Member]) -> bool {
-    if member.alive || member.record.name == me {
+    if member.record.name == me {
+        return false;
+    }
+    if member.record.state == NodeState::HandingOver {
+        return true;
+    }
+    if member.alive {
         return false;
     }
     match &member.record.state {
