@@ -7,6 +7,7 @@
 
 mod alerts;
 mod auth;
+mod cluster;
 mod delivery;
 mod queue;
 
@@ -37,6 +38,10 @@ pub struct AdminState {
     pub slo: Arc<ops::tracker::Tracker>,
     /// Alerts, silences, on-call and reports.
     pub ops: Arc<ops::runner::Ops>,
+    /// Cluster mode: this node's membership; `None` for a single node.
+    pub cluster: Option<Arc<::cluster::node::ClusterNode>>,
+    /// Woken by a drain request.
+    pub drain: Arc<tokio::sync::Notify>,
 }
 
 /// The complete router.
@@ -66,6 +71,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/v1/queue/bounce", post(delivery::bounce))
         .route("/admin/v1/queue/delete", post(delivery::delete))
         .route("/admin/v1/slo", get(slo_status))
+        .route("/admin/v1/cluster/nodes", get(cluster::nodes))
+        .route("/admin/v1/cluster/drain", post(cluster::drain))
         .route("/admin/v1/alerts", get(alerts::list))
         .route("/admin/v1/alerts/{id}", get(alerts::show))
         .route("/admin/v1/alerts/{id}/ack", post(alerts::ack))
@@ -103,6 +110,20 @@ async fn health(State(state): State<AdminState>) -> Response {
     if state.spool.is_poisoned() {
         let body =
             serde_json::json!({"status": "failing", "spool": "poisoned: restart to recover"});
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    }
+    // A load balancer stops sending work to a node that is draining or out of touch with
+    // the cluster (its acknowledgements would fail, its mail may be taken over).
+    if let Some(node) = &state.cluster
+        && let Some(problem) = if node.fenced() {
+            Some("out of touch with the cluster")
+        } else if node.draining() {
+            Some("draining")
+        } else {
+            None
+        }
+    {
+        let body = serde_json::json!({"status": "failing", "spool": "ok", "cluster": problem});
         return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
     }
     axum::Json(serde_json::json!({"status": "ok", "spool": "ok"})).into_response()

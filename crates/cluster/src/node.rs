@@ -149,6 +149,10 @@ impl ClusterNode {
             .clone()
     }
 
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
     /// Marks the node draining (shown to the others; it keeps its work until handed over).
     pub fn set_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);

@@ -12,12 +12,14 @@ mod bench_queue;
 mod bench_relay;
 mod bench_smtp;
 mod bench_spool;
+mod cluster_mode;
 mod config;
 mod contacts_cmd;
 mod datadir;
 mod domain_cmd;
 mod fdlimit;
 mod login_cmd;
+mod node_cmd;
 mod ops_cmd;
 mod queue_cmd;
 mod serve;
@@ -94,6 +96,17 @@ enum Command {
     Queue {
         #[command(subcommand)]
         command: queue_cmd::QueueCommand,
+        /// Data directory of the running server (holds its admin URL and token).
+        #[arg(long, global = true, default_value = "./tsubame-data")]
+        data_dir: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Cluster mode: the nodes, and draining this one.
+    Node {
+        #[command(subcommand)]
+        command: node_cmd::NodeCommand,
         /// Data directory of the running server (holds its admin URL and token).
         #[arg(long, global = true, default_value = "./tsubame-data")]
         data_dir: PathBuf,
@@ -229,6 +242,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             data_dir,
             json,
         } => queue_cmd::run(command, &DataDir::new(data_dir), json),
+        Command::Node {
+            command,
+            data_dir,
+            json,
+        } => node_cmd::run(command, &DataDir::new(data_dir), json),
         Command::Bench(args) => bench::run(args),
         Command::Ops { command } => ops_cmd::run(command),
         Command::Sink(args) => sink_cmd::run(args),

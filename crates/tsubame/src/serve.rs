@@ -73,6 +73,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         duration_ms = report.duration.as_millis() as u64,
         "spool recovered"
     );
+    // Cluster mode: the spool is reconciled with its replicated copy before anything reads it.
+    let cluster = crate::cluster_mode::join(config.cluster.clone(), &spool).await?;
 
     let control = store::SqliteStore::open(&data.control())
         .await
@@ -184,6 +186,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding HTTP on {}", config.http_listen))?;
     let http_addr = http.local_addr()?;
+    if let Some(node) = &cluster {
+        let smtp_addrs = smtp.local_addrs().iter().map(|a| a.to_string()).collect();
+        node.set_addresses(smtp_addrs, http_addr.to_string());
+    }
+    let drain = Arc::new(tokio::sync::Notify::new());
     // Alerts, on-call, notifications and reports, evaluated on the server's own clock
     // (moved forward by the admin API only when started with TSUBAME_OPS_CLOCK=adjustable).
     let clock = if std::env::var("TSUBAME_OPS_CLOCK").as_deref() == Ok("adjustable") {
@@ -226,6 +233,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         delivery: engine.clone(),
         slo: slo.clone(),
         ops: operations.clone(),
+        cluster: cluster.clone(),
+        drain: drain.clone(),
     });
     // Acceptance: messages stored and messages the spool could not store, sampled.
     tokio::spawn(sample_acceptance(spool.clone(), slo.clone()));
@@ -342,19 +351,37 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let _ = smtp_stop.wait_for(|stopped| *stopped).await;
     }));
 
-    signals.await;
+    let cluster_lost = crate::cluster_mode::run(cluster.clone(), engine.clone());
+    let (draining, lost) = tokio::select! {
+        _ = signals => (false, None),
+        _ = drain.notified() => (true, None),
+        lost = cluster_lost => (false, Some(lost)),
+    };
+    if let Some(lost) = &lost {
+        tracing::error!(error = %lost, "leaving: this node's queue went to another node");
+    } else if draining {
+        tracing::info!(
+            "draining: no new connections, finishing deliveries, then handing the queue over"
+        );
+    }
     tracing::info!("shutting down: no new connections, finishing transactions in flight");
     let _ = stop_tx.send(true);
     let _ = smtp_task.await;
     if let Some(engine) = &engine {
         engine.shutdown(config.delivery.shutdown_grace).await;
     }
+    if draining && let Some(node) = &cluster {
+        crate::cluster_mode::hand_over(node).await;
+    }
     event_sink.drain(Duration::from_secs(5)).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), http_task).await;
     tokio::task::spawn_blocking(move || spool.shutdown()).await?;
     let _ = std::fs::remove_file(data.admin_url());
     tracing::info!("stopped");
-    Ok(())
+    match lost {
+        Some(lost) => Err(lost),
+        None => Ok(()),
+    }
 }
 
 /// SIGTERM and SIGINT, listened for from the moment this is called (before anything is

@@ -2,6 +2,7 @@
 //! validated [`Config`] the server runs with. Every error names the key it is about.
 //! docs/configuration.md lists every option; keep the two in step.
 
+pub mod cluster;
 pub mod console;
 pub mod delivery;
 pub mod events;
@@ -49,6 +50,8 @@ pub struct RawConfig {
     /// `[ops]`: alerts, on-call, notifications, reports.
     #[serde(default)]
     pub ops: ops::config::OpsSpec,
+    /// `[cluster]`: cluster mode; absent for a single node.
+    pub cluster: Option<cluster::RawCluster>,
 }
 
 /// `[campaigns]`: how campaigns are expanded into the spool.
@@ -134,6 +137,7 @@ pub struct Config {
     pub campaign_batch: u32,
     pub slos: Vec<ops::slo::Slo>,
     pub ops: ops::config::OpsConfig,
+    pub cluster: Option<::cluster::node::ClusterConfig>,
 }
 
 /// Command-line values that override the file.
@@ -402,6 +406,7 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> anyhow::Result<Config>
         )? as u32,
         slos: ops::slo::read(&raw.slo)?,
         ops: ops::config::read(&raw.ops)?,
+        cluster: cluster::validate(raw.cluster.as_ref())?,
     })
 }
 
