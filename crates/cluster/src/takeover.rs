@@ -9,11 +9,15 @@
 
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use spool::Spool;
 
 use crate::ClusterError;
 use crate::membership::{Member, Membership, NodeState};
 use crate::replica::JetStreamReplica;
+
+/// Messages imported at once during a takeover.
+const IMPORTS_IN_FLIGHT: usize = 128;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Takeover {
@@ -62,26 +66,41 @@ pub async fn take_over(
         node: node.clone(),
         ..Takeover::default()
     };
-    for (id, stored) in &copy.messages {
-        if stored.still_held() {
-            report.dropped_held += 1;
-        } else {
-            spool
-                .import(&stored.record, false)
-                .await
-                .map_err(|e| ClusterError::Stream {
-                    stream: format!("import of {id}"),
-                    reason: e.to_string(),
-                })?;
-            if !stored.done.is_empty() {
-                // Lazy: at worst these recipients are delivered again.
-                let _ = spool.recipients_done_detached(*id, stored.done.clone());
+    // Many at a time: each import waits for a local fsync and a replicated copy, which
+    // batch well; one by one, a large queue would take minutes.
+    let leftovers = copy.leftovers;
+    let mut imports = futures_util::stream::iter(copy.messages)
+        .map(|(id, stored)| {
+            let (spool, replica) = (spool.clone(), replica.clone());
+            async move {
+                if stored.still_held() {
+                    replica.delete(&stored.locations).await;
+                    return Ok(false);
+                }
+                spool
+                    .import(&stored.record, false)
+                    .await
+                    .map_err(|e| ClusterError::Stream {
+                        stream: format!("import of {id}"),
+                        reason: e.to_string(),
+                    })?;
+                if !stored.done.is_empty() {
+                    // Lazy: at worst these recipients are delivered again.
+                    let _ = spool.recipients_done_detached(id, stored.done);
+                }
+                replica.delete(&stored.locations).await;
+                Ok(true)
             }
+        })
+        .buffer_unordered(IMPORTS_IN_FLIGHT);
+    while let Some(imported) = imports.next().await {
+        if imported? {
             report.imported += 1;
+        } else {
+            report.dropped_held += 1;
         }
-        replica.delete(&stored.locations).await;
     }
-    replica.delete(&copy.leftovers).await;
+    replica.delete(&leftovers).await;
     membership.forget(&node).await?;
     report.took = started.elapsed();
     tracing::warn!(node = %node, imported = report.imported, dropped_held = report.dropped_held, took_ms = report.took.as_millis() as u64, "took over a dead node's spool");

@@ -30,23 +30,35 @@ pub struct NatsCluster {
 
 impl NatsCluster {
     /// Starts `size` servers (1 = a single server, no cluster block) and waits until each
-    /// answers its JetStream health check.
+    /// answers its JetStream health check. Ports are picked free and may be taken by another
+    /// test before the server binds them: then the whole cluster starts again on new ones.
     pub fn start(size: usize) -> NatsCluster {
+        let mut last = String::new();
+        for _ in 0..5 {
+            match NatsCluster::try_start(size) {
+                Ok(cluster) => return cluster,
+                Err(log) if log.contains("address already in use") => last = log,
+                Err(log) => panic!("nats-server did not start: {log}"),
+            }
+        }
+        panic!("nats-server found no free ports in 5 tries: {last}");
+    }
+
+    fn try_start(size: usize) -> Result<NatsCluster, String> {
         let dir = std::env::temp_dir().join(format!(
             "tsubame-nats-{}-{}",
             std::process::id(),
             crate::sink::free_port("127.0.0.1")
         ));
         std::fs::create_dir_all(&dir).expect("nats dir");
-        let ports: Vec<(u16, u16, u16)> = (0..size)
-            .map(|_| {
-                (
-                    crate::sink::free_port("127.0.0.1"),
-                    crate::sink::free_port("127.0.0.1"),
-                    crate::sink::free_port("127.0.0.1"),
-                )
-            })
-            .collect();
+        let mut picked = std::collections::HashSet::new();
+        let mut port = || loop {
+            let port = crate::sink::free_port("127.0.0.1");
+            if picked.insert(port) {
+                return port;
+            }
+        };
+        let ports: Vec<(u16, u16, u16)> = (0..size).map(|_| (port(), port(), port())).collect();
         let routes: Vec<String> = ports
             .iter()
             .map(|(_, cluster, _)| format!("\"nats://127.0.0.1:{cluster}\""))
@@ -86,9 +98,9 @@ impl NatsCluster {
             cluster.spawn(i);
         }
         for i in 0..size {
-            cluster.wait_healthy(i, Duration::from_secs(30));
+            cluster.try_wait_healthy(i, Duration::from_secs(30))?;
         }
-        cluster
+        Ok(cluster)
     }
 
     fn spawn(&mut self, i: usize) {
@@ -109,21 +121,35 @@ impl NatsCluster {
 
     /// Waits until the server's `/healthz` answers 200: JetStream on and, in a cluster, its
     /// meta group led and caught up (before that, creating a stream times out).
-    fn wait_healthy(&self, i: usize, limit: Duration) {
+    fn wait_healthy(&mut self, i: usize, limit: Duration) {
+        if let Err(log) = self.try_wait_healthy(i, limit) {
+            panic!("nats-server {} not healthy: {log}", self.nodes[i].name);
+        }
+    }
+
+    /// Like `wait_healthy`; the server's log when it exited or never became healthy.
+    fn try_wait_healthy(&mut self, i: usize, limit: Duration) -> Result<(), String> {
         let port = self.nodes[i].http_port;
         let deadline = Instant::now() + limit;
+        let log = |cluster: &NatsCluster| {
+            std::fs::read_to_string(cluster.dir.join(format!("{}.log", cluster.nodes[i].name)))
+                .unwrap_or_default()
+        };
         while Instant::now() < deadline {
             if http_status(port, "/healthz") == Some(200) {
-                return;
+                return Ok(());
+            }
+            let exited = self.nodes[i]
+                .child
+                .as_mut()
+                .is_none_or(|c| matches!(c.try_wait(), Ok(Some(_))));
+            if exited {
+                std::thread::sleep(Duration::from_millis(50));
+                return Err(log(self));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!(
-            "nats-server {} not healthy: {}",
-            self.nodes[i].name,
-            std::fs::read_to_string(self.dir.join(format!("{}.log", self.nodes[i].name)))
-                .unwrap_or_default()
-        );
+        Err(log(self))
     }
 
     /// Client URLs, comma-separated, as a client's server list.

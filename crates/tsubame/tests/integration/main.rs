@@ -12,6 +12,7 @@ mod campaign_crash;
 mod campaign_providers;
 mod campaigns;
 mod clients;
+mod cluster;
 mod compat_audience;
 mod compat_campaigns;
 mod config_cli;

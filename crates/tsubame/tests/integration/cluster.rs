@@ -1,0 +1,237 @@
+//! Cluster mode end to end: tsubame nodes on a three-server JetStream cluster deliver to an
+//! aiosmtpd MX. A node holding acknowledged mail it has not delivered (its destination
+//! paused) is killed with SIGKILL: a survivor delivers all of it; the killed node comes back
+//! and drops what went elsewhere. A drained node hands its queue over and exits.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use testkit::dns::{Rr, TestDns};
+use testkit::nats::NatsCluster;
+use testkit::sink::{MxSink, SinkOptions};
+
+use crate::crash::client_loop;
+use crate::harness::TestServer;
+
+struct Rig {
+    _dns: TestDns,
+    _rt: tokio::runtime::Runtime,
+    nats: NatsCluster,
+    sink: MxSink,
+    port: u16,
+    dns_addr: std::net::SocketAddr,
+}
+
+fn rig() -> Rig {
+    let sink_dir = tempfile::tempdir().unwrap().keep();
+    let (sink, port) = MxSink::start_free(&["127.0.0.1"], &sink_dir, SinkOptions::default());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dns = rt.block_on(TestDns::start(
+        &[
+            Rr::mx("dest.test", 10, "mx.dest.test"),
+            Rr::a("mx.dest.test", "127.0.0.1"),
+        ],
+        60,
+    ));
+    Rig {
+        dns_addr: dns.addr,
+        _dns: dns,
+        _rt: rt,
+        nats: NatsCluster::start(3),
+        sink,
+        port,
+    }
+}
+
+impl Rig {
+    fn node(&self, name: &str) -> TestServer {
+        let servers: Vec<String> = self
+            .nats
+            .urls()
+            .split(',')
+            .map(|u| format!("\"{u}\""))
+            .collect();
+        let monitors: Vec<String> = (0..self.nats.len())
+            .map(|i| format!("\"http://127.0.0.1:{}\"", self.nats.http_port(i)))
+            .collect();
+        TestServer::start(&format!(
+            "connections_per_ip_max = 1000\nconnection_rate_per_ip_max = 100000\n\
+             [delivery]\ndns_servers = [\"{}\"]\nmx_port = {}\nretry_initial = \"1s\"\n\
+             [cluster]\nnode = \"{name}\"\nservers = [{}]\nmonitor = [{}]\nshards = 3\n\
+             heartbeat = \"200ms\"\nfence_after = \"1s\"\ndead_after = \"1500ms\"\n",
+            self.dns_addr,
+            self.port,
+            servers.join(", "),
+            monitors.join(", ")
+        ))
+    }
+
+    /// Subject → times delivered.
+    fn delivered(&self) -> HashMap<String, usize> {
+        let mut delivered = HashMap::new();
+        for message in self.sink.messages() {
+            if let Some(subject) = message["content"].as_str().and_then(subject_of) {
+                *delivered.entry(subject).or_default() += 1;
+            }
+        }
+        delivered
+    }
+
+    /// Waits until every acknowledged subject reached the MX; returns how long it took.
+    fn wait_delivered(&self, acked: &[String], limit: Duration) -> Duration {
+        let started = Instant::now();
+        loop {
+            let delivered = self.delivered();
+            let missing = acked.iter().filter(|s| !delivered.contains_key(*s)).count();
+            if missing == 0 {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < limit,
+                "{missing} of {} acknowledged messages not delivered after {limit:?}",
+                acked.len()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn subject_of(content: &str) -> Option<String> {
+    let start = content.find("Subject: crash ")? + "Subject: crash ".len();
+    let end = content[start..].find("\r\n")? + start;
+    Some(content[start..end].to_string())
+}
+
+/// Sends for `how_long` from two clients; returns the acknowledged subjects.
+fn send_for(server: &TestServer, how_long: Duration, first_client: usize) -> Vec<String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = (first_client..first_client + 2)
+        .map(|c| {
+            let (addr, stop) = (server.smtp, stop.clone());
+            std::thread::spawn(move || client_loop(addr, c, stop, "r@dest.test"))
+        })
+        .collect();
+    std::thread::sleep(how_long);
+    stop.store(true, Ordering::Relaxed);
+    threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("client"))
+        .filter_map(|(_, body)| subject_of(&String::from_utf8_lossy(&body)))
+        .collect()
+}
+
+fn queued(server: &TestServer) -> u64 {
+    server.admin_json("/admin/v1/queue/summary")["messages"]
+        .as_u64()
+        .unwrap_or(u64::MAX)
+}
+
+#[test]
+fn a_killed_nodes_acknowledged_mail_is_delivered_by_a_survivor() {
+    let rig = rig();
+    let mut a = rig.node("a");
+    let b = rig.node("b");
+    // a keeps what it accepts: its destination is paused.
+    a.cli(&["queue", "pause", "--domain", "dest.test"]);
+    let acked = send_for(&a, Duration::from_millis(1500), 0);
+    assert!(acked.len() > 20, "too little traffic: {}", acked.len());
+    assert!(queued(&a) >= acked.len() as u64);
+    assert!(rig.delivered().is_empty(), "nothing delivered while paused");
+    let nodes = b.cli(&["node", "ls", "--json"]);
+    let nodes: serde_json::Value = serde_json::from_str(&nodes).expect("json");
+    let names: Vec<&str> = nodes["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter(|n| n["alive"] == true)
+        .filter_map(|n| n["name"].as_str())
+        .collect();
+    assert_eq!(names, ["a", "b"], "{nodes}");
+    assert_eq!(nodes["nodes"][1]["share"], 0.5);
+
+    a.kill9();
+    let took = rig.wait_delivered(&acked, Duration::from_secs(30));
+    println!(
+        "cluster failover: {} acknowledged by a, all delivered by b {:.2}s after a's SIGKILL",
+        acked.len(),
+        took.as_secs_f64()
+    );
+    // The takeover's report comes once a's records are deleted too.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let nodes = loop {
+        let nodes: serde_json::Value =
+            serde_json::from_str(&b.cli(&["node", "ls", "--json"])).expect("json");
+        if nodes["takeovers"][0].is_object() || Instant::now() > deadline {
+            break nodes;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    println!("takeover: {}", nodes["takeovers"][0]);
+    assert_eq!(nodes["takeovers"][0]["node"], "a", "{nodes}");
+    assert_eq!(
+        nodes["takeovers"][0]["imported"].as_u64(),
+        Some(acked.len() as u64),
+        "{nodes}"
+    );
+    let duplicated: usize = rig.delivered().values().map(|n| n - 1).sum();
+    assert_eq!(duplicated, 0, "a never delivered: no duplicates");
+
+    // a comes back on its disk: everything went to b, so its queue is empty.
+    a.spawn(&[]);
+    assert_eq!(queued(&a), 0);
+    let joined = plain(&a.log_text())
+        .lines()
+        .filter(|l| l.contains("joined the cluster"))
+        .last()
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(
+        joined.contains(&format!("dropped={}", acked.len())),
+        "{joined}"
+    );
+
+    // b is drained while holding paused mail: a takes it over and delivers; b exits cleanly.
+    let mut b = b;
+    b.cli(&["queue", "pause", "--domain", "dest.test"]);
+    let more = send_for(&b, Duration::from_millis(1000), 10);
+    assert!(!more.is_empty());
+    let drained = Instant::now();
+    b.cli(&["node", "drain"]);
+    let status = b.terminate(Duration::from_secs(60));
+    assert!(status.success(), "{status}: {}", b.log_text());
+    rig.wait_delivered(&more, Duration::from_secs(30));
+    println!(
+        "cluster drain: {} handed over by b and delivered by a {:.2}s after the drain request",
+        more.len(),
+        drained.elapsed().as_secs_f64()
+    );
+    assert!(
+        b.log_text().contains("taken over by another node"),
+        "{}",
+        b.log_text()
+    );
+}
+
+/// The log without its terminal colours.
+fn plain(log: &str) -> String {
+    let mut out = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
