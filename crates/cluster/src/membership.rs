@@ -188,7 +188,15 @@ impl Membership {
         let deadline = Instant::now() + wait;
         let key = Self::key(&self.config.node);
         loop {
-            let entry = self.entry(&key).await?;
+            // A bucket just created may not answer reads on every server yet.
+            let entry = match self.entry(&key).await {
+                Ok(entry) => entry,
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    continue;
+                }
+            };
             if let Some((record, revision)) = &entry
                 && let NodeState::TakenOver { by } = &record.state
                 && by != &self.config.node

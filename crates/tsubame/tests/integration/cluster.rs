@@ -15,18 +15,25 @@ use testkit::sink::{MxSink, SinkOptions};
 use crate::crash::client_loop;
 use crate::harness::TestServer;
 
-struct Rig {
+pub(crate) struct Rig {
     _dns: TestDns,
     _rt: tokio::runtime::Runtime,
-    nats: NatsCluster,
-    sink: MxSink,
+    pub nats: NatsCluster,
+    pub sink: MxSink,
     port: u16,
     dns_addr: std::net::SocketAddr,
 }
 
+/// Test timing: a node is dead after 1.5 s of silence.
+const QUICK: &str = "heartbeat = \"200ms\"\nfence_after = \"1s\"\ndead_after = \"1500ms\"\n";
+
 fn rig() -> Rig {
+    rig_with(SinkOptions::default())
+}
+
+pub(crate) fn rig_with(sink_options: SinkOptions) -> Rig {
     let sink_dir = tempfile::tempdir().unwrap().keep();
-    let (sink, port) = MxSink::start_free(&["127.0.0.1"], &sink_dir, SinkOptions::default());
+    let (sink, port) = MxSink::start_free(&["127.0.0.1"], &sink_dir, sink_options);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -51,6 +58,11 @@ fn rig() -> Rig {
 
 impl Rig {
     fn node(&self, name: &str) -> TestServer {
+        self.node_with(name, QUICK)
+    }
+
+    /// A node with `extra` keys in its `[cluster]` section.
+    pub(crate) fn node_with(&self, name: &str, extra: &str) -> TestServer {
         let servers: Vec<String> = self
             .nats
             .urls()
@@ -63,8 +75,7 @@ impl Rig {
         TestServer::start(&format!(
             "connections_per_ip_max = 1000\nconnection_rate_per_ip_max = 100000\n\
              [delivery]\ndns_servers = [\"{}\"]\nmx_port = {}\nretry_initial = \"1s\"\n\
-             [cluster]\nnode = \"{name}\"\nservers = [{}]\nmonitor = [{}]\nshards = 3\n\
-             heartbeat = \"200ms\"\nfence_after = \"1s\"\ndead_after = \"1500ms\"\n",
+             [cluster]\nnode = \"{name}\"\nservers = [{}]\nmonitor = [{}]\nshards = 3\n{extra}",
             self.dns_addr,
             self.port,
             servers.join(", "),
@@ -73,7 +84,7 @@ impl Rig {
     }
 
     /// Subject → times delivered.
-    fn delivered(&self) -> HashMap<String, usize> {
+    pub(crate) fn delivered(&self) -> HashMap<String, usize> {
         let mut delivered = HashMap::new();
         for message in self.sink.messages() {
             if let Some(subject) = message["content"].as_str().and_then(subject_of) {
@@ -84,7 +95,7 @@ impl Rig {
     }
 
     /// Waits until every acknowledged subject reached the MX; returns how long it took.
-    fn wait_delivered(&self, acked: &[String], limit: Duration) -> Duration {
+    pub(crate) fn wait_delivered(&self, acked: &[String], limit: Duration) -> Duration {
         let started = Instant::now();
         loop {
             let delivered = self.delivered();
@@ -102,7 +113,7 @@ impl Rig {
     }
 }
 
-fn subject_of(content: &str) -> Option<String> {
+pub(crate) fn subject_of(content: &str) -> Option<String> {
     let start = content.find("Subject: crash ")? + "Subject: crash ".len();
     let end = content[start..].find("\r\n")? + start;
     Some(content[start..end].to_string())
@@ -219,7 +230,7 @@ fn a_killed_nodes_acknowledged_mail_is_delivered_by_a_survivor() {
 }
 
 /// The log without its terminal colours.
-fn plain(log: &str) -> String {
+pub(crate) fn plain(log: &str) -> String {
     let mut out = String::with_capacity(log.len());
     let mut chars = log.chars();
     while let Some(c) = chars.next() {

@@ -40,6 +40,19 @@ pub(crate) fn client_loop(
     stop: Arc<AtomicBool>,
     rcpt: &str,
 ) -> Vec<(String, Vec<u8>)> {
+    client_loop_timed(addr, client, stop, rcpt)
+        .into_iter()
+        .map(|(id, body, _)| (id, body))
+        .collect()
+}
+
+/// [`client_loop`] with the moment each 250 arrived.
+pub(crate) fn client_loop_timed(
+    addr: SocketAddr,
+    client: usize,
+    stop: Arc<AtomicBool>,
+    rcpt: &str,
+) -> Vec<(String, Vec<u8>, std::time::Instant)> {
     let mut acked = Vec::new();
     let mut n = 0;
     while !stop.load(Ordering::Relaxed) {
@@ -92,7 +105,7 @@ pub(crate) fn client_loop(
             match reply(&mut reader) {
                 Some(r) if r.starts_with("250 ") => {
                     let id = r.trim().rsplit(' ').next().unwrap_or("").to_string();
-                    acked.push((id, content));
+                    acked.push((id, content, std::time::Instant::now()));
                 }
                 _ => break,
             }

@@ -13,6 +13,7 @@ mod campaign_providers;
 mod campaigns;
 mod clients;
 mod cluster;
+mod cluster_drill;
 mod compat_audience;
 mod compat_campaigns;
 mod config_cli;
