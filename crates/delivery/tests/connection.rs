@@ -37,6 +37,7 @@ async fn receiver(tls: bool, recipients_max: usize, relay: &str) -> Receiver {
         bad_commands_max: 100,
         auth_plaintext_allowed: false,
         relay_networks: vec![relay.parse::<Cidr>().expect("cidr")],
+        proxy_protocol_from: Vec::new(),
         limits: ConnectionLimits {
             connections_max: 100,
             connections_per_ip_max: 100,

@@ -27,6 +27,10 @@ pub struct ServerConfig {
     pub auth_plaintext_allowed: bool,
     /// Networks whose clients may relay without AUTH.
     pub relay_networks: Vec<Cidr>,
+    /// Load balancers whose connections start with a PROXY protocol header (v1 or v2)
+    /// naming the real client, whose address then counts for limits, relay and logs.
+    /// Connections from these addresses without a valid header are closed.
+    pub proxy_protocol_from: Vec<Cidr>,
     /// Connection limits.
     pub limits: ConnectionLimits,
     /// Timeouts.

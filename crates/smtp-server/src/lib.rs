@@ -15,6 +15,7 @@ mod connection;
 pub mod headers;
 pub mod limits;
 pub mod long_lines;
+pub mod proxy_header;
 mod submit;
 pub mod tenants;
 pub mod tls;
@@ -27,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use smtp_wire::SessionConfig;
 use spool::Spool;
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
@@ -172,24 +173,81 @@ async fn accept_loop(
                 continue;
             }
         };
-        match limiter.admit(peer.ip(), Instant::now()) {
-            Ok(permit) => {
-                let shared = shared.clone();
-                let done = done.clone();
-                tokio::spawn(async move {
-                    connection::handle(shared, tcp, peer, implicit_tls, permit).await;
-                    drop(done);
-                });
+        if shared
+            .config
+            .proxy_protocol_from
+            .iter()
+            .any(|n| n.contains(peer.ip()))
+        {
+            // The client's address comes in the balancer's header: admission waits for it.
+            let (shared, limiter, done) = (shared.clone(), limiter.clone(), done.clone());
+            tokio::spawn(async move {
+                let Some(client) = proxied_client(&mut tcp, peer).await else {
+                    return;
+                };
+                admit(&shared, &limiter, tcp, client, implicit_tls, done).await;
+            });
+            continue;
+        }
+        admit(&shared, &limiter, tcp, peer, implicit_tls, done.clone()).await;
+    }
+}
+
+/// Admits `peer` (limits) and runs its connection, or refuses it.
+async fn admit(
+    shared: &Arc<Shared>,
+    limiter: &Limiter,
+    mut tcp: TcpStream,
+    peer: SocketAddr,
+    implicit_tls: bool,
+    done: mpsc::Sender<()>,
+) {
+    match limiter.admit(peer.ip(), Instant::now()) {
+        Ok(permit) => {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                connection::handle(shared, tcp, peer, implicit_tls, permit).await;
+                drop(done);
+            });
+        }
+        Err(refusal) => {
+            metrics::counter!("tsubame_smtp_connections_refused_total", "reason" => refusal.label()).increment(1);
+            tracing::debug!(client = %peer, reason = refusal.label(), "connection refused");
+            if !implicit_tls {
+                // Best effort and never waiting: a refused client gets no more of our time.
+                let _ = tcp.try_write(refusal.reply());
             }
-            Err(refusal) => {
-                metrics::counter!("tsubame_smtp_connections_refused_total", "reason" => refusal.label()).increment(1);
-                tracing::debug!(client = %peer, reason = refusal.label(), "connection refused");
-                if !implicit_tls {
-                    // Best effort and never waiting: a refused client gets no more of our time.
-                    let _ = tcp.try_write(refusal.reply());
-                }
-                let _ = tcp.shutdown().await;
-            }
+            let _ = tcp.shutdown().await;
         }
     }
+}
+
+/// Reads a balancer's PROXY protocol header: the client's address (the balancer's own for
+/// its health checks), or None (connection closed) when the header is missing, malformed
+/// or slower than 5 s.
+async fn proxied_client(tcp: &mut TcpStream, balancer: SocketAddr) -> Option<SocketAddr> {
+    use proxy_header::Parsed;
+    let read = async {
+        let mut buf = Vec::with_capacity(64);
+        loop {
+            match proxy_header::parse(&buf) {
+                Parsed::Incomplete { at_least } => {
+                    let have = buf.len();
+                    buf.resize(at_least, 0);
+                    tcp.read_exact(&mut buf[have..]).await.ok()?;
+                }
+                Parsed::Done { source, .. } => {
+                    metrics::counter!("tsubame_smtp_proxied_connections_total").increment(1);
+                    return Some(source.unwrap_or(balancer));
+                }
+                Parsed::Invalid(reason) => {
+                    tracing::info!(balancer = %balancer, reason, "connection without a valid PROXY header closed");
+                    return None;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .ok()?
 }

@@ -25,6 +25,12 @@ pub struct Haproxy {
 impl Haproxy {
     /// Starts HAProxy in the foreground on a free loopback port.
     pub fn start(backends: &[Backend]) -> Haproxy {
+        Haproxy::start_with(backends, false)
+    }
+
+    /// Like [`Haproxy::start`]; `send_proxy`: every connection to a backend starts with a
+    /// PROXY protocol v2 header naming the client.
+    pub fn start_with(backends: &[Backend], send_proxy: bool) -> Haproxy {
         let dir = std::env::temp_dir().join(format!(
             "tsubame-haproxy-{}-{}",
             std::process::id(),
@@ -37,8 +43,10 @@ impl Haproxy {
             .enumerate()
             .map(|(i, b)| {
                 format!(
-                    "    server n{i} {} check port {} inter 200ms fall 2 rise 2\n",
-                    b.smtp, b.http_port
+                    "    server n{i} {} check port {} inter 200ms fall 2 rise 2{}\n",
+                    b.smtp,
+                    b.http_port,
+                    if send_proxy { " send-proxy-v2" } else { "" }
                 )
             })
             .collect();

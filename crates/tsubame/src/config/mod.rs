@@ -74,6 +74,7 @@ pub struct RawSmtp {
     pub bad_commands_max: Option<u32>,
     pub auth_plaintext_allowed: Option<bool>,
     pub relay_networks: Option<Vec<String>>,
+    pub proxy_protocol_from: Option<Vec<String>>,
     pub connections_max: Option<u64>,
     pub connections_per_ip_max: Option<u32>,
     pub connection_rate_per_ip_max: Option<u32>,
@@ -320,6 +321,10 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> anyhow::Result<Config>
         )? as u32,
         auth_plaintext_allowed: s.auth_plaintext_allowed.unwrap_or(false),
         relay_networks,
+        proxy_protocol_from: cidrs(
+            "smtp.proxy_protocol_from",
+            s.proxy_protocol_from.as_deref().unwrap_or_default(),
+        )?,
         limits,
         timeouts,
     };

@@ -32,6 +32,7 @@ mod openapi;
 mod ops;
 mod optin;
 mod preferences;
+mod proxy_protocol;
 mod relay;
 mod relay_crash;
 mod shutdown;
