@@ -115,6 +115,8 @@ impl ClusterNode {
                 BeatError::TakenOver(by) => ClusterError::TakenOver(by),
                 BeatError::Unreachable(reason) => ClusterError::Connect(reason),
             })?;
+        // The shares of cluster-wide limits are known from the first moment.
+        *node.view.lock().unwrap_or_else(|p| p.into_inner()) = node.membership.observe().await?;
         Ok((node, rejoined))
     }
 
@@ -135,6 +137,22 @@ impl ClusterNode {
     /// Nodes sharing the cluster-wide limits now (at least this one).
     pub fn active_nodes(&self) -> usize {
         self.view().iter().filter(|m| m.active()).count().max(1)
+    }
+
+    /// This node's rank among the nodes sharing the limits and their count, as last seen;
+    /// None when it is out of touch (or not yet counted among them).
+    pub fn share(&self) -> Option<(u32, u32)> {
+        if self.fenced() {
+            return None;
+        }
+        let view = self.view();
+        let active: Vec<&str> = view
+            .iter()
+            .filter(|m| m.active())
+            .map(|m| m.record.name.as_str())
+            .collect();
+        let rank = active.iter().position(|n| *n == self.name())?;
+        Some((rank as u32, active.len() as u32))
     }
 
     pub fn fenced(&self) -> bool {

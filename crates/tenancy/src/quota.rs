@@ -1,9 +1,14 @@
 //! Per-tenant sending limits: a rate (messages per second, a token bucket one second deep)
 //! and a daily quota (messages per UTC day), counting every way in together. A refusal says
-//! when to come back (HTTP 429 with Retry-After, SMTP 451 4.7.1). Limits are read from the control plane and refreshed every few seconds, so
-//! `tsubame tenant` changes (and suspensions) take effect without a restart; daily counts are kept in memory
-//! and written to the control plane once a second, so a restart keeps them (a crash can lose
+//! when to come back (HTTP 429 with Retry-After, SMTP 451 4.7.1). Limits and the day's count
+//! so far are read from the control plane every few seconds, so `tsubame tenant` changes
+//! (and suspensions) take effect without a restart; this node's counts are kept in memory
+//! and added to the control plane's once a second, so a restart keeps them (a crash can lose
 //! at most the last second's count).
+//!
+//! In cluster mode each node uses its share ([`shares::Share`]) of the rate and of what is
+//! left of the day's quota at the last reading: the nodes' parts add up to the limit, with
+//! no round trip per message.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -24,14 +29,27 @@ struct TenantState {
     tokens: f64,
     refilled: Instant,
     day: i64,
-    used_today: i64,
+    /// The day's count in the control plane at the last reading (every node's).
+    used_stored: i64,
+    /// Admitted here since that reading, or not yet in the control plane when it was taken.
+    since_reading: i64,
     unsaved: i64,
+    /// Taken by a flush whose write has not finished.
+    saving: i64,
+}
+
+impl TenantState {
+    fn used_today(&self) -> i64 {
+        self.used_stored + self.since_reading
+    }
 }
 
 /// The limiter every ingress asks before spooling.
 #[derive(Default)]
 pub struct Quotas {
     tenants: Mutex<HashMap<String, TenantState>>,
+    /// This node's share of every tenant's limits (all of them outside cluster mode).
+    pub shares: shares::Shares,
 }
 
 fn utc_day_and_seconds_left() -> (i64, u64) {
@@ -68,19 +86,34 @@ impl Quotas {
         if let Some(reason) = &t.suspended {
             return Err(Refusal::Suspended(reason.clone()));
         }
-        if let Some(quota) = t.quota
-            && t.used_today + n > quota
-        {
-            return Err(too_many(
-                format!(
-                    "daily quota of {quota} messages reached ({} used today); it resets at 00:00 UTC",
-                    t.used_today
-                ),
-                seconds_left,
-            ));
+        let share = self.shares.get();
+        if let Some(quota) = t.quota {
+            // This node may use its share of what was left at the last reading.
+            let left = quota.saturating_sub(t.used_stored).max(0) as u64;
+            let allowance = share.part(left) as i64;
+            if t.since_reading + n > allowance {
+                return Err(too_many(
+                    format!(
+                        "daily quota of {quota} messages reached ({} used today); it resets at 00:00 UTC",
+                        t.used_today()
+                    ),
+                    if share.is_whole() {
+                        seconds_left
+                    } else {
+                        // Other nodes may have some left; the shares move as they use it.
+                        seconds_left.min(LIMITS_TTL.as_secs())
+                    },
+                ));
+            }
         }
         if let Some(rate) = t.rate {
-            let rate = rate as f64;
+            let rate = share.part(rate.max(0) as u64) as f64;
+            if rate <= 0.0 {
+                return Err(too_many(
+                    "rate limit reached: this node's share of it is used by the others".into(),
+                    1,
+                ));
+            }
             t.tokens = (t.tokens + now.duration_since(t.refilled).as_secs_f64() * rate).min(rate);
             t.refilled = now;
             // A batch larger than one second's worth passes when the bucket is full and
@@ -94,7 +127,7 @@ impl Quotas {
             }
             t.tokens -= n as f64;
         }
-        t.used_today += n;
+        t.since_reading += n;
         t.unsaved += n;
         Ok(())
     }
@@ -110,46 +143,40 @@ impl Quotas {
         let Some(tenant) = tenant else {
             return Err(Refusal::UnknownTenant);
         };
-        let known = {
-            let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
-            match tenants.get_mut(tenant_id).filter(|t| t.day == day) {
-                Some(t) => {
-                    t.suspended = tenant.suspended.clone();
-                    t.rate = tenant.rate_per_sec;
-                    t.quota = tenant.daily_quota;
-                    t.fetched = now;
-                    true
-                }
-                None => false,
-            }
-        };
-        if known {
-            return Ok(());
-        }
-        // First sight today: what was counted before a restart counts too.
+        // Every node's count so far; ours not yet written is added below.
         let used = store
             .usage(tenant_id, day)
             .await
             .map_err(crate::unavailable)?;
         let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
-        let unsaved = tenants
-            .get(tenant_id)
-            .filter(|t| t.day == day)
-            .map_or(0, |t| t.unsaved);
-        tenants.insert(
-            tenant_id.to_string(),
-            TenantState {
-                suspended: tenant.suspended,
-                rate: tenant.rate_per_sec,
-                quota: tenant.daily_quota,
-                fetched: now,
-                tokens: tenant.rate_per_sec.unwrap_or(0) as f64,
-                refilled: now,
-                day,
-                used_today: used + unsaved,
-                unsaved,
-            },
-        );
+        match tenants.get_mut(tenant_id).filter(|t| t.day == day) {
+            Some(t) => {
+                t.suspended = tenant.suspended.clone();
+                t.rate = tenant.rate_per_sec;
+                t.quota = tenant.daily_quota;
+                t.fetched = now;
+                t.used_stored = used;
+                t.since_reading = t.unsaved + t.saving;
+            }
+            None => {
+                tenants.insert(
+                    tenant_id.to_string(),
+                    TenantState {
+                        suspended: tenant.suspended,
+                        rate: tenant.rate_per_sec,
+                        quota: tenant.daily_quota,
+                        fetched: now,
+                        tokens: tenant.rate_per_sec.unwrap_or(0) as f64,
+                        refilled: now,
+                        day,
+                        used_stored: used,
+                        since_reading: 0,
+                        unsaved: 0,
+                        saving: 0,
+                    },
+                );
+            }
+        }
         Ok(())
     }
 
@@ -159,7 +186,7 @@ impl Quotas {
         tenants
             .get(tenant_id)
             .filter(|t| t.day == day)
-            .map(|t| t.used_today)
+            .map(|t| t.used_today())
     }
 
     /// Writes the counts not yet saved. Called once a second by the server.
@@ -169,16 +196,23 @@ impl Quotas {
             tenants
                 .iter_mut()
                 .filter(|(_, t)| t.unsaved > 0)
-                .map(|(id, t)| (id.clone(), t.day, std::mem::take(&mut t.unsaved)))
+                .map(|(id, t)| {
+                    let n = std::mem::take(&mut t.unsaved);
+                    t.saving += n;
+                    (id.clone(), t.day, n)
+                })
                 .collect()
         };
         for (tenant, day, n) in pending {
-            if let Err(err) = store.add_usage(&tenant, day, n).await {
+            let saved = store.add_usage(&tenant, day, n).await;
+            let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(t) = tenants.get_mut(&tenant).filter(|t| t.day == day) else {
+                continue;
+            };
+            t.saving -= n;
+            if let Err(err) = saved {
                 tracing::warn!(tenant, error = %err, "could not save the daily count; retrying");
-                let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(t) = tenants.get_mut(&tenant).filter(|t| t.day == day) {
-                    t.unsaved += n;
-                }
+                t.unsaved += n;
             }
         }
     }
@@ -245,6 +279,93 @@ mod tests {
         assert_eq!(
             quotas.used_today(&tenant.id, utc_day_and_seconds_left().0),
             Some(2)
+        );
+    }
+}
+
+#[cfg(test)]
+mod cluster_tests {
+    use super::*;
+    use shares::Share;
+    use store::SqliteStore;
+
+    /// Two nodes (two limiters) on one control plane, each with its share.
+    async fn two_nodes(
+        rate: Option<i64>,
+        quota: Option<i64>,
+    ) -> (SqliteStore, String, [Quotas; 2]) {
+        let dir = tempfile::tempdir().expect("tempdir").keep();
+        let store = SqliteStore::open(&dir.join("control.db"))
+            .await
+            .expect("store");
+        let tenant = store.add_tenant("acme").await.expect("tenant");
+        store
+            .set_tenant_limits(&tenant.id, rate, quota)
+            .await
+            .expect("limits");
+        let nodes = [Quotas::default(), Quotas::default()];
+        for (rank, node) in nodes.iter().enumerate() {
+            node.shares.set(Share {
+                rank: rank as u32,
+                count: 2,
+            });
+        }
+        (store, tenant.id, nodes)
+    }
+
+    /// Admits one message at a time on both nodes until both refuse; returns how many.
+    async fn admit_all(store: &SqliteStore, tenant: &str, nodes: &[Quotas; 2]) -> i64 {
+        let mut admitted = 0;
+        loop {
+            let mut any = false;
+            for node in nodes {
+                if node.admit(store, tenant, 1).await.is_ok() {
+                    admitted += 1;
+                    any = true;
+                }
+            }
+            if !any {
+                return admitted;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_nodes_rates_add_up_to_the_tenants_rate() {
+        let (store, tenant, nodes) = two_nodes(Some(11), None).await;
+        // One second's burst on each node: 6 + 5 (the odd one goes to one rank).
+        assert_eq!(admit_all(&store, &tenant, &nodes).await, 11);
+    }
+
+    #[tokio::test]
+    async fn the_daily_quota_holds_across_nodes_and_moves_to_where_it_is_used() {
+        let (store, tenant, nodes) = two_nodes(None, Some(100)).await;
+        // Each node may use half of what is left: 100 in all, never more.
+        assert_eq!(admit_all(&store, &tenant, &nodes).await, 100);
+        assert!(nodes[0].admit(&store, &tenant, 1).await.is_err());
+
+        // Tomorrow-like reset of the counts is not needed to see the shares move: a fresh
+        // quota, used only on node 0, which after readings gets what node 1 left unused.
+        let (store, tenant, nodes) = two_nodes(None, Some(100)).await;
+        let mut on_zero = 0;
+        for _ in 0..6 {
+            while nodes[0].admit(&store, &tenant, 1).await.is_ok() {
+                on_zero += 1;
+            }
+            nodes[0].flush(&store).await;
+            let day = utc_day_and_seconds_left().0;
+            nodes[0]
+                .refresh(&store, &tenant, day, Instant::now())
+                .await
+                .expect("reading");
+        }
+        assert!(on_zero >= 97 && on_zero <= 100, "{on_zero}");
+        assert_eq!(
+            store
+                .usage(&tenant, utc_day_and_seconds_left().0)
+                .await
+                .unwrap(),
+            on_zero
         );
     }
 }

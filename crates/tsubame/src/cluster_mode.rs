@@ -53,6 +53,39 @@ pub async fn run(
     anyhow::Error::new(node.run(fence).await)
 }
 
+/// Keeps this node's share of cluster-wide limits (tenants' rates and quotas, delivery's
+/// connections and rates) in step with the live membership. Out of touch, the node falls
+/// back to the smallest share it ever had (the most nodes it has seen), never to the whole.
+pub fn follow_shares(
+    node: Option<Arc<ClusterNode>>,
+    tenants: shares::Shares,
+    engine: Option<delivery::Engine>,
+) {
+    let Some(node) = node else { return };
+    tokio::spawn(async move {
+        let (mut peak, mut last_rank) = (1u32, 0u32);
+        loop {
+            let share = match node.share() {
+                Some((rank, count)) => {
+                    peak = peak.max(count);
+                    last_rank = rank;
+                    shares::Share { rank, count }
+                }
+                None => shares::Share {
+                    rank: last_rank,
+                    count: peak,
+                },
+            };
+            tenants.set(share);
+            if let Some(engine) = &engine {
+                engine.set_share(share);
+            }
+            metrics::gauge!("tsubame_cluster_share").set(share.fraction());
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+}
+
 /// A drain's last step: what is still queued goes to the other nodes.
 pub async fn hand_over(node: &ClusterNode) {
     match node.hand_over(HANDOVER_WAIT).await {

@@ -169,6 +169,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let control_for_ops = control.clone();
     let return_paths = tenancy::ReturnPaths::new(&data.ensure_bounce_key()?);
     let tenancy = tenancy::Tenancy::new(control, return_paths);
+    crate::cluster_mode::follow_shares(
+        cluster.clone(),
+        tenancy.quotas.shares.clone(),
+        engine.clone(),
+    );
     let smtp = smtp_server::Server::bind(
         config.smtp.clone(),
         spool.clone(),

@@ -275,6 +275,23 @@ impl Engine {
         }
     }
 
+    /// Cluster mode: this node's share of every site's and provider's connections and rates.
+    /// A larger share takes effect at once; a smaller one as connections finish a message.
+    pub fn set_share(&self, share: shares::Share) {
+        let sites: Vec<Arc<str>> = {
+            let mut state = self.inner.lock();
+            if state.share == share {
+                return;
+            }
+            state.share = share;
+            state.sites.keys().cloned().collect()
+        };
+        tracing::info!(target: "tsubame::delivery", rank = share.rank, nodes = share.count, "delivery share of cluster-wide limits changed");
+        for site in sites {
+            self.inner.kick(&site);
+        }
+    }
+
     /// Pauses or resumes a site. False when no such site is known.
     pub fn set_site_paused(&self, site: &str, paused: bool) -> bool {
         let name = {

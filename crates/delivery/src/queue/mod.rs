@@ -128,6 +128,8 @@ pub struct State {
     /// Cluster mode: this node lost touch with the cluster, whose other nodes may take its
     /// mail over at any moment; nothing new starts until it is back.
     pub fenced: bool,
+    /// Cluster mode: this node's share of every site's and provider's limits.
+    pub share: shares::Share,
 }
 
 impl State {
@@ -233,8 +235,9 @@ impl State {
             return false;
         };
         // Parts that idle or still-connecting connections will take need no new connection.
+        let share = self.share;
         if site.ready.len() <= (site.idle + site.opening) as usize
-            || site.connections >= site.limits.connections_max
+            || u64::from(site.connections) >= share.part(u64::from(site.limits.connections_max))
         {
             return false;
         }
@@ -247,19 +250,19 @@ impl State {
             }
         }
         if let (Some(provider), Some(max)) = (&site.provider, site.provider_connections_max)
-            && self
-                .provider_connections
-                .get(provider)
-                .copied()
-                .unwrap_or(0)
-                >= max
+            && u64::from(
+                self.provider_connections
+                    .get(provider)
+                    .copied()
+                    .unwrap_or(0),
+            ) >= share.part(u64::from(max))
         {
             // Another site of the provider holds the budget; look again shortly.
             self.kicks.insert((now + PROVIDER_RETRY, site_name.clone()));
             return false;
         }
         if let Some(bucket) = &mut site.connection_bucket
-            && let Err(wait) = bucket.take(now)
+            && let Err(wait) = bucket.take_share(now, share.fraction())
         {
             self.kicks.insert((now + wait, site_name.clone()));
             return false;
@@ -278,10 +281,18 @@ impl State {
     /// The next part for a connection to `site_name`.
     pub fn next_part(&mut self, site_name: &Arc<str>, now: Instant) -> Next {
         let stopping = self.stopping || self.fenced;
+        let share = self.share;
         let Some(site) = self.sites.get_mut(site_name) else {
             return Next::Stop;
         };
         if stopping || site.hold(now).is_some() {
+            return Next::Stop;
+        }
+        // This node's part of the site's connections shrank (a node joined, or the leftover
+        // moved on): the connections beyond it close after their current message.
+        if !share.is_whole()
+            && u64::from(site.connections) > share.part(u64::from(site.limits.connections_max))
+        {
             return Next::Stop;
         }
         loop {
@@ -294,7 +305,7 @@ impl State {
                 }
                 continue;
             }
-            if let Err(wait) = site.take_message_token(now) {
+            if let Err(wait) = site.take_message_token(now, share.fraction()) {
                 return Next::Wait(wait);
             }
             let Some(part) = site.ready.pop_front() else {

@@ -115,16 +115,20 @@ impl Site {
 
     /// Takes a message token from the site's rate (and a throttle's, if one is active);
     /// `Err(wait)` when the caller must wait first.
-    pub fn take_message_token(&mut self, now: Instant) -> Result<(), std::time::Duration> {
+    pub fn take_message_token(
+        &mut self,
+        now: Instant,
+        share: f64,
+    ) -> Result<(), std::time::Duration> {
         if let Some((bucket, until, _)) = &mut self.throttle {
             if *until <= now {
                 self.throttle = None;
             } else {
-                bucket.take(now)?;
+                bucket.take_share(now, share)?;
             }
         }
         match &mut self.message_bucket {
-            Some(bucket) => bucket.take(now),
+            Some(bucket) => bucket.take_share(now, share),
             None => Ok(()),
         }
     }

@@ -60,20 +60,30 @@ impl Bucket {
         }
     }
 
-    fn refill(&mut self, now: Instant) {
+    fn refill(&mut self, now: Instant, share: f64) {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        let burst = (self.burst * share).max(1.0);
+        self.tokens = (self.tokens + elapsed * self.rate * share).min(burst);
         self.last = now;
     }
 
     /// Takes a token, or says how long until one is available.
     pub fn take(&mut self, now: Instant) -> Result<(), Duration> {
-        self.refill(now);
+        self.take_share(now, 1.0)
+    }
+
+    /// Takes a token from this node's `share` (0 < share ≤ 1) of the rate: in cluster mode
+    /// the nodes' rates add up to the configured one.
+    pub fn take_share(&mut self, now: Instant, share: f64) -> Result<(), Duration> {
+        let share = share.clamp(f64::MIN_POSITIVE, 1.0);
+        self.refill(now, share);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
+            Err(Duration::from_secs_f64(
+                (1.0 - self.tokens) / (self.rate * share),
+            ))
         }
     }
 }

@@ -236,3 +236,44 @@ async fn a_provider_cap_holds_across_its_sites() {
     );
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_share_takes_its_part_of_connections_and_rates() {
+    // One node of two: half of 4 connections, half of 20 messages/s.
+    let sink_dir = tempfile::tempdir().unwrap();
+    let (sink, port) = sink_on(
+        &["127.0.0.1"],
+        SinkOptions {
+            data_delay: 0.05,
+            ..Default::default()
+        },
+        sink_dir.path(),
+    );
+    let rig = rig(start_dns(&[]).await, port, |c| {
+        c.shaping = Shaping::from_files(&[
+            "[default]\nconnections_max = 4\nmessage_rate = \"20/s\"\nidle_timeout = \"300ms\"\n",
+        ])
+        .unwrap();
+    })
+    .await;
+    rig.engine.set_share(shares::Share { rank: 1, count: 2 });
+    let mut ids = Vec::new();
+    for n in 0..30 {
+        ids.push(
+            rig.submit("sender@senders.test", &[&format!("ok{n}@sink.test")], 0, 0)
+                .await,
+        );
+    }
+    for id in &ids {
+        rig.wait_gone(*id, Duration::from_secs(20)).await;
+    }
+    let max = sink.max_concurrent();
+    assert!(max <= 2, "this node's half of 4 connections, saw {max}");
+    // 10/s with a burst of 10: 30 messages need at least 2 s.
+    let message_span = span(&sink.events(), "message");
+    assert!(
+        message_span >= 1.8,
+        "messages spread over {message_span:.2} s"
+    );
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
