@@ -281,6 +281,13 @@ impl Membership {
         }
     }
 
+    /// Until when this node may start deliveries: its last stored heartbeat's sending time
+    /// plus `fence_after` (the others wait `dead_after` from a later moment).
+    pub fn lease_until(&self) -> Option<Instant> {
+        let mine = *self.mine.lock().unwrap_or_else(|p| p.into_inner());
+        mine.map(|(_, sent)| sent + self.config.fence_after)
+    }
+
     /// True when our last stored heartbeat was sent more than `fence_after` ago: the others
     /// may soon count us dead, so delivery must stop.
     pub fn fenced(&self) -> bool {

@@ -29,8 +29,13 @@ pub struct ClusterConfig {
     pub membership: MembershipConfig,
 }
 
-/// What the fence callback is told: stop (true) or resume (false) delivering.
-pub type Fence = Arc<dyn Fn(bool) + Send + Sync>;
+/// What delivery is told: stop (true) or resume (false); and, after every stored
+/// heartbeat, until when it may start deliveries (a frozen process wakes up fenced).
+#[derive(Clone)]
+pub struct Fence {
+    pub set: Arc<dyn Fn(bool) + Send + Sync>,
+    pub lease: Arc<dyn Fn(Instant) + Send + Sync>,
+}
 
 pub struct ClusterNode {
     config: ClusterConfig,
@@ -207,10 +212,14 @@ impl ClusterNode {
                     NodeState::Up
                 };
                 match self.membership.beat(&self.record(state)).await {
-                    Ok(()) => {}
+                    Ok(()) => {
+                        if let Some(until) = self.membership.lease_until() {
+                            (fence.lease)(until);
+                        }
+                    }
                     Err(BeatError::TakenOver(by)) => {
                         self.fenced.store(true, Ordering::Relaxed);
-                        fence(true);
+                        (fence.set)(true);
                         return ClusterError::TakenOver(by);
                     }
                     Err(BeatError::Unreachable(reason)) => {
@@ -220,7 +229,7 @@ impl ClusterNode {
             }
             let fenced = self.membership.fenced() && !self.quiet.load(Ordering::Relaxed);
             if self.fenced.swap(fenced, Ordering::Relaxed) != fenced {
-                fence(fenced);
+                (fence.set)(fenced);
             }
             if fenced {
                 continue;

@@ -44,12 +44,21 @@ pub async fn run(
     let Some(node) = node else {
         return std::future::pending().await;
     };
-    let fence: cluster::node::Fence = Arc::new(move |fenced| {
-        metrics::gauge!("tsubame_cluster_fenced").set(if fenced { 1.0 } else { 0.0 });
+    let set = {
+        let engine = engine.clone();
+        Arc::new(move |fenced: bool| {
+            metrics::gauge!("tsubame_cluster_fenced").set(if fenced { 1.0 } else { 0.0 });
+            if let Some(engine) = &engine {
+                engine.set_fenced(fenced);
+            }
+        })
+    };
+    let lease = Arc::new(move |until: std::time::Instant| {
         if let Some(engine) = &engine {
-            engine.set_fenced(fenced);
+            engine.extend_lease(until);
         }
     });
+    let fence = cluster::node::Fence { set, lease };
     anyhow::Error::new(node.run(fence).await)
 }
 

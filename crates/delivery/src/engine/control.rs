@@ -275,6 +275,23 @@ impl Engine {
         }
     }
 
+    /// Cluster mode: deliveries may start until `until` (a stored heartbeat's time plus the
+    /// fence delay). Extending an expired lease resumes delivery.
+    pub fn extend_lease(&self, until: Instant) {
+        let sites: Vec<Arc<str>> = {
+            let mut state = self.inner.lock();
+            let was_expired = state.lease_expired(Instant::now());
+            state.lease_until = Some(until);
+            if !was_expired {
+                return;
+            }
+            state.sites.keys().cloned().collect()
+        };
+        for site in sites {
+            self.inner.kick(&site);
+        }
+    }
+
     /// Cluster mode: this node's share of every site's and provider's connections and rates.
     /// A larger share takes effect at once; a smaller one as connections finish a message.
     pub fn set_share(&self, share: shares::Share) {

@@ -128,11 +128,19 @@ pub struct State {
     /// Cluster mode: this node lost touch with the cluster, whose other nodes may take its
     /// mail over at any moment; nothing new starts until it is back.
     pub fenced: bool,
+    /// Cluster mode: delivery may start only before this moment, extended by every stored
+    /// heartbeat. A process that was frozen (or cut off) past it starts nothing, even before
+    /// its cluster loop runs again to notice.
+    pub lease_until: Option<Instant>,
     /// Cluster mode: this node's share of every site's and provider's limits.
     pub share: shares::Share,
 }
 
 impl State {
+    pub fn lease_expired(&self, now: Instant) -> bool {
+        self.lease_until.is_some_and(|until| now >= until)
+    }
+
     /// Registers a newly admitted message with this many parts.
     pub fn add_message(&mut self, id: MessageId, parts: u32) {
         if parts > 1 {
@@ -228,7 +236,7 @@ impl State {
     /// Decides whether `site` gets one more connection now; if so counts it as open. When a
     /// rate or hold is in the way, a kick is scheduled for when it ends.
     pub fn open_connection(&mut self, site_name: &Arc<str>, now: Instant) -> bool {
-        if self.stopping || self.fenced {
+        if self.stopping || self.fenced || self.lease_expired(now) {
             return false;
         }
         let Some(site) = self.sites.get_mut(site_name) else {
@@ -280,7 +288,7 @@ impl State {
 
     /// The next part for a connection to `site_name`.
     pub fn next_part(&mut self, site_name: &Arc<str>, now: Instant) -> Next {
-        let stopping = self.stopping || self.fenced;
+        let stopping = self.stopping || self.fenced || self.lease_expired(now);
         let share = self.share;
         let Some(site) = self.sites.get_mut(site_name) else {
             return Next::Stop;

@@ -134,3 +134,33 @@ async fn a_fenced_engine_starts_nothing_until_it_is_back() {
     assert_eq!(sink.messages().len(), 2);
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_lease_starts_nothing_until_it_is_extended() {
+    let sink_dir = tempfile::tempdir().unwrap();
+    let (sink, port) = sink_on(&["127.0.0.1"], SinkOptions::default(), sink_dir.path());
+    let rig = rig(start_dns(&[]).await, port, |_| {}).await;
+    rig.engine
+        .extend_lease(std::time::Instant::now() + Duration::from_millis(600));
+    let first = rig
+        .submit("sender@senders.test", &["ok1@sink.test"], 0, 0)
+        .await;
+    rig.wait_gone(first, Duration::from_secs(5)).await;
+    // The lease runs out (as if the process had been frozen past its heartbeats).
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let waiting = rig
+        .submit("sender@senders.test", &["ok2@sink.test"], 0, 0)
+        .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        sink.messages().len(),
+        1,
+        "nothing started on an expired lease"
+    );
+    assert_eq!(rig.pending(waiting), Some(1));
+    rig.engine
+        .extend_lease(std::time::Instant::now() + Duration::from_secs(30));
+    rig.wait_gone(waiting, Duration::from_secs(5)).await;
+    assert_eq!(sink.messages().len(), 2);
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
