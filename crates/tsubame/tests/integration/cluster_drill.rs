@@ -1,6 +1,9 @@
 //! Fault drill: three nodes (cluster timing as shipped: dead after 3 s) behind HAProxy on a
 //! three-server JetStream cluster; four clients send through HAProxy the whole time while the
-//! nodes are SIGKILLed in turn and restarted a few seconds later.
+//! nodes are SIGKILLed in turn and restarted a few seconds later. Between kills, a spool
+//! server is SIGKILLed and restarted, and a node is frozen (SIGSTOP) past `dead_after`, as a
+//! node cut off by a partition: the others take its queue over, and when it thaws it finds
+//! its heartbeat refused and exits, to be started again.
 //!
 //! Accounted at the end: acknowledged vs delivered: lost (must be 0), duplicated (deliveries
 //! in flight at a kill, sent again by the node that took over), unexpected (stored but the
@@ -31,7 +34,18 @@ fn unix_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fault {
+    /// SIGKILL of a tsubame node.
+    Kill,
+    /// SIGSTOP of a tsubame node for 5 s.
+    Freeze,
+    /// SIGKILL of a spool server (JetStream), restarted 2 s later.
+    SpoolServer,
+}
+
 struct Kill {
+    fault: Fault,
     node: usize,
     at: Instant,
     /// Messages the node held when it died.
@@ -47,7 +61,7 @@ fn nodes_killed_in_turn_under_load_lose_no_acknowledged_mail() {
         .and_then(|k| k.parse().ok())
         .unwrap_or(3);
     // The MX takes 20 ms per message: each node always has deliveries in flight.
-    let rig = rig_with(SinkOptions {
+    let mut rig = rig_with(SinkOptions {
         data_delay: 0.02,
         ..SinkOptions::default()
     });
@@ -72,31 +86,72 @@ fn nodes_killed_in_turn_under_load_lose_no_acknowledged_mail() {
         })
         .collect();
     let mut record = Vec::new();
+    let mut spool_server_kills = 0;
     for k in 0..kills {
-        std::thread::sleep(Duration::from_millis(1500));
-        let victim = k % nodes.len();
-        let held: Vec<String> = nodes[victim].queued_ids();
-        let (at, at_unix) = (Instant::now(), unix_now());
-        nodes[victim].kill9();
-        // The others take its queue over; watch the MX for the last of it.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let delivered_after = loop {
-            let last = last_delivery(&rig.sink.messages(), &held);
-            if let Some(last) = last {
-                break Some(last - at_unix);
+        for fault in [Fault::Kill, Fault::Freeze] {
+            // Every third kill is followed by a freeze of the next node.
+            if fault == Fault::Freeze && k % 3 != 1 {
+                continue;
             }
-            if Instant::now() > deadline {
-                break None;
+            std::thread::sleep(Duration::from_millis(1500));
+            let victim = (k + usize::from(fault == Fault::Freeze)) % nodes.len();
+            let held: Vec<String> = nodes[victim].queued_ids();
+            let (at, at_unix) = (Instant::now(), unix_now());
+            match fault {
+                Fault::Kill => nodes[victim].kill9(),
+                Fault::Freeze | Fault::SpoolServer => nodes[victim].signal(libc::SIGSTOP),
             }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        record.push(Kill {
-            node: victim,
-            at,
-            held: held.len(),
-            delivered_after,
-        });
-        nodes[victim].spawn(&[]);
+            // The others take its queue over; watch the MX for the last of it.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let delivered_after = loop {
+                if held.is_empty() {
+                    break Some(0.0);
+                }
+                if let Some(last) = last_delivery(&rig.sink.messages(), &held) {
+                    break Some(last - at_unix);
+                }
+                if Instant::now() > deadline {
+                    break None;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            };
+            record.push(Kill {
+                fault,
+                node: victim,
+                at,
+                held: held.len(),
+                delivered_after,
+            });
+            if fault == Fault::Freeze {
+                if let Some(left) =
+                    (at + Duration::from_secs(5)).checked_duration_since(Instant::now())
+                {
+                    std::thread::sleep(left);
+                }
+                nodes[victim].signal(libc::SIGCONT);
+                let exit = nodes[victim].wait_exit(Duration::from_secs(10));
+                assert!(
+                    exit.is_some_and(|status| !status.success()),
+                    "a thawed node whose queue was taken over must exit: {exit:?}"
+                );
+            }
+            nodes[victim].spawn(&[]);
+        }
+        // Every third kill is followed by one of a spool server (killed, back 2 s later).
+        if k % 3 == 2 {
+            let server = (k / 3) % rig.nats.len();
+            record.push(Kill {
+                fault: Fault::SpoolServer,
+                node: server,
+                at: Instant::now(),
+                held: 0,
+                delivered_after: None,
+            });
+            rig.nats.kill(server);
+            std::thread::sleep(Duration::from_secs(2));
+            rig.nats.restart(server);
+            spool_server_kills += 1;
+        }
     }
     std::thread::sleep(Duration::from_millis(1500));
     stop.store(true, Ordering::Relaxed);
@@ -122,14 +177,21 @@ fn nodes_killed_in_turn_under_load_lose_no_acknowledged_mail() {
     for kill in &record {
         let pause = longest_gap(&times, kill.at, Duration::from_secs(5));
         println!(
-            "drill kill of node {}: held {} messages; longest ack pause after the kill {:.2}s; its queue delivered by the others {}",
+            "drill {:?} of {} {}: held {} messages; longest ack pause after it {:.2}s; its queue delivered by the others {}",
+            kill.fault,
+            if kill.fault == Fault::SpoolServer {
+                "spool server"
+            } else {
+                "node"
+            },
             kill.node,
             kill.held,
             pause.as_secs_f64(),
-            kill.delivered_after
-                .map_or("never (within 30 s)".to_string(), |s| format!(
-                    "{s:.2}s after the kill"
-                )),
+            match (kill.fault, kill.delivered_after) {
+                (Fault::SpoolServer, _) => "n/a (a spool server: nothing to take over)".to_string(),
+                (_, Some(s)) => format!("{s:.2}s after the fault"),
+                (_, None) => "never (within 30 s)".to_string(),
+            },
         );
     }
     let worst_pause = record
@@ -142,7 +204,8 @@ fn nodes_killed_in_turn_under_load_lose_no_acknowledged_mail() {
         .filter_map(|k| k.delivered_after)
         .fold(0.0f64, f64::max);
     println!(
-        "cluster drill: kills={kills} clients={CLIENTS} acknowledged={} delivered={} lost={lost} duplicated={duplicated} unexpected={unexpected} worst_ack_pause={:.2}s worst_takeover_delivered={worst_takeover:.2}s",
+        "cluster drill: kills={kills} freezes={} spool_server_kills={spool_server_kills} clients={CLIENTS} acknowledged={} delivered={} lost={lost} duplicated={duplicated} unexpected={unexpected} worst_ack_pause={:.2}s worst_takeover_delivered={worst_takeover:.2}s",
+        record.iter().filter(|k| k.fault == Fault::Freeze).count(),
         subjects.len(),
         delivered.len(),
         worst_pause.as_secs_f64()
@@ -153,7 +216,7 @@ fn nodes_killed_in_turn_under_load_lose_no_acknowledged_mail() {
         subjects.len()
     );
     assert_eq!(lost, 0, "acknowledged messages never delivered");
-    for kill in &record {
+    for kill in record.iter().filter(|k| k.fault != Fault::SpoolServer) {
         assert!(
             kill.delivered_after.is_some(),
             "node {}'s queue was not delivered by the others",

@@ -268,6 +268,26 @@ impl TestServer {
         }
     }
 
+    /// Sends `signal` to the server process (SIGSTOP freezes it, SIGCONT thaws it).
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(self.pid() as i32, signal) };
+    }
+
+    /// Waits up to `limit` for the server to exit by itself; its status, or None.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            let child = self.child.as_mut()?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// SIGTERM, then wait up to `limit` for the exit status.
     pub fn terminate(&mut self, limit: Duration) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
