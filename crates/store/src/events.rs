@@ -271,3 +271,26 @@ pub trait EventStore: Send + Sync {
         limit: u32,
     ) -> impl Future<Output = Result<Option<Vec<WebhookDelivery>>, StoreError>> + Send;
 }
+
+pub(crate) fn kinds_text(kinds: &[EventKind]) -> String {
+    kinds
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub(crate) fn kinds_from(text: &str) -> Vec<EventKind> {
+    text.split(',').filter_map(EventKind::parse).collect()
+}
+
+pub(crate) fn new_secret() -> String {
+    format!("whsec_{}", random_hex(32))
+}
+
+pub(crate) fn random_hex(bytes: usize) -> String {
+    use rand::RngCore;
+    let mut raw = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut raw);
+    raw.iter().map(|b| format!("{b:02x}")).collect()
+}

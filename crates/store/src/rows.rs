@@ -130,3 +130,73 @@ reader! {
         })
     }
 }
+
+reader! {
+    /// An event row (`SELECT * FROM events`).
+    fn event(row) -> Result<crate::events::StoredEvent, sqlx::Error> {
+        let kind: String = row.try_get("kind")?;
+        Ok(crate::events::StoredEvent {
+            id: row.try_get("id")?,
+            event: crate::events::NewEvent {
+                tenant_id: row.try_get("tenant_id")?,
+                time_ms: row.try_get("time_ms")?,
+                kind: crate::events::EventKind::parse(&kind).ok_or_else(|| {
+                    sqlx::Error::Decode(format!("stored event kind {kind:?} is unknown").into())
+                })?,
+                message_id: row.try_get("message_id")?,
+                recipient: row.try_get("recipient")?,
+                custom_id: row.try_get("custom_id")?,
+                tags: row.try_get("tags")?,
+                detail: row.try_get("detail")?,
+            },
+        })
+    }
+}
+
+reader! {
+    /// A webhook row (`SELECT * FROM webhooks`).
+    fn webhook(row) -> Result<crate::events::Webhook, sqlx::Error> {
+        let kinds: String = row.try_get("kinds")?;
+        Ok(crate::events::Webhook {
+            id: row.try_get("id")?,
+            tenant_id: row.try_get("tenant_id")?,
+            url: row.try_get("url")?,
+            secret: row.try_get("secret")?,
+            kinds: crate::events::kinds_from(&kinds),
+            cursor: row.try_get("cursor")?,
+            created_ms: row.try_get("created_ms")?,
+            failing_since_ms: row.try_get("failing_since_ms")?,
+            previous_secret: match (
+                row.try_get::<Option<String>, _>("previous_secret")?,
+                row.try_get::<Option<i64>, _>("previous_until_ms")?,
+            ) {
+                (Some(secret), Some(until)) => Some((secret, until)),
+                _ => None,
+            },
+        })
+    }
+}
+
+reader! {
+    fn suppression(row) -> Result<crate::events::Suppression, sqlx::Error> {
+        Ok(crate::events::Suppression {
+            address: row.try_get("address")?,
+            reason: row.try_get("reason")?,
+            created_ms: row.try_get("created_ms")?,
+        })
+    }
+}
+
+reader! {
+    fn webhook_delivery(row) -> Result<crate::events::WebhookDelivery, sqlx::Error> {
+        Ok(crate::events::WebhookDelivery {
+            time_ms: row.try_get("time_ms")?,
+            events: row.try_get("events")?,
+            first_event: row.try_get("first_event")?,
+            last_event: row.try_get("last_event")?,
+            status: row.try_get("status")?,
+            error: row.try_get("error")?,
+            duration_ms: row.try_get("duration_ms")?,
+        })
+    }
+}

@@ -2,8 +2,6 @@
 //! indexes on (tenant, id), (tenant, time), (tenant, message), (tenant, recipient) and
 //! (tenant, custom id); tags filtered with `json_each`.
 
-use rand::RngCore;
-use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use crate::events::{
@@ -195,69 +193,6 @@ const INSERT_ROWS: usize = 500;
 /// Most events one page returns.
 pub const EVENTS_PAGE_MAX: u32 = 1000;
 
-fn event_from(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
-    let kind: String = row.try_get("kind")?;
-    Ok(StoredEvent {
-        id: row.try_get("id")?,
-        event: NewEvent {
-            tenant_id: row.try_get("tenant_id")?,
-            time_ms: row.try_get("time_ms")?,
-            kind: EventKind::parse(&kind).ok_or(StoreError::Invalid {
-                field: "kind",
-                reason: format!("stored event kind {kind:?} is unknown"),
-            })?,
-            message_id: row.try_get("message_id")?,
-            recipient: row.try_get("recipient")?,
-            custom_id: row.try_get("custom_id")?,
-            tags: row.try_get("tags")?,
-            detail: row.try_get("detail")?,
-        },
-    })
-}
-
-fn kinds_text(kinds: &[EventKind]) -> String {
-    kinds
-        .iter()
-        .map(|k| k.as_str())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-fn kinds_from(text: &str) -> Vec<EventKind> {
-    text.split(',').filter_map(EventKind::parse).collect()
-}
-
-fn webhook_from(row: &SqliteRow) -> Result<Webhook, StoreError> {
-    let kinds: String = row.try_get("kinds")?;
-    Ok(Webhook {
-        id: row.try_get("id")?,
-        tenant_id: row.try_get("tenant_id")?,
-        url: row.try_get("url")?,
-        secret: row.try_get("secret")?,
-        kinds: kinds_from(&kinds),
-        cursor: row.try_get("cursor")?,
-        created_ms: row.try_get("created_ms")?,
-        failing_since_ms: row.try_get("failing_since_ms")?,
-        previous_secret: match (
-            row.try_get::<Option<String>, _>("previous_secret")?,
-            row.try_get::<Option<i64>, _>("previous_until_ms")?,
-        ) {
-            (Some(secret), Some(until)) => Some((secret, until)),
-            _ => None,
-        },
-    })
-}
-
-fn new_secret() -> String {
-    format!("whsec_{}", random_hex(32))
-}
-
-fn random_hex(bytes: usize) -> String {
-    let mut raw = vec![0u8; bytes];
-    rand::rng().fill_bytes(&mut raw);
-    raw.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl EventStore for SqliteStore {
     async fn add_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
@@ -378,7 +313,10 @@ impl EventStore for SqliteStore {
         q.push(order)
             .push_bind(i64::from(filter.limit.clamp(1, EVENTS_PAGE_MAX)));
         let rows = q.build().fetch_all(&self.pool).await?;
-        rows.iter().map(event_from).collect()
+        Ok(rows
+            .iter()
+            .map(crate::rows::event)
+            .collect::<Result<_, _>>()?)
     }
 
     async fn rollup(
@@ -523,14 +461,7 @@ impl EventStore for SqliteStore {
         .bind(address.to_ascii_lowercase())
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            Ok(Suppression {
-                address: r.try_get("address")?,
-                reason: r.try_get("reason")?,
-                created_ms: r.try_get("created_ms")?,
-            })
-        })
-        .transpose()
+        Ok(row.as_ref().map(crate::rows::suppression).transpose()?)
     }
 
     async fn remove_suppression(&self, tenant_id: &str, address: &str) -> Result<bool, StoreError> {
@@ -557,15 +488,10 @@ impl EventStore for SqliteStore {
         .bind(i64::from(limit.clamp(1, EVENTS_PAGE_MAX)))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Suppression {
-                    address: r.try_get("address")?,
-                    reason: r.try_get("reason")?,
-                    created_ms: r.try_get("created_ms")?,
-                })
-            })
-            .collect()
+        Ok(rows
+            .iter()
+            .map(crate::rows::suppression)
+            .collect::<Result<_, _>>()?)
     }
 
     async fn add_webhook(
@@ -575,10 +501,10 @@ impl EventStore for SqliteStore {
         kinds: &[EventKind],
     ) -> Result<Webhook, StoreError> {
         let hook = Webhook {
-            id: format!("wh_{}", random_hex(8)),
+            id: format!("wh_{}", crate::events::random_hex(8)),
             tenant_id: tenant_id.to_string(),
             url: url.to_string(),
-            secret: new_secret(),
+            secret: crate::events::new_secret(),
             kinds: kinds.to_vec(),
             cursor: self.last_event_id().await?,
             created_ms: now_ms(),
@@ -592,7 +518,7 @@ impl EventStore for SqliteStore {
         .bind(tenant_id)
         .bind(url)
         .bind(&hook.secret)
-        .bind(kinds_text(kinds))
+        .bind(crate::events::kinds_text(kinds))
         .bind(hook.cursor)
         .bind(hook.created_ms)
         .execute(&self.pool)
@@ -612,14 +538,20 @@ impl EventStore for SqliteStore {
                 .bind(tenant_id)
                 .fetch_all(&self.pool)
                 .await?;
-        rows.iter().map(webhook_from).collect()
+        Ok(rows
+            .iter()
+            .map(crate::rows::webhook)
+            .collect::<Result<_, _>>()?)
     }
 
     async fn all_webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
         let rows = sqlx::query("SELECT * FROM webhooks ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(webhook_from).collect()
+        Ok(rows
+            .iter()
+            .map(crate::rows::webhook)
+            .collect::<Result<_, _>>()?)
     }
 
     async fn remove_webhook(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
@@ -642,12 +574,12 @@ impl EventStore for SqliteStore {
              WHERE tenant_id = ? AND id = ? RETURNING *",
         )
         .bind(now_ms() + overlap_ms)
-        .bind(new_secret())
+        .bind(crate::events::new_secret())
         .bind(tenant_id)
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(webhook_from).transpose()
+        Ok(row.as_ref().map(crate::rows::webhook).transpose()?)
     }
 
     async fn set_webhook_state(
@@ -714,19 +646,10 @@ impl EventStore for SqliteStore {
         .bind(i64::from(limit.clamp(1, 1000)))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(WebhookDelivery {
-                    time_ms: r.try_get("time_ms")?,
-                    events: r.try_get("events")?,
-                    first_event: r.try_get("first_event")?,
-                    last_event: r.try_get("last_event")?,
-                    status: r.try_get("status")?,
-                    error: r.try_get("error")?,
-                    duration_ms: r.try_get("duration_ms")?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()
-            .map(Some)
+        Ok(Some(
+            rows.iter()
+                .map(crate::rows::webhook_delivery)
+                .collect::<Result<_, _>>()?,
+        ))
     }
 }

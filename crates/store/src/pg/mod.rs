@@ -1,15 +1,17 @@
 //! The control plane on PostgreSQL, for cluster mode: several nodes share one database
 //! (its durability and failover are PostgreSQL's: synchronous replication to standbys).
 //! The same store traits as [`crate::SqliteStore`], checked by one test suite run against
-//! both (`tests/control_suite.rs`). Built up trait by trait: [`ControlStore`], [`SloStore`]
-//! and [`OpsStore`] so far.
+//! both (`tests/control_suite.rs`). Built up trait by trait: [`ControlStore`], [`SloStore`],
+//! [`OpsStore`] and [`EventStore`] so far.
 //!
 //! [`ControlStore`]: crate::ControlStore
+//! [`EventStore`]: crate::EventStore
 //! [`SloStore`]: crate::SloStore
 //! [`OpsStore`]: crate::OpsStore
 
 mod alerts;
 mod control;
+mod events;
 mod slo;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -20,6 +22,7 @@ use crate::StoreError;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations_pg/0001_control.sql"),
     include_str!("../../migrations_pg/0002_slo_and_ops.sql"),
+    include_str!("../../migrations_pg/0003_events.sql"),
 ];
 
 /// Serialises migrations between nodes starting together (`pg_advisory_xact_lock` key).

@@ -1,9 +1,13 @@
 //! One test suite for the control plane (tenants, keys, domains, idempotency, the
-//! objectives' counters, alerts and reports), run against both stores: SQLite on a file and
+//! objectives' counters, alerts and reports; events, suppressions and webhooks in
+//! `events.rs`), run against both stores: SQLite on a file and
 //! PostgreSQL (a throwaway server from Debian's packages, `testkit::postgres`). Cluster
 //! mode's shared control plane must answer exactly as the single node's does.
 
+mod events;
+
 mod cases {
+    pub use super::events::*;
     use store::{ControlStore, Scopes, StoreError};
 
     pub async fn tenants_are_unique_by_name_and_listed<S: ControlStore>(store: &S) {
@@ -345,4 +349,7 @@ suite!(
     sending_domains_belong_to_one_tenant,
     slo_slots_are_saved_replaced_read_and_purged,
     alerts_timelines_silences_reports_and_samples,
+    events_are_listed_by_filter_tag_and_tenant,
+    suppressions_keep_their_first_reason_and_page_by_address,
+    webhooks_follow_events_rotate_and_log_deliveries,
 );
