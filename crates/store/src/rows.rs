@@ -200,3 +200,52 @@ reader! {
         })
     }
 }
+
+reader! {
+    fn login(row) -> Result<crate::console::Login, sqlx::Error> {
+        let role: String = row.try_get("role")?;
+        Ok(crate::console::Login {
+            id: row.try_get("id")?,
+            email: row.try_get("email")?,
+            display_name: row.try_get("display_name")?,
+            tenant_id: row.try_get("tenant_id")?,
+            role: crate::console::Role::parse(&role).ok_or_else(|| {
+                sqlx::Error::Decode(format!("stored role {role:?} is unknown").into())
+            })?,
+            password_hash: row.try_get("password_hash")?,
+            totp_secret: row.try_get("totp_secret")?,
+            locale: row.try_get("locale")?,
+            created_ms: row.try_get("created_ms")?,
+            password_changed_ms: row.try_get("password_changed_ms")?,
+        })
+    }
+}
+
+reader! {
+    fn session(row) -> Result<crate::console::Session, sqlx::Error> {
+        let pending: i64 = row.try_get("pending_second_factor")?;
+        Ok(crate::console::Session {
+            id_sha256: row.try_get("id_sha256")?,
+            login_id: row.try_get("login_id")?,
+            csrf: row.try_get("csrf")?,
+            created_ms: row.try_get("created_ms")?,
+            seen_ms: row.try_get("seen_ms")?,
+            pending_second_factor: pending != 0,
+            address: row.try_get("address")?,
+        })
+    }
+}
+
+reader! {
+    fn audit_entry(row) -> Result<crate::console::AuditEntry, sqlx::Error> {
+        Ok(crate::console::AuditEntry {
+            id: row.try_get("id")?,
+            time_ms: row.try_get("time_ms")?,
+            tenant_id: row.try_get("tenant_id")?,
+            actor: row.try_get("actor")?,
+            action: row.try_get("action")?,
+            target: row.try_get("target")?,
+            address: row.try_get("address")?,
+        })
+    }
+}

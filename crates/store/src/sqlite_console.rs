@@ -1,8 +1,6 @@
 //! [`ConsoleStore`] on SQLite.
 
 use rand::RngCore;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use crate::console::{AuditEntry, ConsoleStore, Login, Role, Session};
 use crate::{SqliteStore, StoreError, now_ms};
@@ -10,40 +8,8 @@ use crate::{SqliteStore, StoreError, now_ms};
 /// Most audit entries one page returns.
 pub const AUDIT_PAGE_MAX: u32 = 500;
 
-fn login_from(row: &SqliteRow) -> Result<Login, StoreError> {
-    let role: String = row.try_get("role")?;
-    Ok(Login {
-        id: row.try_get("id")?,
-        email: row.try_get("email")?,
-        display_name: row.try_get("display_name")?,
-        tenant_id: row.try_get("tenant_id")?,
-        role: Role::parse(&role).ok_or(StoreError::Invalid {
-            field: "role",
-            reason: format!("stored role {role:?} is unknown"),
-        })?,
-        password_hash: row.try_get("password_hash")?,
-        totp_secret: row.try_get("totp_secret")?,
-        locale: row.try_get("locale")?,
-        created_ms: row.try_get("created_ms")?,
-        password_changed_ms: row.try_get("password_changed_ms")?,
-    })
-}
-
-fn session_from(row: &SqliteRow) -> Result<Session, StoreError> {
-    let pending: i64 = row.try_get("pending_second_factor")?;
-    Ok(Session {
-        id_sha256: row.try_get("id_sha256")?,
-        login_id: row.try_get("login_id")?,
-        csrf: row.try_get("csrf")?,
-        created_ms: row.try_get("created_ms")?,
-        seen_ms: row.try_get("seen_ms")?,
-        pending_second_factor: pending != 0,
-        address: row.try_get("address")?,
-    })
-}
-
 /// A plausible e-mail address: one `@`, something on both sides, no spaces or controls.
-fn check_email(email: &str) -> Result<String, StoreError> {
+pub(crate) fn check_email(email: &str) -> Result<String, StoreError> {
     let lower = email.trim().to_lowercase();
     let ok = lower.len() <= 254
         && lower.split('@').count() == 2
@@ -125,7 +91,7 @@ impl ConsoleStore for SqliteStore {
             .bind(email_or_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(login_from).transpose()
+        Ok(row.as_ref().map(crate::rows::login).transpose()?)
     }
 
     async fn logins(&self, tenant_id: Option<&str>) -> Result<Vec<Login>, StoreError> {
@@ -143,7 +109,10 @@ impl ConsoleStore for SqliteStore {
                 .fetch_all(&self.pool)
                 .await?,
             };
-        rows.iter().map(login_from).collect()
+        Ok(rows
+            .iter()
+            .map(crate::rows::login)
+            .collect::<Result<_, _>>()?)
     }
 
     async fn remove_login(&self, id: &str) -> Result<bool, StoreError> {
@@ -261,7 +230,7 @@ impl ConsoleStore for SqliteStore {
             .bind(id_sha256)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(session_from).transpose()
+        Ok(row.as_ref().map(crate::rows::session).transpose()?)
     }
 
     async fn touch_session(&self, id_sha256: &[u8], seen_ms: i64) -> Result<(), StoreError> {
@@ -328,21 +297,12 @@ impl ConsoleStore for SqliteStore {
         )
         .bind(tenant_id)
         .bind(before_id.unwrap_or(i64::MAX))
-        .bind(limit.min(AUDIT_PAGE_MAX))
+        .bind(i64::from(limit.min(AUDIT_PAGE_MAX)))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(AuditEntry {
-                    id: row.try_get("id")?,
-                    time_ms: row.try_get("time_ms")?,
-                    tenant_id: row.try_get("tenant_id")?,
-                    actor: row.try_get("actor")?,
-                    action: row.try_get("action")?,
-                    target: row.try_get("target")?,
-                    address: row.try_get("address")?,
-                })
-            })
-            .collect()
+        Ok(rows
+            .iter()
+            .map(crate::rows::audit_entry)
+            .collect::<Result<_, _>>()?)
     }
 }

@@ -2,14 +2,16 @@
 //! (its durability and failover are PostgreSQL's: synchronous replication to standbys).
 //! The same store traits as [`crate::SqliteStore`], checked by one test suite run against
 //! both (`tests/control_suite.rs`). Built up trait by trait: [`ControlStore`], [`SloStore`],
-//! [`OpsStore`] and [`EventStore`] so far.
+//! [`OpsStore`], [`EventStore`] and [`ConsoleStore`] so far.
 //!
 //! [`ControlStore`]: crate::ControlStore
 //! [`EventStore`]: crate::EventStore
+//! [`ConsoleStore`]: crate::ConsoleStore
 //! [`SloStore`]: crate::SloStore
 //! [`OpsStore`]: crate::OpsStore
 
 mod alerts;
+mod console;
 mod control;
 mod events;
 mod slo;
@@ -23,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations_pg/0001_control.sql"),
     include_str!("../../migrations_pg/0002_slo_and_ops.sql"),
     include_str!("../../migrations_pg/0003_events.sql"),
+    include_str!("../../migrations_pg/0004_console.sql"),
 ];
 
 /// Serialises migrations between nodes starting together (`pg_advisory_xact_lock` key).

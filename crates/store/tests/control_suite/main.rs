@@ -1,12 +1,14 @@
 //! One test suite for the control plane (tenants, keys, domains, idempotency, the
 //! objectives' counters, alerts and reports; events, suppressions and webhooks in
-//! `events.rs`), run against both stores: SQLite on a file and
+//! `events.rs`; console logins, sessions and audit in `console.rs`), run against both stores: SQLite on a file and
 //! PostgreSQL (a throwaway server from Debian's packages, `testkit::postgres`). Cluster
 //! mode's shared control plane must answer exactly as the single node's does.
 
+mod console;
 mod events;
 
 mod cases {
+    pub use super::console::*;
     pub use super::events::*;
     use store::{ControlStore, Scopes, StoreError};
 
@@ -352,4 +354,9 @@ suite!(
     events_are_listed_by_filter_tag_and_tenant,
     suppressions_keep_their_first_reason_and_page_by_address,
     webhooks_follow_events_rotate_and_log_deliveries,
+    logins_are_unique_per_address_and_roles_match_their_kind,
+    a_password_change_ends_every_other_session,
+    sessions_expire_by_age_and_idleness_and_go_with_their_login,
+    the_audit_log_pages_newest_first_per_tenant,
+    a_tenant_is_suspended_with_a_reason_and_reactivated,
 );

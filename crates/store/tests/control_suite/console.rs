@@ -1,12 +1,6 @@
-//! Console logins, sessions, the audit log and tenant suspension on a real SQLite file.
+//! Console logins, sessions, the audit log and tenant suspension: both stores.
 
-use store::{ConsoleStore, ControlStore, Role, Session, SqliteStore, StoreError};
-
-async fn open(dir: &tempfile::TempDir) -> SqliteStore {
-    SqliteStore::open(&dir.path().join("control.db"))
-        .await
-        .expect("open store")
-}
+use store::{ConsoleStore, ControlStore, Role, Session, StoreError};
 
 fn session(id: u8, login: &str, created_ms: i64, seen_ms: i64) -> Session {
     Session {
@@ -20,10 +14,11 @@ fn session(id: u8, login: &str, created_ms: i64, seen_ms: i64) -> Session {
     }
 }
 
-#[tokio::test]
-async fn logins_are_unique_per_address_and_roles_match_their_kind() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
+pub async fn logins_are_unique_per_address_and_roles_match_their_kind<
+    S: ControlStore + ConsoleStore,
+>(
+    store: &S,
+) {
     let acme = store.add_tenant("acme").await.unwrap().id;
     let ann = store
         .add_login("Ann@Acme.Example", Some(&acme), Role::Owner, "$argon2id$x")
@@ -88,10 +83,7 @@ async fn logins_are_unique_per_address_and_roles_match_their_kind() {
     assert!(store.login("ann@acme.example").await.unwrap().is_none());
 }
 
-#[tokio::test]
-async fn a_password_change_ends_every_other_session() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
+pub async fn a_password_change_ends_every_other_session<S: ControlStore + ConsoleStore>(store: &S) {
     let acme = store.add_tenant("acme").await.unwrap().id;
     let ann = store
         .add_login("ann@acme.example", Some(&acme), Role::Owner, "old")
@@ -121,10 +113,11 @@ async fn a_password_change_ends_every_other_session() {
     assert!(store.session(&[2; 32]).await.unwrap().is_none());
 }
 
-#[tokio::test]
-async fn sessions_expire_by_age_and_idleness_and_go_with_their_login() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
+pub async fn sessions_expire_by_age_and_idleness_and_go_with_their_login<
+    S: ControlStore + ConsoleStore,
+>(
+    store: &S,
+) {
     let ops = store
         .add_login("ops@platform.example", None, Role::Operator, "h")
         .await
@@ -153,10 +146,9 @@ async fn sessions_expire_by_age_and_idleness_and_go_with_their_login() {
     assert!(store.session(&[2; 32]).await.unwrap().is_none());
 }
 
-#[tokio::test]
-async fn the_audit_log_pages_newest_first_per_tenant() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
+pub async fn the_audit_log_pages_newest_first_per_tenant<S: ControlStore + ConsoleStore>(
+    store: &S,
+) {
     for i in 0..5 {
         let tenant = if i % 2 == 0 { Some("t_a") } else { None };
         store
@@ -180,10 +172,9 @@ async fn the_audit_log_pages_newest_first_per_tenant() {
     );
 }
 
-#[tokio::test]
-async fn a_tenant_is_suspended_with_a_reason_and_reactivated() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
+pub async fn a_tenant_is_suspended_with_a_reason_and_reactivated<S: ControlStore + ConsoleStore>(
+    store: &S,
+) {
     let acme = store.add_tenant("acme").await.unwrap().id;
     store
         .set_tenant_suspended(&acme, Some("unpaid invoice"))
