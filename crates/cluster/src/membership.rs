@@ -8,6 +8,8 @@
 //! node, should it come back, finds its next heartbeat refused and knows its spool went
 //! elsewhere. A node also stops delivering (fences itself) when its heartbeats have failed
 //! for `fence_after`, shorter than `dead_after`, so it is quiet before anyone takes over.
+//! Silence is counted only while the observer's own heartbeats are being stored: when the
+//! bucket takes no writes at all (its leader being elected), nobody is judged dead for it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -132,6 +134,10 @@ pub struct Membership {
     seen: Mutex<HashMap<String, Seen>>,
     /// Our record's revision and when the heartbeat that wrote it was sent.
     mine: Mutex<Option<(u64, Instant)>>,
+    /// Since when this node's heartbeats have all been stored (None after a failure). Others'
+    /// silence counts only from then: when the bucket cannot take writes (its leader being
+    /// elected after a server died), nobody can beat, and nobody is judged dead for it.
+    streak: Mutex<Option<Instant>>,
 }
 
 impl Membership {
@@ -170,6 +176,7 @@ impl Membership {
             config,
             seen: Mutex::new(HashMap::new()),
             mine: Mutex::new(None),
+            streak: Mutex::new(None),
         })
     }
 
@@ -260,6 +267,10 @@ impl Membership {
         match tokio::time::timeout(self.config.heartbeat * 2, update).await {
             Ok(Ok(revision)) => {
                 *self.mine.lock().unwrap_or_else(|p| p.into_inner()) = Some((revision, sent));
+                self.streak
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(sent);
                 Ok(())
             }
             Ok(Err(e)) if lost_race(&e) => {
@@ -276,9 +287,19 @@ impl Membership {
                 };
                 Err(BeatError::TakenOver(by))
             }
-            Ok(Err(e)) => Err(BeatError::Unreachable(e.to_string())),
-            Err(_) => Err(BeatError::Unreachable("timed out".into())),
+            Ok(Err(e)) => {
+                self.broken_streak();
+                Err(BeatError::Unreachable(e.to_string()))
+            }
+            Err(_) => {
+                self.broken_streak();
+                Err(BeatError::Unreachable("timed out".into()))
+            }
         }
+    }
+
+    fn broken_streak(&self) {
+        *self.streak.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// Until when this node may start deliveries: its last stored heartbeat's sending time
@@ -319,6 +340,8 @@ impl Membership {
         }
         let now = Instant::now();
         let fenced = self.fenced();
+        // Silence is only held against a node while this node could write itself.
+        let streak = *self.streak.lock().unwrap_or_else(|p| p.into_inner());
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         seen.retain(|name, _| found.iter().any(|(n, _)| n == name));
         let mut members = Vec::new();
@@ -334,10 +357,14 @@ impl Membership {
                 };
             }
             let silent_for = now.duration_since(at.changed);
+            let judged_for = match streak {
+                Some(since) => now.duration_since(at.changed.max(since)),
+                None => Duration::ZERO,
+            };
             let alive = if name == self.config.node {
                 !fenced
             } else {
-                silent_for < self.config.dead_after
+                judged_for < self.config.dead_after
             };
             members.push(Member {
                 record,
