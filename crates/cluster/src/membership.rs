@@ -138,6 +138,11 @@ pub struct Membership {
     /// silence counts only from then: when the bucket cannot take writes (its leader being
     /// elected after a server died), nobody can beat, and nobody is judged dead for it.
     streak: Mutex<Option<Instant>>,
+    /// The last record written (or tried) and when: a heartbeat whose answer was lost may
+    /// still have been stored.
+    last_try: Mutex<Option<(bytes::Bytes, Instant)>>,
+    /// Records written by the heartbeats before it, for the same check.
+    recent: Mutex<std::collections::VecDeque<(bytes::Bytes, Instant)>>,
 }
 
 impl Membership {
@@ -177,6 +182,8 @@ impl Membership {
             seen: Mutex::new(HashMap::new()),
             mine: Mutex::new(None),
             streak: Mutex::new(None),
+            last_try: Mutex::new(None),
+            recent: Mutex::new(std::collections::VecDeque::new()),
         })
     }
 
@@ -249,11 +256,12 @@ impl Membership {
 
     /// Whether `node` counts as alive, looking at its record twice `dead_after` apart at most.
     async fn taker_alive(&self, node: &str) -> Result<bool, ClusterError> {
-        Ok(self
-            .observe()
-            .await?
-            .iter()
-            .any(|m| m.record.name == node && m.alive))
+        let read = tokio::time::timeout(self.config.heartbeat * 4, self.observe()).await;
+        let Ok(members) = read else {
+            // Unreadable for now: assume the taker lives, and look again.
+            return Ok(true);
+        };
+        Ok(members?.iter().any(|m| m.record.name == node && m.alive))
     }
 
     /// Stores this node's record (compare-and-set on our last revision).
@@ -263,27 +271,48 @@ impl Membership {
             return Err(BeatError::Unreachable("not claimed yet".into()));
         };
         let sent = Instant::now();
-        let update = self.kv.update(&key, encode(record), revision);
-        match tokio::time::timeout(self.config.heartbeat * 2, update).await {
+        let written = encode(record);
+        let update = self.kv.update(&key, written.clone(), revision);
+        let result = tokio::time::timeout(self.config.heartbeat * 2, update).await;
+        let previous = self
+            .last_try
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace((written, sent));
+        if let Some(previous) = previous {
+            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            recent.push_back(previous);
+            if recent.len() > 8 {
+                recent.pop_front();
+            }
+        }
+        match result {
             Ok(Ok(revision)) => {
-                *self.mine.lock().unwrap_or_else(|p| p.into_inner()) = Some((revision, sent));
-                self.streak
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get_or_insert(sent);
+                self.stored(revision, sent);
                 Ok(())
             }
             Ok(Err(e)) if lost_race(&e) => {
-                let by = match self.entry(&key).await {
-                    Ok(Some((
-                        NodeRecord {
+                let entry = self.raw_entry(&key).await;
+                // Our own earlier write whose answer was lost (its server died before
+                // replying): the record is still ours, at a newer revision.
+                if let Ok(Some((value, current))) = &entry
+                    && let Some(tried) = self.when_written(value)
+                {
+                    self.stored(*current, tried);
+                    return Err(BeatError::Unreachable(
+                        "an earlier heartbeat's answer was lost; resynchronised".into(),
+                    ));
+                }
+                let by = match entry {
+                    Ok(Some((value, _))) => match serde_json::from_slice::<NodeRecord>(&value) {
+                        Ok(NodeRecord {
                             state: NodeState::TakenOver { by },
                             ..
-                        },
-                        _,
-                    ))) => by,
+                        }) => by,
+                        _ => "another node".into(),
+                    },
                     Ok(None) => "a surviving node (record gone)".into(),
-                    _ => "another node".into(),
+                    Err(_) => "another node".into(),
                 };
                 Err(BeatError::TakenOver(by))
             }
@@ -296,6 +325,42 @@ impl Membership {
                 Err(BeatError::Unreachable("timed out".into()))
             }
         }
+    }
+
+    fn stored(&self, revision: u64, sent: Instant) {
+        *self.mine.lock().unwrap_or_else(|p| p.into_inner()) = Some((revision, sent));
+        self.streak
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(sent);
+    }
+
+    /// When this node wrote `value` in one of its recent heartbeats, if it did.
+    fn when_written(&self, value: &[u8]) -> Option<Instant> {
+        let last = self
+            .last_try
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        last.iter()
+            .chain(recent.iter())
+            .find(|(written, _)| written[..] == value[..])
+            .map(|(_, at)| *at)
+    }
+
+    async fn raw_entry(&self, key: &str) -> Result<Option<(bytes::Bytes, u64)>, ClusterError> {
+        let entry = self
+            .kv
+            .entry(key.to_string())
+            .await
+            .map_err(|e| ClusterError::Stream {
+                stream: BUCKET.into(),
+                reason: e.to_string(),
+            })?;
+        Ok(entry
+            .filter(|e| e.operation == kv::Operation::Put)
+            .map(|e| (e.value, e.revision)))
     }
 
     fn broken_streak(&self) {

@@ -201,6 +201,9 @@ impl ClusterNode {
     /// The cluster loop. Returns only when another node took this node's record (it was cut
     /// off too long): delivery is fenced by then and the process must restart.
     pub async fn run(self: Arc<Self>, fence: Fence) -> ClusterError {
+        // Looking at the others runs beside the heartbeats: a slow read (a server catching
+        // up after a restart) must never delay this node's own heartbeat.
+        let observer = AbortOnDrop(tokio::spawn(self.clone().observe_loop()));
         let mut tick = tokio::time::interval(self.config.membership.heartbeat);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -220,6 +223,7 @@ impl ClusterNode {
                     Err(BeatError::TakenOver(by)) => {
                         self.fenced.store(true, Ordering::Relaxed);
                         (fence.set)(true);
+                        drop(observer);
                         return ClusterError::TakenOver(by);
                     }
                     Err(BeatError::Unreachable(reason)) => {
@@ -231,11 +235,20 @@ impl ClusterNode {
             if self.fenced.swap(fenced, Ordering::Relaxed) != fenced {
                 (fence.set)(fenced);
             }
-            if fenced {
+        }
+    }
+
+    /// Reads the membership every heartbeat (each read bounded in time) and starts the
+    /// takeovers that are due.
+    async fn observe_loop(self: Arc<Self>) {
+        let heartbeat = self.config.membership.heartbeat;
+        loop {
+            tokio::time::sleep(heartbeat).await;
+            if self.fenced() {
                 continue;
             }
-            match self.membership.observe().await {
-                Ok(members) => {
+            match tokio::time::timeout(heartbeat * 4, self.membership.observe()).await {
+                Ok(Ok(members)) => {
                     for member in &members {
                         if takeover::due(self.name(), member, &members) {
                             self.clone().start_takeover(member.clone());
@@ -243,7 +256,8 @@ impl ClusterNode {
                     }
                     *self.view.lock().unwrap_or_else(|p| p.into_inner()) = members;
                 }
-                Err(e) => tracing::warn!(error = %e, "cluster membership unreadable"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "cluster membership unreadable"),
+                Err(_) => tracing::warn!("cluster membership read timed out"),
             }
         }
     }
@@ -293,8 +307,10 @@ impl ClusterNode {
             .map_err(|e| ClusterError::Connect(e.to_string()))?;
         let deadline = Instant::now() + wait;
         while Instant::now() < deadline {
-            let members = self.membership.observe().await?;
-            if !members.iter().any(|m| m.record.name == self.name()) {
+            let read = tokio::time::timeout(Duration::from_secs(2), self.membership.observe());
+            if let Ok(members) = read.await
+                && !members?.iter().any(|m| m.record.name == self.name())
+            {
                 return Ok(true);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -326,4 +342,13 @@ async fn check_monitors(monitors: &[String]) -> Result<(), ClusterError> {
         server_check::check_varz(base, &varz)?;
     }
     Ok(())
+}
+
+/// Aborts a task when dropped (the observer ends with the loop that started it).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

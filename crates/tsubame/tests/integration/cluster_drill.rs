@@ -95,6 +95,14 @@ fn nodes_killed_in_turn_under_load_lose_no_acknowledged_mail() {
             }
             std::thread::sleep(Duration::from_millis(1500));
             let victim = (k + usize::from(fault == Fault::Freeze)) % nodes.len();
+            for node in nodes.iter_mut() {
+                if let Some(status) = node.wait_exit(Duration::ZERO) {
+                    panic!(
+                        "a node exited by itself ({status}) before fault {k}:\n{}",
+                        crate::cluster::plain(&node.log_text())
+                    );
+                }
+            }
             let held: Vec<String> = nodes[victim].queued_ids();
             let (at, at_unix) = (Instant::now(), unix_now());
             match fault {
@@ -135,7 +143,13 @@ fn nodes_killed_in_turn_under_load_lose_no_acknowledged_mail() {
                     "a thawed node whose queue was taken over must exit: {exit:?}"
                 );
             }
-            nodes[victim].spawn(&[]);
+            let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                nodes[victim].spawn(&[]);
+            }));
+            if let Err(panic) = started {
+                print_notable(&nodes);
+                std::panic::resume_unwind(panic);
+            }
         }
         // Every third kill is followed by one of a spool server (killed, back 2 s later).
         if k % 3 == 2 {
@@ -210,6 +224,13 @@ fn nodes_killed_in_turn_under_load_lose_no_acknowledged_mail() {
         delivered.len(),
         worst_pause.as_secs_f64()
     );
+    if lost > 0
+        || record
+            .iter()
+            .any(|k| k.fault != Fault::SpoolServer && k.delivered_after.is_none())
+    {
+        print_notable(&nodes);
+    }
     assert!(
         subjects.len() > 100,
         "too little traffic: {}",
@@ -260,4 +281,27 @@ fn longest_gap(times: &[Instant], from: Instant, window: Duration) -> Duration {
         previous = t;
     }
     longest.max(end.min(Instant::now()).saturating_duration_since(previous))
+}
+
+/// Every node's warnings, errors, takeovers and joins (when something went wrong).
+fn print_notable(nodes: &[TestServer]) {
+    for (i, node) in nodes.iter().enumerate() {
+        let log = crate::cluster::plain(&node.log_text());
+        let notable: Vec<&str> = log
+            .lines()
+            .filter(|l| {
+                [
+                    " WARN ",
+                    " ERROR ",
+                    "taking over",
+                    "took over",
+                    "joined",
+                    "waiting",
+                ]
+                .iter()
+                .any(|m| l.contains(m))
+            })
+            .collect();
+        println!("node {i} warnings and takeovers:\n{}", notable.join("\n"));
+    }
 }

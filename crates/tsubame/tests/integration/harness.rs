@@ -5,7 +5,6 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tsubame");
@@ -48,8 +47,9 @@ pub struct TestServer {
     /// The test's own TOML, kept to rewrite the config when ports change.
     extra: String,
     child: Option<Child>,
-    /// Everything the server wrote to stderr (its log), shared with a reader thread.
-    pub log: Arc<Mutex<String>>,
+    /// Where the server's stderr (its log) goes, appended across restarts: a file, so that
+    /// nothing the server writes can be lost or block it.
+    pub log_path: PathBuf,
     /// Environment variables for the server process.
     env: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
@@ -132,7 +132,7 @@ impl TestServer {
             config_path: dir.join("tsubame.toml"),
             extra: extra.to_string(),
             child: None,
-            log: Arc::default(),
+            log_path: dir.join("server.log"),
             env: Vec::new(),
             _tmp: None,
         };
@@ -178,7 +178,7 @@ impl TestServer {
             match self.spawn_once(wrapper) {
                 Ok(()) => return,
                 Err(log) if log.contains("Address already in use") => {
-                    self.log.lock().expect("log").clear();
+                    let _ = std::fs::write(&self.log_path, "");
                     self.pick_ports();
                 }
                 Err(log) => panic!("tsubame did not start; log:\n{log}"),
@@ -205,17 +205,14 @@ impl TestServer {
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("spawn tsubame");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = self.log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = log.lock().expect("log");
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.log_path)
+                    .expect("server log"),
+            );
+        let child = command.spawn().expect("spawn tsubame");
         self.child = Some(child);
         self.wait_healthy()
     }
@@ -229,10 +226,7 @@ impl TestServer {
                 // The log reader thread may still be copying the last lines.
                 std::thread::sleep(Duration::from_millis(100));
                 self.child = None;
-                return Err(format!(
-                    "exited early with {status}: {}",
-                    self.log.lock().expect("log")
-                ));
+                return Err(format!("exited early with {status}: {}", self.log_text()));
             }
             if TcpStream::connect(self.smtp).is_ok() && http_get(self.http, "/health", None).is_ok()
             {
@@ -240,9 +234,43 @@ impl TestServer {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        // Where it is stuck, when gdb is at hand.
+        let stacks = self
+            .child
+            .as_ref()
+            .and_then(|c| {
+                Command::new("gdb")
+                    .args([
+                        "-batch",
+                        "-p",
+                        &c.id().to_string(),
+                        "-ex",
+                        "thread apply all bt 12",
+                    ])
+                    .output()
+                    .ok()
+            })
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let fds = self
+            .child
+            .as_ref()
+            .and_then(|c| {
+                Command::new("sh")
+                    .arg("-c")
+                    .arg(format!(
+                        "ls -l /proc/{0}/fd; cat /proc/{0}/status | head -12; timeout 3 strace -f -tt -p {0} 2>&1 | head -40",
+                        c.id()
+                    ))
+                    .output()
+                    .ok()
+            })
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let stacks = format!("{stacks}\n{fds}");
         panic!(
-            "tsubame did not become healthy; log:\n{}",
-            self.log.lock().expect("log")
+            "tsubame did not become healthy; log:\n{}\nstacks:\n{stacks}",
+            self.log_text()
         );
     }
 
@@ -277,15 +305,17 @@ impl TestServer {
     /// Waits up to `limit` for the server to exit by itself; its status, or None.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
+        loop {
             let child = self.child.as_mut()?;
             if let Ok(Some(status)) = child.try_wait() {
                 self.child = None;
                 return Some(status);
             }
+            if Instant::now() >= deadline {
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        None
     }
 
     /// SIGTERM, then wait up to `limit` for the exit status.
@@ -351,7 +381,7 @@ impl TestServer {
     }
 
     pub fn log_text(&self) -> String {
-        self.log.lock().expect("log").clone()
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 }
 
