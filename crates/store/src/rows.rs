@@ -249,3 +249,34 @@ reader! {
         })
     }
 }
+
+reader! {
+    fn template(row) -> Result<crate::templates::StoredTemplate, sqlx::Error> {
+        let dialect: String = row.try_get("dialect")?;
+        Ok(crate::templates::StoredTemplate {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            dialect: crate::templates::Dialect::parse(&dialect).ok_or_else(|| {
+                sqlx::Error::Decode(format!("stored dialect {dialect:?} is unknown").into())
+            })?,
+            active_version: row.try_get("active_version")?,
+            created_ms: row.try_get("created_ms")?,
+        })
+    }
+}
+
+reader! {
+    fn template_version(row) -> Result<crate::templates::TemplateVersion, sqlx::Error> {
+        Ok(crate::templates::TemplateVersion {
+            version: row.try_get("version")?,
+            content: crate::templates::VersionContent {
+                subject: row.try_get("subject")?,
+                html: row.try_get("html")?,
+                text: row.try_get("text")?,
+                test_data: row.try_get("test_data")?,
+            },
+            created_ms: row.try_get("created_ms")?,
+            used_ms: row.try_get("used_ms")?,
+        })
+    }
+}

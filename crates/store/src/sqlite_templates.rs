@@ -1,39 +1,9 @@
 //! [`TemplateStore`] on SQLite.
 
 use rand::RngCore;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use crate::templates::{Dialect, StoredTemplate, TemplateStore, TemplateVersion, VersionContent};
 use crate::{SqliteStore, StoreError, now_ms};
-
-fn template_from(row: &SqliteRow) -> Result<StoredTemplate, StoreError> {
-    let dialect: String = row.try_get("dialect")?;
-    Ok(StoredTemplate {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        dialect: Dialect::parse(&dialect).ok_or_else(|| StoreError::Invalid {
-            field: "dialect",
-            reason: format!("stored dialect {dialect:?} is unknown"),
-        })?,
-        active_version: row.try_get("active_version")?,
-        created_ms: row.try_get("created_ms")?,
-    })
-}
-
-fn version_from(row: &SqliteRow) -> Result<TemplateVersion, StoreError> {
-    Ok(TemplateVersion {
-        version: row.try_get("version")?,
-        content: VersionContent {
-            subject: row.try_get("subject")?,
-            html: row.try_get("html")?,
-            text: row.try_get("text")?,
-            test_data: row.try_get("test_data")?,
-        },
-        created_ms: row.try_get("created_ms")?,
-        used_ms: row.try_get("used_ms")?,
-    })
-}
 
 /// The template must be the tenant's.
 async fn owned(store: &SqliteStore, tenant_id: &str, template_id: &str) -> Result<(), StoreError> {
@@ -104,7 +74,10 @@ impl TemplateStore for SqliteStore {
             .bind(tenant_id)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(template_from).collect()
+        Ok(rows
+            .iter()
+            .map(crate::rows::template)
+            .collect::<Result<_, _>>()?)
     }
 
     async fn template(
@@ -120,7 +93,7 @@ impl TemplateStore for SqliteStore {
         .bind(id_or_name)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(template_from).transpose()
+        Ok(row.as_ref().map(crate::rows::template).transpose()?)
     }
 
     async fn remove_template(&self, tenant_id: &str, id: &str) -> Result<bool, StoreError> {
@@ -231,7 +204,10 @@ impl TemplateStore for SqliteStore {
         .bind(template_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(version_from).collect()
+        Ok(rows
+            .iter()
+            .map(crate::rows::template_version)
+            .collect::<Result<_, _>>()?)
     }
 
     async fn version(
@@ -249,7 +225,10 @@ impl TemplateStore for SqliteStore {
         .bind(version)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(version_from).transpose()
+        Ok(row
+            .as_ref()
+            .map(crate::rows::template_version)
+            .transpose()?)
     }
 
     async fn activate_version(

@@ -2,19 +2,24 @@
 //! (its durability and failover are PostgreSQL's: synchronous replication to standbys).
 //! The same store traits as [`crate::SqliteStore`], checked by one test suite run against
 //! both (`tests/control_suite.rs`). Built up trait by trait: [`ControlStore`], [`SloStore`],
-//! [`OpsStore`], [`EventStore`] and [`ConsoleStore`] so far.
+//! [`OpsStore`], [`EventStore`], [`ConsoleStore`], [`TemplateStore`] and [`CompatStore`]
+//! so far.
 //!
 //! [`ControlStore`]: crate::ControlStore
 //! [`EventStore`]: crate::EventStore
 //! [`ConsoleStore`]: crate::ConsoleStore
+//! [`TemplateStore`]: crate::TemplateStore
+//! [`CompatStore`]: crate::CompatStore
 //! [`SloStore`]: crate::SloStore
 //! [`OpsStore`]: crate::OpsStore
 
 mod alerts;
+mod compat;
 mod console;
 mod control;
 mod events;
 mod slo;
+mod templates;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
@@ -26,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations_pg/0002_slo_and_ops.sql"),
     include_str!("../../migrations_pg/0003_events.sql"),
     include_str!("../../migrations_pg/0004_console.sql"),
+    include_str!("../../migrations_pg/0005_templates_compat.sql"),
 ];
 
 /// Serialises migrations between nodes starting together (`pg_advisory_xact_lock` key).

@@ -4,12 +4,16 @@
 //! PostgreSQL (a throwaway server from Debian's packages, `testkit::postgres`). Cluster
 //! mode's shared control plane must answer exactly as the single node's does.
 
+mod compat;
 mod console;
 mod events;
+mod templates;
 
 mod cases {
+    pub use super::compat::*;
     pub use super::console::*;
     pub use super::events::*;
+    pub use super::templates::*;
     use store::{ControlStore, Scopes, StoreError};
 
     pub async fn tenants_are_unique_by_name_and_listed<S: ControlStore>(store: &S) {
@@ -359,4 +363,6 @@ suite!(
     sessions_expire_by_age_and_idleness_and_go_with_their_login,
     the_audit_log_pages_newest_first_per_tenant,
     a_tenant_is_suspended_with_a_reason_and_reactivated,
+    versions_activate_and_freeze_once_used,
+    compat_numbers_are_stable_and_tenant_scoped,
 );

@@ -1,7 +1,7 @@
-//! Stored templates on a real SQLite file: numbered versions, the first active, a version a
+//! Stored templates on both stores: numbered versions, the first active, a version a
 //! message used is immutable, and another tenant sees none of it.
 
-use store::{ControlStore, Dialect, SqliteStore, StoreError, TemplateStore, VersionContent};
+use store::{ControlStore, Dialect, StoreError, TemplateStore, VersionContent};
 
 fn content(subject: &str) -> VersionContent {
     VersionContent {
@@ -12,12 +12,7 @@ fn content(subject: &str) -> VersionContent {
     }
 }
 
-#[tokio::test]
-async fn versions_activate_and_freeze_once_used() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("control.db"))
-        .await
-        .unwrap();
+pub async fn versions_activate_and_freeze_once_used<S: ControlStore + TemplateStore>(store: &S) {
     let a = store.add_tenant("acme").await.unwrap().id;
     let b = store.add_tenant("beta").await.unwrap().id;
     let welcome = store

@@ -1,15 +1,10 @@
-//! The compatible APIs' integer ids and job results on a real SQLite file.
+//! The compatible APIs' integer ids and job results on both stores.
 
-use store::{CompatKind, CompatStore, ControlStore, SqliteStore};
+use store::{CompatKind, CompatStore, ControlStore};
 
 /// Numbers are stable per object, never shared across tenants, and a number is looked up
 /// only within its tenant and kind.
-#[tokio::test]
-async fn compat_numbers_are_stable_and_tenant_scoped() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("control.db"))
-        .await
-        .unwrap();
+pub async fn compat_numbers_are_stable_and_tenant_scoped<S: ControlStore + CompatStore>(store: &S) {
     let t1 = store.add_tenant("acme").await.unwrap().id;
     let t2 = store.add_tenant("beta").await.unwrap().id;
     let ids = vec!["ls_a".to_string(), "ls_b".to_string()];
