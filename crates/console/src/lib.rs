@@ -86,6 +86,8 @@ pub struct ConsoleState<S> {
     pub campaigns: std::sync::OnceLock<Arc<dyn campaigns::desk::CampaignDesk>>,
     /// Alerts, objectives, on-call, reports and forecasts, handed over by the binary.
     pub operations: std::sync::OnceLock<Arc<::ops::runner::Ops>>,
+    /// Cluster mode's membership; unset on a single node.
+    pub cluster: std::sync::OnceLock<Arc<cluster::node::ClusterNode>>,
 }
 
 impl<S> ConsoleState<S> {
@@ -149,6 +151,7 @@ impl<S: Store> ConsoleState<S> {
             contact_imports_wake: contact_imports.1,
             campaigns: std::sync::OnceLock::new(),
             operations: std::sync::OnceLock::new(),
+            cluster: std::sync::OnceLock::new(),
         })
     }
 }
@@ -298,6 +301,7 @@ pub fn router<S: Store>(state: Arc<ConsoleState<S>>) -> Router {
         )
         .route("/ops/tenants/{id}", post(ops::tenants::change::<S>))
         .route("/ops/shaping", get(ops::shaping::page::<S>))
+        .route("/ops/cluster", get(ops::cluster::page::<S>))
         .route("/ops/audit", get(ops::audit::page::<S>))
         .route("/ops/alerts", get(ops::alerts::page::<S>))
         .route("/ops/alerts/{id}", get(ops::alerts::show::<S>))

@@ -87,6 +87,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/ops_shaping.html"),
     ),
     (
+        "ops_cluster.html",
+        include_str!("../templates/ops_cluster.html"),
+    ),
+    (
         "ops_audit.html",
         include_str!("../templates/ops_audit.html"),
     ),

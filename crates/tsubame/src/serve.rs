@@ -279,6 +279,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let _ = api_state.queue.set(queue);
     let _ = console_state.operations.set(operations.clone());
+    if let Some(node) = &cluster {
+        let _ = console_state.cluster.set(node.clone());
+    }
     let _ = console_state
         .campaigns
         .set(Arc::new(api::campaigns::desk::Desk {

@@ -6,6 +6,7 @@
 
 pub mod alerts;
 pub mod audit;
+pub mod cluster;
 pub mod forecast;
 pub mod messages;
 pub mod oncall;

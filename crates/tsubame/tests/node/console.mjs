@@ -547,6 +547,9 @@ try {
     check(shaping.includes("gmail") && shaping.includes("docomo"), "providers missing from shaping");
     check(shaping.includes(site), "the queued site is not listed under its shaping");
     await audit(op, "ops-shaping");
+    await op.goto(`${base}/ops/cluster`);
+    check((await op.textContent("main")).includes("runs alone"), "the cluster page of a single node");
+    await audit(op, "ops-cluster");
     await op.goto(`${base}/ops/audit`);
     const platformLog = await op.textContent("main table");
     check(platformLog.includes("site.pause") && platformLog.includes("webhook.add"), "platform audit log incomplete");
