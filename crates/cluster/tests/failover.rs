@@ -153,6 +153,8 @@ async fn a_dead_nodes_mail_moves_to_one_survivor_and_its_return_drops_nothing_tw
         .recipients_done(acked[0], vec![0])
         .await
         .expect("done");
+    // Final recipients of a message still queued are noted after a second.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
     for _ in 0..3 {
         assert!(b.round().await.is_empty() && c.round().await.is_empty());
         assert!(a.round().await.is_empty());

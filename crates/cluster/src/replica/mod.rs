@@ -29,6 +29,9 @@ pub use recover::{NodeCopy, StoredCopy};
 /// a node taking over another's message (same id, same stream, within the duplicate window)
 /// stores a record of its own instead of being handed back the one it is about to delete.
 const DEDUP: &str = "Nats-Msg-Id";
+/// How long final recipients wait before they are noted beside a message still queued.
+const DONE_NOTE_DELAY: Duration = Duration::from_secs(1);
+
 /// Header marking a message written held (a campaign batch not yet committed).
 pub(crate) const HELD: &str = "Tsubame-Held";
 
@@ -262,10 +265,20 @@ impl Shared {
         Err(format!("no shard stored the copy: {last}"))
     }
 
-    /// Publishes a small bookkeeping record beside the message; nobody waits.
-    fn note(self: &Arc<Self>, id: MessageId, payload: Vec<u8>) {
+    /// Publishes a small bookkeeping record beside the message; nobody waits. With `delay`,
+    /// only if the message is still queued after it: most messages are finished (and their
+    /// records deleted) within moments of their first final recipients, and a note for them
+    /// would be two more writes to the servers for nothing. A node lost within the delay
+    /// costs those recipients a second delivery by the node that takes over.
+    fn note(self: &Arc<Self>, id: MessageId, payload: Vec<u8>, delay: Option<Duration>) {
         let shared = self.clone();
         tokio::spawn(async move {
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay).await;
+                if !shared.locations().contains_key(&id) {
+                    return;
+                }
+            }
             let shard = shared.shard_of(id);
             let subject = streams::done_subject(shard, &shared.config.node);
             let mut headers = HeaderMap::new();
@@ -288,12 +301,13 @@ impl Replica for JetStreamReplica {
     }
 
     fn recipients_done(&self, id: MessageId, indices: &[u32]) {
-        self.shared.note(id, records::done(id, indices));
+        self.shared
+            .note(id, records::done(id, indices), Some(DONE_NOTE_DELAY));
     }
 
     fn release(&self, ids: &[MessageId]) {
         for &id in ids {
-            self.shared.note(id, records::released(id));
+            self.shared.note(id, records::released(id), None);
         }
     }
 

@@ -49,7 +49,31 @@ pub(super) async fn read_node(
 ) -> Result<NodeCopy, ClusterError> {
     let mut copy = NodeCopy::default();
     for (shard, stream) in streams.iter().enumerate() {
-        read_shard(stream, shard as u32, node, &mut copy).await?;
+        // A shard electing its leader (a server just died) does not answer for a moment:
+        // read it again, from the start, a few times before giving up.
+        let mut attempt = 0;
+        let part = loop {
+            let mut part = NodeCopy::default();
+            match read_shard(stream, shard as u32, node, &mut part).await {
+                Ok(()) => break part,
+                Err(e) if attempt >= 9 => return Err(e),
+                Err(_) => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+            }
+        };
+        for (id, found) in part.messages {
+            let entry = copy.messages.entry(id).or_default();
+            if entry.record.is_empty() {
+                entry.record = found.record;
+            }
+            entry.held |= found.held;
+            entry.released |= found.released;
+            entry.done.extend(found.done);
+            entry.locations.extend(found.locations);
+        }
+        copy.unreadable += part.unreadable;
     }
     // Notes whose message is gone belong to a finished message.
     let orphans: Vec<MessageId> = copy
