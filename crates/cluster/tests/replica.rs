@@ -253,4 +253,23 @@ async fn ingest_goes_on_when_a_server_dies_and_nothing_acknowledged_is_lost() {
     tokio::task::block_in_place(|| nats.restart(0));
     let found = reader.recover("a").await.expect("recover");
     assert!(acked.iter().all(|id| found.messages.contains_key(id)));
+
+    // Delivered: every record goes, in bulk (the shards are purged up to their watermarks).
+    for id in &acked {
+        spool.remove(*id).await.expect("remove");
+    }
+    let servers: Vec<String> = nats.urls().split(',').map(str::to_string).collect();
+    let js = jetstream::new(async_nats::connect(servers).await.expect("connect"));
+    eventually("the finished records are purged", async || {
+        let mut left = 0;
+        for shard in 0..6 {
+            let mut stream = js
+                .get_stream(cluster::streams::stream_name(shard))
+                .await
+                .expect("stream");
+            left += stream.info().await.expect("info").state.messages;
+        }
+        left == 0
+    })
+    .await;
 }

@@ -7,6 +7,7 @@
 //! is removed with the message. Final recipients and releases are small records beside the
 //! message; a removal deletes every record of the message by sequence.
 
+mod purge;
 mod records;
 mod recover;
 
@@ -70,6 +71,8 @@ struct Shared {
     streams: Vec<stream::Stream>,
     next: AtomicU32,
     locations: Mutex<Locations>,
+    /// Per shard: what of this node may be purged.
+    marks: Mutex<Vec<purge::Marks>>,
     /// Deletions in flight, bounded so a burst of removals cannot flood the servers.
     deleting: Arc<tokio::sync::Semaphore>,
 }
@@ -88,16 +91,20 @@ impl JetStreamReplica {
         config: ReplicaConfig,
     ) -> Result<JetStreamReplica, ClusterError> {
         let streams = streams::ensure(&js, &config.layout).await?;
-        Ok(JetStreamReplica {
-            shared: Arc::new(Shared {
-                js,
-                config,
-                streams,
-                next: AtomicU32::new(0),
-                locations: Mutex::new(HashMap::new()),
-                deleting: Arc::new(tokio::sync::Semaphore::new(64)),
-            }),
-        })
+        let marks = (0..streams.len())
+            .map(|_| purge::Marks::default())
+            .collect();
+        let shared = Arc::new(Shared {
+            js,
+            config,
+            streams,
+            next: AtomicU32::new(0),
+            locations: Mutex::new(HashMap::new()),
+            marks: Mutex::new(marks),
+            deleting: Arc::new(tokio::sync::Semaphore::new(64)),
+        });
+        tokio::spawn(purge_loop(Arc::downgrade(&shared)));
+        Ok(JetStreamReplica { shared })
     }
 
     pub fn node(&self) -> &str {
@@ -118,11 +125,17 @@ impl JetStreamReplica {
     /// Follows this node's own recovered records: they are deleted with their messages.
     pub fn track(&self, copy: &NodeCopy) {
         let mut locations = self.shared.locations();
+        let mut marks = self.shared.marks();
         for (id, stored) in &copy.messages {
             locations
                 .entry(*id)
                 .or_default()
                 .extend_from_slice(&stored.locations);
+            for &(shard, seq) in &stored.locations {
+                if let Some(marks) = marks.get_mut(shard as usize) {
+                    marks.live(seq);
+                }
+            }
         }
     }
 
@@ -137,6 +150,21 @@ impl JetStreamReplica {
 impl Shared {
     fn locations(&self) -> std::sync::MutexGuard<'_, Locations> {
         self.locations.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn marks(&self) -> std::sync::MutexGuard<'_, Vec<purge::Marks>> {
+        self.marks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn with_marks(&self, shard: u32, f: impl FnOnce(&mut purge::Marks)) {
+        if let Some(marks) = self.marks().get_mut(shard as usize) {
+            f(marks);
+        }
+    }
+
+    /// A record of this node is no longer needed: purged with the shard's watermark.
+    fn finished(&self, shard: u32, seq: u64) {
+        self.with_marks(shard, |m| m.finished(seq, Instant::now()));
     }
 
     fn shard_of(&self, id: MessageId) -> u32 {
@@ -158,9 +186,12 @@ impl Shared {
             }
             None => {
                 drop(locations);
-                self.delete_later(shard, seq);
+                self.finished(shard, seq);
+                return;
             }
         }
+        drop(locations);
+        self.with_marks(shard, |m| m.live(seq));
     }
 
     fn delete_later(self: &Arc<Self>, shard: u32, seq: u64) {
@@ -200,20 +231,38 @@ impl Shared {
         payload: Bytes,
         wait: Duration,
     ) -> Result<u64, String> {
-        let ack = self
+        let mut floor = 0;
+        self.with_marks(shard, |m| floor = m.sending());
+        let ack = match self
             .js
             .publish_with_headers(subject, headers, payload)
             .await
-            .map_err(|e| e.to_string())?;
+        {
+            Ok(ack) => ack,
+            Err(e) => {
+                self.with_marks(shard, |m| m.sent(floor, None));
+                return Err(e.to_string());
+            }
+        };
         let mut ack = std::future::IntoFuture::into_future(ack);
         match tokio::time::timeout(wait, ack.as_mut()).await {
-            Ok(Ok(ack)) => Ok(ack.sequence),
-            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Ok(ack)) => {
+                self.with_marks(shard, |m| m.sent(floor, Some(ack.sequence)));
+                Ok(ack.sequence)
+            }
+            Ok(Err(e)) => {
+                self.with_marks(shard, |m| m.sent(floor, None));
+                Err(e.to_string())
+            }
             Err(_) => {
                 let shared = self.clone();
                 tokio::spawn(async move {
-                    if let Ok(ack) = ack.await {
-                        shared.landed(id, shard, ack.sequence, true);
+                    match ack.await {
+                        Ok(ack) => {
+                            shared.with_marks(shard, |m| m.sent(floor, Some(ack.sequence)));
+                            shared.landed(id, shard, ack.sequence, true);
+                        }
+                        Err(_) => shared.with_marks(shard, |m| m.sent(floor, None)),
                     }
                 });
                 Err(format!("shard {shard} did not answer within {wait:?}"))
@@ -265,6 +314,24 @@ impl Shared {
         Err(format!("no shard stored the copy: {last}"))
     }
 
+    /// Publishes a "finished" note in `shard` for a message no longer tracked; nobody waits.
+    fn note_in(self: &Arc<Self>, shard: u32, id: MessageId, payload: Vec<u8>) {
+        let shared = self.clone();
+        tokio::spawn(async move {
+            let subject = streams::done_subject(shard, &shared.config.node);
+            let mut headers = HeaderMap::new();
+            headers.insert(records::ID_HEADER, id.to_string().as_str());
+            let wait = shared.config.store_deadline;
+            match shared
+                .publish(id, shard, subject, headers, payload.into(), wait)
+                .await
+            {
+                Ok(seq) => shared.landed(id, shard, seq, true),
+                Err(e) => tracing::warn!(%id, error = %e, "replica: finished note lost"),
+            }
+        });
+    }
+
     /// Publishes a small bookkeeping record beside the message; nobody waits. With `delay`,
     /// only if the message is still queued after it: most messages are finished (and their
     /// records deleted) within moments of their first final recipients, and a note for them
@@ -313,8 +380,45 @@ impl Replica for JetStreamReplica {
 
     fn remove(&self, id: MessageId) {
         let at = self.shared.locations().remove(&id);
-        for (shard, seq) in at.unwrap_or_default() {
-            self.shared.delete_later(shard, seq);
+        let Some(at) = at else { return };
+        // Said at once, so that no takeover delivers it again while its records wait for
+        // the purge (the note is purged with them).
+        if let Some(&(shard, _)) = at.first() {
+            self.shared.note_in(shard, id, records::removed(id));
+        }
+        for (shard, seq) in at {
+            self.shared.finished(shard, seq);
+        }
+    }
+}
+
+/// Purges each shard of this node's finished records up to its watermark, twice a second;
+/// deletes one by one what a long-lived record holds back. Ends with the replica.
+async fn purge_loop(shared: std::sync::Weak<Shared>) {
+    loop {
+        tokio::time::sleep(purge::PURGE_EVERY).await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let now = Instant::now();
+        let work: Vec<(u32, Option<u64>, Vec<u64>)> = shared
+            .marks()
+            .iter_mut()
+            .enumerate()
+            .map(|(shard, m)| (shard as u32, m.to_purge(), m.stuck(now)))
+            .collect();
+        for (shard, mark, stuck) in work {
+            for seq in stuck {
+                shared.delete_later(shard, seq);
+            }
+            let (Some(mark), Some(stream)) = (mark, shared.streams.get(shard as usize)) else {
+                continue;
+            };
+            let filter = format!("tsubame.spool.{shard}.{}.>", shared.config.node);
+            match stream.purge().filter(filter).sequence(mark).await {
+                Ok(_) => shared.with_marks(shard, |m| m.purged(mark)),
+                Err(e) => tracing::debug!(shard, error = %e, "replica: purge failed; retried"),
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The small bookkeeping records kept beside a message in its shard: which recipients are
-//! final (`D`), and that a held message was released to delivery (`R`).
+//! final (`D`), that a held message was released to delivery (`R`), and that the message is
+//! finished (`X`: its records wait for the shard's purge, and nobody may take it over).
 
 use spool::MessageId;
 
@@ -8,6 +9,7 @@ pub(crate) const ID_HEADER: &str = "Tsubame-Id";
 
 const DONE: u8 = b'D';
 const RELEASED: u8 = b'R';
+const REMOVED: u8 = b'X';
 
 pub(crate) fn done(id: MessageId, indices: &[u32]) -> Vec<u8> {
     let mut out = Vec::with_capacity(17 + indices.len() * 4);
@@ -26,11 +28,19 @@ pub(crate) fn released(id: MessageId) -> Vec<u8> {
     out
 }
 
+pub(crate) fn removed(id: MessageId) -> Vec<u8> {
+    let mut out = Vec::with_capacity(17);
+    out.push(REMOVED);
+    out.extend_from_slice(&id.0.to_le_bytes());
+    out
+}
+
 /// A bookkeeping record read back.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Note {
     Done(MessageId, Vec<u32>),
     Released(MessageId),
+    Removed(MessageId),
 }
 
 pub(crate) fn parse(bytes: &[u8]) -> Option<Note> {
@@ -45,6 +55,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Option<Note> {
                 .collect(),
         )),
         RELEASED if tail.is_empty() => Some(Note::Released(id)),
+        REMOVED if tail.is_empty() => Some(Note::Removed(id)),
         _ => None,
     }
 }
@@ -62,8 +73,9 @@ mod tests {
         );
         assert_eq!(parse(&done(id, &[])), Some(Note::Done(id, vec![])));
         assert_eq!(parse(&released(id)), Some(Note::Released(id)));
+        assert_eq!(parse(&removed(id)), Some(Note::Removed(id)));
         assert_eq!(parse(b""), None);
         assert_eq!(parse(&done(id, &[1])[..19]), None);
-        assert_eq!(parse(b"X0123456789abcdef"), None);
+        assert_eq!(parse(b"Q0123456789abcdef"), None);
     }
 }

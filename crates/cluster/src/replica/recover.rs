@@ -20,6 +20,8 @@ pub struct StoredCopy {
     /// Written held and never released (a campaign batch whose cursor did not commit).
     pub held: bool,
     pub released: bool,
+    /// Finished: its records only wait for the shard's purge.
+    pub removed: bool,
     /// Recipient indices known final.
     pub done: Vec<u32>,
     /// Every record of the message: (shard, sequence).
@@ -70,16 +72,17 @@ pub(super) async fn read_node(
             }
             entry.held |= found.held;
             entry.released |= found.released;
+            entry.removed |= found.removed;
             entry.done.extend(found.done);
             entry.locations.extend(found.locations);
         }
         copy.unreadable += part.unreadable;
     }
-    // Notes whose message is gone belong to a finished message.
+    // Notes whose message is gone, and finished messages, are not to be taken over.
     let orphans: Vec<MessageId> = copy
         .messages
         .iter()
-        .filter(|(_, m)| m.record.is_empty())
+        .filter(|(_, m)| m.record.is_empty() || m.removed)
         .map(|(id, _)| *id)
         .collect();
     for id in orphans {
@@ -144,6 +147,11 @@ async fn read_shard(
                 Some(Note::Released(id)) => {
                     let entry = copy.messages.entry(id).or_default();
                     entry.released = true;
+                    entry.locations.push((shard, seq));
+                }
+                Some(Note::Removed(id)) => {
+                    let entry = copy.messages.entry(id).or_default();
+                    entry.removed = true;
                     entry.locations.push((shard, seq));
                 }
                 None => copy.unreadable += 1,
