@@ -1,7 +1,7 @@
 //! A survivor takes a dead node's work: wins the dead node's record (one compare-and-set),
 //! reads its copy from the shards, stores each message in its own spool (which copies it
 //! under the survivor's name before delivery hears of it), applies the recipients already
-//! final, deletes the dead node's records message by message, and finally forgets the node.
+//! final, then removes the dead node's records in bulk (up to what it read) and forgets it.
 //!
 //! A held batch never released (a campaign batch whose cursor did not commit) is dropped:
 //! its campaign spools it again. A retry schedule is not replicated: taken-over deferred mail
@@ -68,13 +68,22 @@ pub async fn take_over(
     };
     // Many at a time: each import waits for a local fsync and a replicated copy, which
     // batch well; one by one, a large queue would take minutes.
-    let leftovers = copy.leftovers;
+    // The highest sequence read in each shard: what the bulk removal below may cover.
+    let mut read_to: std::collections::BTreeMap<u32, u64> = std::collections::BTreeMap::new();
+    for &(shard, seq) in copy
+        .messages
+        .values()
+        .flat_map(|m| m.locations.iter())
+        .chain(copy.leftovers.iter())
+    {
+        let top = read_to.entry(shard).or_default();
+        *top = (*top).max(seq);
+    }
     let mut imports = futures_util::stream::iter(copy.messages)
         .map(|(id, stored)| {
-            let (spool, replica) = (spool.clone(), replica.clone());
+            let spool = spool.clone();
             async move {
                 if stored.still_held() {
-                    replica.delete(&stored.locations).await;
                     return Ok(false);
                 }
                 spool
@@ -88,7 +97,6 @@ pub async fn take_over(
                     // Lazy: at worst these recipients are delivered again.
                     let _ = spool.recipients_done_detached(id, stored.done);
                 }
-                replica.delete(&stored.locations).await;
                 Ok(true)
             }
         })
@@ -100,7 +108,9 @@ pub async fn take_over(
             report.dropped_held += 1;
         }
     }
-    replica.delete(&leftovers).await;
+    // Everything is imported: the dead node's records go in one request per shard.
+    let read_to: Vec<(u32, u64)> = read_to.into_iter().collect();
+    replica.purge_node(&node, &read_to).await?;
     membership.forget(&node).await?;
     report.took = started.elapsed();
     tracing::warn!(node = %node, imported = report.imported, dropped_held = report.dropped_held, took_ms = report.took.as_millis() as u64, "took over a dead node's spool");

@@ -139,6 +139,40 @@ impl JetStreamReplica {
         }
     }
 
+    /// Removes a taken-over node's records in bulk: in each shard, everything of `node` up to
+    /// and including the highest sequence read (`read_to`). Records that landed after the
+    /// reading (a frozen node's last publishes) stay for its own rejoin.
+    pub async fn purge_node(&self, node: &str, read_to: &[(u32, u64)]) -> Result<(), ClusterError> {
+        for &(shard, seq) in read_to {
+            let Some(stream) = self.shared.streams.get(shard as usize) else {
+                continue;
+            };
+            let filter = format!("tsubame.spool.{shard}.{node}.>");
+            let mut attempt = 0;
+            loop {
+                match stream
+                    .purge()
+                    .filter(filter.clone())
+                    .sequence(seq + 1)
+                    .await
+                {
+                    Ok(_) => break,
+                    Err(e) if attempt >= 9 => {
+                        return Err(ClusterError::Stream {
+                            stream: streams::stream_name(shard),
+                            reason: e.to_string(),
+                        });
+                    }
+                    Err(_) => {
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes records by location (a taken-over node's, once imported elsewhere).
     pub async fn delete(&self, locations: &[(u32, u64)]) {
         for &(shard, seq) in locations {
