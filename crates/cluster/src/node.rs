@@ -18,6 +18,9 @@ use crate::replica::{JetStreamReplica, ReplicaConfig};
 use crate::server_check;
 use crate::takeover::{self, Takeover};
 
+/// How often the membership lanes' leaders are checked (and moved apart).
+const LEADERS_EVERY: Duration = Duration::from_secs(10);
+
 /// `[cluster]`, validated.
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
@@ -42,6 +45,7 @@ pub struct ClusterNode {
     spool: Spool,
     replica: JetStreamReplica,
     membership: Membership,
+    js: jetstream::Context,
     started_ms: u64,
     view: Mutex<Vec<Member>>,
     draining: AtomicBool,
@@ -90,6 +94,7 @@ impl ClusterNode {
             spool: spool.clone(),
             replica,
             membership,
+            js,
             started_ms: crate::membership::now_ms(),
             view: Mutex::new(Vec::new()),
             draining: AtomicBool::new(false),
@@ -242,6 +247,7 @@ impl ClusterNode {
     /// takeovers that are due.
     async fn observe_loop(self: Arc<Self>) {
         let heartbeat = self.config.membership.heartbeat;
+        let mut leaders_checked: Option<Instant> = None;
         loop {
             tokio::time::sleep(heartbeat).await;
             if self.fenced() {
@@ -254,12 +260,41 @@ impl ClusterNode {
                             self.clone().start_takeover(member.clone());
                         }
                     }
+                    // One node (the first live one by name) looks after the lanes' leaders.
+                    let first = members
+                        .iter()
+                        .find(|m| m.alive)
+                        .map(|m| m.record.name.as_str());
+                    if first == Some(self.name())
+                        && leaders_checked.is_none_or(|at| at.elapsed() >= LEADERS_EVERY)
+                    {
+                        leaders_checked = Some(Instant::now());
+                        self.spread_leaders();
+                    }
                     *self.view.lock().unwrap_or_else(|p| p.into_inner()) = members;
                 }
                 Ok(Err(e)) => tracing::warn!(error = %e, "cluster membership unreadable"),
                 Err(_) => tracing::warn!("cluster membership read timed out"),
             }
         }
+    }
+
+    /// Moves the membership lanes' leaders apart, in the background (a slow answer must not
+    /// hold up the membership reads).
+    fn spread_leaders(&self) {
+        let js = self.js.clone();
+        let streams = self.membership.streams();
+        tokio::spawn(async move {
+            let spread = tokio::time::timeout(
+                Duration::from_secs(5),
+                crate::membership::leaders::spread(&js, &streams),
+            );
+            match spread.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "membership lanes' leaders not checked"),
+                Err(_) => tracing::warn!("membership lanes' leaders: check timed out"),
+            }
+        });
     }
 
     fn start_takeover(self: Arc<Self>, member: Member) {
