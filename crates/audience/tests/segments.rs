@@ -1,4 +1,5 @@
-//! Segments end to end on a real SQLite store: a tenant's text is parsed, checked against
+//! Segments end to end on both real stores (SQLite on a file, PostgreSQL from Debian's
+//! packages): a tenant's text is parsed, checked against
 //! its declarations and lists, and counted and sampled by the store; each clause of the
 //! language selects exactly the contacts it should, and text that looks like SQL is just
 //! text.
@@ -7,7 +8,7 @@ use audience::parse_segment;
 use serde_json::json;
 use store::{
     AudienceStore, Consent, ContactInput, ControlStore, EventKind, EventStore, Existing,
-    MemberStatus, NewEvent, PropertyKind, SqliteStore,
+    MemberStatus, NewEvent, PgStore, PropertyKind, SqliteStore,
 };
 
 const DAY: i64 = 86_400_000;
@@ -18,18 +19,28 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-struct Fixture {
-    store: SqliteStore,
+struct Fixture<S> {
+    store: S,
     tenant: String,
-    _dir: tempfile::TempDir,
+    _keep: Box<dyn std::any::Any>,
 }
 
-impl Fixture {
-    async fn new() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("control.db"))
-            .await
-            .unwrap();
+async fn on_sqlite() -> Fixture<SqliteStore> {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("control.db"))
+        .await
+        .unwrap();
+    Fixture::seed(store, Box::new(dir)).await
+}
+
+async fn on_postgres() -> Fixture<PgStore> {
+    let server = testkit::postgres::PgServer::start();
+    let store = PgStore::connect(&server.url()).await.unwrap();
+    Fixture::seed(store, Box::new(server)).await
+}
+
+impl<S: AudienceStore + ControlStore + EventStore> Fixture<S> {
+    async fn seed(store: S, keep: Box<dyn std::any::Any>) -> Fixture<S> {
         let tenant = store.add_tenant("acme").await.unwrap().id;
         let other = store.add_tenant("beta").await.unwrap().id;
         for (name, kind) in [
@@ -120,7 +131,7 @@ impl Fixture {
         Fixture {
             store,
             tenant,
-            _dir: dir,
+            _keep: keep,
         }
     }
 
@@ -154,8 +165,18 @@ impl Fixture {
 }
 
 #[tokio::test]
-async fn every_clause_selects_what_it_says() {
-    let f = Fixture::new().await;
+async fn every_clause_selects_what_it_says_on_sqlite() {
+    every_clause_selects_what_it_says(on_sqlite().await).await;
+}
+
+#[tokio::test]
+async fn every_clause_selects_what_it_says_on_postgres() {
+    every_clause_selects_what_it_says(on_postgres().await).await;
+}
+
+async fn every_clause_selects_what_it_says<S: AudienceStore + ControlStore + EventStore>(
+    f: Fixture<S>,
+) {
     let all = ["ann@x.test", "bob@x.test", "cy@y.test", "dee@y.test"];
     let cases: &[(&str, &[&str])] = &[
         ("", &all),
@@ -205,8 +226,18 @@ async fn every_clause_selects_what_it_says() {
 }
 
 #[tokio::test]
-async fn saved_segments_keep_their_text_per_tenant() {
-    let f = Fixture::new().await;
+async fn saved_segments_keep_their_text_per_tenant_on_sqlite() {
+    saved_segments_keep_their_text_per_tenant(on_sqlite().await).await;
+}
+
+#[tokio::test]
+async fn saved_segments_keep_their_text_per_tenant_on_postgres() {
+    saved_segments_keep_their_text_per_tenant(on_postgres().await).await;
+}
+
+async fn saved_segments_keep_their_text_per_tenant<S: AudienceStore + ControlStore + EventStore>(
+    f: Fixture<S>,
+) {
     let saved = f
         .store
         .save_segment(&f.tenant, "Japan", r#"country = "JP""#)

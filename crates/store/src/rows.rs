@@ -6,6 +6,10 @@ use std::collections::BTreeMap;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::alerts::{AlertRecord, ReportRecord};
+use crate::audience::{
+    Consent, Contact, ContactList, ListConfirmation, MemberStatus, Membership, PropertyDef,
+    PropertyKind, SavedSegment,
+};
 use crate::keys::Scopes;
 use crate::slo::SloSlot;
 use crate::{ApiKey, SendingDomain, StoreError, Tenant};
@@ -277,6 +281,110 @@ reader! {
             },
             created_ms: row.try_get("created_ms")?,
             used_ms: row.try_get("used_ms")?,
+        })
+    }
+}
+
+// The audience.
+
+fn stored_invalid(field: &'static str, reason: String) -> StoreError {
+    StoreError::Invalid { field, reason }
+}
+
+reader! {
+    fn property_from(row) -> Result<PropertyDef, StoreError> {
+        let kind: String = row.try_get("kind")?;
+        let choices: Option<String> = row.try_get("choices")?;
+        let kind = match kind.as_str() {
+            "text" => PropertyKind::Text,
+            "number" => PropertyKind::Number,
+            "datetime" => PropertyKind::DateTime,
+            "boolean" => PropertyKind::Boolean,
+            "choice" => PropertyKind::Choice(
+                choices
+                    .and_then(|c| serde_json::from_str(&c).ok())
+                    .unwrap_or_default(),
+            ),
+            other => return Err(stored_invalid("kind", format!("stored kind {other:?} is unknown"))),
+        };
+        Ok(PropertyDef {
+            name: row.try_get("name")?,
+            kind,
+            created_ms: row.try_get("created_ms")?,
+        })
+    }
+}
+
+reader! {
+    fn contact_from(row) -> Result<Contact, StoreError> {
+        let props: String = row.try_get("props")?;
+        Ok(Contact {
+            id: row.try_get("id")?,
+            address: row.try_get("address")?,
+            timezone: row.try_get("timezone")?,
+            locale: row.try_get("locale")?,
+            country: row.try_get("country")?,
+            properties: serde_json::from_str(&props).unwrap_or_default(),
+            created_ms: row.try_get("created_ms")?,
+            updated_ms: row.try_get("updated_ms")?,
+        })
+    }
+}
+
+reader! {
+    fn list_from(row) -> Result<ContactList, StoreError> {
+        Ok(ContactList {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            double_opt_in: row.try_get::<i64, _>("double_opt_in")? != 0,
+            subscribed: row.try_get("subscribed")?,
+            unconfirmed: row.try_get("unconfirmed")?,
+            unsubscribed: row.try_get("unsubscribed")?,
+            created_ms: row.try_get("created_ms")?,
+            confirmation: match (
+                row.try_get::<Option<String>, _>("confirm_from")?,
+                row.try_get::<Option<String>, _>("confirm_subject")?,
+                row.try_get::<Option<String>, _>("confirm_text")?,
+            ) {
+                (Some(from), Some(subject), Some(text)) => Some(ListConfirmation {
+                    from,
+                    subject,
+                    text,
+                    redirect: row.try_get("form_redirect")?,
+                }),
+                _ => None,
+            },
+        })
+    }
+}
+
+reader! {
+    fn membership_from(row) -> Result<Membership, StoreError> {
+        let status: String = row.try_get("status")?;
+        Ok(Membership {
+            list_id: row.try_get("list_id")?,
+            contact_id: row.try_get("contact_id")?,
+            status: MemberStatus::parse(&status)
+                .ok_or_else(|| stored_invalid("status", format!("stored status {status:?} is unknown")))?,
+            consent: Consent {
+                source: row.try_get("source")?,
+                time_ms: row.try_get("consent_ms")?,
+                address: row.try_get("consent_address")?,
+                confirmed_ms: row.try_get("confirmed_ms")?,
+            },
+            updated_ms: row.try_get("updated_ms")?,
+        })
+    }
+}
+
+reader! {
+    fn segment_from(row) -> Result<SavedSegment, StoreError> {
+        Ok(SavedSegment {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            query: row.try_get("query")?,
+            created_ms: row.try_get("created_ms")?,
+            updated_ms: row.try_get("updated_ms")?,
         })
     }
 }

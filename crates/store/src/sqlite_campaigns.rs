@@ -7,7 +7,7 @@ use crate::campaigns::{
     AbProgress, AudiencePlan, Campaign, CampaignDraft, CampaignState, CampaignStore, OpenBatch,
     Progress, SendRecipient, TrackingMode,
 };
-use crate::sqlite_segments::{Compiled, Param, compile};
+use crate::segments_sql::{Compiled, Param, compile};
 use crate::{SqliteStore, StoreError, now_ms};
 
 pub(crate) fn campaign_from(row: &SqliteRow) -> Result<Campaign, StoreError> {
@@ -584,13 +584,18 @@ fn audience_condition(tenant_id: &str, plan: &AudiencePlan) -> Compiled {
         "c.tenant_id = ? AND ({wanted}) AND NOT ({unwanted}) AND ({within}) \
          AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = ? AND s.address = c.address)"
     );
-    Compiled { sql, params }
+    Compiled {
+        sql,
+        params,
+        ..Compiled::default()
+    }
 }
 
 fn audience_query(tenant_id: &str, plan: &AudiencePlan) -> Compiled {
     let Compiled {
         sql: condition,
         params,
+        ..
     } = audience_condition(tenant_id, plan);
     // An A/B test's group is the first recipients: a random order makes it a sample.
     let order = if plan.test_percent.is_some() {
@@ -603,5 +608,9 @@ fn audience_query(tenant_id: &str, plan: &AudiencePlan) -> Compiled {
          SELECT ?, row_number() OVER (ORDER BY {order}) - 1, c.id, c.address FROM contacts c \
          WHERE {condition}"
     );
-    Compiled { sql, params }
+    Compiled {
+        sql,
+        params,
+        ..Compiled::default()
+    }
 }

@@ -2,10 +2,11 @@
 //! (its durability and failover are PostgreSQL's: synchronous replication to standbys).
 //! The same store traits as [`crate::SqliteStore`], checked by one test suite run against
 //! both (`tests/control_suite.rs`). Built up trait by trait: [`ControlStore`], [`SloStore`],
-//! [`OpsStore`], [`EventStore`], [`ConsoleStore`], [`TemplateStore`] and [`CompatStore`]
-//! so far.
+//! [`OpsStore`], [`EventStore`], [`ConsoleStore`], [`TemplateStore`], [`CompatStore`] and
+//! [`AudienceStore`] so far.
 //!
 //! [`ControlStore`]: crate::ControlStore
+//! [`AudienceStore`]: crate::AudienceStore
 //! [`EventStore`]: crate::EventStore
 //! [`ConsoleStore`]: crate::ConsoleStore
 //! [`TemplateStore`]: crate::TemplateStore
@@ -14,6 +15,7 @@
 //! [`OpsStore`]: crate::OpsStore
 
 mod alerts;
+mod audience;
 mod compat;
 mod console;
 mod control;
@@ -32,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations_pg/0003_events.sql"),
     include_str!("../../migrations_pg/0004_console.sql"),
     include_str!("../../migrations_pg/0005_templates_compat.sql"),
+    include_str!("../../migrations_pg/0006_audience.sql"),
 ];
 
 /// Serialises migrations between nodes starting together (`pg_advisory_xact_lock` key).

@@ -16,7 +16,7 @@ use crate::audience::{
     AudienceStore, Condition, Consent, Contact, ContactInput, ContactList, ContactQuery, Existing,
     ListConfirmation, MemberStatus, Membership, PropertyDef, PropertyKind, SavedSegment, Upserted,
 };
-use crate::sqlite_segments::{Param, compile};
+use crate::segments_sql::{Param, compile};
 use crate::{SqliteStore, StoreError, now_ms};
 use rows::*;
 use writes::{adjust_counts, list_in, statuses};

@@ -4,12 +4,14 @@
 //! PostgreSQL (a throwaway server from Debian's packages, `testkit::postgres`). Cluster
 //! mode's shared control plane must answer exactly as the single node's does.
 
+mod audience;
 mod compat;
 mod console;
 mod events;
 mod templates;
 
 mod cases {
+    pub use super::audience::*;
     pub use super::compat::*;
     pub use super::console::*;
     pub use super::events::*;
@@ -365,4 +367,7 @@ suite!(
     a_tenant_is_suspended_with_a_reason_and_reactivated,
     versions_activate_and_freeze_once_used,
     compat_numbers_are_stable_and_tenant_scoped,
+    properties_are_declared_once_with_checked_names,
+    upserts_fold_duplicates_merge_properties_and_keep_tenants_apart,
+    list_counts_follow_members_and_consent_is_kept,
 );

@@ -1,18 +1,12 @@
-//! Contacts, property declarations, lists and memberships on a real SQLite file: upserts
+//! Contacts, property declarations, lists and memberships on both stores: upserts
 //! that fold duplicates and merge properties, counts kept as members change, consent kept,
 //! tenants apart.
 
 use serde_json::json;
 use store::{
     AudienceStore, Consent, ContactInput, ContactQuery, ControlStore, Existing, MemberStatus,
-    PropertyKind, SqliteStore, StoreError,
+    PropertyKind, StoreError,
 };
-
-async fn open(dir: &tempfile::TempDir) -> SqliteStore {
-    SqliteStore::open(&dir.path().join("control.db"))
-        .await
-        .expect("open store")
-}
 
 fn input(address: &str, properties: serde_json::Value) -> ContactInput {
     ContactInput {
@@ -31,10 +25,9 @@ fn consent(source: &str) -> Consent {
     }
 }
 
-#[tokio::test]
-async fn properties_are_declared_once_with_checked_names() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
+pub async fn properties_are_declared_once_with_checked_names<S: AudienceStore + ControlStore>(
+    store: &S,
+) {
     let a = store.add_tenant("acme").await.unwrap().id;
     let b = store.add_tenant("beta").await.unwrap().id;
     store
@@ -100,10 +93,11 @@ async fn properties_are_declared_once_with_checked_names() {
     );
 }
 
-#[tokio::test]
-async fn upserts_fold_duplicates_merge_properties_and_keep_tenants_apart() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
+pub async fn upserts_fold_duplicates_merge_properties_and_keep_tenants_apart<
+    S: AudienceStore + ControlStore,
+>(
+    store: &S,
+) {
     let a = store.add_tenant("acme").await.unwrap().id;
     let b = store.add_tenant("beta").await.unwrap().id;
     let first = store
@@ -222,10 +216,9 @@ async fn upserts_fold_duplicates_merge_properties_and_keep_tenants_apart() {
     assert_eq!(u1.properties["n"], 2001);
 }
 
-#[tokio::test]
-async fn list_counts_follow_members_and_consent_is_kept() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
+pub async fn list_counts_follow_members_and_consent_is_kept<S: AudienceStore + ControlStore>(
+    store: &S,
+) {
     let a = store.add_tenant("acme").await.unwrap().id;
     let b = store.add_tenant("beta").await.unwrap().id;
     let news = store.add_list(&a, "Newsletter", true).await.unwrap();
