@@ -1,4 +1,4 @@
-//! Imports on a real SQLite store: a UTF-8 file with a BOM and a Shift_JIS one, mapped
+//! Imports on both real stores (SQLite on a file, PostgreSQL from Debian's packages): a UTF-8 file with a BOM and a Shift_JIS one, mapped
 //! from their headers; refused rows reported by line; suppressed addresses flagged;
 //! contacts put on a list; and a job cut off mid-way (its task aborted, as by a crash)
 //! taken over by another worker, ending with every row written once.
@@ -7,15 +7,44 @@ use std::time::Duration;
 
 use imports::ImportsConfig;
 use imports::stage::{ImportRequest, stage_copy};
-use store::{
-    AudienceStore, ControlStore, EventStore, Existing, ImportState, ImportStore, PropertyKind,
-    SqliteStore,
-};
+use store::{ControlStore, Existing, ImportState, PgStore, PropertyKind, SqliteStore};
 
-async fn setup(dir: &tempfile::TempDir) -> (SqliteStore, String, ImportsConfig) {
-    let store = SqliteStore::open(&dir.path().join("control.db"))
+use imports::Store;
+
+async fn sqlite(dir: &tempfile::TempDir) -> SqliteStore {
+    SqliteStore::open(&dir.path().join("control.db"))
         .await
-        .unwrap();
+        .unwrap()
+}
+
+macro_rules! on_both {
+    ($case:ident) => {
+        mod $case {
+            #[tokio::test]
+            async fn on_sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                let store = super::sqlite(&dir).await;
+                super::$case(store, &dir).await;
+            }
+
+            #[tokio::test]
+            async fn on_postgres() {
+                let dir = tempfile::tempdir().unwrap();
+                let server = testkit::postgres::PgServer::start();
+                let store = super::PgStore::connect(&server.url()).await.unwrap();
+                super::$case(store, &dir).await;
+            }
+        }
+    };
+}
+
+on_both!(utf8_and_shift_jis_files_import_with_errors_by_line);
+on_both!(a_job_cut_off_mid_way_is_taken_over_and_writes_each_row_once);
+
+async fn setup<S: Store + ControlStore>(
+    store: S,
+    dir: &tempfile::TempDir,
+) -> (S, String, ImportsConfig) {
     let tenant = store.add_tenant("acme").await.unwrap().id;
     store
         .add_property(
@@ -45,10 +74,11 @@ fn request(tenant: &str, list: Option<&str>) -> ImportRequest {
     }
 }
 
-#[tokio::test]
-async fn utf8_and_shift_jis_files_import_with_errors_by_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, tenant, config) = setup(&dir).await;
+async fn utf8_and_shift_jis_files_import_with_errors_by_line<S: Store + ControlStore>(
+    store: S,
+    dir: &tempfile::TempDir,
+) {
+    let (store, tenant, config) = setup(store, dir).await;
     store.add_list(&tenant, "Newsletter", false).await.unwrap();
     store
         .add_suppressions(&tenant, &[("gone@x.test".into(), "bounce".into())])
@@ -143,10 +173,11 @@ async fn utf8_and_shift_jis_files_import_with_errors_by_line() {
     );
 }
 
-#[tokio::test]
-async fn a_job_cut_off_mid_way_is_taken_over_and_writes_each_row_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, tenant, config) = setup(&dir).await;
+async fn a_job_cut_off_mid_way_is_taken_over_and_writes_each_row_once<S: Store + ControlStore>(
+    store: S,
+    dir: &tempfile::TempDir,
+) {
+    let (store, tenant, config) = setup(store, dir).await;
     let mut text = String::from("email,plan\n");
     for i in 0..5000 {
         // Every 7th row is refused.

@@ -7,9 +7,10 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::alerts::{AlertRecord, ReportRecord};
 use crate::audience::{
-    Consent, Contact, ContactList, ListConfirmation, MemberStatus, Membership, PropertyDef,
-    PropertyKind, SavedSegment,
+    Consent, Contact, ContactList, Existing, ListConfirmation, MemberStatus, Membership,
+    PropertyDef, PropertyKind, SavedSegment,
 };
+use crate::imports::{ImportJob, ImportState};
 use crate::keys::Scopes;
 use crate::slo::SloSlot;
 use crate::{ApiKey, SendingDomain, StoreError, Tenant};
@@ -385,6 +386,42 @@ reader! {
             query: row.try_get("query")?,
             created_ms: row.try_get("created_ms")?,
             updated_ms: row.try_get("updated_ms")?,
+        })
+    }
+}
+
+reader! {
+    fn import_job(row) -> Result<ImportJob, StoreError> {
+        let state: String = row.try_get("state")?;
+        let existing: String = row.try_get("existing")?;
+        let list_id: Option<String> = row.try_get("list_id")?;
+        let list_status: Option<String> = row.try_get("list_status")?;
+        Ok(ImportJob {
+            id: row.try_get("id")?,
+            tenant_id: row.try_get("tenant_id")?,
+            file: row.try_get("file")?,
+            name: row.try_get("name")?,
+            encoding: row.try_get("encoding")?,
+            mapping: row.try_get("mapping")?,
+            existing: if existing == "keep" {
+                Existing::Keep
+            } else {
+                Existing::Update
+            },
+            list: list_id.zip(list_status.as_deref().and_then(MemberStatus::parse)),
+            state: ImportState::parse(&state).unwrap_or(ImportState::Failed),
+            total_bytes: row.try_get("total_bytes")?,
+            done_bytes: row.try_get("done_bytes")?,
+            records_done: row.try_get("records_done")?,
+            added: row.try_get("added")?,
+            updated: row.try_get("updated")?,
+            unchanged: row.try_get("unchanged")?,
+            refused: row.try_get("refused")?,
+            suppressed: row.try_get("suppressed")?,
+            failure: row.try_get("failure")?,
+            created_ms: row.try_get("created_ms")?,
+            started_ms: row.try_get("started_ms")?,
+            finished_ms: row.try_get("finished_ms")?,
         })
     }
 }

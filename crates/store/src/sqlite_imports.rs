@@ -1,50 +1,16 @@
 //! [`ImportStore`] on SQLite.
 
 use rand::RngCore;
-use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use crate::audience::{Consent, Existing, MemberStatus, Upserted};
-use crate::imports::{ImportBatch, ImportJob, ImportState, ImportStore, NewImport};
+use crate::imports::{ImportBatch, ImportJob, ImportStore, NewImport};
+use crate::rows::import_job as job_from;
 use crate::sqlite_audience::{set_members_in, upsert_in};
 use crate::{SqliteStore, StoreError, now_ms};
 
 /// Refused rows per INSERT (3 values each).
 const ERROR_ROWS: usize = 5000;
-
-fn job_from(row: &SqliteRow) -> Result<ImportJob, StoreError> {
-    let state: String = row.try_get("state")?;
-    let existing: String = row.try_get("existing")?;
-    let list_id: Option<String> = row.try_get("list_id")?;
-    let list_status: Option<String> = row.try_get("list_status")?;
-    Ok(ImportJob {
-        id: row.try_get("id")?,
-        tenant_id: row.try_get("tenant_id")?,
-        file: row.try_get("file")?,
-        name: row.try_get("name")?,
-        encoding: row.try_get("encoding")?,
-        mapping: row.try_get("mapping")?,
-        existing: if existing == "keep" {
-            Existing::Keep
-        } else {
-            Existing::Update
-        },
-        list: list_id.zip(list_status.as_deref().and_then(MemberStatus::parse)),
-        state: ImportState::parse(&state).unwrap_or(ImportState::Failed),
-        total_bytes: row.try_get("total_bytes")?,
-        done_bytes: row.try_get("done_bytes")?,
-        records_done: row.try_get("records_done")?,
-        added: row.try_get("added")?,
-        updated: row.try_get("updated")?,
-        unchanged: row.try_get("unchanged")?,
-        refused: row.try_get("refused")?,
-        suppressed: row.try_get("suppressed")?,
-        failure: row.try_get("failure")?,
-        created_ms: row.try_get("created_ms")?,
-        started_ms: row.try_get("started_ms")?,
-        finished_ms: row.try_get("finished_ms")?,
-    })
-}
 
 impl ImportStore for SqliteStore {
     async fn add_import(&self, job: &NewImport) -> Result<ImportJob, StoreError> {

@@ -2,11 +2,12 @@
 //! (its durability and failover are PostgreSQL's: synchronous replication to standbys).
 //! The same store traits as [`crate::SqliteStore`], checked by one test suite run against
 //! both (`tests/control_suite.rs`). Built up trait by trait: [`ControlStore`], [`SloStore`],
-//! [`OpsStore`], [`EventStore`], [`ConsoleStore`], [`TemplateStore`], [`CompatStore`] and
-//! [`AudienceStore`] so far.
+//! [`OpsStore`], [`EventStore`], [`ConsoleStore`], [`TemplateStore`], [`CompatStore`],
+//! [`AudienceStore`] and [`ImportStore`] so far.
 //!
 //! [`ControlStore`]: crate::ControlStore
 //! [`AudienceStore`]: crate::AudienceStore
+//! [`ImportStore`]: crate::ImportStore
 //! [`EventStore`]: crate::EventStore
 //! [`ConsoleStore`]: crate::ConsoleStore
 //! [`TemplateStore`]: crate::TemplateStore
@@ -20,6 +21,7 @@ mod compat;
 mod console;
 mod control;
 mod events;
+mod imports;
 mod slo;
 mod templates;
 
