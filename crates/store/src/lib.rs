@@ -24,6 +24,7 @@
 pub mod alerts;
 pub mod audience;
 pub mod campaign_counts;
+mod campaign_sql;
 pub mod campaigns;
 pub mod compat;
 pub mod console;

@@ -10,6 +10,7 @@ use crate::audience::{
     Consent, Contact, ContactList, Existing, ListConfirmation, MemberStatus, Membership,
     PropertyDef, PropertyKind, SavedSegment,
 };
+use crate::campaigns::{AbProgress, Campaign, CampaignDraft, CampaignState, Progress};
 use crate::imports::{ImportJob, ImportState};
 use crate::keys::Scopes;
 use crate::slo::SloSlot;
@@ -422,6 +423,46 @@ reader! {
             created_ms: row.try_get("created_ms")?,
             started_ms: row.try_get("started_ms")?,
             finished_ms: row.try_get("finished_ms")?,
+        })
+    }
+}
+
+reader! {
+    fn campaign(row) -> Result<Campaign, StoreError> {
+        let state: String = row.try_get("state")?;
+        Ok(Campaign {
+            id: row.try_get("id")?,
+            tenant_id: row.try_get("tenant_id")?,
+            state: CampaignState::parse(&state).ok_or_else(|| StoreError::Invalid {
+                field: "state",
+                reason: format!("stored state {state:?} is unknown"),
+            })?,
+            draft: CampaignDraft {
+                name: row.try_get("name")?,
+                audience: row.try_get("audience")?,
+                content: row.try_get("content")?,
+                schedule: row.try_get("schedule")?,
+                rate_per_sec: row.try_get("rate_per_sec")?,
+                send_window: row.try_get("send_window")?,
+                ab_test: row.try_get("ab_test")?,
+            },
+            created_ms: row.try_get("created_ms")?,
+            updated_ms: row.try_get("updated_ms")?,
+            started_ms: row.try_get("started_ms")?,
+            finished_ms: row.try_get("finished_ms")?,
+            progress: Progress {
+                recipients: row.try_get("recipients")?,
+                cursor: row.try_get("cursor")?,
+                spooled: row.try_get("spooled")?,
+                skipped: row.try_get("skipped")?,
+            },
+            ab: AbProgress {
+                test_end: row.try_get("test_end")?,
+                decide_at_ms: row.try_get("decide_at_ms")?,
+                winner: row.try_get("winner")?,
+                winner_reason: row.try_get("winner_reason")?,
+                decided_ms: row.try_get("decided_ms")?,
+            },
         })
     }
 }

@@ -291,7 +291,7 @@ pub(crate) fn compile_pg(condition: &Condition, tenant: &str) -> Compiled {
     compile_for(Dialect::Postgres, condition, tenant)
 }
 
-fn compile_for(dialect: Dialect, condition: &Condition, tenant: &str) -> Compiled {
+pub(crate) fn compile_for(dialect: Dialect, condition: &Condition, tenant: &str) -> Compiled {
     let mut compiled = Compiled {
         dialect,
         ..Compiled::default()

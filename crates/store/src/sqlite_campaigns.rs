@@ -1,63 +1,15 @@
 //! [`CampaignStore`] on SQLite.
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
+use crate::campaign_sql::{audience_condition, audience_query, checked_name, ids_of};
 use crate::campaigns::{
-    AbProgress, AudiencePlan, Campaign, CampaignDraft, CampaignState, CampaignStore, OpenBatch,
-    Progress, SendRecipient, TrackingMode,
+    AudiencePlan, Campaign, CampaignDraft, CampaignState, CampaignStore, OpenBatch, SendRecipient,
+    TrackingMode,
 };
-use crate::segments_sql::{Compiled, Param, compile};
+use crate::rows::campaign as campaign_from;
+use crate::segments_sql::{Dialect, Param};
 use crate::{SqliteStore, StoreError, now_ms};
-
-pub(crate) fn campaign_from(row: &SqliteRow) -> Result<Campaign, StoreError> {
-    let state: String = row.try_get("state")?;
-    Ok(Campaign {
-        id: row.try_get("id")?,
-        tenant_id: row.try_get("tenant_id")?,
-        state: CampaignState::parse(&state).ok_or_else(|| StoreError::Invalid {
-            field: "state",
-            reason: format!("stored state {state:?} is unknown"),
-        })?,
-        draft: CampaignDraft {
-            name: row.try_get("name")?,
-            audience: row.try_get("audience")?,
-            content: row.try_get("content")?,
-            schedule: row.try_get("schedule")?,
-            rate_per_sec: row.try_get("rate_per_sec")?,
-            send_window: row.try_get("send_window")?,
-            ab_test: row.try_get("ab_test")?,
-        },
-        created_ms: row.try_get("created_ms")?,
-        updated_ms: row.try_get("updated_ms")?,
-        started_ms: row.try_get("started_ms")?,
-        finished_ms: row.try_get("finished_ms")?,
-        progress: Progress {
-            recipients: row.try_get("recipients")?,
-            cursor: row.try_get("cursor")?,
-            spooled: row.try_get("spooled")?,
-            skipped: row.try_get("skipped")?,
-        },
-        ab: AbProgress {
-            test_end: row.try_get("test_end")?,
-            decide_at_ms: row.try_get("decide_at_ms")?,
-            winner: row.try_get("winner")?,
-            winner_reason: row.try_get("winner_reason")?,
-            decided_ms: row.try_get("decided_ms")?,
-        },
-    })
-}
-
-fn checked_name(name: &str) -> Result<&str, StoreError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(StoreError::Invalid {
-            field: "name",
-            reason: "1 to 200 characters on one line".into(),
-        });
-    }
-    Ok(name)
-}
 
 impl CampaignStore for SqliteStore {
     async fn tracking_mode(&self, tenant_id: &str) -> Result<TrackingMode, StoreError> {
@@ -268,7 +220,7 @@ impl CampaignStore for SqliteStore {
             Some(Some(count)) => return Ok(count),
             Some(None) => {}
         }
-        let query = audience_query(tenant_id, plan);
+        let query = audience_query(Dialect::Sqlite, tenant_id, plan);
         let args = query.arguments(&[Param::Text(id.to_string())])?;
         let inserted = sqlx::query_with(sqlx::AssertSqlSafe(query.sql), args)
             .execute(&mut *tx)
@@ -296,7 +248,7 @@ impl CampaignStore for SqliteStore {
         tenant_id: &str,
         plan: &AudiencePlan,
     ) -> Result<i64, StoreError> {
-        let condition = audience_condition(tenant_id, plan);
+        let condition = audience_condition(Dialect::Sqlite, tenant_id, plan);
         let args = condition.arguments(&[])?;
         let sql = format!("SELECT count(*) FROM contacts c WHERE {}", condition.sql);
         Ok(sqlx::query_scalar_with(sqlx::AssertSqlSafe(sql), args)
@@ -340,7 +292,7 @@ impl CampaignStore for SqliteStore {
                     seq: row.try_get("seq")?,
                     address: row.try_get("recipient")?,
                     contact: match contact_id {
-                        Some(_) => Some(crate::sqlite_audience::rows::contact_from(row)?),
+                        Some(_) => Some(crate::rows::contact_from(row)?),
                         None => None,
                     },
                     suppressed: row.try_get("suppressed")?,
@@ -509,108 +461,5 @@ impl CampaignStore for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(())
-    }
-}
-
-/// Message ids stored 16 bytes each, big-endian.
-fn ids_of(bytes: &[u8]) -> Vec<u128> {
-    bytes
-        .chunks_exact(16)
-        .map(|c| {
-            let mut id = [0u8; 16];
-            id.copy_from_slice(c);
-            u128::from_be_bytes(id)
-        })
-        .collect()
-}
-
-/// The INSERT that fixes an audience: contacts on the lists (subscribed) or in the segments,
-/// less those on an exclusion list or in an exclusion segment, less suppressed addresses,
-/// numbered by contact id (randomly for an A/B test). The first parameter is the campaign id.
-/// The audience's contacts `c` as a condition: wanted (on a list, subscribed, or in a
-/// segment), not unwanted, within every filter segment, not suppressed. Its first
-/// parameter is the tenant.
-fn audience_condition(tenant_id: &str, plan: &AudiencePlan) -> Compiled {
-    let mut params = vec![Param::Text(tenant_id.to_string())];
-    // Conditions over `contacts c` joined by `joiner`; `empty` when there is none.
-    let all = |lists: &[String],
-               status: Option<&str>,
-               segments: &[crate::audience::Condition],
-               joiner: &str,
-               empty: &str,
-               params: &mut Vec<Param>| {
-        let mut parts = Vec::new();
-        if !lists.is_empty() {
-            let marks = vec!["?"; lists.len()].join(", ");
-            params.extend(lists.iter().map(|l| Param::Text(l.clone())));
-            let status = status.map_or(String::new(), |s| format!(" AND m.status = '{s}'"));
-            parts.push(format!(
-                "c.id IN (SELECT m.contact_id FROM list_members m \
-                 WHERE m.list_id IN ({marks}){status})"
-            ));
-        }
-        for condition in segments {
-            let compiled = compile(condition, tenant_id);
-            params.extend(compiled.params);
-            parts.push(format!("({})", compiled.sql));
-        }
-        if parts.is_empty() {
-            empty.to_string()
-        } else {
-            parts.join(joiner)
-        }
-    };
-    // "On these lists (subscribed) or in these segments", less any exclusion, narrowed to
-    // the contacts in every filter segment.
-    let wanted = all(
-        &plan.lists,
-        Some("subscribed"),
-        &plan.segments,
-        " OR ",
-        "0",
-        &mut params,
-    );
-    let unwanted = all(
-        &plan.exclude_lists,
-        None,
-        &plan.exclude_segments,
-        " OR ",
-        "0",
-        &mut params,
-    );
-    let within = all(&[], None, &plan.filter_segments, " AND ", "1", &mut params);
-    params.push(Param::Text(tenant_id.to_string()));
-    let sql = format!(
-        "c.tenant_id = ? AND ({wanted}) AND NOT ({unwanted}) AND ({within}) \
-         AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = ? AND s.address = c.address)"
-    );
-    Compiled {
-        sql,
-        params,
-        ..Compiled::default()
-    }
-}
-
-fn audience_query(tenant_id: &str, plan: &AudiencePlan) -> Compiled {
-    let Compiled {
-        sql: condition,
-        params,
-        ..
-    } = audience_condition(tenant_id, plan);
-    // An A/B test's group is the first recipients: a random order makes it a sample.
-    let order = if plan.test_percent.is_some() {
-        "random()"
-    } else {
-        "c.id"
-    };
-    let sql = format!(
-        "INSERT INTO campaign_recipients (campaign_id, seq, contact_id, address) \
-         SELECT ?, row_number() OVER (ORDER BY {order}) - 1, c.id, c.address FROM contacts c \
-         WHERE {condition}"
-    );
-    Compiled {
-        sql,
-        params,
-        ..Compiled::default()
     }
 }

@@ -3,11 +3,12 @@
 //! The same store traits as [`crate::SqliteStore`], checked by one test suite run against
 //! both (`tests/control_suite.rs`). Built up trait by trait: [`ControlStore`], [`SloStore`],
 //! [`OpsStore`], [`EventStore`], [`ConsoleStore`], [`TemplateStore`], [`CompatStore`],
-//! [`AudienceStore`] and [`ImportStore`] so far.
+//! [`AudienceStore`], [`ImportStore`] and [`CampaignStore`]: every store trait.
 //!
 //! [`ControlStore`]: crate::ControlStore
 //! [`AudienceStore`]: crate::AudienceStore
 //! [`ImportStore`]: crate::ImportStore
+//! [`CampaignStore`]: crate::CampaignStore
 //! [`EventStore`]: crate::EventStore
 //! [`ConsoleStore`]: crate::ConsoleStore
 //! [`TemplateStore`]: crate::TemplateStore
@@ -17,6 +18,7 @@
 
 mod alerts;
 mod audience;
+mod campaigns;
 mod compat;
 mod console;
 mod control;
@@ -37,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations_pg/0004_console.sql"),
     include_str!("../../migrations_pg/0005_templates_compat.sql"),
     include_str!("../../migrations_pg/0006_audience.sql"),
+    include_str!("../../migrations_pg/0007_campaigns.sql"),
 ];
 
 /// Serialises migrations between nodes starting together (`pg_advisory_xact_lock` key).

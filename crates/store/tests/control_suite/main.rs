@@ -5,6 +5,8 @@
 //! mode's shared control plane must answer exactly as the single node's does.
 
 mod audience;
+mod campaign_sends;
+mod campaigns;
 mod compat;
 mod console;
 mod events;
@@ -12,6 +14,8 @@ mod templates;
 
 mod cases {
     pub use super::audience::*;
+    pub use super::campaign_sends::*;
+    pub use super::campaigns::*;
     pub use super::compat::*;
     pub use super::console::*;
     pub use super::events::*;
@@ -370,4 +374,9 @@ suite!(
     properties_are_declared_once_with_checked_names,
     upserts_fold_duplicates_merge_properties_and_keep_tenants_apart,
     list_counts_follow_members_and_consent_is_kept,
+    the_audience_is_fixed_once_and_spooled_batch_by_batch,
+    tracking_modes_default_to_anonymous,
+    campaign_reports_are_counted_as_events_arrive,
+    ab_tests_fix_a_sampled_group_count_per_variant_and_decide_once,
+    campaigns_move_only_along_their_transitions,
 );

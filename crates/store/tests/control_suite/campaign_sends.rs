@@ -1,4 +1,4 @@
-//! A campaign's send on a real SQLite file: the audience is fixed once (lists, segments,
+//! A campaign's send on both stores: the audience is fixed once (lists, segments,
 //! exclusions, suppressions, another tenant's contacts never), read back in batches with
 //! the contacts as they are now, and the cursor moves only by committing the batch that
 //! starts at it; open batches are found again after a "crash" and can be dropped.
@@ -7,7 +7,7 @@ use serde_json::Map;
 use store::audience::{Condition, Field, Op, Operand};
 use store::{
     AudiencePlan, AudienceStore, CampaignDraft, CampaignStore, Consent, ContactInput, ControlStore,
-    EventStore, Existing, MemberStatus, SqliteStore, StoreError,
+    EventStore, Existing, MemberStatus, StoreError,
 };
 
 fn contact(address: &str, country: &str) -> ContactInput {
@@ -20,12 +20,11 @@ fn contact(address: &str, country: &str) -> ContactInput {
     }
 }
 
-#[tokio::test]
-async fn the_audience_is_fixed_once_and_spooled_batch_by_batch() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("control.db"))
-        .await
-        .unwrap();
+pub async fn the_audience_is_fixed_once_and_spooled_batch_by_batch<
+    S: AudienceStore + CampaignStore + ControlStore + EventStore,
+>(
+    store: &S,
+) {
     let a = store.add_tenant("acme").await.unwrap().id;
     let b = store.add_tenant("beta").await.unwrap().id;
     let people: Vec<ContactInput> = (0..10)
@@ -202,11 +201,8 @@ async fn the_audience_is_fixed_once_and_spooled_batch_by_batch() {
         .open_batch(&campaign.id, 2, 4, &[(1 << 100) + 5, 9])
         .await
         .unwrap();
-    // "Crash": the open batch is found again with its ids, and dropped.
-    drop(store);
-    let store = SqliteStore::open(&dir.path().join("control.db"))
-        .await
-        .unwrap();
+    // After a "crash" (what the next process reads from the store): the open batch is found
+    // again with its ids, and dropped.
     let open = store.open_batches().await.unwrap();
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].first_seq, 2);
@@ -238,12 +234,11 @@ async fn the_audience_is_fixed_once_and_spooled_batch_by_batch() {
     );
 }
 
-#[tokio::test]
-async fn tracking_modes_default_to_anonymous() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("control.db"))
-        .await
-        .unwrap();
+pub async fn tracking_modes_default_to_anonymous<
+    S: AudienceStore + CampaignStore + ControlStore + EventStore,
+>(
+    store: &S,
+) {
     let a = store.add_tenant("acme").await.unwrap().id;
     let b = store.add_tenant("beta").await.unwrap().id;
     assert_eq!(
@@ -289,14 +284,13 @@ fn event(kind: store::EventKind, recipient: &str, detail: serde_json::Value) -> 
 /// Reports are counters kept while events are recorded: totals, by provider, bounce
 /// category, link and hour; unique opens and clicks counted once per person across
 /// batches; machines apart; test sends and other campaigns not mixed in.
-#[tokio::test]
-async fn campaign_reports_are_counted_as_events_arrive() {
+pub async fn campaign_reports_are_counted_as_events_arrive<
+    S: AudienceStore + CampaignStore + ControlStore + EventStore,
+>(
+    store: &S,
+) {
     use serde_json::json;
     use store::EventKind::*;
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("control.db"))
-        .await
-        .unwrap();
     let t = store.add_tenant("t").await.unwrap().id;
     let on = |kind, rcpt: &str, extra: serde_json::Value| {
         let mut detail = json!({"campaign_id": "cp_1"});
@@ -375,14 +369,13 @@ async fn campaign_reports_are_counted_as_events_arrive() {
 /// An A/B campaign's audience is fixed in a random order with its test group marked; its
 /// counters are kept per variant and zone too (uniques once per person); the first
 /// decision stands.
-#[tokio::test]
-async fn ab_tests_fix_a_sampled_group_count_per_variant_and_decide_once() {
+pub async fn ab_tests_fix_a_sampled_group_count_per_variant_and_decide_once<
+    S: AudienceStore + CampaignStore + ControlStore + EventStore,
+>(
+    store: &S,
+) {
     use serde_json::json;
     use store::EventKind::*;
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("control.db"))
-        .await
-        .unwrap();
     let a = store.add_tenant("acme").await.unwrap().id;
     let people: Vec<ContactInput> = (0..200)
         .map(|i| contact(&format!("p{i:03}@x.test"), "JP"))

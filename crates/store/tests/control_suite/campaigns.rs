@@ -1,8 +1,8 @@
-//! Campaigns on a real SQLite file: drafts change only while drafts, states move only along
+//! Campaigns on both stores: drafts change only while drafts, states move only along
 //! the allowed transitions (a conditional update: two moves at once cannot both win),
 //! start and finish times are kept, and another tenant sees none of it.
 
-use store::{CampaignDraft, CampaignState, CampaignStore, ControlStore, SqliteStore, StoreError};
+use store::{CampaignDraft, CampaignState, CampaignStore, ControlStore, StoreError};
 
 fn draft(name: &str) -> CampaignDraft {
     CampaignDraft {
@@ -26,12 +26,9 @@ fn refused<T: std::fmt::Debug>(result: Result<T, StoreError>) -> String {
     }
 }
 
-#[tokio::test]
-async fn campaigns_move_only_along_their_transitions() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("control.db"))
-        .await
-        .unwrap();
+pub async fn campaigns_move_only_along_their_transitions<S: CampaignStore + ControlStore>(
+    store: &S,
+) {
     let a = store.add_tenant("acme").await.unwrap().id;
     let b = store.add_tenant("beta").await.unwrap().id;
     let made = store
