@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use store::rollups::Resolution;
-use store::{ControlStore, EventKind, EventStore, SqliteStore};
+use store::{ControlPlane, ControlStore, EventKind, EventStore};
 
 use crate::activity::Activity;
 use crate::alerts::conditions::{FailingWebhook, Sample, TenantMail};
@@ -26,7 +26,7 @@ pub struct Observer {
     pub spool_dir: PathBuf,
     pub delivery: Option<delivery::Engine>,
     pub activity: Arc<Activity>,
-    pub store: SqliteStore,
+    pub store: ControlPlane,
     /// The server's certificate (PEM), when it has one.
     pub tls_cert: Option<PathBuf>,
     cpu: Mutex<Option<(i64, u64)>>,
@@ -38,7 +38,7 @@ impl Observer {
         spool_dir: PathBuf,
         delivery: Option<delivery::Engine>,
         activity: Arc<Activity>,
-        store: SqliteStore,
+        store: ControlPlane,
         tls_cert: Option<PathBuf>,
     ) -> Observer {
         Observer {

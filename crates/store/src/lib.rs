@@ -32,6 +32,7 @@ pub mod events;
 pub mod imports;
 pub mod keys;
 pub mod pg;
+pub mod plane;
 pub mod rollups;
 mod rows;
 mod segments_sql;
@@ -69,6 +70,7 @@ pub use events::{
 pub use imports::{ImportBatch, ImportJob, ImportState, ImportStore, NewImport};
 pub use keys::{KeyError, Scope, Scopes};
 pub use pg::PgStore;
+pub use plane::ControlPlane;
 pub use slo::{SloSlot, SloStore};
 pub use sqlite::SqliteStore;
 pub use templates::{Dialect, StoredTemplate, TemplateStore, TemplateVersion, VersionContent};

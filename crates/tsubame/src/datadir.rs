@@ -26,6 +26,12 @@ impl DataDir {
         self.root.join("control.db")
     }
 
+    /// Written by `serve` when the control plane is a shared PostgreSQL (its address, mode
+    /// 0600), so the command line works on the same database.
+    pub fn control_postgres(&self) -> PathBuf {
+        self.root.join("control.postgres")
+    }
+
     pub fn users(&self) -> PathBuf {
         self.root.join("users")
     }

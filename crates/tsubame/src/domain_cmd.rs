@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use delivery::route::dns::{Dns, DnsConfig, NameServers};
 use dkim::Algorithm;
-use store::{ControlStore, SendingDomain, SqliteStore};
+use store::{ControlPlane, ControlStore, SendingDomain};
 
 use crate::datadir::DataDir;
 use crate::tenant_cmd;
@@ -114,7 +114,7 @@ fn print_records(domain: &SendingDomain, dns: &RecordArgs) -> anyhow::Result<Vec
 
 /// One of a tenant's domains, or an error naming both.
 async fn domain_of(
-    store: &SqliteStore,
+    store: &ControlPlane,
     tenant: &store::Tenant,
     domain: &str,
 ) -> anyhow::Result<SendingDomain> {

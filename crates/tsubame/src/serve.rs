@@ -76,9 +76,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Cluster mode: the spool is reconciled with its replicated copy before anything reads it.
     let cluster = crate::cluster_mode::join(config.cluster.clone(), &spool).await?;
 
-    let control = store::SqliteStore::open(&data.control())
-        .await
-        .with_context(|| format!("opening {}", data.control().display()))?;
+    let control = open_control(&data, config.control_postgres.as_deref()).await?;
     // Campaign batches a crash left uncommitted are taken back out of the spool before
     // delivery can see them; they are spooled again from their campaign's cursor.
     let settled = campaigns::expand::settle_open_batches(&control, &spool)
@@ -392,6 +390,42 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
 }
 
+/// The control plane: the shared PostgreSQL when configured (its address left in the data
+/// directory for the command line), else SQLite in the data directory.
+async fn open_control(
+    data: &DataDir,
+    postgres: Option<&str>,
+) -> anyhow::Result<store::ControlPlane> {
+    let marker = data.control_postgres();
+    let control = match postgres {
+        Some(url) => store::ControlPlane::open(&data.control(), Some(url))
+            .await
+            .context("connecting to the PostgreSQL control plane (control.postgres)")?,
+        None => store::ControlPlane::open(&data.control(), None)
+            .await
+            .with_context(|| format!("opening {}", data.control().display()))?,
+    };
+    match postgres {
+        Some(url) => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&marker)
+                .with_context(|| format!("writing {}", marker.display()))?;
+            writeln!(file, "{url}")?;
+        }
+        None => {
+            let _ = std::fs::remove_file(&marker);
+        }
+    }
+    tracing::info!(kind = control.kind(), "control plane open");
+    Ok(control)
+}
+
 /// SIGTERM and SIGINT, listened for from the moment this is called (before anything is
 /// served: a signal that arrives as the first client connects must drain, not kill).
 fn shutdown_signals() -> anyhow::Result<impl std::future::Future<Output = ()>> {
@@ -478,7 +512,7 @@ fn unix_ms() -> i64 {
 }
 
 /// Puts the objectives' saved counters back, so budgets and burn rates survive a restart.
-async fn restore_slo_counts(control: &store::SqliteStore, slo: &ops::tracker::Tracker) {
+async fn restore_slo_counts(control: &store::ControlPlane, slo: &ops::tracker::Tracker) {
     let since = unix_ms() - SLO_KEPT.as_millis() as i64;
     match store::SloStore::slo_slots(control, since).await {
         Ok(rows) => {
@@ -502,7 +536,7 @@ async fn restore_slo_counts(control: &store::SqliteStore, slo: &ops::tracker::Tr
 
 /// Saves the objectives' recent counters every few seconds (a crash loses at most that),
 /// and forgets those older than any period once a day.
-async fn save_slo_counts(control: store::SqliteStore, slo: Arc<ops::tracker::Tracker>) {
+async fn save_slo_counts(control: store::ControlPlane, slo: Arc<ops::tracker::Tracker>) {
     let mut last_purge = 0;
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
@@ -534,7 +568,7 @@ async fn save_slo_counts(control: store::SqliteStore, slo: Arc<ops::tracker::Tra
 
 /// Per-tenant objectives name their tenant; events carry its id. Looked up at start-up
 /// and again with every save, so a tenant added later is counted from then on.
-async fn resolve_slo_tenants(control: &store::SqliteStore, slo: &ops::tracker::Tracker) {
+async fn resolve_slo_tenants(control: &store::ControlPlane, slo: &ops::tracker::Tracker) {
     for name in slo.unresolved_tenants() {
         if let Ok(Some(tenant)) = store::ControlStore::tenant(control, &name).await {
             slo.resolve_tenant(&name, &tenant.id);

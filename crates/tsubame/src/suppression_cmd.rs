@@ -144,7 +144,7 @@ pub fn run(command: SuppressionCommand, data: &DataDir) -> anyhow::Result<()> {
 }
 
 async fn import(
-    store: &store::SqliteStore,
+    store: &store::ControlPlane,
     tenant_id: &str,
     file: &PathBuf,
     reason: &str,

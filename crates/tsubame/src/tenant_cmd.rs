@@ -2,7 +2,7 @@
 //! directory's database (the server may be running: SQLite's WAL lets both at it).
 
 use anyhow::{Context, bail};
-use store::{ControlStore, Scopes, SqliteStore, Tenant};
+use store::{ControlPlane, ControlStore, Scopes, Tenant};
 
 use crate::datadir::DataDir;
 
@@ -74,18 +74,31 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// The data directory's control database, created if needed.
-pub(crate) async fn open(data: &DataDir) -> anyhow::Result<SqliteStore> {
+/// The control plane the server of this data directory uses: the shared PostgreSQL whose
+/// address `serve` left there, else the directory's SQLite database (created if needed).
+pub(crate) async fn open(data: &DataDir) -> anyhow::Result<ControlPlane> {
     std::fs::create_dir_all(&data.root)
         .with_context(|| format!("creating {}", data.root.display()))?;
+    let marker = data.control_postgres();
+    if let Ok(url) = std::fs::read_to_string(&marker) {
+        let url = url.trim();
+        return ControlPlane::open(&data.control(), Some(url))
+            .await
+            .with_context(|| {
+                format!(
+                    "connecting to the control plane named in {}",
+                    marker.display()
+                )
+            });
+    }
     let path = data.control();
-    SqliteStore::open(&path)
+    ControlPlane::open(&path, None)
         .await
         .with_context(|| format!("opening {}", path.display()))
 }
 
 /// A tenant by name or id, or an error naming it.
-pub(crate) async fn find(store: &SqliteStore, tenant: &str) -> anyhow::Result<Tenant> {
+pub(crate) async fn find(store: &ControlPlane, tenant: &str) -> anyhow::Result<Tenant> {
     match store.tenant(tenant).await? {
         Some(found) => Ok(found),
         None => bail!("no tenant named {tenant:?}"),

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use store::{
-    AlertAction, AlertRecord, OpsStore, ReportRecord, SilenceRecord, SqliteStore, StoreError,
+    AlertAction, AlertRecord, ControlPlane, OpsStore, ReportRecord, SilenceRecord, StoreError,
 };
 
 use crate::activity::Activity;
@@ -59,7 +59,7 @@ impl From<EngineError> for OpsFailure {
 }
 
 pub struct Ops {
-    store: SqliteStore,
+    store: ControlPlane,
     config: OpsConfig,
     pub clock: Clock,
     source: String,
@@ -76,7 +76,7 @@ pub struct Ops {
 impl Ops {
     #[allow(clippy::too_many_arguments)]
     pub async fn start(
-        store: SqliteStore,
+        store: ControlPlane,
         config: OpsConfig,
         clock: Clock,
         source: String,
@@ -116,7 +116,7 @@ impl Ops {
         &self.observer.activity
     }
 
-    pub fn store(&self) -> &SqliteStore {
+    pub fn store(&self) -> &ControlPlane {
         &self.store
     }
 

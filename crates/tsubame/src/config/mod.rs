@@ -52,6 +52,17 @@ pub struct RawConfig {
     pub ops: ops::config::OpsSpec,
     /// `[cluster]`: cluster mode; absent for a single node.
     pub cluster: Option<cluster::RawCluster>,
+    /// `[control]`: where tenants, keys, contacts, campaigns... are kept.
+    #[serde(default)]
+    pub control: RawControl,
+}
+
+/// `[control]`: the control plane's database. SQLite in the data directory unless
+/// `postgres` names a PostgreSQL database every node of a cluster shares.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawControl {
+    pub postgres: Option<String>,
 }
 
 /// `[campaigns]`: how campaigns are expanded into the spool.
@@ -139,6 +150,8 @@ pub struct Config {
     pub slos: Vec<ops::slo::Slo>,
     pub ops: ops::config::OpsConfig,
     pub cluster: Option<::cluster::node::ClusterConfig>,
+    /// The shared PostgreSQL control plane (`postgres://...`); None: SQLite on this node.
+    pub control_postgres: Option<String>,
 }
 
 /// Command-line values that override the file.
@@ -412,7 +425,20 @@ pub fn validate(raw: RawConfig, overrides: &Overrides) -> anyhow::Result<Config>
         slos: ops::slo::read(&raw.slo)?,
         ops: ops::config::read(&raw.ops)?,
         cluster: cluster::validate(raw.cluster.as_ref())?,
+        control_postgres: control_postgres(&raw.control)?,
     })
+}
+
+fn control_postgres(raw: &RawControl) -> anyhow::Result<Option<String>> {
+    let Some(url) = raw.postgres.as_deref().map(str::trim) else {
+        return Ok(None);
+    };
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        anyhow::bail!(
+            "control.postgres: expected a postgres://user@host:port/database address, got {url:?}"
+        );
+    }
+    Ok(Some(url.to_string()))
 }
 
 #[cfg(test)]

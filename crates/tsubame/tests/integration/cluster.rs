@@ -246,3 +246,57 @@ pub(crate) fn plain(log: &str) -> String {
     }
     out
 }
+
+/// Two nodes on one PostgreSQL control plane: what one node's command line creates, the
+/// other node's API knows; contacts written through one are read through the other; mail
+/// sent through the second node with the key made on the first is delivered.
+#[test]
+fn nodes_share_one_postgresql_control_plane() {
+    let rig = rig();
+    let pg = testkit::postgres::PgServer::start();
+    let shared = format!("{QUICK}[control]\npostgres = \"{}\"\n", pg.url());
+    let a = rig.node_with("a", &shared);
+    let b = rig.node_with("b", &shared);
+    a.cli(&["tenant", "add", "acme"]);
+    crate::api::add_domain(&a, "acme", "acme.test");
+    let key = a.cli(&["key", "add", "--tenant", "acme", "--scopes", "all"]);
+    let key = key.trim();
+    let tenants: serde_json::Value =
+        serde_json::from_str(&b.cli(&["tenant", "ls", "--json"])).expect("json");
+    assert_eq!(tenants[0]["name"], "acme", "{tenants}");
+    assert!(b.log_text().contains("postgresql"), "b runs on PostgreSQL");
+
+    let sent = crate::api::post(
+        &b,
+        key,
+        r#"{"messages":[{"from":"news@acme.test","to":["ann@dest.test"],
+            "subject":"crash 1","text":"Sent through b with a key made on a."}]}"#,
+    );
+    assert_eq!(sent["status"], 200, "{sent}");
+    rig.wait_delivered(&["1".to_string()], Duration::from_secs(30));
+
+    let call = |server: &TestServer, method: &str, path: &str, body: serde_json::Value| {
+        let url = format!("http://{}{path}", server.http);
+        let body = if body.is_null() {
+            "-".to_string()
+        } else {
+            body.to_string()
+        };
+        crate::harness::python_json("api_client.py", &[&url, key, &body, "{}", method])
+    };
+    let added = call(
+        &b,
+        "POST",
+        "/v1/contacts",
+        serde_json::json!({"contacts": [{"email": "bob@dest.test", "country": "JP"}]}),
+    );
+    assert_eq!(added["status"], 200, "{added}");
+    let read = call(
+        &a,
+        "GET",
+        "/v1/contacts/bob@dest.test",
+        serde_json::Value::Null,
+    );
+    assert_eq!(read["status"], 200, "{read}");
+    assert_eq!(read["body"]["country"], "JP", "{read}");
+}
