@@ -196,6 +196,9 @@ pub enum Ended {
     Stopped(CampaignState),
     /// An A/B test's group is spooled; the rest waits for the winner.
     Testing,
+    /// Another node took campaign expansion over (this one lost its lease): it goes on from
+    /// the last committed batch.
+    OffDuty,
 }
 
 /// The expansion of campaigns into one spool.
@@ -205,6 +208,8 @@ pub struct Expansion<S, X> {
     pub sending: Arc<X>,
     /// Recipients per batch (one store round and one group of spool commits each).
     pub batch: u32,
+    /// Expansion runs on one node of a cluster at a time.
+    pub duty: leases::Duty,
 }
 
 /// Batches composed ahead of the one being spooled.
@@ -293,6 +298,9 @@ impl<S: CampaignStore, X: Sending> Expansion<S, X> {
             let mut spooled_here: u64 = 0;
             while let Some(batch) = rx.recv().await {
                 let batch = batch?;
+                if !self.duty.held() {
+                    return Ok(Some(Ended::OffDuty));
+                }
                 let now = self
                     .store
                     .campaign(&campaign.tenant_id, &campaign.id)

@@ -144,6 +144,7 @@ where
 {
     let running: Arc<Mutex<HashSet<String>>> = Arc::default();
     loop {
+        expansion.duty.wait().await;
         if let Err(err) = start_due(&*expansion.store).await {
             tracing::warn!(error = %err, "looking for due campaigns failed");
         }
@@ -229,6 +230,9 @@ async fn expand_one<S, X>(
         }
         Ok(Ended::Testing) => {
             tracing::info!(campaign = %campaign.id, "A/B test group spooled; waiting for the winner")
+        }
+        Ok(Ended::OffDuty) => {
+            tracing::info!(campaign = %campaign.id, "campaign expansion handed to the node on duty")
         }
         Ok(Ended::Stopped(state)) => {
             tracing::info!(campaign = %campaign.id, state = state.as_str(), "campaign stopped")

@@ -83,12 +83,21 @@ pub async fn run<S: EventStore + Clone + 'static>(
     written: Arc<crate::Written>,
     config: WebhookConfig,
     observer: Option<FreshnessObserver>,
+    duty: leases::Duty,
 ) {
     let config = Arc::new(config);
     // Each task keeps the secret it signs with: a rotation restarts it (from the saved
     // cursor) with the new one.
     let mut tasks: HashMap<String, (tokio::task::JoinHandle<()>, String)> = HashMap::new();
     loop {
+        // One node of a cluster dispatches: off duty, the followers stop (a batch cut off
+        // mid-post is sent again by the node on duty, from the saved cursor).
+        if !duty.held() {
+            for (_, (task, _)) in tasks.drain() {
+                task.abort();
+            }
+            duty.wait().await;
+        }
         match store.all_webhooks().await {
             Ok(hooks) => {
                 let live: HashMap<&str, &str> = hooks

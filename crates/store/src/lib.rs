@@ -31,6 +31,7 @@ pub mod console;
 pub mod events;
 pub mod imports;
 pub mod keys;
+pub mod leases;
 pub mod pg;
 pub mod plane;
 pub mod rollups;
@@ -69,6 +70,7 @@ pub use events::{
 };
 pub use imports::{ImportBatch, ImportJob, ImportState, ImportStore, NewImport};
 pub use keys::{KeyError, Scope, Scopes};
+pub use leases::LeaseStore;
 pub use pg::PgStore;
 pub use plane::ControlPlane;
 pub use slo::{SloSlot, SloStore};

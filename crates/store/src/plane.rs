@@ -15,6 +15,7 @@ use crate::compat::*;
 use crate::console::*;
 use crate::events::*;
 use crate::imports::*;
+use crate::leases::*;
 use crate::slo::*;
 use crate::templates::*;
 use crate::*;
@@ -251,5 +252,12 @@ delegate! {
         fn save_slo_slots(&self, slots: &[SloSlot]) -> Result<(), StoreError>;
         fn slo_slots(&self, since_ms: i64) -> Result<Vec<SloSlot>, StoreError>;
         fn purge_slo_slots(&self, before_ms: i64) -> Result<u64, StoreError>;
+    }
+}
+
+delegate! {
+    LeaseStore {
+        fn claim_lease(&self, name: &str, owner: &str, ttl_ms: i64) -> Result<bool, StoreError>;
+        fn release_lease(&self, name: &str, owner: &str) -> Result<(), StoreError>;
     }
 }

@@ -43,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0022_tenant_timezone.sql"),
     include_str!("../migrations/0023_slo_counts.sql"),
     include_str!("../migrations/0024_alerts.sql"),
+    include_str!("../migrations/0025_leases.sql"),
 ];
 
 /// The SQLite control plane.

@@ -107,6 +107,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         written,
         config.events.webhooks.clone(),
         Some(freshness),
+        duty(&control, &config, "webhooks"),
     ));
     // The console's live rates and the objectives are fed by the delivery event listener.
     let rates: Arc<console::ops::rates::Rates> = Arc::default();
@@ -217,6 +218,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         spool: spool.clone(),
         hostname: config.smtp.hostname.clone(),
     });
+    let operations_duty = duty(&control_for_ops, &config, "operations");
     let operations = ops::runner::Ops::start(
         control_for_ops,
         config.ops.clone(),
@@ -228,7 +230,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .await
     .context("starting the operations runner")?;
-    tokio::spawn(operations.clone().run());
+    tokio::spawn(operations.clone().run(operations_duty));
     let router = admin_api::router(admin_api::AdminState {
         spool: spool.clone(),
         token: Arc::from(token.as_str()),
@@ -296,6 +298,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             state: api_state.clone(),
         }),
         batch: config.campaign_batch,
+        duty: duty(&api_state.tenancy.store, &config, "campaigns"),
     });
     tokio::spawn(campaigns::runner::run(
         expansion,
@@ -387,6 +390,25 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     match lost {
         Some(lost) => Err(lost),
         None => Ok(()),
+    }
+}
+
+/// How long a node holds a once-per-cluster duty without renewing it: the longest a duty
+/// waits when its holder dies.
+const DUTY_TERM: Duration = Duration::from_secs(10);
+
+/// A once-per-cluster duty: leased in a shared PostgreSQL control plane (held by this node
+/// when it can), always held on SQLite (one node alone).
+fn duty(control: &store::ControlPlane, config: &Config, name: &str) -> leases::Duty {
+    match control {
+        store::ControlPlane::Sqlite(_) => leases::Duty::always(),
+        store::ControlPlane::Postgres(_) => {
+            let owner = match &config.cluster {
+                Some(cluster) => cluster.membership.node.clone(),
+                None => format!("{}:{}", config.smtp.hostname, std::process::id()),
+            };
+            leases::Duty::leased(control.clone(), name, &owner, DUTY_TERM)
+        }
     }
 }
 

@@ -143,12 +143,14 @@ impl Ops {
         out
     }
 
-    /// Evaluates for ever.
-    pub async fn run(self: Arc<Self>) {
+    /// Evaluates for ever, while on `duty` (one node of a cluster evaluates, notifies and
+    /// reports).
+    pub async fn run(self: Arc<Self>, duty: leases::Duty) {
         let mut tick = tokio::time::interval(self.config.evaluate_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            duty.wait().await;
             if let Err(e) = self.evaluate().await {
                 tracing::warn!(target: "tsubame::ops", error = %e, "alert evaluation failed");
             }

@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations_pg/0005_templates_compat.sql"),
     include_str!("../../migrations_pg/0006_audience.sql"),
     include_str!("../../migrations_pg/0007_campaigns.sql"),
+    include_str!("../../migrations_pg/0008_leases.sql"),
 ];
 
 /// Serialises migrations between nodes starting together (`pg_advisory_xact_lock` key).

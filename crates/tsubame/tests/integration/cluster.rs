@@ -300,3 +300,108 @@ fn nodes_share_one_postgresql_control_plane() {
     assert_eq!(read["status"], 200, "{read}");
     assert_eq!(read["body"]["country"], "JP", "{read}");
 }
+
+/// Webhooks are dispatched by one node of the cluster (every event once, whichever node
+/// recorded it), and by another once that node dies.
+#[test]
+fn webhooks_are_dispatched_once_per_cluster_and_move_when_their_node_dies() {
+    use crate::events::{Receiver, call, events};
+    let rig = rig();
+    let pg = testkit::postgres::PgServer::start();
+    let shared = format!(
+        "{QUICK}[webhooks]\nallow_networks = [\"127.0.0.0/8\"]\nbackoff_max = \"1s\"\n\
+         [control]\npostgres = \"{}\"\n",
+        pg.url()
+    );
+    let mut a = rig.node_with("a", &shared);
+    let b = rig.node_with("b", &shared);
+    a.cli(&["tenant", "add", "acme"]);
+    crate::api::add_domain(&a, "acme", "acme.test");
+    let key = a.cli(&["key", "add", "--tenant", "acme", "--scopes", "all"]);
+    let key = key.trim();
+    let receiver = Receiver::start(false);
+    let hook = call(
+        &b,
+        "POST",
+        "/v1/webhooks",
+        key,
+        &serde_json::json!({"url": format!("http://127.0.0.1:{}/hook", receiver.port)}).to_string(),
+    );
+    assert_eq!(hook["status"], 201, "{hook}");
+    let secret = hook["body"]["secret"].as_str().expect("secret").to_string();
+    let send = |server: &TestServer, first: usize| {
+        let messages: Vec<serde_json::Value> = (first..first + 5)
+            .map(|n| {
+                serde_json::json!({"from": "news@acme.test", "to": ["r@dest.test"],
+                    "subject": format!("crash {n}"), "text": "t"})
+            })
+            .collect();
+        let sent = crate::api::post(
+            server,
+            key,
+            &serde_json::json!({ "messages": messages }).to_string(),
+        );
+        assert_eq!(sent["status"], 200, "{sent}");
+    };
+    // Every event once, in order, whichever node recorded it and whichever node dispatches.
+    let once = |what: &str, count: usize| {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            let all = events(&b, key, "type=delivered&limit=1000");
+            let got = receiver.verified(&secret);
+            let ids: Vec<i64> = got["events"]
+                .as_array()
+                .expect("events")
+                .iter()
+                .filter(|e| e["type"] == "delivered")
+                .filter_map(|e| e["id"].as_i64())
+                .collect();
+            if all.len() >= count && ids.len() >= count {
+                let mut unique = ids.clone();
+                unique.sort_unstable();
+                unique.dedup();
+                assert_eq!(
+                    unique.len(),
+                    ids.len(),
+                    "{what}: an event posted twice: {ids:?}"
+                );
+                assert_eq!(got["bad_signatures"], 0, "{got}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: {} of {count} delivered events posted ({} recorded)",
+                ids.len(),
+                all.len()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    // a started first: it holds the webhook duty, b waits.
+    let on_duty = |server: &TestServer| {
+        server
+            .log_text()
+            .lines()
+            .any(|l| l.contains("on duty") && l.contains("webhooks"))
+    };
+    assert!(on_duty(&a), "{}", a.log_text());
+    assert!(!on_duty(&b), "{}", b.log_text());
+    send(&a, 0);
+    send(&b, 5);
+    rig.wait_delivered(
+        &(0..10).map(|n| n.to_string()).collect::<Vec<_>>(),
+        Duration::from_secs(30),
+    );
+    once("both nodes' events", 10);
+    // a dies: b takes the duty over and posts what was recorded since.
+    a.kill9();
+    let died = Instant::now();
+    send(&b, 10);
+    rig.wait_delivered(
+        &(10..15).map(|n| n.to_string()).collect::<Vec<_>>(),
+        Duration::from_secs(30),
+    );
+    once("after a's death", 15);
+    assert!(on_duty(&b), "{}", b.log_text());
+    eprintln!("events after a's death posted within {:?}", died.elapsed());
+}

@@ -83,12 +83,18 @@ impl Drop for Receiver {
     }
 }
 
-fn call(server: &TestServer, method: &str, path: &str, token: &str, body: &str) -> Value {
+pub(crate) fn call(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: &str,
+) -> Value {
     let url = format!("http://{}{path}", server.http);
     python_json("api_client.py", &[&url, token, body, "{}", method])
 }
 
-fn events(server: &TestServer, token: &str, query: &str) -> Vec<Value> {
+pub(crate) fn events(server: &TestServer, token: &str, query: &str) -> Vec<Value> {
     let got = call(server, "GET", &format!("/v1/events?{query}"), token, "-");
     assert_eq!(got["status"], 200, "{got}");
     got["body"]["events"].as_array().expect("events").clone()
