@@ -189,9 +189,19 @@ impl<S: EventStore> Recorder<S> {
         let n = batch.len();
         let started = std::time::Instant::now();
         let mut tries = 0;
+        let mut waited = 0u64;
         loop {
             match self.store.add_events(batch).await {
                 Ok(()) => break,
+                // The database is down (a shared PostgreSQL restarting): the batch waits,
+                // and what arrives meanwhile queues up to PENDING_MAX.
+                Err(err) if err.is_unavailable() => {
+                    waited += 1;
+                    if waited == 1 || waited % 30 == 0 {
+                        tracing::warn!(error = %err, events = n, "the database is unavailable; events wait");
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
                 Err(err) if tries < 5 => {
                     tries += 1;
                     tracing::warn!(error = %err, events = n, "recording events failed; retrying");

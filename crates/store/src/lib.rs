@@ -193,6 +193,24 @@ pub enum StoreError {
     SchemaTooNew { found: i64, known: i64 },
 }
 
+impl StoreError {
+    /// The database could not be reached (down, restarting, network): trying again later
+    /// may succeed, unlike a refused value or a broken row.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::Protocol(_)
+            )
+        ) || matches!(self, StoreError::Database(sqlx::Error::Database(db))
+            if db.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08")))
+    }
+}
+
 /// The control-plane operations. Every tenant-owned object is addressed together with its
 /// tenant, so one tenant's id never reaches another's objects.
 pub trait ControlStore: Send + Sync {

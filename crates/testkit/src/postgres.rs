@@ -132,6 +132,61 @@ impl PgServer {
         );
     }
 
+    /// Stops the server at once, as a crash would (`pg_ctl stop -m immediate`: recovery
+    /// runs at the next start).
+    pub fn stop(&self) {
+        let data = self.dir.join("data");
+        let out = as_postgres(
+            &self.bin,
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().expect("utf8"),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts the server again on its port after [`PgServer::stop`].
+    pub fn restart(&self) {
+        let data = self.dir.join("data");
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c max_connections=200",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("server.log");
+        let out = as_postgres(
+            &self.bin,
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().expect("utf8"),
+                "-l",
+                log.to_str().expect("utf8"),
+                "-o",
+                &options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The connection URL of the `tsubame` database.
     pub fn url(&self) -> String {
         format!("postgres://tsubame@127.0.0.1:{}/tsubame", self.port)

@@ -56,7 +56,8 @@ impl PgStore {
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(std::time::Duration::from_secs(10))
+            // A request fails (503) within this while the database is down.
+            .acquire_timeout(std::time::Duration::from_secs(5))
             .connect(url)
             .await?;
         let store = PgStore { pool };

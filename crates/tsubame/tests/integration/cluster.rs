@@ -405,3 +405,99 @@ fn webhooks_are_dispatched_once_per_cluster_and_move_when_their_node_dies() {
     assert!(on_duty(&b), "{}", b.log_text());
     eprintln!("events after a's death posted within {:?}", died.elapsed());
 }
+
+/// The shared PostgreSQL down for a while (`PG_OUTAGE`, 60 s by default; stopped as by a
+/// crash): mail keeps being accepted over SMTP and delivered; the API answers with a JSON
+/// error instead of hanging or failing silently; once the database is back, the API sends
+/// again and the events of the outage are recorded.
+#[test]
+fn the_control_plane_down_for_a_minute_stops_no_mail() {
+    let outage = Duration::from_secs(
+        std::env::var("PG_OUTAGE")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60),
+    );
+    let rig = rig();
+    let pg = testkit::postgres::PgServer::start();
+    let shared = format!("{QUICK}[control]\npostgres = \"{}\"\n", pg.url());
+    let a = rig.node_with("a", &shared);
+    let b = rig.node_with("b", &shared);
+    a.cli(&["tenant", "add", "acme"]);
+    crate::api::add_domain(&a, "acme", "acme.test");
+    let key = a.cli(&["key", "add", "--tenant", "acme", "--scopes", "all"]);
+    let key = key.trim();
+    let api_send = |server: &TestServer, n: usize| {
+        let body = serde_json::json!({"messages": [{"from": "news@acme.test",
+            "to": ["r@dest.test"], "subject": format!("crash {n}"), "text": "t"}]});
+        crate::api::post(server, key, &body.to_string())
+    };
+    // A message accepted before the outage and delivered during it: its delivery event
+    // waits for the database.
+    b.cli(&["queue", "pause", "--domain", "dest.test"]);
+    assert_eq!(api_send(&b, 900_000)["status"], 200);
+
+    pg.stop();
+    let stopped = Instant::now();
+    b.cli(&["queue", "resume", "--domain", "dest.test"]);
+    rig.wait_delivered(&["900000".to_string()], Duration::from_secs(30));
+    // SMTP relaying goes on through both nodes for the whole outage.
+    let mut acked = Vec::new();
+    let mut api_answers = Vec::new();
+    let mut round = 0;
+    while stopped.elapsed() < outage {
+        for (i, node) in [&a, &b].into_iter().enumerate() {
+            acked.extend(send_for(
+                node,
+                Duration::from_millis(500),
+                10 * round + 2 * i,
+            ));
+        }
+        let answer = api_send(&a, 900_001 + round);
+        api_answers.push(answer["status"].as_u64().unwrap_or(0));
+        assert!(
+            answer["body"].is_object(),
+            "the API answers JSON while the database is down: {answer}"
+        );
+        round += 1;
+    }
+    assert!(acked.len() > 20, "too little traffic: {}", acked.len());
+    assert!(
+        api_answers.iter().all(|s| *s == 200 || *s >= 500),
+        "{api_answers:?}"
+    );
+    let took = rig.wait_delivered(&acked, Duration::from_secs(60));
+    eprintln!(
+        "outage {outage:?}: {} messages acknowledged over SMTP, all delivered ({took:?} after); API answers {api_answers:?}",
+        acked.len()
+    );
+
+    pg.restart();
+    let back = Instant::now();
+    loop {
+        let answer = api_send(&b, 999_999);
+        if answer["status"] == 200 {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(30),
+            "the API never recovered: {answer}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!("API sending again {:?} after the database", back.elapsed());
+    rig.wait_delivered(&["999999".to_string()], Duration::from_secs(30));
+    // Both deliveries have their event: the one made during the outage was kept.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let delivered = crate::events::events(&b, key, "type=delivered&limit=100");
+        if delivered.len() >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the delivery during the outage lost its event: {delivered:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
