@@ -63,6 +63,11 @@ impl Rig {
 
     /// A node with `extra` keys in its `[cluster]` section.
     pub(crate) fn node_with(&self, name: &str, extra: &str) -> TestServer {
+        TestServer::start(&self.node_config(name, extra))
+    }
+
+    /// The configuration of node `name` (see [`Rig::node_with`]).
+    fn node_config(&self, name: &str, extra: &str) -> String {
         let servers: Vec<String> = self
             .nats
             .urls()
@@ -72,7 +77,7 @@ impl Rig {
         let monitors: Vec<String> = (0..self.nats.len())
             .map(|i| format!("\"http://127.0.0.1:{}\"", self.nats.http_port(i)))
             .collect();
-        TestServer::start(&format!(
+        format!(
             "connections_per_ip_max = 1000\nconnection_rate_per_ip_max = 100000\n\
              [delivery]\ndns_servers = [\"{}\"]\nmx_port = {}\nretry_initial = \"1s\"\n\
              [cluster]\nnode = \"{name}\"\nservers = [{}]\nmonitor = [{}]\nshards = 3\n{extra}",
@@ -80,7 +85,7 @@ impl Rig {
             self.port,
             servers.join(", "),
             monitors.join(", ")
-        ))
+        )
     }
 
     /// Subject → times delivered.
@@ -500,4 +505,114 @@ fn the_control_plane_down_for_a_minute_stops_no_mail() {
         );
         std::thread::sleep(Duration::from_millis(300));
     }
+}
+
+/// One node's disk fills up: it refuses new mail with 452 (clients go to another node), the
+/// other node accepts, nothing acknowledged is lost or delivered twice, and the full node
+/// accepts again once space returns.
+#[test]
+fn one_nodes_full_disk_refuses_with_452_and_loses_nothing() {
+    use std::process::Command;
+    let rig = rig();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mount = dir.path().join("mnt");
+    std::fs::create_dir(&mount).expect("mkdir");
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .arg(&mount)
+        .status()
+        .expect("mount");
+    assert!(status.success(), "mounting a tmpfs needs root, as CI has");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mount.clone());
+    let mut a = TestServer::configure(
+        dir.path(),
+        &mount.join("data"),
+        &rig.node_config(
+            "a",
+            &format!("{QUICK}[spool]\nsegment_bytes_max = 262144\n"),
+        ),
+    );
+    a.spawn(&[]);
+    let b = rig.node_with("b", QUICK);
+    // Destination paused: what the nodes accept stays on their disks.
+    a.cli(&["queue", "pause", "--domain", "dest.test"]);
+    let used = mount_used(&mount);
+    let ballast = mount.join("ballast");
+    std::fs::write(&ballast, vec![0u8; (8 << 20) - used - (1 << 20)]).expect("ballast");
+
+    let send = |server: &TestServer, n: usize| -> String {
+        let mut client = crate::harness::RawClient::connect(server.smtp);
+        client.start_data("a@example.org", "r@dest.test");
+        let mut data = format!("Subject: crash {n}\r\n\r\n").into_bytes();
+        for line in vec![b'z'; 48 << 10].chunks(76) {
+            data.extend_from_slice(line);
+            data.extend_from_slice(b"\r\n");
+        }
+        data.extend_from_slice(b".\r\n");
+        client.send(&data);
+        let reply = client.reply();
+        client.cmd("QUIT");
+        reply
+    };
+    let mut acked = Vec::new();
+    let mut refused = None;
+    for n in 0..200 {
+        let reply = send(&a, n);
+        if reply.starts_with("250 ") {
+            acked.push(n.to_string());
+        } else {
+            refused = Some((n, reply));
+            break;
+        }
+    }
+    let (refused_n, reply) = refused.expect("a's disk never filled");
+    assert!(reply.starts_with("452 4.3.1"), "{reply}");
+    assert!(!acked.is_empty());
+    // The client goes elsewhere: b takes the message a refused, and more.
+    for n in [refused_n, 1000, 1001] {
+        let reply = send(&b, n);
+        assert!(reply.starts_with("250 "), "{reply}");
+        acked.push(n.to_string());
+    }
+    // Space returns: a accepts again.
+    std::fs::remove_file(&ballast).expect("free space");
+    std::thread::sleep(Duration::from_millis(200));
+    let reply = send(&a, 2000);
+    assert!(reply.starts_with("250 "), "{reply}");
+    acked.push("2000".into());
+    a.cli(&["queue", "resume", "--domain", "dest.test"]);
+    rig.wait_delivered(&acked, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(2));
+    let delivered = rig.delivered();
+    let twice: Vec<_> = delivered.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "delivered twice: {twice:?}");
+    let unexpected: Vec<_> = delivered.keys().filter(|s| !acked.contains(s)).collect();
+    assert!(
+        unexpected.is_empty(),
+        "delivered though refused: {unexpected:?}"
+    );
+    eprintln!(
+        "a acknowledged {} before its disk filled; all {} delivered once",
+        acked.len() - 4,
+        acked.len()
+    );
+}
+
+fn mount_used(mount: &std::path::Path) -> usize {
+    let out = std::process::Command::new("df")
+        .args(["-B1", "--output=used"])
+        .arg(mount)
+        .output()
+        .expect("df");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0)
 }
