@@ -14,6 +14,7 @@ mod campaigns;
 mod clients;
 mod cluster;
 mod cluster_drill;
+mod cluster_upgrade;
 mod compat_audience;
 mod compat_campaigns;
 mod config_cli;
