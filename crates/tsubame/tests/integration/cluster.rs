@@ -616,3 +616,118 @@ fn mount_used(mount: &std::path::Path) -> usize {
         .and_then(|l| l.trim().parse().ok())
         .unwrap_or(0)
 }
+
+/// Drops every packet node `a` (running as the user `nobody`) sends to the spool servers,
+/// as a partition would (nftables, output hook on loopback); gone with the table on drop.
+struct Partition;
+
+impl Partition {
+    fn cut(ports: &[u16]) -> Partition {
+        let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+        let rules = format!(
+            "table inet tsubame_partition {{\n  chain output {{\n    type filter hook output priority 0;\n    \
+             meta skuid 65534 tcp dport {{ {} }} drop\n  }}\n}}\n",
+            ports.join(", ")
+        );
+        let mut nft = std::process::Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("nft (Debian package nftables)");
+        use std::io::Write;
+        nft.stdin
+            .take()
+            .expect("stdin")
+            .write_all(rules.as_bytes())
+            .expect("rules");
+        assert!(nft.wait().expect("nft").success(), "nft refused: {rules}");
+        Partition
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("nft")
+            .args(["delete", "table", "inet", "tsubame_partition"])
+            .status();
+    }
+}
+
+/// A node cut off from the spool servers by a network partition (its packets dropped, not
+/// refused): it stops delivering (its destination resumed meanwhile delivers nothing), a
+/// survivor takes its acknowledged queue over and delivers it; when the partition heals the
+/// node finds its work taken, exits, and rejoins dropping what went elsewhere. Every
+/// message delivered once.
+#[test]
+fn a_partitioned_node_fences_itself_and_its_queue_is_delivered_once_elsewhere() {
+    let rig = rig();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = std::process::Command::new("chown")
+        .args(["65534:65534"])
+        .arg(dir.path())
+        .status()
+        .expect("chown");
+    assert!(status.success());
+    let as_nobody = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ];
+    let mut a = TestServer::configure(
+        dir.path(),
+        &dir.path().join("data"),
+        &rig.node_config("a", QUICK),
+    );
+    a.spawn(&as_nobody);
+    let b = rig.node_with("b", QUICK);
+    a.cli(&["queue", "pause", "--domain", "dest.test"]);
+    let acked = send_for(&a, Duration::from_millis(1500), 0);
+    assert!(acked.len() > 20, "too little traffic: {}", acked.len());
+    assert!(rig.delivered().is_empty(), "nothing delivered while paused");
+
+    let ports: Vec<u16> = rig
+        .nats
+        .urls()
+        .split(',')
+        .filter_map(|u| u.rsplit(':').next()?.parse().ok())
+        .collect();
+    let partition = Partition::cut(&ports);
+    let cut = Instant::now();
+    // a notices within `fence_after` that its heartbeats no longer land: it fences itself
+    // and fails its health check.
+    while crate::harness::http_get(a.http, "/health", None).is_ok_and(|(s, _)| s == 200) {
+        assert!(
+            cut.elapsed() < Duration::from_secs(5),
+            "a never fenced itself"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let fenced = cut.elapsed();
+    // Fenced, a delivers nothing, even with its destination open again.
+    a.cli(&["queue", "resume", "--domain", "dest.test"]);
+    rig.wait_delivered(&acked, Duration::from_secs(30));
+    eprintln!(
+        "partition: a fenced {:.2}s after the cut; its {} messages delivered by b {:.2}s after the cut",
+        fenced.as_secs_f64(),
+        acked.len(),
+        cut.elapsed().as_secs_f64()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    drop(partition);
+    // Healed: a's heartbeat is refused, it exits, and its next start drops what b took.
+    let exit = a.wait_exit(Duration::from_secs(20));
+    assert!(
+        exit.is_some_and(|s| !s.success()),
+        "a cut-off node whose queue was taken over must exit: {exit:?}\n{}",
+        a.log_text()
+    );
+    a.spawn(&as_nobody);
+    std::thread::sleep(Duration::from_secs(2));
+    let delivered = rig.delivered();
+    let twice: Vec<_> = delivered.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "delivered twice: {twice:?}");
+    assert_eq!(delivered.len(), acked.len());
+    assert_eq!(queued(&a), 0, "a dropped what b delivered");
+    drop(b);
+}
