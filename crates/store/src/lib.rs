@@ -23,6 +23,7 @@
 
 pub mod alerts;
 pub mod audience;
+mod audience_checks;
 pub mod campaign_counts;
 mod campaign_sql;
 pub mod campaigns;

@@ -420,15 +420,10 @@ async fn open_control(
 ) -> anyhow::Result<store::ControlPlane> {
     let marker = data.control_postgres();
     let control = match postgres {
-        Some(url) => store::ControlPlane::open(&data.control(), Some(url))
-            .await
-            .context("connecting to the PostgreSQL control plane (control.postgres)")?,
-        None => store::ControlPlane::open(&data.control(), None)
-            .await
-            .with_context(|| format!("opening {}", data.control().display()))?,
-    };
-    match postgres {
         Some(url) => {
+            let control = store::ControlPlane::open(&data.control(), Some(url))
+                .await
+                .context("connecting to the PostgreSQL control plane (control.postgres)")?;
             use std::io::Write;
             use std::os::unix::fs::OpenOptionsExt;
             let mut file = std::fs::OpenOptions::new()
@@ -439,11 +434,15 @@ async fn open_control(
                 .open(&marker)
                 .with_context(|| format!("writing {}", marker.display()))?;
             writeln!(file, "{url}")?;
+            control
         }
         None => {
             let _ = std::fs::remove_file(&marker);
+            store::ControlPlane::open(&data.control(), None)
+                .await
+                .with_context(|| format!("opening {}", data.control().display()))?
         }
-    }
+    };
     tracing::info!(kind = control.kind(), "control plane open");
     Ok(control)
 }

@@ -65,7 +65,7 @@ impl CampaignStore for PgStore {
         draft: &CampaignDraft,
     ) -> Result<Campaign, StoreError> {
         let name = checked_name(&draft.name)?;
-        let id = crate::sqlite_audience::rows::new_id("cp_");
+        let id = crate::audience_checks::new_id("cp_");
         let now = now_ms();
         sqlx::query(
             "INSERT INTO campaigns (id, tenant_id, name, state, audience, content, schedule, \

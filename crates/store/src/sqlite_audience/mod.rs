@@ -16,6 +16,8 @@ use crate::audience::{
     AudienceStore, Condition, Consent, Contact, ContactInput, ContactList, ContactQuery, Existing,
     ListConfirmation, MemberStatus, Membership, PropertyDef, PropertyKind, SavedSegment, Upserted,
 };
+pub use crate::audience_checks::CONTACTS_PAGE_MAX;
+use crate::audience_checks::{list_name, list_name_taken};
 use crate::segments_sql::{Param, compile};
 use crate::{SqliteStore, StoreError, now_ms};
 use rows::*;
@@ -24,21 +26,6 @@ pub(crate) use writes::{set_members_in, upsert_in};
 
 /// Contacts per INSERT statement (SQLite binds at most 32,766 values; 8 per row).
 const UPSERT_ROWS: usize = 1000;
-/// Most contacts or members one page returns.
-pub const CONTACTS_PAGE_MAX: u32 = 1000;
-
-fn list_name_taken(name: &str) -> StoreError {
-    invalid("name", format!("a list named {name:?} exists already"))
-}
-
-/// A list's name, trimmed: 1 to 100 characters on one line.
-fn list_name(name: &str) -> Result<&str, StoreError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(invalid("name", "1 to 100 characters on one line"));
-    }
-    Ok(name)
-}
 
 impl AudienceStore for SqliteStore {
     async fn add_property(

@@ -1,29 +1,13 @@
-//! Reading the audience's rows, and the small checks and lookups the store's operations
-//! share.
+//! Reading the audience's rows on SQLite (the readers and checks both stores share are in
+//! `crate::rows` and `crate::audience_checks`).
 
-use rand::RngCore;
 use sqlx::sqlite::SqliteRow;
 
+pub(crate) use crate::audience_checks::{check_property_name, invalid, new_id};
 pub(crate) use crate::rows::{
     contact_from, list_from, membership_from, property_from, segment_from,
 };
 use crate::{SqliteStore, StoreError};
-
-pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> StoreError {
-    StoreError::Invalid {
-        field,
-        reason: reason.into(),
-    }
-}
-
-/// A fresh id: `prefix` and 64 random bits in hex.
-pub(crate) fn new_id(prefix: &str) -> String {
-    let mut raw = [0u8; 8];
-    rand::rng().fill_bytes(&mut raw);
-    std::iter::once(prefix.to_string())
-        .chain(raw.iter().map(|b| format!("{b:02x}")))
-        .collect()
-}
 
 /// A row of a tenant's `table` (`contact_lists` or `segments`) by id, or else by name.
 pub(crate) async fn by_id_or_name(
@@ -40,23 +24,4 @@ pub(crate) async fn by_id_or_name(
     .bind(key)
     .fetch_optional(&store.pool)
     .await?)
-}
-
-pub(crate) fn check_property_name(name: &str) -> Result<(), StoreError> {
-    let mut chars = name.chars();
-    let starts = chars.next().is_some_and(|c| c.is_ascii_lowercase());
-    let rest = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if !(starts && rest && name.len() <= 64) {
-        return Err(invalid(
-            "name",
-            "a letter, then lower-case letters, digits or _ (at most 64)",
-        ));
-    }
-    if matches!(
-        name,
-        "id" | "address" | "email" | "timezone" | "locale" | "country" | "created" | "updated"
-    ) {
-        return Err(invalid("name", format!("{name} is a contact's own field")));
-    }
-    Ok(())
 }

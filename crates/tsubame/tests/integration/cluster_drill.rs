@@ -26,7 +26,7 @@ use crate::cluster::{rig_with, subject_of};
 use crate::crash::client_loop_timed;
 use crate::harness::TestServer;
 
-const CLIENTS: usize = 4;
+pub(crate) const CLIENTS: usize = 4;
 
 fn unix_now() -> f64 {
     SystemTime::now()
@@ -65,26 +65,9 @@ fn nodes_killed_in_turn_under_load_lose_no_acknowledged_mail() {
         data_delay: 0.02,
         ..SinkOptions::default()
     });
-    let mut nodes: Vec<TestServer> = ["a", "b", "c"]
-        .iter()
-        .map(|name| rig.node_with(name, ""))
-        .collect();
-    let backends: Vec<Backend> = nodes
-        .iter()
-        .map(|n| Backend {
-            smtp: n.smtp,
-            http_port: n.http.port(),
-        })
-        .collect();
-    let haproxy = Haproxy::start(&backends);
-
+    let (mut nodes, haproxy) = three_behind_haproxy(&rig);
     let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|c| {
-            let (addr, stop) = (haproxy.addr, stop.clone());
-            std::thread::spawn(move || client_loop_timed(addr, 100 + c, stop, "r@dest.test"))
-        })
-        .collect();
+    let clients = start_clients(&haproxy, 100, &stop);
     let mut record = Vec::new();
     let mut spool_server_kills = 0;
     for k in 0..kills {
@@ -245,6 +228,40 @@ fn nodes_killed_in_turn_under_load_lose_no_acknowledged_mail() {
         );
     }
     drop(haproxy);
+}
+
+/// Nodes a, b and c (cluster timing as shipped) behind HAProxy.
+pub(crate) fn three_behind_haproxy(rig: &crate::cluster::Rig) -> (Vec<TestServer>, Haproxy) {
+    let nodes: Vec<TestServer> = ["a", "b", "c"]
+        .iter()
+        .map(|name| rig.node_with(name, ""))
+        .collect();
+    let backends: Vec<Backend> = nodes
+        .iter()
+        .map(|n| Backend {
+            smtp: n.smtp,
+            http_port: n.http.port(),
+        })
+        .collect();
+    let haproxy = Haproxy::start(&backends);
+    (nodes, haproxy)
+}
+
+/// What each client acknowledged: queue id, message, when.
+pub(crate) type Acked = Vec<(String, Vec<u8>, Instant)>;
+
+/// `CLIENTS` clients sending through HAProxy until `stop` (client numbers from `first`).
+pub(crate) fn start_clients(
+    haproxy: &Haproxy,
+    first: usize,
+    stop: &Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<Acked>> {
+    (0..CLIENTS)
+        .map(|c| {
+            let (addr, stop) = (haproxy.addr, stop.clone());
+            std::thread::spawn(move || client_loop_timed(addr, first + c, stop, "r@dest.test"))
+        })
+        .collect()
 }
 
 /// The latest MX arrival time (Unix seconds) among messages with one of `ids` (their

@@ -10,14 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use testkit::haproxy::{Backend, Haproxy};
 use testkit::sink::SinkOptions;
 
 use crate::cluster::{rig_with, subject_of};
-use crate::crash::client_loop_timed;
-use crate::harness::TestServer;
-
-const CLIENTS: usize = 4;
+use crate::cluster_drill::{CLIENTS, start_clients, three_behind_haproxy};
 
 #[test]
 fn a_rolling_upgrade_of_three_nodes_under_load_loses_and_duplicates_nothing() {
@@ -26,25 +22,9 @@ fn a_rolling_upgrade_of_three_nodes_under_load_loses_and_duplicates_nothing() {
         data_delay: 0.02,
         ..SinkOptions::default()
     });
-    let mut nodes: Vec<TestServer> = ["a", "b", "c"]
-        .iter()
-        .map(|name| rig.node_with(name, ""))
-        .collect();
-    let backends: Vec<Backend> = nodes
-        .iter()
-        .map(|n| Backend {
-            smtp: n.smtp,
-            http_port: n.http.port(),
-        })
-        .collect();
-    let haproxy = Haproxy::start(&backends);
+    let (mut nodes, haproxy) = three_behind_haproxy(&rig);
     let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|c| {
-            let (addr, stop) = (haproxy.addr, stop.clone());
-            std::thread::spawn(move || client_loop_timed(addr, 200 + c, stop, "r@dest.test"))
-        })
-        .collect();
+    let clients = start_clients(&haproxy, 200, &stop);
     let mut drains = Vec::new();
     for node in nodes.iter_mut() {
         std::thread::sleep(Duration::from_millis(1500));

@@ -15,31 +15,18 @@ use crate::audience::{
     AudienceStore, Condition, Consent, Contact, ContactInput, ContactList, ContactQuery, Existing,
     ListConfirmation, MemberStatus, Membership, PropertyDef, PropertyKind, SavedSegment, Upserted,
 };
+use crate::audience_checks::{
+    CONTACTS_PAGE_MAX, check_property_name, invalid, list_name, list_name_taken, new_id,
+};
 use crate::pg::PgStore;
 use crate::rows::{contact_from, list_from, membership_from, property_from, segment_from};
 use crate::segments_sql::{Param, compile_pg};
-use crate::sqlite_audience::rows::{check_property_name, invalid, new_id};
 use crate::{StoreError, now_ms};
 use writes::{adjust_counts, list_in, statuses};
 pub(crate) use writes::{set_members_in, upsert_in};
 
 /// Contacts per INSERT statement (PostgreSQL binds at most 65,535 values; 8 per row).
 const UPSERT_ROWS: usize = 1000;
-/// Most contacts or members one page returns.
-pub const CONTACTS_PAGE_MAX: u32 = 1000;
-
-fn list_name_taken(name: &str) -> StoreError {
-    invalid("name", format!("a list named {name:?} exists already"))
-}
-
-/// A list's name, trimmed: 1 to 100 characters on one line.
-fn list_name(name: &str) -> Result<&str, StoreError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(invalid("name", "1 to 100 characters on one line"));
-    }
-    Ok(name)
-}
 
 impl AudienceStore for PgStore {
     async fn add_property(

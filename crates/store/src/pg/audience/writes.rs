@@ -9,6 +9,7 @@ use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::UPSERT_ROWS;
 use crate::audience::{Consent, ContactInput, ContactList, Existing, MemberStatus, Upserted};
+use crate::audience_checks::fold;
 use crate::rows::list_from;
 use crate::{StoreError, now_ms};
 
@@ -81,36 +82,7 @@ pub(crate) async fn upsert_in(
     contacts: &[ContactInput],
     existing: Existing,
 ) -> Result<Upserted, StoreError> {
-    // Fold repeated addresses into one, at the first one's position: later fields and
-    // properties override earlier ones, as successive updates would.
-    let mut order: Vec<&str> = Vec::with_capacity(contacts.len());
-    // Borrowed unless folded: most batches repeat no address, and copying every contact's
-    // properties showed in the import's profile.
-    let mut latest: HashMap<&str, std::borrow::Cow<'_, ContactInput>> =
-        HashMap::with_capacity(contacts.len());
-    for contact in contacts {
-        match latest.get_mut(contact.address.as_str()) {
-            Some(folded) => {
-                let folded = folded.to_mut();
-                folded.timezone = contact.timezone.clone().or(folded.timezone.take());
-                folded.locale = contact.locale.clone().or(folded.locale.take());
-                folded.country = contact.country.clone().or(folded.country.take());
-                folded.properties.extend(
-                    contact
-                        .properties
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone())),
-                );
-            }
-            None => {
-                latest.insert(
-                    contact.address.as_str(),
-                    std::borrow::Cow::Borrowed(contact),
-                );
-                order.push(contact.address.as_str());
-            }
-        }
-    }
+    let (order, latest) = fold(contacts);
     let now = now_ms();
     let mut out = Upserted::default();
     let mut ids: HashMap<String, i64> = HashMap::with_capacity(order.len());
